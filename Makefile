@@ -1,0 +1,28 @@
+# Two commands for a fresh machine: `make demo` and `make test`. `make ui` opens the web UI.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: demo test ui install clean-data
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m synapflow_assets demo --animals 2 --sessions 3
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 --durations=10
+
+ui: $(VENV)/.installed
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+clean-data:
+	rm -rf data/dagster data/volumes data/landing/*/ history storage logs schedules

@@ -1,0 +1,15 @@
+"""The Dagster definitions of SynapFlow Assets (``dagster dev -w workspace.yaml``)."""
+import os
+
+import dagster as dg
+
+from .defs.landing_sensor import ingest_job, landing_sensor
+from .defs.resources import DataLake, ImagingSettings
+from .defs.volume_assets import raw_volume
+
+defs = dg.Definitions(
+    assets=[raw_volume],
+    jobs=[ingest_job],
+    sensors=[landing_sensor],
+    resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings()},
+)

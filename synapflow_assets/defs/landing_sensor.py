@@ -1,0 +1,47 @@
+"""Sensor that turns complete files in the landing folder into partitions and runs."""
+import json
+
+import dagster as dg
+
+from ..imaging.landing import scan_landing, settled_sessions
+from .partitions import ANIMALS, SESSIONS, session_partition_key
+from .resources import DataLake
+from .volume_assets import raw_volume
+
+ingest_job = dg.define_asset_job("ingest_sessions", selection=[raw_volume])
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult:
+    """Watch ``data/landing/<animal>/<session>.tif``: add partitions and request ingestion.
+
+    A file is taken once it is complete (a ``<session>.done`` marker, or size
+    and modification time unchanged over two ticks); a file whose content
+    changes later is requested again. The cursor makes restarts safe.
+    """
+    sessions, problems = scan_landing(lake.landing)
+    for problem in problems:
+        context.log.warning(f"skipped: {problem}")
+    state = json.loads(context.cursor) if context.cursor else {}
+    ready, state = settled_sessions(sessions, state)
+    animals = sorted({s.animal for s in ready} - set(context.instance.get_dynamic_partitions(ANIMALS.name)))
+    session_keys = sorted({s.session for s in ready} - set(context.instance.get_dynamic_partitions(SESSIONS.name)))
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
+                partition_key=session_partition_key(s.animal, s.session),
+                tags={"synapflow/source": str(s.path)},
+            )
+            for s in ready
+        ],
+        dynamic_partitions_requests=[
+            request
+            for request in (
+                ANIMALS.build_add_request(animals) if animals else None,
+                SESSIONS.build_add_request(session_keys) if session_keys else None,
+            )
+            if request is not None
+        ],
+        cursor=json.dumps(state),
+    )

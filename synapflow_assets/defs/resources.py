@@ -1,0 +1,35 @@
+"""Resources: where data lives and how raw files are read."""
+from pathlib import Path
+
+import dagster as dg
+
+
+class DataLake(dg.ConfigurableResource):
+    """The folders of the embedded deployment, all under one root (default ``data/``)."""
+
+    root: str = "data"
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.root) / "landing"
+
+    def volume_path(self, animal: str, session: str) -> Path:
+        return Path(self.root) / "volumes" / animal / f"{session}.ome.zarr"
+
+
+class ImagingSettings(dg.ConfigurableResource):
+    """How raw stacks are read; a session's sidecar JSON may override channel choices."""
+
+    channel: int | None = None
+    n_channels: int | None = None
+    default_voxel_size_um: list[float] = [1.0, 0.12, 0.12]
+    min_layers: int = 2
+    max_layer_shift_px: float = 20.0
+
+    def reader_options(self) -> dict:
+        return {
+            "channel": self.channel,
+            "n_channels": self.n_channels,
+            "default_voxel_size_um": tuple(self.default_voxel_size_um),
+            "min_layers": self.min_layers,
+        }

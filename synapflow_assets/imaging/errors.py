@@ -1,0 +1,11 @@
+"""Errors raised for bad input files."""
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """An input file cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -1,0 +1,129 @@
+"""The landing folder: where new sessions arrive as ``<animal>/<session>.tif``."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .keys import InvalidKeyError, validate_key
+
+TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+
+
+@dataclass(frozen=True)
+class LandedSession:
+    """One session input found in the landing folder."""
+
+    animal: str
+    session: str
+    path: Path
+    fingerprint: str
+
+    @property
+    def done_marker(self) -> Path:
+        return self.path.parent / f"{self.session}.done"
+
+
+def session_key_of(path: Path) -> str | None:
+    """The session key a landing entry stands for, or None if it is not an input."""
+    name = path.name
+    if name.startswith("."):
+        return None
+    if path.is_dir():
+        return name if any(path.glob("*.png")) else None
+    lower = name.lower()
+    for suffix in TIFF_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def fingerprint(path: Path) -> str:
+    """Cheap change detector: size and modification time (of every PNG for a folder)."""
+    files = sorted(path.glob("*.png")) if path.is_dir() else [path]
+    stats = [f.stat() for f in files]
+    return f"{len(stats)}:{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"
+
+
+def scan_landing(root: Path) -> tuple[list[LandedSession], list[str]]:
+    """Every session input under ``root`` and the problems with entries that were skipped.
+
+    Returns
+    -------
+    sessions : list of LandedSession
+        Sorted by animal and path.
+    problems : list of str
+        One message per entry whose animal or session name is not a valid key.
+    """
+    root = Path(root)
+    sessions, problems = [], []
+    if not root.is_dir():
+        return sessions, problems
+    for animal_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        _scan_animal(animal_dir, sessions, problems)
+    return sessions, problems
+
+
+def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
+    for entry in sorted(animal_dir.iterdir()):
+        session = session_key_of(entry)
+        if session is None:
+            continue
+        try:
+            validate_key(animal_dir.name, "animal")
+            validate_key(session, "session")
+            sessions.append(LandedSession(animal_dir.name, session, entry, fingerprint(entry)))
+        except InvalidKeyError as error:
+            problems.append(f"{entry}: {error}")
+        except FileNotFoundError:
+            continue
+
+
+def find_session_input(root: Path, animal: str, session: str) -> Path:
+    """The input file or PNG folder of one session, or an InputError naming where it was sought."""
+    folder = Path(root) / validate_key(animal, "animal")
+    validate_key(session, "session")
+    found: list[LandedSession] = []
+    if folder.is_dir():
+        _scan_animal(folder, found, [])
+    matches = [s.path for s in found if s.session == session]
+    if not matches:
+        raise InputError(folder / session, f"no input for animal {animal!r} session {session!r} (expected {session}.tif or a folder of PNG layers)")
+    if len(matches) > 1:
+        raise InputError(folder / session, f"several inputs for one session: {', '.join(m.name for m in matches)}")
+    return matches[0]
+
+
+def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[LandedSession], dict]:
+    """Which landed sessions are complete and not yet requested in their current form.
+
+    A session is complete when its ``<session>.done`` marker exists or its
+    fingerprint is unchanged since the previous scan. A session whose
+    fingerprint differs from the one last requested (its content changed) is
+    requested again once it is complete.
+
+    Parameters
+    ----------
+    sessions : list of LandedSession
+        The current scan.
+    state : dict
+        ``{"seen": {path: fingerprint}, "requested": {path: fingerprint}}`` from
+        the previous call (empty at first).
+
+    Returns
+    -------
+    ready : list of LandedSession
+    state : dict
+        The state to pass next time.
+    """
+    seen, requested = state.get("seen", {}), dict(state.get("requested", {}))
+    ready = []
+    for item in sessions:
+        key = str(item.path)
+        complete = item.done_marker.exists() or seen.get(key) == item.fingerprint
+        if complete and requested.get(key) != item.fingerprint:
+            ready.append(item)
+            requested[key] = item.fingerprint
+    current = {str(item.path) for item in sessions}
+    return ready, {
+        "seen": {str(item.path): item.fingerprint for item in sessions},
+        "requested": {key: fp for key, fp in requested.items() if key in current},
+    }

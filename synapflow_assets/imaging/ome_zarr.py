@@ -1,0 +1,129 @@
+"""OME-Zarr (NGFF 0.5, zarr v3) volumes written atomically, with their projection."""
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+NGFF_VERSION = "0.5"
+_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+@contextmanager
+def atomic_directory(target: Path):
+    """Yield a temporary sibling folder that replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def downsample_xy(data: np.ndarray) -> np.ndarray:
+    """Halve the y and x size of a (z, y, x) array by 2x2 averaging, keeping the dtype."""
+    z, y, x = data.shape
+    blocks = data[:, : y // 2 * 2, : x // 2 * 2].reshape(z, y // 2, 2, x // 2, 2)
+    mean = blocks.mean(axis=(2, 4), dtype=np.float32)
+    return np.rint(mean).astype(data.dtype) if np.issubdtype(data.dtype, np.integer) else mean.astype(data.dtype)
+
+
+def multiscales_metadata(name: str, voxel_size_um, n_levels: int) -> dict:
+    """NGFF ``multiscales`` entry: z, y, x in micrometres, x/y halved per level."""
+    vz, vy, vx = (float(v) for v in voxel_size_um)
+    return {
+        "name": name,
+        "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+        "datasets": [
+            {
+                "path": str(level),
+                "coordinateTransformations": [{"type": "scale", "scale": [vz, vy * 2**level, vx * 2**level]}],
+            }
+            for level in range(n_levels)
+        ],
+    }
+
+
+def write_volume(
+    target: Path,
+    data: np.ndarray,
+    voxel_size_um,
+    *,
+    mip: np.ndarray | None = None,
+    attributes: dict | None = None,
+    n_levels: int = 3,
+    chunks: tuple[int, int, int] = (1, 256, 256),
+) -> Path:
+    """Write a (z, y, x) volume as an OME-Zarr multiscale image, all or nothing.
+
+    Parameters
+    ----------
+    target : Path
+        Folder of the image, e.g. ``data/volumes/mouse01/day00.ome.zarr``;
+        replaced atomically if it exists.
+    data : ndarray, shape (z, y, x)
+    voxel_size_um : sequence of 3 floats
+        (z, y, x) voxel size in micrometres, written as the scale transform.
+    mip : ndarray, shape (y, x), optional
+        Maximum-intensity projection, stored as the array ``mip``.
+    attributes : dict, optional
+        Extra JSON facts stored under the ``synapflow`` attribute.
+    n_levels : int
+        Resolution levels, each halving x and y.
+    """
+    target = Path(target)
+    with atomic_directory(target) as tmp:
+        group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
+        level = data
+        for index in range(n_levels):
+            group.create_array(
+                str(index),
+                data=level,
+                chunks=tuple(min(c, s) for c, s in zip(chunks, level.shape)),
+                compressors=_COMPRESSOR,
+                dimension_names=("z", "y", "x"),
+            )
+            if index + 1 < n_levels:
+                level = downsample_xy(level)
+        if mip is not None:
+            group.create_array("mip", data=mip, compressors=_COMPRESSOR, dimension_names=("y", "x"))
+        group.attrs.update(
+            {
+                "ome": {"version": NGFF_VERSION, "multiscales": [multiscales_metadata(target.name, voxel_size_um, n_levels)]},
+                "synapflow": attributes or {},
+            }
+        )
+    return target
+
+
+def read_volume_zarr(path: Path, level: int = 0) -> tuple[np.ndarray, tuple[float, float, float], dict]:
+    """Read one level of an OME-Zarr image written by :func:`write_volume`.
+
+    Returns
+    -------
+    data : ndarray, shape (z, y, x)
+    voxel_size_um : tuple of float
+        (z, y, x) scale of that level.
+    attributes : dict
+        The ``synapflow`` attributes.
+    """
+    group = zarr.open_group(store=str(path), mode="r")
+    multiscale = group.attrs["ome"]["multiscales"][0]
+    scale = multiscale["datasets"][level]["coordinateTransformations"][0]["scale"]
+    return np.asarray(group[str(level)][:]), tuple(scale), dict(group.attrs.get("synapflow", {}))
+
+
+def read_mip(path: Path) -> np.ndarray:
+    """The maximum-intensity projection stored beside the volume."""
+    return np.asarray(zarr.open_group(store=str(path), mode="r")["mip"][:])
