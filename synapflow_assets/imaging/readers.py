@@ -1,0 +1,159 @@
+"""Read one imaging session (a z-stack) from a TIFF file or a PNG layer folder.
+
+Public API: :func:`read_volume`, :func:`content_hash`, :func:`find_png_layers`.
+Every problem with an input is reported as :class:`InputError` naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+from .errors import InputError
+from .png_stack import find_png_layers, read_png_stack
+from .sidecar import read_sidecar, sidecar_path
+from .tiff_stack import read_tiff_stack
+from .validation import check_values
+from .volume import Volume
+
+__all__ = ["read_volume", "content_hash", "find_png_layers"]
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_AXES = ("z", "y", "x")
+_CHUNK = 1 << 20
+
+
+def _check_default(default_voxel_size_um) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in default_voxel_size_um)
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"default_voxel_size_um must be three positive numbers (z, y, x), got {default_voxel_size_um!r}")
+    return values
+
+
+def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int | None = None,
+                default_voxel_size_um: tuple[float, float, float] = (1.0, 0.12, 0.12),
+                min_layers: int = 2, max_layers: int = 2048, max_xy: int = 16384) -> Volume:
+    """Read and validate one session's z-stack.
+
+    Parameters
+    ----------
+    path : str or Path
+        A multi-page TIFF (``.tif``/``.tiff``, including ``.ome.tif``) or a
+        folder of per-layer PNGs (``<stack>_layerNN.png`` or ``<stack>-NN.png``).
+    channel : int, optional
+        Channel to return from a multi-channel stack; default: the sidecar's
+        ``channel`` or 0.
+    n_channels : int, optional
+        Number of channels interleaved page by page (page ``i`` belongs to
+        channel ``i % n_channels``) when the file does not say; default: from
+        ScanImage metadata, else the sidecar, else 1.
+    default_voxel_size_um : tuple of float
+        (z, y, x) used for every axis no metadata or sidecar states.
+    min_layers, max_layers : int
+        Accepted number of layers (a single 2D image has 1 layer and is
+        rejected unless ``min_layers=1``).
+    max_xy : int
+        Largest accepted layer width/height in pixels (at least 16 px are
+        required).
+
+    Returns
+    -------
+    Volume
+        ``data`` is (z, y, x): integer types as stored, float as float32.
+        Each of z, y, x voxel size comes from the first source that has it,
+        in the order OME, ImageJ, ScanImage (z only), sidecar, default;
+        ``voxel_size_source`` is the source of x/y and
+        ``metadata["voxel_size_sources"]`` gives each axis.
+
+    Raises
+    ------
+    InputError
+        Any problem with the input (missing, empty, truncated, not a TIFF,
+        unsupported layout or type, sizes out of range, NaN/Inf, blank image,
+        bad PNG folder, bad sidecar, channel out of range).
+    """
+    path = Path(path)
+    default = _check_default(default_voxel_size_um)
+    if not path.exists():
+        raise InputError(path, "does not exist")
+    is_dir = path.is_dir()
+    suffix = path.suffix.lower()
+    if not is_dir and suffix not in _TIFF_SUFFIXES:
+        if suffix == ".png":
+            raise InputError(path, "a single PNG file; pass the folder holding the per-layer PNGs")
+        raise InputError(path, f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff "
+                               "or a folder of PNG layers")
+    sidecar = read_sidecar(path)
+    side_channel = sidecar.channel if sidecar else None
+    side_n = sidecar.n_channels if sidecar else None
+    if is_dir:
+        chosen = channel if channel is not None else (side_channel if side_channel is not None else 0)
+        if chosen != 0 or (n_channels or side_n or 1) != 1:
+            raise InputError(path, f"channel {chosen} of {n_channels or side_n or 1} requested, "
+                                   "but a PNG layer folder has 1 channel (grey)")
+        data, extra = read_png_stack(path, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
+        info = {"format": "png-layers", "axes": "ZYX", "channel": 0, "n_channels": 1,
+                "voxel": {}, "acquired_at": None, **extra}
+    else:
+        data, info = read_tiff_stack(path, channel=channel, n_channels=n_channels,
+                                     sidecar_channel=side_channel, sidecar_n_channels=side_n,
+                                     min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
+    data = check_values(path, data)
+
+    candidates = dict(info.pop("voxel"))
+    candidates["sidecar"] = dict(zip(_AXES, sidecar.voxel_size_um)) if sidecar and sidecar.voxel_size_um else {}
+    candidates["default"] = dict(zip(_AXES, default))
+    sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}
+    voxel = tuple(float(candidates[sources[a]][a]) for a in _AXES)
+    acquired = info.pop("acquired_at") or (sidecar.acquired_at if sidecar else None)
+
+    metadata = {**info, "dtype": str(data.dtype), "voxel_size_sources": sources}
+    if sidecar:
+        metadata["sidecar"] = str(sidecar.path)
+    return Volume(data=data, voxel_size_um=voxel, source=path, voxel_size_source=sources["x"],
+                  acquired_at=acquired, metadata=metadata)
+
+
+def _feed(digest, path: Path) -> None:
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+
+
+def content_hash(path: str | Path) -> str:
+    """Hex BLAKE2b digest (16 bytes) of an input's content and its sidecar.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF file (hash of its bytes, read in chunks) or a PNG layer folder
+        (hash of the layer file names, in layer order, and their bytes).
+
+    Returns
+    -------
+    str
+        32 hex characters; the sidecar JSON bytes, when a sidecar exists, are
+        included, so editing the sidecar changes the hash.
+
+    Raises
+    ------
+    InputError
+        The path does not exist, or the folder's layers are invalid.
+    """
+    path = Path(path)
+    digest = hashlib.blake2b(digest_size=16)
+    if path.is_dir():
+        for layer in find_png_layers(path):
+            name = layer.name.encode("utf-8")
+            digest.update(len(name).to_bytes(8, "little") + name)
+            digest.update(layer.stat().st_size.to_bytes(8, "little"))
+            _feed(digest, layer)
+    elif path.is_file():
+        _feed(digest, path)
+    else:
+        raise InputError(path, "does not exist")
+    side = sidecar_path(path)
+    if side.is_file():
+        digest.update(b"\x00sidecar\x00")
+        _feed(digest, side)
+    return digest.hexdigest()

@@ -1,0 +1,124 @@
+"""Sessions of one animal over time: turnover, size changes, placement, rendering.
+
+Statuses of a session, for every spine id the animal ever had up to then:
+``present`` (existed before and is in view; all in-view spines of session 0
+are ``present``), ``new`` (formed for this session, in view), ``eliminated``
+(disappeared for this session; listed only there) and ``out_of_view`` (exists,
+but its head centre is outside the image in x/y or z).
+"""
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from .morphology import Spines, grow_spines, initial_spine_count, make_dendrites, HEAD_RADIUS_LIMITS_UM
+from .params import SimulationParams
+from .render import dendrite_points, layer_jitter, render, spine_points
+from .transform import SessionTransform, draw_transform
+from .truth import boxes_table, in_view, spines_table
+
+
+@dataclass(frozen=True)
+class SimulatedSession:
+    """One rendered session with its ground truth.
+
+    Attributes
+    ----------
+    index : int
+        Session number (0-based).
+    volume : ndarray uint16 (z, y, x) or None
+        The image (None when rendering was skipped).
+    boxes, spines : polars.DataFrame
+        Ground truth, see ``truth.BOX_SCHEMA`` and ``truth.SPINE_SCHEMA``.
+    layer_shifts : ndarray (z, 2)
+        Per-layer (dy, dx) jitter applied to the rendered layers (pixels).
+    drift_px : tuple of float
+        Global drift (dz, dy, dx) of this session, layers / pixels.
+    rotation_deg, brightness : float
+    voxel_size_um : tuple of float
+    transform : SessionTransform
+        The full world -> pixel map (including the deformation).
+    """
+
+    index: int
+    volume: np.ndarray | None
+    boxes: pl.DataFrame
+    spines: pl.DataFrame
+    layer_shifts: np.ndarray
+    drift_px: tuple[float, float, float]
+    rotation_deg: float
+    brightness: float
+    voxel_size_um: tuple[float, float, float]
+    transform: SessionTransform
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, rng):
+    """Eliminate, grow and resize spines before a session; returns (alive, eliminated, new_ids)."""
+    gone = rng.random(len(alive)) < params.elimination_prob
+    eliminated, kept = alive.take(gone), alive.take(~gone)
+    radius = kept.head_radius_um * np.exp(params.size_walk_sigma * rng.standard_normal(len(kept)))
+    kept = Spines(**{**kept.__dict__, "head_radius_um": np.clip(radius, *HEAD_RADIUS_LIMITS_UM)})
+    new = grow_spines(params, dendrites, int(rng.poisson(params.formation_rate * len(alive))), next_id, rng)
+    return kept.concat(new), eliminated, new.spine_id
+
+
+def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: int = 3, seed: int = 0,
+                    skip_render: Collection[int] = ()) -> list[SimulatedSession]:
+    """Simulate ``n_sessions`` chronic sessions of one animal.
+
+    Parameters
+    ----------
+    params : SimulationParams
+    n_sessions : int
+    seed : int
+        Everything is a deterministic function of ``seed`` (and session k does
+        not depend on how many sessions follow it).
+    skip_render : collection of int
+        Session indices whose volume is not rendered (``volume`` is None); the
+        ground truth and later sessions are unchanged.
+
+    Returns
+    -------
+    list of SimulatedSession
+    """
+    world = _rng(seed, 0)
+    dendrites = make_dendrites(params, world)
+    alive = grow_spines(params, dendrites, initial_spine_count(dendrites, params, world), 1, world)
+    next_id = 1 + len(alive)
+    d_points, d_weights = dendrite_points(dendrites, params.voxel_size_um)
+    sessions = []
+    for i in range(n_sessions):
+        rng, noise = _rng(seed, 1, i), _rng(seed, 2, i)
+        eliminated, new_ids = alive.take(np.zeros(0, int)), np.zeros(0, np.int64)
+        if i > 0:
+            alive, eliminated, new_ids = _turnover(params, alive, dendrites, next_id, rng)
+            next_id += len(new_ids)
+        tr = draw_transform(params, rng, i)
+        s_points, s_weights = spine_points(alive, params.voxel_size_um)
+        s_px = tr.to_pixels(s_points, params)
+        head_px = tr.to_pixels(alive.head_centre_um, params)
+        visible = in_view(head_px, params.shape)
+        status = np.where(visible, np.where(np.isin(alive.spine_id, new_ids), "new", "present"), "out_of_view")
+        both = alive.concat(eliminated)
+        spines = spines_table(
+            params, both.spine_id, np.concatenate([status, np.full(len(eliminated), "eliminated")]), both.type_code,
+            tr.to_pixels(both.head_centre_um, params), both.head_volume_um3, both.head_radius_um,
+            both.neck_length_um, both.dendrite_id)
+        d = alive.direction[visible, 0]
+        r, a = alive.head_radius_um[visible], (alive.head_radius_um * alive.head_elongation)[visible]
+        boxes = boxes_table(params, alive.spine_id[visible], alive.type_code[visible], s_px[visible],
+                            head_px[visible], np.sqrt((a * d) ** 2 + r**2 * (1 - d**2)))
+        shifts = layer_jitter(params.shape[0], params.layer_jitter_px, noise)
+        volume = None
+        if i not in skip_render:
+            points = np.concatenate([tr.to_pixels(d_points, params), s_px.reshape(-1, 3)])
+            volume = render(params, points, np.concatenate([d_weights, s_weights.ravel()]), tr.brightness,
+                            shifts, noise)
+        sessions.append(SimulatedSession(i, volume, boxes, spines, shifts, tr.drift_px, tr.rotation_deg,
+                                         tr.brightness, tuple(params.voxel_size_um), tr))
+    return sessions

@@ -1,0 +1,109 @@
+"""Writing simulated sessions to disk the way a microscope would land them."""
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import tifffile
+
+from .chronic import SimulatedSession, simulate_animal
+from .params import SimulationParams
+from .truth import BOX_SCHEMA, SPINE_SCHEMA
+
+DAYS_BETWEEN_SESSIONS = 4
+FIRST_DAY = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def _atomic(path: Path, write) -> Path:
+    """Call ``write(tmp)`` on a hidden temporary name beside ``path``, then rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", session: str | None = None,
+                  acquired_at: datetime | None = None) -> dict[str, Path]:
+    """Write one session as ``out_dir/<animal>/<session>.{json,boxes.csv,spines.csv,transform.json,tif}``.
+
+    Every file is written under a hidden temporary name and renamed, the
+    ImageJ ``.tif`` last, so a watcher never sees a partial file.
+
+    Parameters
+    ----------
+    sim : SimulatedSession
+    out_dir : path
+    animal : str
+    session : str, optional
+        Session name, e.g. ``"day00"``; defaults to ``day<4 x index>``.
+    acquired_at : datetime, optional
+        Defaults to ``FIRST_DAY + 4 days x index``.
+
+    Returns
+    -------
+    dict
+        ``{"tif", "sidecar", "boxes", "spines", "transform"}`` -> Path.
+    """
+    name = session or f"day{DAYS_BETWEEN_SESSIONS * sim.index:02d}"
+    acquired_at = acquired_at or FIRST_DAY + timedelta(days=DAYS_BETWEEN_SESSIONS * sim.index)
+    folder = Path(out_dir) / animal
+    folder.mkdir(parents=True, exist_ok=True)
+    vz, vy, vx = sim.voxel_size_um
+    sidecar = {"voxel_size_um": [vz, vy, vx], "acquired_at": acquired_at.isoformat(), "simulated": True}
+    transform = {"drift_px": list(sim.drift_px), "rotation_deg": sim.rotation_deg, "brightness": sim.brightness,
+                 "layer_shifts": np.asarray(sim.layer_shifts).tolist()}
+    paths = {
+        "sidecar": _atomic(folder / f"{name}.json", lambda p: p.write_text(json.dumps(sidecar, indent=1))),
+        "transform": _atomic(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
+        "boxes": _atomic(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
+        "spines": _atomic(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
+    }
+    paths["tif"] = _atomic(folder / f"{name}.tif", lambda p: tifffile.imwrite(
+        p, sim.volume, imagej=True, resolution=(1 / vx, 1 / vy),
+        metadata={"spacing": vz, "unit": "um", "axes": "ZYX"}))
+    return paths
+
+
+def read_truth(tif_path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Ground truth ``(boxes, spines)`` written beside ``<session>.tif``."""
+    tif_path = Path(tif_path)
+    stem = tif_path.with_suffix("")
+    boxes = pl.read_csv(f"{stem}.boxes.csv", schema=BOX_SCHEMA)
+    spines = pl.read_csv(f"{stem}.spines.csv", schema=SPINE_SCHEMA)
+    return boxes, spines
+
+
+def simulate_landing(out_dir, animals: int = 2, sessions: int = 3, seed: int = 0,
+                     params: SimulationParams = SimulationParams(), skip_existing: bool = True) -> list[Path]:
+    """Simulate several animals and write their sessions as a microscope would.
+
+    Animals are ``mouse01, mouse02, ...``; sessions ``day00, day04, ...`` acquired
+    at 10:00 UTC (+10 min per animal) from 2026-01-01 on. Animal ``k`` uses
+    its own seed derived from ``(seed, k)``, so adding animals leaves earlier
+    ones unchanged. With ``skip_existing``, sessions whose ``.tif`` exists are
+    neither rendered nor rewritten.
+
+    Returns
+    -------
+    list of Path
+        The ``.tif`` of every session, written or already there.
+    """
+    out = []
+    for k in range(animals):
+        animal = f"mouse{k + 1:02d}"
+        names = [f"day{DAYS_BETWEEN_SESSIONS * i:02d}" for i in range(sessions)]
+        tifs = [Path(out_dir) / animal / f"{n}.tif" for n in names]
+        existing = {i for i, t in enumerate(tifs) if skip_existing and t.exists()}
+        if len(existing) < sessions:
+            animal_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+            for sim in simulate_animal(params, sessions, animal_seed, skip_render=existing):
+                if sim.index not in existing:
+                    when = FIRST_DAY + timedelta(days=DAYS_BETWEEN_SESSIONS * sim.index, minutes=10 * k)
+                    write_session(sim, out_dir, animal, names[sim.index], when)
+        out.extend(tifs)
+    return out

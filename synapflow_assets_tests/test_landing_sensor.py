@@ -1,0 +1,53 @@
+import json
+
+import dagster as dg
+
+from synapflow_assets.defs.landing_sensor import landing_sensor
+from synapflow_assets.defs.partitions import ANIMALS, SESSIONS
+from synapflow_assets.defs.resources import DataLake
+
+from .conftest import write_stack
+
+
+def tick(instance, lake, cursor):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
+    result = landing_sensor(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_sensor_adds_partitions_for_complete_files_and_rerequests_changes(tmp_path, instance):
+    lake = DataLake(root=str(tmp_path))
+    write_stack(tmp_path / "landing" / "m1" / "day00.tif")
+    first = tick(instance, lake, None)
+    assert first.run_requests == []
+
+    write_stack(tmp_path / "landing" / "m2" / "day00.tif", seed=3)
+    second = tick(instance, lake, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["m1|day00"]
+    assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1"]
+    assert instance.get_dynamic_partitions(SESSIONS.name) == ["day00"]
+
+    third = tick(instance, lake, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["m2|day00"]
+    assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1", "m2"]
+    assert tick(instance, lake, third.cursor).run_requests == []
+
+    write_stack(tmp_path / "landing" / "m1" / "day00.tif", seed=7, layers=7)
+    growing = tick(instance, lake, third.cursor)
+    assert growing.run_requests == []
+    again = tick(instance, lake, growing.cursor)
+    assert [r.partition_key for r in again.run_requests] == ["m1|day00"]
+    assert again.run_requests[0].run_key != second.run_requests[0].run_key
+
+
+def test_sensor_restarts_from_its_cursor_and_skips_bad_names(tmp_path, instance):
+    lake = DataLake(root=str(tmp_path))
+    write_stack(tmp_path / "landing" / "m1" / "day00.tif")
+    (tmp_path / "landing" / "m1" / "day00.done").touch()
+    write_stack(tmp_path / "landing" / "m1" / "bad|name.tif")
+    first = tick(instance, lake, None)
+    assert [r.partition_key for r in first.run_requests] == ["m1|day00"]
+    assert "bad|name" not in json.dumps(json.loads(first.cursor))
+    assert tick(instance, lake, first.cursor).run_requests == []
