@@ -20,22 +20,27 @@ def _ingest(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from .defs.resources import DataLake
-    from .pipeline import ingest_landed, volume_paths
+    from .pipeline import ingest_landed, volume_summary
 
     os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
     lake = DataLake(root=args.data)
     start = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         report = ingest_landed(instance, lake)
+        rows = volume_summary(instance)
     print(f"raw_volume: {len(report.materialized)} materialized, {len(report.up_to_date)} up to date, "
           f"{len(report.failed)} failed ({time.perf_counter() - start:.1f} s)")
     for problem in report.skipped:
         print(f"  skipped {problem}")
     for partition, message in report.failed.items():
         print(f"  FAILED {partition}: {message}")
-    volumes = volume_paths(lake)
-    animals = sorted({p.parent.name for p in volumes})
-    print(f"volumes: {len(volumes)} OME-Zarr for {len(animals)} animals ({', '.join(animals)}) under {Path(args.data) / 'volumes'}")
+    if rows:
+        import polars as pl
+
+        with pl.Config(tbl_rows=-1, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
+            print(pl.DataFrame(rows))
+    animals = sorted({row["partition"].split("|")[0] for row in rows})
+    print(f"{len(rows)} volumes for {len(animals)} animals under {Path(args.data) / 'volumes'}")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']} (open it with `make ui`)")
     return 1 if report.failed else 0
 

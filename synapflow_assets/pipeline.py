@@ -1,7 +1,5 @@
 """Run the assets in-process on what has landed, skipping partitions that are up to date."""
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import dagster as dg
 
 from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
@@ -9,6 +7,9 @@ from .defs.resources import DataLake, ImagingSettings
 from .defs.volume_assets import raw_volume
 from .imaging.landing import scan_landing
 from .imaging.readers import content_hash
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -57,6 +58,7 @@ def ingest_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imaging
             partition_key=partition,
             resources={"lake": lake, "imaging": imaging},
             raise_on_error=False,
+            run_config=QUIET,
         )
         if result.success:
             report.materialized.append(str(partition))
@@ -66,5 +68,20 @@ def ingest_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imaging
     return report
 
 
-def volume_paths(lake: DataLake) -> list[Path]:
-    return sorted((Path(lake.root) / "volumes").glob("*/*.ome.zarr"))
+def volume_summary(instance: dg.DagsterInstance) -> list[dict]:
+    """One row per materialized ``raw_volume`` partition, from its latest metadata."""
+    rows = []
+    for partition in sorted(instance.get_materialized_partitions(raw_volume.key)):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=raw_volume.key, asset_partitions=[partition]), limit=1
+        ).records
+        meta = records[0].asset_materialization.metadata
+        rows.append({
+            "partition": partition,
+            "shape_zyx": meta["shape_zyx"].value,
+            "voxel_um_zyx": meta["voxel_size_um_zyx"].value,
+            "max_layer_shift_px": round(meta["layer_shift_max_px"].value, 2),
+            "residual_px": round(meta["registration_residual_px"].value, 3),
+            "path": meta["path"].value,
+        })
+    return rows

@@ -57,3 +57,21 @@ def test_non_square_and_single_layer_stacks(shape):
     aligned, shifts, _ = register_layers(shifted_stack(base, true, rng))
     assert shifts.shape == (shape[0], 2)
     np.testing.assert_allclose(shifts, true, atol=0.3)
+
+
+def test_simulated_stack_layer_jitter_is_recovered_on_layers_with_content():
+    from synapflow_assets.synthetic import SimulationParams, simulate_animal
+
+    session = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=1, seed=4)[0]
+    shifts, reliable = layer_shifts(session.volume)
+    mid = len(shifts) // 2
+    linked = np.zeros(len(shifts), bool)
+    linked[mid] = True
+    for k in range(mid - 1, -1, -1):
+        linked[k] = linked[k + 1] and reliable[k]
+    for k in range(mid + 1, len(shifts)):
+        linked[k] = linked[k - 1] and reliable[k - 1]
+    error = np.abs(shifts + session.layer_shifts)[linked]
+    print(f"{linked.sum()} linked layers, mean error {error.mean():.3f} px, max {error.max():.3f} px")
+    assert linked.sum() >= 6
+    assert error.mean() < 0.3 and np.median(error) < 0.25

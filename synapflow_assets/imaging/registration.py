@@ -26,7 +26,7 @@ def phase_correlation(
         (dy, dx) in pixels; ``ndimage.shift(moving, shift)`` matches ``reference``.
     peak : ndarray, shape (...)
         Height of the correlation peak over the standard deviation of the
-        correlation surface; values below about 8 mean no reliable match.
+        correlation surface; values below about 15 mean no reliable match.
     """
     ref = np.asarray(reference, dtype=np.float32)
     mov = np.asarray(moving, dtype=np.float32)
@@ -65,7 +65,7 @@ def phase_correlation(
 
 
 def layer_shifts(
-    stack: np.ndarray, max_shift_px: float = 20.0, min_peak: float = 8.0
+    stack: np.ndarray, max_shift_px: float = 20.0, min_peak: float = 15.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shift of every layer relative to the middle layer of the stack.
 
@@ -132,5 +132,5 @@ def registration_residual(aligned: np.ndarray, max_shift_px: float = 20.0) -> fl
         return 0.0
     step, peak = phase_correlation(aligned[:-1], aligned[1:])
     size = np.hypot(*step.T)
-    trusted = (peak >= 8.0) & (size <= max_shift_px)
+    trusted = (peak >= 15.0) & (size <= max_shift_px)
     return float(size[trusted].mean()) if trusted.any() else 0.0
