@@ -51,6 +51,34 @@ def _demo(args: argparse.Namespace) -> int:
     return _ingest(args)
 
 
+def _track_depth(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from .tracking.box_tables import BOX_COLUMNS, REFERENCE_COLUMNS, link_table, read_reference_boxes
+    from .tracking.depth import BoxError, DepthLinkParams
+
+    params = DepthLinkParams(
+        inactive_wait=args.inactive_wait,
+        min_layers=args.min_layers,
+        max_centre_distance_px=args.max_centre_distance,
+        fill_gaps=args.fill_gaps,
+    )
+    try:
+        linked = link_table(read_reference_boxes(Path(args.boxes)), params)
+    except BoxError as error:
+        message = str(error) if str(args.boxes) in str(error) else f"{args.boxes}: {error}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    if "raw_xmin" in linked.columns:
+        linked = linked.with_columns(**{c: pl.col(f"raw_{c}") for c in BOX_COLUMNS}).drop(*(f"raw_{c}" for c in BOX_COLUMNS))
+    extra = [c for c in linked.columns if c not in REFERENCE_COLUMNS + ["id", "row", "stack", "layer", "interpolated"]]
+    linked.select(["id", *REFERENCE_COLUMNS, "interpolated", *extra]).write_csv(args.out)
+    kept = linked.filter(linked["id"] >= 0)
+    print(f"{args.out}: {linked['stack'].n_unique()} stacks, {kept['id'].n_unique()} 3D spines from "
+          f"{len(linked)} rows ({int(linked['interpolated'].sum())} interpolated, {int((linked['id'] < 0).sum())} dropped as too short)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synapflow_assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     ingest.set_defaults(handler=_ingest)
     for sub in (ingest, commands.choices["demo"]):
         sub.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"), help="data root (landing/, volumes/)")
+
+    depth = commands.add_parser("track-depth", help="link 2D boxes (reference CSV layout) into 3D spines")
+    depth.add_argument("--boxes", required=True, help="CSV: filename,width,height,class,score,xmin,ymin,xmax,ymax")
+    depth.add_argument("--out", required=True)
+    depth.add_argument("--inactive-wait", type=int, default=4, help="layers a spine may be missed")
+    depth.add_argument("--min-layers", type=int, default=1, help="drop 3D spines seen on fewer layers (id -1)")
+    depth.add_argument("--max-centre-distance", type=float, default=20.0, help="pixels")
+    depth.add_argument("--fill-gaps", type=int, default=2,
+                       help="add interpolated rows on bridged gaps of at most this many layers (0: none)")
+    depth.set_defaults(handler=_track_depth)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -1,0 +1,24 @@
+"""Scoring of detection and tracking quality (plain Python, no dagster).
+
+"Frames" are the layers of one stack (depth tracking: 2D boxes linked into
+3D spines) or the imaging sessions (time tracking: 3D spines linked across
+days); "objects" are boxes that carry an ``id``.
+
+Public API
+----------
+box_iou
+    Vectorised pairwise IoU of two box arrays.
+tracking_scores
+    MOTA / MOTP / IDF1 / ID switches (``motmetrics``) and HOTA / DetA / AssA
+    (``trackeval``) of a predicted box table against the truth.
+spine_f1_3d
+    The earlier lab's 3D spine detection score (x/y box overlap plus z overlap).
+spines_from_boxes
+    Collapse a per-layer box table with ids into one row per 3D spine.
+"""
+
+from synapflow_assets.evaluation.boxes import box_iou
+from synapflow_assets.evaluation.spine_matching import spine_f1_3d, spines_from_boxes
+from synapflow_assets.evaluation.tracking_metrics import tracking_scores
+
+__all__ = ["box_iou", "spine_f1_3d", "spines_from_boxes", "tracking_scores"]
