@@ -20,16 +20,18 @@ def _ingest(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from .defs.resources import DataLake
-    from .pipeline import ingest_landed, volume_summary
+    from .pipeline import process_landed, session_summary
 
     os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
     lake = DataLake(root=args.data)
     start = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        report = ingest_landed(instance, lake)
-        rows = volume_summary(instance)
-    print(f"raw_volume: {len(report.materialized)} materialized, {len(report.up_to_date)} up to date, "
+        report = process_landed(instance, lake)
+        rows = session_summary(instance)
+    print(f"sessions: {len(report.materialized)} processed, {len(report.up_to_date)} up to date, "
           f"{len(report.failed)} failed ({time.perf_counter() - start:.1f} s)")
+    for partition in report.materialized:
+        print(f"  ran {partition}")
     for problem in report.skipped:
         print(f"  skipped {problem}")
     for partition, message in report.failed.items():
@@ -40,7 +42,7 @@ def _ingest(args: argparse.Namespace) -> int:
         with pl.Config(tbl_rows=-1, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
             print(pl.DataFrame(rows))
     animals = sorted({row["partition"].split("|")[0] for row in rows})
-    print(f"{len(rows)} volumes for {len(animals)} animals under {Path(args.data) / 'volumes'}")
+    print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {Path(args.data)}/volumes, /detections, /spines")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']} (open it with `make ui`)")
     return 1 if report.failed else 0
 
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--size", type=int, default=512, help="pixels per side of a layer")
         sub.add_argument("--seed", type=int, default=0)
         sub.set_defaults(handler=_simulate if name == "simulate" else _demo)
-    ingest = commands.add_parser("ingest", help="materialize raw_volume for every landed session that is stale")
+    ingest = commands.add_parser("ingest", help="materialize the stale assets of every landed session")
     ingest.set_defaults(handler=_ingest)
     for sub in (ingest, commands.choices["demo"]):
         sub.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"), help="data root (landing/, volumes/)")

@@ -5,10 +5,12 @@ import dagster as dg
 
 from .defs.landing_sensor import ingest_job, landing_sensor
 from .defs.resources import DataLake, ImagingSettings
+from .defs.detection_assets import detections_2d
+from .defs.spine_assets import spines_3d
 from .defs.volume_assets import raw_volume
 
 defs = dg.Definitions(
-    assets=[raw_volume],
+    assets=[raw_volume, detections_2d, spines_3d],
     jobs=[ingest_job],
     sensors=[landing_sensor],
     resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings()},

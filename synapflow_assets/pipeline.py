@@ -4,9 +4,15 @@ import dagster as dg
 
 from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
 from .defs.resources import DataLake, ImagingSettings
+from .defs.detection_assets import detections_2d
+from .defs.spine_assets import spines_3d
 from .defs.volume_assets import raw_volume
-from .imaging.landing import scan_landing
+from .detection.imported import detections_file
+from .imaging.landing import LandedSession, scan_landing
 from .imaging.readers import content_hash
+
+SESSION_ASSETS = [raw_volume, detections_2d, spines_3d]
+EXTERNAL = {raw_volume.key, detections_2d.key}
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -22,38 +28,79 @@ class PipelineReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> tuple[str | None, str | None]:
-    """(data version, code version) of the last materialization of one partition."""
+def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> dict | None:
+    """Data and code version of the last materialization of one partition, and the upstream
+    data versions it was computed from (its ``upstream_versions`` metadata); None if never."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
     ).records
     if not records:
-        return None, None
-    tags = records[0].asset_materialization.tags or {}
-    return tags.get("dagster/data_version"), tags.get("dagster/code_version")
+        return None
+    event = records[0].asset_materialization
+    upstream = event.metadata.get("upstream_versions")
+    return {
+        "data": (event.tags or {}).get("dagster/data_version"),
+        "code": (event.tags or {}).get("dagster/code_version"),
+        "upstream": upstream.value if upstream is not None else {},
+    }
 
 
-def ingest_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None) -> PipelineReport:
-    """Register every landed session as partitions and materialize ``raw_volume`` where stale.
+def external_input_hash(asset_key: dg.AssetKey, item: LandedSession) -> str | None:
+    """Content hash of the file an asset reads from the landing folder, if it reads one."""
+    if asset_key == raw_volume.key:
+        return content_hash(item.path)
+    if asset_key == detections_2d.key:
+        csv = detections_file(item.path)
+        return content_hash(csv) if csv.exists() else None
+    return None
 
-    A partition is stale when it was never materialized, its input's content
-    hash differs from the recorded data version, or the asset's code version
-    changed. A failing partition is reported and does not stop the others.
+
+def stale_assets(instance: dg.DagsterInstance, item: LandedSession) -> list[dg.AssetKey]:
+    """Assets of one session partition whose last materialization no longer matches its inputs.
+
+    Stale means: never materialized, a different code version, a landing file
+    whose content hash differs from the recorded data version, or an upstream
+    asset that is stale or whose data version differs from the one recorded
+    in this asset's ``upstream_versions`` metadata.
+    """
+    partition = str(session_partition_key(item.animal, item.session))
+    stale, latest = [], {}
+    for asset in SESSION_ASSETS:
+        latest[asset.key] = record = latest_versions(instance, asset.key, partition)
+        upstream = [key for key in asset.dependency_keys if key in latest]
+        outdated = (
+            record is None
+            or record["code"] != asset.code_versions_by_key[asset.key]
+            or (asset.key in EXTERNAL and external_input_hash(asset.key, item) != record["data"])
+            or any(key in stale for key in upstream)
+            or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
+        )
+        if outdated:
+            stale.append(asset.key)
+    return stale
+
+
+def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None) -> PipelineReport:
+    """Register every landed session as partitions and materialize its stale assets.
+
+    Each session partition runs only the assets that :func:`stale_assets`
+    finds stale (and what depends on them). A failing partition is reported
+    and does not stop the others.
     """
     imaging = imaging or ImagingSettings()
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
     instance.add_dynamic_partitions(ANIMALS.name, sorted({s.animal for s in sessions}))
     instance.add_dynamic_partitions(SESSIONS.name, sorted({s.session for s in sessions}))
-    code_version = raw_volume.code_versions_by_key[raw_volume.key]
     for item in sessions:
         partition = session_partition_key(item.animal, item.session)
-        data_version, recorded_code = latest_versions(instance, raw_volume.key, str(partition))
-        if data_version == content_hash(item.path) and recorded_code == code_version:
+        stale = stale_assets(instance, item)
+        if not stale:
             report.up_to_date.append(str(partition))
             continue
         result = dg.materialize(
-            [raw_volume],
+            SESSION_ASSETS,
+            selection=stale,
             instance=instance,
             partition_key=partition,
             resources={"lake": lake, "imaging": imaging},
@@ -61,27 +108,31 @@ def ingest_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imaging
             run_config=QUIET,
         )
         if result.success:
-            report.materialized.append(str(partition))
+            report.materialized.append(f"{partition} ({', '.join(k.to_user_string() for k in stale)})")
         else:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             report.failed[str(partition)] = failure.step_failure_data.error.message.strip() if failure else "run failed"
     return report
 
 
-def volume_summary(instance: dg.DagsterInstance) -> list[dict]:
-    """One row per materialized ``raw_volume`` partition, from its latest metadata."""
+def session_summary(instance: dg.DagsterInstance) -> list[dict]:
+    """One row per materialized session partition, from the latest metadata of each asset."""
     rows = []
     for partition in sorted(instance.get_materialized_partitions(raw_volume.key)):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=raw_volume.key, asset_partitions=[partition]), limit=1
-        ).records
-        meta = records[0].asset_materialization.metadata
+        meta = {}
+        for asset in SESSION_ASSETS:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[partition]), limit=1
+            ).records
+            meta[asset.key] = records[0].asset_materialization.metadata if records else {}
+        volume, detections, spines = (meta[a.key] for a in SESSION_ASSETS)
         rows.append({
             "partition": partition,
-            "shape_zyx": meta["shape_zyx"].value,
-            "voxel_um_zyx": meta["voxel_size_um_zyx"].value,
-            "max_layer_shift_px": round(meta["layer_shift_max_px"].value, 2),
-            "residual_px": round(meta["registration_residual_px"].value, 3),
-            "path": meta["path"].value,
+            "shape_zyx": volume["shape_zyx"].value,
+            "voxel_um_zyx": volume["voxel_size_um_zyx"].value,
+            "residual_px": round(volume["registration_residual_px"].value, 3),
+            "detections": detections["detections"].value if "detections" in detections else None,
+            "spines_3d": spines["spines"].value if "spines" in spines else None,
+            "volume": volume["path"].value,
         })
     return rows

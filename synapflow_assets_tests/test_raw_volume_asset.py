@@ -7,7 +7,6 @@ from synapflow_assets.defs.volume_assets import raw_volume
 from synapflow_assets.definitions import defs
 from synapflow_assets.imaging.ome_zarr import read_volume_zarr
 from synapflow_assets.imaging.readers import content_hash
-from synapflow_assets.pipeline import ingest_landed
 
 from .conftest import write_stack
 
@@ -60,16 +59,3 @@ def test_bad_file_fails_clearly_and_leaves_nothing_behind(tmp_path, instance):
     write_stack(bad, seed=5)
     assert materialize(instance, lake, "m1", "day04").success
     assert lake.volume_path("m1", "day04").is_dir()
-
-
-def test_pipeline_pass_is_idempotent_and_redoes_only_changed_inputs(tmp_path, instance):
-    lake = DataLake(root=str(tmp_path))
-    for k, name in enumerate(["day00", "day04"]):
-        write_stack(tmp_path / "landing" / "m1" / f"{name}.tif", seed=k)
-    first = ingest_landed(instance, lake)
-    assert sorted(first.materialized) == ["m1|day00", "m1|day04"] and not first.failed
-    second = ingest_landed(instance, lake)
-    assert second.materialized == [] and sorted(second.up_to_date) == ["m1|day00", "m1|day04"]
-    write_stack(tmp_path / "landing" / "m1" / "day04.tif", seed=9)
-    third = ingest_landed(instance, lake)
-    assert third.materialized == ["m1|day04"] and third.up_to_date == ["m1|day00"]

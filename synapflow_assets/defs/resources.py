@@ -16,6 +16,15 @@ class DataLake(dg.ConfigurableResource):
     def volume_path(self, animal: str, session: str) -> Path:
         return Path(self.root) / "volumes" / animal / f"{session}.ome.zarr"
 
+    def detections_path(self, animal: str, session: str) -> Path:
+        return Path(self.root) / "detections" / animal / f"{session}.parquet"
+
+    def spines_path(self, animal: str, session: str) -> Path:
+        return Path(self.root) / "spines" / animal / f"{session}.parquet"
+
+    def spine_boxes_path(self, animal: str, session: str) -> Path:
+        return Path(self.root) / "spines" / animal / f"{session}.boxes.parquet"
+
 
 class ImagingSettings(dg.ConfigurableResource):
     """How raw stacks are read; a session's sidecar JSON may override channel choices."""

@@ -127,3 +127,10 @@ def read_volume_zarr(path: Path, level: int = 0) -> tuple[np.ndarray, tuple[floa
 def read_mip(path: Path) -> np.ndarray:
     """The maximum-intensity projection stored beside the volume."""
     return np.asarray(zarr.open_group(store=str(path), mode="r")["mip"][:])
+
+
+def read_volume_info(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, float], dict]:
+    """Shape and voxel size of level 0, and the ``synapflow`` attributes, without reading pixels."""
+    group = zarr.open_group(store=str(path), mode="r")
+    scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    return tuple(group["0"].shape), tuple(scale), dict(group.attrs.get("synapflow", {}))

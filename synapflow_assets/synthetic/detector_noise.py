@@ -62,3 +62,27 @@ def perturb_boxes(
     if "id" in spurious.columns:
         spurious = spurious.with_columns(id=pl.lit(None, boxes.schema["id"]))
     return pl.concat([kept, spurious.with_columns(spurious=pl.lit(True))], how="diagonal_relaxed")
+
+
+def simulated_detections(truth_boxes: pl.DataFrame, stack: str, image_size: tuple[int, int], seed: int = 0,
+                         jitter_px: float = 1.0, drop_fraction: float = 0.05, spurious_fraction: float = 0.03) -> pl.DataFrame:
+    """A detector's CSV export, simulated from a session's ground-truth boxes.
+
+    Returns the reference column layout (``filename, width, height, class,
+    score, xmin, ymin, xmax, ymax``, file names ``<stack>_layerNN.png``), with
+    jittered, missed and spurious boxes; true boxes score in [0.6, 1.0),
+    spurious ones in [0.3, 0.8). A stand-in for detector output, not truth.
+    """
+    rng = np.random.default_rng(seed)
+    noisy = perturb_boxes(truth_boxes.with_columns(stack=pl.lit(stack)), jitter_px=jitter_px,
+                          drop_fraction=drop_fraction, spurious_fraction=spurious_fraction, seed=seed)
+    height, width = image_size
+    score = np.where(noisy["spurious"].to_numpy(), rng.uniform(0.3, 0.8, len(noisy)), rng.uniform(0.6, 1.0, len(noisy)))
+    return noisy.with_columns(score=pl.Series(score)).sort("layer").select(
+        filename=pl.format("{}_layer{}.png", pl.lit(stack), pl.col("layer").cast(pl.String).str.zfill(2)),
+        width=pl.lit(float(width)), height=pl.lit(float(height)),
+        **{"class": pl.col("type").fill_null("spine")},
+        score=pl.col("score"),
+        xmin=pl.col("xmin").clip(0, width), ymin=pl.col("ymin").clip(0, height),
+        xmax=pl.col("xmax").clip(0, width), ymax=pl.col("ymax").clip(0, height),
+    )

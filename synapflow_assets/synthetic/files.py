@@ -9,6 +9,7 @@ import polars as pl
 import tifffile
 
 from .chronic import SimulatedSession, simulate_animal
+from .detector_noise import simulated_detections
 from .params import SimulationParams
 from .truth import BOX_SCHEMA, SPINE_SCHEMA
 
@@ -29,7 +30,11 @@ def _atomic(path: Path, write) -> Path:
 
 def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", session: str | None = None,
                   acquired_at: datetime | None = None) -> dict[str, Path]:
-    """Write one session as ``out_dir/<animal>/<session>.{json,boxes.csv,spines.csv,transform.json,tif}``.
+    """Write one session as ``out_dir/<animal>/<session>.{json,boxes.csv,spines.csv,transform.json,detections.csv,tif}``.
+
+    ``detections.csv`` is simulated detector output (ground truth with jitter,
+    misses and false positives, in the reference CSV layout): what a lab would
+    import from an existing detector.
 
     Every file is written under a hidden temporary name and renamed, the
     ImageJ ``.tif`` last, so a watcher never sees a partial file.
@@ -47,7 +52,7 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
     Returns
     -------
     dict
-        ``{"tif", "sidecar", "boxes", "spines", "transform"}`` -> Path.
+        ``{"tif", "sidecar", "boxes", "spines", "transform", "detections"}`` -> Path.
     """
     name = session or f"day{DAYS_BETWEEN_SESSIONS * sim.index:02d}"
     acquired_at = acquired_at or FIRST_DAY + timedelta(days=DAYS_BETWEEN_SESSIONS * sim.index)
@@ -62,6 +67,8 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
         "transform": _atomic(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
         "boxes": _atomic(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
         "spines": _atomic(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
+        "detections": _atomic(folder / f"{name}.detections.csv", lambda p: simulated_detections(
+            sim.boxes, name, sim.volume.shape[1:], seed=sim.index).write_csv(p)),
     }
     paths["tif"] = _atomic(folder / f"{name}.tif", lambda p: tifffile.imwrite(
         p, sim.volume, imagej=True, resolution=(1 / vx, 1 / vy),

@@ -1,0 +1,61 @@
+"""Asset ``spines_3d``: 2D detections linked through depth into 3D spines."""
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from ..imaging.ingest import png_markdown
+from ..imaging.ome_zarr import read_mip, read_volume_info
+from ..imaging.overlay import overlay_png
+from ..store.atomic_files import write_parquet_atomic
+from ..tracking.box_tables import link_table
+from ..tracking.depth import DepthLinkParams
+from ..tracking.spines import summarize_spines
+from .detection_assets import detections_2d, session_keys
+from .lineage import upstream_versions
+from .partitions import SESSION_PARTITIONS
+from .resources import DataLake
+
+_DEFAULTS = DepthLinkParams()
+
+
+class DepthTrackingConfig(dg.Config):
+    """Depth-linking parameters (see ``DepthLinkParams``); defaults are ours, not the method's."""
+
+    max_cost: float = _DEFAULTS.max_cost
+    inactive_wait: int = _DEFAULTS.inactive_wait
+    max_centre_distance_px: float | None = _DEFAULTS.max_centre_distance_px
+    min_layers: int = _DEFAULTS.min_layers
+    fill_gaps: int = _DEFAULTS.fill_gaps
+    smooth_layers: int = _DEFAULTS.smooth_layers
+
+    def params(self) -> DepthLinkParams:
+        return DepthLinkParams(**self.model_dump())
+
+
+@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[detections_2d], code_version="1", kinds={"parquet"}, group_name="tracking")
+def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
+    """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres."""
+    animal, session = session_keys(context)
+    detections = pl.read_parquet(lake.detections_path(animal, session))
+    shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
+    linked = link_table(detections.with_columns(stack=pl.lit(session)), config.params())
+    spines = summarize_spines(linked, voxel_size).with_columns(
+        animal=pl.lit(animal), session=pl.lit(session), model=pl.lit(detections["model"][0] if len(detections) else None),
+        model_version=pl.lit(detections["model_version"][0] if len(detections) else None))
+    write_parquet_atomic(linked.drop("stack"), lake.spine_boxes_path(animal, session))
+    path = write_parquet_atomic(spines, lake.spines_path(animal, session))
+    histogram = np.bincount(spines["n_layers"].to_numpy(), minlength=2)[1:].tolist() if len(spines) else []
+    picture = overlay_png(read_mip(lake.volume_path(animal, session)), spines.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                          [str(i) for i in spines["spine_id"]])
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "spines": len(spines),
+            "boxes_linked": int((linked["id"] >= 0).sum()),
+            "boxes_interpolated": int(linked["interpolated"].sum()),
+            "layers_per_spine_histogram": dg.MetadataValue.json({str(k + 1): n for k, n in enumerate(histogram)}),
+            "layers": shape[0],
+            "upstream_versions": upstream_versions(context, detections_2d.key),
+            "overlay": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
+        },
+    )

@@ -1,0 +1,23 @@
+"""Overlay pictures of boxes on a projection, for the UI."""
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def overlay_png(image: np.ndarray, boxes: np.ndarray, labels: list[str] | None = None, max_size: int = 512) -> bytes:
+    """An 8-bit RGB PNG of ``image`` with ``boxes`` (n, 4: xmin, ymin, xmax, ymax in pixels) drawn on it."""
+    scale = min(1.0, max_size / max(image.shape))
+    small = np.asarray(Image.fromarray(image.astype(np.float32)).resize(
+        (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))))
+    low, high = np.percentile(small, [1, 99.8])
+    grey = (np.clip((small - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
+    picture = Image.fromarray(grey).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    for k, box in enumerate(np.asarray(boxes, dtype=float).reshape(-1, 4) * scale):
+        draw.rectangle(box.tolist(), outline=(255, 200, 0))
+        if labels is not None:
+            draw.text((box[2] + 1, box[1]), labels[k], fill=(0, 255, 255))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,65 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.evaluation import tracking_scores
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
+
+from .conftest import write_stack
+
+
+@pytest.fixture
+def landed(tmp_path):
+    sessions = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=2, seed=3)
+    for sim in sessions:
+        write_session(sim, tmp_path / "landing", "m1", f"day{4 * sim.index:02d}")
+    return DataLake(root=str(tmp_path)), sessions
+
+
+def test_landed_sessions_become_3d_spines_that_match_the_truth(landed, instance):
+    lake, sessions = landed
+    report = process_landed(instance, lake)
+    assert not report.failed and len(report.materialized) == 2
+    spines = pl.read_parquet(lake.spines_path("m1", "day00"))
+    boxes = pl.read_parquet(lake.spine_boxes_path("m1", "day00"))
+    truth = sessions[0].boxes
+    n_true = truth["spine_id"].n_unique()
+    print(f"{len(spines)} 3D spines found, {n_true} true")
+    assert abs(len(spines) - n_true) <= 0.25 * n_true
+    assert spines["z_um"].is_between(0, 16).all() and (spines["x_um"] == spines["x_px"] * 0.12).all()
+    assert set(spines["model"]) == {"imported:day00.detections.csv"}
+    scores = tracking_scores(truth.rename({"spine_id": "id"}), boxes.filter(pl.col("id") >= 0))
+    print(scores["idf1"], scores["mota"])
+    assert scores["idf1"] > 0.8
+
+
+def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
+    lake, _ = landed
+    process_landed(instance, lake)
+    again = process_landed(instance, lake)
+    assert again.materialized == [] and sorted(again.up_to_date) == ["m1|day00", "m1|day04"]
+
+    csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
+    table = pl.read_csv(csv)
+    table.head(len(table) - 5).write_csv(csv)
+    third = process_landed(instance, lake)
+    assert third.materialized == ["m1|day04 (detections_2d, spines_3d)"] and third.up_to_date == ["m1|day00"]
+
+    write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11)
+    fourth = process_landed(instance, lake)
+    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)"]
+
+
+def test_detections_outside_the_volume_fail_that_partition_only(landed, instance, tmp_path):
+    lake, _ = landed
+    csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
+    table = pl.read_csv(csv)
+    table.with_columns(filename=pl.lit("day04_layer40.png")).write_csv(csv)
+    report = process_landed(instance, lake)
+    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)"]
+    assert "day04.detections.csv" in report.failed["m1|day04"] and "outside 0..15" in report.failed["m1|day04"]
+    assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
+    table.write_csv(csv)
+    assert process_landed(instance, lake).materialized == ["m1|day04 (detections_2d, spines_3d)"]
