@@ -3,7 +3,7 @@ import os
 
 import dagster as dg
 
-from .defs.landing_sensor import ingest_job, landing_sensor
+from .defs.landing_sensor import process_sessions_job, landing_sensor
 from .defs.resources import DataLake, ImagingSettings
 from .defs.detection_assets import detections_2d
 from .defs.spine_assets import spines_3d
@@ -11,7 +11,7 @@ from .defs.volume_assets import raw_volume
 
 defs = dg.Definitions(
     assets=[raw_volume, detections_2d, spines_3d],
-    jobs=[ingest_job],
+    jobs=[process_sessions_job],
     sensors=[landing_sensor],
     resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings()},
 )

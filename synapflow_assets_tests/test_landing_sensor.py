@@ -51,3 +51,13 @@ def test_sensor_restarts_from_its_cursor_and_skips_bad_names(tmp_path, instance)
     assert [r.partition_key for r in first.run_requests] == ["m1|day00"]
     assert "bad|name" not in json.dumps(json.loads(first.cursor))
     assert tick(instance, lake, first.cursor).run_requests == []
+
+
+def test_new_detections_csv_rerequests_the_session(tmp_path, instance):
+    lake = DataLake(root=str(tmp_path))
+    write_stack(tmp_path / "landing" / "m1" / "day00.tif")
+    cursor = tick(instance, lake, tick(instance, lake, None).cursor).cursor
+    (tmp_path / "landing" / "m1" / "day00.detections.csv").write_text("filename,width,height,class,score,xmin,ymin,xmax,ymax\n")
+    waiting = tick(instance, lake, cursor)
+    assert waiting.run_requests == []
+    assert [r.partition_key for r in tick(instance, lake, waiting.cursor).run_requests] == ["m1|day00"]

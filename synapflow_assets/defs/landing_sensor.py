@@ -6,18 +6,21 @@ import dagster as dg
 from ..imaging.landing import scan_landing, settled_sessions
 from .partitions import ANIMALS, SESSIONS, session_partition_key
 from .resources import DataLake
+from .detection_assets import detections_2d
+from .spine_assets import spines_3d
 from .volume_assets import raw_volume
 
-ingest_job = dg.define_asset_job("ingest_sessions", selection=[raw_volume])
+process_sessions_job = dg.define_asset_job("process_sessions", selection=[raw_volume, detections_2d, spines_3d])
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=process_sessions_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult:
-    """Watch ``data/landing/<animal>/<session>.tif``: add partitions and request ingestion.
+    """Watch ``data/landing/<animal>/<session>.tif``: add partitions and request processing.
 
     A file is taken once it is complete (a ``<session>.done`` marker, or size
     and modification time unchanged over two ticks); a file whose content
-    changes later is requested again. The cursor makes restarts safe.
+    changes later (or whose ``<session>.detections.csv`` changes) is requested
+    again. The cursor makes restarts safe.
     """
     sessions, problems = scan_landing(lake.landing)
     for problem in problems:

@@ -36,9 +36,13 @@ def session_key_of(path: Path) -> str | None:
     return None
 
 
-def fingerprint(path: Path) -> str:
-    """Cheap change detector: size and modification time (of every PNG for a folder)."""
+def fingerprint(path: Path, session: str | None = None) -> str:
+    """Cheap change detector: size and modification time of the input (every PNG of a folder)
+    and of its imported detections ``<session>.detections.csv`` when present."""
     files = sorted(path.glob("*.png")) if path.is_dir() else [path]
+    detections = path.parent / f"{session}.detections.csv"
+    if session and detections.exists():
+        files.append(detections)
     stats = [f.stat() for f in files]
     return f"{len(stats)}:{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"
 
@@ -70,7 +74,7 @@ def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
         try:
             validate_key(animal_dir.name, "animal")
             validate_key(session, "session")
-            sessions.append(LandedSession(animal_dir.name, session, entry, fingerprint(entry)))
+            sessions.append(LandedSession(animal_dir.name, session, entry, fingerprint(entry, session)))
         except InvalidKeyError as error:
             problems.append(f"{entry}: {error}")
         except FileNotFoundError:
