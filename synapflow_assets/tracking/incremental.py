@@ -1,0 +1,134 @@
+"""Track an animal incrementally: session pairs are aligned and linked once, then reused from a cache."""
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from ..store.atomic_files import write_parquet_atomic
+from .align import Alignment, AlignParams, align_sessions
+from .time import TimeLinkParams, link_costs, project_spines
+from .tracks import SessionLinks, build_tracks
+
+
+@dataclass(frozen=True)
+class SessionInput:
+    """One session of an animal, as time tracking needs it.
+
+    ``version`` must change whenever the volume or the spines change (e.g. a
+    hash of both); ``load_volume`` is called only when an alignment has to be
+    computed.
+    """
+
+    key: str
+    spines: pl.DataFrame
+    shape_zyx: tuple[int, int, int]
+    version: str
+    load_volume: Callable[[], np.ndarray]
+
+
+def _save_alignment(path: Path, alignment: Alignment, meta: dict) -> None:
+    scalars = {k: v for k, v in asdict(alignment).items() if k != "field_yx"}
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, field_yx=alignment.field_yx, scalars=json.dumps(scalars), meta=json.dumps(meta))
+    os.replace(tmp, path)
+
+
+def _load_alignment(path: Path, meta: dict) -> Alignment | None:
+    if not path.exists():
+        return None
+    with np.load(path) as stored:
+        if json.loads(str(stored["meta"])) != meta:
+            return None
+        scalars = json.loads(str(stored["scalars"]))
+        scalars["shift_yx"] = tuple(scalars["shift_yx"])
+        scalars["shape_yx"] = tuple(scalars["shape_yx"])
+        return Alignment(field_yx=stored["field_yx"], **scalars)
+
+
+class AnimalTracker:
+    """Aligns and links the sessions of one animal, caching every pair in ``cache_dir``.
+
+    A pair is recomputed only when the version of a session it involves or a
+    parameter changed, so adding session N costs one alignment and a few
+    small assignments whatever N is; a session inserted between two others
+    creates new pairs and the pairs it replaced are no longer used.
+    """
+
+    def __init__(self, cache_dir: Path, align_params: AlignParams = AlignParams(), link_params: TimeLinkParams = TimeLinkParams()):
+        self.cache_dir = Path(cache_dir)
+        self.align_params, self.link_params = align_params, link_params
+        self.computed: list[str] = []
+        self.reused: list[str] = []
+
+    def alignment(self, a: SessionInput, b: SessionInput) -> Alignment:
+        meta = {"versions": [a.version, b.version], "params": repr(self.align_params)}
+        path = self.cache_dir / f"align__{a.key}__{b.key}.npz"
+        cached = _load_alignment(path, meta)
+        if cached is not None:
+            self.reused.append(f"align {a.key}->{b.key}")
+            return cached
+        if a.shape_zyx[1:] != b.shape_zyx[1:]:
+            raise ValueError(f"sessions {a.key} and {b.key} have different layer sizes {a.shape_zyx[1:]} and {b.shape_zyx[1:]}")
+        start = time.perf_counter()
+        result = align_sessions(a.load_volume(), b.load_volume(), self.align_params)
+        self.computed.append(f"align {a.key}->{b.key} ({time.perf_counter() - start:.2f} s)")
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        _save_alignment(path, result, meta)
+        return result
+
+    def links(self, chain: list[SessionInput]) -> SessionLinks:
+        """Links from ``chain[0]`` to ``chain[-1]`` through the alignments of consecutive members."""
+        first, last = chain[0], chain[-1]
+        meta = {"versions": [s.version for s in chain], "params": repr((self.align_params, self.link_params))}
+        path = self.cache_dir / f"links__{first.key}__{last.key}.parquet"
+        meta_path = path.with_suffix(".json")
+        if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+            self.reused.append(f"links {first.key}->{last.key}")
+            stored = pl.read_parquet(path)
+            return SessionLinks(stored.filter(pl.col("later_id") >= 0).select("earlier_id", "later_id", "cost"),
+                                set(stored.filter(pl.col("later_id") < 0)["earlier_id"].to_list()))
+        steps = [self.alignment(a, b) for a, b in zip(chain, chain[1:])]
+        ok = all(step.ok for step in steps)
+
+        def map_points(yx):
+            for step in steps:
+                yx = step.map_points(yx)
+            return yx
+
+        projected = project_spines(first.spines, map_points, sum(s.z_shift for s in steps), last.shape_zyx,
+                                   self.link_params.border_px)
+        if not ok:
+            projected = projected.with_columns(in_view=pl.lit(False))
+        costs = link_costs(projected, last.spines, self.link_params)
+        gone = projected.filter(~pl.col("in_view"))["spine_id"].to_list()
+        stored = pl.concat([costs, pl.DataFrame({"earlier_id": gone, "later_id": [-1] * len(gone), "cost": [np.nan] * len(gone)},
+                                                schema=costs.schema)])
+        write_parquet_atomic(stored, path)
+        meta_path.write_text(json.dumps(meta))
+        return SessionLinks(costs, set(gone))
+
+    def track(self, sessions: list[SessionInput]) -> tuple[pl.DataFrame, list[dict]]:
+        """Tracks of the animal over ``sessions`` (in acquisition order) and one alignment report per consecutive pair."""
+        memo: dict[tuple[int, int], SessionLinks] = {}
+
+        def links_for(earlier: int, later: int) -> SessionLinks:
+            if (earlier, later) not in memo:
+                memo[earlier, later] = self.links(sessions[earlier : later + 1])
+            return memo[earlier, later]
+
+        report = []
+        for t in range(1, len(sessions)):
+            step = self.alignment(sessions[t - 1], sessions[t])
+            report.append({
+                "from": sessions[t - 1].key, "to": sessions[t].key, "ok": step.ok, "rotation_deg": round(step.rotation_deg, 3),
+                "shift_yx_px": [round(v, 2) for v in step.shift_yx], "z_shift": step.z_shift, "peak": round(step.peak, 1),
+                "trusted_blocks": round(step.trusted_blocks, 2), "residual_px": round(step.residual_px, 3),
+            })
+        tracks = build_tracks([s.key for s in sessions], {s.key: s.spines["spine_id"].to_numpy() for s in sessions},
+                              links_for, self.link_params.max_gap)
+        return tracks, report

@@ -1,0 +1,104 @@
+"""Time tracking: the cost of linking the 3D spines of one session to those of a later one."""
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from .box_geometry import pairwise_giou
+
+
+@dataclass(frozen=True)
+class TimeLinkParams:
+    """Parameters of linking spines across sessions (defaults: the SynapFlow method, plus a gate).
+
+    Attributes
+    ----------
+    giou_weight, z_weight : float
+        Cost = ``giou_weight * (-GIoU) + z_weight * z_cost`` of the projected
+        median box and z-range (method: 1.5 and 0.3).
+    max_cost : float
+        A pair is linked when its cost is at most this (method: 0.5).
+    max_centre_distance_px : float
+        Projected centres farther apart are never linked.
+    max_gap : int
+        Sessions a spine may be missed and still be re-linked (0: method).
+    border_px : float
+        A spine whose projected centre falls this close to or beyond the edge
+        of the later session, or whose z-range falls outside its layers, is
+        out of view there, not eliminated.
+    """
+
+    giou_weight: float = 1.5
+    z_weight: float = 0.3
+    max_cost: float = 0.5
+    max_centre_distance_px: float = 15.0
+    max_gap: int = 1
+    border_px: float = 2.0
+
+
+def z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
+    """The method's z cost for all pairs: ``1 - overlap / min(length)`` if the ranges overlap, else the gap in layers."""
+    first_a, last_a = np.asarray(first_a, float)[:, None], np.asarray(last_a, float)[:, None]
+    first_b, last_b = np.asarray(first_b, float)[None, :], np.asarray(last_b, float)[None, :]
+    overlap = np.minimum(last_a, last_b) - np.maximum(first_a, first_b) + 1
+    shortest = np.minimum(last_a - first_a, last_b - first_b) + 1
+    return np.where(overlap > 0, 1 - overlap / shortest, np.maximum(first_a, first_b) - np.minimum(last_a, last_b))
+
+
+def project_spines(spines: pl.DataFrame, map_points, z_shift: int, shape_zyx, border_px: float) -> pl.DataFrame:
+    """Move spines of an earlier session into a later one.
+
+    Parameters
+    ----------
+    spines : polars.DataFrame
+        ``spine_id, first_layer, last_layer, xmin, ymin, xmax, ymax``.
+    map_points : callable
+        (n, 2) (y, x) points of the earlier session -> the later session.
+    z_shift : int
+    shape_zyx : shape of the later session
+    border_px : float
+
+    Returns
+    -------
+    polars.DataFrame
+        Same columns, moved (boxes keep their size), and ``in_view`` (bool).
+    """
+    nz, ny, nx = shape_zyx
+    centre = spines.select(((pl.col("ymin") + pl.col("ymax")) / 2), ((pl.col("xmin") + pl.col("xmax")) / 2)).to_numpy()
+    moved = map_points(centre) - centre if len(spines) else np.zeros((0, 2))
+    y, x = centre[:, 0] + moved[:, 0], centre[:, 1] + moved[:, 1]
+    first = spines["first_layer"].to_numpy() + z_shift
+    last = spines["last_layer"].to_numpy() + z_shift
+    in_view = (y >= border_px) & (y <= ny - 1 - border_px) & (x >= border_px) & (x <= nx - 1 - border_px) & (last >= 0) & (first <= nz - 1)
+    return spines.with_columns(
+        ymin=pl.col("ymin") + moved[:, 0], ymax=pl.col("ymax") + moved[:, 0],
+        xmin=pl.col("xmin") + moved[:, 1], xmax=pl.col("xmax") + moved[:, 1],
+        first_layer=pl.Series(first), last_layer=pl.Series(last), in_view=pl.Series(in_view, dtype=pl.Boolean),
+    )
+
+
+def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkParams) -> pl.DataFrame:
+    """All acceptable links (cost <= ``max_cost``) between projected earlier spines and later spines.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``earlier_id, later_id, cost``: a sparse cost list; out-of-view
+        spines have no links (the method's cost 10).
+    """
+    empty = pl.DataFrame(schema={"earlier_id": pl.Int64, "later_id": pl.Int64, "cost": pl.Float64})
+    candidates = projected.filter(pl.col("in_view"))
+    if not len(candidates) or not len(later):
+        return empty
+    a = candidates.select("xmin", "ymin", "xmax", "ymax").to_numpy()
+    b = later.select("xmin", "ymin", "xmax", "ymax").to_numpy()
+    cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
+        candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"])
+    centre_a, centre_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    distance = np.linalg.norm(centre_a[:, None] - centre_b[None], axis=-1)
+    i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_px))
+    return pl.DataFrame({
+        "earlier_id": candidates["spine_id"].to_numpy()[i].astype(np.int64),
+        "later_id": later["spine_id"].to_numpy()[j].astype(np.int64),
+        "cost": cost[i, j],
+    }) if len(i) else empty
