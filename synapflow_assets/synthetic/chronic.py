@@ -16,7 +16,7 @@ from .morphology import Spines, grow_spines, initial_spine_count, make_dendrites
 from .params import SimulationParams
 from .render import dendrite_points, layer_jitter, render, spine_points
 from .transform import SessionTransform, draw_transform
-from .truth import boxes_table, in_view, spines_table
+from .truth import boxes_table, dendrite_length_in_view, geometry_table, in_view, spines_table
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class SimulatedSession:
     voxel_size_um : tuple of float
     transform : SessionTransform
         The full world -> pixel map (including the deformation).
+    geometry : polars.DataFrame or None
+        Ground-truth geometry of the living spines (in view or not), see
+        ``truth.GEOMETRY_SCHEMA``: head centre and junction with the dendrite
+        in session pixels and the head-to-dendrite distance.
+    dendrite_length_um : float or None
+        Length of the dendrite centre lines inside the image (x/y plane).
     """
 
     index: int
@@ -51,6 +57,8 @@ class SimulatedSession:
     brightness: float
     voxel_size_um: tuple[float, float, float]
     transform: SessionTransform
+    geometry: pl.DataFrame | None = None
+    dendrite_length_um: float | None = None
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -119,6 +127,8 @@ def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: i
             points = np.concatenate([tr.to_pixels(d_points, params), s_px.reshape(-1, 3)])
             volume = render(params, points, np.concatenate([d_weights, s_weights.ravel()]), tr.brightness,
                             shifts, noise)
+        geometry = geometry_table(params, alive.spine_id, head_px, tr.to_pixels(alive.base_um, params))
+        length = dendrite_length_in_view(params, [tr.to_pixels(d.centre_um, params) for d in dendrites])
         sessions.append(SimulatedSession(i, volume, boxes, spines, shifts, tr.drift_px, tr.rotation_deg,
-                                         tr.brightness, tuple(params.voxel_size_um), tr))
+                                         tr.brightness, tuple(params.voxel_size_um), tr, geometry, length))
     return sessions

@@ -68,3 +68,54 @@ def spines_table(params: SimulationParams, spine_id, status, type_code, head_px,
         "head_radius_um": head_radius_um, "neck_length_um": neck_length_um, "dendrite_id": dendrite_id,
     }, schema=SPINE_SCHEMA)
     return df.sort("spine_id")
+
+
+GEOMETRY_SCHEMA = {"spine_id": pl.Int64, "head_z": pl.Float64, "head_y": pl.Float64, "head_x": pl.Float64,
+                   "base_z": pl.Float64, "base_y": pl.Float64, "base_x": pl.Float64,
+                   "head_to_dendrite_px": pl.Float64, "head_to_dendrite_um": pl.Float64}
+
+
+def geometry_table(params: SimulationParams, spine_id, head_px, base_px) -> pl.DataFrame:
+    """Ground-truth spine geometry in session pixels, one row per living spine, sorted by id.
+
+    Parameters
+    ----------
+    params : SimulationParams
+    spine_id : ndarray (n,)
+    head_px, base_px : ndarray (n, 3)
+        Head centre and junction with the dendrite (the spine's attachment
+        point on the dendrite surface), session pixels (z, y, x).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``spine_id``, ``head_z/y/x``, ``base_z/y/x`` (px), ``head_to_dendrite_px``
+        (in-plane x/y distance head centre -> junction, pixels: what a per-layer
+        measurement sees) and ``head_to_dendrite_um`` (3D distance in um).
+    """
+    head_px = np.asarray(head_px, float).reshape(-1, 3)
+    base_px = np.asarray(base_px, float).reshape(-1, 3)
+    d = head_px - base_px
+    return pl.DataFrame({
+        "spine_id": spine_id, "head_z": head_px[:, 0], "head_y": head_px[:, 1], "head_x": head_px[:, 2],
+        "base_z": base_px[:, 0], "base_y": base_px[:, 1], "base_x": base_px[:, 2],
+        "head_to_dendrite_px": np.hypot(d[:, 1], d[:, 2]),
+        "head_to_dendrite_um": np.linalg.norm(d * np.asarray(params.voxel_size_um), axis=1),
+    }, schema=GEOMETRY_SCHEMA).sort("spine_id")
+
+
+def dendrite_length_in_view(params: SimulationParams, centres_px: list[np.ndarray]) -> float:
+    """Length (um, x/y plane) of the dendrite centre lines inside the image in x/y.
+
+    Parameters
+    ----------
+    centres_px : list of ndarray (m, 3)
+        Each dendrite's centre-line samples in session pixels (z, y, x).
+    """
+    vy, vx = params.voxel_size_um[1:]
+    total = 0.0
+    for c in centres_px:
+        inside = np.all((c[:, 1:] >= 0) & (c[:, 1:] <= np.asarray(params.shape[1:]) - 1), axis=1)
+        seg = np.hypot(np.diff(c[:, 1]) * vy, np.diff(c[:, 2]) * vx)
+        total += float(seg[inside[1:] & inside[:-1]].sum())
+    return total

@@ -1,0 +1,327 @@
+"""Head-to-dendrite distance: per layer, the spine head centre and its junction with the dendrite.
+
+Per box (one spine on one layer) the box grown by ``grow_px`` is cut out,
+smoothed (Gaussian, ``smooth_px``) and thresholded with Otsu's method (the
+lower of the 3-class multi-Otsu thresholds when the 2-class threshold keeps
+less than ``min_foreground`` of the crop, e.g. when a very bright head hides
+the dendrite). Then:
+
+1. **Dendrite.** Sequential RANSAC lines through the foreground pixels
+   outside the spine box (neighbouring spines are outliers; up to two
+   dendrites, for crossings), each accepted only if it is a continuous tube
+   across the crop; the dendrite mask is the foreground near those lines
+   (see :func:`dendrite_mask`).
+2. **Head.** Candidates are the pixels of the box (grown by 2 px) more than
+   ``band_margin_px`` from the dendrite mask whose excess over the dendrite's
+   own blurred profile (the median intensity outside the box at the same
+   distance from the dendrite mask) is at least ``min_snr`` noise sigmas. The head peak is the candidate
+   local maximum (5x5) farthest from the dendrite - a detector box spans the
+   spine from its base to its head, so a brighter neighbouring head or the
+   dendrite's edge inside the box is not taken - or, when there is no local
+   maximum (a stubby head that only forms a shoulder), the brightest
+   candidate by excess. The head is the half-maximum region around the peak; its centre
+   the intensity-weighted centroid of that region within ``HEAD_WINDOW_PX``
+   of the peak (not pulled by a faint neck nor by the dendrite).
+3. **Junction.** The point of the dendrite mask's edge nearest to the head
+   centre (the neck, usually too faint to threshold, joins the dendrite
+   there when it leaves it at a right angle).
+4. **Distance** head centre -> junction, in pixels and micrometres (x/y voxel
+   size). The 3D value of a spine is an operator over its layers.
+
+Reason codes (``distance_reason``): ``ok``, ``empty_box`` (flat or tiny
+crop), ``no_dendrite``, ``no_head``, ``head_touches_border`` (the head peak lies
+on the image border, its centre is unreliable).
+"""
+import numpy as np
+import polars as pl
+from scipy import ndimage
+
+from .crops import box_pixels
+from .operators import combine_layers
+from .thresholds import multi_otsu_thresholds, otsu_threshold
+
+GROW_PX = 15
+SMOOTH_PX = 1.0
+MIN_FOREGROUND = 0.05
+BAND_MARGIN_PX = 1.5
+MIN_SNR = 5.0
+HEAD_WINDOW_PX = 3.0
+RANSAC_TOL_PX = 3.0
+EIGHT = np.ones((3, 3), bool)
+REASONS = ("ok", "empty_box", "no_dendrite", "no_head", "head_touches_border")
+
+
+def _ransac_line(yx: np.ndarray, weight: np.ndarray, tol: float, rng: np.random.Generator, n_try: int = 200):
+    """Best line through ``yx`` (m, 2): the random pixel pair whose ``tol`` band holds most weight.
+
+    Returns the boolean inlier mask, or None when no pair is long enough.
+    """
+    i, j = rng.integers(0, len(yx), (2, n_try))
+    d = yx[j] - yx[i]
+    length = np.linalg.norm(d, axis=1)
+    ok = length > 4
+    if not ok.any():
+        return None
+    i, d, length = i[ok], d[ok], length[ok]
+    normal = np.column_stack([-d[:, 1], d[:, 0]]) / length[:, None]
+    dist = np.abs((yx[:, 0][None, :] - yx[i, 0][:, None]) * normal[:, :1]
+                  + (yx[:, 1][None, :] - yx[i, 1][:, None]) * normal[:, 1:])
+    score = ((dist <= tol) * weight).sum(1)
+    return dist[int(np.argmax(score))] <= tol
+
+
+def _fit_line(yx: np.ndarray, weight: np.ndarray, keep: np.ndarray, tol: float):
+    """Weighted principal line of the ``keep`` pixels, refit twice on pixels within ``tol``; (mean, normal, keep)."""
+    for _ in range(3):
+        w = weight[keep]
+        m = (yx[keep] * w[:, None]).sum(0) / w.sum()
+        d = yx[keep] - m
+        axis = np.linalg.eigh((d * w[:, None]).T @ d / w.sum())[1][:, 1]
+        normal = np.array([-axis[1], axis[0]])
+        new = np.abs((yx - m) @ normal) <= tol
+        if new.sum() < 8:
+            break
+        keep = new
+    return m, normal, keep
+
+
+def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendrites: int = 2,
+                  tol_px: float = RANSAC_TOL_PX, min_pixels: int = 30, min_coverage: float = 0.75,
+                  seed: int = 0) -> np.ndarray | None:
+    """Mask of the dendrite(s) crossing a crop, found from the foreground outside the spine box.
+
+    Sequential RANSAC on the foreground pixels outside the box (neighbouring
+    spines are outliers): the line whose ``tol_px`` band holds most intensity,
+    refined by a weighted principal-axis fit; its half-width is the 90th
+    percentile of the distance of its inliers outside the box. A line is a
+    dendrite only if its inliers span most of the crop and foreground covers at
+    least ``min_coverage`` of its chord through the crop (a row of heads is
+    not a dendrite). The band is
+    removed and the search repeated once for a crossing dendrite. The mask is
+    the foreground within half-width + 1 px of a line (so it follows the real,
+    possibly curved, edge), restricted to the component(s) that reach outside
+    the box.
+
+    Returns
+    -------
+    ndarray bool (h, w) or None
+        None when no tube-like structure crosses the crop.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.nonzero(fg & ~inner)
+    yx = np.column_stack([yy, xx]).astype(float)
+    weight = s[yy, xx] - s[fg].min() + 1e-6
+    h, w = s.shape
+    gy, gx = np.mgrid[0:h, 0:w]
+    mask = np.zeros((h, w), bool)
+    left = np.ones(len(yx), bool)
+    for _ in range(max_dendrites):
+        if left.sum() < min_pixels:
+            break
+        sub = np.nonzero(left)[0]
+        keep = _ransac_line(yx[sub], weight[sub], tol_px, rng)
+        if keep is None or keep.sum() < min_pixels:
+            break
+        m, normal, keep = _fit_line(yx[sub], weight[sub], keep, 2 * tol_px)
+        axis = np.array([normal[1], -normal[0]])
+        along = (yx[sub][keep] - m) @ axis
+        half = float(np.percentile(np.abs((yx[sub][keep] - m) @ normal), 90))
+        if np.ptp(along) < max(4 * half, 0.6 * min(h, w)):     # a blob, not a tube crossing the crop
+            break
+        band = np.abs((gy - m[0]) * normal[0] + (gx - m[1]) * normal[1]) <= half + 1
+        t_all = np.rint((gy - m[0]) * axis[0] + (gx - m[1]) * axis[1]).astype(np.int64)
+        chord = np.unique(t_all[np.abs((gy - m[0]) * normal[0] + (gx - m[1]) * normal[1]) <= 0.71])
+        covered = np.isin(chord, np.unique(t_all[band & fg])).mean() if chord.size else 0.0
+        if covered < min_coverage:                  # blobs on a line, not a continuous tube
+            break
+        mask |= band & fg
+        off = np.abs((yx - m) @ normal)
+        left &= off > half + 2
+    if not mask.any():
+        return None
+    labels, n = ndimage.label(mask, EIGHT)
+    outside = np.bincount(labels[~inner], minlength=n + 1) >= min_pixels // 3
+    outside[0] = False
+    mask = outside[labels]
+    return mask if mask.any() else None
+
+
+def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float = SMOOTH_PX,
+                      min_foreground: float = MIN_FOREGROUND, band_margin_px: float = BAND_MARGIN_PX,
+                      min_snr: float = MIN_SNR, at_image_border: np.ndarray | None = None) -> dict:
+    """Find the head centre and the junction with the dendrite in one 2D crop.
+
+    Parameters
+    ----------
+    crop : ndarray (h, w)
+        The grown box of one layer.
+    inner : ndarray bool (h, w)
+        Pixels of the spine box itself.
+    smooth_px : float
+        Gaussian smoothing before thresholding.
+    min_foreground : float
+        Minimal foreground fraction of the 2-class Otsu threshold before
+        falling back to the lower 3-class multi-Otsu threshold.
+    band_margin_px : float
+        The head peak must lie this far from the dendrite mask.
+    min_snr : float
+        The head peak must exceed the background by this many noise sigmas
+        (of the smoothed image).
+    at_image_border : ndarray bool (h, w), optional
+        Crop pixels on the image border (a head touching them is unreliable).
+
+    Returns
+    -------
+    dict
+        ``reason`` (see :data:`REASONS`), ``head_yx``, ``junction_yx`` (crop
+        pixels, NaN when not found), ``distance_px``, ``head_area_px``,
+        ``head_flux`` (background-subtracted fluorescence of the head region
+        grown by 2 px, outside the dendrite, in units of the dendrite
+        brightness minus background: a head-only size), ``threshold``, ``head_mask`` (bool (h, w) or None) and
+        ``dendrite_mask`` (bool (h, w) or None).
+    """
+    nan2 = np.full(2, np.nan)
+    out = {"reason": "empty_box", "head_yx": nan2, "junction_yx": nan2, "distance_px": np.nan,
+           "head_area_px": 0.0, "head_flux": np.nan, "threshold": np.nan, "head_mask": None, "dendrite_mask": None}
+    h, w = crop.shape
+    if h < 5 or w < 5 or not inner.any():
+        return out
+    raw = crop.astype(np.float64)
+    s = ndimage.gaussian_filter(raw, smooth_px, mode="nearest")
+    if np.ptp(s) < 1e-9:
+        return out
+    thr = otsu_threshold(s)
+    if (s > thr).mean() < min_foreground:
+        thr = multi_otsu_thresholds(s, 3)[0]
+    fg = s > thr
+    out["threshold"] = thr
+    dmask = dendrite_mask(s, fg, inner)
+    if dmask is None:
+        out["reason"] = "no_dendrite"
+        return out
+    out["dendrite_mask"] = dmask
+    away = ndimage.distance_transform_edt(~dmask)
+    # head: the brightest significant peak in the box, away from the dendrite
+    bg = float(np.percentile(s, 20))
+    hf = raw - s
+    noise = 1.4826 * float(np.median(np.abs(hf - np.median(hf)))) / (2 * np.sqrt(np.pi) * smooth_px)
+    cand = ndimage.binary_dilation(inner, iterations=1) & (away > band_margin_px)
+    cand[[0, 1, -2, -1], :] = False
+    cand[:, [0, 1, -2, -1]] = False
+    if not cand.any():
+        out["reason"] = "no_head"
+        return out
+    # excess over the dendrite's own blurred profile (median of s at the same distance outside the box)
+    bins = np.minimum(np.rint(away).astype(np.int64), 64)
+    profile = np.asarray(ndimage.median(s, np.where(inner, 0, bins + 1), np.arange(1, 67)), float)
+    profile = np.where(np.isfinite(profile), profile, bg)
+    excess = s - np.maximum(profile[bins], bg)
+    strong = cand & (excess >= min_snr * max(noise, 1e-9))
+    if not strong.any():
+        out["reason"] = "no_head"
+        return out
+    peaks = strong & (s >= ndimage.maximum_filter(s, size=5))
+    if peaks.any():     # the local maximum farthest from the dendrite: heads sit at the far end of the box
+        k = int(np.argmax(np.where(peaks, away, -np.inf)))
+    else:               # a head that only forms a shoulder on the dendrite: its brightest pixel
+        k = int(np.argmax(np.where(strong, excess, -np.inf)))
+    py, px = divmod(k, w)
+    peak = s[py, px]
+    half_level = bg + 0.5 * (peak - bg)
+    region, _ = ndimage.label((s >= half_level) & ~dmask, EIGHT)
+    head = region == region[py, px]
+    yy, xx = np.mgrid[0:h, 0:w]
+    near = head & ((yy - py) ** 2 + (xx - px) ** 2 <= HEAD_WINDOW_PX**2)
+    wgt = (s - half_level) * near
+    head_yx = (np.array([(wgt * yy).sum(), (wgt * xx).sum()]) / wgt.sum() if wgt.sum() > 0
+               else np.array([py, px], float))
+    out["head_mask"] = head
+    out["head_area_px"] = float(head.sum())
+    flux_px = ndimage.binary_dilation(head, EIGHT, iterations=2) & ~dmask
+    top = np.sort(raw.ravel())[-max(int(0.01 * raw.size), 1):].mean()
+    bg_raw = float(np.sort(raw.ravel())[:max(int(0.2 * raw.size), 1)].mean())
+    out["head_flux"] = float(np.clip(raw[flux_px] - bg_raw, 0, None).sum() / max(top - bg_raw, 1e-9))
+    out["head_yx"] = head_yx
+    if at_image_border is not None and at_image_border[py, px]:
+        out["reason"] = "head_touches_border"
+        return out
+    # junction: the dendrite edge point nearest to the head centre (pixel centre moved half a pixel out)
+    dy, dx = np.nonzero(dmask)
+    dist = np.hypot(dy - head_yx[0], dx - head_yx[1])
+    j = int(np.argmin(dist))
+    direction = (head_yx - [dy[j], dx[j]]) / max(dist[j], 1e-9)
+    junction = np.array([dy[j], dx[j]], float) + 0.5 * direction
+    out.update(reason="ok", junction_yx=junction, distance_px=float(max(dist[j] - 0.5, 0.0)))
+    return out
+
+
+def layer_distances(volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, grow_px: int = GROW_PX,
+                    smooth_px: float = SMOOTH_PX) -> pl.DataFrame:
+    """Head centre, junction and head-to-dendrite distance of every box on its layer.
+
+    One call of :func:`head_and_junction` per box (connected components are per
+    crop); everything inside is vectorised numpy.
+
+    Parameters
+    ----------
+    volume : ndarray (z, y, x)
+    boxes : polars.DataFrame
+        ``layer, xmin, ymin, xmax, ymax``; other columns are kept.
+    voxel_size_um : (z, y, x)
+    grow_px, smooth_px : see the module docstring
+
+    Returns
+    -------
+    polars.DataFrame
+        ``boxes`` with ``head_y, head_x, junction_y, junction_x`` (image
+        pixels), ``distance_px``, ``distance_um``, ``distance_reason``,
+        ``head_area_px``, ``head_flux``.
+    """
+    nz, ny, nx = volume.shape
+    n = boxes.height
+    x0, y0, x1, y1 = box_pixels(boxes["xmin"].to_numpy(), boxes["ymin"].to_numpy(), boxes["xmax"].to_numpy(),
+                                boxes["ymax"].to_numpy(), (ny, nx))
+    gx0, gy0 = np.maximum(x0 - grow_px, 0), np.maximum(y0 - grow_px, 0)
+    gx1, gy1 = np.minimum(x1 + grow_px, nx - 1), np.minimum(y1 + grow_px, ny - 1)
+    layer = np.clip(boxes["layer"].to_numpy().astype(np.int64), 0, nz - 1)
+    res = np.full((n, 7), np.nan)
+    reason = np.empty(n, dtype=object)
+    for i in range(n):
+        crop = volume[layer[i], gy0[i]:gy1[i] + 1, gx0[i]:gx1[i] + 1]
+        inner = np.zeros(crop.shape, bool)
+        inner[y0[i] - gy0[i]:y1[i] - gy0[i] + 1, x0[i] - gx0[i]:x1[i] - gx0[i] + 1] = True
+        at_border = np.zeros(crop.shape, bool)
+        at_border[:, 0] |= gx0[i] == 0
+        at_border[:, -1] |= gx1[i] == nx - 1
+        at_border[0, :] |= gy0[i] == 0
+        at_border[-1, :] |= gy1[i] == ny - 1
+        r = head_and_junction(crop, inner, smooth_px=smooth_px, at_image_border=at_border)
+        off = np.array([gy0[i], gx0[i]])
+        res[i] = [*(r["head_yx"] + off), *(r["junction_yx"] + off), r["distance_px"], r["head_area_px"], r["head_flux"]]
+        reason[i] = r["reason"]
+    px_um = float(np.mean(voxel_size_um[1:]))
+    return boxes.with_columns(
+        head_y=res[:, 0], head_x=res[:, 1], junction_y=res[:, 2], junction_x=res[:, 3], distance_px=res[:, 4],
+        distance_um=res[:, 4] * px_um, distance_reason=pl.Series(reason.tolist(), dtype=pl.String),
+        head_area_px=res[:, 5], head_flux=res[:, 6])
+
+
+def spine_distances(per_layer: pl.DataFrame, operator: str = "median") -> pl.DataFrame:
+    """3D head-to-dendrite distance per spine from :func:`layer_distances` output.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``spine_id``, ``head_to_dendrite_um``, ``head_to_dendrite_px`` (NaN when
+        no layer succeeded), ``distance_n_layers`` (layers with a distance) and
+        ``distance_reason`` (``ok`` when any layer succeeded, else the most
+        frequent failure reason).
+    """
+    per_layer = per_layer.filter(pl.col("id") >= 0)
+    um = combine_layers(per_layer, "distance_um", operator).rename({"distance_um": "head_to_dendrite_um"})
+    px = combine_layers(per_layer, "distance_px", operator).rename({"distance_px": "head_to_dendrite_px"})
+    why = per_layer.group_by("id").agg(
+        distance_n_layers=(pl.col("distance_reason") == "ok").sum().cast(pl.Int64),
+        distance_reason=pl.when((pl.col("distance_reason") == "ok").any()).then(pl.lit("ok"))
+        .otherwise(pl.col("distance_reason").mode().sort().first()))
+    return um.join(px, on="id").join(why, on="id").rename({"id": "spine_id"}).sort("spine_id")

@@ -1,0 +1,72 @@
+"""All per-spine features of one session in one table."""
+import numpy as np
+import polars as pl
+
+from .dendrite import session_density
+from .distance import layer_distances, spine_distances
+from .operators import combine_layers
+from .shape_type import assign_types
+from .size import layer_sizes
+
+FEATURE_COLUMNS = ["spine_id", "x_um", "y_um", "z_um", "size", "size_n_layers", "head_to_dendrite_um",
+                   "head_to_dendrite_px", "distance_reason", "distance_n_layers", "head_width_um", "type",
+                   "type_source", "peak_intensity", "dendrite_brightness"]
+
+
+def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.DataFrame, voxel_size_um, *,
+                   size_operator: str = "median", distance_operator: str = "median") -> pl.DataFrame:
+    """Features of every 3D spine of a session.
+
+    Parameters
+    ----------
+    volume : ndarray (z, y, x)
+        Registered volume in the boxes' frame.
+    linked_boxes : polars.DataFrame
+        ``id`` (-1 = not a spine, ignored), ``layer``, ``xmin, ymin, xmax, ymax``
+        (px); optional ``type`` (detector class, nullable).
+    spines : polars.DataFrame
+        3D spine summaries (``spine_id``, ``x_um, y_um, z_um``, ``type``, ...).
+    voxel_size_um : (z, y, x)
+    size_operator, distance_operator : {"median", "mean", "max", "inlier_median"}
+        How per-layer values become one value per spine.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per ``spines.spine_id``, columns :data:`FEATURE_COLUMNS`:
+        position (um), ``size`` (integrated fluorescence / dendrite brightness,
+        :mod:`.size`) and the number of layers it was measured on,
+        ``head_to_dendrite_um`` / ``_px`` with ``distance_reason`` and
+        ``distance_n_layers`` (:mod:`.distance`), ``head_width_um``, ``type``
+        and ``type_source`` (:mod:`.shape_type`), ``peak_intensity`` (brightest
+        box pixel over the layers) and ``dendrite_brightness`` (median over the
+        layers of the mean of the brightest 1 % of the grown box).
+    """
+    boxes = linked_boxes.filter(pl.col("id") >= 0).select("id", "layer", "xmin", "ymin", "xmax", "ymax")
+    boxes = boxes.filter(pl.col("id").is_in(spines["spine_id"].implode()))
+    sized = layer_sizes(volume, boxes)
+    dist = layer_distances(volume, boxes, voxel_size_um)
+    px_um = float(np.mean(voxel_size_um[1:]))
+    dist = dist.with_columns(head_width_um=2 * (pl.col("head_area_px") / np.pi).sqrt() * px_um)
+    per = (combine_layers(sized, "size", size_operator)
+           .join(sized.group_by("id").agg(size_n_layers=pl.col("size").is_finite().sum().cast(pl.Int64),
+                                          peak_intensity=pl.col("peak_intensity").max(),
+                                          dendrite_brightness=pl.col("dendrite_brightness").median()), on="id")
+           .join(combine_layers(dist.filter(pl.col("distance_reason") == "ok"), "head_width_um", "median"),
+                 on="id", how="left")
+           .rename({"id": "spine_id"})
+           .join(spine_distances(dist, distance_operator), on="spine_id", how="left"))
+    out = spines.select("spine_id", "x_um", "y_um", "z_um",
+                        pl.col("type").alias("detector_type") if "type" in spines.columns
+                        else pl.lit(None, pl.String).alias("detector_type")).join(per, on="spine_id", how="left")
+    types = assign_types(out["detector_type"], out["head_width_um"].fill_null(np.nan).to_numpy(),
+                         out["head_to_dendrite_um"].fill_null(np.nan).to_numpy())
+    out = pl.concat([out, types], how="horizontal").with_columns(
+        pl.col("distance_reason").fill_null("no_boxes"), pl.col("size_n_layers").fill_null(0),
+        pl.col("distance_n_layers").fill_null(0),
+        pl.col("size", "head_to_dendrite_um", "head_to_dendrite_px", "head_width_um", "peak_intensity",
+               "dendrite_brightness").cast(pl.Float64).fill_null(np.nan))
+    return out.select(FEATURE_COLUMNS).sort("spine_id")
+
+
+__all__ = ["FEATURE_COLUMNS", "session_density", "spine_features"]
