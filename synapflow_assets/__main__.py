@@ -28,7 +28,7 @@ def _ingest(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         report = process_landed(instance, lake)
         rows = session_summary(instance)
-    print(f"sessions: {len(report.materialized)} processed, {len(report.up_to_date)} up to date, "
+    print(f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
           f"{len(report.failed)} failed ({time.perf_counter() - start:.1f} s)")
     for partition in report.materialized:
         print(f"  ran {partition}")

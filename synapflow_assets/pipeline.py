@@ -6,6 +6,7 @@ from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
 from .defs.resources import DataLake, ImagingSettings
 from .defs.detection_assets import detections_2d
 from .defs.spine_assets import spines_3d
+from .defs.track_assets import animal_sessions, spine_tracks
 from .defs.volume_assets import raw_volume
 from .detection.imported import detections_file
 from .imaging.landing import LandedSession, scan_landing
@@ -81,10 +82,11 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession) -> list[dg.A
 
 
 def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None) -> PipelineReport:
-    """Register every landed session as partitions and materialize its stale assets.
+    """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
     Each session partition runs only the assets that :func:`stale_assets`
-    finds stale (and what depends on them). A failing partition is reported
+    finds stale (and what depends on them); ``spine_tracks`` of an animal
+    runs when one of its sessions changed. A failing partition is reported
     and does not stop the others.
     """
     imaging = imaging or ImagingSettings()
@@ -112,7 +114,30 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
         else:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             report.failed[str(partition)] = failure.step_failure_data.error.message.strip() if failure else "run failed"
+    for animal in sorted({s.animal for s in sessions}):
+        _run_animal_assets(instance, lake, animal, report)
     return report
+
+
+def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> bool:
+    """Whether ``spine_tracks`` of an animal misses a session or was computed from other session versions."""
+    record = latest_versions(instance, spine_tracks.key, animal)
+    if record is None or record["code"] != spine_tracks.code_versions_by_key[spine_tracks.key]:
+        return True
+    return record["upstream"] != {s.key: s.version for s in animal_sessions(lake, animal)}
+
+
+def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str, report: PipelineReport) -> None:
+    if not animal_assets_stale(instance, lake, animal):
+        report.up_to_date.append(animal)
+        return
+    result = dg.materialize([spine_tracks], instance=instance, partition_key=animal, resources={"lake": lake},
+                            raise_on_error=False, run_config=QUIET, selection=[spine_tracks])
+    if result.success:
+        report.materialized.append(f"{animal} (spine_tracks)")
+    else:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        report.failed[animal] = failure.step_failure_data.error.message.strip() if failure else "run failed"
 
 
 def session_summary(instance: dg.DagsterInstance) -> list[dict]:

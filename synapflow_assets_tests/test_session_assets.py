@@ -63,3 +63,26 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
     assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
     table.write_csv(csv)
     assert process_landed(instance, lake).materialized == ["m1|day04 (detections_2d, spines_3d)"]
+
+
+def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, instance, tmp_path):
+    import dagster as dg
+
+    lake, sessions = landed
+    process_landed(instance, lake)
+    tracks = pl.read_parquet(lake.tracks_path("m1"))
+    assert tracks["session"].unique().sort().to_list() == ["day00", "day04"]
+    assert set(tracks["status"]) <= {"present", "new", "eliminated", "out_of_view"}
+    third = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=3, seed=3)[2]
+    write_session(third, tmp_path / "landing", "m1", "day08")
+    report = process_landed(instance, lake)
+    assert report.materialized == ["m1|day08 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    event = instance.get_latest_materialization_event(dg.AssetKey("spine_tracks")).asset_materialization
+    assert [c.split(" (")[0] for c in event.metadata["computed"].value] == ["align day04->day08"]
+    assert event.metadata["sessions"].value == 3
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("spine_tracks"), "sessions_aligned")])
+    assert all(c.status.value == "SUCCEEDED" for c in check.values())
+    tracks = pl.read_parquet(lake.tracks_path("m1"))
+    truth = third.spines.filter(pl.col("status") == "new")
+    print(tracks.filter(pl.col("session") == "day08").group_by("status").len().rows(), "true new", len(truth))

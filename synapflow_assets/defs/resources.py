@@ -19,8 +19,17 @@ class DataLake(dg.ConfigurableResource):
     def detections_path(self, animal: str, session: str) -> Path:
         return Path(self.root) / "detections" / animal / f"{session}.parquet"
 
+    def spines_dir(self, animal: str) -> Path:
+        return Path(self.root) / "spines" / animal
+
     def spines_path(self, animal: str, session: str) -> Path:
-        return Path(self.root) / "spines" / animal / f"{session}.parquet"
+        return self.spines_dir(animal) / f"{session}.parquet"
+
+    def tracks_path(self, animal: str) -> Path:
+        return Path(self.root) / "tracks" / f"{animal}.parquet"
+
+    def tracks_cache(self, animal: str) -> Path:
+        return Path(self.root) / "tracks" / animal
 
     def spine_boxes_path(self, animal: str, session: str) -> Path:
         return Path(self.root) / "spines" / animal / f"{session}.boxes.parquet"

@@ -21,3 +21,23 @@ def overlay_png(image: np.ndarray, boxes: np.ndarray, labels: list[str] | None =
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def two_session_png(previous: np.ndarray, current: np.ndarray, boxes: np.ndarray, labels: list[str], max_size: int = 512) -> bytes:
+    """Previous projection in magenta, current in green, current boxes labelled (e.g. with track ids)."""
+    def scaled(image):
+        small = np.asarray(Image.fromarray(image.astype(np.float32)).resize(
+            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))))
+        low, high = np.percentile(small, [1, 99.8])
+        return (np.clip((small - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
+
+    scale = min(1.0, max_size / max(current.shape))
+    a, b = scaled(previous), scaled(current)
+    picture = Image.fromarray(np.stack([a, b, a], axis=-1))
+    draw = ImageDraw.Draw(picture)
+    for box, label in zip(np.asarray(boxes, dtype=float).reshape(-1, 4) * scale, labels):
+        draw.rectangle(box.tolist(), outline=(255, 255, 0))
+        draw.text((box[2] + 1, box[1]), label, fill=(0, 255, 255))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

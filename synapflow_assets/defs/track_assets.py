@@ -1,0 +1,107 @@
+"""Asset ``spine_tracks``: every spine of an animal with one identity across its sessions."""
+import dagster as dg
+import polars as pl
+
+from ..imaging.ingest import png_markdown
+from ..imaging.keys import order_sessions
+from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
+from ..imaging.overlay import two_session_png
+from ..imaging.readers import content_hash
+from ..store.atomic_files import write_parquet_atomic
+from ..tracking.align import AlignParams
+from ..tracking.incremental import AnimalTracker, SessionInput
+from ..tracking.time import TimeLinkParams
+from .partitions import ANIMALS
+from .resources import DataLake
+from .spine_assets import spines_3d
+
+_LINK = TimeLinkParams()
+
+
+class TimeTrackingConfig(dg.Config):
+    """Weights and gates of linking across sessions (see ``TimeLinkParams``)."""
+
+    giou_weight: float = _LINK.giou_weight
+    z_weight: float = _LINK.z_weight
+    max_cost: float = _LINK.max_cost
+    max_centre_distance_px: float = _LINK.max_centre_distance_px
+    max_gap: int = _LINK.max_gap
+    border_px: float = _LINK.border_px
+
+
+def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
+    """The sessions of an animal that have 3D spines, in acquisition order, as tracking inputs."""
+    found, infos = {}, {}
+    for path in sorted(lake.spines_dir(animal).glob("*.parquet")):
+        if path.name.endswith(".boxes.parquet"):
+            continue
+        session = path.name.removesuffix(".parquet")
+        shape, voxel, attrs = read_volume_info(lake.volume_path(animal, session))
+        infos[session] = (path, shape, tuple(voxel), attrs)
+        acquired = attrs.get("acquired_at")
+        found[session] = pl.Series([acquired]).str.to_datetime(time_zone="UTC").item() if acquired else None
+    voxels = {info[2] for info in infos.values()}
+    if len(voxels) > 1:
+        raise ValueError(f"sessions of {animal} have different voxel sizes: " + ", ".join(f"{k}: {v[2]}" for k, v in infos.items()))
+    inputs = []
+    for session in order_sessions(found):
+        path, shape, _, attrs = infos[session]
+        volume_path = lake.volume_path(animal, session)
+        inputs.append(SessionInput(session, pl.read_parquet(path), shape, f"{content_hash(path)}:{attrs.get('input_hash')}",
+                                   lambda p=volume_path: read_volume_zarr(p)[0]))
+    return inputs
+
+
+@dg.asset(
+    partitions_def=ANIMALS,
+    deps=[dg.AssetDep(spines_3d, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="animal"))],
+    code_version="1",
+    kinds={"parquet"},
+    group_name="tracking",
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec("sessions_aligned", asset="spine_tracks", description="every consecutive pair of sessions overlaps and aligns")],
+)
+def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
+    """Tracks of one animal: per session and track its spine (or none), and its status
+    (present, new, eliminated, out_of_view). Only pairs of sessions whose inputs changed are recomputed."""
+    animal = context.partition_key
+    sessions = animal_sessions(lake, animal)
+    tracker = AnimalTracker(lake.tracks_cache(animal), AlignParams(), TimeLinkParams(**config.model_dump()))
+    try:
+        tracks, report = tracker.track(sessions)
+    except ValueError as error:
+        raise dg.Failure(description=f"{animal}: {error}") from error
+    spines = pl.concat([s.spines.select("spine_id", "x_um", "y_um", "z_um", "n_layers", "type").with_columns(session=pl.lit(s.key))
+                        for s in sessions]) if sessions else None
+    if spines is not None:
+        tracks = tracks.join(spines, on=["session", "spine_id"], how="left")
+    tracks = tracks.with_columns(animal=pl.lit(animal))
+    path = write_parquet_atomic(tracks, lake.tracks_path(animal))
+    counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
+    metadata = {
+        "path": dg.MetadataValue.path(str(path)),
+        "sessions": len(sessions),
+        "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
+        "status_counts": dg.MetadataValue.md(_markdown(counts.drop("session_index"))),
+        "alignment": dg.MetadataValue.json(report),
+        "computed": dg.MetadataValue.json(tracker.computed),
+        "reused": len(tracker.reused),
+        "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),
+    }
+    if len(sessions) >= 2:
+        last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("spine_id").is_not_null()).join(
+            sessions[-1].spines.select("spine_id", "xmin", "ymin", "xmax", "ymax"), on="spine_id")
+        picture = two_session_png(read_mip(lake.volume_path(animal, sessions[-2].key)), read_mip(lake.volume_path(animal, sessions[-1].key)),
+                                  last.select("xmin", "ymin", "xmax", "ymax").to_numpy(), [str(t) for t in last["track_id"]])
+        metadata["last_two_sessions"] = dg.MetadataValue.md(png_markdown(picture, "previous (magenta) and last (green) session, track ids"))
+    failed = [f"{r['from']}->{r['to']}" for r in report if not r["ok"]]
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[dg.AssetCheckResult(check_name="sessions_aligned", passed=not failed,
+                                           metadata={"failed_pairs": dg.MetadataValue.json(failed)})],
+    )
+
+
+def _markdown(table: pl.DataFrame) -> str:
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
+    return "\n".join([header, *("| " + " | ".join(str(v) for v in row) + " |" for row in table.iter_rows())])

@@ -1,0 +1,114 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from synapflow_assets.imaging.registration import register_layers
+from synapflow_assets.synthetic import SimulationParams, simulate_animal
+from synapflow_assets.tracking.align import align_sessions
+from synapflow_assets.tracking.incremental import AnimalTracker, SessionInput
+from synapflow_assets.tracking.spines import summarize_spines
+from synapflow_assets.tracking.time import TimeLinkParams, link_costs, project_spines, z_range_cost
+from synapflow_assets.tracking.tracks import SessionLinks, build_tracks
+
+PARAMS = SimulationParams(shape=(16, 256, 256), max_drift_px=20, max_drift_layers=3, max_rotation_deg=3,
+                          max_brightness_change=0.3)
+
+
+@pytest.fixture(scope="module")
+def animal():
+    sessions = simulate_animal(PARAMS, n_sessions=4, seed=7)
+    volumes = [register_layers(s.volume)[0] for s in sessions]
+    spines = [summarize_spines(s.boxes.rename({"spine_id": "id"}), s.voxel_size_um) for s in sessions]
+    return sessions, volumes, spines
+
+
+def inputs_for(animal, keys=None):
+    sessions, volumes, spines = animal
+    keys = keys or [f"day{4 * k:02d}" for k in range(len(sessions))]
+    return [SessionInput(k, sp, v.shape, f"{k}-v1", lambda v=v: v) for k, sp, v in zip(keys, spines, volumes)]
+
+
+def test_alignment_recovers_drift_rotation_and_z_shift(animal):
+    sessions, volumes, _ = animal
+    for t in (1, 2, 3):
+        step = align_sessions(volumes[t - 1], volumes[t])
+        both = sessions[t - 1].spines.join(sessions[t].spines, on="spine_id", suffix="_b").filter(
+            pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present"))
+        error = np.hypot(*(step.map_points(both.select("y", "x").to_numpy()) - both.select("y_b", "x_b").to_numpy()).T)
+        dz = sessions[t].drift_px[0] - sessions[t - 1].drift_px[0]
+        print(f"pair {t}: mean error {error.mean():.2f} px, z {step.z_shift} vs {dz:.2f}, residual {step.residual_px:.2f}")
+        assert step.ok
+        assert error.mean() < 1.2
+        assert step.z_shift == round(dz)
+
+
+def test_sessions_that_do_not_overlap_fail_the_alignment_check(animal):
+    _, volumes, _ = animal
+    other = register_layers(simulate_animal(PARAMS, n_sessions=1, seed=123)[0].volume)[0]
+    assert not align_sessions(volumes[0], other).ok
+    with pytest.raises(ValueError, match="different layer sizes"):
+        align_sessions(volumes[0], volumes[1][:, :200])
+
+
+def test_z_range_cost_and_projection():
+    np.testing.assert_allclose(z_range_cost([0, 0, 0], [3, 3, 3], [2, 5, 0], [5, 9, 1]), [[0.5, 2, 0], [0.5, 2, 0], [0.5, 2, 0]])
+    spines = pl.DataFrame({"spine_id": [1, 2], "first_layer": [2, 10], "last_layer": [4, 12],
+                           "xmin": [10.0, 246.0], "ymin": [10.0, 10.0], "xmax": [20.0, 256.0], "ymax": [20.0, 20.0]})
+    moved = project_spines(spines, lambda yx: yx + [5.0, 8.0], 2, (16, 256, 256), border_px=2)
+    assert moved["xmin"].to_list() == [18.0, 254.0] and moved["first_layer"].to_list() == [4, 12]
+    assert moved["in_view"].to_list() == [True, False]
+    later = pl.DataFrame({"spine_id": [7, 8], "first_layer": [4, 4], "last_layer": [6, 6],
+                          "xmin": [18.0, 60.0], "ymin": [15.0, 15.0], "xmax": [28.0, 70.0], "ymax": [25.0, 25.0]})
+    costs = link_costs(moved, later, TimeLinkParams())
+    assert costs.select("earlier_id", "later_id").rows() == [(1, 7)] and costs["cost"][0] == pytest.approx(-1.5)
+
+
+def links(pairs, out_of_view=()):
+    frame = pl.DataFrame({"earlier_id": [a for a, _ in pairs], "later_id": [b for _, b in pairs], "cost": [-1.0] * len(pairs)},
+                         schema={"earlier_id": pl.Int64, "later_id": pl.Int64, "cost": pl.Float64})
+    return SessionLinks(frame, set(out_of_view))
+
+
+def test_tracks_statuses_gap_closing_and_out_of_view():
+    sessions = ["d0", "d1", "d2", "d3"]
+    ids = {"d0": [1, 2, 3, 4], "d1": [10, 30], "d2": [20, 31, 40], "d3": [32, 41, 50]}
+    table = {
+        (0, 1): links([(1, 10), (3, 30)], out_of_view=[4]),
+        (1, 2): links([(30, 31)]), (0, 2): links([(2, 20), (4, 40)]),
+        (2, 3): links([(31, 32), (40, 41)]), (1, 3): links([]),
+    }
+    tracks = build_tracks(sessions, ids, lambda a, b: table[a, b], max_gap=1)
+    status = {(r["session"], r["track_id"]): (r["status"], r["spine_id"], r["detected"]) for r in tracks.iter_rows(named=True)}
+    assert status["d1", 1] == ("present", None, False) and status["d2", 1] == ("present", 20, True)
+    assert status["d1", 3] == ("out_of_view", None, False) and status["d2", 3] == ("present", 40, True)
+    assert status["d2", 0] == ("eliminated", None, False)
+    assert status["d3", 2] == ("present", 32, True) and status["d3", 1] == ("eliminated", None, False)
+    assert status["d3", 4] == ("new", 50, True)
+    assert tracks.filter(pl.col("session") == "d0")["status"].to_list() == ["present"] * 4
+
+
+def test_adding_and_inserting_sessions_recomputes_only_new_pairs(animal, tmp_path):
+    inputs = inputs_for(animal)
+    tracker = AnimalTracker(tmp_path)
+    first, report = tracker.track(inputs[:3])
+    assert len(report) == 2 and all(r["ok"] for r in report)
+
+    tracker = AnimalTracker(tmp_path)
+    tracks, _ = tracker.track(inputs)
+    assert [c.split(" (")[0] for c in tracker.computed] == ["align day08->day12"]
+    assert tracks.filter(pl.col("session_index") < 3).drop("session_index").equals(first.drop("session_index"))
+
+    inserted = inputs[:1] + [SessionInput("day02", inputs[2].spines, inputs[2].shape_zyx, "day02-v1", inputs[2].load_volume)] + inputs[1:2]
+    tracker = AnimalTracker(tmp_path)
+    tracker.track(inserted)
+    assert sorted(c.split(" (")[0] for c in tracker.computed) == ["align day00->day02", "align day02->day04"]
+
+
+def test_tracking_true_spines_keeps_identities(animal, tmp_path):
+    sessions, _, spines = animal
+    tracks, _ = AnimalTracker(tmp_path).track(inputs_for(animal))
+    detected = tracks.filter(pl.col("spine_id").is_not_null())
+    purity = detected.group_by("track_id").agg(pl.col("spine_id").n_unique() == 1)["spine_id"].mean()
+    split = detected.group_by("spine_id").agg(pl.col("track_id").n_unique() == 1)["track_id"].mean()
+    print(f"tracks with one true spine {purity:.3f}, true spines with one track {split:.3f}")
+    assert purity > 0.95 and split > 0.95
