@@ -21,7 +21,7 @@ def landed(tmp_path):
 def test_landed_sessions_become_3d_spines_that_match_the_truth(landed, instance):
     lake, sessions = landed
     report = process_landed(instance, lake)
-    assert not report.failed and len(report.materialized) == 2
+    assert not report.failed and len(report.materialized) == 3
     spines = pl.read_parquet(lake.spines_path("m1", "day00"))
     boxes = pl.read_parquet(lake.spine_boxes_path("m1", "day00"))
     truth = sessions[0].boxes
@@ -39,17 +39,18 @@ def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
     lake, _ = landed
     process_landed(instance, lake)
     again = process_landed(instance, lake)
-    assert again.materialized == [] and sorted(again.up_to_date) == ["m1|day00", "m1|day04"]
+    assert again.materialized == [] and sorted(again.up_to_date) == ["m1", "m1|day00", "m1|day04"]
 
     csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
     table = pl.read_csv(csv)
     table.head(len(table) - 5).write_csv(csv)
     third = process_landed(instance, lake)
-    assert third.materialized == ["m1|day04 (detections_2d, spines_3d)"] and third.up_to_date == ["m1|day00"]
+    assert third.materialized == ["m1|day04 (detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    assert third.up_to_date == ["m1|day00"]
 
     write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11)
     fourth = process_landed(instance, lake)
-    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)"]
+    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
 
 
 def test_detections_outside_the_volume_fail_that_partition_only(landed, instance, tmp_path):
@@ -58,11 +59,11 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
     table = pl.read_csv(csv)
     table.with_columns(filename=pl.lit("day04_layer40.png")).write_csv(csv)
     report = process_landed(instance, lake)
-    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)"]
+    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
     assert "day04.detections.csv" in report.failed["m1|day04"] and "outside 0..15" in report.failed["m1|day04"]
     assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
     table.write_csv(csv)
-    assert process_landed(instance, lake).materialized == ["m1|day04 (detections_2d, spines_3d)"]
+    assert process_landed(instance, lake).materialized == ["m1|day04 (detections_2d, spines_3d)", "m1 (spine_tracks)"]
 
 
 def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, instance, tmp_path):
