@@ -124,7 +124,10 @@ def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: st
     record = latest_versions(instance, spine_tracks.key, animal)
     if record is None or record["code"] != spine_tracks.code_versions_by_key[spine_tracks.key]:
         return True
-    return record["upstream"] != {s.key: s.version for s in animal_sessions(lake, animal)}
+    try:
+        return record["upstream"] != {s.key: s.version for s in animal_sessions(lake, animal)}
+    except ValueError:
+        return True
 
 
 def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str, report: PipelineReport) -> None:

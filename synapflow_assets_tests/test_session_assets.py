@@ -48,7 +48,7 @@ def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
     assert third.materialized == ["m1|day04 (detections_2d, spines_3d)", "m1 (spine_tracks)"]
     assert third.up_to_date == ["m1|day00"]
 
-    write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11)
+    write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11, spacing=1.0, pixel_um=0.12)
     fourth = process_landed(instance, lake)
     assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
 
@@ -87,3 +87,11 @@ def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, inst
     tracks = pl.read_parquet(lake.tracks_path("m1"))
     truth = third.spines.filter(pl.col("status") == "new")
     print(tracks.filter(pl.col("session") == "day08").group_by("status").len().rows(), "true new", len(truth))
+
+
+def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, instance, tmp_path):
+    lake, _ = landed
+    process_landed(instance, lake)
+    write_stack(tmp_path / "landing" / "m1" / "day04.tif", layers=16, size=(256, 256), seed=11, spacing=2.0, pixel_um=0.2)
+    report = process_landed(instance, lake)
+    assert "different voxel sizes" in report.failed["m1"] and "day04: (2.0, 0.2, 0.2)" in report.failed["m1"]

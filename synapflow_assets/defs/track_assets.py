@@ -65,9 +65,9 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     """Tracks of one animal: per session and track its spine (or none), and its status
     (present, new, eliminated, out_of_view). Only pairs of sessions whose inputs changed are recomputed."""
     animal = context.partition_key
-    sessions = animal_sessions(lake, animal)
     tracker = AnimalTracker(lake.tracks_cache(animal), AlignParams(), TimeLinkParams(**config.model_dump()))
     try:
+        sessions = animal_sessions(lake, animal)
         tracks, report = tracker.track(sessions)
     except ValueError as error:
         raise dg.Failure(description=f"{animal}: {error}") from error
