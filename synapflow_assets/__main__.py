@@ -47,10 +47,17 @@ def _ingest(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+DEMO_QUERY = "SELECT animal, session, survival_fraction, formation_rate, elimination_rate, turnover FROM survival_curve"
+
+
 def _demo(args: argparse.Namespace) -> int:
     args.out = str(Path(args.data) / "landing")
     _simulate(args)
-    return _ingest(args)
+    status = _ingest(args)
+    print(f"\nfeature store {Path(args.data) / 'features.duckdb'}: python -m synapflow_assets sql \"{DEMO_QUERY}\"")
+    sql_args = argparse.Namespace(query=DEMO_QUERY, file=None, format="table", out=None, limit=40,
+                                  store=str(Path(args.data) / "features.duckdb"))
+    return status or _sql(sql_args)
 
 
 def _track_depth(args: argparse.Namespace) -> int:
@@ -78,6 +85,36 @@ def _track_depth(args: argparse.Namespace) -> int:
     kept = linked.filter(linked["id"] >= 0)
     print(f"{args.out}: {linked['stack'].n_unique()} stacks, {kept['id'].n_unique()} 3D spines from "
           f"{len(linked)} rows ({int(linked['interpolated'].sum())} interpolated, {int((linked['id'] < 0).sum())} dropped as too short)")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+    import polars as pl
+
+    from .store.feature_store import StoreError, query
+
+    sql = Path(args.file).read_text() if args.file else args.query
+    if not sql:
+        print("error: give a query or --file", file=sys.stderr)
+        return 2
+    try:
+        result = query(Path(args.store), sql)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except duckdb.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.format == "table":
+        with pl.Config(tbl_rows=args.limit, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40, tbl_hide_dataframe_shape=True):
+            print(result)
+        return 0
+    out = args.out or sys.stdout.buffer
+    if args.format == "parquet" and not args.out:
+        print("error: --format parquet needs --out FILE", file=sys.stderr)
+        return 2
+    {"csv": result.write_csv, "json": result.write_ndjson, "parquet": result.write_parquet}[args.format](out)
     return 0
 
 
@@ -109,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     depth.add_argument("--fill-gaps", type=int, default=2,
                        help="add interpolated rows on bridged gaps of at most this many layers (0: none)")
     depth.set_defaults(handler=_track_depth)
+
+    sql = commands.add_parser("sql", help="query the feature store (read-only)")
+    sql.add_argument("query", nargs="?", help="SQL, e.g. \"SELECT * FROM survival_curve\"")
+    sql.add_argument("--file", help="read the SQL from this file")
+    sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    sql.add_argument("--out", help="write the result here instead of standard output")
+    sql.add_argument("--limit", type=int, default=40, help="rows shown in table format")
+    sql.add_argument("--store", default=str(Path(os.environ.get("SYNAPFLOW_DATA", "data")) / "features.duckdb"))
+    sql.set_defaults(handler=_sql)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -6,12 +6,13 @@ import dagster as dg
 from .defs.landing_sensor import process_sessions_job, landing_sensor
 from .defs.resources import DataLake, ImagingSettings
 from .defs.detection_assets import detections_2d
+from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
 from .defs.track_assets import spine_tracks
 from .defs.volume_assets import raw_volume
 
 defs = dg.Definitions(
-    assets=[raw_volume, detections_2d, spines_3d, spine_tracks],
+    assets=[raw_volume, detections_2d, spines_3d, spine_tracks, spine_features, spine_dynamics],
     jobs=[process_sessions_job],
     sensors=[landing_sensor],
     resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings()},

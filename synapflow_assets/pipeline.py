@@ -5,6 +5,7 @@ import dagster as dg
 from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
 from .defs.resources import DataLake, ImagingSettings
 from .defs.detection_assets import detections_2d
+from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
 from .defs.track_assets import animal_sessions, spine_tracks
 from .defs.volume_assets import raw_volume
@@ -12,7 +13,8 @@ from .detection.imported import detections_file
 from .imaging.landing import LandedSession, scan_landing
 from .imaging.readers import content_hash
 
-SESSION_ASSETS = [raw_volume, detections_2d, spines_3d]
+SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
+ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
 EXTERNAL = {raw_volume.key, detections_2d.key}
 
 
@@ -114,8 +116,9 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
         else:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             report.failed[str(partition)] = failure.step_failure_data.error.message.strip() if failure else "run failed"
+    changed = {key.split("|")[0] for key in report.materialized}
     for animal in sorted({s.animal for s in sessions}):
-        _run_animal_assets(instance, lake, animal, report)
+        _run_animal_assets(instance, lake, animal, animal in changed, report)
     return report
 
 
@@ -130,14 +133,19 @@ def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: st
         return True
 
 
-def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str, report: PipelineReport) -> None:
-    if not animal_assets_stale(instance, lake, animal):
+def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str, sessions_changed: bool,
+                       report: PipelineReport) -> None:
+    stale = [spine_tracks.key] if animal_assets_stale(instance, lake, animal) else []
+    dynamics = latest_versions(instance, spine_dynamics.key, animal)
+    if stale or sessions_changed or dynamics is None or dynamics["code"] != spine_dynamics.code_versions_by_key[spine_dynamics.key]:
+        stale.append(spine_dynamics.key)
+    if not stale:
         report.up_to_date.append(animal)
         return
-    result = dg.materialize([spine_tracks], instance=instance, partition_key=animal, resources={"lake": lake},
-                            raise_on_error=False, run_config=QUIET, selection=[spine_tracks])
+    result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal, resources={"lake": lake},
+                            raise_on_error=False, run_config=QUIET, selection=stale)
     if result.success:
-        report.materialized.append(f"{animal} (spine_tracks)")
+        report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")
     else:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         report.failed[animal] = failure.step_failure_data.error.message.strip() if failure else "run failed"
@@ -153,7 +161,7 @@ def session_summary(instance: dg.DagsterInstance) -> list[dict]:
                 dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[partition]), limit=1
             ).records
             meta[asset.key] = records[0].asset_materialization.metadata if records else {}
-        volume, detections, spines = (meta[a.key] for a in SESSION_ASSETS)
+        volume, detections, spines, _ = (meta[a.key] for a in SESSION_ASSETS)
         rows.append({
             "partition": partition,
             "shape_zyx": volume["shape_zyx"].value,

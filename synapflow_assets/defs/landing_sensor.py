@@ -7,10 +7,11 @@ from ..imaging.landing import scan_landing, settled_sessions
 from .partitions import ANIMALS, SESSIONS, session_partition_key
 from .resources import DataLake
 from .detection_assets import detections_2d
+from .feature_assets import spine_features
 from .spine_assets import spines_3d
 from .volume_assets import raw_volume
 
-process_sessions_job = dg.define_asset_job("process_sessions", selection=[raw_volume, detections_2d, spines_3d])
+process_sessions_job = dg.define_asset_job("process_sessions", selection=[raw_volume, detections_2d, spines_3d, spine_features])
 
 
 @dg.sensor(job=process_sessions_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)

@@ -16,3 +16,8 @@ def upstream_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey) -> 
         tags = records[0].asset_materialization.tags if records else {}
         versions[key.to_user_string()] = (tags or {}).get("dagster/data_version")
     return dg.MetadataValue.json(versions)
+
+
+def latest_data_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey) -> dict[str, str | None]:
+    """Latest data version of each upstream asset for this run's partition."""
+    return upstream_versions(context, *keys).value

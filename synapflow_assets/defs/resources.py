@@ -25,6 +25,10 @@ class DataLake(dg.ConfigurableResource):
     def spines_path(self, animal: str, session: str) -> Path:
         return self.spines_dir(animal) / f"{session}.parquet"
 
+    @property
+    def store_path(self) -> Path:
+        return Path(self.root) / "features.duckdb"
+
     def tracks_path(self, animal: str) -> Path:
         return Path(self.root) / "tracks" / f"{animal}.parquet"
 

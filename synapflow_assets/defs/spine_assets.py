@@ -6,6 +6,7 @@ import polars as pl
 from ..imaging.ingest import png_markdown
 from ..imaging.ome_zarr import read_mip, read_volume_info
 from ..imaging.overlay import overlay_png
+from ..imaging.readers import content_hash
 from ..store.atomic_files import write_parquet_atomic
 from ..tracking.box_tables import link_table
 from ..tracking.depth import DepthLinkParams
@@ -48,6 +49,7 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), spines.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
                           [str(i) for i in spines["spine_id"]])
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(f"{content_hash(path)[:16]}{content_hash(lake.spine_boxes_path(animal, session))[:16]}"),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "spines": len(spines),

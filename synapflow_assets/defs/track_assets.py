@@ -96,6 +96,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         metadata["last_two_sessions"] = dg.MetadataValue.md(png_markdown(picture, "previous (magenta) and last (green) session, track ids"))
     failed = [f"{r['from']}->{r['to']}" for r in report if not r["ok"]]
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(content_hash(path)),
         metadata=metadata,
         check_results=[dg.AssetCheckResult(check_name="sessions_aligned", passed=not failed,
                                            metadata={"failed_pairs": dg.MetadataValue.json(failed)})],

@@ -1,0 +1,98 @@
+"""Assets ``spine_features`` (per session) and ``spine_dynamics`` (per animal) in the DuckDB feature store."""
+import hashlib
+import json
+
+import dagster as dg
+import polars as pl
+
+from .. import features as science
+from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
+from ..store.feature_store import FeatureStore, lineage_columns
+from .detection_assets import session_keys
+from .lineage import latest_data_versions
+from .partitions import ANIMALS, SESSION_PARTITIONS
+from .resources import DataLake
+from .spine_assets import spines_3d
+from .track_assets import spine_tracks
+from .volume_assets import raw_volume
+
+BY_ANIMAL = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="animal")
+
+
+def _version(inputs: dict, code: str) -> dg.DataVersion:
+    return dg.DataVersion(hashlib.sha256(json.dumps([inputs, code], sort_keys=True).encode()).hexdigest()[:32])
+
+
+def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
+    return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
+        "rows_written": 0, "unchanged": True, "upstream_versions": dg.MetadataValue.json(inputs)})
+
+
+@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[spines_3d, raw_volume], code_version="1", pool="duckdb",
+          kinds={"duckdb"}, group_name="features", automation_condition=dg.AutomationCondition.eager())
+def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+    """Per-spine size, head-to-dendrite distance, type, position and brightness of one session, with the
+    session's dendrite density, its linked detections and 3D spines, written to the feature store."""
+    animal, session = session_keys(context)
+    code = context.assets_def.code_versions_by_key[context.asset_key]
+    inputs = latest_data_versions(context, spines_3d.key, raw_volume.key)
+    with FeatureStore(lake.store_path) as store:
+        if store.is_current("spine_features", animal, session, inputs, code):
+            return _unchanged(inputs, code)
+        volume, voxel, _ = read_volume_zarr(lake.volume_path(animal, session))
+        boxes = pl.read_parquet(lake.spine_boxes_path(animal, session))
+        spines = pl.read_parquet(lake.spines_path(animal, session))
+        features = science.spine_features(volume, boxes, spines, voxel)
+        density = science.session_density(volume, spines, voxel)
+        shape, _, attrs = read_volume_info(lake.volume_path(animal, session))
+        model = spines["model"][0] if len(spines) else None
+        version = spines["model_version"][0] if len(spines) else None
+        written = store.replace_partition({
+            "sessions": pl.DataFrame([{
+                "acquired_at": attrs.get("acquired_at"), "layers": shape[0], "height": shape[1], "width": shape[2],
+                "voxel_z_um": voxel[0], "voxel_y_um": voxel[1], "voxel_x_um": voxel[2], "n_spines": len(spines),
+                "dendrite_length_um": density["dendrite_length_um"], "spines_per_um": density["spines_per_um"]}]),
+            "detections": boxes.select(spine_id="id", layer="layer", xmin="xmin", ymin="ymin", xmax="xmax", ymax="ymax",
+                                       score="score", type="type", interpolated="interpolated"),
+            "spines": spines.drop("animal", "session", "model", "model_version", strict=False),
+            "spine_features": features,
+        }, animal, session, lineage_columns(context.run_id, code, model, version, inputs))
+    return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
+        "rows_written": dg.MetadataValue.json(written), "spines": len(features),
+        "spines_per_um": density["spines_per_um"], "dendrite_length_um": density["dendrite_length_um"],
+        "median_size": features["size"].median() if len(features) else None,
+        "distance_found": float(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
+        "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
+    })
+
+
+@dg.asset(partitions_def=ANIMALS, code_version="1", pool="duckdb", kinds={"duckdb"}, group_name="features",
+          deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=BY_ANIMAL)],
+          automation_condition=dg.AutomationCondition.eager())
+def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
+    """Formation, elimination, turnover, survival and size change per session of one animal, and its tracks,
+    written to the feature store."""
+    animal = context.partition_key
+    code = context.assets_def.code_versions_by_key[context.asset_key]
+    tracks = pl.read_parquet(lake.tracks_path(animal))
+    with FeatureStore(lake.store_path) as store:
+        sizes = store.connection.execute(
+            "SELECT session, spine_id, size, input_versions FROM spine_features WHERE animal = ?", [animal]).df()
+        sizes = pl.from_pandas(sizes) if len(sizes) else pl.DataFrame(
+            schema={"session": pl.String, "spine_id": pl.Int64, "size": pl.Float64, "input_versions": pl.String})
+        inputs = {**latest_data_versions(context, spine_tracks.key),
+                  "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows()))}
+        if store.is_current("dynamics", animal, None, inputs, code):
+            return _unchanged(inputs, code)
+        with_sizes = tracks.join(sizes.drop("input_versions"), on=["session", "spine_id"], how="left")
+        dynamics = science.spine_dynamics(with_sizes)
+        written = store.replace_partition({
+            "tracks": tracks.select("session", "session_index", "track_id", "spine_id", "status", "detected"),
+            "dynamics": dynamics.drop("animal", strict=False),
+        }, animal, None, lineage_columns(context.run_id, code, None, None, inputs))
+    last = dynamics.sort("session_index").tail(1)
+    return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
+        "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
+        "survival_fraction_last": last["survival_fraction"][0] if len(last) else None,
+        "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
+    })

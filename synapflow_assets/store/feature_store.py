@@ -1,0 +1,119 @@
+"""The DuckDB feature store: idempotent partition writes with lineage, read-only queries for users."""
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
+VIEWS = (Path(__file__).with_name("views.sql")).read_text()
+TABLES = ("sessions", "detections", "spines", "spine_features", "tracks", "dynamics")
+
+
+class StoreError(RuntimeError):
+    """The store is missing, corrupt or locked."""
+
+
+def lineage_columns(run_id: str, code_version: str, model: str | None, model_version: str | None, input_versions: dict) -> dict:
+    """The lineage written on every row."""
+    return {"run_id": run_id, "code_version": code_version, "model": model, "model_version": model_version,
+            "input_versions": json.dumps(input_versions, sort_keys=True), "computed_at": datetime.now(timezone.utc)}
+
+
+class FeatureStore:
+    """Read-write access for the assets (one writer process at a time).
+
+    Parameters
+    ----------
+    path : Path
+        The DuckDB file, created with its tables and views when missing.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = duckdb.connect(str(self.path))
+            self.connection.execute(SCHEMA)
+            self.connection.execute(VIEWS)
+        except duckdb.Error as error:
+            raise StoreError(f"{self.path}: cannot open the feature store ({error}); delete it and "
+                             "materialize the feature assets to rebuild it") from error
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.connection.close()
+
+    def stored_versions(self, table: str, animal: str, session: str | None = None) -> set[tuple[str, str]]:
+        """The distinct ``(input_versions, code_version)`` of a partition's rows (empty if it has none)."""
+        sql = f"SELECT DISTINCT input_versions, code_version FROM {table} WHERE animal = ?" + (" AND session = ?" if session else "")
+        return set(self.connection.execute(sql, [animal] + ([session] if session else [])).fetchall())
+
+    def is_current(self, table: str, animal: str, session: str | None, input_versions: dict, code_version: str) -> bool:
+        """Whether a partition's rows were computed from exactly these inputs by this code."""
+        return self.stored_versions(table, animal, session) == {(json.dumps(input_versions, sort_keys=True), code_version)}
+
+    def replace_partition(self, tables: dict[str, pl.DataFrame], animal: str, session: str | None, lineage: dict) -> dict[str, int]:
+        """Delete a partition's rows from each table and insert the new ones, in one transaction.
+
+        Returns the number of rows written per table.
+        """
+        condition = "animal = ?" + (" AND session = ?" if session is not None else "")
+        keys = [animal] + ([session] if session is not None else [])
+        written = {}
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            for table, frame in tables.items():
+                self.connection.execute(f"DELETE FROM {table} WHERE {condition}", keys)
+                rows = frame.with_columns(**{k: pl.lit(v) for k, v in lineage.items()})
+                if session is not None and "session" not in rows.columns:
+                    rows = rows.with_columns(session=pl.lit(session))
+                rows = rows.with_columns(animal=pl.lit(animal))
+                self.connection.register("incoming", rows.to_arrow())
+                self.connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+                self.connection.unregister("incoming")
+                written[table] = len(rows)
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        return written
+
+
+def connect_read_only(path: Path, wait_seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
+    """Open the store read-only, retrying while a writer holds the lock.
+
+    Raises
+    ------
+    StoreError
+        When the file is missing or corrupt (saying how to rebuild it) or stays locked.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to build it")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise StoreError(f"{path}: cannot open ({error}); if the file is corrupt, delete it and "
+                                 "materialize spine_features and spine_dynamics to rebuild it") from error
+            time.sleep(0.2)
+        except duckdb.Error as error:
+            raise StoreError(f"{path}: cannot open ({error}); delete it and materialize spine_features and "
+                             "spine_dynamics to rebuild it") from error
+
+
+def query(path: Path, sql: str, wait_seconds: float = 5.0) -> pl.DataFrame:
+    """Run one read-only query on the store and return the result."""
+    connection = connect_read_only(path, wait_seconds)
+    try:
+        relation = connection.sql(sql)
+        return relation.pl() if relation is not None else pl.DataFrame()
+    finally:
+        connection.close()

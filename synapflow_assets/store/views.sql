@@ -1,0 +1,21 @@
+-- Named answers to the common questions.
+CREATE OR REPLACE VIEW spines_per_session AS
+SELECT s.animal, s.session, s.acquired_at, count(f.spine_id) AS n_spines, any_value(s.spines_per_um) AS spines_per_um,
+       median(f.size) AS median_size, median(f.head_to_dendrite_um) AS median_head_to_dendrite_um
+FROM sessions s LEFT JOIN spine_features f USING (animal, session)
+GROUP BY s.animal, s.session, s.acquired_at
+ORDER BY s.animal, s.acquired_at, s.session;
+
+CREATE OR REPLACE VIEW survival_curve AS
+SELECT animal, session, session_index, survival_fraction, formation_rate, elimination_rate, turnover
+FROM dynamics ORDER BY animal, session_index;
+
+CREATE OR REPLACE VIEW size_trajectories AS
+WITH persistent AS (
+    SELECT animal, track_id FROM tracks GROUP BY animal, track_id
+    HAVING count(*) FILTER (WHERE detected) >= 2 AND count(*) FILTER (WHERE status IN ('eliminated', 'new')) = 0
+)
+SELECT t.animal, t.track_id, t.session, t.session_index, f.size, f.head_to_dendrite_um, f.type
+FROM tracks t JOIN persistent USING (animal, track_id)
+JOIN spine_features f ON f.animal = t.animal AND f.session = t.session AND f.spine_id = t.spine_id
+ORDER BY t.animal, t.track_id, t.session_index;
