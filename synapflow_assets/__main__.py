@@ -118,6 +118,19 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .store.export import export_sessions
+    from .store.feature_store import StoreError
+
+    try:
+        paths = export_sessions(Path(args.store), Path(args.out))
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(paths)} session CSVs under {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synapflow_assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     sql.add_argument("--limit", type=int, default=40, help="rows shown in table format")
     sql.add_argument("--store", default=str(Path(os.environ.get("SYNAPFLOW_DATA", "data")) / "features.duckdb"))
     sql.set_defaults(handler=_sql)
+
+    export = commands.add_parser("export", help="per-session CSVs in the reference column layout, with features")
+    export.add_argument("--out", required=True)
+    export.add_argument("--store", default=str(Path(os.environ.get("SYNAPFLOW_DATA", "data")) / "features.duckdb"))
+    export.set_defaults(handler=_export)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -1,0 +1,76 @@
+import subprocess
+import sys
+import time
+
+import duckdb
+import polars as pl
+import pytest
+
+from synapflow_assets.__main__ import main
+from synapflow_assets.store.feature_store import FeatureStore, StoreError, connect_read_only, lineage_columns, query
+
+
+def dynamics_rows(n):
+    return pl.DataFrame({"session": [f"d{k}" for k in range(n)], "session_index": list(range(n)),
+                         "survival_fraction": [1.0 - 0.1 * k for k in range(n)]})
+
+
+def test_partition_writes_are_idempotent_and_carry_lineage(tmp_path):
+    path = tmp_path / "f.duckdb"
+    with FeatureStore(path) as store:
+        lineage = lineage_columns("run-1", "1", "model-a", "v3", {"spine_tracks": "abc"})
+        assert store.replace_partition({"dynamics": dynamics_rows(3)}, "m1", None, lineage) == {"dynamics": 3}
+        store.replace_partition({"dynamics": dynamics_rows(3)}, "m1", None, lineage)
+        store.replace_partition({"dynamics": dynamics_rows(2)}, "m2", None, lineage)
+        assert store.is_current("dynamics", "m1", None, {"spine_tracks": "abc"}, "1")
+        assert not store.is_current("dynamics", "m1", None, {"spine_tracks": "xyz"}, "1")
+        assert not store.is_current("dynamics", "m1", None, {"spine_tracks": "abc"}, "2")
+        with pytest.raises(duckdb.Error):
+            store.replace_partition({"dynamics": dynamics_rows(2).with_columns(no_such_column=pl.lit(1))}, "m1", None, lineage)
+    counts = query(path, "SELECT animal, count(*) n, any_value(run_id) run, any_value(model_version) v FROM dynamics GROUP BY animal ORDER BY animal")
+    assert counts.rows() == [("m1", 3, "run-1", "v3"), ("m2", 2, "run-1", "v3")]
+
+
+def test_missing_and_corrupt_stores_say_how_to_rebuild(tmp_path):
+    with pytest.raises(StoreError, match="materialize spine_features"):
+        connect_read_only(tmp_path / "none.duckdb")
+    corrupt = tmp_path / "bad.duckdb"
+    corrupt.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError, match="rebuild"):
+        connect_read_only(corrupt)
+
+
+def test_reader_waits_for_a_writer_in_another_process(tmp_path):
+    path = tmp_path / "f.duckdb"
+    FeatureStore(path).connection.close()
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(1.5)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    connection = connect_read_only(path, wait_seconds=10)
+    waited = time.monotonic() - start
+    connection.close()
+    holder.wait()
+    assert 0.3 < waited < 8
+
+
+def test_sql_command_formats_and_errors(tmp_path, capsys):
+    path = tmp_path / "f.duckdb"
+    with FeatureStore(path) as store:
+        store.replace_partition({"dynamics": dynamics_rows(3)}, "m1", None, lineage_columns("r", "1", None, None, {}))
+    store = ["--store", str(path)]
+    assert main(["sql", "SELECT session, survival_fraction FROM survival_curve", "--format", "csv", *store]) == 0
+    assert capsys.readouterr().out.splitlines() == ["session,survival_fraction", "d0,1.0", "d1,0.9", "d2,0.8"]
+    assert main(["sql", "SELECT count(*) AS n FROM dynamics", "--format", "parquet", "--out", str(tmp_path / "o.parquet"), *store]) == 0
+    assert pl.read_parquet(tmp_path / "o.parquet")["n"].to_list() == [3]
+    sql_file = tmp_path / "q.sql"
+    sql_file.write_text("SELECT max(session_index) AS last FROM dynamics")
+    assert main(["sql", "--file", str(sql_file), "--format", "json", *store]) == 0
+    assert capsys.readouterr().out.strip() == '{"last":2}'
+    assert main(["sql", "DELETE FROM dynamics", *store]) == 1
+    assert "read-only" in capsys.readouterr().err
+    assert main(["sql", "SELEC 1", *store]) == 1
+    assert "syntax error" in capsys.readouterr().err
+    assert main(["sql", "SELECT * FROM nothing_here", *store]) == 1
+    assert "nothing_here" in capsys.readouterr().err
+    assert main(["sql", "SELECT 1", "--store", str(tmp_path / "missing.duckdb")]) == 2
