@@ -12,6 +12,7 @@ from .defs.volume_assets import raw_volume
 from .detection.imported import detections_file
 from .imaging.landing import LandedSession, scan_landing
 from .imaging.readers import content_hash
+from .store.feature_store import stored_partitions
 
 SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
 ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
@@ -58,13 +59,14 @@ def external_input_hash(asset_key: dg.AssetKey, item: LandedSession) -> str | No
     return None
 
 
-def stale_assets(instance: dg.DagsterInstance, item: LandedSession) -> list[dg.AssetKey]:
+def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: set | None = None) -> list[dg.AssetKey]:
     """Assets of one session partition whose last materialization no longer matches its inputs.
 
     Stale means: never materialized, a different code version, a landing file
     whose content hash differs from the recorded data version, or an upstream
     asset that is stale or whose data version differs from the one recorded
-    in this asset's ``upstream_versions`` metadata.
+    in this asset's ``upstream_versions`` metadata; for ``spine_features``,
+    also a partition missing from the feature store ``in_store``.
     """
     partition = str(session_partition_key(item.animal, item.session))
     stale, latest = [], {}
@@ -77,6 +79,7 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession) -> list[dg.A
             or (asset.key in EXTERNAL and external_input_hash(asset.key, item) != record["data"])
             or any(key in stale for key in upstream)
             or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
+            or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)
         )
         if outdated:
             stale.append(asset.key)
@@ -96,9 +99,10 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     report = PipelineReport(skipped=problems)
     instance.add_dynamic_partitions(ANIMALS.name, sorted({s.animal for s in sessions}))
     instance.add_dynamic_partitions(SESSIONS.name, sorted({s.session for s in sessions}))
+    in_store = stored_partitions(lake.store_path, "spine_features")
     for item in sessions:
         partition = session_partition_key(item.animal, item.session)
-        stale = stale_assets(instance, item)
+        stale = stale_assets(instance, item, in_store)
         if not stale:
             report.up_to_date.append(str(partition))
             continue
@@ -117,8 +121,9 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             report.failed[str(partition)] = failure.step_failure_data.error.message.strip() if failure else "run failed"
     changed = {key.split("|")[0] for key in report.materialized}
+    with_dynamics = {row[0] for row in stored_partitions(lake.store_path, "dynamics")}
     for animal in sorted({s.animal for s in sessions}):
-        _run_animal_assets(instance, lake, animal, animal in changed, report)
+        _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report)
     return report
 
 

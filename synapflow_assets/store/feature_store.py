@@ -10,6 +10,7 @@ import polars as pl
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
 VIEWS = (Path(__file__).with_name("views.sql")).read_text()
 TABLES = ("sessions", "detections", "spines", "spine_features", "tracks", "dynamics")
+KEYED_TABLES = ("spines", "spine_features", "tracks")
 
 
 class StoreError(RuntimeError):
@@ -74,7 +75,8 @@ class FeatureStore:
                     rows = rows.with_columns(session=pl.lit(session))
                 rows = rows.with_columns(animal=pl.lit(animal))
                 self.connection.register("incoming", rows.to_arrow())
-                self.connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+                key = ", hash(animal, session, spine_id) AS spine_key" if table in KEYED_TABLES else ""
+                self.connection.execute(f"INSERT INTO {table} BY NAME SELECT *{key} FROM incoming")
                 self.connection.unregister("incoming")
                 written[table] = len(rows)
             self.connection.execute("COMMIT")
@@ -117,3 +119,11 @@ def query(path: Path, sql: str, wait_seconds: float = 5.0) -> pl.DataFrame:
         return relation.pl() if relation is not None else pl.DataFrame()
     finally:
         connection.close()
+
+
+def stored_partitions(path: Path, table: str) -> set[tuple]:
+    """``(animal, session)`` pairs (or ``(animal,)`` for per-animal tables) that have rows; empty without a store."""
+    if not Path(path).exists():
+        return set()
+    columns = "animal" if table == "dynamics" else "animal, session"
+    return set(query(path, f"SELECT DISTINCT {columns} FROM {table}").iter_rows())

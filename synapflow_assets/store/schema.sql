@@ -1,6 +1,7 @@
 -- The feature store. Every row carries its lineage: animal, session, the Dagster run
 -- that wrote it, the asset's code version, the detector model and version, the input
--- data versions (JSON) it was computed from, and when.
+-- data versions (JSON) it was computed from, and when. ``spine_key`` = hash(animal, session,
+-- spine_id) is a single integer join key between spine tables (set on insert).
 CREATE TABLE IF NOT EXISTS sessions (
     animal VARCHAR, session VARCHAR, acquired_at VARCHAR,
     layers INTEGER, height INTEGER, width INTEGER, voxel_z_um DOUBLE, voxel_y_um DOUBLE, voxel_x_um DOUBLE,
@@ -13,20 +14,20 @@ CREATE TABLE IF NOT EXISTS detections (
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS spines (
-    animal VARCHAR, session VARCHAR, spine_id BIGINT, first_layer INTEGER, last_layer INTEGER, n_layers INTEGER,
+    animal VARCHAR, session VARCHAR, spine_id BIGINT, spine_key UBIGINT, first_layer INTEGER, last_layer INTEGER, n_layers INTEGER,
     xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE, x_px DOUBLE, y_px DOUBLE, z_px DOUBLE,
     x_um DOUBLE, y_um DOUBLE, z_um DOUBLE, peak_layer INTEGER, mean_score DOUBLE, type VARCHAR,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS spine_features (
-    animal VARCHAR, session VARCHAR, spine_id BIGINT, x_um DOUBLE, y_um DOUBLE, z_um DOUBLE,
+    animal VARCHAR, session VARCHAR, spine_id BIGINT, spine_key UBIGINT, x_um DOUBLE, y_um DOUBLE, z_um DOUBLE,
     size DOUBLE, size_n_layers INTEGER, head_to_dendrite_um DOUBLE, head_to_dendrite_px DOUBLE,
     distance_reason VARCHAR, distance_n_layers INTEGER, head_width_um DOUBLE, type VARCHAR, type_source VARCHAR,
     peak_intensity DOUBLE, dendrite_brightness DOUBLE,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS tracks (
-    animal VARCHAR, session VARCHAR, session_index INTEGER, track_id BIGINT, spine_id BIGINT, status VARCHAR, detected BOOLEAN,
+    animal VARCHAR, session VARCHAR, session_index INTEGER, track_id BIGINT, spine_id BIGINT, spine_key UBIGINT, status VARCHAR, detected BOOLEAN,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS dynamics (

@@ -17,5 +17,5 @@ WITH persistent AS (
 )
 SELECT t.animal, t.track_id, t.session, t.session_index, f.size, f.head_to_dendrite_um, f.type
 FROM tracks t JOIN persistent USING (animal, track_id)
-JOIN spine_features f ON f.animal = t.animal AND f.session = t.session AND f.spine_id = t.spine_id
+JOIN spine_features f ON f.spine_key = t.spine_key
 ORDER BY t.animal, t.track_id, t.session_index;
