@@ -4,7 +4,8 @@ import os
 import dagster as dg
 
 from .defs.landing_sensor import process_sessions_job, landing_sensor
-from .defs.resources import DataLake, ImagingSettings
+from .defs.detector_assets import spine_detector
+from .defs.resources import DataLake, DetectionSettings, ImagingSettings
 from .defs.detection_assets import detections_2d
 from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
@@ -12,8 +13,15 @@ from .defs.track_assets import spine_tracks
 from .defs.volume_assets import raw_volume
 
 defs = dg.Definitions(
-    assets=[raw_volume, detections_2d, spines_3d, spine_tracks, spine_features, spine_dynamics],
+    assets=[spine_detector, raw_volume, detections_2d, spines_3d, spine_tracks, spine_features, spine_dynamics],
     jobs=[process_sessions_job],
-    sensors=[landing_sensor],
-    resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings()},
+    sensors=[
+        landing_sensor,
+        dg.AutomationConditionSensorDefinition(
+            "spine_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+            description="Evaluates the eager conditions of spine_features, spine_tracks and spine_dynamics.",
+        ),
+    ],
+    resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),
+               "detection": DetectionSettings()},
 )

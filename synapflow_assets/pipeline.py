@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
-from .defs.resources import DataLake, ImagingSettings
+from .defs.detector_assets import spine_detector
+from .defs.resources import DataLake, DetectionSettings, ImagingSettings
 from .defs.detection_assets import detections_2d
 from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
@@ -32,11 +33,11 @@ class PipelineReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> dict | None:
+def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None) -> dict | None:
     """Data and code version of the last materialization of one partition, and the upstream
     data versions it was computed from (its ``upstream_versions`` metadata); None if never."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition] if partition else None), limit=1
     ).records
     if not records:
         return None
@@ -49,17 +50,18 @@ def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partit
     }
 
 
-def external_input_hash(asset_key: dg.AssetKey, item: LandedSession) -> str | None:
+def external_input_hash(asset_key: dg.AssetKey, item: LandedSession, detection: DetectionSettings) -> str | None:
     """Content hash of the file an asset reads from the landing folder, if it reads one."""
     if asset_key == raw_volume.key:
         return content_hash(item.path)
-    if asset_key == detections_2d.key:
+    if asset_key == detections_2d.key and detection.source == "imported":
         csv = detections_file(item.path)
         return content_hash(csv) if csv.exists() else None
     return None
 
 
-def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: set | None = None) -> list[dg.AssetKey]:
+def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: set | None = None,
+                 detection: DetectionSettings | None = None) -> list[dg.AssetKey]:
     """Assets of one session partition whose last materialization no longer matches its inputs.
 
     Stale means: never materialized, a different code version, a landing file
@@ -68,15 +70,18 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     in this asset's ``upstream_versions`` metadata; for ``spine_features``,
     also a partition missing from the feature store ``in_store``.
     """
+    detection = detection or DetectionSettings()
     partition = str(session_partition_key(item.animal, item.session))
-    stale, latest = [], {}
+    stale = []
+    latest = {spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}}
     for asset in SESSION_ASSETS:
         latest[asset.key] = record = latest_versions(instance, asset.key, partition)
         upstream = [key for key in asset.dependency_keys if key in latest]
+        external = external_input_hash(asset.key, item, detection) if asset.key in EXTERNAL else None
         outdated = (
             record is None
             or record["code"] != asset.code_versions_by_key[asset.key]
-            or (asset.key in EXTERNAL and external_input_hash(asset.key, item) != record["data"])
+            or (external is not None and external != record["data"])
             or any(key in stale for key in upstream)
             or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
             or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)
@@ -86,7 +91,8 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     return stale
 
 
-def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None) -> PipelineReport:
+def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None,
+                   detection: DetectionSettings | None = None) -> PipelineReport:
     """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
     Each session partition runs only the assets that :func:`stale_assets`
@@ -94,15 +100,17 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     runs when one of its sessions changed. A failing partition is reported
     and does not stop the others.
     """
-    imaging = imaging or ImagingSettings()
+    imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
+    if detection.source == "model":
+        _ensure_detector(instance, lake, report)
     instance.add_dynamic_partitions(ANIMALS.name, sorted({s.animal for s in sessions}))
     instance.add_dynamic_partitions(SESSIONS.name, sorted({s.session for s in sessions}))
     in_store = stored_partitions(lake.store_path, "spine_features")
     for item in sessions:
         partition = session_partition_key(item.animal, item.session)
-        stale = stale_assets(instance, item, in_store)
+        stale = stale_assets(instance, item, in_store, detection)
         if not stale:
             report.up_to_date.append(str(partition))
             continue
@@ -111,7 +119,7 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
             selection=stale,
             instance=instance,
             partition_key=partition,
-            resources={"lake": lake, "imaging": imaging},
+            resources={"lake": lake, "imaging": imaging, "detection": detection},
             raise_on_error=False,
             run_config=QUIET,
         )
@@ -125,6 +133,17 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     for animal in sorted({s.animal for s in sessions}):
         _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report)
     return report
+
+
+def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: PipelineReport) -> None:
+    """Materialize ``spine_detector`` (register the shipped weights as champion) when it never was."""
+    record = latest_versions(instance, spine_detector.key, None)
+    if record is not None and record["code"] == spine_detector.code_versions_by_key[spine_detector.key]:
+        return
+    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False, run_config=QUIET)
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        report.failed["spine_detector"] = failure.step_failure_data.error.message.strip() if failure else "run failed"
 
 
 def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> bool:

@@ -3,7 +3,9 @@ import polars as pl
 
 from synapflow_assets.defs.feature_assets import spine_features
 from synapflow_assets.defs.partitions import session_partition_key
-from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.defs.resources import DataLake, DetectionSettings
+
+IMPORTED = DetectionSettings(source="imported")
 from synapflow_assets.pipeline import process_landed
 from synapflow_assets.store.feature_store import query
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
@@ -20,7 +22,7 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     for animal, seed in (("m1", 1), ("m2", 2)):
         for sim in simulate_animal(PARAMS, n_sessions=3, seed=seed)[:2]:
             write_session(sim, tmp_path / "landing", animal, f"day{4 * sim.index:02d}")
-    assert not process_landed(instance, lake).failed
+    assert not process_landed(instance, lake, detection=IMPORTED).failed
 
     counts = query(lake.store_path, "SELECT animal, session, count(*) n FROM spine_features GROUP BY ALL ORDER BY ALL")
     spines = {(a, s): len(pl.read_parquet(lake.spines_path(a, s))) for a, s, _ in counts.rows()}
@@ -38,7 +40,7 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
     table = pl.read_csv(csv)
     table.head(len(table) - 10).write_csv(csv)
-    report = process_landed(instance, lake)
+    report = process_landed(instance, lake, detection=IMPORTED)
     assert report.materialized == ["m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     after = stamps(lake, "spine_features")
     assert [k for k in after if after[k] != features_before[k]] == ["m1|day04"]
@@ -46,7 +48,7 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     assert dynamics_after["m2"] == dynamics_before["m2"] and dynamics_after["m1"] > dynamics_before["m1"]
 
     write_session(simulate_animal(PARAMS, n_sessions=3, seed=1)[2], tmp_path / "landing", "m1", "day08")
-    report = process_landed(instance, lake)
+    report = process_landed(instance, lake, detection=IMPORTED)
     assert report.materialized == ["m1|day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     final = stamps(lake, "spine_features")
     assert {k for k in final if final[k] != after.get(k)} == {"m1|day08"}

@@ -2,7 +2,7 @@ import numpy as np
 import dagster as dg
 
 from synapflow_assets.defs.partitions import ANIMALS, SESSIONS, session_partition_key
-from synapflow_assets.defs.resources import DataLake, ImagingSettings
+from synapflow_assets.defs.resources import DataLake, DetectionSettings, ImagingSettings
 from synapflow_assets.defs.volume_assets import raw_volume
 from synapflow_assets.definitions import defs
 from synapflow_assets.imaging.ome_zarr import read_volume_zarr
@@ -14,7 +14,7 @@ from .conftest import write_stack
 def materialize(instance, lake, animal, session):
     instance.add_dynamic_partitions(ANIMALS.name, [animal])
     instance.add_dynamic_partitions(SESSIONS.name, [session])
-    return dg.materialize([raw_volume], instance=instance, resources={"lake": lake, "imaging": ImagingSettings()},
+    return dg.materialize([raw_volume], instance=instance, resources={"lake": lake, "imaging": ImagingSettings(), "detection": DetectionSettings(source="imported")},
                           partition_key=session_partition_key(animal, session), raise_on_error=False)
 
 

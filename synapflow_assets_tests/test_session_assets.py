@@ -2,7 +2,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.defs.resources import DataLake, DetectionSettings
+
+IMPORTED = DetectionSettings(source="imported")
 from synapflow_assets.evaluation import tracking_scores
 from synapflow_assets.pipeline import process_landed
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
@@ -20,7 +22,7 @@ def landed(tmp_path):
 
 def test_landed_sessions_become_3d_spines_that_match_the_truth(landed, instance):
     lake, sessions = landed
-    report = process_landed(instance, lake)
+    report = process_landed(instance, lake, detection=IMPORTED)
     assert not report.failed and len(report.materialized) == 3
     spines = pl.read_parquet(lake.spines_path("m1", "day00"))
     boxes = pl.read_parquet(lake.spine_boxes_path("m1", "day00"))
@@ -37,20 +39,20 @@ def test_landed_sessions_become_3d_spines_that_match_the_truth(landed, instance)
 
 def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
     lake, _ = landed
-    process_landed(instance, lake)
-    again = process_landed(instance, lake)
+    process_landed(instance, lake, detection=IMPORTED)
+    again = process_landed(instance, lake, detection=IMPORTED)
     assert again.materialized == [] and sorted(again.up_to_date) == ["m1", "m1|day00", "m1|day04"]
 
     csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
     table = pl.read_csv(csv)
     table.head(len(table) - 5).write_csv(csv)
-    third = process_landed(instance, lake)
-    assert third.materialized == ["m1|day04 (detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    third = process_landed(instance, lake, detection=IMPORTED)
+    assert third.materialized == ["m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     assert third.up_to_date == ["m1|day00"]
 
     write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11, spacing=1.0, pixel_um=0.12)
-    fourth = process_landed(instance, lake)
-    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    fourth = process_landed(instance, lake, detection=IMPORTED)
+    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
 
 
 def test_detections_outside_the_volume_fail_that_partition_only(landed, instance, tmp_path):
@@ -58,26 +60,26 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
     csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
     table = pl.read_csv(csv)
     table.with_columns(filename=pl.lit("day04_layer40.png")).write_csv(csv)
-    report = process_landed(instance, lake)
-    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    report = process_landed(instance, lake, detection=IMPORTED)
+    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     assert "day04.detections.csv" in report.failed["m1|day04"] and "outside 0..15" in report.failed["m1|day04"]
     assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
     table.write_csv(csv)
-    assert process_landed(instance, lake).materialized == ["m1|day04 (detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    assert process_landed(instance, lake, detection=IMPORTED).materialized == ["m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
 
 
 def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, instance, tmp_path):
     import dagster as dg
 
     lake, sessions = landed
-    process_landed(instance, lake)
+    process_landed(instance, lake, detection=IMPORTED)
     tracks = pl.read_parquet(lake.tracks_path("m1"))
     assert tracks["session"].unique().sort().to_list() == ["day00", "day04"]
     assert set(tracks["status"]) <= {"present", "new", "eliminated", "out_of_view"}
     third = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=3, seed=3)[2]
     write_session(third, tmp_path / "landing", "m1", "day08")
-    report = process_landed(instance, lake)
-    assert report.materialized == ["m1|day08 (raw_volume, detections_2d, spines_3d)", "m1 (spine_tracks)"]
+    report = process_landed(instance, lake, detection=IMPORTED)
+    assert report.materialized == ["m1|day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     event = instance.get_latest_materialization_event(dg.AssetKey("spine_tracks")).asset_materialization
     assert [c.split(" (")[0] for c in event.metadata["computed"].value] == ["align day04->day08"]
     assert event.metadata["sessions"].value == 3
@@ -91,7 +93,7 @@ def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, inst
 
 def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, instance, tmp_path):
     lake, _ = landed
-    process_landed(instance, lake)
+    process_landed(instance, lake, detection=IMPORTED)
     write_stack(tmp_path / "landing" / "m1" / "day04.tif", layers=16, size=(256, 256), seed=11, spacing=2.0, pixel_um=0.2)
-    report = process_landed(instance, lake)
+    report = process_landed(instance, lake, detection=IMPORTED)
     assert "different voxel sizes" in report.failed["m1"] and "day04: (2.0, 0.2, 0.2)" in report.failed["m1"]

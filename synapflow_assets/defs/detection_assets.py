@@ -1,18 +1,23 @@
 """Asset ``detections_2d``: spine boxes on every layer of a session's volume."""
+import hashlib
+import json
+
 import dagster as dg
 import polars as pl
 
-from ..detection.imported import detections_file, detections_per_layer, load_detections
+from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
+from ..detection.registry import RegistryError, load_champion
 from ..imaging.errors import InputError
 from ..imaging.landing import find_session_input
-from ..imaging.ome_zarr import read_mip, read_volume_info
+from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
 from ..imaging.ingest import png_markdown
 from ..imaging.readers import content_hash
 from ..store.atomic_files import write_parquet_atomic
 from .lineage import upstream_versions
 from .partitions import SESSION_PARTITIONS
-from .resources import DataLake
+from .detector_assets import spine_detector
+from .resources import DataLake, DetectionSettings
 from .volume_assets import raw_volume
 
 
@@ -21,33 +26,53 @@ def session_keys(context: dg.AssetExecutionContext) -> tuple[str, str]:
     return keys["animal"], keys["session"]
 
 
-@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume], code_version="1", kinds={"parquet"}, group_name="detection")
-def detections_2d(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
-    """2D spine boxes per layer: one row per box with layer, box, score, type and the model that made it.
+def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tuple[pl.DataFrame, str, str]:
+    """Boxes of another detector's export ``<session>.detections.csv``, its name and content hash."""
+    csv = detections_file(find_session_input(lake.landing, animal, session))
+    if not csv.exists():
+        raise InputError(csv, "no detections for this session (export your detector's boxes here in the reference "
+                              "CSV layout, or set the detection resource's source to 'model')")
+    return load_detections(csv, shape), f"imported:{csv.name}", content_hash(csv)
 
-    Until the transformer detector lands, boxes are imported from another
-    detector's CSV export beside the session: ``<session>.detections.csv``.
-    """
+
+def model_detections(lake: DataLake, animal: str, session: str, settings: DetectionSettings) -> tuple[pl.DataFrame, str, str]:
+    """Boxes of the registry's champion detector on every layer of the registered volume."""
+    detector, champion = load_champion(lake.root)
+    volume, _, _ = read_volume_zarr(lake.volume_path(animal, session))
+    boxes = detector.detect_stack(volume, score_threshold=settings.score_threshold, batch_size=settings.batch_size)
+    return boxes.select(DETECTION_COLUMNS), champion.name, champion.version
+
+
+@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume, spine_detector], code_version="2", kinds={"parquet"},
+          group_name="detection")
+def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings) -> dg.MaterializeResult:
+    """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
+    that made it; by default the champion of the model registry, or imported from another detector's CSV."""
     animal, session = session_keys(context)
+    upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:
-        csv = detections_file(find_session_input(lake.landing, animal, session))
-        if not csv.exists():
-            raise InputError(csv, "no detections for this session (export your detector's boxes here in the reference CSV layout)")
         shape, _, _ = read_volume_info(lake.volume_path(animal, session))
-        detections = load_detections(csv, shape)
+        if detection.source == "imported":
+            table, model, version = imported_detections(lake, animal, session, shape)
+            data_version = version
+        else:
+            table, model, version = model_detections(lake, animal, session, detection)
+            data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"]]).encode()).hexdigest()[:32]
     except InputError as error:
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
-    version = content_hash(csv)
-    table = detections.with_columns(model=pl.lit(f"imported:{csv.name}"), model_version=pl.lit(version))
+    except RegistryError as error:
+        raise dg.Failure(description=str(error)) from error
+    table = table.with_columns(model=pl.lit(model), model_version=pl.lit(version))
     path = write_parquet_atomic(table, lake.detections_path(animal, session))
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(version),
+        data_version=dg.DataVersion(data_version),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
-            "model": f"imported:{csv.name}",
-            "upstream_versions": upstream_versions(context, raw_volume.key),
+            "model": model,
+            "model_version": version,
+            "upstream_versions": upstream,
             "per_layer": dg.MetadataValue.json(detections_per_layer(table, shape[0])),
             "overlay": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
         },

@@ -26,6 +26,10 @@ class DataLake(dg.ConfigurableResource):
         return self.spines_dir(animal) / f"{session}.parquet"
 
     @property
+    def model_runs(self) -> Path:
+        return Path(self.root) / "models"
+
+    @property
     def store_path(self) -> Path:
         return Path(self.root) / "features.duckdb"
 
@@ -55,3 +59,12 @@ class ImagingSettings(dg.ConfigurableResource):
             "default_voxel_size_um": tuple(self.default_voxel_size_um),
             "min_layers": self.min_layers,
         }
+
+
+class DetectionSettings(dg.ConfigurableResource):
+    """Where 2D detections come from: ``model`` (the registry's champion) or ``imported``
+    (another detector's export ``<session>.detections.csv`` beside the session)."""
+
+    source: str = "model"
+    score_threshold: float = 0.5
+    batch_size: int = 4

@@ -1,0 +1,151 @@
+"""Command-line entry points of the detector: ``train-detector`` and ``detect`` (plain argparse)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    from .training import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="synapflow_assets train-detector",
+                                     description="Train the RT-DETR spine detector (simulated + real layers).")
+    parser.add_argument("--out", required=True, help="output folder (checkpoint/, best/, model/, history.json)")
+    parser.add_argument("--resume", default=None, help="checkpoint folder to continue from (e.g. OUT/checkpoint)")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--crop", type=int, default=defaults.crop, help="crop size of real-data batches")
+    parser.add_argument("--sim-crop", type=int, default=defaults.sim_crop)
+    parser.add_argument("--real-fraction", type=float, default=defaults.real_fraction)
+    parser.add_argument("--pretrain-steps", type=int, default=defaults.pretrain_steps,
+                        help="first steps on simulated layers only")
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--sim-animals", type=int, default=defaults.sim_animals)
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--model", choices=["default", "tiny"], default=defaults.model)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
+                        help="stop with a checkpoint after this wall time (0: no limit)")
+    parser.add_argument("--no-real-val", action="store_true", help="skip the real validation split")
+    return parser
+
+
+def train_detector_main(argv: list[str]) -> int:
+    """``python -m synapflow_assets train-detector ...``: train, checkpoint, evaluate, save.
+
+    Parameters
+    ----------
+    argv : list of str
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    from .training import TrainConfig, train
+
+    args = _train_parser().parse_args(argv)
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    config = TrainConfig(**values, real_val=not args.no_real_val)
+    start = time.perf_counter()
+    final = train(config, Path(args.out), Path(args.resume) if args.resume else None,
+                  log=lambda line: print(line, flush=True))
+    best = final.get("best") or {}
+    print(f"done: step {final['step']}, {final['wall_seconds']:.0f} s of training "
+          f"({time.perf_counter() - start:.0f} s this run); best {best.get('metric')} {best.get('score', float('nan')):.3f} "
+          f"at step {best.get('step')}; model in {Path(args.out) / 'model'}, best in {Path(args.out) / 'best'}")
+    return 0
+
+
+def _read_input(path: Path) -> tuple[np.ndarray, bool]:
+    """(array, is_stack): PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG layers -> stack."""
+    if path.is_file() and path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            array = np.asarray(image)
+        if array.ndim == 3:  # RGB(A) PNG: average the colour channels
+            array = array[..., :3].mean(-1)
+        return array, False
+    from ..imaging.readers import read_volume
+
+    volume = read_volume(path, min_layers=1)
+    array = np.asarray(getattr(volume, "data", volume))
+    if array.ndim == 2:
+        return array, False
+    if array.ndim == 3 and array.shape[0] == 1:
+        return array[0], False
+    return array, True
+
+
+def detect_main(argv: list[str]) -> int:
+    """``python -m synapflow_assets detect IMAGE_OR_STACK... --out boxes.csv [--model FOLDER] [--score 0.5]``.
+
+    Writes one row per box: ``filename,width,height,class,score,xmin,ymin,xmax,ymax``
+    plus ``layer`` (empty for single layers) when any input is a stack.
+
+    Parameters
+    ----------
+    argv : list of str
+
+    Returns
+    -------
+    int
+        0, or 2 on a bad input or model (the message names the file).
+    """
+    import polars as pl
+
+    from .inference import DetectorError, SpineDetector, shipped_model_folder
+
+    parser = argparse.ArgumentParser(prog="synapflow_assets detect", description="Detect spines on layers or stacks.")
+    parser.add_argument("inputs", nargs="+", help="PNG / TIFF layers or stacks (or folders of PNG layers)")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--model", default=None, help="detector folder (default: the shipped model)")
+    parser.add_argument("--score", type=float, default=0.5, help="minimal score")
+    parser.add_argument("--batch-size", type=int, default=4)
+    args = parser.parse_args(argv)
+    try:
+        detector = SpineDetector.load(args.model or shipped_model_folder())
+    except DetectorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    frames, any_stack = [], False
+    for name in args.inputs:
+        path = Path(name)
+        try:
+            if not path.exists():
+                raise ValueError("no such file or folder")
+            array, is_stack = _read_input(path)
+            boxes = (detector.detect_stack(array, args.score, args.batch_size) if is_stack
+                     else detector.detect_layer(array, args.score).with_columns(pl.lit(None, pl.Int64).alias("layer")))
+        except Exception as error:  # noqa: BLE001 - reported with the file name
+            print(f"error: {path}: {error}", file=sys.stderr)
+            return 2
+        any_stack |= is_stack
+        height, width = array.shape[-2:]
+        frames.append(boxes.select(
+            pl.lit(path.name).alias("filename"), pl.lit(width, pl.Int64).alias("width"),
+            pl.lit(height, pl.Int64).alias("height"), pl.col("type").alias("class"), "score",
+            "xmin", "ymin", "xmax", "ymax", "layer"))
+        print(f"{path}: {len(boxes)} boxes", flush=True)
+    table = pl.concat(frames) if frames else pl.DataFrame()
+    if not any_stack:
+        table = table.drop("layer")
+    table.write_csv(args.out)
+    print(f"{args.out}: {len(table)} boxes from {len(args.inputs)} inputs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(train_detector_main(sys.argv[1:]))

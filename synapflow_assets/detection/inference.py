@@ -1,0 +1,274 @@
+"""Run a trained spine detector on layers and stacks (tiled, batched); save and load it as safetensors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from .box_merge import TileOutput, merge_tiles, tile_origins
+from .data import normalise, robust_range
+from .model import DetectorSpec, build_model
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CONFIG_FORMAT = "synapflow-spine-detector"
+
+BOX_SCHEMA = {"xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
+              "score": pl.Float64, "type": pl.String}
+
+
+class DetectorError(ValueError):
+    """A detector folder that cannot be used (missing or corrupt file); the message names the file."""
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_array(array: np.ndarray, ndim: int, what: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != ndim:
+        raise ValueError(f"{what} must have {ndim} dimensions, got shape {array.shape}")
+    if array.dtype == bool or array.dtype.kind not in "uif":
+        raise ValueError(f"{what} has unsupported dtype {array.dtype} (expected an integer or float type)")
+    if min(array.shape) == 0:
+        raise ValueError(f"{what} is empty (shape {array.shape})")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return array
+
+
+class SpineDetector:
+    """A trained RT-DETR spine detector with its pre- and post-processing.
+
+    Parameters
+    ----------
+    model : transformers.RTDetrForObjectDetection
+    spec : DetectorSpec
+    tile : int
+        Tile size in pixels; larger layers are tiled.
+    overlap : int
+        Overlap of neighbouring tiles (larger than the biggest spine).
+    nms_iou : float
+        IoU of the class-agnostic NMS merging tiles.
+    device : torch.device, optional
+        Defaults to CUDA when available, else CPU.
+
+    Attributes
+    ----------
+    types : list of str
+        Class names, index = label.
+    """
+
+    def __init__(self, model: torch.nn.Module, spec: DetectorSpec, tile: int = 512, overlap: int = 64,
+                 nms_iou: float = 0.5, device: torch.device | str | None = None):
+        self.spec = spec
+        self.types = list(spec.types)
+        self.tile = int(tile)
+        self.overlap = int(overlap)
+        self.nms_iou = float(nms_iou)
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+
+    # ------------------------------------------------------------ persistence
+    def config(self) -> dict:
+        """The JSON config saved beside the weights."""
+        return {"format": CONFIG_FORMAT, "version": 1, "spec": self.spec.to_dict(),
+                "inference": {"tile": self.tile, "overlap": self.overlap, "nms_iou": self.nms_iou}}
+
+    def save(self, folder) -> None:
+        """Write ``model.safetensors`` and ``config.json`` into ``folder`` (created if needed).
+
+        Parameters
+        ----------
+        folder : path-like
+        """
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": CONFIG_FORMAT})
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
+
+    @classmethod
+    def load(cls, folder, device: torch.device | str | None = None) -> "SpineDetector":
+        """Load a detector saved by :meth:`save` (safetensors only, nothing is unpickled).
+
+        Parameters
+        ----------
+        folder : path-like
+            Holds ``model.safetensors`` and ``config.json``.
+        device : torch.device or str, optional
+
+        Returns
+        -------
+        SpineDetector
+
+        Raises
+        ------
+        DetectorError
+            Naming the file: missing folder or file, unreadable JSON, an unknown
+            config, corrupt weights or weights that do not fit the config.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise DetectorError(f"{path}: detector file is missing")
+        try:
+            config = json.loads(config_path.read_text())
+            if config.get("format") != CONFIG_FORMAT:
+                raise ValueError(f"not a {CONFIG_FORMAT} config")
+            spec = DetectorSpec.from_dict(config["spec"])
+            options = config.get("inference", {})
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise DetectorError(f"{config_path}: invalid detector config ({error})") from error
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise DetectorError(f"{weights_path}: corrupt or unreadable weights ({error})") from error
+        model = build_model(spec, seed=None)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as error:
+            raise DetectorError(f"{weights_path}: weights do not fit {config_path} ({error})") from error
+        if missing or unexpected:
+            raise DetectorError(f"{weights_path}: weights do not fit {config_path} "
+                                f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+        return cls(model, spec, tile=options.get("tile", 512), overlap=options.get("overlap", 64),
+                   nms_iou=options.get("nms_iou", 0.5), device=device)
+
+    # ------------------------------------------------------------ inference
+    @torch.no_grad()
+    def _predict_tiles(self, tiles: list[np.ndarray], score_threshold: float) -> list[tuple]:
+        """Boxes (tile px), class-agnostic scores and labels of equally sized normalised tiles."""
+        h, w = tiles[0].shape
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32  # pad to a multiple of the largest stride
+        batch = np.zeros((len(tiles), ph, pw), np.float32)
+        for i, t in enumerate(tiles):
+            batch[i, :h, :w] = t
+        pixels = torch.from_numpy(batch).to(self.device)[:, None].expand(-1, 3, -1, -1)
+        out = self.model(pixel_values=pixels)
+        probs = out.logits.sigmoid().float()
+        scores, labels = probs.max(-1)
+        cx, cy, bw, bh = out.pred_boxes.float().unbind(-1)
+        boxes = torch.stack([(cx - bw / 2) * pw, (cy - bh / 2) * ph, (cx + bw / 2) * pw, (cy + bh / 2) * ph], -1)
+        results = []
+        for b in range(len(tiles)):
+            keep = scores[b] >= score_threshold
+            results.append((boxes[b][keep].cpu().numpy(), scores[b][keep].cpu().numpy(),
+                            labels[b][keep].cpu().numpy()))
+        return results
+
+    def _tiles_of(self, layer: np.ndarray):
+        h, w = layer.shape
+        th, tw = min(self.tile, h), min(self.tile, w)
+        for y0 in tile_origins(h, self.tile, self.overlap):
+            for x0 in tile_origins(w, self.tile, self.overlap):
+                yield y0, x0, th, tw
+
+    def _detect_layers(self, layers: list[np.ndarray], score_threshold: float, batch_size: int) -> list[pl.DataFrame]:
+        jobs, outputs = [], []  # (layer index, y0, x0, th, tw, normalised tile)
+        empty = [False] * len(layers)
+        normalised = []
+        for i, layer in enumerate(layers):
+            low, high = robust_range(layer)
+            empty[i] = high <= low
+            normalised.append(None if empty[i] else normalise(layer, low, high))
+        for i, image in enumerate(normalised):
+            if image is None:
+                continue
+            for y0, x0, th, tw in self._tiles_of(image):
+                jobs.append((i, y0, x0, th, tw, image[y0:y0 + th, x0:x0 + tw]))
+        # batch tiles of equal size together
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for j, job in enumerate(jobs):
+            by_size.setdefault(job[5].shape, []).append(j)
+        results: dict[int, tuple] = {}
+        for indices in by_size.values():
+            for start in range(0, len(indices), max(1, batch_size)):
+                chunk = indices[start:start + max(1, batch_size)]
+                for j, result in zip(chunk, self._predict_tiles([jobs[j][5] for j in chunk], score_threshold)):
+                    results[j] = result
+        per_layer: list[list[TileOutput]] = [[] for _ in layers]
+        for j, (i, y0, x0, th, tw, _) in enumerate(jobs):
+            boxes, scores, labels = results[j]
+            per_layer[i].append(TileOutput(y0, x0, th, tw, boxes, scores, labels))
+        for i, layer in enumerate(layers):
+            if empty[i] or not per_layer[i]:
+                outputs.append(pl.DataFrame(schema=BOX_SCHEMA))
+                continue
+            boxes, scores, labels = merge_tiles(per_layer[i], layer.shape, self.nms_iou)
+            outputs.append(pl.DataFrame({
+                "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
+                "score": scores, "type": [self.types[int(k)] for k in labels]}, schema=BOX_SCHEMA))
+        return outputs
+
+    def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
+        """Detect spines on one 2D layer.
+
+        Parameters
+        ----------
+        layer : ndarray (H, W)
+            Any integer or float dtype; any size (large layers are tiled).
+        score_threshold : float
+            Minimal class-agnostic score.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``xmin, ymin, xmax, ymax`` (float, layer pixels, clipped to the
+            layer), ``score`` (max over classes), ``type`` (class name), by
+            decreasing score. An empty or constant layer gives no rows.
+
+        Raises
+        ------
+        ValueError
+            When the layer is not 2D, empty, of a non-numeric dtype or not finite.
+        """
+        layer = _check_array(layer, 2, "layer")
+        return self._detect_layers([layer], score_threshold, 1)[0]
+
+    def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5, batch_size: int = 4) -> pl.DataFrame:
+        """Detect spines on every layer of a (z, y, x) stack, tiles batched.
+
+        Parameters
+        ----------
+        stack : ndarray (Z, H, W)
+        score_threshold : float
+        batch_size : int
+            Tiles per forward pass.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``layer`` (int) then the columns of :meth:`detect_layer`.
+
+        Raises
+        ------
+        ValueError
+            When the stack is not 3D, empty, of a non-numeric dtype or not finite.
+        """
+        stack = _check_array(stack, 3, "stack")
+        frames = []
+        chunk = max(1, batch_size)
+        for start in range(0, len(stack), chunk):
+            layers = [stack[z] for z in range(start, min(start + chunk, len(stack)))]
+            for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size)):
+                frames.append(frame.with_columns(pl.lit(start + offset, pl.Int64).alias("layer")))
+        if not frames:
+            return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})
+        return pl.concat(frames).select("layer", *BOX_SCHEMA)
+
+
+def shipped_model_folder() -> Path:
+    """Folder of the detector shipped with the package."""
+    return Path(__file__).resolve().parent / "shipped"

@@ -1,0 +1,84 @@
+"""Copy a trained detector into the package (``detection/shipped``) with its final metrics and history."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .data import real_samples, simulated_samples
+from .inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector, shipped_model_folder
+from .throughput import layers_per_second
+from .training import HISTORY_FILE, STATE_FILE, evaluate
+
+
+def final_metrics(detector: SpineDetector, seed: int = 0, score_threshold: float = 0.5, threads: int = 2) -> dict:
+    """Validation figures of a detector: held-out simulated layers, real val split, throughput.
+
+    Parameters
+    ----------
+    detector : SpineDetector
+    seed : int
+        Seed of the training run (the held-out simulated animals depend on it).
+    score_threshold : float
+    threads : int
+
+    Returns
+    -------
+    dict
+    """
+    torch.set_num_threads(threads)
+    val_sim = simulated_samples(2, 10_000_000 + seed, size=256, layers=12)
+    out = {"score_threshold": score_threshold,
+           "val_sim": evaluate(detector, val_sim, score_threshold), "val_sim_layers": len(val_sim)}
+    val_real = real_samples("val")
+    if val_real:
+        out["val_real"] = evaluate(detector, val_real, score_threshold)
+        out["val_real_images"] = len(val_real)
+    out["layers_per_second_512"] = round(layers_per_second(detector, 512, layers=8, threads=threads), 2)
+    return out
+
+
+def ship(run_folder, command: str, source: str = "best", dest=None, seed: int = 0) -> dict:
+    """Copy ``<run>/<source>`` into ``dest`` (default: the package's shipped folder) with metrics and history.
+
+    Parameters
+    ----------
+    run_folder : path-like
+        Output folder of a training run.
+    command : str
+        The exact training command(s), recorded in ``metrics.json``.
+    source : str
+        ``best``, ``model`` or ``checkpoint``.
+    dest : path-like, optional
+    seed : int
+
+    Returns
+    -------
+    dict
+        The metrics written.
+    """
+    run_folder = Path(run_folder)
+    dest = Path(dest) if dest is not None else shipped_model_folder()
+    detector = SpineDetector.load(run_folder / source, device="cpu")
+    state_file = run_folder / "checkpoint" / STATE_FILE
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    history = json.loads((run_folder / HISTORY_FILE).read_text()) if (run_folder / HISTORY_FILE).exists() else []
+    best_step = (state.get("best") or {}).get("step") if source == "best" else state.get("step")
+    start = time.perf_counter()
+    metrics = final_metrics(detector, seed)
+    metrics.update({
+        "source": f"{source} of the training run", "step": best_step,
+        "training_steps_total": state.get("step"), "training_wall_seconds": state.get("wall_seconds"),
+        "training_config": state.get("config"), "command": command,
+        "parameters": sum(p.numel() for p in detector.model.parameters()),
+        "metrics_seconds": round(time.perf_counter() - start, 1),
+    })
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        shutil.copyfile(run_folder / source / name, dest / name)
+    (dest / "history.json").write_text(json.dumps(history, indent=2))
+    (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

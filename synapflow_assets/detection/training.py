@@ -1,0 +1,298 @@
+"""Train the spine detector: simulated pre-training, real fine-tuning, checkpoints, learning curve."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import AugmentParams, Sample, make_batch, real_samples, simulated_samples
+from .inference import SpineDetector
+from .model import DetectorSpec, build_model, count_parameters, tiny_spec
+from .quick_metrics import score_detections
+
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"
+FINAL_DIR = "model"
+HISTORY_FILE = "history.json"
+STATE_FILE = "state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Attributes
+    ----------
+    steps : int
+        Total optimiser steps (including resumed ones).
+    batch_size : int
+    crop : int
+        Crop size of real-data batches (pixels).
+    sim_crop : int
+        Crop size of simulated batches.
+    real_fraction : float
+        Share of real-data batches after pre-training (when the real set exists).
+    pretrain_steps : int
+        First steps on simulated layers only.
+    lr, weight_decay, grad_clip : float
+        AdamW settings and gradient-norm clipping.
+    warmup_steps : int
+        Linear learning-rate warm-up.
+    min_lr_fraction : float
+        Cosine decay of the learning rate to this fraction at ``steps``.
+    seed : int
+    sim_animals : int
+        Simulated animals in the training pool.
+    sim_size : int
+        Pixels per side of the simulated layers.
+    val_sim_animals : int
+        Held-out simulated animals for validation.
+    eval_every, checkpoint_every : int
+    eval_score_threshold : float
+        Operating point of precision / recall / F1.
+    model : str
+        ``default`` or ``tiny`` (see :mod:`.model`).
+    threads : int
+        Torch CPU threads.
+    max_minutes : float
+        Stop (with a checkpoint) after this wall time of this process; 0 = no limit.
+    real_val : bool
+        Evaluate on the real validation split when present.
+    """
+
+    steps: int = 2000
+    batch_size: int = 4
+    crop: int = 320
+    sim_crop: int = 256
+    real_fraction: float = 0.7
+    pretrain_steps: int = 300
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 0.1
+    warmup_steps: int = 50
+    min_lr_fraction: float = 0.1
+    seed: int = 0
+    sim_animals: int = 40
+    sim_size: int = 256
+    val_sim_animals: int = 2
+    eval_every: int = 100
+    checkpoint_every: int = 50
+    eval_score_threshold: float = 0.5
+    model: str = "default"
+    threads: int = 2
+    max_minutes: float = 0.0
+    real_val: bool = True
+
+
+def model_spec(name: str) -> DetectorSpec:
+    """The named architecture (``default`` or ``tiny``)."""
+    if name == "tiny":
+        return tiny_spec()
+    if name == "default":
+        return DetectorSpec()
+    raise ValueError(f"unknown model {name!r} (expected 'default' or 'tiny')")
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Warm-up then cosine decay."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    return config.lr * (config.min_lr_fraction + (1 - config.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: float = 0.5) -> dict[str, float]:
+    """Class-agnostic scores of a detector on annotated samples (boxes down to score 0.05 for AP).
+
+    Parameters
+    ----------
+    detector : SpineDetector
+    samples : list of Sample
+    score_threshold : float
+
+    Returns
+    -------
+    dict
+        See :func:`quick_metrics.score_detections`.
+    """
+    predictions, truths = [], []
+    for sample in samples:
+        frame = detector.detect_layer(sample.image, score_threshold=0.05)
+        predictions.append((frame.select("xmin", "ymin", "xmax", "ymax").to_numpy(), frame["score"].to_numpy()))
+        truths.append(sample.boxes)
+    return score_detections(predictions, truths, score_threshold)
+
+
+def _save_checkpoint(folder: Path, detector: SpineDetector, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Write weights, optimizer moments (safetensors) and state (JSON) atomically into ``folder``."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    detector.save(tmp)
+    tensors, meta = {}, {}
+    for i, (param, value) in enumerate(optimizer.state.items()):
+        for key, tensor in value.items():
+            tensors[f"{i}.{key}"] = torch.as_tensor(tensor).detach().cpu().contiguous().reshape(-1) \
+                if key == "step" else tensor.detach().cpu().contiguous()
+    order = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    meta = {str(i): order[id(param)] for i, param in enumerate(optimizer.state)}
+    save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"param_index": json.dumps(meta)})
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
+    from safetensors import safe_open
+
+    path = folder / OPTIMIZER_FILE
+    if not path.exists():
+        return
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    with safe_open(str(path), "pt") as handle:
+        meta = json.loads(handle.metadata()["param_index"])
+        grouped: dict[str, dict] = {}
+        for key in handle.keys():
+            index, name = key.split(".", 1)
+            grouped.setdefault(index, {})[name] = handle.get_tensor(key)
+    for index, value in grouped.items():
+        param = params[meta[index]]
+        if "step" in value:
+            value["step"] = value["step"].reshape(())
+        optimizer.state[param] = {k: v.to(param.device) for k, v in value.items()}
+
+
+def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print) -> dict:
+    """Train (or continue) a detector; write checkpoints, ``history.json``, ``best/`` and ``model/``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out : Path
+        Output folder.
+    resume : Path, optional
+        A checkpoint folder written by an earlier run (``<out>/checkpoint``).
+    log : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        The final state: step, wall seconds, last and best validation metrics.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, config.threads))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    start_step, wall_before, history, best = 0, 0.0, [], None
+    if resume is not None:
+        resume = Path(resume)
+        detector = SpineDetector.load(resume, device=device)
+        state = json.loads((resume / STATE_FILE).read_text())
+        start_step, wall_before = int(state["step"]), float(state["wall_seconds"])
+        history, best = state.get("history", []), state.get("best")
+        log(f"resumed from {resume} at step {start_step} ({wall_before:.0f} s of earlier training)")
+    else:
+        torch.manual_seed(config.seed)
+        spec = model_spec(config.model)
+        detector = SpineDetector(build_model(spec, config.seed), spec, device=device)
+    model = detector.model
+    log(f"model: {count_parameters(model) / 1e6:.2f}M parameters, strides {detector.spec.strides}, device {device}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if resume is not None:
+        _load_optimizer(resume, optimizer)
+
+    t0 = time.perf_counter()
+    sim_pool = simulated_samples(config.sim_animals, config.seed * 1000 + 1, size=config.sim_size)
+    val_sim = simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size, layers=12)
+    real_pool = real_samples("train")
+    val_real = real_samples("val") if config.real_val else []
+    log(f"data: {len(sim_pool)} simulated layers, {len(real_pool)} real images; val {len(val_sim)} simulated, "
+        f"{len(val_real)} real ({time.perf_counter() - t0:.1f} s)")
+    augment = AugmentParams()
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - t_start
+
+    def run_eval(step: int, loss: float) -> dict:
+        model.eval()
+        entry = {"step": step, "loss": loss, "wall_seconds": round(wall(), 1)}
+        t = time.perf_counter()
+        entry["val_sim"] = evaluate(detector, val_sim, config.eval_score_threshold)
+        if val_real:
+            entry["val_real"] = evaluate(detector, val_real, config.eval_score_threshold)
+        entry["eval_seconds"] = round(time.perf_counter() - t, 1)
+        model.train()
+        return entry
+
+    def state_dict(step: int) -> dict:
+        return {"step": step, "wall_seconds": round(wall(), 1), "config": asdict(config), "history": history,
+                "best": best}
+
+    t_start = time.perf_counter()
+    model.train()
+    losses: list[float] = []
+    step = start_step
+    for step in range(start_step, config.steps):
+        rng = np.random.default_rng([config.seed, step])
+        torch.manual_seed(config.seed * 1_000_003 + step)
+        use_real = bool(real_pool) and step >= config.pretrain_steps and rng.random() < config.real_fraction
+        pool, crop = (real_pool, config.crop) if use_real else (sim_pool, config.sim_crop)
+        pixels, targets = make_batch(pool, config.batch_size, crop, rng, augment)
+        pixels = pixels.to(device)
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        output = model(pixel_values=pixels, labels=targets)
+        loss = output.loss
+        optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        done = step + 1
+        if done % 10 == 0:
+            log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({'real' if use_real else 'sim'}) "
+                f"lr {learning_rate(config, step):.2e} wall {wall():.0f} s")
+        timed_out = config.max_minutes > 0 and time.perf_counter() - t_start > config.max_minutes * 60
+        if done % config.eval_every == 0 or done == config.steps or timed_out:
+            entry = run_eval(done, float(np.mean(losses[-config.eval_every:])) if losses else float("nan"))
+            history.append(entry)
+            key = "val_real" if "val_real" in entry else "val_sim"
+            log(f"eval step {done}: sim AP50 {entry['val_sim']['ap50']:.3f} F1 {entry['val_sim']['f1']:.3f} "
+                f"F1c4 {entry['val_sim']['f1_c4']:.3f}" + (
+                    f" | real AP50 {entry['val_real']['ap50']:.3f} F1 {entry['val_real']['f1']:.3f} "
+                    f"P {entry['val_real']['precision']:.3f} R {entry['val_real']['recall']:.3f}"
+                    if "val_real" in entry else "") + f" ({entry['eval_seconds']} s)")
+            score = entry[key]["ap50"]
+            if best is None or score > best["score"]:
+                best = {"step": done, "score": score, "metric": f"{key}.ap50", "entry": entry}
+                detector.save(out / BEST_DIR)
+                (out / BEST_DIR / "metrics.json").write_text(json.dumps(entry, indent=2))
+            (out / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+        if done % config.checkpoint_every == 0 or done == config.steps or timed_out:
+            _save_checkpoint(out / CHECKPOINT_DIR, detector, optimizer, state_dict(done))
+        if timed_out:
+            log(f"wall limit of {config.max_minutes} min reached at step {done}")
+            break
+    else:
+        done = max(step + 1, start_step) if config.steps > start_step else start_step
+    detector.model.eval()
+    detector.save(out / FINAL_DIR)
+    final = state_dict(done)
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+    (out / "final_state.json").write_text(json.dumps({k: v for k, v in final.items() if k != "history"}, indent=2))
+    return final
