@@ -131,9 +131,19 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+DELEGATED = {"detect": "detect_main", "train-detector": "train_detector_main"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        from .detection import cli
+
+        return getattr(cli, DELEGATED[argv[0]])(argv[1:])
     parser = argparse.ArgumentParser(prog="synapflow_assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("detect", help="run the detector on PNG/TIFF layers or stacks (see detect --help)")
+    commands.add_parser("train-detector", help="train a detector (see train-detector --help)")
 
     simulate = commands.add_parser("simulate", help="write simulated sessions with ground truth to a landing folder")
     simulate.add_argument("--out", default="data/landing")

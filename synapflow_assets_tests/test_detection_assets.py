@@ -1,0 +1,38 @@
+import shutil
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from synapflow_assets.defs.detector_assets import spine_detector
+from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.detection import registry
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.synthetic import SimulationParams, simulate_landing
+
+
+@pytest.fixture(autouse=True)
+def embedded_registry(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_path, instance):
+    lake = DataLake(root=str(tmp_path))
+    simulate_landing(tmp_path / "landing", animals=1, sessions=1, params=SimulationParams(shape=(8, 192, 256)))
+    first = process_landed(instance, lake)
+    assert not first.failed, first.failed
+    detections = pl.read_parquet(lake.detections_path("mouse01", "day00"))
+    assert set(detections["model"]) == {"spine-detector"} and set(detections["model_version"]) == {"1"}
+    assert detections["layer"].is_between(0, 7).all()
+    assert ((detections["xmin"] >= 0) & (detections["xmax"] <= 256) & (detections["ymax"] <= 192)).all()
+    assert process_landed(instance, lake).materialized == []
+
+    better = tmp_path / "better"
+    shutil.copytree(registry.SHIPPED_FOLDER, better)
+    run = registry.log_training_run(better, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=lake.root)
+    decision = registry.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)
+    assert decision["promoted"] and decision["champion"] == "2"
+    dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
+    rerun = process_landed(instance, lake)
+    assert rerun.materialized[0] == "mouse01|day00 (detections_2d, spines_3d, spine_features)"
+    assert set(pl.read_parquet(lake.detections_path("mouse01", "day00"))["model_version"]) == {"2"}
