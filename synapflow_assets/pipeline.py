@@ -33,6 +33,12 @@ class PipelineReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The error message of the first failed step of a run."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    return failure.step_failure_data.error.message.strip() if failure else "run failed"
+
+
 def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None) -> dict | None:
     """Data and code version of the last materialization of one partition, and the upstream
     data versions it was computed from (its ``upstream_versions`` metadata); None if never."""
@@ -126,8 +132,7 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
         if result.success:
             report.materialized.append(f"{partition} ({', '.join(k.to_user_string() for k in stale)})")
         else:
-            failure = next((e for e in result.all_events if e.is_step_failure), None)
-            report.failed[str(partition)] = failure.step_failure_data.error.message.strip() if failure else "run failed"
+            report.failed[str(partition)] = failure_message(result)
     changed = {key.split("|")[0] for key in report.materialized}
     with_dynamics = {row[0] for row in stored_partitions(lake.store_path, "dynamics")}
     for animal in sorted({s.animal for s in sessions}):
@@ -142,8 +147,7 @@ def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: Pipel
         return
     result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False, run_config=QUIET)
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        report.failed["spine_detector"] = failure.step_failure_data.error.message.strip() if failure else "run failed"
+        report.failed["spine_detector"] = failure_message(result)
 
 
 def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> bool:
@@ -171,8 +175,7 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
     if result.success:
         report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")
     else:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        report.failed[animal] = failure.step_failure_data.error.message.strip() if failure else "run failed"
+        report.failed[animal] = failure_message(result)
 
 
 def session_summary(instance: dg.DagsterInstance) -> list[dict]:
