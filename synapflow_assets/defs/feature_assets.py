@@ -10,14 +10,11 @@ from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
 from ..store.feature_store import FeatureStore, lineage_columns
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
-from .partitions import ANIMALS, SESSION_PARTITIONS
+from .partitions import ANIMALS, BY_ANIMAL, SESSION_PARTITIONS
 from .resources import DataLake
 from .spine_assets import spines_3d
 from .track_assets import spine_tracks
 from .volume_assets import raw_volume
-
-BY_ANIMAL = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="animal")
-
 
 def _version(inputs: dict, code: str) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256(json.dumps([inputs, code], sort_keys=True).encode()).hexdigest()[:32])

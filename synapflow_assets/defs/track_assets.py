@@ -11,7 +11,7 @@ from ..store.atomic_files import write_parquet_atomic
 from ..tracking.align import AlignParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.time import TimeLinkParams
-from .partitions import ANIMALS
+from .partitions import ANIMALS, BY_ANIMAL
 from .resources import DataLake
 from .spine_assets import spines_3d
 
@@ -54,7 +54,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
 
 @dg.asset(
     partitions_def=ANIMALS,
-    deps=[dg.AssetDep(spines_3d, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="animal"))],
+    deps=[dg.AssetDep(spines_3d, partition_mapping=BY_ANIMAL)],
     code_version="1",
     kinds={"parquet"},
     group_name="tracking",
