@@ -63,8 +63,9 @@ class ImagingSettings(dg.ConfigurableResource):
 
 class DetectionSettings(dg.ConfigurableResource):
     """Where 2D detections come from: ``model`` (the registry's champion) or ``imported``
-    (another detector's export ``<session>.detections.csv`` beside the session)."""
+    (another detector's export ``<session>.detections.csv`` beside the session). The shipped
+    detector's best F1 on held-out layers is at a score of about 0.35."""
 
     source: str = "model"
-    score_threshold: float = 0.5
+    score_threshold: float = 0.35
     batch_size: int = 4

@@ -69,22 +69,23 @@ def score_detections(predictions: list[tuple[np.ndarray, np.ndarray]], truths: l
     -------
     dict
         ``precision, recall, f1`` (IoU 0.5), ``precision_c4, recall_c4, f1_c4``
-        (centre distance <= 4 px), ``ap50``, ``n_truth``, ``n_pred``.
+        (centre distance <= 4 px), ``ap50`` and ``ap_c4`` (average precision
+        with either criterion), ``best_f1`` / ``best_f1_c4`` and their score
+        thresholds, ``n_truth``, ``n_pred``.
     """
     n_truth = int(sum(len(t) for t in truths))
     out: dict[str, float] = {"n_truth": n_truth}
-    all_scores, all_tp = [], []
     for suffix, criterion, threshold in (("", "iou", 0.5), ("_c4", "centre", 4.0)):
         tp_total = n_pred = 0
+        all_scores, all_tp = [], []
         for (boxes, scores), truth in zip(predictions, truths):
             scores = np.asarray(scores).reshape(-1)
             keep = scores >= score_threshold
             tp = match_layer(np.asarray(boxes)[keep], scores[keep], truth, criterion, threshold)
             tp_total += int(tp.sum())
             n_pred += int(keep.sum())
-            if criterion == "iou":
-                all_tp.append(match_layer(boxes, scores, truth, criterion, threshold))
-                all_scores.append(scores)
+            all_tp.append(match_layer(boxes, scores, truth, criterion, threshold))
+            all_scores.append(scores)
         precision = tp_total / n_pred if n_pred else 0.0
         recall = tp_total / n_truth if n_truth else 0.0
         out[f"precision{suffix}"] = precision
@@ -92,10 +93,10 @@ def score_detections(predictions: list[tuple[np.ndarray, np.ndarray]], truths: l
         out[f"f1{suffix}"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         if criterion == "iou":
             out["n_pred"] = n_pred
-    scores_all = np.concatenate(all_scores) if all_scores else np.zeros(0)
-    tp_all = np.concatenate(all_tp) if all_tp else np.zeros(0, bool)
-    out["ap50"] = average_precision(scores_all, tp_all, n_truth)
-    out["best_f1"], out["best_threshold"] = best_f1(scores_all, tp_all, n_truth)
+        scores_all = np.concatenate(all_scores) if all_scores else np.zeros(0)
+        tp_all = np.concatenate(all_tp) if all_tp else np.zeros(0, bool)
+        out["ap50" if criterion == "iou" else "ap_c4"] = average_precision(scores_all, tp_all, n_truth)
+        out[f"best_f1{suffix}"], out[f"best_threshold{suffix}"] = best_f1(scores_all, tp_all, n_truth)
     return out
 
 
