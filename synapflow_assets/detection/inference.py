@@ -20,6 +20,9 @@ BOX_SCHEMA = {"xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax"
               "score": pl.Float64, "type": pl.String}
 
 
+STACK_CONTRAST_FRACTION = 0.5
+
+
 class DetectorError(ValueError):
     """A detector folder that cannot be used (missing or corrupt file); the message names the file."""
 
@@ -175,12 +178,16 @@ class SpineDetector:
             for x0 in tile_origins(w, self.tile, self.overlap):
                 yield y0, x0, th, tw
 
-    def _detect_layers(self, layers: list[np.ndarray], score_threshold: float, batch_size: int) -> list[pl.DataFrame]:
+    def _detect_layers(self, layers: list[np.ndarray], score_threshold: float, batch_size: int,
+                       min_contrast: float = 0.0) -> list[pl.DataFrame]:
+        """``min_contrast`` is the smallest (high - low) a layer is stretched to, so that a layer of
+        pure background in a stack is not stretched into spine-like noise."""
         jobs, outputs = [], []  # (layer index, y0, x0, th, tw, normalised tile)
         empty = [False] * len(layers)
         normalised = []
         for i, layer in enumerate(layers):
             low, high = robust_range(layer)
+            high = max(high, low + min_contrast) if high > low else high
             empty[i] = high <= low
             normalised.append(None if empty[i] else normalise(layer, low, high))
         for i, image in enumerate(normalised):
@@ -247,6 +254,11 @@ class SpineDetector:
         batch_size : int
             Tiles per forward pass.
 
+        Each layer is normalised by its own robust range, but stretched at
+        most as if its contrast were ``STACK_CONTRAST_FRACTION`` of the
+        stack's, so layers of background (above or below the dendrites) stay
+        dark instead of turning noise into spines.
+
         Returns
         -------
         polars.DataFrame
@@ -258,11 +270,13 @@ class SpineDetector:
             When the stack is not 3D, empty, of a non-numeric dtype or not finite.
         """
         stack = _check_array(stack, 3, "stack")
+        stack_low, stack_high = robust_range(stack)
+        min_contrast = STACK_CONTRAST_FRACTION * (stack_high - stack_low)
         frames = []
         chunk = max(1, batch_size)
         for start in range(0, len(stack), chunk):
             layers = [stack[z] for z in range(start, min(start + chunk, len(stack)))]
-            for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size)):
+            for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size, min_contrast)):
                 frames.append(frame.with_columns(pl.lit(start + offset, pl.Int64).alias("layer")))
         if not frames:
             return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})
