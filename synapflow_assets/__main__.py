@@ -25,8 +25,14 @@ def _ingest(args: argparse.Namespace) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
     lake = DataLake(root=args.data)
     start = time.perf_counter()
+    from .store.feature_store import StoreError
+
     with dg.DagsterInstance.get() as instance:
-        report = process_landed(instance, lake)
+        try:
+            report = process_landed(instance, lake)
+        except StoreError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         rows = session_summary(instance)
     print(f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
           f"{len(report.failed)} failed ({time.perf_counter() - start:.1f} s)")
@@ -78,6 +84,7 @@ def _track_depth(args: argparse.Namespace) -> int:
         message = str(error) if str(args.boxes) in str(error) else f"{args.boxes}: {error}"
         print(f"error: {message}", file=sys.stderr)
         return 2
+    linked = linked.sort(pl.col("row").is_null(), "row", "stack", "layer")
     if "raw_xmin" in linked.columns:
         linked = linked.with_columns(**{c: pl.col(f"raw_{c}") for c in BOX_COLUMNS}).drop(*(f"raw_{c}" for c in BOX_COLUMNS))
     extra = [c for c in linked.columns if c not in REFERENCE_COLUMNS + ["id", "row", "stack", "layer", "interpolated"]]
@@ -94,7 +101,11 @@ def _sql(args: argparse.Namespace) -> int:
 
     from .store.feature_store import StoreError, query
 
-    sql = Path(args.file).read_text() if args.file else args.query
+    try:
+        sql = Path(args.file).read_text() if args.file else args.query
+    except OSError as error:
+        print(f"error: cannot read the query file {args.file} ({error.strerror})", file=sys.stderr)
+        return 2
     if not sql:
         print("error: give a query or --file", file=sys.stderr)
         return 2
@@ -166,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     depth.add_argument("--inactive-wait", type=int, default=4, help="layers a spine may be missed")
     depth.add_argument("--min-layers", type=int, default=1, help="drop 3D spines seen on fewer layers (id -1)")
     depth.add_argument("--max-centre-distance", type=float, default=20.0, help="pixels")
-    depth.add_argument("--fill-gaps", type=int, default=2,
-                       help="add interpolated rows on bridged gaps of at most this many layers (0: none)")
+    depth.add_argument("--fill-gaps", type=int, default=0,
+                       help="also write interpolated rows on bridged gaps of at most this many layers (default 0: the input rows only)")
     depth.set_defaults(handler=_track_depth)
 
     sql = commands.add_parser("sql", help="query the feature store (read-only)")

@@ -102,9 +102,10 @@ def test_track_depth_command_round_trip(tmp_path):
     assert main(["track-depth", "--boxes", str(path), "--out", str(tmp_path / "out.csv")]) == 0
     out = pl.read_csv(tmp_path / "out.csv")
     assert out.columns[:10] == ["id", "filename", "width", "height", "class", "score", "xmin", "ymin", "xmax", "ymax"]
-    real = out.filter(~pl.col("interpolated"))
-    assert len(real) == 8 and real["id"].n_unique() == 4
-    filled = out.filter(pl.col("interpolated"))
+    assert out["filename"].to_list() == [r.split(",")[0] for r in rows[1:]] and not out["interpolated"].any()
+    assert out["id"].to_list() == [0, 0, 0, 1, 2, 2, 2, 3]
+    assert main(["track-depth", "--boxes", str(path), "--out", str(tmp_path / "filled.csv"), "--fill-gaps", "2"]) == 0
+    filled = pl.read_csv(tmp_path / "filled.csv").filter(pl.col("interpolated"))
     assert sorted(filled["filename"].to_list()) == ["a_layer03.png", "b_layer03.png"]
     assert main(["track-depth", "--boxes", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x.csv")]) == 2
 

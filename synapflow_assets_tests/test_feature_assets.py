@@ -61,3 +61,40 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     csv_rows = pl.read_csv(exported / "m1" / "day08.csv")
     assert csv_rows.columns[:10] == ["id", "filename", "width", "height", "class", "score", "xmin", "ymin", "xmax", "ymax"]
     assert csv_rows["filename"][0].startswith("day08_layer")
+
+
+def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_path, instance, monkeypatch):
+    import shutil
+
+    from synapflow_assets.defs.detector_assets import spine_detector
+    from synapflow_assets.defs.volume_assets import raw_volume
+    from synapflow_assets.detection import registry
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    lake = DataLake(root=str(tmp_path))
+    for sim in simulate_animal(SimulationParams(shape=(6, 160, 192)), n_sessions=2, seed=4):
+        write_session(sim, tmp_path / "landing", "m1", f"day{4 * sim.index:02d}")
+    assert not process_landed(instance, lake).failed
+    volumes = len(instance.fetch_materializations(raw_volume.key, limit=10).records)
+    rows_before = query(lake.store_path, "SELECT session, count(*) FROM detections GROUP BY ALL ORDER BY ALL").rows()
+    assert query(lake.store_path, "SELECT DISTINCT model_version FROM spine_features").rows() == [("1",)]
+    features_before, dynamics_before = stamps(lake, "spine_features"), stamps(lake, "dynamics", "animal")
+    assert process_landed(instance, lake).materialized == []
+
+    weights = tmp_path / "v2"
+    shutil.copytree(registry.SHIPPED_FOLDER, weights)
+    run = registry.log_training_run(weights, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=lake.root)
+    assert registry.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)["promoted"]
+    dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
+
+    report = process_landed(instance, lake)
+    assert report.materialized == ["m1|day00 (detections_2d, spines_3d, spine_features)",
+                                   "m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert len(instance.fetch_materializations(raw_volume.key, limit=10).records) == volumes
+    for table in ("sessions", "detections", "spines", "spine_features", "tracks", "dynamics"):
+        assert query(lake.store_path, f"SELECT DISTINCT model_version FROM {table}").rows() == [("2",)], table
+    after = stamps(lake, "spine_features")
+    assert all(after[k] > features_before[k] for k in features_before)
+    assert stamps(lake, "dynamics", "animal")["m1"] > dynamics_before["m1"]
+    assert query(lake.store_path, "SELECT session, count(*) FROM detections GROUP BY ALL ORDER BY ALL").rows() == rows_before
+    assert process_landed(instance, lake).materialized == []

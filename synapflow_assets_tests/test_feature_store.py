@@ -74,3 +74,14 @@ def test_sql_command_formats_and_errors(tmp_path, capsys):
     assert main(["sql", "SELECT * FROM nothing_here", *store]) == 1
     assert "nothing_here" in capsys.readouterr().err
     assert main(["sql", "SELECT 1", "--store", str(tmp_path / "missing.duckdb")]) == 2
+    assert main(["sql", "--file", str(tmp_path / "no.sql"), *store]) == 2
+    assert "no.sql" in capsys.readouterr().err
+
+
+def test_ingest_on_a_corrupt_store_says_how_to_rebuild(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "features.duckdb").write_bytes(b"not a database" * 100)
+    assert main(["ingest", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "features.duckdb" in err and "rebuild" in err

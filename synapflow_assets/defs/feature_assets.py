@@ -53,7 +53,7 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
                                        score="score", type="type", interpolated="interpolated"),
             "spines": spines.drop("animal", "session", "model", "model_version", strict=False),
             "spine_features": features,
-        }, animal, session, lineage_columns(context.run_id, code, model, version, inputs))
+        }, animal, session, lineage_columns(context.run.run_id, code, model, version, inputs))
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
         "rows_written": dg.MetadataValue.json(written), "spines": len(features),
         "spines_per_um": density["spines_per_um"], "dendrite_length_um": density["dendrite_length_um"],
@@ -75,6 +75,9 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     with FeatureStore(lake.store_path) as store:
         sizes = store.connection.execute(
             "SELECT session, spine_id, size, input_versions FROM spine_features WHERE animal = ?", [animal]).df()
+        model, version = store.connection.execute(
+            "SELECT string_agg(DISTINCT model, ',' ORDER BY model), string_agg(DISTINCT model_version, ',' ORDER BY model_version) "
+            "FROM spine_features WHERE animal = ?", [animal]).fetchone()
         sizes = pl.from_pandas(sizes) if len(sizes) else pl.DataFrame(
             schema={"session": pl.String, "spine_id": pl.Int64, "size": pl.Float64, "input_versions": pl.String})
         inputs = {**latest_data_versions(context, spine_tracks.key),
@@ -86,7 +89,7 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         written = store.replace_partition({
             "tracks": tracks.select("session", "session_index", "track_id", "spine_id", "status", "detected"),
             "dynamics": dynamics.drop("animal", strict=False),
-        }, animal, None, lineage_columns(context.run_id, code, None, None, inputs))
+        }, animal, None, lineage_columns(context.run.run_id, code, model, version, inputs))
     last = dynamics.sort("session_index").tail(1)
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),

@@ -55,7 +55,7 @@ def perturb_boxes(
     y = e["y0"] + rng.random(len(stack_of)) * np.maximum(e["y1"] - e["y0"] - e["h"], 1)
     template = boxes.group_by(by, maintain_order=True).first().drop("layer", "xmin", "ymin", "xmax", "ymax")
     spurious = pl.DataFrame({
-        by: extent[by].to_numpy()[stack_of],
+        by: pl.Series(extent[by].to_numpy()[stack_of], dtype=extent.schema[by]),
         "layer": rng.integers(e["l0"], e["l1"] + 1).astype(np.int64),
         "xmin": x, "ymin": y, "xmax": x + e["w"], "ymax": y + e["h"],
     }).join(template, on=by, how="left")

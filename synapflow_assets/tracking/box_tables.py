@@ -124,6 +124,8 @@ def smooth_track_boxes(linked: pl.DataFrame, half_window: int = 2, by: str = "st
     as they are.
     """
     linked = linked.sort(by, "id", "layer")
+    if linked.is_empty():
+        return linked.with_columns(**{f"raw_{c}": pl.col(c) for c in BOX_COLUMNS})
     group = linked[by].rank("dense").to_numpy().astype(np.int64) * (int(linked["id"].max()) + 2) + linked["id"].to_numpy()
     boxes = linked.select(BOX_COLUMNS).to_numpy()
     total = np.zeros_like(boxes)
