@@ -28,7 +28,7 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     spines = {(a, s): len(pl.read_parquet(lake.spines_path(a, s))) for a, s, _ in counts.rows()}
     assert {(a, s): n for a, s, n in counts.rows()} == spines
     lineage = query(lake.store_path, "SELECT DISTINCT model, code_version, run_id IS NOT NULL AS has_run FROM spine_features WHERE session = 'day04' AND animal = 'm1'")
-    assert lineage.rows() == [("imported:day04.detections.csv", "1", True)]
+    assert lineage.rows() == [("imported:day04.detections.csv", "2", True)]
     assert query(lake.store_path, "SELECT count(*) FROM dynamics").item() == 4
     features_before, dynamics_before = stamps(lake, "spine_features"), stamps(lake, "dynamics", "animal")
 

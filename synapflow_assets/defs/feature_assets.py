@@ -13,7 +13,7 @@ from .lineage import latest_data_versions
 from .partitions import ANIMALS, BY_ANIMAL, SESSION_PARTITIONS
 from .resources import DataLake
 from .spine_assets import spines_3d
-from .track_assets import spine_tracks
+from .track_assets import eager_per_animal, spine_tracks
 from .volume_assets import raw_volume
 
 def _version(inputs: dict, code: str) -> dg.DataVersion:
@@ -25,7 +25,7 @@ def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
         "rows_written": 0, "unchanged": True, "upstream_versions": dg.MetadataValue.json(inputs)})
 
 
-@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[spines_3d, raw_volume], code_version="1", pool="duckdb",
+@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[spines_3d, raw_volume], code_version="2", pool="duckdb",
           kinds={"duckdb"}, group_name="features", automation_condition=dg.AutomationCondition.eager())
 def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Per-spine size, head-to-dendrite distance, type, position and brightness of one session, with the
@@ -39,7 +39,7 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         volume, voxel, _ = read_volume_zarr(lake.volume_path(animal, session))
         boxes = pl.read_parquet(lake.spine_boxes_path(animal, session))
         spines = pl.read_parquet(lake.spines_path(animal, session))
-        features = science.spine_features(volume, boxes, spines, voxel)
+        features = science.spine_features(volume, boxes, spines, voxel, along_dendrite=True)
         density = science.session_density(volume, spines, voxel)
         shape, _, attrs = read_volume_info(lake.volume_path(animal, session))
         model = spines["model"][0] if len(spines) else None
@@ -65,7 +65,7 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
 
 @dg.asset(partitions_def=ANIMALS, code_version="1", pool="duckdb", kinds={"duckdb"}, group_name="features",
           deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=BY_ANIMAL)],
-          automation_condition=dg.AutomationCondition.eager())
+          automation_condition=eager_per_animal())
 def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Formation, elimination, turnover, survival and size change per session of one animal, and its tracks,
     written to the feature store."""

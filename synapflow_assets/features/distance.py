@@ -10,23 +10,43 @@ the dendrite). Then:
    outside the spine box (neighbouring spines are outliers; up to two
    dendrites, for crossings), each accepted only if it is a continuous tube
    across the crop; the dendrite mask is the foreground near those lines
-   (see :func:`dendrite_mask`).
-2. **Head.** Candidates are the pixels of the box (grown by 2 px) more than
+   (see :func:`dendrite_mask`). Within 3 px of the box the mask stops at the
+   dendrite's edges as measured beside the box (a head sitting on the
+   dendrite, a stubby spine, is not dendrite). When no dendrite crosses the
+   crop, the box is cut out again with twice ``grow_px`` (a dendrite seen over
+   a too short stretch, or mostly hidden by spines).
+2. **Head.** Candidates are the pixels of the box (grown by 1 px) more than
    ``band_margin_px`` from the dendrite mask whose excess over the dendrite's
    own blurred profile (the median intensity outside the box at the same
    distance from the dendrite mask) is at least ``min_snr`` noise sigmas. The head peak is the candidate
    local maximum (5x5) farthest from the dendrite - a detector box spans the
    spine from its base to its head, so a brighter neighbouring head or the
-   dendrite's edge inside the box is not taken - or, when there is no local
+   dendrite's edge inside the box is not taken - among the peaks whose head
+   (half-maximum region within 6 px) lies at least 80 % inside the box grown
+   by 1 px (a neighbour's head reaching into the box is cut by its edge), or,
+   when there is no local
    maximum (a stubby head that only forms a shoulder), the brightest
    candidate by excess. The head is the half-maximum region around the peak; its centre
    the intensity-weighted centroid of that region within ``HEAD_WINDOW_PX``
    of the peak (not pulled by a faint neck nor by the dendrite).
-3. **Junction.** The point of the dendrite mask's edge nearest to the head
-   centre (the neck, usually too faint to threshold, joins the dendrite
-   there when it leaves it at a right angle).
+3. **Junction.** Where the neck enters the dendrite: the end of the cheapest
+   8-connected path from the head peak to the dendrite mask over the box grown
+   by ``JUNCTION_REACH_PX``, each step costing ``1 / (PATH_FLOOR + q)`` with
+   ``q`` the excess in units of the head's contrast, so the path follows the
+   faint neck (see :func:`_neck_junction`). The nearest point of the mask's
+   edge would shorten every spine that leaves the dendrite at an angle (by
+   ``L (1 - cos angle)``: 2 px for a 17 px spine at 30 degrees).
 4. **Distance** head centre -> junction, in pixels and micrometres (x/y voxel
    size). The 3D value of a spine is an operator over its layers.
+
+Accuracy on the simulator (``bench/features.py``, 3 animals x 4 sessions, 852
+spines): within 2 px of the true in-plane head-to-base distance for 84.7 % of
+the spines (79.9 % with the nearest-edge junction and without the fixes
+above), 90.5 % of the 592 spines whose head has no other head within 1 um.
+Heads closer than that merge after the blur (the simulator places spines
+independently, so heads can even intersect) and their centres cannot be told
+apart; filopodia (heads of 0.15-0.2 um on a neck nearly as bright) are found
+too close to the dendrite (61 % within 2 px).
 
 Reason codes (``distance_reason``): ``ok``, ``empty_box`` (flat or tiny
 crop), ``no_dendrite``, ``no_head``, ``head_touches_border`` (the head peak lies
@@ -34,7 +54,8 @@ on the image border, its centre is unreliable).
 """
 import numpy as np
 import polars as pl
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
 from .crops import box_pixels
 from .operators import combine_layers
@@ -47,6 +68,11 @@ BAND_MARGIN_PX = 1.5
 MIN_SNR = 5.0
 HEAD_WINDOW_PX = 3.0
 RANSAC_TOL_PX = 3.0
+JUNCTION_REACH_PX = 3
+EDGE_ZONE_PX = 3
+HEAD_FIT_RADIUS_PX = 6.0
+HEAD_MIN_INSIDE = 0.8
+PATH_FLOOR = 0.05
 EIGHT = np.ones((3, 3), bool)
 REASONS = ("ok", "empty_box", "no_dendrite", "no_head", "head_touches_border")
 
@@ -85,6 +111,27 @@ def _fit_line(yx: np.ndarray, weight: np.ndarray, keep: np.ndarray, tol: float):
     return m, normal, keep
 
 
+def _edge_offsets(signed: np.ndarray, fg: np.ndarray, far: np.ndarray, limit: float) -> tuple[float, float]:
+    """Signed offsets (lo, hi) of a dendrite's two edges from its line, measured away from the spine.
+
+    Per 1-px bin of signed offset, the foreground share of the pixels in ``far``;
+    each edge is the last bin, going out from the line, where most pixels are
+    foreground (at most ``limit``), plus half a pixel.
+    """
+    n = int(np.ceil(limit)) + 1
+    b = np.rint(signed[far]).astype(np.int64)
+    ok = np.abs(b) <= n
+    cnt = np.bincount(b[ok] + n, minlength=2 * n + 1)
+    frac = np.bincount(b[ok] + n, weights=fg[far][ok].astype(float), minlength=2 * n + 1) / np.maximum(cnt, 1)
+    if not cnt.any():                        # nothing beside the box to measure: keep the band
+        return -limit, limit
+    dense = (frac >= 0.5) & (cnt > 0)
+    up, down = dense[n:], dense[:n + 1][::-1]
+    hi = (np.argmin(up) - 1 if not up.all() else n) if up[0] else 0
+    lo = (np.argmin(down) - 1 if not down.all() else n) if down[0] else 0
+    return -min(lo + 0.5, limit), min(hi + 0.5, limit)
+
+
 def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendrites: int = 2,
                   tol_px: float = RANSAC_TOL_PX, min_pixels: int = 30, min_coverage: float = 0.75,
                   seed: int = 0) -> np.ndarray | None:
@@ -100,7 +147,9 @@ def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendr
     removed and the search repeated once for a crossing dendrite. The mask is
     the foreground within half-width + 1 px of a line (so it follows the real,
     possibly curved, edge), restricted to the component(s) that reach outside
-    the box.
+    the box. Within ``EDGE_ZONE_PX`` of the box it is further cut at each
+    line's two edges as measured away from the box (:func:`_edge_offsets`), so
+    a head sitting on the dendrite does not widen it.
 
     Returns
     -------
@@ -115,6 +164,8 @@ def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendr
     gy, gx = np.mgrid[0:h, 0:w]
     mask = np.zeros((h, w), bool)
     left = np.ones(len(yx), bool)
+    far = ~ndimage.binary_dilation(inner, EIGHT, iterations=EDGE_ZONE_PX)
+    lines = []
     for _ in range(max_dendrites):
         if left.sum() < min_pixels:
             break
@@ -135,10 +186,18 @@ def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendr
         if covered < min_coverage:                  # blobs on a line, not a continuous tube
             break
         mask |= band & fg
+        signed = (gy - m[0]) * normal[0] + (gx - m[1]) * normal[1]
+        lines.append((signed, *_edge_offsets(signed, fg, far, half + 1)))
         off = np.abs((yx - m) @ normal)
         left &= off > half + 2
     if not mask.any():
         return None
+    # near the spine, the dendrite's edge is where it is beside the box (a head sitting on it is not dendrite)
+    near = ~far
+    trimmed = np.zeros_like(mask)
+    for signed, lo, hi in lines:
+        trimmed |= (signed >= lo) & (signed <= hi)
+    mask = np.where(near, mask & trimmed, mask)
     labels, n = ndimage.label(mask, EIGHT)
     outside = np.bincount(labels[~inner], minlength=n + 1) >= min_pixels // 3
     outside[0] = False
@@ -222,6 +281,9 @@ def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float =
         return out
     peaks = strong & (s >= ndimage.maximum_filter(s, size=5))
     if peaks.any():     # the local maximum farthest from the dendrite: heads sit at the far end of the box
+        fits = _inside_box(s, peaks, dmask, inner, bg)      # not a neighbour's head reaching into the box
+        if fits.any():
+            peaks = fits
         k = int(np.argmax(np.where(peaks, away, -np.inf)))
     else:               # a head that only forms a shoulder on the dendrite: its brightest pixel
         k = int(np.argmax(np.where(strong, excess, -np.inf)))
@@ -245,22 +307,87 @@ def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float =
     if at_image_border is not None and at_image_border[py, px]:
         out["reason"] = "head_touches_border"
         return out
-    # junction: the dendrite edge point nearest to the head centre (pixel centre moved half a pixel out)
-    dy, dx = np.nonzero(dmask)
-    dist = np.hypot(dy - head_yx[0], dx - head_yx[1])
-    j = int(np.argmin(dist))
-    direction = (head_yx - [dy[j], dx[j]]) / max(dist[j], 1e-9)
-    junction = np.array([dy[j], dx[j]], float) + 0.5 * direction
-    out.update(reason="ok", junction_yx=junction, distance_px=float(max(dist[j] - 0.5, 0.0)))
+    # junction: where the neck enters the dendrite (pixel centre moved half a pixel out towards the head)
+    jy, jx = _neck_junction(excess, dmask, inner, (py, px), head_yx, max(float(peak - bg), 1e-9))
+    dist = float(np.hypot(head_yx[0] - jy, head_yx[1] - jx))
+    direction = (head_yx - [jy, jx]) / max(dist, 1e-9)
+    junction = np.array([jy, jx], float) + 0.5 * direction
+    out.update(reason="ok", junction_yx=junction, distance_px=float(max(dist - 0.5, 0.0)))
     return out
+
+
+def _inside_box(s: np.ndarray, peaks: np.ndarray, dmask: np.ndarray, inner: np.ndarray, bg: float, *,
+                radius_px: float = HEAD_FIT_RADIUS_PX, min_inside: float = HEAD_MIN_INSIDE) -> np.ndarray:
+    """Peaks whose head (half-maximum region within ``radius_px``) lies mostly inside the box grown by 1 px.
+
+    The box encloses its own spine's head with a margin; a neighbour's head that
+    reaches into the box is cut by its edge. Loops over the few peaks only.
+    """
+    h, w = s.shape
+    box = ndimage.binary_dilation(inner, EIGHT)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ok = np.zeros_like(peaks)
+    for py, px in zip(*np.nonzero(peaks)):
+        disk = (yy - py) ** 2 + (xx - px) ** 2 <= radius_px**2
+        region, _ = ndimage.label((s >= bg + 0.5 * (s[py, px] - bg)) & ~dmask & disk, EIGHT)
+        head = region == region[py, px]
+        ok[py, px] = (head & box).sum() >= min_inside * head.sum()
+    return ok
+
+
+def _neck_junction(excess: np.ndarray, dmask: np.ndarray, inner: np.ndarray, peak_yx, head_yx: np.ndarray,
+                   contrast: float, *, reach_px: int = JUNCTION_REACH_PX, floor: float = PATH_FLOOR):
+    """Dendrite-mask pixel where the neck enters the dendrite: the end of the cheapest path from the head.
+
+    The path runs over the spine box grown by ``reach_px`` (the box encloses the
+    spine from its base to its head), 8-connected, each step costing its length
+    times ``1 / (floor + q)`` with ``q`` the excess over the dendrite's own
+    profile in units of the head's contrast, clipped to [0, 1]: it follows the
+    (faint) neck instead of cutting through the background to the nearest edge
+    point, which shortens spines that leave the dendrite at an angle. Falls back
+    to the mask pixel nearest to the head centre when no mask pixel is reachable.
+    """
+    h, w = dmask.shape
+    region = ndimage.binary_dilation(inner, EIGHT, iterations=reach_px)
+    region[peak_yx] = True
+    targets = region & dmask
+    if targets.any():
+        idx = np.full(h * w, -1, np.int64)
+        flat = np.flatnonzero(region)
+        idx[flat] = np.arange(flat.size)
+        cost = 1.0 / (floor + np.clip(excess.ravel()[flat] / contrast, 0.0, 1.0))
+        cost[dmask.ravel()[flat]] = 1.0 / (floor + 1.0)
+        ry, rx = np.divmod(flat, w)
+        src, dst, wt = [], [], []
+        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            ny_, nx_ = ry + dy, rx + dx
+            ok = (ny_ >= 0) & (ny_ < h) & (nx_ >= 0) & (nx_ < w)
+            nb = np.full(flat.size, -1, np.int64)
+            nb[ok] = idx[ny_[ok] * w + nx_[ok]]
+            ok = nb >= 0
+            src.append(np.flatnonzero(ok))
+            dst.append(nb[ok])
+            wt.append(0.5 * (cost[ok] + cost[nb[ok]]) * np.hypot(dy, dx))
+        graph = sparse.coo_matrix((np.concatenate(wt), (np.concatenate(src), np.concatenate(dst))),
+                                  shape=(flat.size, flat.size)).tocsr()
+        geo = csgraph.dijkstra(graph, directed=False, indices=int(idx[peak_yx[0] * w + peak_yx[1]]))
+        tgt = np.flatnonzero(targets.ravel()[flat])
+        if np.isfinite(geo[tgt]).any():
+            k = flat[tgt[int(np.argmin(geo[tgt]))]]
+            return divmod(int(k), w)
+    dy, dx = np.nonzero(dmask)
+    j = int(np.argmin(np.hypot(dy - head_yx[0], dx - head_yx[1])))
+    return int(dy[j]), int(dx[j])
 
 
 def layer_distances(volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, grow_px: int = GROW_PX,
                     smooth_px: float = SMOOTH_PX) -> pl.DataFrame:
     """Head centre, junction and head-to-dendrite distance of every box on its layer.
 
-    One call of :func:`head_and_junction` per box (connected components are per
-    crop); everything inside is vectorised numpy.
+    One call of :func:`head_and_junction` per box (a second one with twice
+    ``grow_px`` when the first finds no dendrite): connected components, the
+    RANSAC lines and the neck path are per crop, so the loop over boxes stays;
+    everything inside is vectorised numpy (about 6 ms per box on one core).
 
     Parameters
     ----------
@@ -281,22 +408,25 @@ def layer_distances(volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, g
     n = boxes.height
     x0, y0, x1, y1 = box_pixels(boxes["xmin"].to_numpy(), boxes["ymin"].to_numpy(), boxes["xmax"].to_numpy(),
                                 boxes["ymax"].to_numpy(), (ny, nx))
-    gx0, gy0 = np.maximum(x0 - grow_px, 0), np.maximum(y0 - grow_px, 0)
-    gx1, gy1 = np.minimum(x1 + grow_px, nx - 1), np.minimum(y1 + grow_px, ny - 1)
     layer = np.clip(boxes["layer"].to_numpy().astype(np.int64), 0, nz - 1)
     res = np.full((n, 7), np.nan)
     reason = np.empty(n, dtype=object)
     for i in range(n):
-        crop = volume[layer[i], gy0[i]:gy1[i] + 1, gx0[i]:gx1[i] + 1]
-        inner = np.zeros(crop.shape, bool)
-        inner[y0[i] - gy0[i]:y1[i] - gy0[i] + 1, x0[i] - gx0[i]:x1[i] - gx0[i] + 1] = True
-        at_border = np.zeros(crop.shape, bool)
-        at_border[:, 0] |= gx0[i] == 0
-        at_border[:, -1] |= gx1[i] == nx - 1
-        at_border[0, :] |= gy0[i] == 0
-        at_border[-1, :] |= gy1[i] == ny - 1
-        r = head_and_junction(crop, inner, smooth_px=smooth_px, at_image_border=at_border)
-        off = np.array([gy0[i], gx0[i]])
+        for grow in (grow_px, 2 * grow_px):     # a wider view when the dendrite is not seen crossing the crop
+            gx0, gy0 = max(x0[i] - grow, 0), max(y0[i] - grow, 0)
+            gx1, gy1 = min(x1[i] + grow, nx - 1), min(y1[i] + grow, ny - 1)
+            crop = volume[layer[i], gy0:gy1 + 1, gx0:gx1 + 1]
+            inner = np.zeros(crop.shape, bool)
+            inner[y0[i] - gy0:y1[i] - gy0 + 1, x0[i] - gx0:x1[i] - gx0 + 1] = True
+            at_border = np.zeros(crop.shape, bool)
+            at_border[:, 0] |= gx0 == 0
+            at_border[:, -1] |= gx1 == nx - 1
+            at_border[0, :] |= gy0 == 0
+            at_border[-1, :] |= gy1 == ny - 1
+            r = head_and_junction(crop, inner, smooth_px=smooth_px, at_image_border=at_border)
+            if r["reason"] != "no_dendrite":
+                break
+        off = np.array([gy0, gx0])
         res[i] = [*(r["head_yx"] + off), *(r["junction_yx"] + off), r["distance_px"], r["head_area_px"], r["head_flux"]]
         reason[i] = r["reason"]
     px_um = float(np.mean(voxel_size_um[1:]))

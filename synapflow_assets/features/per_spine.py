@@ -2,7 +2,7 @@
 import numpy as np
 import polars as pl
 
-from .dendrite import session_density
+from .dendrite import along_dendrite as _along_dendrite, session_density
 from .distance import layer_distances, spine_distances
 from .operators import combine_layers
 from .shape_type import assign_types
@@ -11,10 +11,13 @@ from .size import layer_sizes
 FEATURE_COLUMNS = ["spine_id", "x_um", "y_um", "z_um", "size", "size_n_layers", "head_to_dendrite_um",
                    "head_to_dendrite_px", "distance_reason", "distance_n_layers", "head_width_um", "type",
                    "type_source", "peak_intensity", "dendrite_brightness"]
+#: Optional columns added by ``spine_features(..., along_dendrite=True)``.
+ALONG_DENDRITE_COLUMNS = ["dendrite_position_um", "dendrite_component"]
 
 
 def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.DataFrame, voxel_size_um, *,
-                   size_operator: str = "median", distance_operator: str = "median") -> pl.DataFrame:
+                   size_operator: str = "median", distance_operator: str = "median",
+                   size_centre: str = "head", along_dendrite: bool = False) -> pl.DataFrame:
     """Features of every 3D spine of a session.
 
     Parameters
@@ -29,6 +32,19 @@ def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.Da
     voxel_size_um : (z, y, x)
     size_operator, distance_operator : {"median", "mean", "max", "inlier_median"}
         How per-layer values become one value per spine.
+    size_centre : {"head", "box"}
+        Centre of the size recipe's Gaussian weight on each layer: the head
+        found there by :mod:`.distance` (default; the box centre where no head
+        was found), or the box centre (the literal recipe). See :mod:`.size`.
+    along_dendrite : bool
+        Also give each spine its position along the dendrite skeleton of the
+        session's MIP (:func:`.dendrite.along_dendrite`): the columns
+        :data:`ALONG_DENDRITE_COLUMNS`, ``dendrite_position_um`` (arc length in
+        um from one end of the skeleton component, NaN without skeleton) and
+        ``dendrite_component`` (skeleton component, 0 when none; positions are
+        comparable within one component only). The point placed on the skeleton
+        is the spine's junction with the dendrite (median over the layers where
+        it was found), else its centre.
 
     Returns
     -------
@@ -44,8 +60,16 @@ def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.Da
     """
     boxes = linked_boxes.filter(pl.col("id") >= 0).select("id", "layer", "xmin", "ymin", "xmax", "ymax")
     boxes = boxes.filter(pl.col("id").is_in(spines["spine_id"].implode()))
-    sized = layer_sizes(volume, boxes)
     dist = layer_distances(volume, boxes, voxel_size_um)
+    if size_centre == "head":
+        found = pl.col("distance_reason") == "ok"
+        sized = layer_sizes(volume, dist.select("id", "layer", "xmin", "ymin", "xmax", "ymax",
+                                                gy=pl.when(found).then(pl.col("head_y")),
+                                                gx=pl.when(found).then(pl.col("head_x"))), centre=("gy", "gx"))
+    elif size_centre == "box":
+        sized = layer_sizes(volume, boxes)
+    else:
+        raise ValueError(f"size_centre must be 'head' or 'box', not {size_centre!r}")
     px_um = float(np.mean(voxel_size_um[1:]))
     dist = dist.with_columns(head_width_um=2 * (pl.col("head_area_px") / np.pi).sqrt() * px_um)
     per = (combine_layers(sized, "size", size_operator)
@@ -66,7 +90,22 @@ def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.Da
         pl.col("distance_n_layers").fill_null(0),
         pl.col("size", "head_to_dendrite_um", "head_to_dendrite_px", "head_width_um", "peak_intensity",
                "dendrite_brightness").cast(pl.Float64).fill_null(np.nan))
-    return out.select(FEATURE_COLUMNS).sort("spine_id")
+    columns = list(FEATURE_COLUMNS)
+    if along_dendrite:
+        junction = dist.filter(pl.col("distance_reason") == "ok").group_by("id").agg(
+            pl.col("junction_y", "junction_x").median()).rename({"id": "spine_id"})
+        out = out.sort("spine_id")
+        pts = out.select("spine_id", "y_um", "x_um").join(junction, on="spine_id", how="left", maintain_order="left")
+        y = pts["junction_y"].fill_null(np.nan).to_numpy().copy()
+        x = pts["junction_x"].fill_null(np.nan).to_numpy().copy()
+        none = ~(np.isfinite(y) & np.isfinite(x))
+        y[none] = pts["y_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[1]
+        x[none] = pts["x_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[2]
+        pos, comp = _along_dendrite(np.asarray(volume).max(0), y, x, px_um)
+        out = out.with_columns(dendrite_position_um=pl.Series(pos, dtype=pl.Float64),
+                               dendrite_component=pl.Series(comp, dtype=pl.Int64))
+        columns += ALONG_DENDRITE_COLUMNS
+    return out.select(columns).sort("spine_id")
 
 
-__all__ = ["FEATURE_COLUMNS", "session_density", "spine_features"]
+__all__ = ["ALONG_DENDRITE_COLUMNS", "FEATURE_COLUMNS", "session_density", "spine_features"]

@@ -6,7 +6,15 @@ Per layer, for a box (xmin, ymin, xmax, ymax) on layer k:
 2. background ``b`` = mean of the darkest ``dark_fraction`` (20 %) of the grown box's pixels;
 3. in the box, pixels below ``b`` are set to 0 (they are not foreground);
 4. pixels are weighted by a 2D Gaussian centred in the box with
-   ``sigma_x = 0.3 * width`` and ``sigma_y = 0.3 * height``;
+   ``sigma_x = 0.3 * width`` and ``sigma_y = 0.3 * height`` - or, documented
+   departure (``centre=``, used by :func:`~.per_spine.spine_features` by
+   default), centred on the spine's head where the head was found on that
+   layer (:mod:`.distance`): a detector box spans the spine from its base on
+   the dendrite to its head, so its centre lies on the neck of a long spine,
+   where the Gaussian gives the neck (and the dendrite's edge) more weight than
+   the head; centred on the head, the weight follows the head whatever the
+   neck length (simulator, 3 animals x 4 sessions: Spearman with the true
+   head volume 0.886 -> 0.893);
 5. raw size = weighted sum - ``b`` x number of foreground pixels, where the
    foreground pixels are counted with their Gaussian weight
    (``weighted_background=True``, default: the subtracted background is the one
@@ -48,7 +56,7 @@ def _sorted_means(crops: np.ndarray, fraction: float, darkest: bool) -> np.ndarr
 def layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, *, grow_px: int = GROW_PX,
                 dark_fraction: float = DARK_FRACTION, bright_fraction: float = BRIGHT_FRACTION,
                 sigma_factor: float = SIGMA_FACTOR, weighted_background: bool = True,
-                chunk: int = 256) -> pl.DataFrame:
+                centre: tuple[str, str] | None = None, chunk: int = 256) -> pl.DataFrame:
     """Integrated fluorescence of every box on its layer.
 
     Parameters
@@ -60,6 +68,10 @@ def layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, *, grow_px: int = GROW_
     grow_px, dark_fraction, bright_fraction, sigma_factor : see the module docstring
     weighted_background : bool
         Count foreground pixels with their Gaussian weight (default) or plainly.
+    centre : (str, str), optional
+        Columns of ``boxes`` with the image (y, x) on which to centre the
+        Gaussian (e.g. ``("head_y", "head_x")``); where null/NaN, the box centre
+        is used. Default: the box centre (the literal recipe).
     chunk : int
         Boxes per padded crop stack (bounds the memory).
 
@@ -72,6 +84,11 @@ def layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, *, grow_px: int = GROW_
     """
     cols = {k: boxes[k].to_numpy().astype(float) for k in ("layer", "xmin", "ymin", "xmax", "ymax")}
     n = boxes.height
+    box_cy, box_cx = (cols["ymin"] + cols["ymax"]) / 2, (cols["xmin"] + cols["xmax"]) / 2
+    if centre is not None:
+        hy, hx = (boxes[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in centre)
+        ok = np.isfinite(hy) & np.isfinite(hx)
+        box_cy, box_cx = np.where(ok, hy, box_cy), np.where(ok, hx, box_cx)
     out = {k: np.full(n, np.nan) for k in ("size", "background", "dendrite_brightness", "peak_intensity",
                                           "n_foreground")}
     for start in range(0, n, chunk):
@@ -83,8 +100,7 @@ def layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, *, grow_px: int = GROW_
         h, w = crops.shape[1:]
         yy = origin[:, 0, None] + np.arange(h)                      # image rows (m, h)
         xx = origin[:, 1, None] + np.arange(w)
-        cy = (cols["ymin"][sl] + cols["ymax"][sl]) / 2
-        cx = (cols["xmin"][sl] + cols["xmax"][sl]) / 2
+        cy, cx = box_cy[sl], box_cx[sl]
         sy = np.maximum(sigma_factor * (cols["ymax"][sl] - cols["ymin"][sl]), 0.5)
         sx = np.maximum(sigma_factor * (cols["xmax"][sl] - cols["xmin"][sl]), 0.5)
         gy = np.exp(-0.5 * ((yy - cy[:, None]) / sy[:, None]) ** 2)

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS spine_features (
     animal VARCHAR, session VARCHAR, spine_id BIGINT, spine_key UBIGINT, x_um DOUBLE, y_um DOUBLE, z_um DOUBLE,
     size DOUBLE, size_n_layers INTEGER, head_to_dendrite_um DOUBLE, head_to_dendrite_px DOUBLE,
     distance_reason VARCHAR, distance_n_layers INTEGER, head_width_um DOUBLE, type VARCHAR, type_source VARCHAR,
-    peak_intensity DOUBLE, dendrite_brightness DOUBLE,
+    peak_intensity DOUBLE, dendrite_brightness DOUBLE, dendrite_position_um DOUBLE, dendrite_component BIGINT,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS tracks (
@@ -37,3 +37,6 @@ CREATE TABLE IF NOT EXISTS dynamics (
     new_persistent INTEGER, new_transient INTEGER, mean_size_change DOUBLE,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
+-- stores written before distance along the dendrite existed
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_position_um DOUBLE;
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_component BIGINT;
