@@ -19,7 +19,8 @@ defs = dg.Definitions(
         landing_sensor,
         dg.AutomationConditionSensorDefinition(
             "spine_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-            description="Evaluates the eager conditions of spine_features, spine_tracks and spine_dynamics.",
+            description="Evaluates the automation conditions: spine_features is eager (per session); spine_tracks and "
+                        "spine_dynamics are eager over the sessions of their animal that exist (see eager_per_animal).",
         ),
     ],
     resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),

@@ -97,3 +97,29 @@ def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, insta
     write_stack(tmp_path / "landing" / "m1" / "day04.tif", layers=16, size=(256, 256), seed=11, spacing=2.0, pixel_um=0.2)
     report = process_landed(instance, lake, detection=IMPORTED)
     assert "different voxel sizes" in report.failed["m1"] and "day04: (2.0, 0.2, 0.2)" in report.failed["m1"]
+
+
+def test_a_session_that_does_not_overlap_fails_the_alignment_check(landed, instance, tmp_path):
+    """A session of another field of view is reported by the ``sessions_aligned`` check, and none of its
+    spines is linked to the previous session's (they are all new; the earlier ones are not matched to garbage)."""
+    import dagster as dg
+
+    lake, _ = landed
+    elsewhere = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=1, seed=123)[0]
+    from datetime import timedelta
+
+    from synapflow_assets.synthetic.files import FIRST_DAY
+
+    write_session(elsewhere, tmp_path / "landing", "m1", "day08", acquired_at=FIRST_DAY + timedelta(days=8))
+    report = process_landed(instance, lake, detection=IMPORTED)
+    assert not report.failed
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("spine_tracks"), "sessions_aligned")])
+    execution = next(iter(check.values()))
+    assert execution.status.value == "FAILED"
+    result = execution.event.dagster_event.event_specific_data
+    assert result.metadata["failed_pairs"].value == ["day04->day08"]
+    tracks = pl.read_parquet(lake.tracks_path("m1"))
+    day08 = tracks.filter(pl.col("session") == "day08")
+    assert set(day08.filter(pl.col("spine_id").is_not_null())["status"]) == {"new"}
+    assert set(day08.filter(pl.col("spine_id").is_null())["status"]) <= {"out_of_view", "eliminated"}

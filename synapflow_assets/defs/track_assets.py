@@ -18,6 +18,28 @@ from .spine_assets import spines_3d
 _LINK = TimeLinkParams()
 
 
+def eager_per_animal() -> dg.AutomationCondition:
+    """``AutomationCondition.eager()`` for an animal-partitioned asset fed by all session partitions of that animal.
+
+    Sessions are a dimension shared by all animals, so an animal's partition
+    maps to ``animal|session`` for every session key of every animal, most of
+    which never exist (m1 has no day10 because only m2 was imaged that day),
+    and a session whose processing failed stays missing. ``eager()`` refuses
+    to run while any mapped upstream partition is missing, so it would never
+    fire. This condition is ``eager()`` with that clause replaced by "every
+    dependency has at least one materialized partition": the asset runs on
+    the sessions that exist, and not before any does.
+    """
+    condition = dg.AutomationCondition
+    return (
+        condition.in_latest_time_window()
+        & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()
+        & condition.all_deps_match(~condition.missing())
+        & ~condition.any_deps_in_progress()
+        & ~condition.in_progress()
+    ).with_label("eager (over the sessions that exist)")
+
+
 class TimeTrackingConfig(dg.Config):
     """Weights and gates of linking across sessions (see ``TimeLinkParams``)."""
 
@@ -55,10 +77,10 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
 @dg.asset(
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=BY_ANIMAL)],
-    code_version="1",
+    code_version="2",
     kinds={"parquet"},
     group_name="tracking",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=eager_per_animal(),
     check_specs=[dg.AssetCheckSpec("sessions_aligned", asset="spine_tracks", description="every consecutive pair of sessions overlaps and aligns")],
 )
 def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
@@ -84,6 +106,11 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
         "status_counts": dg.MetadataValue.md(_markdown(counts.drop("session_index"))),
         "alignment": dg.MetadataValue.json(report),
+        "residuals": dg.MetadataValue.md(_markdown(pl.DataFrame(
+            [{k: r[k] for k in ("from", "to", "ok", "residual_px", "residual_back_px", "consistency_px")} for r in report],
+            schema={"from": pl.String, "to": pl.String, "ok": pl.Boolean, "residual_px": pl.Float64,
+                    "residual_back_px": pl.Float64, "consistency_px": pl.Float64}))),
+        "max_consistency_px": max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None),
         "computed": dg.MetadataValue.json(tracker.computed),
         "reused": len(tracker.reused),
         "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),

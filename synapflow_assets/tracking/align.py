@@ -1,8 +1,9 @@
 """Align one session's volume to another's: global rotation and 3D shift, then a smooth local field."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import linalg as sparse_linalg
 
 from ..imaging.registration import phase_correlation
 
@@ -25,14 +26,20 @@ class AlignParams:
         Larger local displacements (after global alignment) are outliers.
     min_peak : float
         Correlation peak (in standard deviations) below which a match is not trusted.
+    min_trusted_blocks : float
+        Fraction of blocks that must match for the sessions to count as overlapping.
+    field_smoothness : float
+        Weight of the thin-plate smoothness of the local field against the block matches.
     """
 
     max_rotation_deg: float = 4.0
     rotation_step_deg: float = 0.5
     max_z_shift: int = 8
-    block_px: int = 96
+    block_px: int = 64
     max_local_px: float = 6.0
     min_peak: float = 10.0
+    min_trusted_blocks: float = 0.25
+    field_smoothness: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,14 @@ class Alignment:
     """How session ``t`` (moving) sits relative to session ``t - 1`` (reference).
 
     A point ``(y, x)`` of the reference maps to ``map_points``; layer ``z``
-    maps to ``z + z_shift``.
+    maps to ``z + z_shift``. The local field is estimated in both directions:
+    ``field_yx`` on the reference grid (reference -> moving) and
+    ``field_back_yx`` on the moving grid (moving -> reference, used by
+    ``map_points_back``); ``consistency_px`` is the mean distance between a
+    reference point and where it lands after going forward and back (the
+    forward-backward consistency residual, in the overlap of the sessions).
+    ``ok`` uses the ``min_peak`` and ``min_trusted_blocks`` the alignment was
+    computed with.
     """
 
     rotation_deg: float
@@ -54,20 +68,32 @@ class Alignment:
     z_score: float
     residual_px: float
     trusted_blocks: float
+    field_back_yx: np.ndarray | None = None
+    trusted_blocks_back: float = float("nan")
+    residual_back_px: float = float("nan")
+    consistency_px: float = float("nan")
+    min_peak: float = AlignParams.min_peak
+    min_trusted_blocks: float = AlignParams.min_trusted_blocks
 
     @property
     def ok(self) -> bool:
         """Whether the global match is trustworthy (the sessions overlap)."""
-        return self.peak >= AlignParams().min_peak and self.trusted_blocks >= 0.25
+        return bool(self.peak >= self.min_peak and self.trusted_blocks >= self.min_trusted_blocks)
+
+    def _local(self, field: np.ndarray, yx: np.ndarray) -> np.ndarray:
+        coordinates = ((yx - self.grid_origin) / self.grid_step).T
+        return np.stack([ndimage.map_coordinates(field[k], coordinates, order=1, mode="nearest") for k in range(2)], axis=1)
 
     def map_points(self, yx: np.ndarray) -> np.ndarray:
         """Reference (y, x) points (n, 2) to moving-session coordinates."""
         yx = np.asarray(yx, dtype=np.float64).reshape(-1, 2)
-        local = np.stack([
-            ndimage.map_coordinates(self.field_yx[k], ((yx - self.grid_origin) / self.grid_step).T, order=1, mode="nearest")
-            for k in range(2)
-        ], axis=1)
-        return rigid_map(yx + local, self.rotation_deg, self.shift_yx, self.shape_yx)
+        return rigid_map(yx + self._local(self.field_yx, yx), self.rotation_deg, self.shift_yx, self.shape_yx)
+
+    def map_points_back(self, yx: np.ndarray) -> np.ndarray:
+        """Moving-session (y, x) points (n, 2) to reference coordinates (the inverse of ``map_points``)."""
+        yx = np.asarray(yx, dtype=np.float64).reshape(-1, 2)
+        field = self.field_back_yx if self.field_back_yx is not None else np.zeros_like(self.field_yx)
+        return rigid_unmap(yx + self._local(field, yx), self.rotation_deg, self.shift_yx, self.shape_yx)
 
 
 def rigid_map(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
@@ -78,6 +104,24 @@ def rigid_map(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.nda
     y = centre[0] + np.cos(a) * dy - np.sin(a) * dx + shift_yx[0]
     x = centre[1] + np.sin(a) * dy + np.cos(a) * dx + shift_yx[1]
     return np.stack([y, x], axis=1)
+
+
+def rigid_unmap(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
+    """The inverse of ``rigid_map``: unshift, then rotate back about the image centre."""
+    centre = (np.asarray(shape_yx, dtype=np.float64) - 1) / 2
+    a = np.deg2rad(rotation_deg)
+    dy, dx = yx[:, 0] - shift_yx[0] - centre[0], yx[:, 1] - shift_yx[1] - centre[1]
+    y = centre[0] + np.cos(a) * dy + np.sin(a) * dx
+    x = centre[1] - np.sin(a) * dy + np.cos(a) * dx
+    return np.stack([y, x], axis=1)
+
+
+def warp_to_moving(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
+    """Resample a reference 2D image onto the moving grid through the inverse rigid map."""
+    ny, nx = image.shape
+    grid = np.stack(np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij"), axis=-1).reshape(-1, 2)
+    source = rigid_unmap(grid.astype(np.float64), rotation_deg, shift_yx, image.shape)
+    return ndimage.map_coordinates(image, source.T, order=1, mode="constant", cval=float(np.median(image))).reshape(ny, nx)
 
 
 def warp_to_reference(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
@@ -139,7 +183,10 @@ def block_displacements(reference: np.ndarray, moving_aligned: np.ndarray, param
     """Displacement of each half-overlapping block of two globally aligned projections.
 
     Returns block centres (gy, gx, 2), displacements (gy, gx, 2), trusted mask
-    (gy, gx) and the grid step.
+    (gy, gx), the grid step, and each block's gradient structure tensor
+    (gy, gx, 2, 2): a block holding one straight dendrite pins the shift
+    across the dendrite, not along it (the aperture problem), and the tensor
+    says which directions a block's displacement can be trusted in.
     """
     ref, mov = _prepare(reference), _prepare(moving_aligned)
     ny, nx = ref.shape
@@ -149,11 +196,21 @@ def block_displacements(reference: np.ndarray, moving_aligned: np.ndarray, param
     starts_x = np.arange(0, nx - block + 1, step)
     iy = starts_y[:, None, None, None] + np.arange(block)[None, None, :, None]
     ix = starts_x[None, :, None, None] + np.arange(block)[None, None, None, :]
-    shift, peak = phase_correlation(ref[iy, ix], mov[iy, ix])
+    blocks = ref[iy, ix]
+    shift, peak = phase_correlation(blocks, mov[iy, ix])
     displacement = -shift
     trusted = (peak >= params.min_peak) & (np.linalg.norm(displacement, axis=-1) <= params.max_local_px)
     centres = np.stack(np.meshgrid(starts_y + (block - 1) / 2, starts_x + (block - 1) / 2, indexing="ij"), axis=-1)
-    return centres, displacement, trusted, step
+    return centres, displacement, trusted, step, _structure_tensors(blocks)
+
+
+def _structure_tensors(blocks: np.ndarray) -> np.ndarray:
+    """Hann-windowed sums of the gradient outer products of each block (..., 2, 2)."""
+    smooth = ndimage.gaussian_filter(blocks, (0,) * (blocks.ndim - 2) + (1.0, 1.0))
+    gy, gx = np.gradient(smooth, axis=(-2, -1))
+    window = np.outer(np.hanning(blocks.shape[-2]), np.hanning(blocks.shape[-1]))
+    yy, yx, xx = ((window * a * b).sum(axis=(-2, -1)) for a, b in ((gy, gy), (gy, gx), (gx, gx)))
+    return np.stack([np.stack([yy, yx], axis=-1), np.stack([yx, xx], axis=-1)], axis=-2).astype(np.float64)
 
 
 def fit_rigid(points: np.ndarray, targets: np.ndarray, iterations: int = 3, max_error_px: float = 1.5):
@@ -186,7 +243,11 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
        fit to the block displacements that refines rotation and shift;
     3. the integer z-shift maximising the mean correlation of overlapping
        layers, from one matrix product of all layer pairs (2x down-sampled);
-    4. the remaining smooth local x/y field from the blocks, after the fit.
+    4. the remaining smooth local x/y field from the blocks, after the fit,
+       in both directions (reference blocks against the moving projection
+       brought onto the reference grid, and moving blocks against the
+       reference brought onto the moving grid), and their forward-backward
+       consistency.
 
     Layers of different size are an error; a failed match (no overlap) is
     reported through ``Alignment.ok``, never hidden.
@@ -195,33 +256,97 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
         raise ValueError(f"sessions have different layer sizes: {reference.shape[1:]} and {moving.shape[1:]}")
     ref_mip, mov_mip = reference.max(axis=0).astype(np.float32), moving.max(axis=0).astype(np.float32)
     angle, shift, peak = global_rotation_shift(ref_mip, mov_mip, params)
-    centres, displacement, trusted, step = block_displacements(ref_mip, warp_to_reference(mov_mip, angle, shift), params)
+    centres, displacement, trusted, step, tensors = block_displacements(ref_mip, warp_to_reference(mov_mip, angle, shift), params)
     if trusted.sum() >= 3:
         points = centres[trusted]
         targets = rigid_map(points + displacement[trusted], angle, shift, ref_mip.shape)
         centre = (np.asarray(ref_mip.shape, dtype=np.float64) - 1) / 2
         angle, translation, _ = fit_rigid(points - centre, targets - centre)
         shift = tuple(translation)
-        centres, displacement, trusted, step = block_displacements(ref_mip, warp_to_reference(mov_mip, angle, shift), params)
-    field = _smooth_field(displacement, trusted)
-    fitted = np.moveaxis(field, 0, -1)
-    residual = float(np.median(np.linalg.norm(displacement[trusted] - fitted[trusted], axis=-1))) if trusted.any() else np.nan
+        centres, displacement, trusted, step, tensors = block_displacements(ref_mip, warp_to_reference(mov_mip, angle, shift), params)
+    field, residual = _fit_field(displacement, trusted, tensors, params.field_smoothness)
+    _, displacement_back, trusted_back, _, tensors_back = block_displacements(mov_mip, warp_to_moving(ref_mip, angle, shift), params)
+    field_back, residual_back = _fit_field(displacement_back, trusted_back, tensors_back, params.field_smoothness)
 
     small = lambda v: ndimage.zoom(np.asarray(v, dtype=np.float32), (1, 0.5, 0.5), order=1)
     half_shift = (shift[0] / 2, shift[1] / 2)
     warped = np.stack([warp_to_reference(layer, angle, half_shift) for layer in small(moving)])
     dz, z_score = z_shift(small(reference), warped, params.max_z_shift)
-    return Alignment(angle, tuple(float(v) for v in shift), dz, field, step, float(centres[0, 0, 0]),
-                     reference.shape[1:], peak, z_score, residual, float(trusted.mean()))
+    result = Alignment(angle, tuple(float(v) for v in shift), dz, field, step, float(centres[0, 0, 0]),
+                       tuple(reference.shape[1:]), peak, z_score, residual, float(trusted.mean()), field_back,
+                       float(trusted_back.mean()), residual_back, min_peak=params.min_peak,
+                       min_trusted_blocks=params.min_trusted_blocks)
+    return replace(result, consistency_px=forward_backward_consistency(result, margin_px=step))
 
 
-def _smooth_field(displacement: np.ndarray, trusted: np.ndarray) -> np.ndarray:
-    """(2, gy, gx) field: untrusted blocks take the median of their neighbours, then a light smoothing."""
-    field = np.zeros((2, *trusted.shape))
+def forward_backward_consistency(alignment: Alignment, margin_px: float = 0.0, step_px: int = 8) -> float:
+    """Mean distance (px) between reference grid points and their images forward then back,
+    over the points whose forward image lies inside the moving session (``margin_px`` from its edge)."""
+    ny, nx = alignment.shape_yx
+    grid = np.stack(np.meshgrid(np.arange(0, ny, step_px), np.arange(0, nx, step_px), indexing="ij"), axis=-1).reshape(-1, 2)
+    grid = grid.astype(np.float64)
+    forward = alignment.map_points(grid)
+    inside = ((forward[:, 0] >= margin_px) & (forward[:, 0] <= ny - 1 - margin_px)
+              & (forward[:, 1] >= margin_px) & (forward[:, 1] <= nx - 1 - margin_px))
+    if not inside.any():
+        return float("nan")
+    back = alignment.map_points_back(forward[inside])
+    return float(np.linalg.norm(back - grid[inside], axis=1).mean())
+
+
+def _second_differences(ny: int, nx: int) -> sparse.csr_matrix:
+    """Sparse rows of the discrete second derivatives (yy, xx and sqrt(2) xy) of a (ny, nx) grid, flattened row-major."""
+    index = np.arange(ny * nx).reshape(ny, nx)
+    stencils = [
+        ((index[:-2], index[1:-1], index[2:]), (1.0, -2.0, 1.0)),
+        ((index[:, :-2], index[:, 1:-1], index[:, 2:]), (1.0, -2.0, 1.0)),
+        ((index[:-1, :-1], index[1:, 1:], index[:-1, 1:], index[1:, :-1]), (np.sqrt(2), np.sqrt(2), -np.sqrt(2), -np.sqrt(2))),
+    ]
+    rows, cols, values, start = [], [], [], 0
+    for nodes, weights in stencils:
+        count = nodes[0].size
+        for node, weight in zip(nodes, weights):
+            rows.append(start + np.arange(count))
+            cols.append(node.ravel())
+            values.append(np.full(count, weight))
+        start += count
+    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(start, ny * nx))
+
+
+def _fit_field(displacement: np.ndarray, trusted: np.ndarray, tensors: np.ndarray, smoothness: float,
+               iterations: int = 3, robust_px: float = 1.0) -> tuple[np.ndarray, float]:
+    """A smooth (2, gy, gx) field through the trusted block displacements, and its residual (px).
+
+    Minimises ``sum_b (d_b - f_b)' W_b (d_b - f_b) + smoothness * |second differences of f|^2``
+    where ``W_b`` is the block's structure tensor (normalised so that the
+    median strongest direction weighs 1): each block constrains the field
+    only in the directions its content pins down, and the thin-plate
+    regulariser leaves affine fields (a rotation or shift the rigid stage
+    missed) free. Blocks far from the field are down-weighted (Cauchy,
+    scale ``robust_px``) and the fit repeated. The residual is the median
+    over trusted blocks of the misfit along each block's best-pinned
+    direction.
+    """
+    ny, nx = trusted.shape
+    n = ny * nx
     if not trusted.any():
-        return field
-    for k in range(2):
-        values = np.where(trusted, displacement[..., k], np.median(displacement[..., k][trusted]))
-        neighbours = ndimage.median_filter(values, size=3, mode="nearest")
-        field[k] = ndimage.gaussian_filter(np.where(trusted, values, neighbours), 0.7, mode="nearest")
-    return field
+        return np.zeros((2, ny, nx)), float("nan")
+    strongest = np.linalg.eigvalsh(tensors)[..., 1]
+    info = tensors / max(float(np.median(strongest[trusted])), 1e-12)
+    info = np.where(trusted[..., None, None], info, 0.0).reshape(n, 2, 2)
+    d = np.where(trusted[..., None], displacement, 0.0).reshape(n, 2)
+    diff = _second_differences(ny, nx)
+    regulariser = smoothness * sparse.kron(diff.T @ diff, sparse.identity(2)) + 1e-6 * sparse.identity(2 * n)
+    rows = (np.arange(n)[:, None, None] * 2 + np.arange(2)[None, :, None]).repeat(2, axis=2)
+    cols = rows.transpose(0, 2, 1)
+    weights = np.ones(n)
+    for _ in range(iterations):
+        weighted = info * weights[:, None, None]
+        data = sparse.csr_matrix((weighted.ravel(), (rows.ravel(), cols.ravel())), shape=(2 * n, 2 * n))
+        f = sparse_linalg.spsolve((regulariser + data).tocsc(), np.einsum("nkm,nm->nk", weighted, d).ravel()).reshape(n, 2)
+        misfit = d - f
+        normalised = info / np.maximum(np.linalg.eigvalsh(info)[:, 1], 1e-12)[:, None, None]
+        along = np.sqrt(np.einsum("nk,nkm,nm->n", misfit, normalised, misfit))
+        weights = 1 / (1 + (along / robust_px) ** 2)
+    residual = float(np.median(along[trusted.ravel()]))
+    return np.moveaxis(f.reshape(ny, nx, 2), -1, 0), residual

@@ -31,10 +31,17 @@ class SessionInput:
     load_volume: Callable[[], np.ndarray]
 
 
+CACHE_FORMAT = 2
+"""Bumped whenever what is cached per pair changes (2: the backward field and the consistency residual)."""
+
+_FIELDS = ("field_yx", "field_back_yx")
+
+
 def _save_alignment(path: Path, alignment: Alignment, meta: dict) -> None:
-    scalars = {k: v for k, v in asdict(alignment).items() if k != "field_yx"}
+    scalars = {k: v for k, v in asdict(alignment).items() if k not in _FIELDS}
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, field_yx=alignment.field_yx, scalars=json.dumps(scalars), meta=json.dumps(meta))
+    np.savez(tmp, field_yx=alignment.field_yx, field_back_yx=alignment.field_back_yx, scalars=json.dumps(scalars),
+             meta=json.dumps(meta))
     os.replace(tmp, path)
 
 
@@ -47,7 +54,7 @@ def _load_alignment(path: Path, meta: dict) -> Alignment | None:
         scalars = json.loads(str(stored["scalars"]))
         scalars["shift_yx"] = tuple(scalars["shift_yx"])
         scalars["shape_yx"] = tuple(scalars["shape_yx"])
-        return Alignment(field_yx=stored["field_yx"], **scalars)
+        return Alignment(field_yx=stored["field_yx"], field_back_yx=stored["field_back_yx"], **scalars)
 
 
 class AnimalTracker:
@@ -66,7 +73,7 @@ class AnimalTracker:
         self.reused: list[str] = []
 
     def alignment(self, a: SessionInput, b: SessionInput) -> Alignment:
-        meta = {"versions": [a.version, b.version], "params": repr(self.align_params)}
+        meta = {"versions": [a.version, b.version], "params": repr(self.align_params), "format": CACHE_FORMAT}
         path = self.cache_dir / f"align__{a.key}__{b.key}.npz"
         cached = _load_alignment(path, meta)
         if cached is not None:
@@ -125,10 +132,17 @@ class AnimalTracker:
         for t in range(1, len(sessions)):
             step = self.alignment(sessions[t - 1], sessions[t])
             report.append({
-                "from": sessions[t - 1].key, "to": sessions[t].key, "ok": step.ok, "rotation_deg": round(step.rotation_deg, 3),
-                "shift_yx_px": [round(v, 2) for v in step.shift_yx], "z_shift": step.z_shift, "peak": round(step.peak, 1),
-                "trusted_blocks": round(step.trusted_blocks, 2), "residual_px": round(step.residual_px, 3),
+                "from": sessions[t - 1].key, "to": sessions[t].key, "ok": step.ok, "rotation_deg": _round(step.rotation_deg, 3),
+                "shift_yx_px": [_round(v, 2) for v in step.shift_yx], "z_shift": step.z_shift, "peak": _round(step.peak, 1),
+                "trusted_blocks": _round(step.trusted_blocks, 2), "residual_px": _round(step.residual_px, 3),
+                "trusted_blocks_back": _round(step.trusted_blocks_back, 2), "residual_back_px": _round(step.residual_back_px, 3),
+                "consistency_px": _round(step.consistency_px, 3),
             })
         tracks = build_tracks([s.key for s in sessions], {s.key: s.spines["spine_id"].to_numpy() for s in sessions},
                               links_for, self.link_params.max_gap)
         return tracks, report
+
+
+def _round(value: float, digits: int) -> float | None:
+    """Rounded for a JSON report; NaN (nothing to measure, e.g. no overlap) becomes None."""
+    return None if not np.isfinite(value) else round(float(value), digits)
