@@ -13,7 +13,13 @@ Data
 Scores (``synapflow_assets.detection.evaluation.detection_scores``, COCO via
 pycocotools): AP50, AP50:95 and per-type AP50 / mAP50 on all predictions with
 score >= ``--ap-threshold``; precision / recall / F1 at IoU 0.5 (and at a
-centre distance of 4 px) at the operating threshold ``--threshold``. Speed:
+centre distance of 4 px) at the operating threshold ``--threshold``. Every image is
+detected on its own (``detect_layer``). On real layers the model is also
+run with a test-time zoom (``--upscale``, boxes divided by it), with tiles
+near its training crop size (``--tile``), each also with a box-size factor
+calibrated on the real train split
+(``synapflow_assets.detection.calibration``), since its boxes on real spines
+are too large. Speed:
 512 x 512 layers per second on ``--threads`` CPU threads (after a warm-up),
 peak resident memory of this process (``resource.getrusage``), and the shipped
 model's training wall time from its ``metrics.json``.
@@ -67,19 +73,40 @@ def simulated_samples(n_animals: int, seed: int):
 
 
 def predict(detector, samples, score_threshold: float) -> tuple[pl.DataFrame, float]:
-    """Predictions on every sample (layers of one shape run as a stack); returns (table, seconds)."""
-    by_shape: dict[tuple, list] = {}
-    for s in samples:
-        by_shape.setdefault(s.image.shape, []).append(s)
+    """Predictions on every sample, one layer at a time (the images are not one stack, so no layer's
+    normalisation may depend on the others); returns (table, seconds)."""
     tables, seconds = [], 0.0
-    for group in by_shape.values():
-        stack = np.stack([s.image for s in group])
+    for s in samples:
         start = time.perf_counter()
-        found = detector.detect_stack(stack, score_threshold=score_threshold)
+        found = detector.detect_layer(s.image, score_threshold=score_threshold)
         seconds += time.perf_counter() - start
-        names = pl.Series("image", [s.name for s in group])
-        tables.append(found.with_columns(image=names.gather(found["layer"].to_numpy())).drop("layer"))
+        tables.append(found.with_columns(image=pl.lit(s.name)))
     return pl.concat(tables).with_columns(pl.col("type").cast(pl.String)), seconds
+
+
+def real_variants(args) -> dict:
+    """The model on real layers with a test-time zoom (``--upscale``) and with small tiles (``--tile``),
+    each also with a box-size factor calibrated on ``--calib-images`` images of the real train split
+    (``--box-scale`` fixes it instead)."""
+    from synapflow_assets.detection.calibration import calibrate_box_scale
+    from synapflow_assets.detection.data import real_samples
+    from synapflow_assets.detection.inference import SpineDetector
+
+    train = real_samples("train") if args.box_scale is None else []
+    pick = [train[i] for i in sorted(np.random.default_rng(0).choice(
+        len(train), min(args.calib_images, len(train)), replace=False))] if train else []
+    detectors, calibrations = {}, {}
+    for name, options in ((f"upscale{args.upscale:g}", {"upscale": args.upscale}), (f"tile{args.tile}", {"tile": args.tile})):
+        detector = SpineDetector.load(args.model, device="cpu").set_options(**options)
+        detectors[f"model_{name}"] = detector
+        box_scale = args.box_scale
+        if pick:
+            calibrations[name] = calibrate_box_scale(detector, pick, args.calib_score)
+            box_scale = calibrations[name]["box_scale"]
+        if box_scale is not None:
+            detectors[f"model_{name}_box{box_scale:g}"] = SpineDetector.load(args.model, device="cpu").set_options(
+                **options, box_scale=box_scale)
+    return {"detectors": detectors, "calibration": calibrations}
 
 
 def score(truth, predicted, threshold) -> dict:
@@ -136,6 +163,12 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--real-folder", type=Path, default=None,
                         help="real val folder (default: <shared data>/spine2d_polygons/val)")
+    parser.add_argument("--upscale", type=float, default=2.0, help="test-time zoom of the real-data variants")
+    parser.add_argument("--tile", type=int, default=256, help="tile size of the real-data variants")
+    parser.add_argument("--box-scale", type=float, default=None,
+                        help="box-size factor of the real-data variant (default: calibrated on the train split)")
+    parser.add_argument("--calib-images", type=int, default=40, help="train images for the box-size calibration")
+    parser.add_argument("--calib-score", type=float, default=0.35, help="score of the boxes paired for calibration")
     args = parser.parse_args()
 
     import torch
@@ -169,9 +202,15 @@ def main() -> None:
     else:
         print(f"real validation set not found at {real_folder}: skipped", file=sys.stderr)
 
+    variants = {"detectors": {}}
+    if "real_val" in datasets and "model" in detectors:
+        variants = real_variants(args)
+        model_info["real_variants"] = {"upscale": args.upscale, "tile": args.tile,
+                                       "calibration": variants["calibration"]}
     results = []
     for data_name, (samples, truth) in datasets.items():
-        for det_name, detector in detectors.items():
+        extra = variants["detectors"] if data_name == "real_val" else {}
+        for det_name, detector in {**detectors, **extra}.items():
             predicted, seconds = predict(detector, samples, args.ap_threshold)
             row = {"data": data_name, "detector": det_name, "images": len(samples),
                    **score(truth, predicted, args.threshold), "seconds": seconds}

@@ -6,7 +6,8 @@ import dagster as dg
 import polars as pl
 
 from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
-from ..detection.registry import RegistryError, load_champion
+from ..detection import baseline
+from ..detection.registry import RegistryError, ensure_champion, load_champion
 from ..imaging.errors import InputError
 from ..imaging.landing import find_session_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
@@ -36,18 +37,29 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
 
 
 def model_detections(lake: DataLake, animal: str, session: str, settings: DetectionSettings) -> tuple[pl.DataFrame, str, str]:
-    """Boxes of the registry's champion detector on every layer of the registered volume."""
+    """Boxes of the registry's champion detector on every layer of the registered volume (the shipped
+    detector is registered first when the registry has no champion)."""
+    ensure_champion(lake.root)
     detector, champion = load_champion(lake.root)
+    detector.set_options(settings.upscale, settings.box_scale, settings.tile)
     volume, _, _ = read_volume_zarr(lake.volume_path(animal, session))
     boxes = detector.detect_stack(volume, score_threshold=settings.score_threshold, batch_size=settings.batch_size)
     return boxes.select(DETECTION_COLUMNS), champion.name, champion.version
+
+
+def baseline_detections(lake: DataLake, animal: str, session: str) -> tuple[pl.DataFrame, str, str]:
+    """Boxes of the classical LoG baseline at its own threshold; model ``log-baseline``, version = its code version."""
+    volume, _, _ = read_volume_zarr(lake.volume_path(animal, session))
+    boxes = baseline.LogBlobDetector().detect_stack(volume, score_threshold=baseline.OWN_THRESHOLD_SCORE)
+    return boxes.select(DETECTION_COLUMNS), baseline.MODEL_NAME, baseline.CODE_VERSION
 
 
 @dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume, spine_detector], code_version="2", kinds={"parquet"},
           group_name="detection")
 def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings) -> dg.MaterializeResult:
     """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
-    that made it; by default the champion of the model registry, or imported from another detector's CSV."""
+    that made it; by default the champion of the model registry, else imported from another detector's CSV
+    or the LoG baseline (``source`` of the ``detection`` resource)."""
     animal, session = session_keys(context)
     upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:
@@ -56,8 +68,15 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             table, model, version = imported_detections(lake, animal, session, shape)
             data_version = version
         else:
-            table, model, version = model_detections(lake, animal, session, detection)
-            data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"]]).encode()).hexdigest()[:32]
+            if detection.source == "baseline":
+                table, model, version = baseline_detections(lake, animal, session)
+                context.log.warning("detections come from the LoG baseline (source 'baseline'), not the model")
+            else:
+                table, model, version = model_detections(lake, animal, session, detection)
+            options = [detection.upscale, detection.box_scale, detection.tile]
+            options = options if detection.source == "model" and options != [None] * 3 else []
+            data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"], *options])
+                                          .encode()).hexdigest()[:32]
     except InputError as error:
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
     except RegistryError as error:
@@ -70,6 +89,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
+            "source": detection.source,
             "model": model,
             "model_version": version,
             "upstream_versions": upstream,

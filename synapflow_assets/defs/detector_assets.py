@@ -1,48 +1,65 @@
 """Asset ``spine_detector``: the champion detector of the MLflow registry (trained on request)."""
 import dagster as dg
 
-import json
-
-from ..detection.registry import RegistryError, ensure_champion, log_training_run, model_version_for_run, promote_if_better
+from ..detection.registry import RegistryError, ensure_champion
 from .resources import DataLake
 
 
 class DetectorTrainingConfig(dg.Config):
-    """Run config of ``spine_detector``: leave ``train`` off to only make sure a champion exists."""
+    """Run config of ``spine_detector``: leave ``train`` off to only make sure a champion exists.
+
+    With ``train: true`` the asset runs the same training, MLflow logging, registration and
+    champion gate as ``python -m synapflow_assets train-detector``; the other fields are
+    that command's options of the same name (small values give a quick smoke run).
+    """
 
     train: bool = False
     steps: int = 600
     seed: int = 0
+    model: str = "default"
+    batch_size: int = 4
+    sim_animals: int = 40
+    sim_size: int = 256
+    sim_crop: int = 256
+    val_sim_animals: int = 2
+    eval_every: int = 100
+    real_val: bool = True
 
 
-def train_and_register(lake: DataLake, run_name: str, steps: int, seed: int) -> dict:
-    """Train a detector with our training command, register it, and let the gate decide on ``champion``."""
-    from ..detection.cli import train_detector_main
+def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingConfig, log=print) -> dict:
+    """Train a detector into ``<data>/models/<run_name>``, log it to MLflow, register it and gate it.
 
-    out = lake.model_runs / run_name
-    status = train_detector_main(["--steps", str(steps), "--seed", str(seed), "--out", str(out)])
-    if status:
-        raise RegistryError(f"training into {out} failed with status {status}")
-    history = json.loads((out / "history.json").read_text())
-    evaluations = [h for h in history if "val_ap50" in h] if isinstance(history, list) else []
-    metrics = {"val_ap50": evaluations[-1]["val_ap50"]} if evaluations else {}
-    run_id = log_training_run(out / "model", params={"steps": steps, "seed": seed}, metrics=metrics,
-                              history=history if isinstance(history, list) else [], data_root=lake.root, run_name=run_name)
-    return promote_if_better(model_version_for_run(run_id, lake.root), data_root=lake.root)
+    Returns
+    -------
+    dict
+        See :func:`synapflow_assets.detection.train_register.train_and_register`.
+    """
+    from ..detection.train_register import train_and_register as train_register
+    from ..detection.training import TrainConfig
+
+    options = {k: v for k, v in config.model_dump().items() if k != "train"}
+    train_config = TrainConfig(**options, checkpoint_every=max(config.eval_every, 50))
+    return train_register(train_config, lake.model_runs / run_name, lake.root, run_name=run_name, log=log)
 
 
 @dg.asset(code_version="1", kinds={"mlflow", "pytorch"}, group_name="detection", pool="mlflow")
 def spine_detector(context: dg.AssetExecutionContext, config: DetectorTrainingConfig, lake: DataLake) -> dg.MaterializeResult:
     """The transformer spine detector (RT-DETR) registered as ``spine-detector``; its data version is the
     registered version of the alias ``champion``, so detections downstream go stale when it changes."""
+    metadata = {}
     try:
         if config.train:
-            context.log.info(str(train_and_register(lake, context.run_id, config.steps, config.seed)))
+            result = train_and_register(lake, context.run.run_id, config, log=context.log.info)
+            gate = result["gate"]
+            metadata = {"trained_version": result["version"], "training_run_id": result["run_id"],
+                        "gate": dg.MetadataValue.json({k: gate[k] for k in (
+                            "promoted", "reason", "score_key", "new_score", "champion_score", "new_source",
+                            "champion_source", "previous_champion", "champion")})}
         champion = ensure_champion(lake.root)
-    except RegistryError as error:
+    except (RegistryError, ValueError) as error:
         raise dg.Failure(description=str(error)) from error
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{champion.name}:{champion.version}"),
         metadata={"model": champion.name, "version": champion.version, "run_id": champion.run_id,
-                  "weights": dg.MetadataValue.path(str(champion.folder))},
+                  "weights": dg.MetadataValue.path(str(champion.folder)), **metadata},
     )

@@ -29,6 +29,12 @@ import numpy as np
 import polars as pl
 from scipy import ndimage
 
+MODEL_NAME = "log-baseline"
+CODE_VERSION = "1"
+"""Version of the baseline's method and defaults; recorded as the model version of its detections."""
+OWN_THRESHOLD_SCORE = 0.5
+"""The score at the detector's own response threshold."""
+
 OUTPUT_SCHEMA = {"xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
                  "score": pl.Float64, "type": pl.String}
 

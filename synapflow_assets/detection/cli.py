@@ -36,12 +36,20 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
                         help="stop with a checkpoint after this wall time (0: no limit)")
+    parser.add_argument("--sim-size", type=int, default=defaults.sim_size, help="pixels per side of simulated layers")
+    parser.add_argument("--val-sim-animals", type=int, default=defaults.val_sim_animals)
     parser.add_argument("--no-real-val", action="store_true", help="skip the real validation split")
+    parser.add_argument("--no-register", action="store_true",
+                        help="train only: log nothing to MLflow, register no version")
+    parser.add_argument("--data-root", default="data", help="data folder holding mlflow/ (default: data)")
+    parser.add_argument("--run-name", default=None, help="MLflow run name")
     return parser
 
 
 def train_detector_main(argv: list[str]) -> int:
-    """``python -m synapflow_assets train-detector ...``: train, checkpoint, evaluate, save.
+    """``python -m synapflow_assets train-detector ...``: train, checkpoint, evaluate, save, then log the
+    run to MLflow, register a version of ``spine-detector`` and apply the champion gate (unless
+    ``--no-register``).
 
     Parameters
     ----------
@@ -50,17 +58,24 @@ def train_detector_main(argv: list[str]) -> int:
     Returns
     -------
     int
-        Exit status.
+        Exit status (2 when registration fails; the message names the registry).
     """
-    from .training import TrainConfig, train
+    from .registry import RegistryError
+    from .train_register import train_and_register
+    from .training import TrainConfig
 
     args = _train_parser().parse_args(argv)
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
     config = TrainConfig(**values, real_val=not args.no_real_val)
     start = time.perf_counter()
-    final = train(config, Path(args.out), Path(args.resume) if args.resume else None,
-                  log=lambda line: print(line, flush=True))
+    try:
+        result = train_and_register(config, Path(args.out), args.data_root, args.resume, not args.no_register,
+                                    args.run_name, log=lambda line: print(line, flush=True))
+    except (RegistryError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    final = result["final"]
     best = final.get("best") or {}
     print(f"done: step {final['step']}, {final['wall_seconds']:.0f} s of training "
           f"({time.perf_counter() - start:.0f} s this run); best {best.get('metric')} {best.get('score', float('nan')):.3f} "
@@ -106,20 +121,33 @@ def detect_main(argv: list[str]) -> int:
     """
     import polars as pl
 
-    from .inference import DetectorError, SpineDetector, shipped_model_folder
+    from .inference import DetectorError, SpineDetector
+    from .registry import RegistryError, ensure_champion, load_champion, tracking_uri
 
     parser = argparse.ArgumentParser(prog="synapflow_assets detect", description="Detect spines on layers or stacks.")
     parser.add_argument("inputs", nargs="+", help="PNG / TIFF layers or stacks (or folders of PNG layers)")
     parser.add_argument("--out", required=True, help="CSV to write")
-    parser.add_argument("--model", default=None, help="detector folder (default: the shipped model)")
+    parser.add_argument("--model", default=None,
+                        help="detector folder (default: the champion of the MLflow registry under --data-root)")
+    parser.add_argument("--data-root", default="data", help="data folder holding mlflow/ (default: data)")
     parser.add_argument("--score", type=float, default=0.5, help="minimal score")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--upscale", type=float, default=None, help="test-time zoom (default: the model's)")
+    parser.add_argument("--box-scale", type=float, default=None, help="box-size factor (default: the model's)")
+    parser.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: the model's)")
     args = parser.parse_args(argv)
     try:
-        detector = SpineDetector.load(args.model or shipped_model_folder())
-    except DetectorError as error:
+        if args.model:
+            detector, where = SpineDetector.load(args.model), args.model
+        else:
+            ensure_champion(args.data_root)
+            detector, info = load_champion(args.data_root)
+            where = f"{info.name} version {info.version} (champion) in {tracking_uri(args.data_root)}"
+        detector.set_options(args.upscale, args.box_scale, args.tile)
+    except (DetectorError, RegistryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    print(f"model: {where}", flush=True)
     frames, any_stack = [], False
     for name in args.inputs:
         path = Path(name)

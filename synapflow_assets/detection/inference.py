@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from scipy import ndimage
 
 from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, robust_range
@@ -60,6 +61,13 @@ class SpineDetector:
         IoU of the class-agnostic NMS merging tiles.
     device : torch.device, optional
         Defaults to CUDA when available, else CPU.
+    upscale : float
+        Test-time zoom: each layer is resized by this factor (bilinear) before
+        inference and the boxes are divided by it. 1 = off. Helps on real
+        layers whose spines are smaller than the model saw in training.
+    box_scale : float
+        Every box is scaled about its centre by this factor (a per-model,
+        per-domain box-size calibration, see :mod:`.calibration`). 1 = off.
 
     Attributes
     ----------
@@ -68,20 +76,48 @@ class SpineDetector:
     """
 
     def __init__(self, model: torch.nn.Module, spec: DetectorSpec, tile: int = 512, overlap: int = 64,
-                 nms_iou: float = 0.5, device: torch.device | str | None = None):
+                 nms_iou: float = 0.5, device: torch.device | str | None = None, upscale: float = 1.0,
+                 box_scale: float = 1.0):
         self.spec = spec
         self.types = list(spec.types)
         self.tile = int(tile)
         self.overlap = int(overlap)
         self.nms_iou = float(nms_iou)
+        self.upscale = _positive(upscale, "upscale")
+        self.box_scale = _positive(box_scale, "box_scale")
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
+
+    def set_options(self, upscale: float | None = None, box_scale: float | None = None,
+                    tile: int | None = None) -> "SpineDetector":
+        """Override ``upscale``, ``box_scale`` and / or ``tile`` (None keeps the current value); returns self.
+
+        The model's boxes are sized relative to its input, so a tile much larger
+        than the training crops gives boxes too large by about their ratio
+        (the shipped model, trained on 256-320 px crops, draws ~2x too large
+        boxes on 512 px tiles); ``tile`` near the training crop fixes that.
+
+        Raises
+        ------
+        ValueError
+            When a value is not a positive number (``tile``: not larger than the overlap).
+        """
+        if tile is not None:
+            if int(tile) <= self.overlap:
+                raise ValueError(f"tile must be larger than the overlap ({self.overlap} px), got {tile}")
+            self.tile = int(tile)
+        if upscale is not None:
+            self.upscale = _positive(upscale, "upscale")
+        if box_scale is not None:
+            self.box_scale = _positive(box_scale, "box_scale")
+        return self
 
     # ------------------------------------------------------------ persistence
     def config(self) -> dict:
         """The JSON config saved beside the weights."""
         return {"format": CONFIG_FORMAT, "version": 1, "spec": self.spec.to_dict(),
-                "inference": {"tile": self.tile, "overlap": self.overlap, "nms_iou": self.nms_iou}}
+                "inference": {"tile": self.tile, "overlap": self.overlap, "nms_iou": self.nms_iou,
+                              "upscale": self.upscale, "box_scale": self.box_scale}}
 
     def save(self, folder) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``folder`` (created if needed).
@@ -147,7 +183,8 @@ class SpineDetector:
             raise DetectorError(f"{weights_path}: weights do not fit {config_path} "
                                 f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
         return cls(model, spec, tile=options.get("tile", 512), overlap=options.get("overlap", 64),
-                   nms_iou=options.get("nms_iou", 0.5), device=device)
+                   nms_iou=options.get("nms_iou", 0.5), device=device, upscale=options.get("upscale", 1.0),
+                   box_scale=options.get("box_scale", 1.0))
 
     # ------------------------------------------------------------ inference
     @torch.no_grad()
@@ -189,7 +226,10 @@ class SpineDetector:
             low, high = robust_range(layer)
             high = max(high, low + min_contrast) if high > low else high
             empty[i] = high <= low
-            normalised.append(None if empty[i] else normalise(layer, low, high))
+            image = None if empty[i] else normalise(layer, low, high)
+            if image is not None and self.upscale != 1.0:
+                image = ndimage.zoom(image, self.upscale, order=1)
+            normalised.append(image)
         for i, image in enumerate(normalised):
             if image is None:
                 continue
@@ -213,11 +253,21 @@ class SpineDetector:
             if empty[i] or not per_layer[i]:
                 outputs.append(pl.DataFrame(schema=BOX_SCHEMA))
                 continue
-            boxes, scores, labels = merge_tiles(per_layer[i], layer.shape, self.nms_iou)
+            boxes, scores, labels = merge_tiles(per_layer[i], normalised[i].shape, self.nms_iou)
+            boxes = self._rescale(boxes, layer.shape)
             outputs.append(pl.DataFrame({
                 "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
                 "score": scores, "type": [self.types[int(k)] for k in labels]}, schema=BOX_SCHEMA))
         return outputs
+
+    def _rescale(self, boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Boxes of the zoomed layer in layer pixels, scaled about their centres by ``box_scale``."""
+        if self.upscale == 1.0 and self.box_scale == 1.0:
+            return boxes
+        boxes = np.asarray(boxes, np.float64) / self.upscale
+        centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) * self.box_scale / 2
+        limit = np.array([shape[1], shape[0]], np.float64)
+        return np.concatenate([np.clip(centre - half, 0, limit), np.clip(centre + half, 0, limit)], 1)
 
     def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
         """Detect spines on one 2D layer.
@@ -281,6 +331,13 @@ class SpineDetector:
         if not frames:
             return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})
         return pl.concat(frames).select("layer", *BOX_SCHEMA)
+
+
+def _positive(value, name: str) -> float:
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value}")
+    return value
 
 
 def shipped_model_folder() -> Path:

@@ -14,13 +14,14 @@ version of the registered model ``spine-detector`` whose source is that
 artifact path (no pickled pyfunc: the weights are loaded with
 ``SpineDetector.load``). The alias ``champion`` marks the version in use; it
 moves only through :func:`promote_if_better` (a validation gate, logged with
-both scores) or, on an empty registry, :func:`ensure_champion`.
+both scores) or, on an empty registry, :func:`ensure_champion`. The gate
+metric ``val_ap50`` and its validation set are defined in :mod:`.gate`;
+training runs reach the registry through :mod:`.train_register`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -30,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+
+from .gate import SOURCE_TAG, folder_metrics
 
 MODEL_NAME = "spine-detector"
 ALIAS = "champion"
@@ -175,7 +178,8 @@ def _check_weights(path: Path) -> None:
 
 
 def log_training_run(model_folder, params: dict, metrics: dict, history: list[dict],
-                     data_root: str | os.PathLike = "data", run_name: str | None = None) -> str:
+                     data_root: str | os.PathLike = "data", run_name: str | None = None,
+                     tags: dict | None = None) -> str:
     """Log one training run and register its weights as a new version of ``spine-detector``.
 
     Parameters
@@ -186,7 +190,8 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     params : dict
         Training parameters (values are logged as strings).
     metrics : dict
-        Final metrics; nested dicts are flattened to ``a.b`` names and
+        Final metrics, logged at the last step of ``history`` (after its
+        values, so they are the run's latest); nested dicts are flattened to ``a.b`` names and
         non-numeric or NaN values are skipped. The gate reads ``val_ap50`` by
         default, so log the validation score under that name.
     history : list of dict
@@ -196,6 +201,8 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     data_root : path-like
         Data folder holding ``mlflow/``.
     run_name : str, optional
+    tags : dict, optional
+        Run tags, e.g. ``val_ap50.source`` (the validation set of the gate metric).
 
     Returns
     -------
@@ -208,23 +215,26 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     RegistryError
         When the folder lacks a required file or the weights are corrupt.
     """
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     folder = Path(model_folder)
     _check_model_folder(folder)
     reg = _registry(data_root)
     client = _client(reg)
     experiment_id = _experiment_id(client, reg)
-    run = client.create_run(experiment_id, run_name=run_name, tags={"model_name": MODEL_NAME})
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={"model_name": MODEL_NAME, **{str(k): str(v) for k, v in (tags or {}).items()}})
     run_id = run.info.run_id
     try:
         now = int(time.time() * 1000)
         param_list = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
-        metric_list = [Metric(k, v, now, 0) for k, v in _flat_numbers(metrics).items()]
+        metric_list, last_step = [], 0
         for index, row in enumerate(history):
             step = int(row.get("step", index))
+            last_step = max(last_step, step)
             metric_list += [Metric(k, v, now, step) for k, v in _flat_numbers(
                 {k: v for k, v in row.items() if k != "step"}).items()]
+        metric_list += [Metric(k, v, now + 1, last_step) for k, v in _flat_numbers(metrics).items()]
         for start in range(0, max(len(param_list), 1), 100):
             client.log_batch(run_id, params=param_list[start:start + 100])
         for start in range(0, len(metric_list), 1000):
@@ -331,7 +341,8 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
         Metric of the versions' runs to compare (larger is better). A tie
         keeps the current champion. Without a champion the version is
         promoted; if the champion's run lacks the metric, the version is
-        promoted too (the reason says so).
+        promoted too (the reason says so). When both runs carry the tag
+        ``val_ap50.source`` and the validation sets differ, the champion is kept.
     data_root : path-like
 
     Returns
@@ -339,7 +350,8 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     dict
         ``promoted`` (bool), ``version``, ``previous_champion`` (version or
         None), ``champion`` (version after the decision), ``score_key``,
-        ``new_score``, ``champion_score`` (None if absent), ``reason``. The
+        ``new_score``, ``champion_score`` (None if absent), ``new_source``,
+        ``champion_source`` (validation sets, None if unknown), ``reason``. The
         same is logged on the new version's run: tags ``gate.decision``,
         ``gate.previous_champion``, ``gate.reason``, ``gate.score_key`` and
         metrics ``gate.new_score``, ``gate.champion_score``; and as tags of
@@ -362,13 +374,19 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     champion_score = None
     if current is None:
         promoted, reason = True, f"no '{ALIAS}' alias yet"
+        new_source = champion_source = None
     elif str(current.version) == version:
-        champion_score = new_score
+        champion_score, new_source, champion_source = new_score, None, None
         promoted, reason = False, f"version {version} already is '{ALIAS}'"
     else:
         champion_score = _run_score(client, current.run_id, score_key)
+        new_source, champion_source = (client.get_run(run_id).data.tags.get(SOURCE_TAG)
+                                       for run_id in (candidate.run_id, current.run_id))
         if champion_score is None:
             promoted, reason = True, f"'{ALIAS}' version {current.version} has no '{score_key}'"
+        elif new_source and champion_source and new_source != champion_source:
+            promoted, reason = False, (f"{score_key} measured on different validation sets ({new_source} vs "
+                                       f"{champion_source}): the champion is kept")
         elif new_score > champion_score:
             promoted, reason = True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
         else:
@@ -378,10 +396,12 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     previous = None if current is None else str(current.version)
     result = {"promoted": promoted, "version": version, "previous_champion": previous,
               "champion": version if promoted else previous, "score_key": score_key,
-              "new_score": new_score, "champion_score": champion_score, "reason": reason}
+              "new_score": new_score, "champion_score": champion_score, "new_source": new_source,
+              "champion_source": champion_source, "reason": reason}
     decision = "promoted" if promoted else "kept"
     tags = {"gate.decision": decision, "gate.previous_champion": str(previous), "gate.reason": reason,
-            "gate.score_key": score_key}
+            "gate.score_key": score_key, "gate.new_source": str(new_source),
+            "gate.champion_source": str(champion_source)}
     for key, value in tags.items():
         client.set_tag(candidate.run_id, key, value)
         client.set_model_version_tag(MODEL_NAME, version, key, value)
@@ -423,8 +443,9 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
     shipped_folder : path-like
         Folder with ``model.safetensors``, ``config.json`` and ``metrics.json``
         (the package's shipped detector by default). Its ``metrics.json``
-        (numeric entries, flattened) is logged as the run's metrics, and its
-        ``history`` list, if any, as learning curves.
+        (numeric entries, flattened) is logged as the run's metrics with the
+        gate metric ``val_ap50`` (see :mod:`.gate`), and ``history.json`` as
+        learning curves.
 
     Returns
     -------
@@ -447,18 +468,13 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
             return _info(client, reg, current)
         shipped = Path(shipped_folder)
         _check_model_folder(shipped)
-        metrics_file = shipped / "metrics.json"
-        shipped_metrics = {}
-        if metrics_file.is_file():
-            try:
-                shipped_metrics = json.loads(metrics_file.read_text())
-            except ValueError as error:
-                raise RegistryError(f"unreadable metrics file {metrics_file}: {error}") from error
-        history = shipped_metrics.get("history", []) if isinstance(shipped_metrics, dict) else []
-        history = history if isinstance(history, list) and all(isinstance(h, dict) for h in history) else []
-        metrics = {k: v for k, v in shipped_metrics.items() if k != "history"} if isinstance(shipped_metrics, dict) else {}
+        try:
+            metrics, history, tags = folder_metrics(shipped)
+        except ValueError as error:
+            raise RegistryError(str(error)) from error
         run_id = log_training_run(shipped, params={"source": "shipped", "folder": str(shipped)},
-                                  metrics=metrics, history=history, data_root=reg.data_root, run_name="shipped")
+                                  metrics=metrics, history=history, data_root=reg.data_root, run_name="shipped",
+                                  tags=tags)
         version = model_version_for_run(run_id, reg.data_root)
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
         client.set_tag(run_id, "gate.decision", "shipped: registry had no champion")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .morphology import Spines, grow_spines, initial_spine_count, make_dendrites, HEAD_RADIUS_LIMITS_UM
+from .morphology import Spines, grow_spines, initial_spine_count, make_dendrites, separated, HEAD_RADIUS_LIMITS_UM
 from .params import SimulationParams
 from .render import dendrite_points, layer_jitter, render, spine_points
 from .transform import SessionTransform, draw_transform
@@ -65,13 +65,21 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
+def _grow_separated(params: SimulationParams, dendrites, n: int, first_id: int, rng, existing: Spines | None = None
+                    ) -> Spines:
+    """``n`` new spines (fewer only where the dendrites are full) whose heads keep ``params.min_head_gap_um``."""
+    candidates = grow_spines(params, dendrites, 3 * n + 4, first_id, rng)
+    chosen = candidates.take(np.flatnonzero(separated(candidates, existing, params.min_head_gap_um))[:n])
+    return Spines(**{**chosen.__dict__, "spine_id": np.arange(first_id, first_id + len(chosen), dtype=np.int64)})
+
+
 def _turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, rng):
     """Eliminate, grow and resize spines before a session; returns (alive, eliminated, new_ids)."""
     gone = rng.random(len(alive)) < params.elimination_prob
     eliminated, kept = alive.take(gone), alive.take(~gone)
     radius = kept.head_radius_um * np.exp(params.size_walk_sigma * rng.standard_normal(len(kept)))
     kept = Spines(**{**kept.__dict__, "head_radius_um": np.clip(radius, *HEAD_RADIUS_LIMITS_UM)})
-    new = grow_spines(params, dendrites, int(rng.poisson(params.formation_rate * len(alive))), next_id, rng)
+    new = _grow_separated(params, dendrites, int(rng.poisson(params.formation_rate * len(alive))), next_id, rng, kept)
     return kept.concat(new), eliminated, new.spine_id
 
 
@@ -96,7 +104,7 @@ def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: i
     """
     world = _rng(seed, 0)
     dendrites = make_dendrites(params, world)
-    alive = grow_spines(params, dendrites, initial_spine_count(dendrites, params, world), 1, world)
+    alive = _grow_separated(params, dendrites, initial_spine_count(dendrites, params, world), 1, world)
     next_id = 1 + len(alive)
     d_points, d_weights = dendrite_points(dendrites, params.voxel_size_um)
     sessions = []

@@ -155,6 +155,25 @@ def grow_spines(params: SimulationParams, dendrites: list[Dendrite], n: int, fir
     )
 
 
+def separated(spines: Spines, existing: Spines | None = None, gap_um: float = 0.5) -> np.ndarray:
+    """Mask of ``spines`` whose heads keep at least ``gap_um`` of surface gap to every earlier head.
+
+    Earlier means ``existing`` and the spines before it in ``spines``; heads are
+    treated as spheres of their radius times elongation (an upper bound).
+    """
+    from scipy.spatial import cKDTree
+
+    n_old = 0 if existing is None else len(existing)
+    both = spines if existing is None else existing.concat(spines)
+    centres, radii = both.head_centre_um, both.head_radius_um * np.maximum(both.head_elongation, 1.0)
+    pairs = cKDTree(centres).query_pairs(2 * radii.max() + gap_um, output_type="ndarray")
+    close = np.linalg.norm(centres[pairs[:, 0]] - centres[pairs[:, 1]], axis=1) < radii[pairs].sum(1) + gap_um
+    later = pairs[close].max(axis=1)
+    keep = np.ones(len(both), bool)
+    keep[later] = False
+    return keep[n_old:]
+
+
 def initial_spine_count(dendrites: list[Dendrite], params: SimulationParams, rng: np.random.Generator) -> int:
     """Poisson number of spines for the dendrites' lengths and densities."""
     step = params.voxel_size_um[2]

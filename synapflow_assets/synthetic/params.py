@@ -33,6 +33,9 @@ class SimulationParams:
         Range of spine densities along a dendrite (one value per dendrite).
     type_probabilities : tuple of float
         Probabilities of mushroom, stubby, thin, filopodium.
+    min_head_gap_um : float
+        Spines are placed so that their heads keep at least this gap (surface
+        to surface, in 3D); real spine heads do not overlap.
     spine_tilt_z_deg : float
         Standard deviation of the spine axis tilt out of the xy plane.
     spine_angle_xy_deg : float
@@ -87,6 +90,7 @@ class SimulationParams:
     type_probabilities: tuple[float, float, float, float] = (0.35, 0.2, 0.35, 0.1)
     spine_tilt_z_deg: float = 10.0
     spine_angle_xy_deg: float = 15.0
+    min_head_gap_um: float = 0.5
     psf_sigma_px: float = 1.2
     psf_sigma_layers: float = 1.0
     photons_per_voxel: float = 1500.0

@@ -1,0 +1,118 @@
+"""The champion gate's metric: one validation score, logged under the same key for every version.
+
+The gate metric ``val_ap50`` is the class-agnostic AP50 (IoU 0.5) of the
+training evaluation: on the real validation split (``spine2d_polygons/val``)
+when the run evaluated it, else on the run's held-out simulated layers. The
+set it was measured on is recorded in the run tag ``val_ap50.source``
+(``real:n_truth=102`` or ``sim:seed=0,size=256,animals=2,n_truth=215``), and
+:func:`registry.promote_if_better` only compares scores measured on the same
+set; otherwise it keeps the champion.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+GATE_KEY = "val_ap50"
+SOURCE_TAG = "val_ap50.source"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validation_score(entry: dict, training_config: dict | None = None) -> tuple[float, str]:
+    """The gate score of one evaluation entry and the name of its validation set.
+
+    Parameters
+    ----------
+    entry : dict
+        An evaluation of the training loop (``history.json`` entry or
+        ``metrics.json``) with nested ``val_real`` and / or ``val_sim`` dicts
+        holding ``ap50`` (and ``n_truth``).
+    training_config : dict, optional
+        The run's ``TrainConfig`` as a dict; names the simulated set.
+
+    Returns
+    -------
+    (float, str)
+        AP50 and its source.
+
+    Raises
+    ------
+    ValueError
+        When the entry holds neither ``val_real.ap50`` nor ``val_sim.ap50``.
+    """
+    real, sim = entry.get("val_real"), entry.get("val_sim")
+    if isinstance(real, dict) and _finite(real.get("ap50")):
+        return float(real["ap50"]), f"real:n_truth={real.get('n_truth', '?')}"
+    if isinstance(sim, dict) and _finite(sim.get("ap50")):
+        config = training_config or entry.get("training_config") or {}
+        return float(sim["ap50"]), (f"sim:seed={config.get('seed', '?')},size={config.get('sim_size', '?')},"
+                                    f"animals={config.get('val_sim_animals', '?')},n_truth={sim.get('n_truth', '?')}")
+    raise ValueError(f"evaluation has neither val_real.ap50 nor val_sim.ap50 (keys {sorted(entry)})")
+
+
+def with_gate_metric(history: list[dict]) -> list[dict]:
+    """History entries with ``val_ap50`` added, so the gate metric also has a learning curve."""
+    out = []
+    for entry in history:
+        try:
+            score, _ = validation_score(entry)
+        except ValueError:
+            out.append(dict(entry))
+            continue
+        out.append({**entry, GATE_KEY: score})
+    return out
+
+
+def folder_metrics(folder) -> tuple[dict, list[dict], dict]:
+    """Metrics, learning curves and gate tags of a model folder (e.g. the shipped one).
+
+    Parameters
+    ----------
+    folder : path-like
+        Holds ``metrics.json`` (an evaluation entry, as written by training)
+        and optionally ``history.json`` (the learning curves; a ``history``
+        list inside ``metrics.json`` is used when the file is absent).
+
+    Returns
+    -------
+    (dict, list of dict, dict)
+        Metrics with ``val_ap50`` added when it can be computed, history
+        entries, and the tags (``val_ap50.source``).
+
+    Raises
+    ------
+    ValueError
+        When a JSON file cannot be parsed (the message names it).
+    """
+    folder = Path(folder)
+    metrics, history = {}, []
+    for name in (METRICS_FILE, HISTORY_FILE):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            value = json.loads(path.read_text())
+        except ValueError as error:
+            raise ValueError(f"unreadable {path}: {error}") from error
+        if name == METRICS_FILE and isinstance(value, dict):
+            metrics = value
+        elif name == HISTORY_FILE and isinstance(value, list):
+            history = value
+    if not history and isinstance(metrics.get("history"), list):
+        history = metrics["history"]
+    history = [h for h in history if isinstance(h, dict)]
+    metrics = {k: v for k, v in metrics.items() if k != "history"}
+    tags = {}
+    try:
+        score, source = validation_score(metrics)
+    except ValueError:
+        pass
+    else:
+        metrics[GATE_KEY], tags[SOURCE_TAG] = score, source
+    return metrics, with_gate_metric(history), tags

@@ -1,0 +1,155 @@
+"""Training runs end in MLflow: logged, registered as a new version, gated against the champion."""
+import json
+import shutil
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from synapflow_assets.defs.detector_assets import spine_detector
+from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.detection import registry as R
+from synapflow_assets.detection.cli import detect_main, train_detector_main
+from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG
+from synapflow_assets.detection.inference import SpineDetector
+from synapflow_assets.detection.model import build_model, tiny_spec
+from synapflow_assets.detection.train_register import log_and_register
+from synapflow_assets.detection.training import TrainConfig, train
+
+TINY = {"steps": 2, "model": "tiny", "batch_size": 2, "sim_animals": 1, "sim_size": 64, "sim_crop": 64,
+        "val_sim_animals": 1, "eval_every": 2}
+TINY_CONFIG = TrainConfig(**TINY, checkpoint_every=2, pretrain_steps=0)
+TINY_ARGS = ["--steps", "2", "--model", "tiny", "--batch-size", "2", "--sim-animals", "1", "--sim-size", "64",
+             "--sim-crop", "64", "--val-sim-animals", "1", "--eval-every", "2", "--checkpoint-every", "2"]
+
+
+@pytest.fixture(autouse=True)
+def _embedded_registry_without_real_data(monkeypatch, tmp_path_factory):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("SYNAPFLOW_SHARED_DATA", str(tmp_path_factory.getbasetemp() / "no-shared-data"))
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):
+    root = tmp_path_factory.mktemp("template")
+    R._client(R._registry(root)).search_registered_models()
+    return root / "mlflow" / "mlflow.db"
+
+
+@pytest.fixture
+def data_root(tmp_path, template_db):
+    root = tmp_path / "data"
+    (root / "mlflow").mkdir(parents=True)
+    shutil.copy(template_db, root / "mlflow" / "mlflow.db")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny detector trained for two steps on simulated layers only (no registry)."""
+    out = tmp_path_factory.mktemp("tiny_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SYNAPFLOW_SHARED_DATA", str(out / "no-shared-data"))
+        final = train(TINY_CONFIG, out, log=lambda line: None)
+    return out, final
+
+
+def _client(data_root):
+    return R._client(R._registry(data_root))
+
+
+def _versions(data_root):
+    return sorted(int(v.version) for v in _client(data_root).search_model_versions(f"name='{R.MODEL_NAME}'"))
+
+
+def _champion_folder(tmp_path, tiny_run, val_sim_ap50):
+    """A registrable folder whose metrics.json scores ``val_sim_ap50`` on the tiny run's validation set."""
+    out, final = tiny_run
+    folder = tmp_path / f"champion-{val_sim_ap50}"
+    shutil.copytree(out / "model", folder)
+    entry = final["best"]["entry"]
+    (folder / "metrics.json").write_text(json.dumps({
+        "val_sim": {"ap50": val_sim_ap50, "n_truth": entry["val_sim"]["n_truth"]},
+        "training_config": {"seed": 0, "sim_size": 64, "val_sim_animals": 1}}))
+    return folder
+
+
+@pytest.mark.parametrize("margin, promoted", [(-0.01, True), (0.01, False)])
+def test_gate_moves_the_champion_only_when_the_new_run_scores_higher(tmp_path, data_root, tiny_run, margin, promoted):
+    out, final = tiny_run
+    new_score = final["best"]["entry"]["val_sim"]["ap50"]
+    champion = _champion_folder(tmp_path, tiny_run, new_score + margin)
+    result = log_and_register(out, final, TINY_CONFIG, data_root, shipped_folder=champion)
+    gate = result["gate"]
+    assert result["version"] == "2" and _versions(data_root) == [1, 2]
+    assert gate["promoted"] is promoted and R.champion_info(data_root).version == ("2" if promoted else "1")
+    assert gate["new_score"] == pytest.approx(new_score)
+    assert gate["champion_score"] == pytest.approx(new_score + margin)
+    assert gate["new_source"] == gate["champion_source"] == result["source"]
+    run = _client(data_root).get_run(result["run_id"]).data
+    assert run.metrics["gate.new_score"] == pytest.approx(new_score)
+    assert run.metrics["gate.champion_score"] == pytest.approx(new_score + margin)
+    assert run.tags["gate.decision"] == ("promoted" if promoted else "kept")
+
+
+def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, instance):
+    lake = DataLake(root=str(tmp_path / "data"))
+    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake},
+                            run_config={"ops": {"spine_detector": {"config": {"train": True, **TINY}}}})
+    assert result.success
+    metadata = result.asset_materializations_for_node("spine_detector")[0].metadata
+    gate = metadata["gate"].value
+    shipped = json.loads((R.SHIPPED_FOLDER / "metrics.json").read_text())
+    assert metadata["trained_version"].value == "2" and _versions(lake.root) == [1, 2]
+    assert gate["champion_score"] == pytest.approx(shipped["val_real"]["ap50"]) and gate["new_score"] >= 0
+    assert not gate["promoted"] and "different validation sets" in gate["reason"]
+    assert metadata["version"].value == "1"
+
+    client = _client(lake.root)
+    run = client.get_run(metadata["training_run_id"].value).data
+    assert run.params["steps"] == "2" and run.params["model"] == "tiny"
+    assert run.metrics[GATE_KEY] == pytest.approx(gate["new_score"]) and run.tags[SOURCE_TAG].startswith("sim:")
+    assert [m.step for m in client.get_metric_history(metadata["training_run_id"].value, "loss")] == [2]
+    assert run.tags["gate.decision"] == "kept"
+    assert (R.champion_info(lake.root).folder.parent.parent / "artifacts" / "model" / "model.safetensors").is_file()
+
+    shipped_run = client.get_run(R.champion_info(lake.root).run_id)
+    assert shipped_run.data.metrics[GATE_KEY] == pytest.approx(shipped["val_real"]["ap50"])
+    assert shipped_run.data.tags[SOURCE_TAG] == f"real:n_truth={shipped['val_real']['n_truth']}"
+    curve = client.get_metric_history(shipped_run.info.run_id, GATE_KEY)
+    history = json.loads((R.SHIPPED_FOLDER / "history.json").read_text())
+    assert sorted({m.step for m in curve}) == [h["step"] for h in history] and len(history) > 1
+
+
+def test_train_command_registers_unless_told_not_to(tmp_path, data_root):
+    assert train_detector_main([*TINY_ARGS, "--out", str(tmp_path / "a"), "--data-root", str(tmp_path / "none"),
+                                "--no-register"]) == 0
+    assert (tmp_path / "a" / "model" / "model.safetensors").is_file() and not (tmp_path / "none").exists()
+    assert train_detector_main([*TINY_ARGS, "--out", str(tmp_path / "b"), "--data-root", str(data_root)]) == 0
+    assert _versions(data_root) == [1, 2]
+    version = _client(data_root).get_model_version(R.MODEL_NAME, "2")
+    assert version.tags["gate.decision"] in ("promoted", "kept") and version.tags["gate.score_key"] == GATE_KEY
+
+
+def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, capsys):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny"
+    SpineDetector(build_model(tiny_spec(), seed=3), tiny_spec(), device="cpu").save(folder)
+    R.ensure_champion(data_root, shipped_folder=folder)
+    layer = np.random.default_rng(1).integers(0, 255, (70, 90)).astype(np.uint8)
+    Image.fromarray(layer).save(tmp_path / "a.png")
+    out = tmp_path / "boxes.csv"
+    assert detect_main([str(tmp_path / "a.png"), "--out", str(out), "--data-root", str(data_root),
+                        "--score", "0.0"]) == 0
+    assert "spine-detector version 1 (champion)" in capsys.readouterr().out
+    expected = SpineDetector.load(folder, device="cpu").detect_layer(layer, 0.0)
+    table = pl.read_csv(out)
+    assert len(table) == len(expected) > 0
+    np.testing.assert_allclose(table.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                               expected.select("xmin", "ymin", "xmax", "ymax").to_numpy(), rtol=1e-4, atol=1e-3)
+    assert _versions(data_root) == [1]
