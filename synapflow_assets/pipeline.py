@@ -49,7 +49,9 @@ def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partit
         return None
     event = records[0].asset_materialization
     upstream = event.metadata.get("upstream_versions")
+    settings = event.metadata.get("settings")
     return {
+        "settings": settings.value if settings is not None else None,
         "data": (event.tags or {}).get("dagster/data_version"),
         "code": (event.tags or {}).get("dagster/code_version"),
         "upstream": upstream.value if upstream is not None else {},
@@ -88,6 +90,7 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
             record is None
             or record["code"] != asset.code_versions_by_key[asset.key]
             or (external is not None and external != record["data"])
+            or (asset.key == detections_2d.key and record["settings"] != detection.fingerprint())
             or any(key in stale for key in upstream)
             or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
             or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)

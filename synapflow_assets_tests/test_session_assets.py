@@ -123,3 +123,14 @@ def test_a_session_that_does_not_overlap_fails_the_alignment_check(landed, insta
     day08 = tracks.filter(pl.col("session") == "day08")
     assert set(day08.filter(pl.col("spine_id").is_not_null())["status"]) == {"new"}
     assert set(day08.filter(pl.col("spine_id").is_null())["status"]) <= {"out_of_view", "eliminated"}
+
+
+def test_changed_detection_settings_rerun_detections_and_keep_identical_tracks(landed, instance):
+    """Imported boxes ignore the score threshold: the boxes are redone, found identical, and the tracks kept."""
+    lake, _ = landed
+    assert not process_landed(instance, lake, detection=IMPORTED).failed
+    stricter = DetectionSettings(source="imported", score_threshold=0.7)
+    report = process_landed(instance, lake, detection=stricter)
+    assert report.materialized == ["m1|day00 (detections_2d, spines_3d, spine_features)",
+                                   "m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_dynamics)"]
+    assert process_landed(instance, lake, detection=stricter).materialized == []

@@ -90,6 +90,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
             "source": detection.source,
+            "settings": detection.fingerprint(),
             "model": model,
             "model_version": version,
             "upstream_versions": upstream,

@@ -1,4 +1,5 @@
 """Resources: where data lives and how raw files are read."""
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -71,9 +72,8 @@ class DetectionSettings(dg.ConfigurableResource):
     (the classical LoG blob detector at its own threshold, model name ``log-baseline``; for
     comparison only, never chosen automatically). The shipped
     detector's best F1 on held-out layers is at a score of about 0.35. ``tile``, ``upscale`` and
-    ``box_scale`` override the model's inference options (None: the model's own). The shipped
-    model's boxes are sized relative to its 512 px tiles and come out ~2x too large on 512 px
-    layers; ``tile: 320`` (its real-data training crop) gives real val AP50 0.78 instead of 0.014."""
+    ``box_scale`` override the model's inference options (None: the model's own; the shipped
+    model runs on 320 px tiles, its training crop, since its boxes scale with its input)."""
 
     source: str = "model"
     score_threshold: float = 0.35
@@ -81,6 +81,10 @@ class DetectionSettings(dg.ConfigurableResource):
     upscale: float | None = None
     box_scale: float | None = None
     tile: int | None = None
+
+    def fingerprint(self) -> str:
+        """What decides the boxes (everything but the batch size), for staleness checks."""
+        return json.dumps(self.model_dump(exclude={"batch_size"}), sort_keys=True)
 
     @field_validator("source")
     @classmethod
