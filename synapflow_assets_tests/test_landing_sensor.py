@@ -4,13 +4,15 @@ import dagster as dg
 
 from synapflow_assets.defs.landing_sensor import landing_sensor
 from synapflow_assets.defs.partitions import ANIMALS, SESSIONS
-from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.defs.resources import DataLake, DetectionSettings
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
 from .conftest import write_stack
 
 
-def tick(instance, lake, cursor):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake})
+def tick(instance, lake, cursor, detection=DetectionSettings()):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake, "detection": detection})
     result = landing_sensor(context)
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -61,3 +63,19 @@ def test_new_detections_csv_rerequests_the_session(tmp_path, instance):
     waiting = tick(instance, lake, cursor)
     assert waiting.run_requests == []
     assert [r.partition_key for r in tick(instance, lake, waiting.cursor).run_requests] == ["m1|day00"]
+
+
+def test_sessions_already_ingested_are_not_requested_again(tmp_path, instance):
+    imported = DetectionSettings(source="imported")
+    sims = simulate_animal(SimulationParams(shape=(8, 128, 128)), n_sessions=2, seed=2)
+    write_session(sims[0], tmp_path / "landing", "m1", "day00")
+    lake = DataLake(root=str(tmp_path))
+    assert not process_landed(instance, lake, detection=imported).failed
+    first = tick(instance, lake, None, imported)
+    assert tick(instance, lake, first.cursor, imported).run_requests == []
+
+    write_session(sims[1], tmp_path / "landing", "m1", "day04")
+    waiting = tick(instance, lake, first.cursor, imported)
+    requests = tick(instance, lake, waiting.cursor, imported).run_requests
+    assert [r.partition_key for r in requests] == ["m1|day04"]
+    assert {k.to_user_string() for k in requests[0].asset_selection} == {"raw_volume", "detections_2d", "spines_3d", "spine_features"}

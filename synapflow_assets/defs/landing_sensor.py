@@ -5,7 +5,7 @@ import dagster as dg
 
 from ..imaging.landing import scan_landing, settled_sessions
 from .partitions import ANIMALS, SESSIONS, session_partition_key
-from .resources import DataLake
+from .resources import DataLake, DetectionSettings
 from .detection_assets import detections_2d
 from .feature_assets import spine_features
 from .spine_assets import spines_3d
@@ -15,30 +15,39 @@ process_sessions_job = dg.define_asset_job("process_sessions", selection=[raw_vo
 
 
 @dg.sensor(job=process_sessions_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult:
+def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings) -> dg.SensorResult:
     """Watch ``data/landing/<animal>/<session>.tif``: add partitions and request processing.
 
     A file is taken once it is complete (a ``<session>.done`` marker, or size
     and modification time unchanged over two ticks); a file whose content
     changes later (or whose ``<session>.detections.csv`` changes) is requested
-    again. The cursor makes restarts safe.
+    again. Only the assets that are stale for that session are requested, and
+    nothing when it is up to date (e.g. ingested by ``python -m synapflow_assets
+    ingest``). The cursor makes restarts safe.
     """
+    from ..pipeline import stale_assets
+
     sessions, problems = scan_landing(lake.landing)
     for problem in problems:
         context.log.warning(f"skipped: {problem}")
     state = json.loads(context.cursor) if context.cursor else {}
     ready, state = settled_sessions(sessions, state)
+    requests = []
+    for s in ready:
+        stale = stale_assets(context.instance, s, None, detection)
+        if not stale:
+            context.log.info(f"{s.animal}|{s.session} is up to date: nothing to run")
+            continue
+        requests.append(dg.RunRequest(
+            run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
+            partition_key=session_partition_key(s.animal, s.session),
+            asset_selection=stale,
+            tags={"synapflow/source": str(s.path)},
+        ))
     animals = sorted({s.animal for s in ready} - set(context.instance.get_dynamic_partitions(ANIMALS.name)))
     session_keys = sorted({s.session for s in ready} - set(context.instance.get_dynamic_partitions(SESSIONS.name)))
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
-                partition_key=session_partition_key(s.animal, s.session),
-                tags={"synapflow/source": str(s.path)},
-            )
-            for s in ready
-        ],
+        run_requests=requests,
         dynamic_partitions_requests=[
             request
             for request in (
