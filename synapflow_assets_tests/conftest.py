@@ -23,3 +23,24 @@ def instance():
 
     with dg.instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    """An initialised empty MLflow database (creating the tables takes seconds; copying it does not)."""
+    from synapflow_assets.detection import registry
+
+    root = tmp_path_factory.mktemp("template")
+    registry._client(registry._registry(root)).search_registered_models()
+    return root / "mlflow" / "mlflow.db"
+
+
+@pytest.fixture
+def data_root(tmp_path, template_db):
+    """A data root whose MLflow registry is empty and ready."""
+    import shutil
+
+    root = tmp_path / "data"
+    (root / "mlflow").mkdir(parents=True)
+    shutil.copy(template_db, root / "mlflow" / "mlflow.db")
+    return root

@@ -17,23 +17,6 @@ def _embedded_registry(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def template_db(tmp_path_factory):
-    """An initialised empty MLflow database (creating the tables takes seconds; copying it does not)."""
-    root = tmp_path_factory.mktemp("template")
-    reg = R._registry(root)
-    R._client(reg).search_registered_models()
-    return root / "mlflow" / "mlflow.db"
-
-
-@pytest.fixture
-def data_root(tmp_path, template_db):
-    root = tmp_path / "data"
-    (root / "mlflow").mkdir(parents=True)
-    shutil.copy(template_db, root / "mlflow" / "mlflow.db")
-    return root
-
-
-@pytest.fixture(scope="module")
 def base_model_folder(tmp_path_factory):
     """The shipped detector if present, else a tiny one from the model builder."""
     if (SHIPPED / "model.safetensors").is_file() and (SHIPPED / "config.json").is_file():

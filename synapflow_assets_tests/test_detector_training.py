@@ -33,21 +33,6 @@ def _embedded_registry_without_real_data(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def template_db(tmp_path_factory):
-    root = tmp_path_factory.mktemp("template")
-    R._client(R._registry(root)).search_registered_models()
-    return root / "mlflow" / "mlflow.db"
-
-
-@pytest.fixture
-def data_root(tmp_path, template_db):
-    root = tmp_path / "data"
-    (root / "mlflow").mkdir(parents=True)
-    shutil.copy(template_db, root / "mlflow" / "mlflow.db")
-    return root
-
-
-@pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny detector trained for two steps on simulated layers only (no registry)."""
     out = tmp_path_factory.mktemp("tiny_run")
