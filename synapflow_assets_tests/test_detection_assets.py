@@ -6,7 +6,7 @@ import pytest
 
 from synapflow_assets.defs.detector_assets import spine_detector
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
-from synapflow_assets.detection import baseline, registry
+from synapflow_assets.detection import baseline, champion, registry
 from synapflow_assets.pipeline import process_landed
 from synapflow_assets.synthetic import SimulationParams, simulate_landing
 
@@ -30,7 +30,7 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
     better = tmp_path / "better"
     shutil.copytree(registry.SHIPPED_FOLDER, better)
     run = registry.log_training_run(better, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=lake.root)
-    decision = registry.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)
+    decision = champion.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)
     assert decision["promoted"] and decision["champion"] == "2"
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
     rerun = process_landed(instance, lake)
@@ -56,7 +56,7 @@ def _materialize_detections(tmp_path, instance, detection):
 
 def test_detections_2d_registers_the_shipped_champion_on_a_fresh_registry(tmp_path, instance):
     lake, detections = _materialize_detections(tmp_path, instance, DetectionSettings())
-    assert registry.champion_info(lake.root).version == "1" and len(detections) > 0
+    assert champion.champion_info(lake.root).version == "1" and len(detections) > 0
     assert set(detections["model"]) == {"spine-detector"} and set(detections["model_version"]) == {"1"}
 
 

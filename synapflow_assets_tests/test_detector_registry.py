@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from synapflow_assets.detection import champion as C
 from synapflow_assets.detection import registry as R
 
 SHIPPED = Path(R.__file__).resolve().parent / "shipped"
@@ -50,26 +51,26 @@ def _versions(data_root):
 
 def test_empty_registry_names_the_model_and_uri(data_root):
     with pytest.raises(R.RegistryError, match="no registered model 'spine-detector'") as error:
-        R.load_champion(data_root)
+        C.load_champion(data_root)
     assert R.tracking_uri(data_root) in str(error.value)
     assert R.tracking_uri(data_root) == f"sqlite:///{(data_root / 'mlflow' / 'mlflow.db').resolve().as_posix()}"
 
 
 def test_ensure_champion_registers_once_and_loads(data_root, model_folder):
-    info = R.ensure_champion(data_root, shipped_folder=model_folder)
+    info = C.ensure_champion(data_root, shipped_folder=model_folder)
     assert (info.name, info.version) == ("spine-detector", "1")
     assert (info.folder / "model.safetensors").is_file() and (info.folder / "config.json").is_file()
     assert str(info.folder).startswith(str((data_root / "mlflow" / "artifacts").resolve()))
-    again = R.ensure_champion(data_root, shipped_folder=model_folder)
+    again = C.ensure_champion(data_root, shipped_folder=model_folder)
     assert again == info and _versions(data_root) == [1]
     run = R._client(R._registry(data_root)).get_run(info.run_id)
     assert run.data.metrics["val_ap50"] == 0.5 and run.data.metrics["val.f1"] == 0.4
-    detector, loaded = R.load_champion(data_root)
+    detector, loaded = C.load_champion(data_root)
     assert loaded == info and len(detector.types) >= 1
 
 
 def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
-    R.ensure_champion(data_root, shipped_folder=model_folder)
+    C.ensure_champion(data_root, shipped_folder=model_folder)
     client = R._client(R._registry(data_root))
 
     def train(score):
@@ -79,16 +80,16 @@ def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
 
     run2, v2 = train(0.7)
     assert [m.value for m in client.get_metric_history(run2, "loss")] == [2.0, 1.0, 2.0 / 3]
-    better = R.promote_if_better(v2, data_root=data_root)
+    better = C.promote_if_better(v2, data_root=data_root)
     assert better["promoted"] and (better["version"], better["previous_champion"], better["champion"]) == ("2", "1", "2")
     assert (better["new_score"], better["champion_score"]) == (0.7, 0.5)
     run3, v3 = train(0.6)
-    worse = R.promote_if_better(v3, data_root=data_root)
+    worse = C.promote_if_better(v3, data_root=data_root)
     assert not worse["promoted"] and worse["champion"] == "2" and worse["champion_score"] == 0.7
     run4, v4 = train(0.7)
-    tie = R.promote_if_better(v4, data_root=data_root)
+    tie = C.promote_if_better(v4, data_root=data_root)
     assert not tie["promoted"] and tie["champion"] == "2"
-    assert R.champion_info(data_root).version == "2" and _versions(data_root) == [1, 2, 3, 4]
+    assert C.champion_info(data_root).version == "2" and _versions(data_root) == [1, 2, 3, 4]
     logged = client.get_run(run3).data
     assert logged.tags["gate.decision"] == "kept" and logged.tags["gate.previous_champion"] == "2"
     assert logged.metrics["gate.new_score"] == 0.6 and logged.metrics["gate.champion_score"] == 0.7
@@ -99,16 +100,16 @@ def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
 def test_missing_alias_is_named(data_root, model_folder):
     R.log_training_run(model_folder, {}, {"val_ap50": 0.3}, [], data_root)
     with pytest.raises(R.RegistryError, match="no alias 'champion'") as error:
-        R.load_champion(data_root)
+        C.load_champion(data_root)
     assert "spine-detector" in str(error.value) and R.tracking_uri(data_root) in str(error.value)
 
 
 def test_corrupt_weights_are_named(data_root, model_folder, tmp_path, template_db):
-    info = R.ensure_champion(data_root, shipped_folder=model_folder)
+    info = C.ensure_champion(data_root, shipped_folder=model_folder)
     weights = info.folder / "model.safetensors"
     weights.write_bytes(b"not a safetensors file")
     with pytest.raises(R.RegistryError, match="corrupt weights") as error:
-        R.load_champion(data_root)
+        C.load_champion(data_root)
     assert str(weights) in str(error.value) and "champion" in str(error.value)
 
     broken = tmp_path / "broken"
@@ -118,7 +119,7 @@ def test_corrupt_weights_are_named(data_root, model_folder, tmp_path, template_d
     (other_root / "mlflow").mkdir(parents=True)
     shutil.copy(template_db, other_root / "mlflow" / "mlflow.db")
     with pytest.raises(R.RegistryError, match="corrupt weights") as error:
-        R.ensure_champion(other_root, shipped_folder=broken)
+        C.ensure_champion(other_root, shipped_folder=broken)
     assert str(broken / "model.safetensors") in str(error.value)
     (broken / "config.json").unlink()
     with pytest.raises(R.RegistryError, match="lacks config.json"):

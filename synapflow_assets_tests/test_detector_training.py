@@ -10,6 +10,7 @@ import torch
 
 from synapflow_assets.defs.detector_assets import spine_detector
 from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.detection import champion as C
 from synapflow_assets.detection import registry as R
 from synapflow_assets.detection.cli import detect_main, train_detector_main
 from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG
@@ -70,7 +71,7 @@ def test_gate_moves_the_champion_only_when_the_new_run_scores_higher(tmp_path, d
     result = log_and_register(out, final, TINY_CONFIG, data_root, shipped_folder=champion)
     gate = result["gate"]
     assert result["version"] == "2" and _versions(data_root) == [1, 2]
-    assert gate["promoted"] is promoted and R.champion_info(data_root).version == ("2" if promoted else "1")
+    assert gate["promoted"] is promoted and C.champion_info(data_root).version == ("2" if promoted else "1")
     assert gate["new_score"] == pytest.approx(new_score)
     assert gate["champion_score"] == pytest.approx(new_score + margin)
     assert gate["new_source"] == gate["champion_source"] == result["source"]
@@ -99,9 +100,9 @@ def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, insta
     assert run.metrics[GATE_KEY] == pytest.approx(gate["new_score"]) and run.tags[SOURCE_TAG].startswith("sim:")
     assert [m.step for m in client.get_metric_history(metadata["training_run_id"].value, "loss")] == [2]
     assert run.tags["gate.decision"] == "kept"
-    assert (R.champion_info(lake.root).folder.parent.parent / "artifacts" / "model" / "model.safetensors").is_file()
+    assert (C.champion_info(lake.root).folder.parent.parent / "artifacts" / "model" / "model.safetensors").is_file()
 
-    shipped_run = client.get_run(R.champion_info(lake.root).run_id)
+    shipped_run = client.get_run(C.champion_info(lake.root).run_id)
     assert shipped_run.data.metrics[GATE_KEY] == pytest.approx(shipped["val_real"]["ap50"])
     assert shipped_run.data.tags[SOURCE_TAG] == f"real:n_truth={shipped['val_real']['n_truth']}"
     curve = client.get_metric_history(shipped_run.info.run_id, GATE_KEY)
@@ -125,7 +126,7 @@ def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, c
     torch.manual_seed(0)
     folder = tmp_path / "tiny"
     SpineDetector(build_model(tiny_spec(), seed=3), tiny_spec(), device="cpu").save(folder)
-    R.ensure_champion(data_root, shipped_folder=folder)
+    C.ensure_champion(data_root, shipped_folder=folder)
     layer = np.random.default_rng(1).integers(0, 255, (70, 90)).astype(np.uint8)
     Image.fromarray(layer).save(tmp_path / "a.png")
     out = tmp_path / "boxes.csv"

@@ -68,7 +68,7 @@ def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_
 
     from synapflow_assets.defs.detector_assets import spine_detector
     from synapflow_assets.defs.volume_assets import raw_volume
-    from synapflow_assets.detection import registry
+    from synapflow_assets.detection import champion, registry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     lake = DataLake(root=str(tmp_path))
@@ -84,7 +84,7 @@ def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_
     weights = tmp_path / "v2"
     shutil.copytree(registry.SHIPPED_FOLDER, weights)
     run = registry.log_training_run(weights, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=lake.root)
-    assert registry.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)["promoted"]
+    assert champion.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)["promoted"]
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
 
     report = process_landed(instance, lake)

@@ -7,7 +7,8 @@ import polars as pl
 
 from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
 from ..detection import baseline
-from ..detection.registry import RegistryError, ensure_champion, load_champion
+from ..detection.champion import ensure_champion, load_champion
+from ..detection.registry import RegistryError
 from ..imaging.errors import InputError
 from ..imaging.landing import find_session_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr

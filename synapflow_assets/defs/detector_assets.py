@@ -1,7 +1,8 @@
 """Asset ``spine_detector``: the champion detector of the MLflow registry (trained on request)."""
 import dagster as dg
 
-from ..detection.registry import RegistryError, ensure_champion
+from ..detection.champion import ensure_champion
+from ..detection.registry import RegistryError
 from .resources import DataLake
 
 

@@ -122,7 +122,8 @@ def detect_main(argv: list[str]) -> int:
     import polars as pl
 
     from .inference import DetectorError, SpineDetector
-    from .registry import RegistryError, ensure_champion, load_champion, tracking_uri
+    from .champion import ensure_champion, load_champion
+    from .registry import RegistryError, tracking_uri
 
     parser = argparse.ArgumentParser(prog="synapflow_assets detect", description="Detect spines on layers or stacks.")
     parser.add_argument("inputs", nargs="+", help="PNG / TIFF layers or stacks (or folders of PNG layers)")

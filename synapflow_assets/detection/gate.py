@@ -5,7 +5,7 @@ training evaluation: on the real validation split (``spine2d_polygons/val``)
 when the run evaluated it, else on the run's held-out simulated layers. The
 set it was measured on is recorded in the run tag ``val_ap50.source``
 (``real:n_truth=102`` or ``sim:seed=0,size=256,animals=2,n_truth=215``), and
-:func:`registry.promote_if_better` only compares scores measured on the same
+:func:`champion.promote_if_better` only compares scores measured on the same
 set; otherwise it keeps the champion.
 """
 from __future__ import annotations

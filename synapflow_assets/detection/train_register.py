@@ -52,9 +52,9 @@ def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.
         ``run_id``, ``version``, ``weights`` (folder registered), ``step``
         (of those weights), ``score`` and ``source`` (gate metric and its
         validation set) and ``gate`` (the decision of
-        :func:`registry.promote_if_better`, with both scores).
+        :func:`champion.promote_if_better`, with both scores).
     """
-    from . import registry
+    from . import champion, registry
 
     out = Path(out)
     folder, entry = _registered_weights(out, final)
@@ -64,11 +64,11 @@ def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.
     metrics.update({GATE_KEY: score, "registered_step": entry.get("step", final.get("step")),
                     "steps": final.get("step"), "training_wall_seconds": final.get("wall_seconds")})
     params = {**config_dict, "out": str(out), "resume": str(resume) if resume else "", "weights": folder.name}
-    registry.ensure_champion(data_root, **({} if shipped_folder is None else {"shipped_folder": shipped_folder}))
+    champion.ensure_champion(data_root, **({} if shipped_folder is None else {"shipped_folder": shipped_folder}))
     run_id = registry.log_training_run(folder, params, metrics, with_gate_metric(final.get("history") or []),
                                        data_root=data_root, run_name=run_name, tags={SOURCE_TAG: source})
     version = registry.model_version_for_run(run_id, data_root)
-    decision = registry.promote_if_better(version, score_key=GATE_KEY, data_root=data_root)
+    decision = champion.promote_if_better(version, score_key=GATE_KEY, data_root=data_root)
     return {"run_id": run_id, "version": version, "weights": str(folder), "step": metrics["registered_step"],
             "score": score, "source": source, "gate": decision}
 

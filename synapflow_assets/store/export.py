@@ -1,7 +1,6 @@
 """Per-session CSV exports in the reference tool's column layout, so existing scripts keep working."""
 from pathlib import Path
 
-import polars as pl
 
 from .feature_store import query
 

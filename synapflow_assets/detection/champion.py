@@ -1,0 +1,296 @@
+"""The alias ``champion`` of ``spine-detector``: the validation gate that moves it, the shipped
+detector registered on an empty registry, and loading the champion (plain Python, no dagster).
+
+Run logging and the registry set-up are in :mod:`.registry`; the gate metric in :mod:`.gate`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from .gate import SOURCE_TAG, folder_metrics
+from .registry import (ALIAS, ARTIFACT_PATH, MODEL_NAME, REQUIRED_FILES, SHIPPED_FOLDER, ChampionInfo, RegistryError,
+                       _check_model_folder, _check_weights, _client, _is_missing, _Registry, _registry,
+                       log_training_run, model_version_for_run)
+
+log = logging.getLogger(__name__)
+
+def _get_version(client, reg: _Registry, version):
+    from mlflow.exceptions import MlflowException
+
+    _require_model(client, reg)
+    try:
+        return client.get_model_version(MODEL_NAME, str(version))
+    except MlflowException as error:
+        raise RegistryError(f"registered model '{MODEL_NAME}' has no version {version} "
+                            f"in {reg.describe()}") from error
+
+
+def _require_model(client, reg: _Registry):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(MODEL_NAME)
+    except MlflowException as error:
+        if _is_missing(error):
+            raise RegistryError(f"no registered model '{MODEL_NAME}' in {reg.describe()}; "
+                                f"run ensure_champion() or train a detector") from error
+        raise
+
+
+def _champion_version(client, reg: _Registry):
+    """The champion's ModelVersion, or None if the alias is not set (the model must exist)."""
+    from mlflow.exceptions import MlflowException
+
+    model = _require_model(client, reg)
+    if ALIAS not in (getattr(model, "aliases", None) or {}):
+        return None
+    try:
+        return client.get_model_version_by_alias(MODEL_NAME, ALIAS)
+    except MlflowException as error:
+        if _is_missing(error):
+            return None
+        raise
+
+
+def _run_score(client, run_id: str, key: str) -> float | None:
+    value = client.get_run(run_id).data.metrics.get(key)
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.PathLike = "data") -> dict:
+    """Move the alias ``champion`` to ``version`` only if its validation score beats the champion's.
+
+    Parameters
+    ----------
+    version : str or int
+        A registered version of ``spine-detector``.
+    score_key : str
+        Metric of the versions' runs to compare (larger is better). A tie
+        keeps the current champion. Without a champion the version is
+        promoted; if the champion's run lacks the metric, the version is
+        promoted too (the reason says so). When both runs carry the tag
+        ``val_ap50.source`` and the validation sets differ, the champion is kept.
+    data_root : path-like
+
+    Returns
+    -------
+    dict
+        ``promoted`` (bool), ``version``, ``previous_champion`` (version or
+        None), ``champion`` (version after the decision), ``score_key``,
+        ``new_score``, ``champion_score`` (None if absent), ``new_source``,
+        ``champion_source`` (validation sets, None if unknown), ``reason``. The
+        same is logged on the new version's run: tags ``gate.decision``,
+        ``gate.previous_champion``, ``gate.reason``, ``gate.score_key`` and
+        metrics ``gate.new_score``, ``gate.champion_score``; and as tags of
+        the model version.
+
+    Raises
+    ------
+    RegistryError
+        No registered model, unknown version, or the version's run lacks ``score_key``.
+    """
+    reg = _registry(data_root)
+    client = _client(reg)
+    candidate = _get_version(client, reg, version)
+    version = str(candidate.version)
+    new_score = _run_score(client, candidate.run_id, score_key)
+    if new_score is None:
+        raise RegistryError(f"version {version} of '{MODEL_NAME}' (run {candidate.run_id}) has no metric "
+                            f"'{score_key}' in {reg.describe()}; cannot gate it")
+    current = _champion_version(client, reg)
+    champion_score = None
+    if current is None:
+        promoted, reason = True, f"no '{ALIAS}' alias yet"
+        new_source = champion_source = None
+    elif str(current.version) == version:
+        champion_score, new_source, champion_source = new_score, None, None
+        promoted, reason = False, f"version {version} already is '{ALIAS}'"
+    else:
+        champion_score = _run_score(client, current.run_id, score_key)
+        new_source, champion_source = (client.get_run(run_id).data.tags.get(SOURCE_TAG)
+                                       for run_id in (candidate.run_id, current.run_id))
+        if champion_score is None:
+            promoted, reason = True, f"'{ALIAS}' version {current.version} has no '{score_key}'"
+        elif new_source and champion_source and new_source != champion_source:
+            promoted, reason = False, (f"{score_key} measured on different validation sets ({new_source} vs "
+                                       f"{champion_source}): the champion is kept")
+        elif new_score > champion_score:
+            promoted, reason = True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
+        else:
+            promoted, reason = False, f"{score_key} {new_score:.4f} <= {champion_score:.4f} (ties keep the champion)"
+    if promoted:
+        client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
+    previous = None if current is None else str(current.version)
+    result = {"promoted": promoted, "version": version, "previous_champion": previous,
+              "champion": version if promoted else previous, "score_key": score_key,
+              "new_score": new_score, "champion_score": champion_score, "new_source": new_source,
+              "champion_source": champion_source, "reason": reason}
+    decision = "promoted" if promoted else "kept"
+    tags = {"gate.decision": decision, "gate.previous_champion": str(previous), "gate.reason": reason,
+            "gate.score_key": score_key, "gate.new_source": str(new_source),
+            "gate.champion_source": str(champion_source)}
+    for key, value in tags.items():
+        client.set_tag(candidate.run_id, key, value)
+        client.set_model_version_tag(MODEL_NAME, version, key, value)
+    client.log_metric(candidate.run_id, "gate.new_score", new_score)
+    if champion_score is not None:
+        client.log_metric(candidate.run_id, "gate.champion_score", champion_score)
+    log.info("gate for %s version %s: %s (%s)", MODEL_NAME, version, decision, reason)
+    return result
+
+
+@contextlib.contextmanager
+def _lock(reg: _Registry):
+    """Serialise ensure_champion across processes on this machine (POSIX file lock)."""
+    path = reg.data_root / "mlflow" / ".ensure_champion.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _info(client, reg: _Registry, mv) -> ChampionInfo:
+    return ChampionInfo(MODEL_NAME, str(mv.version), mv.run_id, _local_folder(client, reg, mv))
+
+
+def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPED_FOLDER) -> ChampionInfo:
+    """Make sure the alias ``champion`` exists, registering the shipped weights if it does not.
+
+    Parameters
+    ----------
+    data_root : path-like
+    shipped_folder : path-like
+        Folder with ``model.safetensors``, ``config.json`` and ``metrics.json``
+        (the package's shipped detector by default). Its ``metrics.json``
+        (numeric entries, flattened) is logged as the run's metrics with the
+        gate metric ``val_ap50`` (see :mod:`.gate`), and ``history.json`` as
+        learning curves.
+
+    Returns
+    -------
+    ChampionInfo
+
+    Raises
+    ------
+    RegistryError
+        When the champion is needed and the shipped folder lacks a file or
+        holds corrupt weights.
+    """
+    reg = _registry(data_root)
+    client = _client(reg)
+    with _lock(reg):
+        try:
+            current = _champion_version(client, reg)
+        except RegistryError:
+            current = None
+        if current is not None:
+            return _info(client, reg, current)
+        shipped = Path(shipped_folder)
+        _check_model_folder(shipped)
+        try:
+            metrics, history, tags = folder_metrics(shipped)
+        except ValueError as error:
+            raise RegistryError(str(error)) from error
+        run_id = log_training_run(shipped, params={"source": "shipped", "folder": str(shipped)},
+                                  metrics=metrics, history=history, data_root=reg.data_root, run_name="shipped",
+                                  tags=tags)
+        version = model_version_for_run(run_id, reg.data_root)
+        client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
+        client.set_tag(run_id, "gate.decision", "shipped: registry had no champion")
+        log.info("registered the shipped detector as %s version %s (%s)", MODEL_NAME, version, ALIAS)
+        return _info(client, reg, client.get_model_version(MODEL_NAME, version))
+
+
+def _local_folder(client, reg: _Registry, mv) -> Path:
+    """Local folder of a version's artifacts: resolved for file URIs, downloaded otherwise."""
+    source = mv.source
+    if source.startswith("file:"):
+        parsed = urllib.parse.urlparse(source)
+        return Path(urllib.request.url2pathname(parsed.path))
+    if source.startswith("/"):
+        return Path(source)
+    import mlflow.artifacts
+
+    target = reg.data_root / "mlflow" / "downloads" / f"{MODEL_NAME}-v{mv.version}"
+    if not all((target / name).is_file() for name in REQUIRED_FILES):
+        target.mkdir(parents=True, exist_ok=True)
+        uri = f"models:/{MODEL_NAME}/{mv.version}" if source.startswith("models:") else source
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target), tracking_uri=reg.uri)
+        nested = target / ARTIFACT_PATH
+        if nested.is_dir() and not (target / REQUIRED_FILES[0]).exists():
+            return nested
+    return target
+
+
+def champion_info(data_root: str | os.PathLike = "data") -> ChampionInfo:
+    """The current champion without loading it.
+
+    Raises
+    ------
+    RegistryError
+        No registered model ``spine-detector`` or no alias ``champion``.
+    """
+    reg = _registry(data_root)
+    client = _client(reg)
+    current = _champion_version(client, reg)
+    if current is None:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'"))
+        raise RegistryError(f"registered model '{MODEL_NAME}' has no alias '{ALIAS}' in {reg.describe()} "
+                            f"(versions: {versions or 'none'}); run ensure_champion() or promote_if_better()")
+    return _info(client, reg, current)
+
+
+def load_champion(data_root: str | os.PathLike = "data"):
+    """Load the champion detector.
+
+    Parameters
+    ----------
+    data_root : path-like
+
+    Returns
+    -------
+    (SpineDetector, ChampionInfo)
+
+    Raises
+    ------
+    RegistryError
+        No registered model, no alias ``champion``, or a missing / corrupt
+        file of the champion's artifacts (the message names the registry,
+        the version and the file).
+    """
+    from synapflow_assets.detection.inference import SpineDetector
+
+    reg = _registry(data_root)
+    info = champion_info(data_root)
+    where = f"'{MODEL_NAME}' version {info.version} (alias '{ALIAS}', run {info.run_id}) in {reg.describe()}"
+    for name in REQUIRED_FILES:
+        if not (info.folder / name).is_file():
+            raise RegistryError(f"{where}: artifact file {info.folder / name} is missing")
+    _check_weights_for(info.folder / "model.safetensors", where)
+    try:
+        detector = SpineDetector.load(info.folder)
+    except (ValueError, OSError, RuntimeError) as error:
+        raise RegistryError(f"{where}: cannot load {info.folder}: {error}") from error
+    return detector, info
+
+
+def _check_weights_for(path: Path, where: str) -> None:
+    try:
+        _check_weights(path)
+    except RegistryError as error:
+        raise RegistryError(f"{where}: {error}") from error
