@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from synapflow_assets.detection.box_merge import TileOutput, box_iou, merge_tiles, nms, tile_origins
-from synapflow_assets.detection.data import (AugmentParams, augment, make_batch, make_sample, read_yolo_labels,
-                                             real_split_folder, simulated_samples)
+from synapflow_assets.detection.batches import AugmentParams, augment, make_batch
+from synapflow_assets.detection.data import make_sample, read_yolo_labels, real_split_folder, simulated_samples
 from synapflow_assets.detection.inference import DetectorError, SpineDetector, shipped_model_folder
 from synapflow_assets.detection.model import SPINE_TYPES, build_model, tiny_spec
 from synapflow_assets.detection.quick_metrics import score_detections

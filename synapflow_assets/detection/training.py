@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import AugmentParams, Sample, make_batch, real_samples, simulated_samples
+from .batches import AugmentParams, make_batch
+from .data import Sample, real_samples, simulated_samples
 from .inference import SpineDetector
 from .model import DetectorSpec, build_model, count_parameters, tiny_spec
 from .quick_metrics import score_detections
