@@ -73,18 +73,15 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     code = context.assets_def.code_versions_by_key[context.asset_key]
     tracks = pl.read_parquet(lake.tracks_path(animal))
     with FeatureStore(lake.store_path) as store:
-        sizes = store.connection.execute(
-            "SELECT session, spine_id, size, input_versions FROM spine_features WHERE animal = ?", [animal]).df()
-        model, version = store.connection.execute(
-            "SELECT string_agg(DISTINCT model, ',' ORDER BY model), string_agg(DISTINCT model_version, ',' ORDER BY model_version) "
-            "FROM spine_features WHERE animal = ?", [animal]).fetchone()
-        sizes = pl.from_pandas(sizes) if len(sizes) else pl.DataFrame(
-            schema={"session": pl.String, "spine_id": pl.Int64, "size": pl.Float64, "input_versions": pl.String})
+        sizes = store.connection.sql(
+            "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE animal = $1",
+            params=[animal]).pl()
+        model, version = (",".join(sorted(sizes[c].drop_nulls().unique())) or None for c in ("model", "model_version"))
         inputs = {**latest_data_versions(context, spine_tracks.key),
                   "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows()))}
         if store.is_current("dynamics", animal, None, inputs, code):
             return _unchanged(inputs, code)
-        with_sizes = tracks.join(sizes.drop("input_versions"), on=["session", "spine_id"], how="left")
+        with_sizes = tracks.join(sizes.select("session", "spine_id", "size"), on=["session", "spine_id"], how="left")
         dynamics = science.spine_dynamics(with_sizes)
         written = store.replace_partition({
             "tracks": tracks.select("session", "session_index", "track_id", "spine_id", "status", "detected"),
