@@ -16,32 +16,51 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings_resources(args: argparse.Namespace) -> dict:
+    """The ``imaging``, ``detection`` and ``alignment`` resources from the command-line flags (unset flags: None)."""
+    from .defs.resources import AlignmentSettings, DetectionSettings, ImagingSettings
+
+    get = lambda name: getattr(args, name, None)
+    return {
+        "imaging": ImagingSettings(pixel_size_um=get("pixel_size"), z_step_um=get("z_step"), channel=get("channel"),
+                                   n_channels=get("n_channels"), min_layers=get("min_layers")),
+        "detection": DetectionSettings(score_threshold=get("score"), upscale=get("upscale"), box_scale=get("box_scale"),
+                                       tile=get("tile")),
+        "alignment": AlignmentSettings(min_trusted_blocks=get("min_trusted_blocks"), min_global_peak=get("min_global_peak"),
+                                       max_rotation_deg=get("max_rotation"), max_z_shift=get("max_z_shift")),
+    }
+
+
 def _ingest(args: argparse.Namespace) -> int:
     import dagster as dg
+    from pydantic import ValidationError
 
     from .defs.resources import DataLake
     from .pipeline import process_landed, session_summary
-
-    os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
-    lake = DataLake(root=args.data)
-    start = time.perf_counter()
     from .store.feature_store import StoreError
 
+    os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
+    try:
+        resources = _settings_resources(args)
+    except ValidationError as error:
+        print(f"error: invalid option: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    lake = DataLake(root=args.data)
+    start = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         try:
-            report = process_landed(instance, lake)
+            report = process_landed(instance, lake, **resources,
+                                    progress=lambda line: print(f"  running {line}", flush=True))
         except StoreError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         rows = session_summary(instance)
     print(f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
-          f"{len(report.failed)} failed ({time.perf_counter() - start:.1f} s)")
+          f"{len(report.failed)} failed, {len(report.skipped)} skipped ({time.perf_counter() - start:.1f} s)")
     for partition in report.materialized:
         print(f"  ran {partition}")
-    for problem in report.skipped:
-        print(f"  skipped {problem}")
-    for partition, message in report.failed.items():
-        print(f"  FAILED {partition}: {message}")
+    for line in report.warnings:
+        print(f"  WARNING {line}")
     if rows:
         import polars as pl
 
@@ -50,7 +69,15 @@ def _ingest(args: argparse.Namespace) -> int:
     animals = sorted({row["partition"].split("|")[0] for row in rows})
     print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {Path(args.data)}/volumes, /detections, /spines")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']} (open it with `make ui`)")
-    return 1 if report.failed else 0
+    for problem in report.skipped:
+        print(f"SKIPPED {problem}", file=sys.stderr)
+    for partition, message in report.failed.items():
+        print(f"FAILED {partition}: {message}", file=sys.stderr)
+    if report.failed or report.skipped:
+        print(f"{len(report.failed) + len(report.skipped)} problems: fix the inputs named above and rerun ingest "
+              "(full logs: make ui, then Runs)", file=sys.stderr)
+        return 1
+    return 0
 
 
 DEMO_QUERY = "SELECT animal, session, survival_fraction, formation_rate, elimination_rate, turnover FROM survival_curve"
@@ -142,6 +169,28 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings_flags(parser: argparse.ArgumentParser, *, alignment: bool) -> None:
+    """Flags that override ``synapflow.yaml`` (see ``synapflow_assets.settings``; unset: from the files, else the default)."""
+    from .settings import DEFAULT_SCORE_THRESHOLD
+
+    group = parser.add_argument_group("settings (override landing/synapflow.yaml and landing/<animal>/synapflow.yaml)")
+    group.add_argument("--pixel-size", type=float, help="x/y pixel size in um (overrides the file's metadata)")
+    group.add_argument("--z-step", type=float, help="z step in um (overrides the file's metadata)")
+    group.add_argument("--channel", type=int, help="channel of multi-channel files (default: the brightest)")
+    group.add_argument("--n-channels", type=int, help="channels interleaved page by page, when the file does not say")
+    group.add_argument("--min-layers", type=int, help="refuse files with fewer layers (default 1: single planes accepted)")
+    group.add_argument("--score", type=float, help=f"minimal detection score (default {DEFAULT_SCORE_THRESHOLD})")
+    group.add_argument("--upscale", type=float, help="detector test-time zoom (default: the model's)")
+    group.add_argument("--box-scale", type=float, help="detector box-size factor (default: the model's)")
+    group.add_argument("--tile", type=int, help="detector tile size in pixels (default: the model's)")
+    if alignment:
+        group.add_argument("--min-trusted-blocks", type=float,
+                           help="share of the blocks holding structure that must match for two sessions to align")
+        group.add_argument("--min-global-peak", type=float, help="global correlation peak (sigma) for two sessions to overlap")
+        group.add_argument("--max-rotation", type=float, help="largest rotation between sessions searched (degrees)")
+        group.add_argument("--max-z-shift", type=int, help="largest z-shift between sessions searched (layers)")
+
+
 DELEGATED = {"detect": "detect_main", "train-detector": "train_detector_main"}
 
 
@@ -170,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest.set_defaults(handler=_ingest)
     for sub in (ingest, commands.choices["demo"]):
         sub.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"), help="data root (landing/, volumes/)")
+    _settings_flags(ingest, alignment=True)
 
     depth = commands.add_parser("track-depth", help="link 2D boxes (reference CSV layout) into 3D spines")
     depth.add_argument("--boxes", required=True, help="CSV: filename,width,height,class,score,xmin,ymin,xmax,ymax")

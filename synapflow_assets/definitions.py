@@ -3,9 +3,9 @@ import os
 
 import dagster as dg
 
-from .defs.landing_sensor import process_sessions_job, landing_sensor
+from .defs.landing_sensor import failure_summary_sensor, process_sessions_job, landing_sensor
 from .defs.detector_assets import spine_detector
-from .defs.resources import DataLake, DetectionSettings, ImagingSettings
+from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
 from .defs.detection_assets import detections_2d
 from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
@@ -17,6 +17,7 @@ defs = dg.Definitions(
     jobs=[process_sessions_job],
     sensors=[
         landing_sensor,
+        failure_summary_sensor,
         dg.AutomationConditionSensorDefinition(
             "spine_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
             description="Evaluates the automation conditions: spine_features is eager (per session); spine_tracks and "
@@ -24,5 +25,5 @@ defs = dg.Definitions(
         ),
     ],
     resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),
-               "detection": DetectionSettings()},
+               "detection": DetectionSettings(), "alignment": AlignmentSettings()},
 )

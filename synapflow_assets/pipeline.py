@@ -4,15 +4,17 @@ import dagster as dg
 
 from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
 from .defs.detector_assets import spine_detector
-from .defs.resources import DataLake, DetectionSettings, ImagingSettings
+from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
 from .defs.detection_assets import detections_2d
 from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
 from .defs.track_assets import animal_sessions, spine_tracks
 from .defs.volume_assets import raw_volume
 from .detection.imported import detections_file
+from .imaging.errors import InputError
 from .imaging.landing import LandedSession, scan_landing
 from .imaging.readers import content_hash
+from .settings import LabSettings, load_settings
 from .store.feature_store import stored_partitions
 
 SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
@@ -20,7 +22,9 @@ ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
 EXTERNAL = {raw_volume.key, detections_2d.key}
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""Nothing on the console from a run: failures and warnings are summarised one line each by the caller,
+full tracebacks stay in the Dagster event log (the web UI's run page)."""
 
 
 @dataclass
@@ -31,12 +35,35 @@ class PipelineReport:
     up_to_date: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """The error message of the first failed step of a run."""
+    """One line: the error of the first failed step of a run, and where its full log is."""
     failure = next((e for e in result.all_events if e.is_step_failure), None)
-    return failure.step_failure_data.error.message.strip() if failure else "run failed"
+    if failure is None:
+        return f"run failed (see run {result.run_id} in the Dagster UI)"
+    if failure.step_failure_data.user_failure_data is not None:
+        description = failure.step_failure_data.user_failure_data.description or "failed"
+        return description.strip().splitlines()[0]
+    error = failure.step_failure_data.error
+    cause = error.cause if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause else error
+    lines = [line.strip() for line in cause.message.strip().splitlines() if line.strip()]
+    text = lines[0] if lines else cause.cls_name or "error"
+    return f"{text} (unexpected {cause.cls_name}: full traceback in run {result.run_id} in the Dagster UI)"
+
+
+def failed_checks(result: dg.ExecuteInProcessResult, partition: str) -> list[str]:
+    """One line per asset check of a run that did not pass: ``partition: asset check: why``."""
+    lines = []
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.event_specific_data
+        if not evaluation.passed:
+            why = evaluation.description or ", ".join(f"{k}={v.value}" for k, v in evaluation.metadata.items())
+            lines.append(f"{partition}: {evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {why}")
+    return lines
 
 
 def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None) -> dict | None:
@@ -68,17 +95,29 @@ def external_input_hash(asset_key: dg.AssetKey, item: LandedSession, detection: 
     return None
 
 
+def session_settings(item: LandedSession, imaging: ImagingSettings | None = None,
+                     detection: DetectionSettings | None = None) -> LabSettings:
+    """The settings a session is processed with: its landing folder's ``synapflow.yaml`` files and the explicit values."""
+    overrides = {**(imaging or ImagingSettings()).overrides(), **(detection or DetectionSettings()).overrides()}
+    return load_settings(item.path.parents[1], item.animal, overrides)
+
+
 def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: set | None = None,
-                 detection: DetectionSettings | None = None) -> list[dg.AssetKey]:
+                 detection: DetectionSettings | None = None, imaging: ImagingSettings | None = None) -> list[dg.AssetKey]:
     """Assets of one session partition whose last materialization no longer matches its inputs.
 
     Stale means: never materialized, a different code version, a landing file
     whose content hash differs from the recorded data version, or an upstream
     asset that is stale or whose data version differs from the one recorded
     in this asset's ``upstream_versions`` metadata; for ``spine_features``,
-    also a partition missing from the feature store ``in_store``.
+    also a partition missing from the feature store ``in_store``; for
+    ``raw_volume`` and ``detections_2d``, also settings (``synapflow.yaml``
+    sections ``imaging`` and ``detection``, and explicit values) that differ
+    from those recorded.
     """
     detection = detection or DetectionSettings()
+    settings = session_settings(item, imaging, detection)
+    fingerprints = {raw_volume.key: settings.imaging.fingerprint(), detections_2d.key: detection.fingerprint(settings.detection)}
     partition = str(session_partition_key(item.animal, item.session))
     stale = []
     latest = {spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}}
@@ -90,7 +129,7 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
             record is None
             or record["code"] != asset.code_versions_by_key[asset.key]
             or (external is not None and external != record["data"])
-            or (asset.key == detections_2d.key and record["settings"] != detection.fingerprint())
+            or (asset.key in fingerprints and record["settings"] != fingerprints[asset.key])
             or any(key in stale for key in upstream)
             or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
             or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)
@@ -101,15 +140,21 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
 
 
 def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None,
-                   detection: DetectionSettings | None = None) -> PipelineReport:
+                   detection: DetectionSettings | None = None, alignment: AlignmentSettings | None = None,
+                   progress=None) -> PipelineReport:
     """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
     Each session partition runs only the assets that :func:`stale_assets`
     finds stale (and what depends on them); ``spine_tracks`` of an animal
     runs when one of its sessions changed. A failing partition is reported
-    and does not stop the others.
+    and does not stop the others, but an animal with a failed session is not
+    tracked (its dynamics would silently skip that session); failed asset checks (warnings) are
+    collected one line each. ``progress``, when given, is called with one
+    line before each run.
     """
     imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
+    alignment = alignment or AlignmentSettings()
+    progress = progress or (lambda line: None)
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
     if detection.source == "model":
@@ -117,12 +162,19 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     instance.add_dynamic_partitions(ANIMALS.name, sorted({s.animal for s in sessions}))
     instance.add_dynamic_partitions(SESSIONS.name, sorted({s.session for s in sessions}))
     in_store = stored_partitions(lake.store_path, "spine_features")
+    failed_animals = set()
     for item in sessions:
         partition = session_partition_key(item.animal, item.session)
-        stale = stale_assets(instance, item, in_store, detection)
+        try:
+            stale = stale_assets(instance, item, in_store, detection, imaging)
+        except InputError as error:
+            report.failed[str(partition)] = str(error)
+            failed_animals.add(item.animal)
+            continue
         if not stale:
             report.up_to_date.append(str(partition))
             continue
+        progress(f"{partition}: {', '.join(k.to_user_string() for k in stale)}")
         result = dg.materialize(
             SESSION_ASSETS,
             selection=stale,
@@ -132,14 +184,22 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
             raise_on_error=False,
             run_config=QUIET,
         )
+        report.warnings.extend(failed_checks(result, str(partition)))
         if result.success:
             report.materialized.append(f"{partition} ({', '.join(k.to_user_string() for k in stale)})")
         else:
             report.failed[str(partition)] = failure_message(result)
+            failed_animals.add(item.animal)
     changed = {key.split("|")[0] for key in report.materialized}
     with_dynamics = {row[0] for row in stored_partitions(lake.store_path, "dynamics")}
     for animal in sorted({s.animal for s in sessions}):
-        _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report)
+        if animal in failed_animals:
+            bad = sorted(k.split("|")[1] for k in report.failed if k.startswith(f"{animal}|"))
+            report.failed[animal] = (f"not tracked: session {', '.join(bad)} failed; tracks and dynamics wait for every "
+                                     "session of the animal (fix or remove the failed input, then rerun)")
+            continue
+        _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report, alignment,
+                           progress)
     return report
 
 
@@ -153,10 +213,17 @@ def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: Pipel
         report.failed["spine_detector"] = failure_message(result)
 
 
-def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> bool:
-    """Whether ``spine_tracks`` of an animal misses a session or was computed from other session versions."""
+def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str,
+                        alignment: AlignmentSettings | None = None) -> bool:
+    """Whether ``spine_tracks`` of an animal misses a session, was computed from other session versions
+    or with other alignment settings."""
     record = latest_versions(instance, spine_tracks.key, animal)
     if record is None or record["code"] != spine_tracks.code_versions_by_key[spine_tracks.key]:
+        return True
+    try:
+        if record["settings"] != (alignment or AlignmentSettings()).settings(lake, animal).alignment.fingerprint():
+            return True
+    except InputError:
         return True
     try:
         return record["upstream"] != {s.key: s.version for s in animal_sessions(lake, animal)}
@@ -165,16 +232,18 @@ def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: st
 
 
 def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str, sessions_changed: bool,
-                       report: PipelineReport) -> None:
-    stale = [spine_tracks.key] if animal_assets_stale(instance, lake, animal) else []
+                       report: PipelineReport, alignment: AlignmentSettings, progress) -> None:
+    stale = [spine_tracks.key] if animal_assets_stale(instance, lake, animal, alignment) else []
     dynamics = latest_versions(instance, spine_dynamics.key, animal)
     if stale or sessions_changed or dynamics is None or dynamics["code"] != spine_dynamics.code_versions_by_key[spine_dynamics.key]:
         stale.append(spine_dynamics.key)
     if not stale:
         report.up_to_date.append(animal)
         return
-    result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal, resources={"lake": lake},
+    progress(f"{animal}: {', '.join(k.to_user_string() for k in stale)}")
+    result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal, resources={"lake": lake, "alignment": alignment},
                             raise_on_error=False, run_config=QUIET, selection=stale)
+    report.warnings.extend(failed_checks(result, animal))
     if result.success:
         report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")
     else:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from synapflow_assets.defs.landing_sensor import landing_sensor
 from synapflow_assets.defs.partitions import ANIMALS, SESSIONS
-from synapflow_assets.defs.resources import DataLake, DetectionSettings
+from synapflow_assets.defs.resources import DataLake, DetectionSettings, ImagingSettings
 from synapflow_assets.pipeline import process_landed
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
@@ -12,7 +12,7 @@ from .conftest import write_stack
 
 
 def tick(instance, lake, cursor, detection=DetectionSettings()):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake, "detection": detection})
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake, "detection": detection, "imaging": ImagingSettings()})
     result = landing_sensor(context)
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

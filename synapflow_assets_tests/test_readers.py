@@ -127,7 +127,12 @@ def test_scanimage_interleaved_channels(tmp_path):
     assert vol.metadata["format"] == "scanimage-tiff"
     assert vol.metadata["n_channels"] == 2
     assert vol.metadata["voxel_size_sources"] == {"z": "scanimage", "y": "default", "x": "default"}
-    np.testing.assert_array_equal(read_volume(path).data, data[0::2])
+    assert vol.metadata["channel_choice"] == "configured"
+    data[0::2] //= 4  # channel 0 dim: the brightest (channel 1) is read when no channel is set
+    tifffile.imwrite(path, data, software=text, description=text, metadata=None)
+    default = read_volume(path)
+    np.testing.assert_array_equal(default.data, data[1::2])
+    assert default.metadata["channel"] == 1 and default.metadata["channel_choice"] == "brightest of 2"
 
 
 def test_scanimage_actual_step_preferred(tmp_path):

@@ -51,7 +51,8 @@ def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
 
     write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11, spacing=1.0, pixel_um=0.12)
     fourth = process_landed(instance, lake, detection=IMPORTED)
-    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
+    assert "sessions day00 -> day04 do not align" in fourth.failed["m1"]  # the new day00 is another (random) image
 
 
 def test_detections_outside_the_volume_fail_that_partition_only(landed, instance, tmp_path):
@@ -60,7 +61,8 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
     table = pl.read_csv(csv)
     table.with_columns(filename=pl.lit("day04_layer40.png")).write_csv(csv)
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
+    assert "not tracked: session day04 failed" in report.failed["m1"]
     assert "day04.detections.csv" in report.failed["m1|day04"] and "outside 0..15" in report.failed["m1|day04"]
     assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
     table.write_csv(csv)
@@ -98,30 +100,23 @@ def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, insta
     assert "different voxel sizes" in report.failed["m1"] and "day04: (2.0, 0.2, 0.2)" in report.failed["m1"]
 
 
-def test_a_session_that_does_not_overlap_fails_the_alignment_check(landed, instance, tmp_path):
-    """A session of another field of view is reported by the ``sessions_aligned`` check, and none of its
-    spines is linked to the previous session's (they are all new; the earlier ones are not matched to garbage)."""
-    import dagster as dg
+def test_a_session_that_does_not_overlap_fails_the_animal_and_writes_nothing_downstream(landed, instance, tmp_path):
+    """A session of another field of view stops the animal's tracks and dynamics with a message naming the
+    pair; no tracks and no dynamics rows are written from it, and the sessions themselves are processed."""
+    from datetime import timedelta
+
+    from synapflow_assets.store.feature_store import stored_partitions
+    from synapflow_assets.synthetic.files import FIRST_DAY
 
     lake, _ = landed
     elsewhere = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=1, seed=123)[0]
-    from datetime import timedelta
-
-    from synapflow_assets.synthetic.files import FIRST_DAY
-
     write_session(elsewhere, tmp_path / "landing", "m1", "day08", acquired_at=FIRST_DAY + timedelta(days=8))
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert not report.failed
-    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("spine_tracks"), "sessions_aligned")])
-    execution = next(iter(check.values()))
-    assert execution.status.value == "FAILED"
-    result = execution.event.dagster_event.event_specific_data
-    assert result.metadata["failed_pairs"].value == ["day04->day08"]
-    tracks = pl.read_parquet(lake.tracks_path("m1"))
-    day08 = tracks.filter(pl.col("session") == "day08")
-    assert set(day08.filter(pl.col("spine_id").is_not_null())["status"]) == {"new"}
-    assert set(day08.filter(pl.col("spine_id").is_null())["status"]) <= {"out_of_view", "eliminated"}
+    assert sorted(report.failed) == ["m1"]
+    assert report.failed["m1"].startswith("m1: sessions day04 -> day08 do not align: ")
+    assert len(report.materialized) == 3
+    assert not lake.tracks_path("m1").exists()
+    assert ("m1",) not in stored_partitions(lake.store_path, "dynamics")
 
 
 def test_changed_detection_settings_rerun_detections_and_keep_identical_tracks(landed, instance):

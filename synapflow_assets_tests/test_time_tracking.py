@@ -102,8 +102,8 @@ def test_local_field_in_both_directions_is_consistent(default_pair):
 def test_trust_thresholds_come_from_the_parameters_used(animal):
     _, volumes, _ = animal
     assert align_sessions(volumes[0], volumes[1]).ok
-    strict = align_sessions(volumes[0], volumes[1], AlignParams(min_peak=1e6))
-    assert strict.min_peak == 1e6 and not strict.ok
+    strict = align_sessions(volumes[0], volumes[1], AlignParams(min_global_peak=1e6))
+    assert strict.min_global_peak == 1e6 and not strict.ok and "do not overlap" in strict.problem()
 
 
 def test_sessions_that_do_not_overlap_fail_the_alignment_check(animal):

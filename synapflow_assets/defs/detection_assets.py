@@ -3,6 +3,7 @@ import hashlib
 import json
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
@@ -15,6 +16,7 @@ from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
 from ..imaging.ingest import png_markdown
 from ..imaging.readers import content_hash
+from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.atomic_files import write_parquet_atomic
 from .lineage import upstream_versions
 from .partitions import SESSION_PARTITIONS
@@ -37,14 +39,15 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
     return load_detections(csv, shape), f"imported:{csv.name}", content_hash(csv)
 
 
-def model_detections(lake: DataLake, animal: str, session: str, settings: DetectionSettings) -> tuple[pl.DataFrame, str, str]:
+def model_detections(lake: DataLake, animal: str, session: str, options: DetectionOptions,
+                     batch_size: int) -> tuple[pl.DataFrame, str, str]:
     """Boxes of the registry's champion detector on every layer of the registered volume (the shipped
     detector is registered first when the registry has no champion)."""
     ensure_champion(lake.root)
     detector, champion = load_champion(lake.root)
-    detector.set_options(settings.upscale, settings.box_scale, settings.tile)
+    detector.set_options(options.upscale, options.box_scale, options.tile)
     volume, _, _ = read_volume_zarr(lake.volume_path(animal, session))
-    boxes = detector.detect_stack(volume, score_threshold=settings.score_threshold, batch_size=settings.batch_size)
+    boxes = detector.detect_stack(volume, score_threshold=options.score_threshold, batch_size=batch_size)
     return boxes.select(DETECTION_COLUMNS), champion.name, champion.version
 
 
@@ -55,8 +58,33 @@ def baseline_detections(lake: DataLake, animal: str, session: str) -> tuple[pl.D
     return boxes.select(DETECTION_COLUMNS), baseline.MODEL_NAME, baseline.CODE_VERSION
 
 
+MIN_SHARE_OF_OTHERS = 0.5
+
+
+def other_session_counts(lake: DataLake, animal: str, session: str) -> list[int]:
+    """Box counts of the animal's other sessions that have detections."""
+    folder = lake.detections_path(animal, session).parent
+    return [pl.scan_parquet(p).select(pl.len()).collect().item() for p in sorted(folder.glob("*.parquet"))
+            if p.name != f"{session}.parquet"]
+
+
+def detection_count_problem(count: int, others: list[int]) -> str | None:
+    """Why a session's box count looks wrong (none, or under half the median of the animal's other
+    sessions); None when it looks plausible."""
+    if count == 0:
+        return "no spine detected in this session"
+    if others:
+        typical = float(np.median(others))
+        if count < MIN_SHARE_OF_OTHERS * typical:
+            return f"{count} boxes, under {MIN_SHARE_OF_OTHERS:.0%} of the median of the animal's other sessions ({typical:.0f})"
+    return None
+
+
 @dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume, spine_detector], code_version="2", kinds={"parquet"},
-          group_name="detection")
+          group_name="detection",
+          check_specs=[dg.AssetCheckSpec("detections_found", asset="detections_2d",
+                                         description="the session has detections, and at least half as many as the median "
+                                                     "of the animal's other sessions")])
 def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings) -> dg.MaterializeResult:
     """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
     that made it; by default the champion of the model registry, else imported from another detector's CSV
@@ -64,6 +92,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     animal, session = session_keys(context)
     upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:
+        options = detection.settings(lake, animal).detection
         shape, _, _ = read_volume_info(lake.volume_path(animal, session))
         if detection.source == "imported":
             table, model, version = imported_detections(lake, animal, session, shape)
@@ -73,10 +102,12 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
                 table, model, version = baseline_detections(lake, animal, session)
                 context.log.warning("detections come from the LoG baseline (source 'baseline'), not the model")
             else:
-                table, model, version = model_detections(lake, animal, session, detection)
-            options = [detection.upscale, detection.box_scale, detection.tile]
-            options = options if detection.source == "model" and options != [None] * 3 else []
-            data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"], *options])
+                table, model, version = model_detections(lake, animal, session, options, detection.batch_size)
+            decisive = [options.upscale, options.box_scale, options.tile]
+            decisive = decisive if detection.source == "model" and decisive != [None] * 3 else []
+            if detection.source == "model" and options.score_threshold != DEFAULT_SCORE_THRESHOLD:
+                decisive.append(options.score_threshold)
+            data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"], *decisive])
                                           .encode()).hexdigest()[:32]
     except InputError as error:
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
@@ -85,17 +116,23 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     table = table.with_columns(model=pl.lit(model), model_version=pl.lit(version))
     path = write_parquet_atomic(table, lake.detections_path(animal, session))
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
+    problem = detection_count_problem(len(table), other_session_counts(lake, animal, session))
+    if problem:
+        context.log.warning(f"{animal}|{session}: {problem}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(data_version),
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
             "source": detection.source,
-            "settings": detection.fingerprint(),
+            "settings": detection.fingerprint(options),
             "model": model,
             "model_version": version,
             "upstream_versions": upstream,
             "per_layer": dg.MetadataValue.json(detections_per_layer(table, shape[0])),
             "overlay": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
         },
+        check_results=[dg.AssetCheckResult(
+            check_name="detections_found", passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
+            description=problem, metadata={"detections": len(table)})],
     )

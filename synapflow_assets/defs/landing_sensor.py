@@ -5,7 +5,7 @@ import dagster as dg
 
 from ..imaging.landing import scan_landing, settled_sessions
 from .partitions import ANIMALS, SESSIONS, session_partition_key
-from .resources import DataLake, DetectionSettings
+from .resources import DataLake, DetectionSettings, ImagingSettings
 from .detection_assets import detections_2d
 from .feature_assets import spine_features
 from .spine_assets import spines_3d
@@ -15,7 +15,8 @@ process_sessions_job = dg.define_asset_job("process_sessions", selection=[raw_vo
 
 
 @dg.sensor(job=process_sessions_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings) -> dg.SensorResult:
+def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings,
+                   imaging: ImagingSettings) -> dg.SensorResult:
     """Watch ``data/landing/<animal>/<session>.tif``: add partitions and request processing.
 
     A file is taken once it is complete (a ``<session>.done`` marker, or size
@@ -34,7 +35,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
     ready, state = settled_sessions(sessions, state)
     requests = []
     for s in ready:
-        stale = stale_assets(context.instance, s, None, detection)
+        try:
+            stale = stale_assets(context.instance, s, None, detection, imaging)
+        except ValueError as error:
+            context.log.error(f"FAILED {s.animal}|{s.session}: {error}")
+            continue
         if not stale:
             context.log.info(f"{s.animal}|{s.session} is up to date: nothing to run")
             continue
@@ -58,3 +63,17 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
         ],
         cursor=json.dumps(state),
     )
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
+def failure_summary_sensor(context: dg.RunFailureSensorContext) -> None:
+    """One line per failed run in the daemon's log: the partition and the first error (the full traceback
+    stays on the run's page)."""
+    run = context.dagster_run
+    partition = run.tags.get("dagster/partition", "-")
+    message = context.failure_event.message or "run failed"
+    failure = next((e for e in context.get_step_failure_events()), None)
+    if failure is not None and failure.step_failure_data is not None:
+        error = failure.step_failure_data.error
+        message = (error.cause or error).message.strip().splitlines()[0] if (error.cause or error).message else message
+    context.log.error(f"FAILED {partition}: {message} (run {run.run_id})")

@@ -2,8 +2,12 @@
 import json
 from pathlib import Path
 
+from typing import ClassVar
+
 import dagster as dg
 from pydantic import field_validator
+
+from ..settings import AlignmentOptions, DetectionOptions, ImagingOptions, LabSettings, load_settings
 
 
 class DataLake(dg.ConfigurableResource):
@@ -45,46 +49,54 @@ class DataLake(dg.ConfigurableResource):
         return Path(self.root) / "spines" / animal / f"{session}.boxes.parquet"
 
 
-class ImagingSettings(dg.ConfigurableResource):
-    """How raw stacks are read; a session's sidecar JSON may override channel choices."""
+class _Overrides(dg.ConfigurableResource):
+    """Explicit values that win over the landing folder's ``synapflow.yaml`` files (None: not set here)."""
 
+    _section: ClassVar[str]
+
+    def overrides(self) -> dict:
+        return {self._section: {k: v for k, v in self.model_dump().items() if k in _SECTIONS[self._section].model_fields}}
+
+    def settings(self, lake: "DataLake", animal: str) -> LabSettings:
+        """The animal's settings: defaults, ``synapflow.yaml`` files, then these explicit values."""
+        return load_settings(lake.landing, animal, self.overrides())
+
+
+class ImagingSettings(_Overrides):
+    """How raw stacks are read (section ``imaging`` of ``synapflow.yaml``; see ``ImagingOptions``);
+    a session's sidecar JSON may override channel choices."""
+
+    _section: ClassVar[str] = "imaging"
+    pixel_size_um: float | None = None
+    z_step_um: float | None = None
     channel: int | None = None
     n_channels: int | None = None
+    min_layers: int | None = None
+    max_layer_shift_px: float | None = None
     default_voxel_size_um: list[float] = [1.0, 0.12, 0.12]
-    min_layers: int = 2
-    max_layer_shift_px: float = 20.0
-
-    def reader_options(self) -> dict:
-        return {
-            "channel": self.channel,
-            "n_channels": self.n_channels,
-            "default_voxel_size_um": tuple(self.default_voxel_size_um),
-            "min_layers": self.min_layers,
-        }
 
 
 DETECTION_SOURCES = ("model", "imported", "baseline")
 
 
-class DetectionSettings(dg.ConfigurableResource):
+class DetectionSettings(_Overrides):
     """Where 2D detections come from: ``model`` (the registry's champion), ``imported``
     (another detector's export ``<session>.detections.csv`` beside the session) or ``baseline``
     (the classical LoG blob detector at its own threshold, model name ``log-baseline``; for
-    comparison only, never chosen automatically). The shipped
-    detector's best F1 on held-out layers is at a score of about 0.35. ``tile``, ``upscale`` and
-    ``box_scale`` override the model's inference options (None: the model's own; the shipped
-    model runs on 320 px tiles, its training crop, since its boxes scale with its input)."""
+    comparison only, never chosen automatically). The other options override section ``detection``
+    of ``synapflow.yaml`` (see ``DetectionOptions``: score threshold, upscale, box scale, tile)."""
 
+    _section: ClassVar[str] = "detection"
     source: str = "model"
-    score_threshold: float = 0.35
+    score_threshold: float | None = None
     batch_size: int = 4
     upscale: float | None = None
     box_scale: float | None = None
     tile: int | None = None
 
-    def fingerprint(self) -> str:
-        """What decides the boxes (everything but the batch size), for staleness checks."""
-        return json.dumps(self.model_dump(exclude={"batch_size"}), sort_keys=True)
+    def fingerprint(self, options: DetectionOptions) -> str:
+        """What decides the boxes (source and options, not the batch size), for staleness checks."""
+        return json.dumps({"source": self.source, **options.model_dump()}, sort_keys=True)
 
     @field_validator("source")
     @classmethod
@@ -93,9 +105,25 @@ class DetectionSettings(dg.ConfigurableResource):
             raise ValueError(f"unknown detection source {value!r}; expected one of {', '.join(DETECTION_SOURCES)}")
         return value
 
-    @field_validator("upscale", "box_scale", "tile")
+    @field_validator("upscale", "box_scale", "tile", "score_threshold")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:
         if value is not None and not value > 0:
             raise ValueError(f"must be a positive number, got {value}")
         return value
+
+
+class AlignmentSettings(_Overrides):
+    """When consecutive sessions count as aligned (section ``alignment`` of ``synapflow.yaml``; see
+    ``AlignmentOptions``)."""
+
+    _section: ClassVar[str] = "alignment"
+    max_rotation_deg: float | None = None
+    max_z_shift: int | None = None
+    min_peak: float | None = None
+    min_global_peak: float | None = None
+    min_trusted_blocks: float | None = None
+    min_structure: float | None = None
+
+
+_SECTIONS = {"imaging": ImagingOptions, "detection": DetectionOptions, "alignment": AlignmentOptions}

@@ -12,6 +12,8 @@ from .resources import DataLake, ImagingSettings
 MAX_RESIDUAL_PX = 0.5
 CHECKS = [
     dg.AssetCheckSpec("shape_and_dtype", asset="raw_volume", description="3D, integer or float, plausible size"),
+    dg.AssetCheckSpec("pixel_size_known", asset="raw_volume",
+                      description="the x/y pixel size comes from the file's metadata or the lab's settings, not the default"),
     dg.AssetCheckSpec("registration_residual", asset="raw_volume", description=f"layers aligned within {MAX_RESIDUAL_PX} px"),
 ]
 
@@ -28,17 +30,23 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
     keys = context.partition_key.keys_by_dimension
     animal, session = keys["animal"], keys["session"]
     try:
+        options = imaging.settings(lake, animal).imaging
         source = find_session_input(lake.landing, animal, session)
         report = ingest_session(
             source,
             lake.volume_path(animal, session),
-            max_layer_shift_px=imaging.max_layer_shift_px,
-            **imaging.reader_options(),
+            default_voxel_size_um=tuple(imaging.default_voxel_size_um),
+            **options.model_dump(),
         )
     except InputError as error:
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
     z, y, x = report.shape
-    shift_size = np.hypot(*report.layer_shifts.T)
+    shift_size = np.hypot(*report.layer_shifts.T) if z > 1 else np.zeros(1)
+    pixel_known = report.voxel_size_source != "default"
+    if not pixel_known:
+        context.log.warning(f"{report.source}: no x/y pixel size in the file; {report.voxel_size_um[2]} um assumed "
+                            "(set imaging.pixel_size_um in synapflow.yaml)")
+    meta = report.metadata
     return dg.MaterializeResult(
         data_version=dg.DataVersion(report.input_hash),
         metadata={
@@ -48,6 +56,11 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "dtype": report.dtype,
             "voxel_size_um_zyx": list(report.voxel_size_um),
             "voxel_size_source": report.voxel_size_source,
+            "voxel_size_sources": dg.MetadataValue.json(meta.get("voxel_size_sources", {})),
+            "format": meta.get("format", "unknown"),
+            "channel": f"{meta.get('channel', 0)} of {meta.get('n_channels', 1)} ({meta.get('channel_choice', 'only channel')})",
+            "colour": meta.get("colour_note") or "grey",
+            "settings": options.fingerprint(),
             "acquired_at": report.acquired_at or "unknown",
             "layer_shift_max_px": float(shift_size.max()),
             "layer_shifts_px": dg.MetadataValue.json(np.round(report.layer_shifts, 2).tolist()),
@@ -60,6 +73,14 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
                 check_name="shape_and_dtype",
                 passed=bool(z >= 1 and min(y, x) >= 16 and report.dtype in {"uint8", "uint16", "int16", "float32"}),
                 metadata={"shape_zyx": [z, y, x], "dtype": report.dtype},
+            ),
+            dg.AssetCheckResult(
+                check_name="pixel_size_known",
+                passed=pixel_known,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=None if pixel_known else f"no x/y pixel size in {report.source.name}; "
+                            f"{report.voxel_size_um[2]} um assumed (set imaging.pixel_size_um in synapflow.yaml)",
+                metadata={"voxel_size_source": report.voxel_size_source},
             ),
             dg.AssetCheckResult(
                 check_name="registration_residual",

@@ -83,25 +83,27 @@ def train_detector_main(argv: list[str]) -> int:
     return 0
 
 
-def _read_input(path: Path) -> tuple[np.ndarray, bool]:
-    """(array, is_stack): PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG layers -> stack."""
+def _read_input(path: Path, channel: int | None = None) -> tuple[np.ndarray, bool, str | None]:
+    """(array, is_stack, note): PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG layers -> stack.
+    Colour images are read as grey exactly as ``ingest`` reads them; ``note`` says so (None for grey)."""
     if path.is_file() and path.suffix.lower() == ".png":
         from PIL import Image
 
+        from ..imaging.colour import pil_to_grey
+
         with Image.open(path) as image:
-            array = np.asarray(image)
-        if array.ndim == 3:  # RGB(A) PNG: average the colour channels
-            array = array[..., :3].mean(-1)
-        return array, False
+            array, note = pil_to_grey(image)
+        return array, False, note
     from ..imaging.readers import read_volume
 
-    volume = read_volume(path, min_layers=1)
-    array = np.asarray(getattr(volume, "data", volume))
-    if array.ndim == 2:
-        return array, False
+    volume = read_volume(path, min_layers=1, channel=channel)
+    note = volume.metadata.get("colour_note")
+    if volume.metadata.get("n_channels", 1) > 1:
+        note = f"channel {volume.metadata['channel']} of {volume.metadata['n_channels']} ({volume.metadata['channel_choice']})"
+    array = np.asarray(volume.data)
     if array.ndim == 3 and array.shape[0] == 1:
-        return array[0], False
-    return array, True
+        return array[0], False, note
+    return array, True, note
 
 
 def detect_main(argv: list[str]) -> int:
@@ -121,6 +123,7 @@ def detect_main(argv: list[str]) -> int:
     """
     import polars as pl
 
+    from ..settings import DEFAULT_SCORE_THRESHOLD
     from .inference import DetectorError, SpineDetector
     from .champion import ensure_champion, load_champion
     from .registry import RegistryError, tracking_uri
@@ -131,7 +134,9 @@ def detect_main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None,
                         help="detector folder (default: the champion of the MLflow registry under --data-root)")
     parser.add_argument("--data-root", default="data", help="data folder holding mlflow/ (default: data)")
-    parser.add_argument("--score", type=float, default=0.5, help="minimal score")
+    parser.add_argument("--score", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                        help=f"minimal score (default {DEFAULT_SCORE_THRESHOLD}, as the pipeline)")
+    parser.add_argument("--channel", type=int, default=None, help="channel of multi-channel TIFFs (default: the brightest)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--upscale", type=float, default=None, help="test-time zoom (default: the model's)")
     parser.add_argument("--box-scale", type=float, default=None, help="box-size factor (default: the model's)")
@@ -155,7 +160,7 @@ def detect_main(argv: list[str]) -> int:
         try:
             if not path.exists():
                 raise ValueError("no such file or folder")
-            array, is_stack = _read_input(path)
+            array, is_stack, note = _read_input(path, args.channel)
             boxes = (detector.detect_stack(array, args.score, args.batch_size) if is_stack
                      else detector.detect_layer(array, args.score).with_columns(pl.lit(None, pl.Int64).alias("layer")))
         except Exception as error:  # noqa: BLE001 - reported with the file name
@@ -167,7 +172,7 @@ def detect_main(argv: list[str]) -> int:
             pl.lit(path.name).alias("filename"), pl.lit(width, pl.Int64).alias("width"),
             pl.lit(height, pl.Int64).alias("height"), pl.col("type").alias("class"), "score",
             "xmin", "ymin", "xmax", "ymax", "layer"))
-        print(f"{path}: {len(boxes)} boxes", flush=True)
+        print(f"{path}: {len(boxes)} boxes" + (f" ({note})" if note else ""), flush=True)
     table = pl.concat(frames) if frames else pl.DataFrame()
     if not any_stack:
         table = table.drop("layer")

@@ -71,7 +71,10 @@ def ingest_session(
         Largest motion between consecutive layers taken as real.
     **reader_options
         Passed to :func:`synapflow_assets.imaging.readers.read_volume`
-        (``channel``, ``n_channels``, ``default_voxel_size_um``, ``min_layers``).
+        (``channel``, ``n_channels``, ``pixel_size_um``, ``z_step_um``,
+        ``default_voxel_size_um``, ``min_layers``). The channel and why it was
+        chosen, the voxel size sources and any colour conversion are written
+        to the OME-Zarr attributes.
     """
     source, target = Path(source), Path(target)
     input_hash = content_hash(source)
@@ -84,6 +87,12 @@ def ingest_session(
         "input_hash": input_hash,
         "acquired_at": acquired,
         "voxel_size_source": volume.voxel_size_source,
+        "voxel_size_sources": volume.metadata.get("voxel_size_sources"),
+        "format": volume.metadata.get("format"),
+        "channel": volume.metadata.get("channel"),
+        "n_channels": volume.metadata.get("n_channels"),
+        "channel_choice": volume.metadata.get("channel_choice"),
+        "colour_note": volume.metadata.get("colour_note"),
         "layer_shifts_px": np.round(shifts, 3).tolist(),
         "registration_residual_px": residual,
     }

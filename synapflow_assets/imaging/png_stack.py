@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .colour import COLOUR_MODES, pil_to_grey
 from .errors import InputError
 from .validation import check_dtype, check_layer_count, check_shape
 
@@ -91,19 +92,20 @@ def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: in
     Returns
     -------
     data : ndarray
-        uint8 or uint16 (int32/float32 for the rare 32-bit PNG modes).
+        uint8 or uint16 (int32/float32 for the rare 32-bit PNG modes); colour
+        layers are read as grey (see ``colour.pil_to_grey``).
     info : dict
-        ``layers`` (file names) and ``compression``.
+        ``layers`` (file names), ``compression`` and, for colour layers,
+        ``colour_note``.
     """
     layers = find_png_layers(folder)
     check_layer_count(folder, len(layers), min_layers=min_layers, max_layers=max_layers)
     modes, sizes = set(), set()
     for path in layers:
         with _open(path) as image:
-            if image.mode not in _GREY_MODES:
-                kind = "RGB/colour" if image.mode in ("RGB", "RGBA", "P", "PA", "LA", "CMYK", "YCbCr") else "unsupported"
-                raise InputError(path, f"{kind} PNG (mode {image.mode}) is not supported; grey 8- or 16-bit layers are expected")
-            modes.add(image.mode)
+            if image.mode not in _GREY_MODES and image.mode not in COLOUR_MODES:
+                raise InputError(path, f"unsupported PNG (mode {image.mode}); grey or colour 8- or 16-bit layers are expected")
+            modes.add("L" if image.mode in COLOUR_MODES else image.mode)
             sizes.add(image.size)
     if len(sizes) > 1:
         raise InputError(folder, f"layers have mixed shapes (width x height): {sorted(sizes)}")
@@ -115,13 +117,19 @@ def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: in
     dtype = np.dtype(_GREY_MODES[modes.pop()])
     check_dtype(folder, dtype)
     data = np.empty((len(layers), height, width), dtype=dtype)
+    notes = set()
     for index, path in enumerate(layers):
         with _open(path) as image:
             try:
                 image.load()
-                data[index] = np.asarray(image)
+                data[index], note = pil_to_grey(image)
             except Exception as exc:  # noqa: BLE001
                 raise InputError(path, f"corrupt or truncated PNG ({exc})") from None
+        if note:
+            notes.add(note)
     if dtype == np.int32 and data.min() >= 0 and data.max() <= 65535:
         data = data.astype(np.uint16)
-    return data, {"layers": [p.name for p in layers], "compression": "png"}
+    info = {"layers": [p.name for p in layers], "compression": "png"}
+    if notes:
+        info["colour_note"] = notes.pop()
+    return data, info

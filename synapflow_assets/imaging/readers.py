@@ -31,8 +31,9 @@ def _check_default(default_voxel_size_um) -> tuple[float, float, float]:
 
 
 def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int | None = None,
+                pixel_size_um: float | None = None, z_step_um: float | None = None,
                 default_voxel_size_um: tuple[float, float, float] = (1.0, 0.12, 0.12),
-                min_layers: int = 2, max_layers: int = 2048, max_xy: int = 16384) -> Volume:
+                min_layers: int = 1, max_layers: int = 2048, max_xy: int = 16384) -> Volume:
     """Read and validate one session's z-stack.
 
     Parameters
@@ -42,16 +43,19 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
         folder of per-layer PNGs (``<stack>_layerNN.png`` or ``<stack>-NN.png``).
     channel : int, optional
         Channel to return from a multi-channel stack; default: the sidecar's
-        ``channel`` or 0.
+        ``channel``, else the brightest (``metadata["channel_choice"]`` says
+        which rule chose it).
     n_channels : int, optional
         Number of channels interleaved page by page (page ``i`` belongs to
         channel ``i % n_channels``) when the file does not say; default: from
         ScanImage metadata, else the sidecar, else 1.
+    pixel_size_um, z_step_um : float, optional
+        x/y pixel size and z step set by the lab (settings); they win over
+        the file's metadata (source ``settings``).
     default_voxel_size_um : tuple of float
-        (z, y, x) used for every axis no metadata or sidecar states.
+        (z, y, x) used for every axis nothing else states (source ``default``).
     min_layers, max_layers : int
-        Accepted number of layers (a single 2D image has 1 layer and is
-        rejected unless ``min_layers=1``).
+        Accepted number of layers (a single plane has 1 layer).
     max_xy : int
         Largest accepted layer width/height in pixels (at least 16 px are
         required).
@@ -59,9 +63,10 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
     Returns
     -------
     Volume
-        ``data`` is (z, y, x): integer types as stored, float as float32.
+        ``data`` is (z, y, x): integer types as stored, float as float32;
+        colour images are read as grey (``metadata["colour_note"]`` says so).
         Each of z, y, x voxel size comes from the first source that has it,
-        in the order OME, ImageJ, ScanImage (z only), sidecar, default;
+        in the order settings, OME, ImageJ, ScanImage, sidecar, default;
         ``voxel_size_source`` is the source of x/y and
         ``metadata["voxel_size_sources"]`` gives each axis.
 
@@ -92,7 +97,7 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
             raise InputError(path, f"channel {chosen} of {n_channels or side_n or 1} requested, "
                                    "but a PNG layer folder has 1 channel (grey)")
         data, extra = read_png_stack(path, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
-        info = {"format": "png-layers", "axes": "ZYX", "channel": 0, "n_channels": 1,
+        info = {"format": "png-layers", "axes": "ZYX", "channel": 0, "n_channels": 1, "channel_choice": "only channel",
                 "voxel": {}, "acquired_at": None, **extra}
     else:
         data, info = read_tiff_stack(path, channel=channel, n_channels=n_channels,
@@ -100,7 +105,9 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
                                      min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
     data = check_values(path, data)
 
-    candidates = dict(info.pop("voxel"))
+    settings = {axis: value for axis, value in (("z", z_step_um), ("y", pixel_size_um), ("x", pixel_size_um))
+                if value is not None}
+    candidates = {"settings": settings, **info.pop("voxel")}
     candidates["sidecar"] = dict(zip(_AXES, sidecar.voxel_size_um)) if sidecar and sidecar.voxel_size_um else {}
     candidates["default"] = dict(zip(_AXES, default))
     sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}

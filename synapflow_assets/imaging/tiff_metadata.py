@@ -161,6 +161,11 @@ _SI_Z_ACTUAL = re.compile(
 )
 _SI_CHANNELS = re.compile(r"hChannels\.channelSave\s*=\s*(\[[^\]]*\]|\d+)")
 _SI_LEGACY_CHANNELS = re.compile(r"state\.acq\.numberOfChannelsSave\s*=\s*(\d+)")
+_NUMBER = r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?"
+_SI_FOV = re.compile(r"hRoiManager\.imagingFov(Um|Deg)\s*=\s*\[([^\]]*)\]")
+_SI_PIXELS = re.compile(r"hRoiManager\.pixelsPerLine\s*=\s*(\d+)")
+_SI_LINES = re.compile(r"hRoiManager\.linesPerFrame\s*=\s*(\d+)")
+_SI_OBJECTIVE = re.compile(r"\bSI\.objectiveResolution\s*=\s*(" + _NUMBER + ")")
 _SI_MARK = re.compile(r"\bSI\d*\.|scanimage|state\.acq\.", re.IGNORECASE)
 
 
@@ -210,7 +215,10 @@ def scanimage_info(text: str) -> dict:
     -------
     dict
         Keys (each only when found): ``is_scanimage`` (bool), ``z`` (step in
-        µm, absolute value, the actual step preferred), ``n_channels`` (int).
+        µm, absolute value, the actual step preferred), ``y`` and ``x`` (pixel
+        size in µm: the imaging field of view, ``imagingFovUm`` or else
+        ``imagingFovDeg`` times ``objectiveResolution``, over
+        ``linesPerFrame`` and ``pixelsPerLine``), ``n_channels`` (int).
     """
     info: dict = {}
     if not text or not _SI_MARK.search(text):
@@ -228,4 +236,27 @@ def scanimage_info(text: str) -> dict:
         match = _SI_LEGACY_CHANNELS.search(text)
         if match:
             info["n_channels"] = int(match.group(1))
+    info.update(_scanimage_pixel_size(text))
     return info
+
+
+def _scanimage_pixel_size(text: str) -> dict[str, float]:
+    fovs = {unit: value for unit, value in _SI_FOV.findall(text)}
+    pixels, lines = _SI_PIXELS.search(text), _SI_LINES.search(text)
+    if not (pixels and lines) or not fovs:
+        return {}
+    scale = 1.0
+    corners_text = fovs.get("Um")
+    if corners_text is None:
+        objective = _SI_OBJECTIVE.search(text)
+        if not objective:
+            return {}
+        corners_text, scale = fovs["Deg"], float(objective.group(1))
+    numbers = [float(v) for v in re.findall(_NUMBER, corners_text)]
+    if len(numbers) < 4 or len(numbers) % 2:
+        return {}
+    xs, ys = numbers[0::2], numbers[1::2]
+    width, height = (max(xs) - min(xs)) * scale, (max(ys) - min(ys)) * scale
+    if not (width > 0 and height > 0):
+        return {}
+    return {"x": width / int(pixels.group(1)), "y": height / int(lines.group(1))}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .colour import COLOUR_NOTE, colour_to_grey
 from .errors import InputError
 from .tiff_metadata import imagej_voxel_size, ome_info, scanimage_info, scanimage_text
 from .validation import check_dtype, check_shape, check_voxel_size
@@ -30,10 +31,12 @@ class AxisPlan:
 
     kept_axes: str
     kept_shape: tuple[int, ...]
-    channel: int
+    channel: int | None
     n_channels: int
     interleaved: bool
     n_layers: int
+    colour: str | None = None
+    channel_choice: str = "only channel"
 
 
 class _Collect(logging.Handler):
@@ -100,21 +103,34 @@ def plan_axes(path: Path, axes: str, shape: tuple[int, ...], *, channel: int | N
     Returns
     -------
     AxisPlan
+        ``channel`` None means "the brightest" (decided on the pixels by
+        :func:`extract`); ``channel_choice`` says how it was chosen.
+        ``colour``: ``"rgb"`` for interleaved colour samples (read as grey,
+        see ``colour.colour_to_grey``), ``"planes"`` for 3 or 4 sample planes
+        stored in one page (what ``tifffile.imwrite`` makes of a (3|4, y, x)
+        grey stack): read as layers.
 
     Raises
     ------
     InputError
-        RGB samples, axes other than one stack and one channel axis, a channel
-        count that disagrees with the file or does not divide the page count,
-        a channel out of range.
+        Samples other than 3 or 4, axes other than one stack and one channel
+        axis, a channel count that disagrees with the file or does not divide
+        the page count, a channel out of range.
     """
     dims = dict(zip(axes, shape))
+    colour = None
     if dims.get("S", 1) > 1:
         samples = dims["S"]
-        if samples in (3, 4):
-            raise InputError(path, f"RGB colour image ({samples} samples per pixel, axes {axes}) is not supported; "
-                                   "save each channel as grey")
-        raise InputError(path, f"{samples} samples per pixel (axes {axes}) are not supported")
+        if samples not in (3, 4):
+            raise InputError(path, f"{samples} samples per pixel (axes {axes}) are not supported")
+        if axes.index("S") < axes.index("Y") and all(dims[a] == 1 for a in axes if a not in "SYX"):
+            colour, axes = "planes", axes.replace("S", "Z")
+        elif axes.endswith("YXS"):
+            colour = "rgb"
+            axes, shape = axes[:-1], tuple(shape[:-1])
+        else:
+            raise InputError(path, f"unsupported colour layout (axes {axes}); save each channel as grey")
+        dims = dict(zip(axes, shape))
     kept = [(a, n) for a, n in zip(axes, shape) if n > 1 or a in "YX"]
     kept_axes = "".join(a for a, _ in kept)
     described = f"axes {axes} with shape {tuple(shape)}"
@@ -144,16 +160,33 @@ def plan_axes(path: Path, axes: str, shape: tuple[int, ...], *, channel: int | N
         if interleaved and n_pages % total:
             raise InputError(path, f"{n_pages} pages are not a multiple of n_channels={total}; "
                                    "cannot de-interleave channels")
-    chosen = channel if channel is not None else (sidecar_channel if sidecar_channel is not None else 0)
-    if not 0 <= chosen < total:
+    chosen = channel if channel is not None else sidecar_channel
+    choice = "configured" if channel is not None else "sidecar" if sidecar_channel is not None else (
+        "only channel" if total == 1 else f"brightest of {total}")
+    if chosen is None and total == 1:
+        chosen = 0
+    if chosen is not None and not 0 <= chosen < total:
         word = "channel" if total == 1 else "channels"
         raise InputError(path, f"channel {chosen} is out of range: the file has {total} {word} (0..{total - 1})")
     n_layers = n_pages // total if interleaved else n_pages
-    return AxisPlan(kept_axes, tuple(n for _, n in kept), chosen, total, interleaved, n_layers)
+    return AxisPlan(kept_axes, tuple(n for _, n in kept), chosen, total, interleaved, n_layers, colour, choice)
 
 
-def extract(data: np.ndarray, plan: AxisPlan) -> np.ndarray:
-    """Apply ``plan`` to the series array; returns a contiguous (z, y, x) array."""
+def brightness(stack: np.ndarray) -> float:
+    """How much signal a channel holds: its 99.9th percentile above its median (on a sub-sample)."""
+    sample = np.asarray(stack[:, ::4, ::4], dtype=np.float32)
+    return float(np.percentile(sample, 99.9) - np.median(sample))
+
+
+def extract(data: np.ndarray, plan: AxisPlan) -> tuple[np.ndarray, AxisPlan]:
+    """Apply ``plan`` to the series array; returns a contiguous (z, y, x) array and the plan with
+    its channel decided (the brightest when the plan left it open)."""
+    if plan.channel is None:
+        stacks = [extract(data, replace(plan, channel=c))[0] for c in range(plan.n_channels)]
+        best = int(np.argmax([brightness(stack) for stack in stacks]))
+        return stacks[best], replace(plan, channel=best)
+    if plan.colour == "rgb":
+        data = colour_to_grey(data)
     data = data.reshape(plan.kept_shape)
     axes = plan.kept_axes
     if "C" in axes:
@@ -164,7 +197,7 @@ def extract(data: np.ndarray, plan: AxisPlan) -> np.ndarray:
     if plan.interleaved:
         z, y, x = data.shape
         data = data.reshape(z // plan.n_channels, plan.n_channels, y, x)[:, plan.channel]
-    return np.ascontiguousarray(data)
+    return np.ascontiguousarray(data), plan
 
 
 def _format(tif, si: dict) -> str:
@@ -235,11 +268,16 @@ def read_tiff_stack(path: Path, *, channel: int | None, n_channels: int | None,
                 data = series.asarray()
             except Exception as exc:  # noqa: BLE001
                 raise InputError(path, f"pixel data cannot be decoded ({exc})") from None
-    voxel = {"ome": ome_sizes, "imagej": ij_sizes, "scanimage": {"z": si["z"]} if "z" in si else {}}
+    voxel = {"ome": ome_sizes, "imagej": ij_sizes, "scanimage": {a: si[a] for a in ("z", "y", "x") if a in si}}
     for source, sizes in voxel.items():
         check_voxel_size(path, sizes, source)
+    stack, plan = extract(data, plan)
     info = {
         "format": fmt, "axes": axes, "channel": plan.channel, "n_channels": plan.n_channels,
-        "compression": compression, "voxel": voxel, "acquired_at": acquired,
+        "channel_choice": plan.channel_choice, "compression": compression, "voxel": voxel, "acquired_at": acquired,
     }
-    return extract(data, plan), info
+    if plan.colour == "rgb":
+        info["colour_note"] = COLOUR_NOTE
+    elif plan.colour == "planes":
+        info["colour_note"] = f"{plan.n_layers} sample planes of one page read as {plan.n_layers} layers (a grey stack, not colour)"
+    return stack, info

@@ -46,8 +46,8 @@ def check_layer_count(path: Path, n_layers: int, *, min_layers: int, max_layers:
         word = "layer" if n_layers == 1 else "layers"
         raise InputError(
             path,
-            f"{n_layers} {word}; a z-stack of at least {min_layers} layers is expected "
-            "(min_layers=1 accepts single images)",
+            f"{n_layers} {word}; at least {min_layers} layers are expected "
+            "(imaging.min_layers in synapflow.yaml; 1 accepts single planes)",
         )
     if n_layers > max_layers:
         raise InputError(path, f"too many layers: {n_layers} > max_layers={max_layers}")

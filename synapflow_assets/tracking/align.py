@@ -25,9 +25,18 @@ class AlignParams:
     max_local_px : float
         Larger local displacements (after global alignment) are outliers.
     min_peak : float
-        Correlation peak (in standard deviations) below which a match is not trusted.
+        Correlation peak of a block (in standard deviations) below which its match is not trusted.
+    min_global_peak : float
+        Correlation peak of the whole projections below which the sessions do not overlap.
     min_trusted_blocks : float
-        Fraction of blocks that must match for the sessions to count as overlapping.
+        Fraction of the blocks that hold structure (see ``min_structure``) whose
+        match must be trusted for the sessions to count as overlapping. Empty
+        background blocks have nothing to match and are not counted, so a
+        sparse field is judged by its dendrites.
+    min_structure : float
+        Fraction of a block's pixels that must be foreground (brighter than the
+        background by 4 noise standard deviations, after smoothing) for the
+        block to hold structure.
     field_smoothness : float
         Weight of the thin-plate smoothness of the local field against the block matches.
     """
@@ -37,8 +46,10 @@ class AlignParams:
     max_z_shift: int = 8
     block_px: int = 64
     max_local_px: float = 6.0
-    min_peak: float = 10.0
+    min_peak: float = 6.0
+    min_global_peak: float = 8.0
     min_trusted_blocks: float = 0.25
+    min_structure: float = 0.02
     field_smoothness: float = 0.1
 
 
@@ -53,8 +64,11 @@ class Alignment:
     ``map_points_back``); ``consistency_px`` is the mean distance between a
     reference point and where it lands after going forward and back (the
     forward-backward consistency residual, in the overlap of the sessions).
-    ``ok`` uses the ``min_peak`` and ``min_trusted_blocks`` the alignment was
-    computed with.
+    ``trusted_blocks`` is the share of the blocks holding structure whose
+    match is trusted (``structure_blocks`` of them). ``ok`` uses the
+    ``min_global_peak`` and ``min_trusted_blocks`` the alignment was computed
+    with. ``z_shift`` is 0 and ``z_score`` NaN when a session has fewer than
+    3 layers (single planes or projections: there is no z to search).
     """
 
     rotation_deg: float
@@ -72,13 +86,27 @@ class Alignment:
     trusted_blocks_back: float = float("nan")
     residual_back_px: float = float("nan")
     consistency_px: float = float("nan")
-    min_peak: float = AlignParams.min_peak
+    structure_blocks: int = 0
+    min_global_peak: float = AlignParams.min_global_peak
     min_trusted_blocks: float = AlignParams.min_trusted_blocks
 
     @property
     def ok(self) -> bool:
         """Whether the global match is trustworthy (the sessions overlap)."""
-        return bool(self.peak >= self.min_peak and self.trusted_blocks >= self.min_trusted_blocks)
+        return bool(self.peak >= self.min_global_peak and self.structure_blocks >= 3
+                    and self.trusted_blocks >= self.min_trusted_blocks)
+
+    def problem(self) -> str | None:
+        """Why the alignment is not trusted, in one sentence; None when it is."""
+        if self.ok:
+            return None
+        if self.peak < self.min_global_peak:
+            return (f"the projections do not match (correlation peak {self.peak:.1f} sigma < "
+                    f"min_global_peak {self.min_global_peak:g}): the sessions do not overlap")
+        if self.structure_blocks < 3:
+            return f"only {self.structure_blocks} blocks of the reference hold structure: nothing to align"
+        return (f"only {self.trusted_blocks:.0%} of the {self.structure_blocks} blocks holding structure match "
+                f"(min_trusted_blocks {self.min_trusted_blocks:.0%})")
 
     def _local(self, field: np.ndarray, yx: np.ndarray) -> np.ndarray:
         coordinates = ((yx - self.grid_origin) / self.grid_step).T
@@ -162,8 +190,11 @@ def z_shift(reference: np.ndarray, moving_aligned: np.ndarray, max_shift: int) -
     """Integer z-shift maximising the mean correlation of overlapping layers (one matrix product).
 
     ``moving_aligned`` is the moving volume already resampled onto the
-    reference's x/y grid. Returns the shift and its mean correlation.
+    reference's x/y grid. Returns the shift and its mean correlation; (0, NaN)
+    when either volume has fewer than 3 layers (nothing to search).
     """
+    if min(reference.shape[0], moving_aligned.shape[0]) < 3:
+        return 0, float("nan")
     def normalised(volume):
         flat = np.asarray(volume, dtype=np.float32).reshape(volume.shape[0], -1)
         flat = flat - flat.mean(axis=1, keepdims=True)
@@ -179,6 +210,32 @@ def z_shift(reference: np.ndarray, moving_aligned: np.ndarray, max_shift: int) -
     return int(shifts[best]), float(scores[best])
 
 
+def foreground(prepared: np.ndarray, sigma_px: float = 2.0, n_sigma: float = 4.0) -> np.ndarray:
+    """Pixels of a prepared projection brighter than the background by ``n_sigma`` noise standard
+    deviations after Gaussian smoothing (noise from the median absolute deviation)."""
+    smooth = ndimage.gaussian_filter(prepared, sigma_px)
+    centre = np.median(smooth)
+    sigma = 1.4826 * np.median(np.abs(smooth - centre))
+    return smooth > centre + n_sigma * max(float(sigma), 1e-6)
+
+
+def _blocks_of(image: np.ndarray, block: int):
+    ny, nx = image.shape
+    step = block // 2
+    starts_y = np.arange(0, ny - block + 1, step)
+    starts_x = np.arange(0, nx - block + 1, step)
+    iy = starts_y[:, None, None, None] + np.arange(block)[None, None, :, None]
+    ix = starts_x[None, :, None, None] + np.arange(block)[None, None, None, :]
+    return iy, ix, starts_y, starts_x, step
+
+
+def structure_blocks(reference: np.ndarray, params: AlignParams) -> np.ndarray:
+    """Which half-overlapping blocks of a projection hold structure (gy, gx), as ``block_displacements`` lays them out."""
+    prepared = _prepare(reference)
+    iy, ix, *_ = _blocks_of(prepared, min(params.block_px, *prepared.shape))
+    return foreground(prepared)[iy, ix].mean(axis=(-2, -1)) >= params.min_structure
+
+
 def block_displacements(reference: np.ndarray, moving_aligned: np.ndarray, params: AlignParams):
     """Displacement of each half-overlapping block of two globally aligned projections.
 
@@ -189,13 +246,8 @@ def block_displacements(reference: np.ndarray, moving_aligned: np.ndarray, param
     says which directions a block's displacement can be trusted in.
     """
     ref, mov = _prepare(reference), _prepare(moving_aligned)
-    ny, nx = ref.shape
-    block = min(params.block_px, ny, nx)
-    step = block // 2
-    starts_y = np.arange(0, ny - block + 1, step)
-    starts_x = np.arange(0, nx - block + 1, step)
-    iy = starts_y[:, None, None, None] + np.arange(block)[None, None, :, None]
-    ix = starts_x[None, :, None, None] + np.arange(block)[None, None, None, :]
+    block = min(params.block_px, *ref.shape)
+    iy, ix, starts_y, starts_x, step = _blocks_of(ref, block)
     blocks = ref[iy, ix]
     shift, peak = phase_correlation(blocks, mov[iy, ix])
     displacement = -shift
@@ -242,7 +294,8 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
     2. block matching of the coarsely aligned projections, and a robust rigid
        fit to the block displacements that refines rotation and shift;
     3. the integer z-shift maximising the mean correlation of overlapping
-       layers, from one matrix product of all layer pairs (2x down-sampled);
+       layers, from one matrix product of all layer pairs (2x down-sampled;
+       none for single planes);
     4. the remaining smooth local x/y field from the blocks, after the fit,
        in both directions (reference blocks against the moving projection
        brought onto the reference grid, and moving blocks against the
@@ -272,10 +325,12 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
     half_shift = (shift[0] / 2, shift[1] / 2)
     warped = np.stack([warp_to_reference(layer, angle, half_shift) for layer in small(moving)])
     dz, z_score = z_shift(small(reference), warped, params.max_z_shift)
+    content, content_back = structure_blocks(ref_mip, params), structure_blocks(mov_mip, params)
+    share = lambda ok, mask: float((ok & mask).sum() / mask.sum()) if mask.any() else 0.0
     result = Alignment(angle, tuple(float(v) for v in shift), dz, field, step, float(centres[0, 0, 0]),
-                       tuple(reference.shape[1:]), peak, z_score, residual, float(trusted.mean()), field_back,
-                       float(trusted_back.mean()), residual_back, min_peak=params.min_peak,
-                       min_trusted_blocks=params.min_trusted_blocks)
+                       tuple(reference.shape[1:]), peak, z_score, residual, share(trusted, content), field_back,
+                       share(trusted_back, content_back), residual_back, structure_blocks=int(content.sum()),
+                       min_global_peak=params.min_global_peak, min_trusted_blocks=params.min_trusted_blocks)
     return replace(result, consistency_px=forward_backward_consistency(result, margin_px=step))
 
 

@@ -31,8 +31,9 @@ class SessionInput:
     load_volume: Callable[[], np.ndarray]
 
 
-CACHE_FORMAT = 2
-"""Bumped whenever what is cached per pair changes (2: the backward field and the consistency residual)."""
+CACHE_FORMAT = 3
+"""Bumped whenever what is cached per pair changes (2: the backward field and the consistency residual;
+3: the gate counts only blocks holding structure)."""
 
 _FIELDS = ("field_yx", "field_back_yx")
 
@@ -55,6 +56,10 @@ def _load_alignment(path: Path, meta: dict) -> Alignment | None:
         scalars["shift_yx"] = tuple(scalars["shift_yx"])
         scalars["shape_yx"] = tuple(scalars["shape_yx"])
         return Alignment(field_yx=stored["field_yx"], field_back_yx=stored["field_back_yx"], **scalars)
+
+
+class AlignmentFailed(ValueError):
+    """Consecutive sessions of an animal could not be aligned; the message names every failed pair and why."""
 
 
 class AnimalTracker:
@@ -119,8 +124,13 @@ class AnimalTracker:
         meta_path.write_text(json.dumps(meta))
         return SessionLinks(costs, set(gone))
 
-    def track(self, sessions: list[SessionInput]) -> tuple[pl.DataFrame, list[dict]]:
-        """Tracks of the animal over ``sessions`` (in acquisition order) and one alignment report per consecutive pair."""
+    def track(self, sessions: list[SessionInput], *, require_aligned: bool = True) -> tuple[pl.DataFrame, list[dict]]:
+        """Tracks of the animal over ``sessions`` (in acquisition order) and one alignment report per consecutive pair.
+
+        Raises :class:`AlignmentFailed` naming the pairs whose alignment is not
+        trusted (unless ``require_aligned`` is False: their spines are then
+        marked out of view), so that no track is built across a failed pair.
+        """
         memo: dict[tuple[int, int], SessionLinks] = {}
 
         def links_for(earlier: int, later: int) -> SessionLinks:
@@ -136,8 +146,13 @@ class AnimalTracker:
                 "shift_yx_px": [_round(v, 2) for v in step.shift_yx], "z_shift": step.z_shift, "peak": _round(step.peak, 1),
                 "trusted_blocks": _round(step.trusted_blocks, 2), "residual_px": _round(step.residual_px, 3),
                 "trusted_blocks_back": _round(step.trusted_blocks_back, 2), "residual_back_px": _round(step.residual_back_px, 3),
-                "consistency_px": _round(step.consistency_px, 3),
+                "consistency_px": _round(step.consistency_px, 3), "structure_blocks": step.structure_blocks,
+                "problem": step.problem(),
             })
+        failed = [r for r in report if not r["ok"]]
+        if failed and require_aligned:
+            raise AlignmentFailed("; ".join(f"sessions {r['from']} -> {r['to']} do not align: {r['problem']}" for r in failed)
+                                  + " (check that both show the same field of view, or relax the alignment settings)")
         tracks = build_tracks([s.key for s in sessions], {s.key: s.spines["spine_id"].to_numpy() for s in sessions},
                               links_for, self.link_params.max_gap)
         return tracks, report
