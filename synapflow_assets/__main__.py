@@ -9,9 +9,11 @@ from pathlib import Path
 def _simulate(args: argparse.Namespace) -> int:
     from .synthetic import SimulationParams, simulate_landing
 
-    params = SimulationParams(shape=(args.layers, args.size, args.size))
+    single = getattr(args, "single_plane", False)
+    params = SimulationParams(shape=(args.layers, args.size, args.size), **({"layer_jitter_px": 0.0} if single else {}))
     start = time.perf_counter()
-    paths = simulate_landing(Path(args.out), animals=args.animals, sessions=args.sessions, seed=args.seed, params=params)
+    paths = simulate_landing(Path(args.out), animals=args.animals, sessions=args.sessions, seed=args.seed, params=params,
+                             single_plane=single)
     print(f"{len(paths)} sessions in {args.out} ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -24,7 +26,7 @@ def _settings_resources(args: argparse.Namespace) -> dict:
     return {
         "imaging": ImagingSettings(pixel_size_um=get("pixel_size"), z_step_um=get("z_step"), channel=get("channel"),
                                    n_channels=get("n_channels"), min_layers=get("min_layers")),
-        "detection": DetectionSettings(score_threshold=get("score"), upscale=get("upscale"), box_scale=get("box_scale"),
+        "detection": DetectionSettings(source=get("source") or "model", score_threshold=get("score"), upscale=get("upscale"), box_scale=get("box_scale"),
                                        tile=get("tile")),
         "alignment": AlignmentSettings(min_trusted_blocks=get("min_trusted_blocks"), min_global_peak=get("min_global_peak"),
                                        max_rotation_deg=get("max_rotation"), max_z_shift=get("max_z_shift")),
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
     simulate = commands.add_parser("simulate", help="write simulated sessions with ground truth to a landing folder")
     simulate.add_argument("--out", default="data/landing")
+    simulate.add_argument("--single-plane", action="store_true", help="write each session as one plane (its projection)")
     for name in ("simulate", "demo"):
         sub = simulate if name == "simulate" else commands.add_parser("demo", help="simulate an example and run every asset")
         sub.add_argument("--animals", type=int, default=2)
@@ -220,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (ingest, commands.choices["demo"]):
         sub.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"), help="data root (landing/, volumes/)")
     _settings_flags(ingest, alignment=True)
+    ingest.add_argument("--source", choices=["model", "imported", "baseline"], default="model",
+                        help="where boxes come from: the champion detector (default), <session>.detections.csv "
+                             "beside each session, or the LoG baseline")
 
     depth = commands.add_parser("track-depth", help="link 2D boxes (reference CSV layout) into 3D spines")
     depth.add_argument("--boxes", required=True, help="CSV: filename,width,height,class,score,xmin,ymin,xmax,ymax")

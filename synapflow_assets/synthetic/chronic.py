@@ -140,3 +140,18 @@ def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: i
         sessions.append(SimulatedSession(i, volume, boxes, spines, shifts, tr.drift_px, tr.rotation_deg,
                                          tr.brightness, tuple(params.voxel_size_um), tr, geometry, length))
     return sessions
+
+
+def project_session(sim: SimulatedSession) -> SimulatedSession:
+    """The session as a single-plane acquisition: the maximum-intensity projection of its (jitter-free)
+    stack, one layer, with one truth box per spine (the union of its layer boxes, on layer 0).
+
+    Simulate with ``layer_jitter_px=0`` for a projection a lab would make from a registered stack.
+    """
+    boxes = sim.boxes.group_by("spine_id", maintain_order=True).agg(
+        pl.col("xmin").min(), pl.col("ymin").min(), pl.col("xmax").max(), pl.col("ymax").max(), pl.col("type").first(),
+    ).select(pl.col("spine_id"), pl.lit(0, pl.Int32).alias("layer"), "xmin", "ymin", "xmax", "ymax", "type")
+    volume = None if sim.volume is None else sim.volume.max(axis=0, keepdims=True)
+    return SimulatedSession(sim.index, volume, boxes.cast(sim.boxes.schema), sim.spines, np.zeros((1, 2)), sim.drift_px,
+                            sim.rotation_deg, sim.brightness, sim.voxel_size_um, sim.transform, sim.geometry,
+                            sim.dendrite_length_um)

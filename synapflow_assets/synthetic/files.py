@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import tifffile
 
-from .chronic import SimulatedSession, simulate_animal
+from .chronic import SimulatedSession, project_session, simulate_animal
 from .detector_noise import simulated_detections
 from .params import SimulationParams
 from .truth import BOX_SCHEMA, SPINE_SCHEMA
@@ -86,14 +86,16 @@ def read_truth(tif_path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def simulate_landing(out_dir, animals: int = 2, sessions: int = 3, seed: int = 0,
-                     params: SimulationParams = SimulationParams(), skip_existing: bool = True) -> list[Path]:
+                     params: SimulationParams = SimulationParams(), skip_existing: bool = True,
+                     single_plane: bool = False) -> list[Path]:
     """Simulate several animals and write their sessions as a microscope would.
 
     Animals are ``mouse01, mouse02, ...``; sessions ``day00, day04, ...`` acquired
     at 10:00 UTC (+10 min per animal) from 2026-01-01 on. Animal ``k`` uses
     its own seed derived from ``(seed, k)``, so adding animals leaves earlier
     ones unchanged. With ``skip_existing``, sessions whose ``.tif`` exists are
-    neither rendered nor rewritten.
+    neither rendered nor rewritten. With ``single_plane``, each session is
+    written as one plane, the projection of its stack (see ``project_session``).
 
     Returns
     -------
@@ -110,6 +112,7 @@ def simulate_landing(out_dir, animals: int = 2, sessions: int = 3, seed: int = 0
             animal_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
             for sim in simulate_animal(params, sessions, animal_seed, skip_render=existing):
                 if sim.index not in existing:
+                    sim = project_session(sim) if single_plane else sim
                     when = FIRST_DAY + timedelta(days=DAYS_BETWEEN_SESSIONS * sim.index, minutes=10 * k)
                     write_session(sim, out_dir, animal, names[sim.index], when)
         out.extend(tifs)
