@@ -63,6 +63,10 @@ class SimulationParams:
         Maximal |dz| of the global drift of a session.
     max_rotation_deg : float
         Maximal rotation of a session about z.
+    min_motion_fraction : float
+        Drift components and rotation are drawn with a magnitude of at least
+        this fraction of their maximum (random sign): 0 draws them uniformly,
+        0.9 makes every session move almost as far as allowed (a stress test).
     deformation_px : float
         Amplitude of the smooth local x/y deformation.
     max_brightness_change : float
@@ -102,6 +106,7 @@ class SimulationParams:
     max_drift_px: float = 20.0
     max_drift_layers: float = 2.0
     max_rotation_deg: float = 2.0
+    min_motion_fraction: float = 0.0
     deformation_px: float = 1.5
     max_brightness_change: float = 0.2
     first_session_static: bool = True

@@ -65,8 +65,9 @@ def draw_transform(params: SimulationParams, rng: np.random.Generator, index: in
     """
     if index == 0 and params.first_session_static:
         return SessionTransform()
-    drift = (rng.uniform(-1, 1) * params.max_drift_layers,
-             rng.uniform(-1, 1) * params.max_drift_px, rng.uniform(-1, 1) * params.max_drift_px)
+    low = params.min_motion_fraction
+    motion = lambda: rng.choice([-1.0, 1.0]) * rng.uniform(low, 1) if low > 0 else rng.uniform(-1, 1)
+    drift = (motion() * params.max_drift_layers, motion() * params.max_drift_px, motion() * params.max_drift_px)
     wavelength = rng.uniform(150, 400, n_modes)
     angle = rng.uniform(0, 2 * np.pi, n_modes)
     waves = np.column_stack([np.sin(angle), np.cos(angle)]) / wavelength[:, None]
@@ -74,7 +75,7 @@ def draw_transform(params: SimulationParams, rng: np.random.Generator, index: in
     amps *= params.deformation_px / np.maximum(np.abs(amps).sum(0), 1e-9)
     return SessionTransform(
         drift_px=tuple(float(d) for d in drift),
-        rotation_deg=float(rng.uniform(-1, 1) * params.max_rotation_deg),
+        rotation_deg=float(motion() * params.max_rotation_deg),
         brightness=float(1 + rng.uniform(-1, 1) * params.max_brightness_change),
         wave_vectors=waves, phases=rng.uniform(0, 2 * np.pi, n_modes), amplitudes=amps,
     )
