@@ -38,11 +38,9 @@ class PipelineReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """One line: the error of the first failed step of a run, and where its full log is."""
-    failure = next((e for e in result.all_events if e.is_step_failure), None)
-    if failure is None:
-        return f"run failed (see run {result.run_id} in the Dagster UI)"
+def step_failure_line(failure: dg.DagsterEvent, run_id: str) -> str:
+    """One line for a failed step: a ``Failure``'s description, or the first line of an unexpected
+    error with its type and where the full traceback is."""
     if failure.step_failure_data.user_failure_data is not None:
         description = failure.step_failure_data.user_failure_data.description or "failed"
         return description.strip().splitlines()[0]
@@ -50,7 +48,15 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     cause = error.cause if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause else error
     lines = [line.strip() for line in cause.message.strip().splitlines() if line.strip()]
     text = lines[0] if lines else cause.cls_name or "error"
-    return f"{text} (unexpected {cause.cls_name}: full traceback in run {result.run_id} in the Dagster UI)"
+    return f"{text} (unexpected {cause.cls_name}: full traceback in run {run_id} in the Dagster UI)"
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """One line: the error of the first failed step of a run, and where its full log is."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    if failure is None:
+        return f"run failed (see run {result.run_id} in the Dagster UI)"
+    return step_failure_line(failure, result.run_id)
 
 
 def failed_checks(result: dg.ExecuteInProcessResult, partition: str) -> list[str]:

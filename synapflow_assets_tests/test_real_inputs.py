@@ -182,3 +182,30 @@ def test_ingest_prints_one_line_per_failure_and_exits_non_zero(tmp_path):
     assert any(line.startswith("FAILED m2: not tracked: session day00 failed") for line in failed)
     assert any(line.startswith("SKIPPED ") and "bad animal" in line for line in failed)
     assert "ran m1|day00" in done.stdout
+
+
+def test_a_failed_run_gives_one_line_to_the_failure_sensor(tmp_path, instance):
+    import dagster as dg
+
+    from synapflow_assets.defs.landing_sensor import failure_summary_line, failure_summary_sensor
+    from synapflow_assets.defs.partitions import ANIMALS, SESSIONS, session_partition_key
+    from synapflow_assets.defs.resources import ImagingSettings
+    from synapflow_assets.defs.volume_assets import raw_volume
+    from synapflow_assets.pipeline import step_failure_line
+
+    (tmp_path / "landing" / "m1").mkdir(parents=True)
+    (tmp_path / "landing" / "m1" / "day00.tif").write_text("not an image")
+    instance.add_dynamic_partitions(ANIMALS.name, ["m1"])
+    instance.add_dynamic_partitions(SESSIONS.name, ["day00"])
+    result = dg.materialize([raw_volume], instance=instance, partition_key=session_partition_key("m1", "day00"),
+                            resources={"lake": DataLake(root=str(tmp_path)), "imaging": ImagingSettings()},
+                            raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    line = step_failure_line(failure, result.run_id)
+    assert line.endswith("day00.tif: not a TIFF file (starts with b'not ')") and "\n" not in line
+    run = instance.get_run_by_id(result.run_id)
+    context = dg.build_run_status_sensor_context(sensor_name="failure_summary_sensor", dagster_instance=instance,
+                                                 dagster_run=run, dagster_event=result.get_run_failure_event()
+                                                 ).for_run_failure()
+    assert failure_summary_line(context) == f"FAILED m1|day00: {line} (run {result.run_id})"
+    failure_summary_sensor(context)

@@ -65,15 +65,18 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
     )
 
 
+def failure_summary_line(context: dg.RunFailureSensorContext) -> str:
+    """``FAILED <partition>: <first error> (run <id>)`` for a failed run."""
+    from ..pipeline import step_failure_line
+
+    run = context.dagster_run
+    failures = context.get_step_failure_events()
+    message = step_failure_line(failures[0], run.run_id) if failures else (context.failure_event.message or "run failed")
+    return f"FAILED {run.tags.get('dagster/partition', run.job_name)}: {message} (run {run.run_id})"
+
+
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
 def failure_summary_sensor(context: dg.RunFailureSensorContext) -> None:
     """One line per failed run in the daemon's log: the partition and the first error (the full traceback
     stays on the run's page)."""
-    run = context.dagster_run
-    partition = run.tags.get("dagster/partition", "-")
-    message = context.failure_event.message or "run failed"
-    failure = next((e for e in context.get_step_failure_events()), None)
-    if failure is not None and failure.step_failure_data is not None:
-        error = failure.step_failure_data.error
-        message = (error.cause or error).message.strip().splitlines()[0] if (error.cause or error).message else message
-    context.log.error(f"FAILED {partition}: {message} (run {run.run_id})")
+    context.log.error(failure_summary_line(context))
