@@ -164,7 +164,7 @@ def detect_main(argv: list[str]) -> int:
             boxes = (detector.detect_stack(array, args.score, args.batch_size) if is_stack
                      else detector.detect_layer(array, args.score).with_columns(pl.lit(None, pl.Int64).alias("layer")))
         except Exception as error:  # noqa: BLE001 - reported with the file name
-            print(f"error: {path}: {error}", file=sys.stderr)
+            print(f"error: {error}" if str(path) in str(error) else f"error: {path}: {error}", file=sys.stderr)
             return 2
         any_stack |= is_stack
         height, width = array.shape[-2:]
