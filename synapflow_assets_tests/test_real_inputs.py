@@ -12,6 +12,7 @@ from PIL import Image
 from synapflow_assets.defs.detection_assets import detection_count_problem
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
 from synapflow_assets.detection.cli import _read_input
+from synapflow_assets.detection.data import shared_data_root
 from synapflow_assets.imaging.colour import COLOUR_NOTE
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.pipeline import process_landed
@@ -209,3 +210,24 @@ def test_a_failed_run_gives_one_line_to_the_failure_sensor(tmp_path, instance):
                                                  ).for_run_failure()
     assert failure_summary_line(context) == f"FAILED m1|day00: {line} (run {result.run_id})"
     failure_summary_sensor(context)
+
+
+REAL_LAYERS = sorted((shared_data_root() / "real_layers").glob("*.png"))
+
+
+@pytest.mark.skipif(not REAL_LAYERS, reason="../shared/data/real_layers absent")
+@pytest.mark.parametrize("shift, rotation", [((56.0, -57.0), 1.4), ((-30.0, 20.0), -0.8)])
+def test_a_real_in_vivo_layer_moved_80_px_and_rotated_aligns(shift, rotation):
+    """Real texture (dendrites, axons, background) displaced as between two sessions, with fresh shot noise."""
+    from synapflow_assets.tracking.align import rigid_map, warp_to_moving
+
+    image = np.asarray(Image.open(REAL_LAYERS[0]), dtype=np.float32)
+    image = image[..., :3].max(-1) if image.ndim == 3 else image
+    rng = np.random.default_rng(0)
+    earlier = rng.poisson(image + 2).astype(np.float32)
+    later = rng.poisson(np.clip(warp_to_moving(image, rotation, shift), 0, None) + 2).astype(np.float32)
+    step = align_sessions(earlier[None], later[None])
+    points = np.stack(np.meshgrid(np.arange(150, 360, 30), np.arange(150, 360, 30), indexing="ij"), -1).reshape(-1, 2)
+    error = np.hypot(*(step.map_points(points) - rigid_map(points.astype(float), rotation, shift, image.shape)).T).mean()
+    print(f"trusted {step.trusted_blocks:.2f} of {step.structure_blocks} blocks holding structure, error {error:.2f} px")
+    assert step.ok and error < 0.5
