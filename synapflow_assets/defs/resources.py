@@ -1,13 +1,12 @@
 """Resources: where data lives and how raw files are read."""
 import json
 from pathlib import Path
-
 from typing import ClassVar
 
 import dagster as dg
 from pydantic import field_validator
 
-from ..settings import AlignmentOptions, DetectionOptions, ImagingOptions, LabSettings, load_settings
+from ..settings import DetectionOptions, LabSettings, load_settings
 
 
 class DataLake(dg.ConfigurableResource):
@@ -55,7 +54,8 @@ class _Overrides(dg.ConfigurableResource):
     _section: ClassVar[str]
 
     def overrides(self) -> dict:
-        return {self._section: {k: v for k, v in self.model_dump().items() if k in _SECTIONS[self._section].model_fields}}
+        options = LabSettings.model_fields[self._section].annotation.model_fields
+        return {self._section: {k: v for k, v in self.model_dump().items() if k in options}}
 
     def settings(self, lake: "DataLake", animal: str) -> LabSettings:
         """The animal's settings: defaults, ``synapflow.yaml`` files, then these explicit values."""
@@ -125,5 +125,3 @@ class AlignmentSettings(_Overrides):
     min_trusted_blocks: float | None = None
     min_structure: float | None = None
 
-
-_SECTIONS = {"imaging": ImagingOptions, "detection": DetectionOptions, "alignment": AlignmentOptions}
