@@ -25,7 +25,8 @@ def _settings_resources(args: argparse.Namespace) -> dict:
     get = lambda name: getattr(args, name, None)
     return {
         "imaging": ImagingSettings(pixel_size_um=get("pixel_size"), z_step_um=get("z_step"), channel=get("channel"),
-                                   n_channels=get("n_channels"), min_layers=get("min_layers")),
+                                   n_channels=get("n_channels"), min_layers=get("min_layers"),
+                                   estimate_pixel_size=False if get("no_pixel_size_estimate") else None),
         "detection": DetectionSettings(source=get("source") or "model", score_threshold=get("score"), upscale=get("upscale"), box_scale=get("box_scale"),
                                        tile=get("tile")),
         "alignment": AlignmentSettings(min_trusted_blocks=get("min_trusted_blocks"), min_global_peak=get("min_global_peak"),
@@ -177,6 +178,8 @@ def _settings_flags(parser: argparse.ArgumentParser, *, alignment: bool) -> None
 
     group = parser.add_argument_group("settings (override landing/synapflow.yaml and landing/<animal>/synapflow.yaml)")
     group.add_argument("--pixel-size", type=float, help="x/y pixel size in um (overrides the file's metadata)")
+    group.add_argument("--no-pixel-size-estimate", action="store_true",
+                       help="use the default pixel size, not the estimate from the dendrite width, for files without one")
     group.add_argument("--z-step", type=float, help="z step in um (overrides the file's metadata)")
     group.add_argument("--channel", type=int, help="channel of multi-channel files (default: the brightest)")
     group.add_argument("--n-channels", type=int, help="channels interleaved page by page, when the file does not say")

@@ -50,6 +50,8 @@ class ImagingOptions(_Section):
     channel: int | None = Field(None, ge=0, description="channel of a multi-channel file; default: the brightest")
     n_channels: int | None = Field(None, ge=1, description="channels interleaved page by page, when the file does not say")
     min_layers: int = Field(1, ge=1, description="files with fewer layers are refused (1 accepts single planes)")
+    estimate_pixel_size: bool = Field(True, description="estimate the x/y pixel size from the dendrite width when "
+                                                        "neither the settings nor the file state it")
     max_layer_shift_px: float = Field(20.0, gt=0, description="largest motion between consecutive layers taken as real")
 
 

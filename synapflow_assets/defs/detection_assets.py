@@ -46,8 +46,9 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
     ensure_champion(lake.root)
     detector, champion = load_champion(lake.root)
     detector.set_options(options.upscale, options.box_scale, options.tile)
-    volume, _, _ = read_volume_zarr(lake.volume_path(animal, session))
-    boxes = detector.detect_stack(volume, score_threshold=options.score_threshold, batch_size=batch_size)
+    volume, voxel_size_um, _ = read_volume_zarr(lake.volume_path(animal, session))
+    boxes = detector.detect_stack(volume, score_threshold=options.score_threshold, batch_size=batch_size,
+                                  pixel_size_um=voxel_size_um[2])
     return boxes.select(DETECTION_COLUMNS), champion.name, champion.version
 
 

@@ -72,6 +72,7 @@ class ImagingSettings(_Overrides):
     channel: int | None = None
     n_channels: int | None = None
     min_layers: int | None = None
+    estimate_pixel_size: bool | None = None
     max_layer_shift_px: float | None = None
     default_voxel_size_um: list[float] = [1.0, 0.12, 0.12]
 

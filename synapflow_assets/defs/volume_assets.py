@@ -42,10 +42,13 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
     z, y, x = report.shape
     shift_size = np.hypot(*report.layer_shifts.T) if z > 1 else np.zeros(1)
-    pixel_known = report.voxel_size_source != "default"
-    if not pixel_known:
-        context.log.warning(f"{report.source}: no x/y pixel size in the file; {report.voxel_size_um[2]} um assumed "
-                            "(set imaging.pixel_size_um in synapflow.yaml)")
+    pixel_known = report.voxel_size_source not in ("default", "estimated")
+    pixel_note = None if pixel_known else (
+        f"no x/y pixel size in {report.source.name}; {report.voxel_size_um[2]:.3g} um "
+        + ("estimated from the dendrite width" if report.voxel_size_source == "estimated" else "assumed")
+        + " (set imaging.pixel_size_um in synapflow.yaml)")
+    if pixel_note:
+        context.log.warning(pixel_note)
     meta = report.metadata
     return dg.MaterializeResult(
         data_version=dg.DataVersion(report.input_hash),
@@ -78,8 +81,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
                 check_name="pixel_size_known",
                 passed=pixel_known,
                 severity=dg.AssetCheckSeverity.WARN,
-                description=None if pixel_known else f"no x/y pixel size in {report.source.name}; "
-                            f"{report.voxel_size_um[2]} um assumed (set imaging.pixel_size_um in synapflow.yaml)",
+                description=pixel_note,
                 metadata={"voxel_size_source": report.voxel_size_source},
             ),
             dg.AssetCheckResult(

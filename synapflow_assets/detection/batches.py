@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .data import Sample, normalise
+from .data import Sample, normalise, resize
 
 @dataclass(frozen=True)
 class AugmentParams:
@@ -38,6 +37,15 @@ class AugmentParams:
         Maximal standard deviation of added Gaussian noise.
     min_visible : float
         Boxes keep at least this share of their area after cropping, else dropped.
+    model_pixel_size_um : float
+        A sample whose pixel size is known is zoomed to this pixel size (the
+        detector's), times a log-uniform jitter within ``pixel_size_jitter``
+        (wrong or estimated metadata), instead of by its spine size.
+    pixel_size_jitter : float
+    type_weights : tuple of float
+        Relative chance that a spine-centred crop is centred on a spine of each
+        type (mushroom, stubby, branched, thin, filopodium): rare types are
+        seen more often.
     """
 
     scale: tuple[float, float] = (0.75, 1.35)
@@ -49,6 +57,9 @@ class AugmentParams:
     offset: float = 0.1
     noise: float = 0.05
     min_visible: float = 0.5
+    model_pixel_size_um: float = 0.12
+    pixel_size_jitter: float = 1.3
+    type_weights: tuple[float, ...] = (1.0, 1.0, 4.0, 1.5, 4.0)
 
 
 def augment(sample: Sample, crop: int, rng: np.random.Generator, params: AugmentParams = AugmentParams()
@@ -73,13 +84,17 @@ def augment(sample: Sample, crop: int, rng: np.random.Generator, params: Augment
     """
     h, w = sample.image.shape
     scale = float(np.exp(rng.uniform(*np.log(params.scale))))
-    if params.spine_size is not None and len(sample.boxes):
+    if sample.pixel_size_um is not None:
+        jitter = float(np.exp(rng.uniform(-1, 1) * np.log(params.pixel_size_jitter)))
+        scale = sample.pixel_size_um / params.model_pixel_size_um * jitter
+    elif params.spine_size is not None and len(sample.boxes):
         sizes = np.sqrt(np.prod(np.clip(sample.boxes[:, 2:] - sample.boxes[:, :2], 1.0, None), axis=1))
         target = float(np.exp(rng.uniform(*np.log(params.spine_size))))
         scale = float(np.clip(target / np.median(sizes), 1 / params.max_scale, params.max_scale))
     src = crop / scale  # source window size
     if len(sample.boxes) and rng.random() < params.spine_bias:
-        box = sample.boxes[rng.integers(len(sample.boxes))]
+        weights = np.asarray(params.type_weights, np.float64)[np.clip(sample.labels, 0, len(params.type_weights) - 1)]
+        box = sample.boxes[rng.choice(len(sample.boxes), p=weights / weights.sum())]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         x0 = cx - src * rng.uniform(0.15, 0.85)
         y0 = cy - src * rng.uniform(0.15, 0.85)
@@ -97,8 +112,7 @@ def augment(sample: Sample, crop: int, rng: np.random.Generator, params: Augment
         window[ya - y0: yb - y0, xa - x0: xb - x0] = normalise(sample.image[ya:yb, xa:xb], sample.low, sample.high)
     image = window
     if s != crop:
-        image = F.interpolate(torch.from_numpy(window)[None, None], size=(crop, crop), mode="bilinear",
-                              align_corners=False)[0, 0].numpy()
+        image = resize(window, (crop, crop))
     factor = crop / s
     boxes = (sample.boxes - np.array([x0, y0, x0, y0], np.float32)) * factor
     area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)

@@ -22,7 +22,10 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--crop", type=int, default=defaults.crop, help="crop size of real-data batches")
     parser.add_argument("--sim-crop", type=int, default=defaults.sim_crop)
-    parser.add_argument("--real-fraction", type=float, default=defaults.real_fraction)
+    parser.add_argument("--init", default=defaults.init, help="detector folder to fine-tune (default: random weights)")
+    parser.add_argument("--raw-layers", type=int, default=defaults.raw_layers, help="rendered raw-like training layers")
+    parser.add_argument("--pixel-size", dest="pixel_size_um", type=float, default=defaults.pixel_size_um,
+                        help="pixel size (um/px) the detector works at")
     parser.add_argument("--pretrain-steps", type=int, default=defaults.pretrain_steps,
                         help="first steps on simulated layers only")
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -83,27 +86,41 @@ def train_detector_main(argv: list[str]) -> int:
     return 0
 
 
-def _read_input(path: Path, channel: int | None = None) -> tuple[np.ndarray, bool, str | None]:
-    """(array, is_stack, note): PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG layers -> stack.
-    Colour images are read as grey exactly as ``ingest`` reads them; ``note`` says so (None for grey)."""
+def _read_input(path: Path, channel: int | None = None, pixel_size_um: float | None = None
+                ) -> tuple[np.ndarray, bool, list[str], float | None]:
+    """(array, is_stack, notes, pixel size): PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG
+    layers -> stack. Colour images are read as grey exactly as ``ingest`` reads them, and the pixel size
+    comes from the same sources (``--pixel-size``, the file, else the estimate from the dendrite width)."""
+    notes = []
     if path.is_file() and path.suffix.lower() == ".png":
         from PIL import Image
 
         from ..imaging.colour import pil_to_grey
+        from ..imaging.scale import estimate_pixel_size
 
         with Image.open(path) as image:
             array, note = pil_to_grey(image)
-        return array, False, note
+        notes = [note] if note else []
+        if pixel_size_um is None:
+            pixel_size_um = estimate_pixel_size(array).pixel_size_um
+            notes.append(f"pixel size {pixel_size_um:.3g} um estimated from the dendrite width" if pixel_size_um
+                         else "no pixel size: none stated and no dendrite to estimate it from")
+        return array, False, notes, pixel_size_um
     from ..imaging.readers import read_volume
 
-    volume = read_volume(path, min_layers=1, channel=channel)
-    note = volume.metadata.get("colour_note")
+    volume = read_volume(path, min_layers=1, channel=channel, pixel_size_um=pixel_size_um)
+    if volume.metadata.get("colour_note"):
+        notes.append(volume.metadata["colour_note"])
     if volume.metadata.get("n_channels", 1) > 1:
-        note = f"channel {volume.metadata['channel']} of {volume.metadata['n_channels']} ({volume.metadata['channel_choice']})"
+        notes.append(f"channel {volume.metadata['channel']} of {volume.metadata['n_channels']} "
+                     f"({volume.metadata['channel_choice']})")
+    pixel = volume.voxel_size_um[2] if volume.voxel_size_source != "default" else None
+    if volume.voxel_size_source == "estimated":
+        notes.append(f"pixel size {pixel:.3g} um estimated from the dendrite width")
     array = np.asarray(volume.data)
     if array.ndim == 3 and array.shape[0] == 1:
-        return array[0], False, note
-    return array, True, note
+        return array[0], False, notes, pixel
+    return array, True, notes, pixel
 
 
 def detect_main(argv: list[str]) -> int:
@@ -138,7 +155,9 @@ def detect_main(argv: list[str]) -> int:
                         help=f"minimal score (default {DEFAULT_SCORE_THRESHOLD}, as the pipeline)")
     parser.add_argument("--channel", type=int, default=None, help="channel of multi-channel TIFFs (default: the brightest)")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--upscale", type=float, default=None, help="test-time zoom (default: the model's)")
+    parser.add_argument("--pixel-size", type=float, default=None,
+                        help="x/y pixel size in um (default: the file's, else estimated from the dendrite width)")
+    parser.add_argument("--upscale", type=float, default=None, help="extra test-time zoom (default: none)")
     parser.add_argument("--box-scale", type=float, default=None, help="box-size factor (default: the model's)")
     parser.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: the model's)")
     args = parser.parse_args(argv)
@@ -160,9 +179,10 @@ def detect_main(argv: list[str]) -> int:
         try:
             if not path.exists():
                 raise ValueError("no such file or folder")
-            array, is_stack, note = _read_input(path, args.channel)
-            boxes = (detector.detect_stack(array, args.score, args.batch_size) if is_stack
-                     else detector.detect_layer(array, args.score).with_columns(pl.lit(None, pl.Int64).alias("layer")))
+            array, is_stack, notes, pixel = _read_input(path, args.channel, args.pixel_size)
+            boxes = (detector.detect_stack(array, args.score, args.batch_size, pixel_size_um=pixel) if is_stack
+                     else detector.detect_layer(array, args.score, pixel_size_um=pixel)
+                     .with_columns(pl.lit(None, pl.Int64).alias("layer")))
         except Exception as error:  # noqa: BLE001 - reported with the file name
             print(f"error: {error}" if str(path) in str(error) else f"error: {path}: {error}", file=sys.stderr)
             return 2
@@ -172,7 +192,7 @@ def detect_main(argv: list[str]) -> int:
             pl.lit(path.name).alias("filename"), pl.lit(width, pl.Int64).alias("width"),
             pl.lit(height, pl.Int64).alias("height"), pl.col("type").alias("class"), "score",
             "xmin", "ymin", "xmax", "ymax", "layer"))
-        print(f"{path}: {len(boxes)} boxes" + (f" ({note})" if note else ""), flush=True)
+        print(f"{path}: {len(boxes)} boxes" + (f" ({'; '.join(notes)})" if notes else ""), flush=True)
     table = pl.concat(frames) if frames else pl.DataFrame()
     if not any_stack:
         table = table.drop("layer")

@@ -30,6 +30,8 @@ class Sample:
         Class labels (index into ``model.SPINE_TYPES``).
     name : str
         Where it comes from.
+    pixel_size_um : float, optional
+        Known pixel size (simulated layers); None when unknown.
     """
 
     image: np.ndarray
@@ -38,6 +40,7 @@ class Sample:
     boxes: np.ndarray
     labels: np.ndarray
     name: str = ""
+    pixel_size_um: float | None = None
 
     def normalised(self) -> np.ndarray:
         """The image as float32 with ``low`` -> 0 and ``high`` -> 1 (clipped to [0, 1.5])."""
@@ -83,11 +86,42 @@ def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip((image - low) / (high - low), 0.0, 1.5).astype(np.float32)
 
 
-def make_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, name: str = "") -> Sample:
+def make_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, name: str = "",
+                pixel_size_um: float | None = None) -> Sample:
     """A :class:`Sample` with its robust range computed."""
     low, high = robust_range(image)
     return Sample(image, low, high, np.asarray(boxes, np.float32).reshape(-1, 4),
-                  np.asarray(labels, np.int64).reshape(-1), name)
+                  np.asarray(labels, np.int64).reshape(-1), name, pixel_size_um)
+
+
+def resample(image: np.ndarray, zoom: float) -> np.ndarray:
+    """Resize a 2D float image by ``zoom`` (bilinear, anti-aliased when shrinking); one function for
+    training crops and inference so that both see the same interpolation.
+
+    Parameters
+    ----------
+    image : ndarray (H, W)
+    zoom : float
+
+    Returns
+    -------
+    ndarray float32 (round(H * zoom), round(W * zoom))
+    """
+    h, w = image.shape
+    size = (max(1, int(round(h * zoom))), max(1, int(round(w * zoom))))
+    return resize(image, size)
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a 2D float image to ``size`` (bilinear, anti-aliased when shrinking)."""
+    import torch
+    import torch.nn.functional as F
+
+    if tuple(image.shape) == tuple(size):
+        return np.asarray(image, np.float32)
+    shrink = size[0] < image.shape[0] or size[1] < image.shape[1]
+    tensor = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
+    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False, antialias=shrink)[0, 0].numpy()
 
 
 # ---------------------------------------------------------------- simulated layers
@@ -232,3 +266,72 @@ def real_samples(split: str, folder: Path | None = None) -> list[Sample]:
             np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
         samples.append(make_sample(image, boxes, labels, png.name))
     return samples
+
+
+# ---------------------------------------------------------------- raw-like layers
+
+def raw_like_samples(n: int, seed: int, params=None, *, workers: int = 1) -> list[Sample]:
+    """Rendered raw two-photon layers (:mod:`synapflow_assets.synthetic.raw_layer`) with their pixel sizes.
+
+    Parameters
+    ----------
+    n : int
+        Layers; layer ``i`` is drawn from ``numpy.random.default_rng([seed, i])``.
+    seed : int
+    params : RawLayerParams, optional
+    workers : int
+        Processes rendering in parallel.
+
+    Returns
+    -------
+    list of Sample
+    """
+    from ..synthetic.raw_layer import RawLayerParams
+
+    from concurrent.futures import ProcessPoolExecutor
+
+    params = params or RawLayerParams()
+    jobs = [(seed, i, params) for i in range(n)]
+    if workers > 1 and n > 4:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(_raw_like_sample, jobs, chunksize=4))
+    return [_raw_like_sample(job) for job in jobs]
+
+
+def _raw_like_sample(job) -> Sample:
+    from ..synthetic.raw_layer import render_raw_layer
+
+    seed, i, params = job
+    layer = render_raw_layer(np.random.default_rng([seed, i]), params)
+    return make_sample(layer.image, layer.boxes, layer.labels, f"raw{seed}-{i}", layer.pixel_size_um)
+
+
+def with_raw_background(sample: Sample, rng: np.random.Generator, params=None) -> Sample:
+    """A masked annotated image (``spine2d_polygons``: background ~99% zero) made raw-like: its
+    dendrites over autofluorescence, haze, axons and debris, imaged with shot noise and a bit depth.
+
+    The pixel size is estimated from the image's dendrites, as inference does on a
+    file without one, and recorded so that training zooms it like inference will.
+
+    Parameters
+    ----------
+    sample : Sample
+    rng : numpy.random.Generator
+    params : RawLayerParams, optional
+
+    Returns
+    -------
+    Sample
+    """
+    from scipy import ndimage
+
+    from ..imaging.scale import estimate_pixel_size
+    from ..synthetic.raw_layer import RawLayerParams, acquire, distractors
+
+    params = params or RawLayerParams()
+    pixel = estimate_pixel_size(sample.image).pixel_size_um or 0.12
+    signal = ndimage.gaussian_filter(np.clip(sample.normalised(), 0.0, 1.2), rng.uniform(0.5, 1.0))
+    loose, haze = distractors(rng, signal.shape, pixel, params)
+    loose = ndimage.gaussian_filter(loose, rng.uniform(0.12, 0.3) / pixel)
+    image = acquire(np.maximum(signal, loose) + haze, rng, params, pixel)
+    return make_sample(image, sample.boxes, sample.labels, sample.name + "+raw", pixel)

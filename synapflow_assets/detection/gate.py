@@ -1,10 +1,14 @@
 """The champion gate's metric: one validation score, logged under the same key for every version.
 
-The gate metric ``val_ap50`` is the class-agnostic AP50 (IoU 0.5) of the
-training evaluation: on the real validation split (``spine2d_polygons/val``)
-when the run evaluated it, else on the run's held-out simulated layers. The
-set it was measured on is recorded in the run tag ``val_ap50.source``
-(``real:n_truth=102`` or ``sim:seed=0,size=256,animals=2,n_truth=215``), and
+The gate metric ``val_ap50`` is the class-agnostic COCO AP50 (IoU 0.5,
+:func:`.evaluation.detection_scores`) of the training evaluation: on the
+held-out raw-like layers (``val_raw``: rendered two-photon layers with noise,
+background, axons and debris, of a fixed seed no training run uses) when the
+run evaluated them; for older runs, on the real validation split
+(``spine2d_polygons/val``), else on the held-out simulated layers. The set it
+was measured on is recorded in the run tag ``val_ap50.source``
+(``raw:seed=424242,layers=16,n_truth=...``, ``real:n_truth=102`` or
+``sim:seed=0,size=256,animals=2,n_truth=215``), and
 :func:`champion.promote_if_better` only compares scores measured on the same
 set; otherwise it keeps the champion.
 """
@@ -31,8 +35,8 @@ def validation_score(entry: dict, training_config: dict | None = None) -> tuple[
     ----------
     entry : dict
         An evaluation of the training loop (``history.json`` entry or
-        ``metrics.json``) with nested ``val_real`` and / or ``val_sim`` dicts
-        holding ``ap50`` (and ``n_truth``).
+        ``metrics.json``) with nested ``val_raw``, ``val_real`` and / or
+        ``val_sim`` dicts holding ``ap50`` (and ``n_truth``).
     training_config : dict, optional
         The run's ``TrainConfig`` as a dict; names the simulated set.
 
@@ -44,16 +48,19 @@ def validation_score(entry: dict, training_config: dict | None = None) -> tuple[
     Raises
     ------
     ValueError
-        When the entry holds neither ``val_real.ap50`` nor ``val_sim.ap50``.
+        When the entry holds none of ``val_raw.ap50``, ``val_real.ap50`` and ``val_sim.ap50``.
     """
-    real, sim = entry.get("val_real"), entry.get("val_sim")
+    raw, real, sim = entry.get("val_raw"), entry.get("val_real"), entry.get("val_sim")
+    if isinstance(raw, dict) and _finite(raw.get("ap50")):
+        return float(raw["ap50"]), (f"raw:seed={raw.get('seed', '?')},layers={raw.get('n_images', '?')},"
+                                    f"n_truth={raw.get('n_truth', '?')}")
     if isinstance(real, dict) and _finite(real.get("ap50")):
         return float(real["ap50"]), f"real:n_truth={real.get('n_truth', '?')}"
     if isinstance(sim, dict) and _finite(sim.get("ap50")):
         config = training_config or entry.get("training_config") or {}
         return float(sim["ap50"]), (f"sim:seed={config.get('seed', '?')},size={config.get('sim_size', '?')},"
                                     f"animals={config.get('val_sim_animals', '?')},n_truth={sim.get('n_truth', '?')}")
-    raise ValueError(f"evaluation has neither val_real.ap50 nor val_sim.ap50 (keys {sorted(entry)})")
+    raise ValueError(f"evaluation has none of val_raw.ap50, val_real.ap50, val_sim.ap50 (keys {sorted(entry)})")
 
 
 def with_gate_metric(history: list[dict]) -> list[dict]:

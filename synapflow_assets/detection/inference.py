@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from scipy import ndimage
 
+from ..imaging.scale import estimate_pixel_size
 from .box_merge import TileOutput, merge_tiles, tile_origins
-from .data import normalise, robust_range
+from .data import normalise, resample, robust_range
 from .model import DetectorSpec, build_model
 
 WEIGHTS_FILE = "model.safetensors"
@@ -62,9 +62,13 @@ class SpineDetector:
     device : torch.device, optional
         Defaults to CUDA when available, else CPU.
     upscale : float
-        Test-time zoom: each layer is resized by this factor (bilinear) before
-        inference and the boxes are divided by it. 1 = off. Helps on real
-        layers whose spines are smaller than the model saw in training.
+        Extra test-time zoom on top of the pixel-size resampling (1 = none).
+    pixel_size_um : float, optional
+        Pixel size (um/px) the model was trained at. Each layer is resampled
+        from its own pixel size (given, or estimated from its dendrites by
+        :func:`synapflow_assets.imaging.scale.estimate_pixel_size`) to this
+        one, and the boxes are mapped back to the layer's pixels. None (older
+        models): layers are used as they are.
     box_scale : float
         Every box is scaled about its centre by this factor (a per-model,
         per-domain box-size calibration, see :mod:`.calibration`). 1 = off.
@@ -77,7 +81,7 @@ class SpineDetector:
 
     def __init__(self, model: torch.nn.Module, spec: DetectorSpec, tile: int = 512, overlap: int = 64,
                  nms_iou: float = 0.5, device: torch.device | str | None = None, upscale: float = 1.0,
-                 box_scale: float = 1.0):
+                 box_scale: float = 1.0, pixel_size_um: float | None = None):
         self.spec = spec
         self.types = list(spec.types)
         self.tile = int(tile)
@@ -85,6 +89,7 @@ class SpineDetector:
         self.nms_iou = float(nms_iou)
         self.upscale = _positive(upscale, "upscale")
         self.box_scale = _positive(box_scale, "box_scale")
+        self.pixel_size_um = None if pixel_size_um is None else _positive(pixel_size_um, "pixel_size_um")
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
 
@@ -117,7 +122,8 @@ class SpineDetector:
         """The JSON config saved beside the weights."""
         return {"format": CONFIG_FORMAT, "version": 1, "spec": self.spec.to_dict(),
                 "inference": {"tile": self.tile, "overlap": self.overlap, "nms_iou": self.nms_iou,
-                              "upscale": self.upscale, "box_scale": self.box_scale}}
+                              "upscale": self.upscale, "box_scale": self.box_scale,
+                              "pixel_size_um": self.pixel_size_um}}
 
     def save(self, folder) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``folder`` (created if needed).
@@ -184,7 +190,7 @@ class SpineDetector:
                                 f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
         return cls(model, spec, tile=options.get("tile", 512), overlap=options.get("overlap", 64),
                    nms_iou=options.get("nms_iou", 0.5), device=device, upscale=options.get("upscale", 1.0),
-                   box_scale=options.get("box_scale", 1.0))
+                   box_scale=options.get("box_scale", 1.0), pixel_size_um=options.get("pixel_size_um"))
 
     # ------------------------------------------------------------ inference
     @torch.no_grad()
@@ -215,10 +221,24 @@ class SpineDetector:
             for x0 in tile_origins(w, self.tile, self.overlap):
                 yield y0, x0, th, tw
 
+    def zoom_for(self, pixel_size_um: float | None) -> float:
+        """The factor a layer of ``pixel_size_um`` is resized by before inference (``upscale`` included)."""
+        if self.pixel_size_um is None or pixel_size_um is None:
+            return self.upscale
+        return self.upscale * float(pixel_size_um) / self.pixel_size_um
+
+    def layer_pixel_size(self, layer: np.ndarray, pixel_size_um: float | None) -> float | None:
+        """``pixel_size_um`` when given, else the estimate from the layer's (or stack's) dendrites."""
+        if pixel_size_um is not None:
+            return _positive(pixel_size_um, "pixel_size_um")
+        if self.pixel_size_um is None:
+            return None
+        return estimate_pixel_size(layer).pixel_size_um
+
     def _detect_layers(self, layers: list[np.ndarray], score_threshold: float, batch_size: int,
-                       min_contrast: float = 0.0) -> list[pl.DataFrame]:
+                       min_contrast: float = 0.0, zoom: float = 1.0) -> list[pl.DataFrame]:
         """``min_contrast`` is the smallest (high - low) a layer is stretched to, so that a layer of
-        pure background in a stack is not stretched into spine-like noise."""
+        pure background in a stack is not stretched into spine-like noise; ``zoom`` resizes each layer."""
         jobs, outputs = [], []  # (layer index, y0, x0, th, tw, normalised tile)
         empty = [False] * len(layers)
         normalised = []
@@ -227,8 +247,8 @@ class SpineDetector:
             high = max(high, low + min_contrast) if high > low else high
             empty[i] = high <= low
             image = None if empty[i] else normalise(layer, low, high)
-            if image is not None and self.upscale != 1.0:
-                image = ndimage.zoom(image, self.upscale, order=1)
+            if image is not None and zoom != 1.0:
+                image = resample(image, zoom)
             normalised.append(image)
         for i, image in enumerate(normalised):
             if image is None:
@@ -254,22 +274,24 @@ class SpineDetector:
                 outputs.append(pl.DataFrame(schema=BOX_SCHEMA))
                 continue
             boxes, scores, labels = merge_tiles(per_layer[i], normalised[i].shape, self.nms_iou)
-            boxes = self._rescale(boxes, layer.shape)
+            boxes = self._rescale(boxes, layer.shape, normalised[i].shape)
             outputs.append(pl.DataFrame({
                 "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
                 "score": scores, "type": [self.types[int(k)] for k in labels]}, schema=BOX_SCHEMA))
         return outputs
 
-    def _rescale(self, boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def _rescale(self, boxes: np.ndarray, shape: tuple[int, int], zoomed: tuple[int, int]) -> np.ndarray:
         """Boxes of the zoomed layer in layer pixels, scaled about their centres by ``box_scale``."""
-        if self.upscale == 1.0 and self.box_scale == 1.0:
+        if zoomed == tuple(shape) and self.box_scale == 1.0:
             return boxes
-        boxes = np.asarray(boxes, np.float64) / self.upscale
+        factor = np.array([zoomed[1] / shape[1], zoomed[0] / shape[0]] * 2, np.float64)
+        boxes = np.asarray(boxes, np.float64) / factor
         centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) * self.box_scale / 2
         limit = np.array([shape[1], shape[0]], np.float64)
         return np.concatenate([np.clip(centre - half, 0, limit), np.clip(centre + half, 0, limit)], 1)
 
-    def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
+    def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5, *,
+                     pixel_size_um: float | None = None) -> pl.DataFrame:
         """Detect spines on one 2D layer.
 
         Parameters
@@ -278,6 +300,8 @@ class SpineDetector:
             Any integer or float dtype; any size (large layers are tiled).
         score_threshold : float
             Minimal class-agnostic score.
+        pixel_size_um : float, optional
+            The layer's pixel size; estimated from the layer when None.
 
         Returns
         -------
@@ -292,9 +316,11 @@ class SpineDetector:
             When the layer is not 2D, empty, of a non-numeric dtype or not finite.
         """
         layer = _check_array(layer, 2, "layer")
-        return self._detect_layers([layer], score_threshold, 1)[0]
+        zoom = self.zoom_for(self.layer_pixel_size(layer, pixel_size_um))
+        return self._detect_layers([layer], score_threshold, 1, zoom=zoom)[0]
 
-    def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5, batch_size: int = 4) -> pl.DataFrame:
+    def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5, batch_size: int = 4, *,
+                     pixel_size_um: float | None = None) -> pl.DataFrame:
         """Detect spines on every layer of a (z, y, x) stack, tiles batched.
 
         Parameters
@@ -303,6 +329,8 @@ class SpineDetector:
         score_threshold : float
         batch_size : int
             Tiles per forward pass.
+        pixel_size_um : float, optional
+            The stack's x/y pixel size; estimated from its projection when None.
 
         Each layer is normalised by its own robust range, but stretched at
         most as if its contrast were ``STACK_CONTRAST_FRACTION`` of the
@@ -322,11 +350,12 @@ class SpineDetector:
         stack = _check_array(stack, 3, "stack")
         stack_low, stack_high = robust_range(stack)
         min_contrast = STACK_CONTRAST_FRACTION * (stack_high - stack_low)
+        zoom = self.zoom_for(self.layer_pixel_size(stack, pixel_size_um))
         frames = []
         chunk = max(1, batch_size)
         for start in range(0, len(stack), chunk):
             layers = [stack[z] for z in range(start, min(start + chunk, len(stack)))]
-            for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size, min_contrast)):
+            for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size, min_contrast, zoom)):
                 frames.append(frame.with_columns(pl.lit(start + offset, pl.Int64).alias("layer")))
         if not frames:
             return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})

@@ -12,11 +12,16 @@ import numpy as np
 import torch
 
 from .batches import AugmentParams, make_batch
-from .data import Sample, real_samples, simulated_samples
+from .data import Sample, raw_like_samples, real_samples, simulated_samples, with_raw_background
+from .evaluation import detection_scores
 from .inference import SpineDetector
+from .invivo import invivo_layers, invivo_scores
 from .model import DetectorSpec, build_model, count_parameters, tiny_spec
-from .quick_metrics import score_detections
 
+#: Pixel size of the chronic simulator's layers (``SimulationParams.voxel_size_um``).
+SIM_PIXEL_SIZE_UM = 0.12
+#: Seed of the held-out raw-like validation layers (never a training seed: those are ``seed * 1000 + 7``).
+VAL_RAW_SEED = 424_242
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 FINAL_DIR = "model"
@@ -38,10 +43,8 @@ class TrainConfig:
         Crop size of real-data batches (pixels).
     sim_crop : int
         Crop size of simulated batches.
-    real_fraction : float
-        Share of real-data batches after pre-training (when the real set exists).
     pretrain_steps : int
-        First steps on simulated layers only.
+        First steps on raw-like layers only (when not fine-tuning).
     lr, weight_decay, grad_clip : float
         AdamW settings and gradient-norm clipping.
     warmup_steps : int
@@ -66,6 +69,20 @@ class TrainConfig:
         Stop (with a checkpoint) after this wall time of this process; 0 = no limit.
     real_val : bool
         Evaluate on the real validation split when present.
+    pixel_size_um : float
+        Pixel size the detector works at; every input is resampled to it.
+    raw_layers : int
+        Rendered raw-like layers in the training pool.
+    val_raw_layers : int
+        Held-out raw-like layers (their own fixed seed) for validation and the gate.
+    raw_background_variants : int
+        Raw-like copies of each real training image (masked background replaced).
+    pool_weights : tuple of (str, float)
+        Share of batches from each pool: ``raw`` (rendered raw-like layers),
+        ``real_raw`` (real images with a raw background), ``real`` (real images
+        as they are) and ``sim`` (layers of the chronic simulator).
+    init : str
+        A detector folder to start from (fine-tuning); empty: random weights.
 
     The detector's inference tile is set to the larger crop size: its boxes are
     sized relative to its input, so tiles much larger than the training crops
@@ -76,7 +93,6 @@ class TrainConfig:
     batch_size: int = 4
     crop: int = 320
     sim_crop: int = 256
-    real_fraction: float = 0.7
     pretrain_steps: int = 300
     lr: float = 2e-4
     weight_decay: float = 1e-4
@@ -94,6 +110,12 @@ class TrainConfig:
     threads: int = 2
     max_minutes: float = 0.0
     real_val: bool = True
+    pixel_size_um: float = 0.12
+    raw_layers: int = 300
+    val_raw_layers: int = 16
+    raw_background_variants: int = 1
+    pool_weights: tuple = (("raw", 0.4), ("real_raw", 0.35), ("real", 0.15), ("sim", 0.1))
+    init: str = ""
 
 
 def model_spec(name: str) -> DetectorSpec:
@@ -113,8 +135,31 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * (config.min_lr_fraction + (1 - config.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: float = 0.5) -> dict[str, float]:
-    """Class-agnostic scores of a detector on annotated samples (boxes down to score 0.05 for AP).
+def _box_table(frames: list, names: list[str]):
+    import polars as pl
+
+    tables = [f.with_columns(pl.lit(n).alias("image")) for f, n in zip(frames, names)]
+    return pl.concat(tables) if tables else pl.DataFrame()
+
+
+def truth_table(samples: list[Sample], types: list[str]):
+    """The true boxes of annotated samples as the COCO evaluator's table (``image``, box, ``type``)."""
+    import polars as pl
+
+    rows = [pl.DataFrame({"image": [s.name] * len(s.boxes), "xmin": s.boxes[:, 0].astype(np.float64),
+                          "ymin": s.boxes[:, 1].astype(np.float64), "xmax": s.boxes[:, 2].astype(np.float64),
+                          "ymax": s.boxes[:, 3].astype(np.float64),
+                          "type": [types[int(k)] for k in s.labels]},
+                         schema={"image": pl.String, "xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64,
+                                 "ymax": pl.Float64, "type": pl.String}) for s in samples]
+    return pl.concat(rows)
+
+
+def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: float = 0.35) -> dict:
+    """COCO scores (:func:`.evaluation.detection_scores`, the one AP50 of the project) of a detector
+    on annotated samples, each at its known pixel size or, when unknown, the estimated one.
+
+    Boxes down to score 0.05 enter the AP; precision, recall and F1 are at ``score_threshold``.
 
     Parameters
     ----------
@@ -125,14 +170,16 @@ def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: fl
     Returns
     -------
     dict
-        See :func:`quick_metrics.score_detections`.
+        ``ap50``, ``map50``, ``ap50_per_type``, ``precision``, ``recall``, ``f1``, ``n_truth``, ...
     """
-    predictions, truths = [], []
-    for sample in samples:
-        frame = detector.detect_layer(sample.image, score_threshold=0.05)
-        predictions.append((frame.select("xmin", "ymin", "xmax", "ymax").to_numpy(), frame["score"].to_numpy()))
-        truths.append(sample.boxes)
-    return score_detections(predictions, truths, score_threshold)
+    frames = [detector.detect_layer(s.image, score_threshold=0.05, pixel_size_um=s.pixel_size_um) for s in samples]
+    truth = truth_table(samples, detector.types)
+    predicted = _box_table(frames, [s.name for s in samples])
+    scores = detection_scores(truth, predicted)
+    at_threshold = detection_scores(truth, predicted.filter(predicted["score"] >= score_threshold), per_type=False)
+    scores.update({k: at_threshold[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "n_predicted")})
+    scores["score_threshold"] = score_threshold
+    return {k: v for k, v in scores.items() if not (isinstance(v, float) and math.isnan(v) and k != "ap50")}
 
 
 def _save_checkpoint(folder: Path, detector: SpineDetector, optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -209,11 +256,16 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         start_step, wall_before = int(state["step"]), float(state["wall_seconds"])
         history, best = state.get("history", []), state.get("best")
         log(f"resumed from {resume} at step {start_step} ({wall_before:.0f} s of earlier training)")
+    elif config.init:
+        detector = SpineDetector.load(config.init, device=device)
+        log(f"fine-tuning {config.init}")
     else:
         torch.manual_seed(config.seed)
         spec = model_spec(config.model)
         detector = SpineDetector(build_model(spec, config.seed), spec, device=device)
     detector.tile = max(config.crop, config.sim_crop)
+    detector.pixel_size_um = config.pixel_size_um
+    detector.upscale, detector.box_scale = 1.0, 1.0
     model = detector.model
     log(f"model: {count_parameters(model) / 1e6:.2f}M parameters, strides {detector.spec.strides}, device {device}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -221,13 +273,31 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         _load_optimizer(resume, optimizer)
 
     t0 = time.perf_counter()
-    sim_pool = simulated_samples(config.sim_animals, config.seed * 1000 + 1, size=config.sim_size)
+    weights = dict(config.pool_weights)
+    sim_pool = simulated_samples(config.sim_animals, config.seed * 1000 + 1, size=config.sim_size) \
+        if weights.get("sim", 0) > 0 else []
     val_sim = simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size, layers=12)
+    for sample in sim_pool + val_sim:
+        sample.pixel_size_um = SIM_PIXEL_SIZE_UM
     real_pool = real_samples("train")
     val_real = real_samples("val") if config.real_val else []
-    log(f"data: {len(sim_pool)} simulated layers, {len(real_pool)} real images; val {len(val_sim)} simulated, "
-        f"{len(val_real)} real ({time.perf_counter() - t0:.1f} s)")
-    augment = AugmentParams()
+    raw_pool = raw_like_samples(config.raw_layers, config.seed * 1000 + 7, workers=config.threads) if weights.get("raw", 0) > 0 else []
+    val_raw = raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads)
+    background_rng = np.random.default_rng([config.seed, 99])
+    real_raw_pool = [with_raw_background(s, background_rng) for s in real_pool
+                     for _ in range(config.raw_background_variants)] if weights.get("real_raw", 0) > 0 else []
+    pools = {"raw": (raw_pool, config.sim_crop), "real_raw": (real_raw_pool, config.crop),
+             "real": (real_pool, config.crop), "sim": (sim_pool, config.sim_crop)}
+    names = [n for n in pools if pools[n][0] and weights.get(n, 0) > 0]
+    if not names:
+        raise ValueError("no training data: every pool with a weight is empty")
+    shares = np.array([weights[n] for n in names], np.float64)
+    shares /= shares.sum()
+    invivo = invivo_layers()
+    log(f"data: {len(raw_pool)} raw-like layers, {len(real_raw_pool)} real images on raw background, "
+        f"{len(real_pool)} real, {len(sim_pool)} simulated; val {len(val_raw)} raw-like, {len(val_real)} real, "
+        f"{len(val_sim)} simulated, {len(invivo)} in-vivo ({time.perf_counter() - t0:.1f} s)")
+    augment = AugmentParams(model_pixel_size_um=config.pixel_size_um)
 
     def wall() -> float:
         return wall_before + time.perf_counter() - t_start
@@ -236,9 +306,14 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         model.eval()
         entry = {"step": step, "loss": loss, "wall_seconds": round(wall(), 1)}
         t = time.perf_counter()
+        entry["val_raw"] = evaluate(detector, val_raw, config.eval_score_threshold)
+        entry["val_raw"]["seed"] = VAL_RAW_SEED
         entry["val_sim"] = evaluate(detector, val_sim, config.eval_score_threshold)
         if val_real:
             entry["val_real"] = evaluate(detector, val_real, config.eval_score_threshold)
+        if invivo:
+            scores = invivo_scores(detector, invivo, config.eval_score_threshold)
+            entry["val_invivo"] = {k: v for k, v in scores.items() if k != "boxes"}
         entry["eval_seconds"] = round(time.perf_counter() - t, 1)
         model.train()
         return entry
@@ -254,8 +329,10 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
     for step in range(start_step, config.steps):
         rng = np.random.default_rng([config.seed, step])
         torch.manual_seed(config.seed * 1_000_003 + step)
-        use_real = bool(real_pool) and step >= config.pretrain_steps and rng.random() < config.real_fraction
-        pool, crop = (real_pool, config.crop) if use_real else (sim_pool, config.sim_crop)
+        source = names[int(rng.choice(len(names), p=shares))]
+        if step < config.pretrain_steps and not config.init and "raw" in names:
+            source = "raw"
+        pool, crop = pools[source]
         pixels, targets = make_batch(pool, config.batch_size, crop, rng, augment)
         pixels = pixels.to(device)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
@@ -271,18 +348,19 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
             losses.append(float(loss.detach()))
         done = step + 1
         if done % 10 == 0:
-            log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({'real' if use_real else 'sim'}) "
+            log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({source}) "
                 f"lr {learning_rate(config, step):.2e} wall {wall():.0f} s")
         timed_out = config.max_minutes > 0 and time.perf_counter() - t_start > config.max_minutes * 60
         if done % config.eval_every == 0 or done == config.steps or timed_out:
             entry = run_eval(done, float(np.mean(losses[-config.eval_every:])) if losses else float("nan"))
             history.append(entry)
-            key = "val_real" if "val_real" in entry else "val_sim"
-            log(f"eval step {done}: sim AP50 {entry['val_sim']['ap50']:.3f} F1 {entry['val_sim']['f1']:.3f} "
-                f"F1c4 {entry['val_sim']['f1_c4']:.3f}" + (
-                    f" | real AP50 {entry['val_real']['ap50']:.3f} F1 {entry['val_real']['f1']:.3f} "
-                    f"P {entry['val_real']['precision']:.3f} R {entry['val_real']['recall']:.3f}"
-                    if "val_real" in entry else "") + f" ({entry['eval_seconds']} s)")
+            key = "val_raw"
+            log(f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 {entry['val_raw'].get('map50', 0):.3f}"
+                f" | sim AP50 {entry['val_sim']['ap50']:.3f}" + (
+                    f" | real AP50 {entry['val_real']['ap50']:.3f} mAP50 {entry['val_real'].get('map50', 0):.3f}"
+                    if "val_real" in entry else "") + (
+                    f" | in vivo found {entry['val_invivo']['found']:.2f} ratio {entry['val_invivo']['count_ratio']:.2f}"
+                    if "val_invivo" in entry else "") + f" ({entry['eval_seconds']} s)")
             score = entry[key]["ap50"]
             if best is None or score > best["score"]:
                 best = {"step": done, "score": score, "metric": f"{key}.ap50", "entry": entry}

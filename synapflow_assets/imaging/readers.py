@@ -9,6 +9,7 @@ import hashlib
 import math
 from pathlib import Path
 
+from .scale import estimate_pixel_size as estimate_scale
 from .errors import InputError
 from .png_stack import find_png_layers, read_png_stack
 from .sidecar import read_sidecar, sidecar_path
@@ -33,7 +34,8 @@ def _check_default(default_voxel_size_um) -> tuple[float, float, float]:
 def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int | None = None,
                 pixel_size_um: float | None = None, z_step_um: float | None = None,
                 default_voxel_size_um: tuple[float, float, float] = (1.0, 0.12, 0.12),
-                min_layers: int = 1, max_layers: int = 2048, max_xy: int = 16384) -> Volume:
+                min_layers: int = 1, max_layers: int = 2048, max_xy: int = 16384,
+                estimate_pixel_size: bool = True) -> Volume:
     """Read and validate one session's z-stack.
 
     Parameters
@@ -54,6 +56,10 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
         the file's metadata (source ``settings``).
     default_voxel_size_um : tuple of float
         (z, y, x) used for every axis nothing else states (source ``default``).
+    estimate_pixel_size : bool
+        When nothing states the x/y pixel size, estimate it from the width of
+        the dendrites (source ``estimated``, see :mod:`.scale`); the default
+        is used only when no dendrite is found.
     min_layers, max_layers : int
         Accepted number of layers (a single plane has 1 layer).
     max_xy : int
@@ -109,12 +115,21 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
                 if value is not None}
     candidates = {"settings": settings, **info.pop("voxel")}
     candidates["sidecar"] = dict(zip(_AXES, sidecar.voxel_size_um)) if sidecar and sidecar.voxel_size_um else {}
+    estimate = None
+    if estimate_pixel_size and not any("x" in sizes for sizes in candidates.values()):
+        estimate = estimate_scale(data)
+        if estimate.pixel_size_um is not None:
+            candidates["estimated"] = {"y": estimate.pixel_size_um, "x": estimate.pixel_size_um}
     candidates["default"] = dict(zip(_AXES, default))
     sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}
     voxel = tuple(float(candidates[sources[a]][a]) for a in _AXES)
     acquired = info.pop("acquired_at") or (sidecar.acquired_at if sidecar else None)
 
     metadata = {**info, "dtype": str(data.dtype), "voxel_size_sources": sources}
+    if estimate is not None:
+        metadata["pixel_size_estimate"] = {"pixel_size_um": estimate.pixel_size_um,
+                                           "dendrite_width_px": round(estimate.dendrite_width_px, 2),
+                                           "ridge_pixels": estimate.ridge_pixels}
     if sidecar:
         metadata["sidecar"] = str(sidecar.path)
     return Volume(data=data, voxel_size_um=voxel, source=path, voxel_size_source=sources["x"],
