@@ -13,17 +13,18 @@ from synapflow_assets.defs.resources import DataLake
 from synapflow_assets.detection import champion as C
 from synapflow_assets.detection import registry as R
 from synapflow_assets.detection.cli import detect_main, train_detector_main
-from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG
+from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG, validation_score
 from synapflow_assets.detection.inference import SpineDetector
 from synapflow_assets.detection.model import build_model, tiny_spec
 from synapflow_assets.detection.train_register import log_and_register
 from synapflow_assets.detection.training import TrainConfig, train
 
 TINY = {"steps": 2, "model": "tiny", "batch_size": 2, "sim_animals": 1, "sim_size": 64, "sim_crop": 64,
-        "val_sim_animals": 1, "eval_every": 2}
+        "val_sim_animals": 1, "eval_every": 2, "raw_layers": 3, "val_raw_layers": 2}
 TINY_CONFIG = TrainConfig(**TINY, checkpoint_every=2, pretrain_steps=0)
 TINY_ARGS = ["--steps", "2", "--model", "tiny", "--batch-size", "2", "--sim-animals", "1", "--sim-size", "64",
-             "--sim-crop", "64", "--val-sim-animals", "1", "--eval-every", "2", "--checkpoint-every", "2"]
+             "--sim-crop", "64", "--val-sim-animals", "1", "--eval-every", "2", "--checkpoint-every", "2",
+             "--raw-layers", "3", "--val-raw-layers", "2"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +44,10 @@ def tiny_run(tmp_path_factory):
     return out, final
 
 
+def gate_source(final):
+    return validation_score(final["best"]["entry"])[1]
+
+
 def _client(data_root):
     return R._client(R._registry(data_root))
 
@@ -51,22 +56,22 @@ def _versions(data_root):
     return sorted(int(v.version) for v in _client(data_root).search_model_versions(f"name='{R.MODEL_NAME}'"))
 
 
-def _champion_folder(tmp_path, tiny_run, val_sim_ap50):
-    """A registrable folder whose metrics.json scores ``val_sim_ap50`` on the tiny run's validation set."""
+def _champion_folder(tmp_path, tiny_run, val_raw_ap50):
+    """A registrable folder whose metrics.json scores ``val_raw_ap50`` on the tiny run's raw-like validation set."""
     out, final = tiny_run
-    folder = tmp_path / f"champion-{val_sim_ap50}"
+    folder = tmp_path / f"champion-{val_raw_ap50}"
     shutil.copytree(out / "model", folder)
-    entry = final["best"]["entry"]
+    raw = final["best"]["entry"]["val_raw"]
     (folder / "metrics.json").write_text(json.dumps({
-        "val_sim": {"ap50": val_sim_ap50, "n_truth": entry["val_sim"]["n_truth"]},
-        "training_config": {"seed": 0, "sim_size": 64, "val_sim_animals": 1}}))
+        "val_raw": {"ap50": val_raw_ap50, "n_truth": raw["n_truth"], "n_images": raw["n_images"], "seed": raw["seed"]}}))
     return folder
 
 
 @pytest.mark.parametrize("margin, promoted", [(-0.01, True), (0.01, False)])
 def test_gate_moves_the_champion_only_when_the_new_run_scores_higher(tmp_path, data_root, tiny_run, margin, promoted):
     out, final = tiny_run
-    new_score = final["best"]["entry"]["val_sim"]["ap50"]
+    new_score = final["best"]["entry"]["val_raw"]["ap50"]
+    assert final["best"]["metric"] == "val_raw.ap50" and gate_source(final).startswith("raw:seed=")
     champion = _champion_folder(tmp_path, tiny_run, new_score + margin)
     result = log_and_register(out, final, TINY_CONFIG, data_root, shipped_folder=champion)
     gate = result["gate"]
@@ -97,7 +102,7 @@ def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, insta
     client = _client(lake.root)
     run = client.get_run(metadata["training_run_id"].value).data
     assert run.params["steps"] == "2" and run.params["model"] == "tiny"
-    assert run.metrics[GATE_KEY] == pytest.approx(gate["new_score"]) and run.tags[SOURCE_TAG].startswith("sim:")
+    assert run.metrics[GATE_KEY] == pytest.approx(gate["new_score"]) and run.tags[SOURCE_TAG].startswith("raw:")
     assert [m.step for m in client.get_metric_history(metadata["training_run_id"].value, "loss")] == [2]
     assert run.tags["gate.decision"] == "kept"
     assert (C.champion_info(lake.root).folder.parent.parent / "artifacts" / "model" / "model.safetensors").is_file()

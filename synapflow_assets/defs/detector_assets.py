@@ -23,6 +23,9 @@ class DetectorTrainingConfig(dg.Config):
     sim_size: int = 256
     sim_crop: int = 256
     val_sim_animals: int = 2
+    raw_layers: int = 300
+    val_raw_layers: int = 16
+    init: str = ""
     eval_every: int = 100
     real_val: bool = True
 

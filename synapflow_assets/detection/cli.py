@@ -24,6 +24,8 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sim-crop", type=int, default=defaults.sim_crop)
     parser.add_argument("--init", default=defaults.init, help="detector folder to fine-tune (default: random weights)")
     parser.add_argument("--raw-layers", type=int, default=defaults.raw_layers, help="rendered raw-like training layers")
+    parser.add_argument("--val-raw-layers", type=int, default=defaults.val_raw_layers,
+                        help="held-out raw-like validation layers (the gate's set)")
     parser.add_argument("--pixel-size", dest="pixel_size_um", type=float, default=defaults.pixel_size_um,
                         help="pixel size (um/px) the detector works at")
     parser.add_argument("--pretrain-steps", type=int, default=defaults.pretrain_steps,

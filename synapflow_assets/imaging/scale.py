@@ -15,8 +15,17 @@ import numpy as np
 from scipy import ndimage
 
 #: Apparent half-maximum width of a dendrite shaft (um); calibrated on raw-like rendered layers
-#: (:mod:`synapflow_assets.synthetic.raw_layer`), whose dendrite radii span 0.35-0.75 um.
-DENDRITE_WIDTH_UM = 1.1
+#: (:mod:`synapflow_assets.synthetic.raw_layer`): the half-maximum width of a 0.5 um radius tube
+#: seen through a 0.1-0.3 um PSF.
+DENDRITE_WIDTH_UM = 1.0
+
+#: Gaussian smoothings (px) tried, smallest first.
+SMOOTHING_PX = (1.0, 2.0)
+#: A smoothing is kept while the measured width is at least this multiple of it.
+MIN_WIDTH_PER_SMOOTHING = 6.0
+
+#: The bright level must stand this many sigmas of the smoothed pixel noise (from neighbour differences) above the median.
+MIN_CONTRAST_SIGMA = 8.0
 
 #: Share of the bright area the kept components cover (the largest first); loose blobs are left out.
 MAIN_COMPONENTS_SHARE = 0.8
@@ -40,23 +49,15 @@ class ScaleEstimate:
     ridge_pixels: int
 
 
-def dendrite_width_px(layer: np.ndarray) -> tuple[float, int]:
-    """Half-maximum width (px) of the brightest tubes of a 2D layer, and the ridge pixels measured.
-
-    Parameters
-    ----------
-    layer : ndarray (H, W)
-
-    Returns
-    -------
-    width : float
-        NaN when no bright structure of at least 2 px width exists.
-    ridge_pixels : int
-    """
-    image = ndimage.gaussian_filter(np.asarray(layer, np.float32), 1.0)
+def _width_at(layer: np.ndarray, smoothing_px: float) -> tuple[float, int]:
+    """Half-maximum width (px) of the largest bright components after Gaussian smoothing, and its ridge pixels."""
+    image = ndimage.gaussian_filter(np.asarray(layer, np.float32), smoothing_px)
     background = float(np.median(image))
     bright = float(np.percentile(image, 99.5))
-    if bright <= background:
+    raw = np.asarray(layer, np.float32)
+    pixel_noise = 1.4826 * float(np.median(np.abs(np.diff(raw, axis=1)))) / np.sqrt(2.0)
+    noise = pixel_noise / (2.0 * np.sqrt(np.pi) * smoothing_px)  # white noise after the Gaussian
+    if bright - background <= MIN_CONTRAST_SIGMA * noise or bright <= background:
         return float("nan"), 0
     mask = image > background + 0.5 * (bright - background)
     labels, n = ndimage.label(mask)
@@ -71,7 +72,35 @@ def dendrite_width_px(layer: np.ndarray) -> tuple[float, int]:
     ridge = keep & (distance >= 1.0) & (distance >= ndimage.maximum_filter(distance, size=3))
     if ridge.sum() < 5:
         return float("nan"), int(ridge.sum())
-    return float(2.0 * np.median(distance[ridge])), int(ridge.sum())
+    # a tube w pixels wide has a distance of (w + 1) / 2 at its centre pixel
+    return float(2.0 * np.median(distance[ridge]) - 1.0), int(ridge.sum())
+
+
+def dendrite_width_px(layer: np.ndarray) -> tuple[float, int]:
+    """Half-maximum width (px) of the brightest tubes of a 2D layer, and the ridge pixels measured.
+
+    The layer is smoothed against shot noise by the largest of ``SMOOTHING_PX``
+    whose measured width is still at least ``MIN_WIDTH_PER_SMOOTHING`` times
+    it (so the smoothing widens the tube little), else by the smallest.
+
+    Parameters
+    ----------
+    layer : ndarray (H, W)
+
+    Returns
+    -------
+    width : float
+        NaN when no bright structure of at least 2 px width exists.
+    ridge_pixels : int
+    """
+    chosen = (float("nan"), 0)
+    for smoothing in SMOOTHING_PX:
+        width, ridge = _width_at(layer, smoothing)
+        if smoothing == SMOOTHING_PX[0] or (np.isfinite(width) and width >= MIN_WIDTH_PER_SMOOTHING * smoothing):
+            chosen = (width, ridge) if smoothing == SMOOTHING_PX[0] or np.isfinite(width) else chosen
+        else:
+            break
+    return chosen
 
 
 def estimate_pixel_size(layer: np.ndarray, *, dendrite_width_um: float = DENDRITE_WIDTH_UM) -> ScaleEstimate:
@@ -92,6 +121,6 @@ def estimate_pixel_size(layer: np.ndarray, *, dendrite_width_um: float = DENDRIT
     if layer.ndim == 3:
         layer = layer.max(axis=0)
     width, ridge = dendrite_width_px(layer)
-    if not np.isfinite(width) or width < 2.0:
+    if not np.isfinite(width) or width < 2.5:
         return ScaleEstimate(None, width, ridge)
     return ScaleEstimate(dendrite_width_um / width, width, ridge)

@@ -54,13 +54,16 @@ class RawLayerParams:
     bit_depths : tuple of int
     read_noise_fraction : (float, float)
         Read noise sigma as a fraction of one photon's signal.
+    visible_snr : float
+        Spines whose brightest expected photons stand less than this many
+        shot-noise sigmas above the rest (or lie in saturated tissue) are not labelled.
     """
 
     pixel_size_um: tuple[float, float] = (0.05, 0.3)
     field_um: float = 46.0
     n_dendrites: tuple[int, int] = (1, 3)
     dendrite_radius_um: tuple[float, float] = (0.35, 0.75)
-    spine_density_per_um: tuple[float, float] = (0.25, 0.9)
+    spine_density_per_um: tuple[float, float] = (0.2, 0.7)
     type_weights: tuple[float, float, float, float, float] = (0.3, 0.2, 0.15, 0.2, 0.15)
     n_axons: tuple[int, int] = (0, 4)
     n_debris: tuple[int, int] = (0, 15)
@@ -71,6 +74,7 @@ class RawLayerParams:
     saturation: tuple[float, float] = (0.3, 3.0)
     bit_depths: tuple[int, ...] = (8, 12, 16)
     read_noise_fraction: tuple[float, float] = (0.0, 1.0)
+    visible_snr: float = 5.0
 
 
 @dataclass
@@ -225,7 +229,7 @@ def _spine(rng: np.random.Generator, kind: int, base: np.ndarray, direction: np.
 
 
 def _dendrite(rng, params: RawLayerParams, field_um: float, pixel_um: float, gain: float,
-              tissue: _Tissue, heads: _Tissue, boxes: list, labels: list) -> float:
+              tissue: _Tissue, necks: _Tissue, heads: _Tissue, boxes: list, labels: list) -> float:
     points, tangent = smooth_curve(rng, field_um, curvature=0.04)
     radius = rng.uniform(*params.dendrite_radius_um)
     wobble = 1 + 0.12 * ndimage.gaussian_filter1d(rng.normal(0, 1, len(points)), 20, mode="nearest") * 4
@@ -243,7 +247,7 @@ def _dendrite(rng, params: RawLayerParams, field_um: float, pixel_um: float, gai
         base = points[i] + normal * radius * 0.8
         (neck_c, neck_r), (head_c, head_r) = _spine(rng, kind, base, direction, pixel_um)
         spine_gain = gain * rng.uniform(0.8, 1.25)
-        tissue.add(neck_c, neck_r, gain=spine_gain)
+        necks.add(neck_c, neck_r, gain=spine_gain)
         heads.add(head_c, head_r, gain=spine_gain)
         centres, radii = np.concatenate([neck_c, head_c]), np.concatenate([neck_r, head_r])
         lo, hi = (centres - radii[:, None]).min(0), (centres + radii[:, None]).max(0)
@@ -284,24 +288,32 @@ def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayer
     fine = pixel / sub
     n_px = int(round(field_um / pixel))
     canvas = (n_px * sub, n_px * sub)
-    tissue, heads = _Tissue(), _Tissue()
+    tissue, necks, heads = _Tissue(), _Tissue(), _Tissue()
     boxes: list = []
     labels: list = []
     radii = []
     for _ in range(rng.integers(params.n_dendrites[0], params.n_dendrites[1] + 1)):
-        radii.append(_dendrite(rng, params, field_um, fine, _loguniform(rng, (0.35, 1.0)), tissue, heads,
+        radii.append(_dendrite(rng, params, field_um, fine, _loguniform(rng, (0.35, 1.0)), tissue, necks, heads,
                                 boxes, labels))
     loose_signal, haze = distractors(rng, canvas, fine, params, field_um=field_um)
-    signal = np.maximum(np.maximum(tissue.render(canvas, fine), heads.render(canvas, fine)), loose_signal)
+    without = np.maximum(tissue.render(canvas, fine), loose_signal)
+    signal = np.maximum(np.maximum(without, necks.render(canvas, fine)), heads.render(canvas, fine))
     sy, sx = (_loguniform(rng, params.psf_sigma_um) / fine for _ in range(2))
-    signal = ndimage.gaussian_filter(signal, (sy, sx))
-    signal = signal.reshape(n_px, sub, n_px, sub).mean((1, 3)) if sub > 1 else signal
+
+    def optics(image):
+        image = ndimage.gaussian_filter(image, (sy, sx))
+        return image.reshape(n_px, sub, n_px, sub).mean((1, 3)) if sub > 1 else image
+
+    signal, without = optics(signal), optics(without)
     haze = haze.reshape(n_px, sub, n_px, sub).mean((1, 3)) if sub > 1 else haze
-    image = acquire(signal + haze, rng, params, pixel)
+    image, photons_per_unit, background, saturation_photons = _acquire(signal + haze, rng, params, pixel)
+    other = (without + haze + background) * photons_per_unit
     box_px = np.asarray(boxes, np.float64).reshape(-1, 4) / pixel
     margin = 0.5 * np.sqrt(sy * sx) * fine / pixel
     box_px = np.clip(box_px + np.array([-margin, -margin, margin, margin]), 0, n_px)
     keep = ((box_px[:, 2] - box_px[:, 0]) > 1) & ((box_px[:, 3] - box_px[:, 1]) > 1)
+    keep &= spine_snr(box_px, (signal - without) * photons_per_unit, other,
+                      other >= saturation_photons) >= params.visible_snr
     box_px = box_px[keep].astype(np.float32)
     size_um = np.sqrt(np.prod(box_px[:, 2:] - box_px[:, :2], axis=1)) * pixel
     return RawLayer(image, box_px, np.asarray(labels, np.int64)[keep], pixel, np.asarray(radii), size_um)
@@ -343,6 +355,30 @@ def _upsample(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return zoomed[: shape[0], : shape[1]].astype(np.float32)
 
 
+def spine_snr(boxes_px: np.ndarray, spine_photons: np.ndarray, other_photons: np.ndarray,
+              saturated: np.ndarray) -> np.ndarray:
+    """Visibility of each spine: its expected photons above everything else, summed over the part of the
+    spine above half its peak, over the shot noise of that region (what an eye or a detector integrates);
+    0 where the image is saturated without it at its peak (the spine cannot show).
+
+    A spine that nobody could see (too dim for the noise, or lost in a saturated
+    dendrite) is not a detection target, so rendered layers label only visible spines.
+    """
+    snr = np.zeros(len(boxes_px))
+    for i, (x0, y0, x1, y1) in enumerate(np.round(boxes_px).astype(int)):  # one slice per spine
+        spine = spine_photons[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+        if spine.size == 0:
+            continue
+        at = np.unravel_index(int(np.argmax(spine)), spine.shape)
+        if saturated[y0:, x0:][at]:
+            continue
+        region = spine >= 0.5 * spine[at]
+        other = other_photons[y0:y0 + spine.shape[0], x0:x0 + spine.shape[1]][region]
+        total = float(spine[region].sum())
+        snr[i] = total / np.sqrt(max(total + float(other.sum()), 1.0))
+    return snr
+
+
 def acquire(signal: np.ndarray, rng: np.random.Generator, params: RawLayerParams = RawLayerParams(),
             pixel_size_um: float = 0.12) -> np.ndarray:
     """Image a signal (um of labelled thickness x brightness, ~1 on a dendrite) as raw counts.
@@ -354,6 +390,11 @@ def acquire(signal: np.ndarray, rng: np.random.Generator, params: RawLayerParams
     -------
     ndarray (H, W), uint8 or uint16
     """
+    return _acquire(signal, rng, params, pixel_size_um)[0]
+
+
+def _acquire(signal, rng, params, pixel_size_um):
+    """The image, photons per signal unit, the background signal and the photons that saturate."""
     shape = signal.shape
     sigma = max(2.0, 8.0 / pixel_size_um)
     coarse = max(1, int(sigma / 4))
@@ -368,4 +409,5 @@ def acquire(signal: np.ndarray, rng: np.random.Generator, params: RawLayerParams
     offset = rng.uniform(0, 0.05) * full
     gain = _loguniform(rng, params.saturation) * (full - offset) / photons_per_unit
     counts = offset + gain * photons + rng.normal(0, 1, shape) * gain * rng.uniform(*params.read_noise_fraction)
-    return np.clip(np.round(counts), 0, full).astype(np.uint8 if bits == 8 else np.uint16)
+    image = np.clip(np.round(counts), 0, full).astype(np.uint8 if bits == 8 else np.uint16)
+    return image, photons_per_unit, background, (full - offset) / gain
