@@ -3,12 +3,16 @@ model's pixel size and back, training on the renderer, and the gate's raw-like v
 import re
 
 import numpy as np
+import polars as pl
 import pytest
 from PIL import Image
 
-from synapflow_assets.detection.data import raw_like_samples, resample
+from synapflow_assets.detection.cli import detect_main
+from synapflow_assets.detection.data import raw_like_samples, resample, shared_data_root
+from synapflow_assets.detection.evaluation import detection_scores
 from synapflow_assets.detection.gate import validation_score
 from synapflow_assets.detection.inference import SpineDetector, shipped_model_folder
+from synapflow_assets.detection.invivo import INVIVO_IOU, invivo_layers
 from synapflow_assets.detection.training import VAL_RAW_SEED, TrainConfig, train
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.imaging.scale import estimate_pixel_size
@@ -132,3 +136,23 @@ def test_raw_like_training_samples_carry_their_pixel_size():
     assert all(s.pixel_size_um is not None and 0.05 <= s.pixel_size_um <= 0.3 for s in samples)
     assert [s.name for s in samples] == [s.name for s in again]
     assert all(np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes) for a, b in zip(samples, again))
+
+
+#: Measured with the shipped weights at defaults (see bench/detector.py); asserted with margin.
+INVIVO_MIN_FOUND = 0.6
+INVIVO_MAX_COUNT_RATIO = 1.5
+
+
+@pytest.mark.skipif(not invivo_layers(), reason="../shared/data/real_layers absent")
+def test_detect_finds_the_spines_of_raw_in_vivo_layers_at_default_settings(tmp_path, capsys):
+    """The command a new user runs first, with no flag: the earlier detector's spines are found on raw layers."""
+    layers = invivo_layers()
+    out = tmp_path / "boxes.csv"
+    paths = [str(shared_data_root() / "real_layers" / f"{layer.name}.png") for layer in layers]
+    assert detect_main([*paths, "--out", str(out), "--model", str(shipped_model_folder())]) == 0
+    assert "estimated from the dendrite width" in capsys.readouterr().out
+    ours = pl.read_csv(out).with_columns(image=pl.col("filename").str.replace(r"\.png$", ""))
+    truth = pl.concat([layer.peer for layer in layers])
+    scores = detection_scores(truth, ours, per_type=False, iou_threshold=INVIVO_IOU)
+    assert scores["recall"] >= INVIVO_MIN_FOUND, scores
+    assert scores["n_predicted"] <= INVIVO_MAX_COUNT_RATIO * scores["n_truth"], scores

@@ -1,5 +1,6 @@
 """Issue [1/7]: single planes, sparse fields, per-lab settings, metadata, colour, loud one-line failures."""
 import os
+import re
 import subprocess
 import sys
 
@@ -121,8 +122,10 @@ def test_scanimage_pixel_size_is_read_and_a_missing_one_is_said(tmp_path, instan
     (landing / "day00.detections.csv").write_text("filename,width,height,class,score,xmin,ymin,xmax,ymax\n")
     report = process_landed(instance, DataLake(root=str(tmp_path / "data")), detection=IMPORTED)
     assert not report.failed
-    assert any(line.startswith("m1|day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; 0.12 um assumed")
-               for line in report.warnings), report.warnings
+    said = [line for line in report.warnings
+            if line.startswith("m1|day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; ")]
+    assert len(said) == 1 and re.search(r"; [\d.]+ um (estimated from the dendrite width|assumed) \(set imaging", said[0]), \
+        report.warnings
 
 
 def test_colour_is_read_as_grey_identically_by_ingest_and_detect(tmp_path):
@@ -131,20 +134,20 @@ def test_colour_is_read_as_grey_identically_by_ingest_and_detect(tmp_path):
     grey = rgb.max(axis=-1)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     volume = read_volume(tmp_path / "rgb.tif")
-    detected, is_stack, note = _read_input(tmp_path / "rgb.tif")
+    detected, is_stack, notes, _ = _read_input(tmp_path / "rgb.tif")
     np.testing.assert_array_equal(volume.data, grey)
     np.testing.assert_array_equal(detected, volume.data)
-    assert is_stack and note == volume.metadata["colour_note"] == COLOUR_NOTE
+    assert is_stack and notes[0] == volume.metadata["colour_note"] == COLOUR_NOTE
 
     folder = tmp_path / "s1"
     folder.mkdir()
     for k in range(3):
         Image.fromarray(rgb[k]).save(folder / f"s1_layer{k:02d}.png")
     from_folder = read_volume(folder)
-    single, _, single_note = _read_input(folder / "s1_layer01.png")
+    single, _, single_notes, _ = _read_input(folder / "s1_layer01.png")
     np.testing.assert_array_equal(from_folder.data, grey)
     np.testing.assert_array_equal(single, grey[1])
-    assert from_folder.metadata["colour_note"] == single_note == COLOUR_NOTE
+    assert from_folder.metadata["colour_note"] == single_notes[0] == COLOUR_NOTE
 
 
 @pytest.mark.parametrize("pages", [3, 4])

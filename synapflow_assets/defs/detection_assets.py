@@ -94,7 +94,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:
         options = detection.settings(lake, animal).detection
-        shape, _, _ = read_volume_info(lake.volume_path(animal, session))
+        shape, voxel_size_um, volume_attrs = read_volume_info(lake.volume_path(animal, session))
         if detection.source == "imported":
             table, model, version = imported_detections(lake, animal, session, shape)
             data_version = version
@@ -108,6 +108,8 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             decisive = decisive if detection.source == "model" and decisive != [None] * 3 else []
             if detection.source == "model" and options.score_threshold != DEFAULT_SCORE_THRESHOLD:
                 decisive.append(options.score_threshold)
+            if detection.source == "model":
+                decisive.append(round(float(voxel_size_um[2]), 6))  # the detector resamples by the pixel size
             data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"], *decisive])
                                           .encode()).hexdigest()[:32]
     except InputError as error:
@@ -126,6 +128,8 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
             "source": detection.source,
+            "pixel_size_um": float(voxel_size_um[2]),
+            "pixel_size_source": str(volume_attrs.get("voxel_size_source", "unknown")),
             "settings": detection.fingerprint(options),
             "model": model,
             "model_version": version,

@@ -8,14 +8,20 @@ from pathlib import Path
 
 import torch
 
-from .data import real_samples, simulated_samples
+from ..settings import DEFAULT_SCORE_THRESHOLD
+from .data import raw_like_samples, real_samples, simulated_samples
 from .inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector, shipped_model_folder
+from .invivo import invivo_layers, invivo_scores
 from .throughput import layers_per_second
-from .training import HISTORY_FILE, STATE_FILE, evaluate
+from .training import HISTORY_FILE, SIM_PIXEL_SIZE_UM, STATE_FILE, VAL_RAW_SEED, TrainConfig, evaluate
+
+COMMAND_FILE = "COMMAND"
 
 
-def final_metrics(detector: SpineDetector, seed: int = 0, score_threshold: float = 0.5, threads: int = 2) -> dict:
-    """Validation figures of a detector: held-out simulated layers, real val split, throughput.
+def final_metrics(detector: SpineDetector, seed: int = 0, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+                  threads: int = 2) -> dict:
+    """Validation figures of a detector, on the same sets as training's evaluation: held-out raw-like
+    layers (the gate's set), the real val split, the in-vivo layers, held-out simulated layers; throughput.
 
     Parameters
     ----------
@@ -30,9 +36,16 @@ def final_metrics(detector: SpineDetector, seed: int = 0, score_threshold: float
     dict
     """
     torch.set_num_threads(threads)
+    val_raw = raw_like_samples(TrainConfig.val_raw_layers, VAL_RAW_SEED, workers=threads)
     val_sim = simulated_samples(2, 10_000_000 + seed, size=256, layers=12)
-    out = {"score_threshold": score_threshold,
+    for sample in val_sim:
+        sample.pixel_size_um = SIM_PIXEL_SIZE_UM
+    out = {"score_threshold": score_threshold, "val_raw": {**evaluate(detector, val_raw, score_threshold),
+                                                           "seed": VAL_RAW_SEED},
            "val_sim": evaluate(detector, val_sim, score_threshold), "val_sim_layers": len(val_sim)}
+    layers = invivo_layers()
+    if layers:
+        out["val_invivo"] = {k: v for k, v in invivo_scores(detector, layers, score_threshold).items() if k != "boxes"}
     val_real = real_samples("val")
     if val_real:
         out["val_real"] = evaluate(detector, val_real, score_threshold)
@@ -81,4 +94,5 @@ def ship(run_folder, command: str, source: str = "best", dest=None, seed: int = 
         shutil.copyfile(run_folder / source / name, dest / name)
     (dest / "history.json").write_text(json.dumps(history, indent=2))
     (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (dest / COMMAND_FILE).write_text(command.rstrip() + "\n")
     return metrics

@@ -60,7 +60,7 @@ def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.
     folder, entry = _registered_weights(out, final)
     config_dict = asdict(config)
     score, source = validation_score(entry, config_dict)
-    metrics = {k: entry[k] for k in ("val_sim", "val_real") if isinstance(entry.get(k), dict)}
+    metrics = {k: entry[k] for k in ("val_raw", "val_real", "val_invivo", "val_sim") if isinstance(entry.get(k), dict)}
     metrics.update({GATE_KEY: score, "registered_step": entry.get("step", final.get("step")),
                     "steps": final.get("step"), "training_wall_seconds": final.get("wall_seconds")})
     params = {**config_dict, "out": str(out), "resume": str(resume) if resume else "", "weights": folder.name}

@@ -105,7 +105,7 @@ class TrainConfig:
     val_sim_animals: int = 2
     eval_every: int = 100
     checkpoint_every: int = 50
-    eval_score_threshold: float = 0.5
+    eval_score_threshold: float = 0.35
     model: str = "default"
     threads: int = 2
     max_minutes: float = 0.0
@@ -177,7 +177,8 @@ def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: fl
     predicted = _box_table(frames, [s.name for s in samples])
     scores = detection_scores(truth, predicted)
     at_threshold = detection_scores(truth, predicted.filter(predicted["score"] >= score_threshold), per_type=False)
-    scores.update({k: at_threshold[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "n_predicted")})
+    scores.update({k: at_threshold[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "n_predicted",
+                                                 "precision_centre", "recall_centre", "f1_centre", "tp_centre")})
     scores["score_threshold"] = score_threshold
     return {k: v for k, v in scores.items() if not (isinstance(v, float) and math.isnan(v) and k != "ap50")}
 

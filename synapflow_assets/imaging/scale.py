@@ -21,8 +21,10 @@ DENDRITE_WIDTH_UM = 1.0
 
 #: Gaussian smoothings (px) tried, smallest first.
 SMOOTHING_PX = (1.0, 2.0)
-#: A smoothing is kept while the measured width is at least this multiple of it.
+#: A heavier smoothing is used only when its width is at least this multiple of it, and the lighter
+#: one measured under ``FRAGMENTED_SHARE`` of that width (noise broke the tube into specks).
 MIN_WIDTH_PER_SMOOTHING = 6.0
+FRAGMENTED_SHARE = 0.75
 
 #: The bright level must stand this many sigmas of the smoothed pixel noise (from neighbour differences) above the median.
 MIN_CONTRAST_SIGMA = 8.0
@@ -79,9 +81,9 @@ def _width_at(layer: np.ndarray, smoothing_px: float) -> tuple[float, int]:
 def dendrite_width_px(layer: np.ndarray) -> tuple[float, int]:
     """Half-maximum width (px) of the brightest tubes of a 2D layer, and the ridge pixels measured.
 
-    The layer is smoothed against shot noise by the largest of ``SMOOTHING_PX``
-    whose measured width is still at least ``MIN_WIDTH_PER_SMOOTHING`` times
-    it (so the smoothing widens the tube little), else by the smallest.
+    The layer is smoothed against shot noise by the smallest of ``SMOOTHING_PX``,
+    and by a larger one only where noise broke the tubes up at the smaller one
+    (see ``FRAGMENTED_SHARE``); a larger smoothing also widens the tubes.
 
     Parameters
     ----------
@@ -93,13 +95,14 @@ def dendrite_width_px(layer: np.ndarray) -> tuple[float, int]:
         NaN when no bright structure of at least 2 px width exists.
     ridge_pixels : int
     """
-    chosen = (float("nan"), 0)
-    for smoothing in SMOOTHING_PX:
+    chosen = _width_at(layer, SMOOTHING_PX[0])
+    for smoothing in SMOOTHING_PX[1:]:
         width, ridge = _width_at(layer, smoothing)
-        if smoothing == SMOOTHING_PX[0] or (np.isfinite(width) and width >= MIN_WIDTH_PER_SMOOTHING * smoothing):
-            chosen = (width, ridge) if smoothing == SMOOTHING_PX[0] or np.isfinite(width) else chosen
-        else:
+        if not (np.isfinite(width) and width >= MIN_WIDTH_PER_SMOOTHING * smoothing):
             break
+        if np.isfinite(chosen[0]) and chosen[0] >= FRAGMENTED_SHARE * width:
+            break  # the lighter smoothing was not broken up by noise: keep it
+        chosen = (width, ridge)
     return chosen
 
 
