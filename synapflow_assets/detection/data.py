@@ -154,11 +154,13 @@ def simulated_samples(n_animals: int, seed: int, size: int = 256, layers: int = 
     samples = []
     for animal in range(n_animals):
         for session in simulate_animal(params, n_sessions, seed + animal):
-            samples.extend(session_samples(session, f"sim{seed + animal}s{session.index}", keep_empty))
+            samples.extend(session_samples(session, f"sim{seed + animal}s{session.index}", keep_empty,
+                                           pixel_size_um=params.voxel_size_um[2]))
     return samples
 
 
-def session_samples(session, name: str = "sim", keep_empty: bool = False) -> list[Sample]:
+def session_samples(session, name: str = "sim", keep_empty: bool = False,
+                    pixel_size_um: float | None = None) -> list[Sample]:
     """Per-layer samples of one ``SimulatedSession``; boxes moved by the layer's jitter.
 
     Parameters
@@ -166,6 +168,8 @@ def session_samples(session, name: str = "sim", keep_empty: bool = False) -> lis
     session : synapflow_assets.synthetic.SimulatedSession
     name : str
     keep_empty : bool
+    pixel_size_um : float, optional
+        The session's x/y voxel size, recorded on every sample.
 
     Returns
     -------
@@ -185,7 +189,7 @@ def session_samples(session, name: str = "sim", keep_empty: bool = False) -> lis
         boxes = xyxy[pick] + np.array([dx, dy, dx, dy], np.float32)
         h, w = layer.shape
         boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
-        samples.append(make_sample(layer, boxes, labels[pick], f"{name}z{z}"))
+        samples.append(make_sample(layer, boxes, labels[pick], f"{name}z{z}", pixel_size_um))
     return samples
 
 
@@ -326,7 +330,8 @@ def with_raw_background(sample: Sample, rng: np.random.Generator, params=None) -
     from scipy import ndimage
 
     from ..imaging.scale import estimate_pixel_size
-    from ..synthetic.raw_layer import RawLayerParams, acquire, distractors
+    from ..synthetic.acquisition import acquire
+    from ..synthetic.raw_layer import RawLayerParams, distractors
 
     params = params or RawLayerParams()
     pixel = estimate_pixel_size(sample.image).pixel_size_um or 0.12

@@ -9,11 +9,9 @@ from pathlib import Path
 import torch
 
 from ..settings import DEFAULT_SCORE_THRESHOLD
-from .data import raw_like_samples, real_samples, simulated_samples
 from .inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector, shipped_model_folder
-from .invivo import invivo_layers, invivo_scores
 from .throughput import layers_per_second
-from .training import HISTORY_FILE, SIM_PIXEL_SIZE_UM, STATE_FILE, VAL_RAW_SEED, TrainConfig, evaluate
+from .training import HISTORY_FILE, STATE_FILE, TrainConfig, score_validation, validation_sets
 
 COMMAND_FILE = "COMMAND"
 
@@ -36,20 +34,8 @@ def final_metrics(detector: SpineDetector, seed: int = 0, score_threshold: float
     dict
     """
     torch.set_num_threads(threads)
-    val_raw = raw_like_samples(TrainConfig.val_raw_layers, VAL_RAW_SEED, workers=threads)
-    val_sim = simulated_samples(2, 10_000_000 + seed, size=256, layers=12)
-    for sample in val_sim:
-        sample.pixel_size_um = SIM_PIXEL_SIZE_UM
-    out = {"score_threshold": score_threshold, "val_raw": {**evaluate(detector, val_raw, score_threshold),
-                                                           "seed": VAL_RAW_SEED},
-           "val_sim": evaluate(detector, val_sim, score_threshold), "val_sim_layers": len(val_sim)}
-    layers = invivo_layers()
-    if layers:
-        out["val_invivo"] = {k: v for k, v in invivo_scores(detector, layers, score_threshold).items() if k != "boxes"}
-    val_real = real_samples("val")
-    if val_real:
-        out["val_real"] = evaluate(detector, val_real, score_threshold)
-        out["val_real_images"] = len(val_real)
+    sets = validation_sets(TrainConfig(seed=seed, threads=threads))
+    out = {"score_threshold": score_threshold, **score_validation(detector, sets, score_threshold)}
     out["layers_per_second_512"] = round(layers_per_second(detector, 512, layers=8, threads=threads), 2)
     return out
 

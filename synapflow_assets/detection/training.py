@@ -17,9 +17,10 @@ from .evaluation import detection_scores
 from .inference import SpineDetector
 from .invivo import invivo_layers, invivo_scores
 from .model import DetectorSpec, build_model, count_parameters, tiny_spec
+from ..synthetic.params import SimulationParams
 
-#: Pixel size of the chronic simulator's layers (``SimulationParams.voxel_size_um``).
-SIM_PIXEL_SIZE_UM = 0.12
+#: Pixel size of the chronic simulator's layers.
+SIM_PIXEL_SIZE_UM = SimulationParams().voxel_size_um[2]
 #: Seed of the held-out raw-like validation layers (never a training seed: those are ``seed * 1000 + 7``).
 VAL_RAW_SEED = 424_242
 CHECKPOINT_DIR = "checkpoint"
@@ -183,6 +184,32 @@ def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: fl
     return {k: v for k, v in scores.items() if not (isinstance(v, float) and math.isnan(v) and k != "ap50")}
 
 
+def validation_sets(config: TrainConfig) -> dict:
+    """The held-out sets every evaluation scores: ``val_raw`` (raw-like layers of ``VAL_RAW_SEED``, the
+    gate's set), ``val_sim`` (chronic-simulator layers), ``val_real`` (``spine2d_polygons/val``, when present
+    and ``config.real_val``) and ``val_invivo`` (the in-vivo layers, when present)."""
+    sets = {"val_raw": raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads),
+            "val_sim": simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size,
+                                         layers=12)}
+    if config.real_val:
+        sets["val_real"] = real_samples("val")
+    sets["val_invivo"] = invivo_layers()
+    return {name: value for name, value in sets.items() if value}
+
+
+def score_validation(detector: SpineDetector, sets: dict, score_threshold: float) -> dict:
+    """Scores of a detector on :func:`validation_sets`, one entry per set (training curves, shipping, gate)."""
+    entry = {}
+    for name, samples in sets.items():
+        if name == "val_invivo":
+            entry[name] = {k: v for k, v in invivo_scores(detector, samples, score_threshold).items() if k != "boxes"}
+        else:
+            entry[name] = evaluate(detector, samples, score_threshold)
+    if "val_raw" in entry:
+        entry["val_raw"]["seed"] = VAL_RAW_SEED
+    return entry
+
+
 def _save_checkpoint(folder: Path, detector: SpineDetector, optimizer: torch.optim.Optimizer, state: dict) -> None:
     """Write weights, optimizer moments (safetensors) and state (JSON) atomically into ``folder``."""
     from safetensors.torch import save_file
@@ -277,13 +304,10 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
     weights = dict(config.pool_weights)
     sim_pool = simulated_samples(config.sim_animals, config.seed * 1000 + 1, size=config.sim_size) \
         if weights.get("sim", 0) > 0 else []
-    val_sim = simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size, layers=12)
-    for sample in sim_pool + val_sim:
-        sample.pixel_size_um = SIM_PIXEL_SIZE_UM
     real_pool = real_samples("train")
-    val_real = real_samples("val") if config.real_val else []
-    raw_pool = raw_like_samples(config.raw_layers, config.seed * 1000 + 7, workers=config.threads) if weights.get("raw", 0) > 0 else []
-    val_raw = raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads)
+    raw_pool = raw_like_samples(config.raw_layers, config.seed * 1000 + 7, workers=config.threads) \
+        if weights.get("raw", 0) > 0 else []
+    validation = validation_sets(config)
     background_rng = np.random.default_rng([config.seed, 99])
     real_raw_pool = [with_raw_background(s, background_rng) for s in real_pool
                      for _ in range(config.raw_background_variants)] if weights.get("real_raw", 0) > 0 else []
@@ -294,10 +318,10 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         raise ValueError("no training data: every pool with a weight is empty")
     shares = np.array([weights[n] for n in names], np.float64)
     shares /= shares.sum()
-    invivo = invivo_layers()
     log(f"data: {len(raw_pool)} raw-like layers, {len(real_raw_pool)} real images on raw background, "
-        f"{len(real_pool)} real, {len(sim_pool)} simulated; val {len(val_raw)} raw-like, {len(val_real)} real, "
-        f"{len(val_sim)} simulated, {len(invivo)} in-vivo ({time.perf_counter() - t0:.1f} s)")
+        f"{len(real_pool)} real, {len(sim_pool)} simulated; val "
+        + ", ".join(f"{len(v)} {k.removeprefix('val_')}" for k, v in validation.items())
+        + f" ({time.perf_counter() - t0:.1f} s)")
     augment = AugmentParams(model_pixel_size_um=config.pixel_size_um)
 
     def wall() -> float:
@@ -307,14 +331,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         model.eval()
         entry = {"step": step, "loss": loss, "wall_seconds": round(wall(), 1)}
         t = time.perf_counter()
-        entry["val_raw"] = evaluate(detector, val_raw, config.eval_score_threshold)
-        entry["val_raw"]["seed"] = VAL_RAW_SEED
-        entry["val_sim"] = evaluate(detector, val_sim, config.eval_score_threshold)
-        if val_real:
-            entry["val_real"] = evaluate(detector, val_real, config.eval_score_threshold)
-        if invivo:
-            scores = invivo_scores(detector, invivo, config.eval_score_threshold)
-            entry["val_invivo"] = {k: v for k, v in scores.items() if k != "boxes"}
+        entry.update(score_validation(detector, validation, config.eval_score_threshold))
         entry["eval_seconds"] = round(time.perf_counter() - t, 1)
         model.train()
         return entry
@@ -357,7 +374,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
             history.append(entry)
             key = "val_raw"
             log(f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 {entry['val_raw'].get('map50', 0):.3f}"
-                f" | sim AP50 {entry['val_sim']['ap50']:.3f}" + (
+                f" | sim AP50 {entry.get('val_sim', {}).get('ap50', float('nan')):.3f}" + (
                     f" | real AP50 {entry['val_real']['ap50']:.3f} mAP50 {entry['val_real'].get('map50', 0):.3f}"
                     if "val_real" in entry else "") + (
                     f" | in vivo found {entry['val_invivo']['found']:.2f} ratio {entry['val_invivo']['count_ratio']:.2f}"

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from .acquisition import acquire_counts, loguniform, spine_snr, upsample
+
 #: Type names in label order (see ``detection.model.SPINE_TYPES``).
 RAW_SPINE_TYPES = ("mushroom", "stubby", "branched", "thin", "filopodium")
 #: A spine box is its extent plus this many PSF sigmas on each side: measured on the real annotated
@@ -110,11 +112,6 @@ class RawLayer:
     spine_size_um: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spine_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     snr: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-def _loguniform(rng: np.random.Generator, low_high) -> float:
-    low, high = low_high
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
 def smooth_curve(rng: np.random.Generator, field_um: float, *, step_um: float = 0.05,
@@ -295,7 +292,7 @@ def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayer
     -------
     RawLayer
     """
-    pixel = float(pixel_size_um) if pixel_size_um is not None else _loguniform(rng, params.pixel_size_um)
+    pixel = float(pixel_size_um) if pixel_size_um is not None else loguniform(rng, params.pixel_size_um)
     field_um = float(field_um or params.field_um)
     sub = int(np.ceil(pixel / 0.06 - 1e-9))  # fine grid of at most 0.06 um
     fine = pixel / sub
@@ -306,13 +303,13 @@ def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayer
     labels: list = []
     radii = []
     for _ in range(rng.integers(params.n_dendrites[0], params.n_dendrites[1] + 1)):
-        radii.append(_dendrite(rng, params, field_um, fine, _loguniform(rng, (0.35, 1.0)), tissue, necks, heads,
+        radii.append(_dendrite(rng, params, field_um, fine, loguniform(rng, (0.35, 1.0)), tissue, necks, heads,
                                 boxes, labels))
     loose_signal, haze = distractors(rng, canvas, fine, params, field_um=field_um)
     without = np.maximum(tissue.render(canvas, fine), loose_signal)
     signal = np.maximum(np.maximum(without, necks.render(canvas, fine)), heads.render(canvas, fine))
     arng = acquisition_rng if acquisition_rng is not None else rng
-    sy, sx = (_loguniform(arng, params.psf_sigma_um) / fine for _ in range(2))
+    sy, sx = (loguniform(arng, params.psf_sigma_um) / fine for _ in range(2))
 
     def optics(image):
         image = ndimage.gaussian_filter(image, (sy, sx))
@@ -320,7 +317,7 @@ def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayer
 
     signal, without = optics(signal), optics(without)
     haze = haze.reshape(n_px, sub, n_px, sub).mean((1, 3)) if sub > 1 else haze
-    image, photons_per_unit, background, saturation_photons = _acquire(signal + haze, arng, params, pixel)
+    image, photons_per_unit, background, saturation_photons = acquire_counts(signal + haze, arng, params, pixel)
     other = (without + haze + background) * photons_per_unit
     box_px = np.asarray(boxes, np.float64).reshape(-1, 4) / pixel
     margin = BOX_MARGIN_PSF * np.sqrt(sy * sx) * fine / pixel  # the spine as imaged, as annotators draw it
@@ -347,82 +344,16 @@ def distractors(rng: np.random.Generator, canvas: tuple[int, int], pixel_um: flo
     field_um = field_um or canvas[0] * pixel_um
     loose, blurred = _Tissue(), _Tissue()
     for _ in range(rng.integers(params.n_axons[0], params.n_axons[1] + 1)):
-        _axon(rng, field_um, pixel_um, _loguniform(rng, (0.3, 1.5)), loose)
+        _axon(rng, field_um, pixel_um, loguniform(rng, (0.3, 1.5)), loose)
     n_debris = rng.integers(params.n_debris[0], params.n_debris[1] + 1)
     if n_debris:
         loose.add(rng.uniform(0, field_um, (n_debris, 2)), rng.uniform(0.2, 0.7, n_debris),
-                  gain=_loguniform(rng, (0.3, 1.5)))
+                  gain=loguniform(rng, (0.3, 1.5)))
     for _ in range(rng.integers(params.n_blurred[0], params.n_blurred[1] + 1)):
         points, _ = smooth_curve(rng, field_um)
-        blurred.add(*_tube(points, rng.uniform(0.5, 1.2), pixel_um), gain=_loguniform(rng, (0.1, 0.5)))
+        blurred.add(*_tube(points, rng.uniform(0.5, 1.2), pixel_um), gain=loguniform(rng, (0.1, 0.5)))
     sigma = rng.uniform(1.0, 3.0) / pixel_um
     coarse = max(1, int(sigma / 4))
     small = (-(-canvas[0] // coarse), -(-canvas[1] // coarse))
-    haze = _upsample(ndimage.gaussian_filter(blurred.render(small, pixel_um * coarse), sigma / coarse), canvas)
+    haze = upsample(ndimage.gaussian_filter(blurred.render(small, pixel_um * coarse), sigma / coarse), canvas)
     return loose.render(canvas, pixel_um), haze
-
-
-def _upsample(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A smooth low-resolution field brought to ``shape`` (linear interpolation)."""
-    if image.shape == tuple(shape):
-        return image.astype(np.float32)
-    zoomed = ndimage.zoom(image, (shape[0] / image.shape[0], shape[1] / image.shape[1]), order=1)
-    return zoomed[: shape[0], : shape[1]].astype(np.float32)
-
-
-def spine_snr(boxes_px: np.ndarray, spine_photons: np.ndarray, other_photons: np.ndarray,
-              saturated: np.ndarray) -> np.ndarray:
-    """Visibility of each spine: its expected photons above everything else, summed over the part of the
-    spine above half its peak, over the shot noise of that region (what an eye or a detector integrates);
-    0 where the image is saturated without it at its peak (the spine cannot show).
-
-    A spine that nobody could see (too dim for the noise, or lost in a saturated
-    dendrite) is not a detection target, so rendered layers label only visible spines.
-    """
-    snr = np.zeros(len(boxes_px))
-    for i, (x0, y0, x1, y1) in enumerate(np.round(boxes_px).astype(int)):  # one slice per spine
-        spine = spine_photons[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
-        if spine.size == 0:
-            continue
-        at = np.unravel_index(int(np.argmax(spine)), spine.shape)
-        if saturated[y0:, x0:][at]:
-            continue
-        region = spine >= 0.5 * spine[at]
-        other = other_photons[y0:y0 + spine.shape[0], x0:x0 + spine.shape[1]][region]
-        total = float(spine[region].sum())
-        snr[i] = total / np.sqrt(max(total + float(other.sum()), 1.0))
-    return snr
-
-
-def acquire(signal: np.ndarray, rng: np.random.Generator, params: RawLayerParams = RawLayerParams(),
-            pixel_size_um: float = 0.12) -> np.ndarray:
-    """Image a signal (um of labelled thickness x brightness, ~1 on a dendrite) as raw counts.
-
-    Adds autofluorescence (a smooth field), Poisson shot noise, gain, offset
-    and Gaussian read noise, then saturates and quantises to 8, 12 or 16 bits.
-
-    Returns
-    -------
-    ndarray (H, W), uint8 or uint16
-    """
-    return _acquire(signal, rng, params, pixel_size_um)[0]
-
-
-def _acquire(signal, rng, params, pixel_size_um):
-    """The image, photons per signal unit, the background signal and the photons that saturate."""
-    shape = signal.shape
-    sigma = max(2.0, 8.0 / pixel_size_um)
-    coarse = max(1, int(sigma / 4))
-    small = (-(-shape[0] // coarse), -(-shape[1] // coarse))
-    smooth = _upsample(ndimage.gaussian_filter(rng.normal(0, 1, small), sigma / coarse), shape)
-    smooth = 1 + 0.5 * smooth / max(smooth.std(), 1e-9)
-    background = _loguniform(rng, params.background_fraction) * np.clip(smooth, 0.2, None)
-    photons_per_unit = _loguniform(rng, params.peak_photons)
-    photons = rng.poisson(np.clip(signal + background, 0, None) * photons_per_unit).astype(np.float64)
-    bits = int(rng.choice(params.bit_depths))
-    full = 2.0**bits - 1
-    offset = rng.uniform(0, 0.05) * full
-    gain = _loguniform(rng, params.saturation) * (full - offset) / photons_per_unit
-    counts = offset + gain * photons + rng.normal(0, 1, shape) * gain * rng.uniform(*params.read_noise_fraction)
-    image = np.clip(np.round(counts), 0, full).astype(np.uint8 if bits == 8 else np.uint16)
-    return image, photons_per_unit, background, (full - offset) / gain
