@@ -172,6 +172,56 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from .defs.resources import DataLake
+    from .imaging.errors import InputError
+    from .pipeline import recompute_dynamics
+    from .review import export_review, labels_from_corrections, read_review
+    from .store.feature_store import FeatureStore, StoreError
+
+    root = Path(args.data)
+    try:
+        if args.apply:
+            corrections = read_review(Path(args.apply), corrected_by=args.by)
+            if not len(corrections):
+                print(f"{args.apply}: no row has a corrected_status; nothing to apply")
+                return 0
+            with FeatureStore(root / "features.duckdb") as store:
+                store.add_corrections(corrections)
+            os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
+            with dg.DagsterInstance.get() as instance:
+                for animal in sorted(corrections["animal"].unique()):
+                    problem = recompute_dynamics(instance, DataLake(root=str(root)), animal)
+                    if problem:
+                        print(f"error: {animal}: corrections stored, but spine_dynamics failed: {problem}", file=sys.stderr)
+                        return 1
+            print(f"{len(corrections)} corrections applied; dynamics of {', '.join(sorted(corrections['animal'].unique()))} "
+                  "recomputed (see `sql \"SELECT * FROM uncertain_events\"`)")
+            return 0
+        if not args.animal:
+            print("error: review needs --animal (to export) or --apply FILE", file=sys.stderr)
+            return 2
+        if args.labels:
+            labels = labels_from_corrections(root, args.animal)
+            Path(args.labels).parent.mkdir(parents=True, exist_ok=True)
+            labels.write_csv(args.labels)
+            print(f"{len(labels)} training boxes from the corrections of {args.animal} in {args.labels} "
+                  "(train-detector --extra-labels)")
+            return 0
+        if not args.out:
+            print("error: review --animal needs --out DIR (or --labels FILE)", file=sys.stderr)
+            return 2
+        table = export_review(root, args.animal, Path(args.out), limit=args.limit)
+    except (InputError, StoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(table)} events to review in {Path(args.out) / 'review.csv'} (pictures beside it): fill corrected_status "
+          f"with present, new, eliminated, out_of_view or unconfirmed, then run review --apply {Path(args.out) / 'review.csv'}")
+    return 0
+
+
 def _settings_flags(parser: argparse.ArgumentParser, *, alignment: bool) -> None:
     """Flags that override ``synapflow.yaml`` (see ``synapflow_assets.settings``; unset: from the files, else the default)."""
     from .settings import DEFAULT_SCORE_THRESHOLD
@@ -253,6 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True)
     export.add_argument("--store", default=str(Path(os.environ.get("SYNAPFLOW_DATA", "data")) / "features.duckdb"))
     export.set_defaults(handler=_export)
+
+    review = commands.add_parser("review", help="export the least confident events for checking, or apply the answers")
+    review.add_argument("--animal", help="animal whose events to export")
+    review.add_argument("--out", help="folder for review.csv and the pictures")
+    review.add_argument("--limit", type=int, default=20, help="events to export, least confident first")
+    review.add_argument("--apply", metavar="FILE", help="read a filled review.csv back into the store and recompute dynamics")
+    review.add_argument("--by", help="who corrected (default: the login name)")
+    review.add_argument("--labels", metavar="FILE", help="write the corrected spines the detector missed as training boxes")
+    review.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"))
+    review.set_defaults(handler=_review)
 
     args = parser.parse_args(argv)
     return args.handler(args)

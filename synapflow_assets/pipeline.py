@@ -227,7 +227,7 @@ def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: st
     if record is None or record["code"] != spine_tracks.code_versions_by_key[spine_tracks.key]:
         return True
     try:
-        if record["settings"] != (alignment or AlignmentSettings()).settings(lake, animal).alignment.fingerprint():
+        if record["settings"] != (alignment or AlignmentSettings()).settings(lake, animal).tracking_fingerprint():
             return True
     except InputError:
         return True
@@ -254,6 +254,14 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
         report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")
     else:
         report.failed[animal] = failure_message(result)
+
+
+def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> str | None:
+    """Materialize ``spine_dynamics`` of one animal (after corrections); the failure message, or None."""
+    result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal,
+                            resources={"lake": lake, "alignment": AlignmentSettings()}, raise_on_error=False,
+                            run_config=QUIET, selection=[spine_dynamics.key])
+    return None if result.success else failure_message(result)
 
 
 def session_summary(instance: dg.DagsterInstance) -> list[dict]:

@@ -14,7 +14,7 @@ lab may need to set, read from ``synapflow.yaml`` files in the landing folder.
 
 Each section has its own fingerprint, so a changed setting makes exactly the assets that use that
 section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``, ``alignment`` ->
-``spine_tracks`` (and what depends on them).
+``spine_tracks``, ``evidence`` -> ``spine_tracks`` (and what depends on them).
 """
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .imaging.errors import InputError
 from .tracking.align import AlignParams
+from .tracking.evidence import EvidenceParams
 
 SETTINGS_FILE = "synapflow.yaml"
 DEFAULT_SCORE_THRESHOLD = 0.35
 """The one default score threshold of ``detect``, the pipeline and the benchmarks (the shipped detector's best F1)."""
 
 _ALIGN = AlignParams()
+_EVIDENCE = EvidenceParams()
 
 
 class _Section(BaseModel):
@@ -62,6 +64,8 @@ class DetectionOptions(_Section):
     upscale: float | None = Field(None, gt=0, description="test-time zoom (default: the model's)")
     box_scale: float | None = Field(None, gt=0, description="box-size factor (default: the model's)")
     tile: int | None = Field(None, gt=0, description="tile size in pixels (default: the model's)")
+    candidate_threshold: float = Field(0.1, gt=0, le=1, description="boxes down to this score are kept as evidence "
+                                                                    "for spines missed in a session (section evidence)")
 
 
 class AlignmentOptions(_Section):
@@ -80,6 +84,25 @@ class AlignmentOptions(_Section):
         return AlignParams(**self.model_dump())
 
 
+class EvidenceOptions(_Section):
+    """When the image overrides a missed detection (see ``EvidenceParams``)."""
+
+    enabled: bool = Field(True, description="look at the image before calling a spine eliminated or new")
+    response_present: float = Field(_EVIDENCE.response_present, gt=0, le=1,
+                                    description="detector answer at the aligned place that keeps a missed spine present")
+    response_support: float = Field(_EVIDENCE.response_support, gt=0, le=1,
+                                    description="weakest detector answer that counts as support")
+    contrast_present: float | None = Field(_EVIDENCE.contrast_present, gt=0, description=(
+        "contrast ratio that, with support, also keeps a missed spine present (off by default: it kept 10-20% "
+        "of true eliminations in the benchmark)"))
+    weak_score: float = Field(_EVIDENCE.weak_score, gt=0, le=1, description="one-session, one-layer detections "
+                                                                            "below this score need support")
+    ring_px: float = Field(_EVIDENCE.ring_px, gt=0, description="ring around a box for the contrast test")
+
+    def params(self) -> EvidenceParams | None:
+        return EvidenceParams(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
 class LabSettings(BaseModel):
     """Everything a lab may set without code, by section."""
 
@@ -88,6 +111,11 @@ class LabSettings(BaseModel):
     imaging: ImagingOptions = ImagingOptions()
     detection: DetectionOptions = DetectionOptions()
     alignment: AlignmentOptions = AlignmentOptions()
+    evidence: EvidenceOptions = EvidenceOptions()
+
+    def tracking_fingerprint(self) -> str:
+        """What decides the tracks: the ``alignment`` and ``evidence`` sections."""
+        return json.dumps({"alignment": self.alignment.model_dump(), "evidence": self.evidence.model_dump()}, sort_keys=True)
 
 
 def _merge(base: dict, extra: dict) -> dict:

@@ -76,7 +76,7 @@ def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, inst
     process_landed(instance, lake, detection=IMPORTED)
     tracks = pl.read_parquet(lake.tracks_path("m1"))
     assert tracks["session"].unique().sort().to_list() == ["day00", "day04"]
-    assert set(tracks["status"]) <= {"present", "new", "eliminated", "out_of_view"}
+    assert set(tracks["status"]) <= {"present", "new", "eliminated", "out_of_view", "unconfirmed"}
     third = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=3, seed=3)[2]
     write_session(third, tmp_path / "landing", "m1", "day08")
     report = process_landed(instance, lake, detection=IMPORTED)

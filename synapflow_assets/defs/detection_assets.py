@@ -40,16 +40,19 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
 
 
 def model_detections(lake: DataLake, animal: str, session: str, options: DetectionOptions,
-                     batch_size: int) -> tuple[pl.DataFrame, str, str]:
+                     batch_size: int) -> tuple[pl.DataFrame, pl.DataFrame, str, str]:
     """Boxes of the registry's champion detector on every layer of the registered volume (the shipped
-    detector is registered first when the registry has no champion)."""
+    detector is registered first when the registry has no champion), and the candidates: the same pass
+    down to ``candidate_threshold`` (thresholding comes before non-maximum suppression, so the boxes at
+    or above ``score_threshold`` are exactly those of a pass at that threshold)."""
     ensure_champion(lake.root)
     detector, champion = load_champion(lake.root)
     detector.set_options(options.upscale, options.box_scale, options.tile)
     volume, voxel_size_um, _ = read_volume_zarr(lake.volume_path(animal, session))
-    boxes = detector.detect_stack(volume, score_threshold=options.score_threshold, batch_size=batch_size,
-                                  pixel_size_um=voxel_size_um[2])
-    return boxes.select(DETECTION_COLUMNS), champion.name, champion.version
+    low = min(options.candidate_threshold, options.score_threshold)
+    boxes = detector.detect_stack(volume, score_threshold=low, batch_size=batch_size,
+                                  pixel_size_um=voxel_size_um[2]).select(DETECTION_COLUMNS)
+    return (boxes.filter(pl.col("score") >= options.score_threshold), boxes, champion.name, champion.version)
 
 
 def baseline_detections(lake: DataLake, animal: str, session: str) -> tuple[pl.DataFrame, str, str]:
@@ -81,20 +84,21 @@ def detection_count_problem(count: int, others: list[int]) -> str | None:
     return None
 
 
-@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume, spine_detector], code_version="2", kinds={"parquet"},
+@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume, spine_detector], code_version="3", kinds={"parquet"},
           group_name="detection",
           check_specs=[dg.AssetCheckSpec("detections_found", asset="detections_2d",
                                          description="the session has detections, and at least half as many as the median "
                                                      "of the animal's other sessions")])
 def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings) -> dg.MaterializeResult:
     """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
-    that made it; by default the champion of the model registry, else imported from another detector's CSV
+    that made it, and beside them the detector's weaker boxes (candidates, evidence for spine tracking); by default the champion of the model registry, else imported from another detector's CSV
     or the LoG baseline (``source`` of the ``detection`` resource)."""
     animal, session = session_keys(context)
     upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:
         options = detection.settings(lake, animal).detection
         shape, voxel_size_um, volume_attrs = read_volume_info(lake.volume_path(animal, session))
+        candidates = None
         if detection.source == "imported":
             table, model, version = imported_detections(lake, animal, session, shape)
             data_version = version
@@ -103,11 +107,13 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
                 table, model, version = baseline_detections(lake, animal, session)
                 context.log.warning("detections come from the LoG baseline (source 'baseline'), not the model")
             else:
-                table, model, version = model_detections(lake, animal, session, options, detection.batch_size)
+                table, candidates, model, version = model_detections(lake, animal, session, options, detection.batch_size)
             decisive = [options.upscale, options.box_scale, options.tile]
             decisive = decisive if detection.source == "model" and decisive != [None] * 3 else []
             if detection.source == "model" and options.score_threshold != DEFAULT_SCORE_THRESHOLD:
                 decisive.append(options.score_threshold)
+            if detection.source == "model" and options.candidate_threshold != DetectionOptions().candidate_threshold:
+                decisive.append(options.candidate_threshold)
             if detection.source == "model":
                 decisive.append(round(float(voxel_size_um[2]), 6))  # the detector resamples by the pixel size
             data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"], *decisive])
@@ -117,6 +123,9 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     except RegistryError as error:
         raise dg.Failure(description=str(error)) from error
     table = table.with_columns(model=pl.lit(model), model_version=pl.lit(version))
+    candidates = (candidates if candidates is not None else table.head(0).select(DETECTION_COLUMNS)).with_columns(
+        model=pl.lit(model), model_version=pl.lit(version))
+    write_parquet_atomic(candidates, lake.candidates_path(animal, session))
     path = write_parquet_atomic(table, lake.detections_path(animal, session))
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
     problem = detection_count_problem(len(table), other_session_counts(lake, animal, session))
@@ -127,6 +136,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
+            "candidates": len(candidates),
             "source": detection.source,
             "pixel_size_um": float(voxel_size_um[2]),
             "pixel_size_source": str(volume_attrs.get("voxel_size_source", "unknown")),

@@ -8,6 +8,8 @@ import polars as pl
 from .. import features as science
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
 from ..store.feature_store import FeatureStore, lineage_columns
+from ..tracking.corrections import apply_corrections
+from ..tracking.redetection import OTHER_COLUMNS
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
 from .partitions import ANIMALS, BY_ANIMAL, SESSION_PARTITIONS
@@ -63,12 +65,18 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     })
 
 
-@dg.asset(partitions_def=ANIMALS, code_version="1", pool="duckdb", kinds={"duckdb"}, group_name="features",
+TRACK_COLUMNS = ["session", "session_index", "track_id", "spine_id", "status", "detected", "redetected", "x_um", "y_um",
+                 "z_um", "xmin", "ymin", "xmax", "ymax", "first_layer", "last_layer", "evidence_score", "contrast_ratio",
+                 "confidence", "reason", "computed_status", "corrected_by", "corrected_at", *OTHER_COLUMNS]
+
+
+@dg.asset(partitions_def=ANIMALS, code_version="2", pool="duckdb", kinds={"duckdb"}, group_name="features",
           deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=BY_ANIMAL)],
           automation_condition=eager_per_animal())
 def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
-    """Formation, elimination, turnover, survival and size change per session of one animal, and its tracks,
-    written to the feature store."""
+    """Formation, elimination, turnover, survival and size change per session of one animal with 95% intervals,
+    and its tracks with the confidence and reason of every event, written to the feature store. A person's
+    corrections (``review --apply``) are applied to the tracks first."""
     animal = context.partition_key
     code = context.assets_def.code_versions_by_key[context.asset_key]
     tracks = pl.read_parquet(lake.tracks_path(animal))
@@ -76,20 +84,24 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         sizes = store.connection.sql(
             "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE animal = $1",
             params=[animal]).pl()
+        corrections = store.corrections(animal)
         model, version = (",".join(sorted(sizes[c].drop_nulls().unique())) or None for c in ("model", "model_version"))
         inputs = {**latest_data_versions(context, spine_tracks.key),
-                  "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows()))}
+                  "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows())),
+                  "corrections": hashlib.sha256(corrections.write_csv().encode()).hexdigest()[:16] if len(corrections) else None}
         if store.is_current("dynamics", animal, None, inputs, code):
             return _unchanged(inputs, code)
+        tracks = apply_corrections(tracks, corrections)
         with_sizes = tracks.join(sizes.select("session", "spine_id", "size"), on=["session", "spine_id"], how="left")
         dynamics = science.spine_dynamics(with_sizes)
         written = store.replace_partition({
-            "tracks": tracks.select("session", "session_index", "track_id", "spine_id", "status", "detected"),
+            "tracks": tracks.select(TRACK_COLUMNS),
             "dynamics": dynamics.drop("animal", strict=False),
         }, animal, None, lineage_columns(context.run.run_id, code, model, version, inputs))
     last = dynamics.sort("session_index").tail(1)
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
         "survival_fraction_last": last["survival_fraction"][0] if len(last) else None,
+        "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
         "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
     })

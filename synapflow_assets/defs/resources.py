@@ -38,6 +38,10 @@ class DataLake(dg.ConfigurableResource):
     def store_path(self) -> Path:
         return Path(self.root) / "features.duckdb"
 
+    def candidates_path(self, animal: str, session: str) -> Path:
+        """The detector's boxes down to the candidate threshold: evidence for spines missed in a session."""
+        return Path(self.root) / "candidates" / animal / f"{session}.parquet"
+
     def tracks_path(self, animal: str) -> Path:
         return Path(self.root) / "tracks" / f"{animal}.parquet"
 

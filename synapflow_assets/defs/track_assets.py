@@ -8,7 +8,9 @@ from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
 from ..imaging.readers import content_hash
 from ..store.atomic_files import write_parquet_atomic
+from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
+from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
 from .partitions import ANIMALS, BY_ANIMAL
 from .resources import AlignmentSettings, DataLake
@@ -69,15 +71,20 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
     for session in order_sessions(found):
         path, shape, _, attrs = infos[session]
         volume_path = lake.volume_path(animal, session)
-        inputs.append(SessionInput(session, pl.read_parquet(path), shape, f"{content_hash(path)}:{attrs.get('input_hash')}",
-                                   lambda p=volume_path: read_volume_zarr(p)[0]))
+        candidates_path = lake.candidates_path(animal, session)
+        candidates = pl.read_parquet(candidates_path) if candidates_path.exists() else None
+        evidence = content_hash(candidates_path) if candidates is not None else "none"
+        inputs.append(SessionInput(session, pl.read_parquet(path), shape,
+                                   f"{content_hash(path)}:{attrs.get('input_hash')}:{evidence}",
+                                   lambda p=volume_path: read_volume_zarr(p)[0], volume_version=str(attrs.get("input_hash")),
+                                   candidates=candidates))
     return inputs
 
 
 @dg.asset(
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=BY_ANIMAL)],
-    code_version="2",
+    code_version="3",
     kinds={"parquet"},
     group_name="tracking",
     automation_condition=eager_per_animal(),
@@ -88,21 +95,22 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
 def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, lake: DataLake,
                  alignment: AlignmentSettings) -> dg.MaterializeResult:
     """Tracks of one animal: per session and track its spine (or none), and its status
-    (present, new, eliminated, out_of_view). Only pairs of sessions whose inputs changed are recomputed.
+    (present, new, eliminated, out_of_view, unconfirmed). Before a spine is called eliminated or new, the image
+    at its aligned place in the other session is looked at: a spine the detector missed but the image shows stays
+    present (``redetected``); every event carries a confidence and its reason. Only pairs of sessions whose
+    alignment inputs changed are re-aligned.
     A pair of consecutive sessions that does not align fails the asset, naming the pair: no tracks
     are built across it."""
     animal = context.partition_key
     try:
-        options = alignment.settings(lake, animal).alignment
-        tracker = AnimalTracker(lake.tracks_cache(animal), options.params(), TimeLinkParams(**config.model_dump()))
+        settings = alignment.settings(lake, animal)
+        tracker = AnimalTracker(lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**config.model_dump()))
         sessions = animal_sessions(lake, animal)
-        tracks, report = tracker.track(sessions)
+        evidence = settings.evidence.params()
+        tracks, report = track_with_evidence(tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None)
     except ValueError as error:
         raise dg.Failure(description=f"{animal}: {error}") from error
-    spines = pl.concat([s.spines.select("spine_id", "x_um", "y_um", "z_um", "n_layers", "type").with_columns(session=pl.lit(s.key))
-                        for s in sessions]) if sessions else None
-    if spines is not None:
-        tracks = tracks.join(spines, on=["session", "spine_id"], how="left")
+    tracks = with_positions(tracks, sessions, read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None)
     tracks = tracks.with_columns(animal=pl.lit(animal))
     path = write_parquet_atomic(tracks, lake.tracks_path(animal))
     counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
@@ -120,7 +128,9 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         "computed": dg.MetadataValue.json(tracker.computed),
         "reused": len(tracker.reused),
         "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),
-        "settings": options.fingerprint(),
+        "settings": settings.tracking_fingerprint(),
+        "redetected": int(tracks["redetected"].sum()),
+        "unconfirmed": int((tracks["status"] == "unconfirmed").sum()),
     }
     if len(sessions) >= 2:
         last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("spine_id").is_not_null()).join(
@@ -136,6 +146,21 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
                                            severity=dg.AssetCheckSeverity.WARN,
                                            metadata={"inconsistent_pairs": dg.MetadataValue.json(inconsistent)})],
     )
+
+
+def with_positions(tracks: pl.DataFrame, sessions: list[SessionInput], voxel) -> pl.DataFrame:
+    """Tracks with the spine's position in um and its layers and type where detected, and the place looked
+    at or redetected otherwise."""
+    if not sessions:
+        return tracks.with_columns(x_um=pl.lit(None, pl.Float64), y_um=pl.lit(None, pl.Float64),
+                                   z_um=pl.lit(None, pl.Float64), n_layers=pl.lit(None, pl.Int64), type=pl.lit(None, pl.String))
+    spines = pl.concat([s.spines.select("spine_id", "x_um", "y_um", "z_um", "n_layers", "type").with_columns(session=pl.lit(s.key))
+                        for s in sessions])
+    vz, vy, vx = voxel
+    return tracks.join(spines, on=["session", "spine_id"], how="left").with_columns(
+        x_um=pl.coalesce("x_um", (pl.col("xmin") + pl.col("xmax")) / 2 * vx),
+        y_um=pl.coalesce("y_um", (pl.col("ymin") + pl.col("ymax")) / 2 * vy),
+        z_um=pl.coalesce("z_um", (pl.col("first_layer") + pl.col("last_layer")) / 2 * vz))
 
 
 def _markdown(table: pl.DataFrame) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..tracking.corrections import CORRECTION_SCHEMA
+
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
 VIEWS = (Path(__file__).with_name("views.sql")).read_text()
 TABLES = ("sessions", "detections", "spines", "spine_features", "tracks", "dynamics")
@@ -48,6 +50,21 @@ class FeatureStore:
 
     def __exit__(self, *exc) -> None:
         self.connection.close()
+
+    def corrections(self, animal: str) -> pl.DataFrame:
+        """The corrections a person made to an animal's track statuses (see ``tracking.corrections``)."""
+        found = self.connection.sql(
+            "SELECT * FROM corrections WHERE animal = $1 ORDER BY corrected_at", params=[animal]).pl()
+        return found.select(CORRECTION_SCHEMA.keys()).cast(CORRECTION_SCHEMA) if len(found) else pl.DataFrame(schema=CORRECTION_SCHEMA)
+
+    def add_corrections(self, corrections: pl.DataFrame) -> int:
+        """Append corrections (:data:`tracking.corrections.CORRECTION_SCHEMA`) in one transaction."""
+        self.connection.register("incoming", corrections.to_arrow())
+        try:
+            self.connection.execute("INSERT INTO corrections BY NAME SELECT * FROM incoming")
+        finally:
+            self.connection.unregister("incoming")
+        return len(corrections)
 
     def stored_versions(self, table: str, animal: str, session: str | None = None) -> set[tuple[str, str]]:
         """The distinct ``(input_versions, code_version)`` of a partition's rows (empty if it has none)."""

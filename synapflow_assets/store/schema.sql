@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS spine_features (
 );
 CREATE TABLE IF NOT EXISTS tracks (
     animal VARCHAR, session VARCHAR, session_index INTEGER, track_id BIGINT, spine_id BIGINT, spine_key UBIGINT, status VARCHAR, detected BOOLEAN,
+    redetected BOOLEAN, x_um DOUBLE, y_um DOUBLE, z_um DOUBLE, xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE,
+    first_layer INTEGER, last_layer INTEGER, evidence_score DOUBLE, contrast_ratio DOUBLE, confidence DOUBLE, reason VARCHAR,
+    computed_status VARCHAR, corrected_by VARCHAR, corrected_at TIMESTAMPTZ,
+    other_session_index INTEGER, other_xmin DOUBLE, other_ymin DOUBLE, other_xmax DOUBLE, other_ymax DOUBLE, other_layer INTEGER,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS dynamics (
@@ -35,8 +39,46 @@ CREATE TABLE IF NOT EXISTS dynamics (
     gained INTEGER, lost INTEGER, formation_rate DOUBLE, elimination_rate DOUBLE, turnover DOUBLE,
     n_survival_reference INTEGER, n_surviving INTEGER, survival_fraction DOUBLE,
     new_persistent INTEGER, new_transient INTEGER, mean_size_change DOUBLE,
+    formation_low DOUBLE, formation_high DOUBLE, elimination_low DOUBLE, elimination_high DOUBLE,
+    survival_low DOUBLE, survival_high DOUBLE,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
 -- stores written before distance along the dendrite existed
 ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_position_um DOUBLE;
 ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_component BIGINT;
+-- Corrections a person made to track statuses (``review --apply``). They are never deleted by a
+-- recomputation: ``spine_dynamics`` applies each to the track at the same place (within 1 um) of its session.
+CREATE TABLE IF NOT EXISTS corrections (
+    animal VARCHAR, session VARCHAR, track_id BIGINT, x_um DOUBLE, y_um DOUBLE, z_um DOUBLE,
+    computed_status VARCHAR, status VARCHAR, corrected_by VARCHAR, corrected_at TIMESTAMPTZ, note VARCHAR
+);
+-- stores written before evidence, confidences and corrections existed
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS redetected BOOLEAN;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS x_um DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS y_um DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS z_um DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS xmin DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS ymin DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS xmax DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS ymax DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS first_layer INTEGER;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS last_layer INTEGER;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS evidence_score DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS contrast_ratio DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS confidence DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS reason VARCHAR;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS computed_status VARCHAR;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS corrected_by VARCHAR;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS corrected_at TIMESTAMPTZ;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_session_index INTEGER;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_xmin DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_ymin DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_xmax DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_ymax DOUBLE;
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_layer INTEGER;
+ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS formation_low DOUBLE;
+ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS formation_high DOUBLE;
+ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS elimination_low DOUBLE;
+ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS elimination_high DOUBLE;
+ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS survival_low DOUBLE;
+ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS survival_high DOUBLE;

@@ -7,8 +7,14 @@ GROUP BY s.animal, s.session, s.acquired_at
 ORDER BY s.animal, s.acquired_at, s.session;
 
 CREATE OR REPLACE VIEW survival_curve AS
-SELECT animal, session, session_index, survival_fraction, formation_rate, elimination_rate, turnover
+SELECT animal, session, session_index, survival_fraction, survival_low, survival_high,
+       formation_rate, formation_low, formation_high, elimination_rate, elimination_low, elimination_high, turnover
 FROM dynamics ORDER BY animal, session_index;
+
+CREATE OR REPLACE VIEW uncertain_events AS
+SELECT animal, session, session_index, track_id, status, redetected, confidence, reason, x_um, y_um, z_um,
+       corrected_by, corrected_at
+FROM tracks WHERE confidence IS NOT NULL ORDER BY confidence, animal, session_index, track_id;
 
 CREATE OR REPLACE VIEW size_trajectories AS
 WITH persistent AS (

@@ -20,8 +20,11 @@ class SessionInput:
     """One session of an animal, as time tracking needs it.
 
     ``version`` must change whenever the volume or the spines change (e.g. a
-    hash of both); ``load_volume`` is called only when an alignment has to be
-    computed.
+    hash of both), ``volume_version`` (default: ``version``) whenever the
+    volume changes; ``load_volume`` is called only when an alignment has to be
+    computed or the image is looked at. ``candidates`` are the detector's
+    boxes down to a low threshold (``layer, xmin, ymin, xmax, ymax, score``),
+    used as evidence for spines it missed (see ``tracking.redetection``).
     """
 
     key: str
@@ -29,6 +32,8 @@ class SessionInput:
     shape_zyx: tuple[int, int, int]
     version: str
     load_volume: Callable[[], np.ndarray]
+    volume_version: str | None = None
+    candidates: pl.DataFrame | None = None
 
 
 CACHE_FORMAT = 3
@@ -76,13 +81,18 @@ class AnimalTracker:
         self.align_params, self.link_params = align_params, link_params
         self.computed: list[str] = []
         self.reused: list[str] = []
+        self._alignments: dict[tuple[str, str], tuple[dict, Alignment]] = {}
 
     def alignment(self, a: SessionInput, b: SessionInput) -> Alignment:
-        meta = {"versions": [a.version, b.version], "params": repr(self.align_params), "format": CACHE_FORMAT}
+        versions = [a.volume_version or a.version, b.volume_version or b.version]
+        meta = {"versions": versions, "params": repr(self.align_params), "format": CACHE_FORMAT}
+        if (memo := self._alignments.get((a.key, b.key))) is not None and memo[0] == meta:
+            return memo[1]
         path = self.cache_dir / f"align__{a.key}__{b.key}.npz"
         cached = _load_alignment(path, meta)
         if cached is not None:
             self.reused.append(f"align {a.key}->{b.key}")
+            self._alignments[a.key, b.key] = (meta, cached)
             return cached
         if a.shape_zyx[1:] != b.shape_zyx[1:]:
             raise ValueError(f"sessions {a.key} and {b.key} have different layer sizes {a.shape_zyx[1:]} and {b.shape_zyx[1:]}")
@@ -91,6 +101,7 @@ class AnimalTracker:
         self.computed.append(f"align {a.key}->{b.key} ({time.perf_counter() - start:.2f} s)")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         _save_alignment(path, result, meta)
+        self._alignments[a.key, b.key] = (meta, result)
         return result
 
     def links(self, chain: list[SessionInput]) -> SessionLinks:

@@ -1,0 +1,130 @@
+"""Image evidence for a spine at a given place of a session: the detector's low-threshold response and a
+protrusion test, both vectorised over the spines asked about.
+
+A spine that the detector missed in one session is still in the image: the
+detector usually still answers there below its threshold, and the place is
+brighter than its surroundings by about as much as where the spine was
+detected. A spine that is gone leaves neither.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ..evaluation.boxes import box_iou
+
+
+@dataclass(frozen=True)
+class EvidenceParams:
+    """How much evidence keeps a spine, and how little rejects a detection.
+
+    Attributes
+    ----------
+    min_candidate_iou : float
+        A candidate box (the detector's boxes down to
+        ``detection.candidate_threshold``) answers for a spine when it overlaps
+        the spine's aligned box by at least this IoU, on a layer of its
+        z-range (+-1).
+    response_present : float
+        Best candidate score from which a missed spine counts as present.
+    response_support : float
+        Weakest candidate that counts as support (for ``contrast_present`` and
+        for a weak one-session spine).
+    contrast_present : float or None
+        Protrusion ratio (contrast at the aligned place / contrast where the
+        spine was detected) from which a missed spine with support counts as
+        present; None: the ratio is reported, not used to decide.
+    weak_score : float
+        A spine seen in one session only, on one layer, whose detector score is
+        below this and that has no support in the sessions around it, is
+        ``unconfirmed`` and left out of the rates.
+    ring_px : float
+        Width of the ring around a box that the box is compared with.
+    """
+
+    min_candidate_iou: float = 0.3
+    response_present: float = 0.2
+    response_support: float = 0.1
+    contrast_present: float | None = None
+    weak_score: float = 0.5
+    ring_px: float = 4.0
+
+
+def detector_response(candidates: pl.DataFrame, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray,
+                      min_iou: float) -> np.ndarray:
+    """Highest candidate score over each box's layers (+-1) among candidates overlapping it by ``min_iou``.
+
+    Parameters
+    ----------
+    candidates : polars.DataFrame
+        ``layer, xmin, ymin, xmax, ymax, score`` of one session.
+    boxes : (n, 4) array of ``xmin, ymin, xmax, ymax``
+    first_layer, last_layer : (n,) arrays
+
+    Returns
+    -------
+    (n,) array, 0 where nothing answers.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes) or not len(candidates):
+        return np.zeros(len(boxes))
+    iou = box_iou(boxes, candidates.select("xmin", "ymin", "xmax", "ymax").to_numpy().astype(np.float64))
+    layer = candidates["layer"].to_numpy()[None, :]
+    near = (layer >= np.asarray(first_layer)[:, None] - 1) & (layer <= np.asarray(last_layer)[:, None] + 1)
+    scores = np.where(near & (iou >= min_iou), candidates["score"].to_numpy()[None, :], 0.0)
+    return scores.max(axis=1)
+
+
+@dataclass(frozen=True)
+class SummedVolume:
+    """A volume's summed-volume table (inclusive prefix sums over z, y, x) and its structure brightness."""
+
+    table: np.ndarray
+    level: float
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        nz, ny, nx = self.table.shape
+        return nz - 1, ny - 1, nx - 1
+
+
+def summed_volume(volume: np.ndarray) -> SummedVolume:
+    """Prefix sums of ``volume`` (z, y, x) and its structure brightness: the 99.5th minus the 50th
+    percentile (of every 4th pixel), the unit that makes contrasts comparable across sessions."""
+    nz, ny, nx = volume.shape
+    table = np.zeros((nz + 1, ny + 1, nx + 1))
+    table[1:, 1:, 1:] = np.asarray(volume, dtype=np.float64).cumsum(0).cumsum(1).cumsum(2)
+    high, low = np.percentile(np.asarray(volume[:, ::4, ::4], dtype=np.float64), [99.5, 50])
+    return SummedVolume(table, float(max(high - low, 1e-6)))
+
+
+def box_contrast(volume: SummedVolume, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray,
+                 ring_px: float) -> np.ndarray:
+    """Mean intensity inside each box minus the mean of a ``ring_px`` ring around it, over the box's layers,
+    in units of the session's structure brightness (no loop over spines or pixels).
+
+    Boxes are clipped to the volume; a box wholly outside gives NaN.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros(0)
+    nz, ny, nx = volume.shape
+    table = volume.table
+    z0 = np.clip(np.asarray(first_layer), 0, nz - 1).astype(int)
+    z1 = np.clip(np.asarray(last_layer), 0, nz - 1).astype(int) + 1
+
+    def box_sum(x0, y0, x1, y1):
+        x0, x1 = np.clip(np.floor(x0), 0, nx).astype(int), np.clip(np.ceil(x1), 0, nx).astype(int)
+        y0, y1 = np.clip(np.floor(y0), 0, ny).astype(int), np.clip(np.ceil(y1), 0, ny).astype(int)
+        total = (table[z1, y1, x1] - table[z0, y1, x1] - table[z1, y0, x1] - table[z1, y1, x0]
+                 + table[z0, y0, x1] + table[z0, y1, x0] + table[z1, y0, x0] - table[z0, y0, x0])
+        return total, (x1 - x0) * (y1 - y0) * (z1 - z0)
+
+    inner, inner_n = box_sum(*boxes.T)
+    outer, outer_n = box_sum(boxes[:, 0] - ring_px, boxes[:, 1] - ring_px, boxes[:, 2] + ring_px, boxes[:, 3] + ring_px)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contrast = inner / inner_n - (outer - inner) / (outer_n - inner_n)
+    contrast[(inner_n <= 0) | (outer_n - inner_n <= 0)] = np.nan
+    return contrast / volume.level

@@ -1,0 +1,297 @@
+"""Tracks that look at the image before calling a spine eliminated or new.
+
+Each missed detection would otherwise become a false elimination (and a false
+formation when the spine is found again). After the tracks are built, every
+elimination at session ``t`` is checked at the spine's aligned place in ``t``,
+and every formation at ``t`` at its aligned place in ``t - 1``
+(:mod:`tracking.evidence`). A spine the image still shows is added to that
+session as a *redetected* spine and the tracks are rebuilt, until nothing
+changes. Each remaining event gets a confidence and its reason; a weak
+one-layer detection seen in one session only, with no support around it, is
+``unconfirmed`` and left out of the rates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from .evidence import EvidenceParams, box_contrast, detector_response, summed_volume
+from .incremental import AnimalTracker, SessionInput
+
+VIRTUAL_ID = 1 << 40
+"""Redetected spines get ids from here on (never a detector's spine id)."""
+
+PLACE_COLUMNS = ["xmin", "ymin", "xmax", "ymax", "first_layer", "last_layer"]
+EVIDENCE_SCHEMA = {"session_index": pl.Int64, "source_index": pl.Int64, "source_id": pl.Int64,
+                   "xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
+                   "first_layer": pl.Int64, "last_layer": pl.Int64, "in_view": pl.Boolean,
+                   "response": pl.Float64, "contrast_ratio": pl.Float64, "present": pl.Boolean}
+
+
+@dataclass
+class _Sessions:
+    """The sessions with their redetected spines, and what has been looked at."""
+
+    tracker: AnimalTracker
+    sessions: list[SessionInput]
+    params: EvidenceParams
+    virtual: list[pl.DataFrame]
+    evidence: pl.DataFrame
+    volumes: dict = field(default_factory=dict)
+    origin: list[pl.DataFrame] = field(default_factory=list)
+
+    def volume(self, index: int) -> np.ndarray:
+        """The session's volume as a summed-volume table (see ``evidence.summed_volume``), read once."""
+        if index not in self.volumes:
+            self.volumes[index] = summed_volume(np.asarray(self.sessions[index].load_volume()))
+        return self.volumes[index]
+
+    def augmented(self) -> list[SessionInput]:
+        out = []
+        for s, extra in zip(self.sessions, self.virtual):
+            if not len(extra):
+                out.append(s)
+                continue
+            spines = pl.concat([s.spines, extra.select(s.spines.columns)], how="vertical_relaxed")
+            tag = ",".join(str(i) for i in extra["spine_id"].to_list())
+            out.append(SessionInput(s.key, spines, s.shape_zyx, f"{s.version}+redetected:{tag}", s.load_volume,
+                                    s.volume_version or s.version, s.candidates))
+        return out
+
+    def spines(self, index: int) -> pl.DataFrame:
+        return pl.concat([self.sessions[index].spines, self.virtual[index].select(self.sessions[index].spines.columns)],
+                         how="vertical_relaxed")
+
+    def move(self, boxes: pl.DataFrame, source: int, target: int) -> pl.DataFrame:
+        """Boxes (``PLACE_COLUMNS``) of session ``source`` at their aligned place in ``target`` (either direction)."""
+        ends = (source, target) if source < target else (target, source)
+        steps = [self.tracker.alignment(a, b) for a, b in zip(self.sessions[ends[0]:ends[1] + 1],
+                                                             self.sessions[ends[0] + 1:ends[1] + 1])]
+        centre = boxes.select((pl.col("ymin") + pl.col("ymax")) / 2, (pl.col("xmin") + pl.col("xmax")) / 2).to_numpy()
+        yx, dz = centre.copy(), 0
+        for step in (steps if source < target else steps[::-1]):
+            yx = step.map_points(yx) if source < target else step.map_points_back(yx)
+            dz += step.z_shift if source < target else -step.z_shift
+        nz, ny, nx = self.sessions[target].shape_zyx
+        d = yx - centre
+        border = self.tracker.link_params.border_px
+        moved = boxes.with_columns(
+            ymin=pl.col("ymin") + d[:, 0], ymax=pl.col("ymax") + d[:, 0], xmin=pl.col("xmin") + d[:, 1],
+            xmax=pl.col("xmax") + d[:, 1], first_layer=pl.col("first_layer") + dz, last_layer=pl.col("last_layer") + dz)
+        return moved.with_columns(in_view=pl.Series(
+            (yx[:, 0] >= border) & (yx[:, 0] <= ny - 1 - border) & (yx[:, 1] >= border) & (yx[:, 1] <= nx - 1 - border)
+            & (moved["last_layer"].to_numpy() >= 0) & (moved["first_layer"].to_numpy() <= nz - 1), dtype=pl.Boolean))
+
+
+def _queries(tracks: pl.DataFrame) -> pl.DataFrame:
+    """Where to look: ``session_index`` (target), ``source_index``, ``source_id`` for every elimination and
+    every gap closed without a detection (the track's last detected spine, at that session), and every
+    formation after the first session (the new spine, one session earlier). Sources are detected spines,
+    never redetected ones."""
+    detected = pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID)
+    ordered = tracks.sort("track_id", "session_index").with_columns(
+        last_index=pl.when(detected).then(pl.col("session_index")).forward_fill().shift(1).over("track_id"),
+        last_id=pl.when(detected).then(pl.col("spine_id")).forward_fill().shift(1).over("track_id"))
+    absent = (pl.col("status") == "eliminated") | ((pl.col("status") == "present") & pl.col("spine_id").is_null())
+    eliminated = ordered.filter(absent & pl.col("last_id").is_not_null()).select(
+        "session_index", source_index="last_index", source_id="last_id")
+    formed = ordered.filter((pl.col("status") == "new") & (pl.col("session_index") > 0) & detected).select(
+        (pl.col("session_index") - 1).alias("session_index"), source_index="session_index", source_id="spine_id")
+    return pl.concat([eliminated, formed]).cast(pl.Int64).unique().sort(pl.all())
+
+
+def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
+    """Evidence for every query, one vectorised pass per (source, target) pair of sessions."""
+    p = state.params
+    found = []
+    for (source, target), group in queries.group_by("source_index", "session_index", maintain_order=True):
+        spines = state.spines(source).join(group.select(spine_id="source_id"), on="spine_id").sort("spine_id")
+        boxes = spines.select("spine_id", *PLACE_COLUMNS)
+        moved = state.move(boxes.drop("spine_id"), source, target)
+        box, first, last = (moved.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                            moved["first_layer"].to_numpy(), moved["last_layer"].to_numpy())
+        candidates = state.sessions[target].candidates
+        response = detector_response(candidates, box, first, last, p.min_candidate_iou) if candidates is not None \
+            else np.zeros(len(box))
+        here = box_contrast(state.volume(target), box, first, last, p.ring_px)
+        there = box_contrast(state.volume(source), boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                             boxes["first_layer"].to_numpy(), boxes["last_layer"].to_numpy(), p.ring_px)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(there > 0, here / there, np.nan)
+        in_view = moved["in_view"].to_numpy()
+        present = response >= p.response_present
+        if p.contrast_present is not None:
+            present |= (response >= p.response_support) & (np.nan_to_num(ratio) >= p.contrast_present)
+        present &= in_view & (abs(target - source) == 1)  # a spine is redetected in the session next to a detection
+        found.append(moved.select(*PLACE_COLUMNS, "in_view").with_columns(
+            session_index=pl.lit(target), source_index=pl.lit(source), source_id=boxes["spine_id"],
+            response=pl.Series(response, dtype=pl.Float64), contrast_ratio=pl.Series(ratio, dtype=pl.Float64),
+            present=pl.Series(present, dtype=pl.Boolean)))
+    return pl.concat(found, how="diagonal_relaxed").select(EVIDENCE_SCHEMA.keys()).cast(EVIDENCE_SCHEMA) if found \
+        else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+
+
+def _redetected_spines(state: _Sessions, evidence: pl.DataFrame) -> None:
+    """Add a spine at the place of every present piece of evidence (to its target session)."""
+    for (target,), group in evidence.filter(pl.col("present")).group_by("session_index"):
+        template = state.sessions[target].spines
+        start = VIRTUAL_ID + target * (1 << 24) + len(state.virtual[target])
+        new = group.sort("source_index", "source_id").with_columns(
+            spine_id=pl.int_range(start, start + len(group), dtype=pl.Int64),
+            n_layers=(pl.col("last_layer") - pl.col("first_layer") + 1),
+            mean_score=pl.col("response"),
+            x_px=(pl.col("xmin") + pl.col("xmax")) / 2, y_px=(pl.col("ymin") + pl.col("ymax")) / 2,
+            z_px=(pl.col("first_layer") + pl.col("last_layer")) / 2,
+            peak_layer=((pl.col("first_layer") + pl.col("last_layer")) // 2))
+        missing = [c for c in template.columns if c not in new.columns]
+        new = new.with_columns([pl.lit(None).alias(c) for c in missing]).select(template.columns).cast(
+            {c: template.schema[c] for c in template.columns}, strict=False)
+        state.origin.append(new.select("spine_id", session_index=pl.lit(target, pl.Int64)).with_columns(
+            origin_index=group.sort("source_index", "source_id")["source_index"],
+            origin_id=group.sort("source_index", "source_id")["source_id"]))
+        state.virtual[target] = pl.concat([state.virtual[target], new], how="vertical_relaxed")
+
+
+def _sigmoid(x: np.ndarray | pl.Expr, centre: float, scale: float):
+    if isinstance(x, pl.Expr):
+        return 1 / (1 + ((centre - x) / scale).exp())
+    return 1 / (1 + np.exp((centre - np.asarray(x, float)) / scale))
+
+
+def track_with_evidence(tracker: AnimalTracker, sessions: list[SessionInput], params: EvidenceParams = EvidenceParams(),
+                        *, redetect: bool = True) -> tuple[pl.DataFrame, list[dict]]:
+    """:meth:`AnimalTracker.track`, then redetection from image evidence until nothing changes.
+
+    With ``redetect`` False the tracks are the tracker's, and the evidence
+    only sets the confidences.
+
+    Returns
+    -------
+    tracks : polars.DataFrame
+        ``build_tracks``'s columns (``spine_id`` null for a redetected spine)
+        plus ``redetected`` (bool), the place looked at or seen
+        (``PLACE_COLUMNS``, in that session's pixels), ``evidence_score`` (the
+        detector's best answer there), ``contrast_ratio``, ``confidence`` in
+        [0, 1] of the status of every event row (``new``, ``eliminated``) and
+        redetected row, and ``reason``. Status ``unconfirmed``: a weak
+        one-session detection without support.
+    report : list of dict
+        One alignment report per consecutive pair.
+    """
+    state = _Sessions(tracker, sessions, params, [s.spines.head(0) for s in sessions], pl.DataFrame(schema=EVIDENCE_SCHEMA))
+    tracks, report = tracker.track(sessions)
+    for _ in range(len(sessions) if redetect else 0):
+        queries = _queries(tracks).join(state.evidence, on=["session_index", "source_index", "source_id"], how="anti")
+        if not len(queries):
+            break
+        looked = _look(state, queries)
+        state.evidence = pl.concat([state.evidence, looked])
+        if not looked["present"].any():
+            break
+        _redetected_spines(state, looked)
+        tracks, report = tracker.track(state.augmented())
+    pending = _queries(tracks).join(state.evidence, on=["session_index", "source_index", "source_id"], how="anti")
+    if len(pending):
+        state.evidence = pl.concat([state.evidence, _look(state, pending)])
+    return _annotate(tracks, state, report), report
+
+
+OTHER_COLUMNS = ["other_session_index", "other_xmin", "other_ymin", "other_xmax", "other_ymax", "other_layer"]
+"""For an event or a redetected spine: the session and place it is compared with (where it was detected, or
+for a formation the place looked at in the session before)."""
+
+
+def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.DataFrame:
+    p = state.params
+    places = pl.concat([state.spines(i).select("spine_id", *PLACE_COLUMNS, "mean_score", "n_layers")
+                        .with_columns(session_index=pl.lit(i, pl.Int64)) for i in range(len(state.sessions))],
+                       how="vertical_relaxed")
+    residual = {i + 1: r.get("consistency_px") for i, r in enumerate(report)}
+    new = pl.col("status") == "new"
+    ordered = tracks.sort("track_id", "session_index").with_columns(
+        source_index=pl.when(new).then(pl.col("session_index"))
+        .otherwise(pl.when(pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID))
+                   .then(pl.col("session_index")).forward_fill().shift(1).over("track_id")),
+        source_id=pl.when(new).then(pl.col("spine_id"))
+        .otherwise(pl.when(pl.col("spine_id") < VIRTUAL_ID).then(pl.col("spine_id")).forward_fill().shift(1).over("track_id")),
+        target_index=pl.when(new).then(pl.col("session_index") - 1).otherwise(pl.col("session_index")))
+    origin = pl.concat(state.origin) if state.origin else pl.DataFrame(
+        schema={"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64})
+    ordered = ordered.join(origin, on=["session_index", "spine_id"], how="left").with_columns(
+        source_index=pl.coalesce("origin_index", "source_index"), source_id=pl.coalesce("origin_id", "source_id"),
+        target_index=pl.when(pl.col("origin_id").is_not_null()).then(pl.col("session_index")).otherwise(pl.col("target_index")))
+    looked = state.evidence.rename({"session_index": "target_index"}).select(
+        "target_index", "source_index", "source_id", "response", "contrast_ratio",
+        *[pl.col(c).alias(f"{c}_seen") for c in (*PLACE_COLUMNS, "in_view")])
+    source = places.select("session_index", "spine_id", *[pl.col(c).alias(f"{c}_source") for c in PLACE_COLUMNS],
+                           source_score="mean_score")
+    out = (ordered.join(places, on=["session_index", "spine_id"], how="left")
+           .join(looked, on=["target_index", "source_index", "source_id"], how="left")
+           .join(source, left_on=["source_index", "source_id"], right_on=["session_index", "spine_id"], how="left"))
+    redetected = (pl.col("spine_id") >= VIRTUAL_ID).fill_null(False)
+    bridged = (pl.col("status") == "present") & pl.col("spine_id").is_null()
+    event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~redetected
+    new = new & ~redetected
+    redetected_or_bridged = redetected | bridged
+    p_present = _sigmoid(pl.col("response").fill_null(0.0), p.response_present - 0.03, 0.03)
+    strength = _sigmoid(pl.col("mean_score").fill_null(0.0), p.weak_score - 0.1, 0.05)
+    other = {c: pl.when(new).then(pl.col(f"{c}_seen")).otherwise(pl.col(f"{c}_source")) for c in PLACE_COLUMNS}
+    out = out.with_columns(
+        redetected=redetected,
+        evidence_score=pl.when(event | redetected_or_bridged).then(pl.col("response").fill_null(0.0)),
+        contrast_ratio=pl.when(event | redetected_or_bridged).then(pl.col("contrast_ratio").fill_nan(None)),
+        confidence=pl.when(redetected_or_bridged).then(p_present).when(~event).then(None)
+        .when(pl.col("status") == "eliminated").then(1 - p_present)
+        .otherwise((1 - p_present) * strength),
+        other_session_index=pl.when(event | redetected_or_bridged).then(
+            pl.when(new).then(pl.col("target_index")).otherwise(pl.col("source_index"))),
+        **{f"other_{c}": pl.when(event | redetected_or_bridged).then(other[c]) for c in ("xmin", "ymin", "xmax", "ymax")},
+        other_layer=pl.when(event | redetected_or_bridged).then((other["first_layer"] + other["last_layer"]) // 2),
+        **{c: pl.coalesce(c, f"{c}_seen") for c in PLACE_COLUMNS},
+    )
+    alignment = pl.col("session_index").replace_strict(residual, default=None, return_dtype=pl.Float64)
+    text = lambda expr: expr.round(2).cast(pl.String).fill_null("n/a")  # noqa: E731
+    out = out.with_columns(reason=pl.when(pl.col("confidence").is_not_null()).then(pl.format(
+        "{}: detector {} at the aligned place {} (counts as seen from {}), contrast {} of where it was detected, "
+        "detection score {}, alignment residual {} px",
+        pl.when(redetected).then(pl.lit("redetected")).when(bridged).then(pl.lit("present between two detections"))
+        .otherwise(pl.col("status")), text(pl.col("evidence_score")),
+        pl.when(new).then(pl.lit("in the previous session")).otherwise(pl.lit("in this session")),
+        pl.lit(f"{p.response_present:g}"), text(pl.col("contrast_ratio")), text(pl.col("source_score")), text(alignment))))
+    entered = new & pl.col("in_view_seen").not_().fill_null(False)
+    out = out.with_columns(
+        status=pl.when(entered).then(pl.lit("present")).otherwise(pl.col("status")),
+        confidence=pl.when(entered).then(None).otherwise(pl.col("confidence")),
+        reason=pl.when(entered).then(pl.lit("present: entered the field of view (its place in the previous session "
+                                            "lies outside it), not a formation")).otherwise(pl.col("reason")))
+    weak = _weak_single_sessions(out, p)
+    unconfirmed = pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_not_null()
+    out = out.with_columns(
+        status=pl.when(unconfirmed).then(pl.lit("unconfirmed")).otherwise(pl.col("status")),
+        confidence=pl.when(unconfirmed).then(None).otherwise(pl.col("confidence")),
+        reason=pl.when(unconfirmed).then(pl.format(
+            "unconfirmed: seen in this session only, on {} layer, detection score {} (below {}), no detector answer "
+            "around it in the sessions before and after", pl.col("n_layers"), text(pl.col("mean_score")),
+            pl.lit(f"{p.weak_score:g}"))).otherwise(pl.col("reason")))
+    out = out.filter(~(pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_null()))
+    return out.with_columns(spine_id=pl.when(redetected).then(None).otherwise(pl.col("spine_id"))).select(
+        *tracks.columns, "redetected", *PLACE_COLUMNS, "evidence_score", "contrast_ratio", "confidence", "reason",
+        *OTHER_COLUMNS).sort("session_index", "track_id")
+
+
+def _weak_single_sessions(tracks: pl.DataFrame, params: EvidenceParams) -> pl.Series:
+    """Tracks seen (by the detector) in one session only, on one layer, with a weak score and no evidence
+    in the session before (formations) nor after (eliminations) it."""
+    per = tracks.group_by("track_id").agg(
+        seen=pl.col("spine_id").is_not_null().sum(), redetected=pl.col("redetected").any(),
+        layers=pl.col("n_layers").filter(pl.col("spine_id").is_not_null()).first(),
+        score=pl.col("mean_score").filter(pl.col("spine_id").is_not_null()).first(),
+        before=pl.col("evidence_score").filter(pl.col("status") == "new").max(),
+        after=pl.col("evidence_score").filter(pl.col("status") == "eliminated").max())
+    return per.filter((pl.col("seen") == 1) & ~pl.col("redetected") & (pl.col("layers") <= 1)
+                      & (pl.col("score") < params.weak_score)
+                      & (pl.col("before").fill_null(0.0) < params.response_support)
+                      & (pl.col("after").fill_null(0.0) < params.response_support))["track_id"]
+

@@ -1,0 +1,117 @@
+"""Confidences and intervals in the store, and the review loop: export, correct, apply, survive a rerun."""
+from datetime import timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+from PIL import Image
+
+from synapflow_assets.__main__ import main
+from synapflow_assets.defs.feature_assets import spine_dynamics
+from synapflow_assets.defs.resources import AlignmentSettings, DataLake, DetectionSettings
+from synapflow_assets.defs.track_assets import spine_tracks
+from synapflow_assets.pipeline import process_landed, recompute_dynamics
+from synapflow_assets.review import export_review, labels_from_corrections, read_review
+from synapflow_assets.store.feature_store import FeatureStore, query
+from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
+from synapflow_assets.synthetic.files import FIRST_DAY
+
+IMPORTED = DetectionSettings(source="imported")
+PARAMS = SimulationParams(shape=(16, 256, 256), elimination_prob=0.15, formation_rate=0.15)
+
+
+@pytest.fixture
+def processed(tmp_path, instance):
+    for sim in simulate_animal(PARAMS, n_sessions=3, seed=5):
+        write_session(sim, tmp_path / "landing", "m1", f"day{4 * sim.index:02d}")
+    lake = DataLake(root=str(tmp_path))
+    assert not process_landed(instance, lake, detection=IMPORTED).failed
+    return lake
+
+
+def tracks_of(lake) -> pl.DataFrame:
+    return query(lake.store_path, "SELECT * FROM tracks ORDER BY session_index, track_id")
+
+
+def test_events_carry_confidence_and_reason_and_rates_their_intervals(processed):
+    tracks = tracks_of(processed)
+    events = tracks.filter(pl.col("status").is_in(["new", "eliminated"]))
+    assert len(events) >= 4
+    assert events["confidence"].is_between(0, 1).all() and events["reason"].str.contains("detector").all()
+    assert events.filter(pl.col("status") == "eliminated")["x_um"].is_not_null().all()  # the place looked at
+    curve = query(processed.store_path, "SELECT * FROM survival_curve WHERE session_index > 0")
+    assert len(curve) == 2
+    for rate, low, high in (("formation_rate", "formation_low", "formation_high"),
+                            ("elimination_rate", "elimination_low", "elimination_high"),
+                            ("survival_fraction", "survival_low", "survival_high")):
+        assert ((curve[low] <= curve[rate]) & (curve[rate] <= curve[high]) & (curve[low] < curve[high])).all()
+    uncertain = query(processed.store_path, "SELECT confidence FROM uncertain_events")["confidence"]
+    assert len(uncertain) >= len(events) and uncertain.is_sorted()
+
+
+def test_review_round_trip_changes_exactly_the_reviewed_rows_and_survives_a_rerun(processed, instance, tmp_path):
+    lake = processed
+    before = tracks_of(lake)
+    dynamics_before = query(lake.store_path, "SELECT * FROM dynamics ORDER BY session_index")
+    exported = export_review(tmp_path, "m1", tmp_path / "review", limit=40)
+    assert 0 < len(exported) <= 40 and exported["confidence"].is_sorted()
+    for name in exported["picture"]:
+        with Image.open(tmp_path / "review" / name) as picture:
+            assert picture.width > picture.height > 20  # two panels side by side
+    csv = pl.read_csv(tmp_path / "review" / "review.csv", infer_schema_length=0)
+    target = csv.filter(pl.col("status") == "eliminated").head(1)
+    assert len(target) == 1, "the simulated animal has eliminations to review"
+    csv = csv.with_columns(corrected_status=pl.when(pl.col("track_id") == target["track_id"][0])
+                           .then(pl.lit("present")).otherwise(pl.lit("")),
+                           note=pl.lit("checked"))
+    csv.write_csv(tmp_path / "review" / "review.csv")
+
+    corrections = read_review(tmp_path / "review" / "review.csv", corrected_by="tester")
+    assert len(corrections) == 1 and corrections["status"][0] == "present"
+    with FeatureStore(lake.store_path) as store:
+        store.add_corrections(corrections)
+    assert recompute_dynamics(instance, lake, "m1") is None
+
+    def check():
+        after = tracks_of(lake)
+        changed = after.join(before.select("session_index", "track_id", old="status"), on=["session_index", "track_id"])
+        changed = changed.filter(pl.col("status") != pl.col("old"))
+        assert changed.select("session", "track_id", "status", "old").rows() == [
+            (target["session"][0], int(target["track_id"][0]), "present", "eliminated")]
+        corrected = after.filter(pl.col("corrected_by").is_not_null())
+        assert corrected.select("corrected_by", "computed_status", "confidence").rows() == [("tester", "eliminated", 1.0)]
+        dynamics = query(lake.store_path, "SELECT * FROM dynamics ORDER BY session_index")
+        index = int(target["session_index"][0])
+        assert dynamics["lost"][index] == dynamics_before["lost"][index] - 1
+        assert dynamics["n_in_view"][index] == dynamics_before["n_in_view"][index] + 1
+
+    check()
+    dg.materialize([spine_tracks, spine_dynamics], instance=instance, partition_key="m1",
+                   resources={"lake": lake, "alignment": AlignmentSettings()})
+    check()  # recomputed from scratch: the correction is applied again, by place
+    labels = labels_from_corrections(tmp_path, "m1")
+    assert len(labels) >= 1 and (labels["xmax"] > labels["xmin"]).all()
+    assert labels["volume"].str.ends_with(f"{target['session'][0]}.ome.zarr").all()
+
+
+def test_review_cli_exports_and_refuses_an_unknown_status(processed, tmp_path, capsys):
+    assert main(["review", "--animal", "m1", "--out", str(tmp_path / "r"), "--limit", "3", "--data", str(tmp_path)]) == 0
+    assert "events to review" in capsys.readouterr().out
+    csv = pl.read_csv(tmp_path / "r" / "review.csv", infer_schema_length=0)
+    csv.with_columns(corrected_status=pl.lit("gone")).write_csv(tmp_path / "r" / "review.csv")
+    assert main(["review", "--apply", str(tmp_path / "r" / "review.csv"), "--data", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "review.csv: line 2: unknown status 'gone'" in error and "present, new, eliminated" in error
+    assert query(processed.store_path, "SELECT count(*) FROM corrections").item() == 0
+    assert main(["review", "--animal", "nobody", "--out", str(tmp_path / "n"), "--data", str(tmp_path)]) == 2
+    assert "no tracks of animal 'nobody'" in capsys.readouterr().err
+
+
+def test_a_failed_alignment_leaves_no_rates_for_its_session(processed, instance, tmp_path):
+    elsewhere = simulate_animal(PARAMS, n_sessions=1, seed=99)[0]
+    write_session(elsewhere, tmp_path / "landing", "m1", "day12", acquired_at=FIRST_DAY + timedelta(days=12))
+    report = process_landed(instance, processed, detection=IMPORTED)
+    assert "do not align" in report.failed["m1"]
+    rates = query(processed.store_path, "SELECT session, formation_rate FROM dynamics ORDER BY session_index")
+    assert "day12" not in rates["session"].to_list()
+    assert rates["formation_rate"].drop_nulls().len() == 2  # the aligned sessions keep theirs
