@@ -115,3 +115,34 @@ def test_a_failed_alignment_leaves_no_rates_for_its_session(processed, instance,
     rates = query(processed.store_path, "SELECT session, formation_rate FROM dynamics ORDER BY session_index")
     assert "day12" not in rates["session"].to_list()
     assert rates["formation_rate"].drop_nulls().len() == 2  # the aligned sessions keep theirs
+
+
+def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, instance, tmp_path, capsys, monkeypatch):
+    from synapflow_assets.detection import registry as R
+    from synapflow_assets.detection.cli import train_detector_main
+    from synapflow_assets.detection.data import labelled_samples
+
+    from .test_detector_training import TINY_ARGS
+
+    monkeypatch.setenv("SYNAPFLOW_SHARED_DATA", str(tmp_path / "no-shared-data"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    eliminated = tracks_of(processed).filter(pl.col("status") == "eliminated").head(2)
+    corrections = eliminated.select("animal", "session", "track_id", "x_um", "y_um", "z_um", computed_status="status").with_columns(
+        status=pl.lit("present"), corrected_by=pl.lit("tester"), corrected_at=pl.lit(FIRST_DAY), note=pl.lit(None, pl.String))
+    with FeatureStore(processed.store_path) as store:
+        store.add_corrections(corrections.cast({"corrected_at": pl.Datetime("us", "UTC")}))
+    assert recompute_dynamics(instance, processed, "m1") is None
+    labels = tmp_path / "labels.csv"
+    assert main(["review", "--animal", "m1", "--labels", str(labels), "--data", str(tmp_path)]) == 0
+    samples = labelled_samples(labels)
+    n_boxes = sum(len(s.boxes) for s in samples)
+    assert n_boxes == len(pl.read_csv(labels)) >= 2 and all(s.image.shape == (256, 256) for s in samples)
+    assert main(["review", "--apply", str(tmp_path / "missing.csv"), "--data", str(tmp_path)]) == 2
+    capsys.readouterr()
+    registry = tmp_path / "registry"
+    assert train_detector_main([*TINY_ARGS, "--extra-labels", str(labels), "--out", str(tmp_path / "run"),
+                                "--data-root", str(registry)]) == 0
+    assert f"{len(samples)} corrected" in capsys.readouterr().out
+    client = R._client(R._registry(registry))
+    latest = max(int(v.version) for v in client.search_model_versions(f"name='{R.MODEL_NAME}'"))
+    assert client.get_model_version(R.MODEL_NAME, str(latest)).tags["gate.decision"] in ("promoted", "kept")

@@ -26,6 +26,7 @@ class DetectorTrainingConfig(dg.Config):
     raw_layers: int = 300
     val_raw_layers: int = 16
     init: str = ""
+    extra_labels: str = ""
     eval_every: int = 100
     real_val: bool = True
 

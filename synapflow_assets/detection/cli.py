@@ -23,6 +23,8 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop", type=int, default=defaults.crop, help="crop size of real-data batches")
     parser.add_argument("--sim-crop", type=int, default=defaults.sim_crop)
     parser.add_argument("--init", default=defaults.init, help="detector folder to fine-tune (default: random weights)")
+    parser.add_argument("--extra-labels", default=defaults.extra_labels,
+                        help="CSV of corrected boxes from `review --labels` (added to the training data)")
     parser.add_argument("--raw-layers", type=int, default=defaults.raw_layers, help="rendered raw-like training layers")
     parser.add_argument("--val-raw-layers", type=int, default=defaults.val_raw_layers,
                         help="held-out raw-like validation layers (the gate's set)")

@@ -241,6 +241,46 @@ def read_yolo_labels(path: Path, width: int, height: int) -> tuple[np.ndarray, n
     return boxes[keep].astype(np.float32), np.array(labels, np.int64)[keep]
 
 
+def labelled_samples(path: Path) -> list[Sample]:
+    """Layers of registered volumes with corrected boxes (``review --labels``): one sample per (volume,
+    layer), its boxes from the CSV (``volume, layer, xmin, ymin, xmax, ymax, type``; an unknown type is
+    taken as the first of ``SPINE_TYPES``), at the volume's pixel size.
+
+    Raises
+    ------
+    InputError
+        When the file or a volume it names cannot be read.
+    """
+    import polars as pl
+
+    from ..imaging.errors import InputError
+    from ..imaging.ome_zarr import read_volume_zarr
+    from .model import SPINE_TYPES
+
+    path = Path(path)
+    try:
+        table = pl.read_csv(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(path, f"cannot read the extra labels ({error})") from error
+    missing = [c for c in ("volume", "layer", "xmin", "ymin", "xmax", "ymax") if c not in table.columns]
+    if missing:
+        raise InputError(path, f"not a labels CSV (review --labels): missing column(s) {', '.join(missing)}")
+    if "type" not in table.columns:
+        table = table.with_columns(type=pl.lit(None, pl.String))
+    codes = {name: k for k, name in enumerate(SPINE_TYPES)}
+    samples = []
+    for (volume_path,), rows in table.group_by("volume", maintain_order=True):
+        try:
+            volume, voxel, _ = read_volume_zarr(Path(volume_path))
+        except Exception as error:  # zarr raises several types for a missing or damaged store
+            raise InputError(Path(volume_path), f"cannot read the volume named in {path} ({error})") from error
+        for (layer,), boxes in rows.group_by("layer", maintain_order=True):
+            labels = boxes["type"].replace_strict(codes, default=0, return_dtype=pl.Int64).to_numpy()
+            samples.append(make_sample(np.asarray(volume[int(layer)]), boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                                       labels, f"{Path(volume_path).name}:{layer}", pixel_size_um=float(voxel[2])))
+    return samples
+
+
 def real_samples(split: str, folder: Path | None = None) -> list[Sample]:
     """The real annotated images of a split (empty list when the folder is absent).
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .batches import AugmentParams, make_batch
-from .data import Sample, raw_like_samples, real_samples, simulated_samples, with_raw_background
+from .data import Sample, labelled_samples, raw_like_samples, real_samples, simulated_samples, with_raw_background
 from .evaluation import detection_scores
 from .inference import SpineDetector
 from .invivo import invivo_layers, invivo_scores
@@ -81,9 +81,13 @@ class TrainConfig:
     pool_weights : tuple of (str, float)
         Share of batches from each pool: ``raw`` (rendered raw-like layers),
         ``real_raw`` (real images with a raw background), ``real`` (real images
-        as they are) and ``sim`` (layers of the chronic simulator).
+        as they are), ``sim`` (layers of the chronic simulator) and ``extra``
+        (``extra_labels``).
     init : str
         A detector folder to start from (fine-tuning); empty: random weights.
+    extra_labels : str
+        A CSV of corrected boxes on registered volumes (``review --labels``),
+        added as the ``extra`` pool; empty: none.
 
     The detector's inference tile is set to the larger crop size: its boxes are
     sized relative to its input, so tiles much larger than the training crops
@@ -115,8 +119,9 @@ class TrainConfig:
     raw_layers: int = 300
     val_raw_layers: int = 16
     raw_background_variants: int = 1
-    pool_weights: tuple = (("raw", 0.4), ("real_raw", 0.35), ("real", 0.15), ("sim", 0.1))
+    pool_weights: tuple = (("raw", 0.4), ("real_raw", 0.35), ("real", 0.15), ("sim", 0.1), ("extra", 0.2))
     init: str = ""
+    extra_labels: str = ""
 
 
 def model_spec(name: str) -> DetectorSpec:
@@ -311,15 +316,16 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
     background_rng = np.random.default_rng([config.seed, 99])
     real_raw_pool = [with_raw_background(s, background_rng) for s in real_pool
                      for _ in range(config.raw_background_variants)] if weights.get("real_raw", 0) > 0 else []
+    extra_pool = labelled_samples(Path(config.extra_labels)) if config.extra_labels else []
     pools = {"raw": (raw_pool, config.sim_crop), "real_raw": (real_raw_pool, config.crop),
-             "real": (real_pool, config.crop), "sim": (sim_pool, config.sim_crop)}
+             "real": (real_pool, config.crop), "sim": (sim_pool, config.sim_crop), "extra": (extra_pool, config.crop)}
     names = [n for n in pools if pools[n][0] and weights.get(n, 0) > 0]
     if not names:
         raise ValueError("no training data: every pool with a weight is empty")
     shares = np.array([weights[n] for n in names], np.float64)
     shares /= shares.sum()
     log(f"data: {len(raw_pool)} raw-like layers, {len(real_raw_pool)} real images on raw background, "
-        f"{len(real_pool)} real, {len(sim_pool)} simulated; val "
+        f"{len(real_pool)} real, {len(sim_pool)} simulated, {len(extra_pool)} corrected; val "
         + ", ".join(f"{len(v)} {k.removeprefix('val_')}" for k, v in validation.items())
         + f" ({time.perf_counter() - t0:.1f} s)")
     augment = AugmentParams(model_pixel_size_um=config.pixel_size_um)
