@@ -4,10 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from ..evaluation.boxes import box_iou
 from .depth import BoxError, DepthLinkParams, check_boxes, link_layers
 
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
@@ -58,36 +55,6 @@ def read_reference_boxes(path: Path) -> pl.DataFrame:
     )
 
 
-def merge_duplicate_spines(linked: pl.DataFrame, min_iou: float, by: str = "stack") -> pl.DataFrame:
-    """One id for 3D spines of a stack that are one spine seen twice: their median boxes overlap by at least
-    ``min_iou`` and their layer ranges overlap or touch. On a layer both cover, the higher-scoring box stays.
-
-    The detector sometimes keeps two boxes of one spine on a layer (overlapping by less than its NMS IoU); depth
-    linking then builds two parallel 3D spines, and time tracking would call one of them eliminated.
-    """
-    kept = linked.filter(pl.col("id") >= 0)
-    spines = kept.group_by(by, "id").agg(*[pl.col(c).median() for c in BOX_COLUMNS], first=pl.col("layer").min(),
-                                         last=pl.col("layer").max()).sort("id")
-    if len(spines) < 2:
-        return linked
-    iou = box_iou(spines.select(BOX_COLUMNS).to_numpy(), spines.select(BOX_COLUMNS).to_numpy())
-    first, last = spines["first"].to_numpy(), spines["last"].to_numpy()
-    stack = spines[by].to_numpy()
-    touch = (np.maximum(first[:, None], first[None]) - np.minimum(last[:, None], last[None])) <= 1
-    i, j = np.nonzero(np.triu((iou >= min_iou) & touch & (stack[:, None] == stack[None]), 1))
-    if not len(i):
-        return linked
-    _, component = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(len(spines),) * 2), directed=False)
-    ids = spines["id"].to_numpy()
-    first_id = pl.DataFrame({"component": component, "id": ids}).group_by("component").agg(new=pl.col("id").min())
-    mapping = dict(zip(ids.tolist(), first_id.join(pl.DataFrame({"component": component, "id": ids}), on="component")
-                       .sort("id")["new"].to_list()))
-    score = pl.col("score").fill_null(-1.0) if "score" in linked.columns else pl.lit(0.0)
-    merged = kept.with_columns(id=pl.col("id").replace_strict(mapping, return_dtype=pl.Int64))
-    merged = merged.sort(score, descending=True).unique([by, "id", "layer"], keep="first", maintain_order=True)
-    return pl.concat([merged, linked.filter(pl.col("id") < 0)]).sort(by, "layer", "id")
-
-
 def link_table(table: pl.DataFrame, params: DepthLinkParams = DepthLinkParams(), by: str = "stack") -> pl.DataFrame:
     """Link every stack of a box table into 3D spines.
 
@@ -122,8 +89,6 @@ def link_table(table: pl.DataFrame, params: DepthLinkParams = DepthLinkParams(),
         next_id += int(stack_ids.max()) + 1 if len(rows) else 0
         gap_parts.append((stack, gaps))
     linked = table.with_columns(id=pl.Series(ids), interpolated=pl.lit(False))
-    if params.merge_iou is not None:
-        linked = merge_duplicate_spines(linked, params.merge_iou, by)
     filled = _gap_rows(linked, gap_parts, by)
     if filled is not None:
         linked = pl.concat([linked, filled], how="diagonal_relaxed")

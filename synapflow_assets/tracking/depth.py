@@ -42,11 +42,6 @@ class DepthLinkParams:
     smooth_layers : int
         Half-width in layers of the smoothing of each spine's boxes through
         depth (0: off); applied by :func:`box_tables.link_table`.
-    merge_iou : float or None
-        3D spines whose median boxes overlap by at least this IoU and whose
-        layer ranges touch are one spine seen twice (the detector kept two
-        boxes of it on some layers) and get one id; None: never merged (the
-        method).
     """
 
     max_cost: float = 0.0
@@ -55,11 +50,9 @@ class DepthLinkParams:
     min_layers: int = 1
     fill_gaps: int = 2
     smooth_layers: int = 2
-    merge_iou: float | None = 0.5
 
 
-METHOD_PARAMS = DepthLinkParams(inactive_wait=1, max_centre_distance_px=None, min_layers=1, fill_gaps=0, smooth_layers=0,
-                                merge_iou=None)
+METHOD_PARAMS = DepthLinkParams(inactive_wait=1, max_centre_distance_px=None, min_layers=1, fill_gaps=0, smooth_layers=0)
 
 
 def check_boxes(layers: np.ndarray, boxes: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -42,10 +42,6 @@ class EvidenceParams:
         ``unconfirmed`` and left out of the rates.
     ring_px : float
         Width of the ring around a box that the box is compared with.
-    duplicate_overlap : float
-        A track whose spine, wherever it was detected, is covered to this
-        share (of the smaller box) by the spine of a longer track is that
-        spine detected twice, and left out of the rates.
     """
 
     min_candidate_iou: float = 0.3
@@ -54,7 +50,6 @@ class EvidenceParams:
     contrast_present: float | None = None
     weak_score: float = 0.5
     ring_px: float = 4.0
-    duplicate_overlap: float = 0.6
 
 
 def detector_response(candidates: pl.DataFrame, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray,

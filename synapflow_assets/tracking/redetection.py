@@ -266,16 +266,7 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         confidence=pl.when(entered).then(None).otherwise(pl.col("confidence")),
         reason=pl.when(entered).then(pl.lit("present: entered the field of view (its place in the previous session "
                                             "lies outside it), not a formation")).otherwise(pl.col("reason")))
-    duplicates = _duplicate_tracks(out, p)
-    seen = pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID)
-    out = (out.join(duplicates, on="track_id", how="left")
-           .filter(pl.col("duplicate_of").is_null() | seen)
-           .with_columns(status=pl.when(pl.col("duplicate_of").is_not_null()).then(pl.lit("unconfirmed")).otherwise(pl.col("status")),
-                         confidence=pl.when(pl.col("duplicate_of").is_not_null()).then(None).otherwise(pl.col("confidence")),
-                         reason=pl.when(pl.col("duplicate_of").is_not_null()).then(pl.format(
-                             "unconfirmed: the same place as track {} wherever it was seen (one spine detected twice)",
-                             pl.col("duplicate_of"))).otherwise(pl.col("reason"))))
-    weak = _weak_single_sessions(out.filter(pl.col("duplicate_of").is_null()), p)
+    weak = _weak_single_sessions(out, p)
     unconfirmed = pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_not_null()
     out = out.with_columns(
         status=pl.when(unconfirmed).then(pl.lit("unconfirmed")).otherwise(pl.col("status")),
@@ -288,28 +279,6 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
     return out.with_columns(spine_id=pl.when(redetected).then(None).otherwise(pl.col("spine_id"))).select(
         *tracks.columns, "redetected", *PLACE_COLUMNS, "evidence_score", "contrast_ratio", "confidence", "reason",
         *OTHER_COLUMNS).sort("session_index", "track_id")
-
-
-def _duplicate_tracks(tracks: pl.DataFrame, params: EvidenceParams) -> pl.DataFrame:
-    """``track_id, duplicate_of``: tracks whose detected spine, in every session it was detected, lies within
-    a spine of one other track that was detected more often (the smaller box covered by at least
-    ``duplicate_overlap``, layer ranges touching)."""
-    seen = tracks.filter(pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID)).select(
-        "session_index", "track_id", *PLACE_COLUMNS)
-    counts = seen.group_by("track_id").agg(n=pl.len())
-    pairs = seen.join(seen, on="session_index", suffix="_b").filter(pl.col("track_id") != pl.col("track_id_b"))
-    width = (pl.min_horizontal("xmax", "xmax_b") - pl.max_horizontal("xmin", "xmin_b")).clip(0)
-    height = (pl.min_horizontal("ymax", "ymax_b") - pl.max_horizontal("ymin", "ymin_b")).clip(0)
-    area = (pl.col("xmax") - pl.col("xmin")) * (pl.col("ymax") - pl.col("ymin"))
-    area_b = (pl.col("xmax_b") - pl.col("xmin_b")) * (pl.col("ymax_b") - pl.col("ymin_b"))
-    touching = (pl.max_horizontal("first_layer", "first_layer_b") - pl.min_horizontal("last_layer", "last_layer_b")) <= 1
-    overlap = pairs.filter(touching & (width * height >= params.duplicate_overlap * pl.min_horizontal(area, area_b)))
-    together = (overlap.group_by("track_id", "track_id_b").agg(shared=pl.len())
-                .join(counts, on="track_id").join(counts.rename({"track_id": "track_id_b", "n": "n_b"}), on="track_id_b"))
-    found = together.filter((pl.col("shared") == pl.col("n"))
-                            & ((pl.col("n") < pl.col("n_b")) | ((pl.col("n") == pl.col("n_b")) & (pl.col("track_id") > pl.col("track_id_b")))))
-    return found.sort("n_b", "track_id_b", descending=[True, False]).unique("track_id", keep="first").select(
-        "track_id", duplicate_of="track_id_b")
 
 
 def _weak_single_sessions(tracks: pl.DataFrame, params: EvidenceParams) -> pl.Series:
