@@ -46,7 +46,8 @@ import polars as pl
 
 from synapflow_assets.synthetic import SimulationParams
 
-RATES = ("n_in_view", "formation_rate", "elimination_rate", "survival_fraction")
+RATES = ("n_in_view", "formation_rate", "elimination_rate", "survival_fraction", "new_persistent_fraction")
+NEW_PERSISTENT = (pl.col("new_persistent") / (pl.col("new_persistent") + pl.col("new_transient"))).alias("new_persistent_fraction")
 INTERVALS = {"formation_rate": ("formation_low", "formation_high"),
              "elimination_rate": ("elimination_low", "elimination_high"),
              "survival_fraction": ("survival_low", "survival_high")}
@@ -74,7 +75,7 @@ def truth_tables(landing: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
             layer_boxes = pl.read_csv(animal / f"{session}.boxes.csv")
             boxes.append(spines_from_boxes(layer_boxes.select("layer", "xmin", "ymin", "xmax", "ymax", id="spine_id"))
                          .with_columns(sequence=pl.lit(animal.name), frame=pl.lit(index)))
-    return spine_dynamics(pl.concat(rows)), pl.concat(boxes)
+    return spine_dynamics(pl.concat(rows)).with_columns(NEW_PERSISTENT), pl.concat(boxes)
 
 
 def true_boxes_as_detections(landing: Path) -> None:
@@ -100,7 +101,7 @@ def run(root: Path, source: str) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     with dg.instance_for_test() as instance:
         report = process_landed(instance, lake, detection=DetectionSettings(source=source))
     seconds = time.perf_counter() - start
-    measured = query(lake.store_path, "SELECT * FROM dynamics ORDER BY animal, session")
+    measured = query(lake.store_path, "SELECT * FROM dynamics ORDER BY animal, session").with_columns(NEW_PERSISTENT)
     tracked = query(lake.store_path, """
         SELECT t.animal AS sequence, t.session_index AS frame, t.track_id AS id, s.xmin, s.ymin, s.xmax, s.ymax
         FROM tracks t JOIN spines s ON s.animal = t.animal AND s.session = t.session AND s.spine_id = t.spine_id""")
@@ -114,7 +115,7 @@ def compare(truth: pl.DataFrame, measured: pl.DataFrame) -> tuple[pl.DataFrame, 
     later = both.filter(pl.col("formation_rate").is_not_null())
     errors = {}
     for name in RATES[1:]:
-        errors[name] = round(float((later[name] - later[f"{name}_measured"]).abs().mean()), 4)
+        errors[name] = round(float((later[name] - later[f"{name}_measured"]).abs().drop_nans().mean() or 0.0), 4)
     errors["count_error"] = round(float(((both["n_in_view_measured"] - both["n_in_view"]) / both["n_in_view"]).mean()), 4)
     covered = [((later[name] >= later[low]) & (later[name] <= later[high])).cast(pl.Float64)
                for name, (low, high) in INTERVALS.items() if low in later.columns]
@@ -141,7 +142,7 @@ def bench_profile(root: Path, profile: str, args) -> dict:
     true_boxes_as_detections(root / profile / "true_boxes" / "landing")
     truth, truth_spines = truth_tables(landing)
     later = truth.filter(pl.col("formation_rate").is_not_null())
-    summary = {"true_rates": {name: round(float(later[name].mean()), 4) for name in RATES[1:]},
+    summary = {"true_rates": {name: round(float(later[name].drop_nans().mean()), 4) for name in RATES[1:]},
                "mean_spines": round(float(truth["n_in_view"].mean()), 1)}
     for name, source in (("detector", "model"), ("true_boxes", "imported")):
         measured, tracked, info = run(root / profile / name, source)
@@ -152,7 +153,7 @@ def bench_profile(root: Path, profile: str, args) -> dict:
             print(both)
         print(f"{profile} / {name}: mean abs error formation {errors['formation_rate']:.3f}, elimination "
               f"{errors['elimination_rate']:.3f}, survival {errors['survival_fraction']:.3f}; spine count error "
-              f"{errors['count_error']:+.1%}; IDF1 {errors['idf1']:.3f}, HOTA {errors['hota']:.3f}"
+              f"{errors['count_error']:+.1%}; new-persistent fraction {errors['new_persistent_fraction']:.3f}; IDF1 {errors['idf1']:.3f}, HOTA {errors['hota']:.3f}"
               + (f"; 95% intervals hold the truth in {errors['coverage']:.0%}" if "coverage" in errors else ""))
         summary[name] = {**errors, **info, "seconds_per_session": round(info["seconds"] / (args.animals * args.sessions), 1)}
     return summary

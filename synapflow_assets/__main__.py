@@ -83,7 +83,10 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_QUERY = "SELECT animal, session, survival_fraction, formation_rate, elimination_rate, turnover FROM survival_curve"
+DEMO_QUERY = ("SELECT animal, session, round(survival_fraction, 3) AS survival, "
+              "printf('%.3f [%.3f, %.3f]', formation_rate, formation_low, formation_high) AS formation_95, "
+              "printf('%.3f [%.3f, %.3f]', elimination_rate, elimination_low, elimination_high) AS elimination_95 "
+              "FROM survival_curve")
 
 
 def _demo(args: argparse.Namespace) -> int:

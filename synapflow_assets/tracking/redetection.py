@@ -154,10 +154,8 @@ def _redetected_spines(state: _Sessions, evidence: pl.DataFrame) -> None:
         state.virtual[target] = pl.concat([state.virtual[target], new], how="vertical_relaxed")
 
 
-def _sigmoid(x: np.ndarray | pl.Expr, centre: float, scale: float):
-    if isinstance(x, pl.Expr):
-        return 1 / (1 + ((centre - x) / scale).exp())
-    return 1 / (1 + np.exp((centre - np.asarray(x, float)) / scale))
+def _sigmoid(x: pl.Expr, centre: float, scale: float) -> pl.Expr:
+    return 1 / (1 + ((centre - x) / scale).exp())
 
 
 def track_with_evidence(tracker: AnimalTracker, sessions: list[SessionInput], params: EvidenceParams = EvidenceParams(),
@@ -235,7 +233,7 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
     event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~redetected
     new = new & ~redetected
     redetected_or_bridged = redetected | bridged
-    p_present = _sigmoid(pl.col("response").fill_null(0.0), p.response_present - 0.03, 0.03)
+    p_present = _sigmoid(pl.col("response").fill_null(0.0), p.response_midpoint, p.response_scale)
     strength = _sigmoid(pl.col("mean_score").fill_null(0.0), p.weak_score - 0.1, 0.05)
     other = {c: pl.when(new).then(pl.col(f"{c}_seen")).otherwise(pl.col(f"{c}_source")) for c in PLACE_COLUMNS}
     out = out.with_columns(
@@ -244,7 +242,7 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         contrast_ratio=pl.when(event | redetected_or_bridged).then(pl.col("contrast_ratio").fill_nan(None)),
         confidence=pl.when(redetected_or_bridged).then(p_present).when(~event).then(None)
         .when(pl.col("status") == "eliminated").then(1 - p_present)
-        .otherwise((1 - p_present) * strength),
+        .otherwise((1 - pl.max_horizontal(p_present, pl.lit(p.formation_doubt))) * strength),
         other_session_index=pl.when(event | redetected_or_bridged).then(
             pl.when(new).then(pl.col("target_index")).otherwise(pl.col("source_index"))),
         **{f"other_{c}": pl.when(event | redetected_or_bridged).then(other[c]) for c in ("xmin", "ymin", "xmax", "ymax")},
