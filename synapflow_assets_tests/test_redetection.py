@@ -178,3 +178,16 @@ def test_detector_response_and_contrast_are_local(animal):
     assert np.all(np.isfinite(on_spines)) and np.median(on_spines) > 0
     inner = box_contrast(table, box, layers, layers, 4.0) * table.level
     assert np.all(inner < np.array(expected))  # a mean minus a positive ring mean
+
+
+def test_evidence_settings_switch_redetection_off_and_make_tracks_stale(animal, tmp_path):
+    from synapflow_assets.settings import LabSettings
+
+    off = LabSettings(evidence={"enabled": False})
+    assert off.evidence.params() is None and LabSettings().evidence.params() is not None
+    assert off.tracking_fingerprint() != LabSettings().tracking_fingerprint()
+    spine = persistent_spine(animal, 2)
+    inputs = session_inputs(animal, drop={2: [spine]})
+    rows = track_of(run(tmp_path, inputs, redetect=False), inputs, 0, spine)
+    assert rows["status"].to_list() == ["present", "present", "eliminated"]
+    assert rows["confidence"][-1] < 0.1 and not rows["redetected"].any()  # the evidence still says it is there
