@@ -9,7 +9,8 @@ from .box_geometry import pairwise_giou
 
 @dataclass(frozen=True)
 class TimeLinkParams:
-    """Parameters of linking spines across sessions (defaults: the SynapFlow method, plus a gate).
+    """Parameters of linking spines across sessions (defaults: the SynapFlow method's cost, a stricter
+    acceptance and a distance gate).
 
     Attributes
     ----------
@@ -17,7 +18,13 @@ class TimeLinkParams:
         Cost = ``giou_weight * (-GIoU) + z_weight * z_cost`` of the projected
         median box and z-range (method: 1.5 and 0.3).
     max_cost : float
-        A pair is linked when its cost is at most this (method: 0.5).
+        A pair is linked when its cost is at most this (method: 0.5, which
+        links boxes that do not overlap: GIoU down to -0.33). 0 links only
+        boxes that overlap once aligned: from the simulator's true spines in
+        dense fields (3 animals x 6 sessions) the mean errors of formation,
+        elimination and survival fall from 0.013 / 0.017 / 0.033 to
+        0.010 / 0.012 / 0.022, since a new spine next to an eliminated one is
+        no longer taken for it.
     max_centre_distance_px : float
         Projected centres farther apart are never linked.
     max_gap : int
@@ -30,7 +37,7 @@ class TimeLinkParams:
 
     giou_weight: float = 1.5
     z_weight: float = 0.3
-    max_cost: float = 0.5
+    max_cost: float = 0.0
     max_centre_distance_px: float = 15.0
     max_gap: int = 1
     border_px: float = 2.0
