@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from .evidence import EvidenceParams, box_contrast, detector_response, summed_volume
+from .evidence import EvidenceParams, SummedVolume, box_contrast, detector_response, summed_volume
 from .incremental import AnimalTracker, SessionInput
 
 VIRTUAL_ID = 1 << 40
 """Redetected spines get ids from here on (never a detector's spine id)."""
 
+KEPT_VOLUMES = 3
 PLACE_COLUMNS = ["xmin", "ymin", "xmax", "ymax", "first_layer", "last_layer"]
 EVIDENCE_SCHEMA = {"session_index": pl.Int64, "source_index": pl.Int64, "source_id": pl.Int64,
                    "xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
@@ -42,9 +43,12 @@ class _Sessions:
     volumes: dict = field(default_factory=dict)
     origin: list[pl.DataFrame] = field(default_factory=list)
 
-    def volume(self, index: int) -> np.ndarray:
-        """The session's volume as a summed-volume table (see ``evidence.summed_volume``), read once."""
+    def volume(self, index: int) -> SummedVolume:
+        """The session's volume as a summed-volume table; the last ``KEPT_VOLUMES`` are kept (evidence compares
+        neighbouring sessions, and a table is 8 bytes per voxel)."""
         if index not in self.volumes:
+            while len(self.volumes) >= KEPT_VOLUMES:
+                self.volumes.pop(next(iter(self.volumes)))
             self.volumes[index] = summed_volume(np.asarray(self.sessions[index].load_volume()))
         return self.volumes[index]
 
