@@ -25,6 +25,13 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
     assert set(detections["model"]) == {"spine-detector"} and set(detections["model_version"]) == {"1"}
     assert detections["layer"].is_between(0, 7).all()
     assert ((detections["xmin"] >= 0) & (detections["xmax"] <= 256) & (detections["ymax"] <= 192)).all()
+    candidates = pl.read_parquet(lake.candidates_path("mouse01", "day00"))
+    assert len(candidates) >= len(detections) and candidates["score"].min() >= 0.1
+    assert candidates.filter(pl.col("score") >= 0.35).sort("layer", "xmin")["xmin"].to_list() == \
+        detections.sort("layer", "xmin")["xmin"].to_list()  # one pass: the detections are the strong candidates
+    progress = [e.user_message for run in instance.get_runs() for e in instance.all_logs(run.run_id)
+                if "detector on" in (e.user_message or "")]
+    assert progress[-1].startswith("mouse01|day00: detector on 8/8 layers") and len(progress) >= 2
     assert process_landed(instance, lake).materialized == []
 
     better = tmp_path / "better"

@@ -74,8 +74,7 @@ def test_sessions_already_ingested_are_not_requested_again(tmp_path, instance):
     first = tick(instance, lake, None, imported)
     assert tick(instance, lake, first.cursor, imported).run_requests == []
 
-    write_session(sims[1], tmp_path / "landing", "m1", "day04")
-    waiting = tick(instance, lake, first.cursor, imported)
-    requests = tick(instance, lake, waiting.cursor, imported).run_requests
+    write_session(sims[1], tmp_path / "landing", "m1", "day04")  # with its .done marker: taken at the next tick
+    requests = tick(instance, lake, first.cursor, imported).run_requests
     assert [r.partition_key for r in requests] == ["m1|day04"]
     assert {k.to_user_string() for k in requests[0].asset_selection} == {"raw_volume", "detections_2d", "spines_3d", "spine_features"}

@@ -146,3 +146,21 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, 
     client = R._client(R._registry(registry))
     latest = max(int(v.version) for v in client.search_model_versions(f"name='{R.MODEL_NAME}'"))
     assert client.get_model_version(R.MODEL_NAME, str(latest)).tags["gate.decision"] in ("promoted", "kept")
+
+
+def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, instance):
+    import base64
+    import io
+
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=spine_dynamics.key, asset_partitions=["m1"]),
+                                              limit=1).records
+    metadata = records[0].asset_materialization.metadata
+    assert list(metadata)[:2] == ["dynamics_plot", "per_session"]
+    png = base64.b64decode(metadata["dynamics_plot"].value.split("base64,")[1].rstrip(")"))
+    with Image.open(io.BytesIO(png)) as picture:
+        assert picture.width > 400 and picture.height > 150
+    table = metadata["per_session"].value
+    assert [r.data["session"] for r in table.records] == ["day00", "day04", "day08"]
+    stored = query(processed.store_path, "SELECT formation_low FROM dynamics ORDER BY session_index")
+    assert table.records[1].data["formation_low"] == round(stored["formation_low"][1], 3)
+    assert {c.name for c in table.schema.columns} >= {"formation_rate", "formation_low", "survival_high"}

@@ -40,7 +40,7 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
 
 
 def model_detections(lake: DataLake, animal: str, session: str, options: DetectionOptions,
-                     batch_size: int) -> tuple[pl.DataFrame, pl.DataFrame, str, str]:
+                     batch_size: int, log=None) -> tuple[pl.DataFrame, pl.DataFrame, str, str]:
     """Boxes of the registry's champion detector on every layer of the registered volume (the shipped
     detector is registered first when the registry has no champion), and the candidates: the same pass
     down to ``candidate_threshold`` (thresholding comes before non-maximum suppression, so the boxes at
@@ -50,8 +50,14 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
     detector.set_options(options.upscale, options.box_scale, options.tile)
     volume, voxel_size_um, _ = read_volume_zarr(lake.volume_path(animal, session))
     low = min(options.candidate_threshold, options.score_threshold)
+    step = max(1, len(volume) // 4)
+
+    def progress(done: int, total: int, boxes: int) -> None:
+        if log is not None and (done % step < batch_size or done == total):
+            log(f"{animal}|{session}: detector on {done}/{total} layers, {boxes} boxes down to score {low:g}")
+
     boxes = detector.detect_stack(volume, score_threshold=low, batch_size=batch_size,
-                                  pixel_size_um=voxel_size_um[2]).select(DETECTION_COLUMNS)
+                                  pixel_size_um=voxel_size_um[2], progress=progress).select(DETECTION_COLUMNS)
     return (boxes.filter(pl.col("score") >= options.score_threshold), boxes, champion.name, champion.version)
 
 
@@ -107,7 +113,8 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
                 table, model, version = baseline_detections(lake, animal, session)
                 context.log.warning("detections come from the LoG baseline (source 'baseline'), not the model")
             else:
-                table, candidates, model, version = model_detections(lake, animal, session, options, detection.batch_size)
+                table, candidates, model, version = model_detections(lake, animal, session, options, detection.batch_size,
+                                                                     log=context.log.info)
             decisive = [options.upscale, options.box_scale, options.tile]
             decisive = decisive if detection.source == "model" and decisive != [None] * 3 else []
             if detection.source == "model" and options.score_threshold != DEFAULT_SCORE_THRESHOLD:

@@ -8,6 +8,8 @@ import polars as pl
 from .. import features as science
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
 from ..store.feature_store import FeatureStore, lineage_columns
+from ..features.dynamics_plots import dynamics_png, dynamics_table
+from ..imaging.ingest import png_markdown
 from ..tracking.corrections import apply_corrections
 from ..tracking.redetection import OTHER_COLUMNS
 from .detection_assets import session_keys
@@ -17,6 +19,13 @@ from .resources import DataLake
 from .spine_assets import spines_3d
 from .track_assets import eager_per_animal, spine_tracks
 from .volume_assets import raw_volume
+
+def table_metadata(table: pl.DataFrame) -> dg.TableMetadataValue:
+    """A polars table as a Dagster table (shown as a table in the UI)."""
+    types = {pl.String: "string", pl.Int64: "int", pl.Int32: "int", pl.Float64: "float", pl.Boolean: "bool"}
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, types.get(dtype, "string")) for name, dtype in table.schema.items()])
+    return dg.MetadataValue.table(records=[dg.TableRecord(row) for row in table.iter_rows(named=True)], schema=schema)
+
 
 def _version(inputs: dict, code: str) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256(json.dumps([inputs, code], sort_keys=True).encode()).hexdigest()[:32])
@@ -100,6 +109,9 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         }, animal, None, lineage_columns(context.run.run_id, code, model, version, inputs))
     last = dynamics.sort("session_index").tail(1)
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
+        "dynamics_plot": dg.MetadataValue.md(png_markdown(dynamics_png(dynamics, title=animal),
+                                                          f"{animal}: survival, formation and elimination")),
+        "per_session": table_metadata(dynamics_table(dynamics)),
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
         "survival_fraction_last": last["survival_fraction"][0] if len(last) else None,
         "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),

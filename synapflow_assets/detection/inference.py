@@ -320,7 +320,7 @@ class SpineDetector:
         return self._detect_layers([layer], score_threshold, 1, zoom=zoom)[0]
 
     def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5, batch_size: int = 4, *,
-                     pixel_size_um: float | None = None) -> pl.DataFrame:
+                     pixel_size_um: float | None = None, progress=None) -> pl.DataFrame:
         """Detect spines on every layer of a (z, y, x) stack, tiles batched.
 
         Parameters
@@ -331,6 +331,8 @@ class SpineDetector:
             Tiles per forward pass.
         pixel_size_um : float, optional
             The stack's x/y pixel size; estimated from its projection when None.
+        progress : callable, optional
+            Called as ``progress(layers_done, layers_total, boxes_so_far)`` after each batch of layers.
 
         Each layer is normalised by its own robust range, but stretched at
         most as if its contrast were ``STACK_CONTRAST_FRACTION`` of the
@@ -357,6 +359,8 @@ class SpineDetector:
             layers = [stack[z] for z in range(start, min(start + chunk, len(stack)))]
             for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size, min_contrast, zoom)):
                 frames.append(frame.with_columns(pl.lit(start + offset, pl.Int64).alias("layer")))
+            if progress is not None:
+                progress(start + len(layers), len(stack), sum(len(f) for f in frames))
         if not frames:
             return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})
         return pl.concat(frames).select("layer", *BOX_SCHEMA)

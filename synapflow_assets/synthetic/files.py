@@ -37,7 +37,7 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
     import from an existing detector.
 
     Every file is written under a hidden temporary name and renamed, the
-    ImageJ ``.tif`` last, so a watcher never sees a partial file.
+    ImageJ ``.tif`` and then the ``.done`` marker last, so a watcher never sees a partial file.
 
     Parameters
     ----------
@@ -52,7 +52,9 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
     Returns
     -------
     dict
-        ``{"tif", "sidecar", "boxes", "spines", "transform", "detections"}`` -> Path.
+        ``{"tif", "sidecar", "boxes", "spines", "transform", "detections", "done"}`` -> Path; the
+        ``.done`` marker, written last, tells the landing sensor the session is complete (no wait for
+        two unchanged ticks).
     """
     name = session or f"day{DAYS_BETWEEN_SESSIONS * sim.index:02d}"
     acquired_at = acquired_at or FIRST_DAY + timedelta(days=DAYS_BETWEEN_SESSIONS * sim.index)
@@ -73,6 +75,7 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
     paths["tif"] = _atomic(folder / f"{name}.tif", lambda p: tifffile.imwrite(
         p, sim.volume, imagej=True, resolution=(1 / vx, 1 / vy),
         metadata={"spacing": vz, "unit": "um", "axes": "ZYX"}))
+    paths["done"] = _atomic(folder / f"{name}.done", lambda p: p.write_text(""))
     return paths
 
 

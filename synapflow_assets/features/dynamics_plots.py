@@ -1,0 +1,62 @@
+"""Pictures of an animal's dynamics for the UI and reports: survival, formation and elimination per session
+with their 95% intervals (matplotlib, Agg; small PNGs)."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+RATE_COLUMNS = ("formation_rate", "elimination_rate", "survival_fraction")
+TABLE_COLUMNS = ["session", "n_in_view", "gained", "lost", "formation_rate", "formation_low", "formation_high",
+                 "elimination_rate", "elimination_low", "elimination_high", "survival_fraction", "survival_low",
+                 "survival_high"]
+
+
+def dynamics_png(dynamics: pl.DataFrame, *, title: str = "") -> bytes:
+    """Survival (left) and formation / elimination (right) per session, each with its 95% interval.
+
+    Parameters
+    ----------
+    dynamics : polars.DataFrame
+        One animal's rows of ``features.dynamics.spine_dynamics``, in session order.
+    """
+    d = dynamics.sort("session_index")
+    sessions = d["session"].to_list()
+    x = list(range(len(sessions)))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(7.5, 2.8), dpi=90)
+    left.fill_between(x, d["survival_low"].fill_null(float("nan")).to_numpy(),
+                      d["survival_high"].fill_null(float("nan")).to_numpy(), color="tab:blue", alpha=0.2, linewidth=0)
+    left.plot(x, d["survival_fraction"].to_numpy(), "o-", color="tab:blue")
+    left.set(ylim=(0, 1.05), ylabel="survival")
+    left.set_title("spines of the first session kept", fontsize=9)
+    for offset, (name, colour, label) in enumerate((("formation", "tab:green", "formation"),
+                                                    ("elimination", "tab:red", "elimination"))):
+        later = d.filter(pl.col("session_index") > 0)
+        xs = [x[sessions.index(s)] + (offset - 0.5) * 0.15 for s in later["session"]]
+        rate = later[f"{name}_rate"].to_numpy()
+        low = (later[f"{name}_rate"] - later[f"{name}_low"]).fill_null(0).clip(0).to_numpy()
+        high = (later[f"{name}_high"] - later[f"{name}_rate"]).fill_null(0).clip(0).to_numpy()
+        right.errorbar(xs, rate, yerr=[low, high], fmt="o", color=colour, capsize=3, label=label)
+    right.set(ylim=(0, None), ylabel="rate per session")
+    right.set_title("formation, elimination (95% interval)", fontsize=9)
+    right.legend(fontsize=7, frameon=False)
+    for axis in (left, right):
+        axis.set_xticks(x, sessions, fontsize=7, rotation=30)
+        axis.set_xlim(-0.5, len(x) - 0.5)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def dynamics_table(dynamics: pl.DataFrame) -> pl.DataFrame:
+    """The per-session numbers a PI reads, rounded to 3 decimals."""
+    return dynamics.sort("session_index").select(TABLE_COLUMNS).with_columns(
+        [pl.col(c).round(3) for c in TABLE_COLUMNS if c not in ("session", "n_in_view", "gained", "lost")])
