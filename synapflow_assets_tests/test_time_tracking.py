@@ -176,3 +176,14 @@ def test_tracking_true_spines_keeps_identities(animal, tmp_path):
     split = detected.group_by("spine_id").agg(pl.col("track_id").n_unique() == 1)["track_id"].mean()
     print(f"tracks with one true spine {purity:.3f}, true spines with one track {split:.3f}")
     assert purity > 0.95 and split > 0.95
+
+
+def test_the_previous_projection_registered_into_the_current_frame_matches_it(animal):
+    _, volumes, _ = animal
+    step = align_sessions(volumes[0], volumes[1])
+    before, after = volumes[0].max(axis=0).astype(np.float32), volumes[1].max(axis=0).astype(np.float32)
+    warped = step.reference_in_moving_frame(before)
+    inside = warped > 0
+    correlation = lambda a, b: np.corrcoef(a[inside], b[inside])[0, 1]  # noqa: E731
+    print(f"correlation with the current projection: raw {correlation(before, after):.2f}, registered {correlation(warped, after):.2f}")
+    assert correlation(warped, after) > 0.8 > correlation(before, after) + 0.2

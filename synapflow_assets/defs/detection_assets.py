@@ -141,6 +141,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     return dg.MaterializeResult(
         data_version=dg.DataVersion(data_version),
         metadata={
+            "detections_on_projection": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
             "detections": len(table),
             "candidates": len(candidates),
@@ -152,7 +153,6 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "model_version": version,
             "upstream_versions": upstream,
             "per_layer": dg.MetadataValue.json(detections_per_layer(table, shape[0])),
-            "overlay": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
         },
         check_results=[dg.AssetCheckResult(
             check_name="detections_found", passed=problem is None, severity=dg.AssetCheckSeverity.WARN,

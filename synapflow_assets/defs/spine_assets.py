@@ -51,6 +51,7 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{content_hash(path)[:16]}{content_hash(lake.spine_boxes_path(animal, session))[:16]}"),
         metadata={
+            "spines_on_projection": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
             "spines": len(spines),
             "boxes_linked": int((linked["id"] >= 0).sum()),
@@ -58,6 +59,5 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
             "layers_per_spine_histogram": dg.MetadataValue.json({str(k + 1): n for k, n in enumerate(histogram)}),
             "layers": shape[0],
             "upstream_versions": upstream_versions(context, detections_2d.key),
-            "overlay": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
         },
     )

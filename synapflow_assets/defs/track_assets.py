@@ -133,11 +133,15 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         "unconfirmed": int((tracks["status"] == "unconfirmed").sum()),
     }
     if len(sessions) >= 2:
-        last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("spine_id").is_not_null()).join(
-            sessions[-1].spines.select("spine_id", "xmin", "ymin", "xmax", "ymax"), on="spine_id")
-        picture = two_session_png(read_mip(lake.volume_path(animal, sessions[-2].key)), read_mip(lake.volume_path(animal, sessions[-1].key)),
-                                  last.select("xmin", "ymin", "xmax", "ymax").to_numpy(), [str(t) for t in last["track_id"]])
-        metadata["last_two_sessions"] = dg.MetadataValue.md(png_markdown(picture, "previous (magenta) and last (green) session, track ids"))
+        last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("xmin").is_not_null())
+        step = tracker.alignment(sessions[-2], sessions[-1])
+        previous = step.reference_in_moving_frame(read_mip(lake.volume_path(animal, sessions[-2].key)))
+        picture = two_session_png(previous, read_mip(lake.volume_path(animal, sessions[-1].key)),
+                                  last.select("xmin", "ymin", "xmax", "ymax").to_numpy(), [str(t) for t in last["track_id"]],
+                                  last["status"].to_list())
+        metadata = {"last_two_sessions": dg.MetadataValue.md(png_markdown(
+            picture, f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
+                     "yellow present, cyan new, red eliminated (where it was), grey unconfirmed")), **metadata}
     inconsistent = [f"{r['from']}->{r['to']}" for r in report if (r["consistency_px"] or 0.0) > MAX_CONSISTENCY_PX]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(content_hash(path)),

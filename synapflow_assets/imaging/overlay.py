@@ -23,8 +23,14 @@ def overlay_png(image: np.ndarray, boxes: np.ndarray, labels: list[str] | None =
     return buffer.getvalue()
 
 
-def two_session_png(previous: np.ndarray, current: np.ndarray, boxes: np.ndarray, labels: list[str], max_size: int = 512) -> bytes:
-    """Previous projection in magenta, current in green, current boxes labelled (e.g. with track ids)."""
+STATUS_COLOURS = {"present": (255, 255, 0), "new": (0, 255, 255), "eliminated": (255, 60, 60),
+                  "unconfirmed": (160, 160, 160)}
+
+
+def two_session_png(previous: np.ndarray, current: np.ndarray, boxes: np.ndarray, labels: list[str],
+                    statuses: list[str] | None = None, max_size: int = 512) -> bytes:
+    """Previous projection (registered into the current frame) in magenta, current in green, boxes coloured by
+    status (:data:`STATUS_COLOURS`: present yellow, new cyan, eliminated red) and labelled (e.g. track ids)."""
     def scaled(image):
         small = np.asarray(Image.fromarray(image.astype(np.float32)).resize(
             (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))))
@@ -35,9 +41,11 @@ def two_session_png(previous: np.ndarray, current: np.ndarray, boxes: np.ndarray
     a, b = scaled(previous), scaled(current)
     picture = Image.fromarray(np.stack([a, b, a], axis=-1))
     draw = ImageDraw.Draw(picture)
-    for box, label in zip(np.asarray(boxes, dtype=float).reshape(-1, 4) * scale, labels):
-        draw.rectangle(box.tolist(), outline=(255, 255, 0))
-        draw.text((box[2] + 1, box[1]), label, fill=(0, 255, 255))
+    statuses = statuses or ["present"] * len(labels)
+    for box, label, status in zip(np.asarray(boxes, dtype=float).reshape(-1, 4) * scale, labels, statuses):
+        colour = STATUS_COLOURS.get(status, (255, 255, 255))
+        draw.rectangle(box.tolist(), outline=colour)
+        draw.text((box[0], box[3] + 1), label, fill=colour)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -117,6 +117,14 @@ class Alignment:
         yx = np.asarray(yx, dtype=np.float64).reshape(-1, 2)
         return rigid_map(yx + self._local(self.field_yx, yx), self.rotation_deg, self.shift_yx, self.shape_yx)
 
+    def reference_in_moving_frame(self, image: np.ndarray) -> np.ndarray:
+        """A 2D image of the reference session resampled into the moving session's frame (bilinear; zero
+        outside), e.g. to overlay two sessions' projections."""
+        ny, nx = image.shape
+        grid = np.stack(np.mgrid[0:ny, 0:nx], axis=-1).reshape(-1, 2).astype(np.float64)
+        source = self.map_points_back(grid)
+        return ndimage.map_coordinates(np.asarray(image, np.float32), source.T, order=1, cval=0.0).reshape(ny, nx)
+
     def map_points_back(self, yx: np.ndarray) -> np.ndarray:
         """Moving-session (y, x) points (n, 2) to reference coordinates (the inverse of ``map_points``)."""
         yx = np.asarray(yx, dtype=np.float64).reshape(-1, 2)
