@@ -23,6 +23,8 @@ EXTERNAL = {raw_volume.key, detections_2d.key}
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+ORIGIN = {"synapflow/origin": "command line"}
+"""Tag of the runs started by ``ingest``, ``demo`` and ``review`` (the UI and the sensors start the others)."""
 """Nothing on the console from a run: failures and warnings are summarised one line each by the caller,
 full tracebacks stay in the Dagster event log (the web UI's run page)."""
 
@@ -188,7 +190,7 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
             partition_key=partition,
             resources={"lake": lake, "imaging": imaging, "detection": detection},
             raise_on_error=False,
-            run_config=QUIET,
+            run_config=QUIET, tags=ORIGIN,
         )
         report.warnings.extend(failed_checks(result, str(partition)))
         if result.success:
@@ -214,7 +216,7 @@ def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: Pipel
     record = latest_versions(instance, spine_detector.key, None)
     if record is not None and record["code"] == spine_detector.code_versions_by_key[spine_detector.key]:
         return
-    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False, run_config=QUIET)
+    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False, run_config=QUIET, tags=ORIGIN)
     if not result.success:
         report.failed["spine_detector"] = failure_message(result)
 
@@ -248,7 +250,7 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
         return
     progress(f"{animal}: {', '.join(k.to_user_string() for k in stale)}")
     result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal, resources={"lake": lake, "alignment": alignment},
-                            raise_on_error=False, run_config=QUIET, selection=stale)
+                            raise_on_error=False, run_config=QUIET, tags=ORIGIN, selection=stale)
     report.warnings.extend(failed_checks(result, animal))
     if result.success:
         report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")
@@ -260,7 +262,7 @@ def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str
     """Materialize ``spine_dynamics`` of one animal (after corrections); the failure message, or None."""
     result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal,
                             resources={"lake": lake, "alignment": AlignmentSettings()}, raise_on_error=False,
-                            run_config=QUIET, selection=[spine_dynamics.key])
+                            run_config=QUIET, tags=ORIGIN, selection=[spine_dynamics.key])
     return None if result.success else failure_message(result)
 
 

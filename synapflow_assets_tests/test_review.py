@@ -164,3 +164,5 @@ def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, inst
     stored = query(processed.store_path, "SELECT formation_low FROM dynamics ORDER BY session_index")
     assert table.records[1].data["formation_low"] == round(stored["formation_low"][1], 3)
     assert {c.name for c in table.schema.columns} >= {"formation_rate", "formation_low", "survival_high"}
+    assert metadata["dagster/row_count"].value == 3
+    assert instance.get_run_by_id(records[0].run_id).tags["synapflow/origin"] == "command line"

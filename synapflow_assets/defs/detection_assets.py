@@ -143,6 +143,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
         metadata={
             "detections_on_projection": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
+            "dagster/row_count": len(table),
             "detections": len(table),
             "candidates": len(candidates),
             "source": detection.source,

@@ -20,6 +20,10 @@ from .spine_assets import spines_3d
 from .track_assets import eager_per_animal, spine_tracks
 from .volume_assets import raw_volume
 
+def _rounded(value) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
 def table_metadata(table: pl.DataFrame) -> dg.TableMetadataValue:
     """A polars table as a Dagster table (shown as a table in the UI)."""
     types = {pl.String: "string", pl.Int64: "int", pl.Int32: "int", pl.Float64: "float", pl.Boolean: "bool"}
@@ -66,10 +70,11 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             "spine_features": features,
         }, animal, session, lineage_columns(context.run.run_id, code, model, version, inputs))
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
+        "dagster/row_count": len(features),
         "rows_written": dg.MetadataValue.json(written), "spines": len(features),
-        "spines_per_um": density["spines_per_um"], "dendrite_length_um": density["dendrite_length_um"],
-        "median_size": features["size"].median() if len(features) else None,
-        "distance_found": float(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
+        "spines_per_um": _rounded(density["spines_per_um"]), "dendrite_length_um": _rounded(density["dendrite_length_um"]),
+        "median_size": _rounded(features["size"].median()) if len(features) else None,
+        "distance_found": _rounded(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
         "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
     })
 
@@ -112,8 +117,9 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         "dynamics_plot": dg.MetadataValue.md(png_markdown(dynamics_png(dynamics, title=animal),
                                                           f"{animal}: survival, formation and elimination")),
         "per_session": table_metadata(dynamics_table(dynamics)),
+        "dagster/row_count": len(dynamics),
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
-        "survival_fraction_last": last["survival_fraction"][0] if len(last) else None,
+        "survival_fraction_last": _rounded(last["survival_fraction"][0]) if len(last) else None,
         "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
         "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
     })

@@ -53,6 +53,7 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
         metadata={
             "spines_on_projection": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
+            "dagster/row_count": len(spines),
             "spines": len(spines),
             "boxes_linked": int((linked["id"] >= 0).sum()),
             "boxes_interpolated": int(linked["interpolated"].sum()),

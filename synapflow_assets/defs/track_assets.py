@@ -116,6 +116,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
     metadata = {
         "path": dg.MetadataValue.path(str(path)),
+        "dagster/row_count": len(tracks),
         "sessions": len(sessions),
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
         "status_counts": dg.MetadataValue.md(_markdown(counts.drop("session_index"))),
