@@ -225,6 +225,31 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_napari(args: argparse.Namespace) -> int:
+    from .defs.resources import AlignmentSettings, DataLake
+    from .defs.track_assets import animal_sessions
+    from .imaging.errors import InputError
+    from .napari_export import export_napari
+    from .store.feature_store import StoreError, query
+    from .tracking.incremental import AnimalTracker
+
+    lake = DataLake(root=args.data)
+    try:
+        safe = args.animal.replace("'", "''")
+        tracks = query(lake.store_path, f"SELECT * FROM tracks WHERE animal = '{safe}'")
+        sizes = query(lake.store_path, f"SELECT session, spine_id, size FROM spine_features WHERE animal = '{safe}'")
+        sessions = animal_sessions(lake, args.animal)
+        tracker = AnimalTracker(lake.tracks_cache(args.animal), AlignmentSettings().settings(lake, args.animal).alignment.params())
+        steps = [tracker.alignment(a, b) for a, b in zip(sessions, sessions[1:])]
+        written = export_napari(lake.root, args.animal, Path(args.out), [s.key for s in sessions], steps, tracks, sizes)
+    except (InputError, StoreError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(sessions)} registered volumes, tracks.csv and points.csv in {args.out} "
+          f"(napari: open the .ome.zarr folders, then tracks.csv as Tracks and points.csv as Points)")
+    return 0 if written else 1
+
+
 def _settings_flags(parser: argparse.ArgumentParser, *, alignment: bool) -> None:
     """Flags that override ``synapflow.yaml`` (see ``synapflow_assets.settings``; unset: from the files, else the default)."""
     from .settings import DEFAULT_SCORE_THRESHOLD
@@ -306,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True)
     export.add_argument("--store", default=str(Path(os.environ.get("SYNAPFLOW_DATA", "data")) / "features.duckdb"))
     export.set_defaults(handler=_export)
+
+    napari = commands.add_parser("export-napari", help="registered volumes, tracks and points of an animal for napari")
+    napari.add_argument("--animal", required=True)
+    napari.add_argument("--out", required=True)
+    napari.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"))
+    napari.set_defaults(handler=_export_napari)
 
     review = commands.add_parser("review", help="export the least confident events for checking, or apply the answers")
     review.add_argument("--animal", help="animal whose events to export")

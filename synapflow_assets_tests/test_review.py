@@ -166,3 +166,29 @@ def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, inst
     assert {c.name for c in table.schema.columns} >= {"formation_rate", "formation_low", "survival_high"}
     assert metadata["dagster/row_count"].value == 3
     assert instance.get_run_by_id(records[0].run_id).tags["synapflow/origin"] == "command line"
+
+
+def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(processed, tmp_path, capsys):
+    import numpy as np
+
+    from synapflow_assets.imaging.ome_zarr import read_volume_zarr
+
+    assert main(["export-napari", "--animal", "m1", "--out", str(tmp_path / "napari"), "--data", str(tmp_path)]) == 0
+    tracks = pl.read_csv(tmp_path / "napari" / "tracks.csv")
+    points = pl.read_csv(tmp_path / "napari" / "points.csv")
+    assert tracks.columns == ["track_id", "t", "z", "y", "x"] and set(tracks["t"]) == {0, 1, 2}
+    assert {"status", "size"} <= set(points.columns)
+    # a spine kept through the sessions stays at one place in the first session's frame
+    spread = tracks.group_by("track_id").agg(pl.len(), pl.col("y").std(), pl.col("x").std()).filter(pl.col("len") == 3)
+    assert len(spread) > 10 and spread["y"].median() < 1.5 and spread["x"].median() < 1.5
+    volumes = [np.asarray(read_volume_zarr(tmp_path / "napari" / f"{s}.ome.zarr")[0]) for s in ("day00", "day04", "day08")]
+    first, last = volumes[0].max(axis=0).astype(float), volumes[2].max(axis=0).astype(float)
+    inside = last > 0
+    assert np.corrcoef(first[inside], last[inside])[0, 1] > 0.8
+    # the points sit on bright structure of their registered volume
+    nz, ny, nx = volumes[0].shape
+    present = points.filter(pl.col("status") == "present", pl.col("z").round().is_between(0, nz - 1),
+                            pl.col("y").round().is_between(0, ny - 1), pl.col("x").round().is_between(0, nx - 1))
+    values = [volumes[t][int(round(z)), int(round(y)), int(round(x))] for t, z, y, x in present.select("t", "z", "y", "x").iter_rows()]
+    assert np.median(values) > np.percentile(volumes[0], 95)
+    assert main(["export-napari", "--animal", "nobody", "--out", str(tmp_path / "n"), "--data", str(tmp_path)]) == 2
