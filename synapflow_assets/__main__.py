@@ -250,6 +250,39 @@ def _export_napari(args: argparse.Namespace) -> int:
     return 0 if written else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from .defs.resources import AlignmentSettings, DataLake
+    from .defs.track_assets import animal_sessions
+    from .imaging.errors import InputError
+    from .report import build_report
+    from .store.feature_store import StoreError, query
+    from .tracking.incremental import AnimalTracker
+
+    lake = DataLake(root=args.data)
+    try:
+        animals = args.animal or query(lake.store_path, "SELECT DISTINCT animal FROM sessions ORDER BY animal")["animal"].to_list()
+        alignments = {}
+        for animal in animals:
+            sessions = animal_sessions(lake, animal)
+            tracker = AnimalTracker(lake.tracks_cache(animal), AlignmentSettings().settings(lake, animal).alignment.params())
+            steps = [(a.key, b.key, tracker.alignment(a, b)) for a, b in zip(sessions, sessions[1:])]
+            alignments[animal] = pl.DataFrame(
+                [{"from": a, "to": b, "aligned": s.ok, "rotation_deg": round(s.rotation_deg, 2),
+                  "shift_y_px": round(s.shift_yx[0], 1), "shift_x_px": round(s.shift_yx[1], 1), "z_shift": s.z_shift,
+                  "residual_px": round(s.residual_px, 2), "consistency_px": round(s.consistency_px, 2)} for a, b, s in steps])
+        page = build_report(lake.root, animals, alignments)
+    except (InputError, StoreError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    print(f"report of {len(animals)} animal(s): {out} ({out.stat().st_size / 1e6:.1f} MB, self-contained)")
+    return 0
+
+
 def _settings_flags(parser: argparse.ArgumentParser, *, alignment: bool) -> None:
     """Flags that override ``synapflow.yaml`` (see ``synapflow_assets.settings``; unset: from the files, else the default)."""
     from .settings import DEFAULT_SCORE_THRESHOLD
@@ -331,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True)
     export.add_argument("--store", default=str(Path(os.environ.get("SYNAPFLOW_DATA", "data")) / "features.duckdb"))
     export.set_defaults(handler=_export)
+
+    report = commands.add_parser("report", help="a self-contained HTML report of the animals' dynamics")
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.add_argument("--animal", action="append", help="animal to include (repeatable; default: all)")
+    report.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"))
+    report.set_defaults(handler=_report)
 
     napari = commands.add_parser("export-napari", help="registered volumes, tracks and points of an animal for napari")
     napari.add_argument("--animal", required=True)

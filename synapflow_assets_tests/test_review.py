@@ -192,3 +192,44 @@ def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(process
     values = [volumes[t][int(round(z)), int(round(y)), int(round(x))] for t, z, y, x in present.select("t", "z", "y", "x").iter_rows()]
     assert np.median(values) > np.percentile(volumes[0], 95)
     assert main(["export-napari", "--animal", "nobody", "--out", str(tmp_path / "n"), "--data", str(tmp_path)]) == 2
+
+
+def test_report_is_one_self_contained_html_page_per_animal(processed, tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    assert main(["report", "--out", str(tmp_path / "report.html"), "--data", str(tmp_path)]) == 0
+    page = (tmp_path / "report.html").read_text()
+
+    class Images(HTMLParser):
+        sources: list = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.sources.append(dict(attrs)["src"])
+
+    parser = Images()
+    parser.feed(page)
+    assert len(parser.sources) == 1 + 3 and all(s.startswith("data:image/png;base64,") for s in parser.sources)
+    assert "<h2>m1</h2>" in page and "Alignment of consecutive sessions" in page and "day04</td><td>day08" in page
+    dynamics = query(processed.store_path, "SELECT round(formation_high, 3) AS h FROM dynamics WHERE session_index = 1")
+    assert f"<td>{dynamics['h'][0]}</td>" in page
+    assert "Detector: " in page and "imported:day00.detections.csv version " in page
+    assert main(["report", "--out", str(tmp_path / "x.html"), "--animal", "nobody", "--data", str(tmp_path)]) == 2
+    assert "no sessions of animal 'nobody'" in capsys.readouterr().err
+
+
+def test_report_opens_in_a_browser(processed, tmp_path):
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    assert main(["report", "--out", str(tmp_path / "report.html"), "--data", str(tmp_path)]) == 0
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1400", f"--screenshot={shot}",
+                    (tmp_path / "report.html").as_uri()], capture_output=True, timeout=120)
+    with Image.open(shot) as picture:
+        grey = picture.convert("L")
+        assert picture.size == (1100, 1400) and len(grey.getcolors(65536) or []) > 50  # drawn plots, not a blank page

@@ -1,0 +1,82 @@
+"""A self-contained HTML report a PI can open: per animal the dynamics plot and table, the sessions with their
+detections on the projection, the alignment of consecutive sessions, the detector version and the lineage."""
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .features.dynamics_plots import dynamics_png, dynamics_table
+from .imaging.errors import InputError
+from .imaging.ome_zarr import read_mip
+from .imaging.overlay import overlay_png
+from .store.feature_store import query
+
+STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:12px}"
+         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#eee}"
+         "img{max-width:100%} .overlays img{width:260px;margin:2px} h2{border-top:2px solid #444;padding-top:.5em}")
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
+                   for row in frame.iter_rows())
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = None) -> str:
+    """One animal: dynamics plot and table, sessions, overlays, alignment, detector and lineage."""
+    store = root / "features.duckdb"
+    safe = animal.replace("'", "''")
+    dynamics = query(store, f"SELECT * FROM dynamics WHERE animal = '{safe}' ORDER BY session_index")
+    sessions = query(store, f"""SELECT session, acquired_at, layers, n_spines, round(spines_per_um, 3) AS spines_per_um,
+        model, model_version, run_id, code_version, computed_at FROM sessions WHERE animal = '{safe}' ORDER BY acquired_at, session""")
+    parts = [f"<h2>{html.escape(animal)}</h2>"]
+    if len(dynamics):
+        parts += [_img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"), _table(dynamics_table(dynamics))]
+    else:
+        parts.append("<p>No dynamics (tracks not computed, or the sessions do not align).</p>")
+    parts += ["<h3>Sessions</h3>", _table(sessions.select("session", "acquired_at", "layers", "n_spines", "spines_per_um"))]
+    overlays = []
+    for session in sessions["session"]:
+        spines = query(store, f"SELECT xmin, ymin, xmax, ymax FROM spines WHERE animal = '{safe}' AND session = '{session}'")
+        mip = read_mip(root / "volumes" / animal / f"{session}.ome.zarr")
+        overlays.append(_img(overlay_png(mip, spines.to_numpy() if len(spines) else np.zeros((0, 4)), max_size=260),
+                             f"{session} 3D spines"))
+    parts.append('<h3>3D spines on each projection</h3><div class="overlays">' + "".join(overlays) + "</div>")
+    if alignment is not None and len(alignment):
+        parts += ["<h3>Alignment of consecutive sessions</h3>", _table(alignment)]
+    models = sessions.select("model", "model_version").unique()
+    parts.append("<h3>Detector and lineage</h3><p>Detector: " + ", ".join(
+        f"{html.escape(str(m))} version {html.escape(str(v))}" for m, v in models.iter_rows()) + "</p>")
+    parts.append(_table(sessions.select("session", "run_id", "code_version", "computed_at")))
+    return "\n".join(parts)
+
+
+def build_report(root: Path, animals: list[str] | None = None, alignments: dict[str, pl.DataFrame] | None = None) -> str:
+    """The HTML of the report over ``animals`` (default: every animal in the store).
+
+    Raises
+    ------
+    InputError
+        When an animal has no sessions in the store.
+    """
+    root = Path(root)
+    known = query(root / "features.duckdb", "SELECT DISTINCT animal FROM sessions ORDER BY animal")["animal"].to_list()
+    animals = animals or known
+    for animal in animals:
+        if animal not in known:
+            raise InputError(root / "features.duckdb", f"no sessions of animal {animal!r} in the feature store")
+    body = "\n".join(animal_section(root, a, (alignments or {}).get(a)) for a in animals)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>SynapFlow report</title><style>{STYLE}</style>"
+            f"</head><body><h1>Dendritic spine dynamics</h1><p>{len(animals)} animal(s), from {html.escape(str(root))}, "
+            f"{stamp}. Rates are per session with their 95% intervals.</p>{body}</body></html>")
