@@ -123,6 +123,7 @@ def test_train_command_registers_unless_told_not_to(tmp_path, data_root):
     assert _versions(data_root) == [1, 2]
     version = _client(data_root).get_model_version(R.MODEL_NAME, "2")
     assert version.tags["gate.decision"] in ("promoted", "kept") and version.tags["gate.score_key"] == GATE_KEY
+    assert version.description.startswith("train-detector --steps 2 --model tiny") and f"{GATE_KEY} " in version.description
 
 
 def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, capsys):

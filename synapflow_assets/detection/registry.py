@@ -175,7 +175,7 @@ def _check_weights(path: Path) -> None:
 
 def log_training_run(model_folder, params: dict, metrics: dict, history: list[dict],
                      data_root: str | os.PathLike = "data", run_name: str | None = None,
-                     tags: dict | None = None) -> str:
+                     tags: dict | None = None, description: str | None = None) -> str:
     """Log one training run and register its weights as a new version of ``spine-detector``.
 
     Parameters
@@ -199,6 +199,8 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     run_name : str, optional
     tags : dict, optional
         Run tags, e.g. ``val_ap50.source`` (the validation set of the gate metric).
+    description : str, optional
+        Description of the registered model version (how it was trained, on what, its scores).
 
     Returns
     -------
@@ -239,6 +241,8 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
             if (folder / name).is_file():
                 client.log_artifact(run_id, str(folder / name), artifact_path=ARTIFACT_PATH)
         version = _register(client, reg, run_id, f"{run.info.artifact_uri}/{ARTIFACT_PATH}")
+        if description:
+            client.update_model_version(MODEL_NAME, version, description=description)
         client.set_tag(run_id, "registered_version", version)
         client.set_terminated(run_id, "FINISHED")
     except BaseException:

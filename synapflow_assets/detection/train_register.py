@@ -65,8 +65,13 @@ def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.
                     "steps": final.get("step"), "training_wall_seconds": final.get("wall_seconds")})
     params = {**config_dict, "out": str(out), "resume": str(resume) if resume else "", "weights": folder.name}
     champion.ensure_champion(data_root, **({} if shipped_folder is None else {"shipped_folder": shipped_folder}))
+    description = (f"train-detector --steps {config.steps} --model {config.model}"
+                   + (f" --init {config.init}" if config.init else "") + (f" --extra-labels {config.extra_labels}" if config.extra_labels else "")
+                   + f"; pools {dict(config.pool_weights)}; weights {folder.name} at step {entry.get('step', final.get('step'))}; "
+                   + f"{GATE_KEY} {score:.3f} on {source}")
     run_id = registry.log_training_run(folder, params, metrics, with_gate_metric(final.get("history") or []),
-                                       data_root=data_root, run_name=run_name, tags={SOURCE_TAG: source})
+                                       data_root=data_root, run_name=run_name, tags={SOURCE_TAG: source},
+                                       description=description)
     version = registry.model_version_for_run(run_id, data_root)
     decision = champion.promote_if_better(version, score_key=GATE_KEY, data_root=data_root)
     return {"run_id": run_id, "version": version, "weights": str(folder), "step": metrics["registered_step"],
