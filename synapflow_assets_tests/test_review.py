@@ -233,3 +233,15 @@ def test_report_opens_in_a_browser(processed, tmp_path):
     with Image.open(shot) as picture:
         grey = picture.convert("L")
         assert picture.size == (1100, 1400) and len(grey.getcolors(65536) or []) > 50  # drawn plots, not a blank page
+
+
+def test_per_layer_metadata_are_compact_tables(processed, instance):
+    def latest(key):
+        return instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["m1|day00"]),
+                                               limit=1).records[0].asset_materialization.metadata
+
+    shifts = latest("raw_volume")["layer_shifts_px"].value
+    assert len(shifts.records) == 16 and {c.name for c in shifts.schema.columns} == {"layer", "dy_px", "dx_px"}
+    detections = latest("detections_2d")
+    assert list(detections)[0] == "detections_on_projection"
+    assert sum(r.data["boxes"] for r in detections["per_layer"].value.records) == detections["detections"].value

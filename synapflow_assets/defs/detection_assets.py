@@ -19,6 +19,7 @@ from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.atomic_files import write_parquet_atomic
 from .lineage import upstream_versions
+from .metadata import table_metadata
 from .partitions import SESSION_PARTITIONS
 from .detector_assets import spine_detector
 from .resources import DataLake, DetectionSettings
@@ -153,7 +154,8 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "model": model,
             "model_version": version,
             "upstream_versions": upstream,
-            "per_layer": dg.MetadataValue.json(detections_per_layer(table, shape[0])),
+            "per_layer": table_metadata(pl.DataFrame({"layer": list(range(shape[0])),
+                                                      "boxes": detections_per_layer(table, shape[0])})),
         },
         check_results=[dg.AssetCheckResult(
             check_name="detections_found", passed=problem is None, severity=dg.AssetCheckSeverity.WARN,

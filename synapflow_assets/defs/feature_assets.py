@@ -14,22 +14,12 @@ from ..tracking.corrections import apply_corrections
 from ..tracking.redetection import OTHER_COLUMNS
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
+from .metadata import rounded, table_metadata
 from .partitions import ANIMALS, BY_ANIMAL, SESSION_PARTITIONS
 from .resources import DataLake
 from .spine_assets import spines_3d
 from .track_assets import eager_per_animal, spine_tracks
 from .volume_assets import raw_volume
-
-def _rounded(value) -> float | None:
-    return None if value is None else round(float(value), 3)
-
-
-def table_metadata(table: pl.DataFrame) -> dg.TableMetadataValue:
-    """A polars table as a Dagster table (shown as a table in the UI)."""
-    types = {pl.String: "string", pl.Int64: "int", pl.Int32: "int", pl.Float64: "float", pl.Boolean: "bool"}
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, types.get(dtype, "string")) for name, dtype in table.schema.items()])
-    return dg.MetadataValue.table(records=[dg.TableRecord(row) for row in table.iter_rows(named=True)], schema=schema)
-
 
 def _version(inputs: dict, code: str) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256(json.dumps([inputs, code], sort_keys=True).encode()).hexdigest()[:32])
@@ -72,9 +62,9 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
         "dagster/row_count": len(features),
         "rows_written": dg.MetadataValue.json(written), "spines": len(features),
-        "spines_per_um": _rounded(density["spines_per_um"]), "dendrite_length_um": _rounded(density["dendrite_length_um"]),
-        "median_size": _rounded(features["size"].median()) if len(features) else None,
-        "distance_found": _rounded(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
+        "spines_per_um": rounded(density["spines_per_um"]), "dendrite_length_um": rounded(density["dendrite_length_um"]),
+        "median_size": rounded(features["size"].median()) if len(features) else None,
+        "distance_found": rounded(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
         "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
     })
 
@@ -119,7 +109,7 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         "per_session": table_metadata(dynamics_table(dynamics)),
         "dagster/row_count": len(dynamics),
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
-        "survival_fraction_last": _rounded(last["survival_fraction"][0]) if len(last) else None,
+        "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
         "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
         "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
     })

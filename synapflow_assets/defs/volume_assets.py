@@ -1,11 +1,13 @@
 """Asset ``raw_volume``: a landed session, validated, registered and stored as OME-Zarr."""
 import dagster as dg
 import numpy as np
+import polars as pl
 
 from ..imaging.errors import InputError
 from ..imaging.ingest import ingest_session, png_markdown, preview_png
 from ..imaging.landing import find_session_input
 from ..imaging.ome_zarr import read_mip
+from .metadata import table_metadata
 from .partitions import SESSION_PARTITIONS
 from .resources import DataLake, ImagingSettings
 
@@ -66,7 +68,10 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "settings": options.fingerprint(),
             "acquired_at": report.acquired_at or "unknown",
             "layer_shift_max_px": float(shift_size.max()),
-            "layer_shifts_px": dg.MetadataValue.json(np.round(report.layer_shifts, 2).tolist()),
+            "layer_shifts_px": table_metadata(pl.DataFrame({
+                "layer": list(range(len(report.layer_shifts))),
+                "dy_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 0], 2),
+                "dx_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 1], 2)})),
             "registration_residual_px": report.residual_px,
             "input_mb": report.input_bytes / 1e6,
             "mip": dg.MetadataValue.md(png_markdown(preview_png(read_mip(report.target)), "MIP")),
