@@ -182,7 +182,7 @@ def _review(args: argparse.Namespace) -> int:
     from .imaging.errors import InputError
     from .pipeline import recompute_dynamics
     from .review import export_review, labels_from_corrections, read_review
-    from .store.feature_store import FeatureStore, StoreError
+    from .store.feature_store import FeatureStore, StoreError, query
 
     root = Path(args.data)
     try:
@@ -191,6 +191,8 @@ def _review(args: argparse.Namespace) -> int:
             if not len(corrections):
                 print(f"{args.apply}: no row has a corrected_status; nothing to apply")
                 return 0
+            if not (root / "features.duckdb").exists():
+                raise InputError(root / "features.duckdb", "no feature store to correct (run ingest first, or pass --data)")
             with FeatureStore(root / "features.duckdb") as store:
                 store.add_corrections(corrections)
             os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
@@ -200,8 +202,13 @@ def _review(args: argparse.Namespace) -> int:
                     if problem:
                         print(f"error: {animal}: corrections stored, but spine_dynamics failed: {problem}", file=sys.stderr)
                         return 1
-            print(f"{len(corrections)} corrections applied; dynamics of {', '.join(sorted(corrections['animal'].unique()))} "
-                  "recomputed (see `sql \"SELECT * FROM uncertain_events\"`)")
+            matched = query(root / "features.duckdb", "SELECT count(*) FROM tracks WHERE corrected_by IS NOT NULL").item()
+            print(f"{len(corrections)} corrections stored; {matched} track rows corrected; dynamics of "
+                  f"{', '.join(sorted(corrections['animal'].unique()))} recomputed")
+            if matched < len(corrections):
+                print(f"error: {len(corrections) - matched} corrections match no track row within 1 um of their place "
+                      "(another animal, session or data folder?); they stay stored and apply if that row returns", file=sys.stderr)
+                return 1
             return 0
         if not args.animal:
             print("error: review needs --animal (to export) or --apply FILE", file=sys.stderr)
@@ -226,21 +233,18 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _export_napari(args: argparse.Namespace) -> int:
-    from .defs.resources import AlignmentSettings, DataLake
-    from .defs.track_assets import animal_sessions
+    from .defs.resources import DataLake
+    from .defs.track_assets import animal_alignments
     from .imaging.errors import InputError
     from .napari_export import export_napari
     from .store.feature_store import StoreError, query
-    from .tracking.incremental import AnimalTracker
 
     lake = DataLake(root=args.data)
     try:
         safe = args.animal.replace("'", "''")
         tracks = query(lake.store_path, f"SELECT * FROM tracks WHERE animal = '{safe}'")
         sizes = query(lake.store_path, f"SELECT session, spine_id, size FROM spine_features WHERE animal = '{safe}'")
-        sessions = animal_sessions(lake, args.animal)
-        tracker = AnimalTracker(lake.tracks_cache(args.animal), AlignmentSettings().settings(lake, args.animal).alignment.params())
-        steps = [tracker.alignment(a, b) for a, b in zip(sessions, sessions[1:])]
+        sessions, steps = animal_alignments(lake, args.animal)
         written = export_napari(lake.root, args.animal, Path(args.out), [s.key for s in sessions], steps, tracks, sizes)
     except (InputError, StoreError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -253,21 +257,19 @@ def _export_napari(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from .defs.resources import AlignmentSettings, DataLake
-    from .defs.track_assets import animal_sessions
+    from .defs.resources import DataLake
+    from .defs.track_assets import animal_alignments
     from .imaging.errors import InputError
     from .report import build_report
     from .store.feature_store import StoreError, query
-    from .tracking.incremental import AnimalTracker
 
     lake = DataLake(root=args.data)
     try:
         animals = args.animal or query(lake.store_path, "SELECT DISTINCT animal FROM sessions ORDER BY animal")["animal"].to_list()
         alignments = {}
         for animal in animals:
-            sessions = animal_sessions(lake, animal)
-            tracker = AnimalTracker(lake.tracks_cache(animal), AlignmentSettings().settings(lake, animal).alignment.params())
-            steps = [(a.key, b.key, tracker.alignment(a, b)) for a, b in zip(sessions, sessions[1:])]
+            sessions, aligned = animal_alignments(lake, animal)
+            steps = [(a.key, b.key, step) for a, b, step in zip(sessions, sessions[1:], aligned)]
             alignments[animal] = pl.DataFrame(
                 [{"from": a, "to": b, "aligned": s.ok, "rotation_deg": round(s.rotation_deg, 2),
                   "shift_y_px": round(s.shift_yx[0], 1), "shift_x_px": round(s.shift_yx[1], 1), "z_shift": s.z_shift,

@@ -260,6 +260,8 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
 
 def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> str | None:
     """Materialize ``spine_dynamics`` of one animal (after corrections); the failure message, or None."""
+    if not instance.has_dynamic_partition(ANIMALS.name, animal):
+        instance.add_dynamic_partitions(ANIMALS.name, [animal])
     result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal,
                             resources={"lake": lake, "alignment": AlignmentSettings()}, raise_on_error=False,
                             run_config=QUIET, tags=ORIGIN, selection=[spine_dynamics.key])

@@ -245,3 +245,15 @@ def test_per_layer_metadata_are_compact_tables(processed, instance):
     detections = latest("detections_2d")
     assert list(detections)[0] == "detections_on_projection"
     assert sum(r.data["boxes"] for r in detections["per_layer"].value.records) == detections["detections"].value
+
+
+def test_review_apply_says_when_a_correction_matches_nothing(processed, tmp_path, capsys, monkeypatch):
+    (tmp_path / "dagster").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    csv = tmp_path / "far.csv"
+    pl.DataFrame({"animal": ["m1"], "session": ["day04"], "track_id": [1], "x_um": [-50.0], "y_um": [-50.0],
+                  "z_um": [0.0], "status": ["eliminated"], "corrected_status": ["present"]}).write_csv(csv)
+    assert main(["review", "--apply", str(csv), "--data", str(tmp_path / "empty")]) == 2
+    assert "no feature store to correct" in capsys.readouterr().err
+    assert main(["review", "--apply", str(csv), "--data", str(tmp_path)]) == 1
+    assert "1 corrections match no track row within 1 um" in capsys.readouterr().err

@@ -81,6 +81,14 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
     return inputs
 
 
+def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], list]:
+    """An animal's sessions in acquisition order and the alignment of each consecutive pair (from the tracks
+    cache when its inputs are unchanged), with the animal's alignment settings."""
+    sessions = animal_sessions(lake, animal)
+    tracker = AnimalTracker(lake.tracks_cache(animal), AlignmentSettings().settings(lake, animal).alignment.params())
+    return sessions, [tracker.alignment(a, b) for a, b in zip(sessions, sessions[1:])]
+
+
 @dg.asset(
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=BY_ANIMAL)],

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .batches import AugmentParams, make_batch
-from .data import Sample, labelled_samples, raw_like_samples, real_samples, simulated_samples, with_raw_background
+from .data import Sample, raw_like_samples, real_samples, simulated_samples
+from .pools import training_pools
 from .evaluation import detection_scores
 from .inference import SpineDetector
 from .invivo import invivo_layers, invivo_scores
@@ -306,26 +307,17 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         _load_optimizer(resume, optimizer)
 
     t0 = time.perf_counter()
-    weights = dict(config.pool_weights)
-    sim_pool = simulated_samples(config.sim_animals, config.seed * 1000 + 1, size=config.sim_size) \
-        if weights.get("sim", 0) > 0 else []
-    real_pool = real_samples("train")
-    raw_pool = raw_like_samples(config.raw_layers, config.seed * 1000 + 7, workers=config.threads) \
-        if weights.get("raw", 0) > 0 else []
+    pools = training_pools(config)
     validation = validation_sets(config)
-    background_rng = np.random.default_rng([config.seed, 99])
-    real_raw_pool = [with_raw_background(s, background_rng) for s in real_pool
-                     for _ in range(config.raw_background_variants)] if weights.get("real_raw", 0) > 0 else []
-    extra_pool = labelled_samples(Path(config.extra_labels)) if config.extra_labels else []
-    pools = {"raw": (raw_pool, config.sim_crop), "real_raw": (real_raw_pool, config.crop),
-             "real": (real_pool, config.crop), "sim": (sim_pool, config.sim_crop), "extra": (extra_pool, config.crop)}
+    weights = dict(config.pool_weights)
     names = [n for n in pools if pools[n][0] and weights.get(n, 0) > 0]
     if not names:
         raise ValueError("no training data: every pool with a weight is empty")
     shares = np.array([weights[n] for n in names], np.float64)
     shares /= shares.sum()
-    log(f"data: {len(raw_pool)} raw-like layers, {len(real_raw_pool)} real images on raw background, "
-        f"{len(real_pool)} real, {len(sim_pool)} simulated, {len(extra_pool)} corrected; val "
+    size = {name: len(samples) for name, (samples, _) in pools.items()}
+    log(f"data: {size['raw']} raw-like layers, {size['real_raw']} real images on raw background, {size['real']} real, "
+        f"{size['sim']} simulated, {size['extra']} corrected; val "
         + ", ".join(f"{len(v)} {k.removeprefix('val_')}" for k, v in validation.items())
         + f" ({time.perf_counter() - t0:.1f} s)")
     augment = AugmentParams(model_pixel_size_um=config.pixel_size_um)
