@@ -24,5 +24,9 @@ test: $(VENV)/.installed
 ui: $(VENV)/.installed
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
+mlflow-ui: $(VENV)/.installed
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///data/mlflow/mlflow.db \
+		--default-artifact-root data/mlflow/artifacts
+
 clean-data:
 	rm -rf data/dagster data/volumes data/landing/*/ history storage logs schedules

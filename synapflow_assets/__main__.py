@@ -40,6 +40,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     from .defs.resources import DataLake
     from .pipeline import process_landed, session_summary
+    from .progress import Progress
     from .store.feature_store import StoreError
 
     os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
@@ -50,10 +51,16 @@ def _ingest(args: argparse.Namespace) -> int:
         return 2
     lake = DataLake(root=args.data)
     start = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance, Progress(0, "partitions", unit="partition") as bar:
+
+        def progress(done: int, total: int, line: str) -> None:
+            bar.bar.total = total
+            bar.step(done, line)
+            if not line.endswith("up to date"):
+                bar.line(f"  running {line}")
+
         try:
-            report = process_landed(instance, lake, **resources,
-                                    progress=lambda line: print(f"  running {line}", flush=True))
+            report = process_landed(instance, lake, **resources, progress=progress)
         except StoreError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -69,7 +76,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
         with pl.Config(tbl_rows=-1, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
             print(pl.DataFrame(rows))
-    animals = sorted({row["partition"].split("|")[0] for row in rows})
+    animals = sorted({row["partition"].split("/")[0] for row in rows})
     print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {Path(args.data)}/volumes, /detections, /spines")
     print(f"dagster instance: {os.environ['DAGSTER_HOME']} (open it with `make ui`)")
     for problem in report.skipped:

@@ -1,8 +1,9 @@
-"""The Dagster definitions of SynapFlow Assets (``dagster dev -w workspace.yaml``)."""
+"""The Dagster definitions of SynapFlow Assets (`dagster dev -w workspace.yaml`)."""
 import os
 
 import dagster as dg
 
+from .defs.animal_sensor import animal_sensor, update_animals_job
 from .defs.landing_sensor import failure_summary_sensor, process_sessions_job, landing_sensor
 from .defs.detector_assets import spine_detector
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
@@ -14,14 +15,15 @@ from .defs.volume_assets import raw_volume
 
 defs = dg.Definitions(
     assets=[spine_detector, raw_volume, detections_2d, spines_3d, spine_tracks, spine_features, spine_dynamics],
-    jobs=[process_sessions_job],
+    jobs=[process_sessions_job, update_animals_job],
     sensors=[
         landing_sensor,
+        animal_sensor,
         failure_summary_sensor,
         dg.AutomationConditionSensorDefinition(
-            "spine_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-            description="Evaluates the automation conditions: spine_features is eager (per session); spine_tracks and "
-                        "spine_dynamics are eager over the sessions of their animal that exist (see eager_per_animal).",
+            "spine_automation", target=dg.AssetSelection.assets(spine_features), default_status=dg.DefaultSensorStatus.RUNNING,
+            description="Evaluates the automation condition of spine_features: eager, per session (a session's 3D "
+                        "spines or volume changed, its features are written again).",
         ),
     ],
     resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),

@@ -2,7 +2,9 @@
 from dataclasses import dataclass, field
 import dagster as dg
 
-from .defs.partitions import ANIMALS, SESSIONS, session_partition_key
+from .defs.metadata import settings_fingerprint
+from .defs.partition_upgrade import upgrade_partitions
+from .defs.partitions import ANIMALS, SESSIONS, register_sessions, session_partition_key, split_session_key
 from .defs.detector_assets import spine_detector
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
 from .defs.detection_assets import detections_2d
@@ -86,7 +88,7 @@ def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partit
     upstream = event.metadata.get("upstream_versions")
     settings = event.metadata.get("settings")
     return {
-        "settings": settings.value if settings is not None else None,
+        "settings": settings_fingerprint(settings.value) if settings is not None else None,
         "data": (event.tags or {}).get("dagster/data_version"),
         "code": (event.tags or {}).get("dagster/code_version"),
         "upstream": upstream.value if upstream is not None else {},
@@ -126,7 +128,7 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     detection = detection or DetectionSettings()
     settings = session_settings(item, imaging, detection)
     fingerprints = {raw_volume.key: settings.imaging.fingerprint(), detections_2d.key: detection.fingerprint(settings.detection)}
-    partition = str(session_partition_key(item.animal, item.session))
+    partition = session_partition_key(item.animal, item.session)
     stale = []
     latest = {spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}}
     for asset in SESSION_ASSETS:
@@ -157,21 +159,24 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     runs when one of its sessions changed. A failing partition is reported
     and does not stop the others, but an animal with a failed session is not
     tracked (its dynamics would silently skip that session); failed asset checks (warnings) are
-    collected one line each. ``progress``, when given, is called with one
-    line before each run.
+    collected one line each. ``progress``, when given, is called as
+    ``progress(done, total, line)`` before each partition, with the number of
+    partitions done, their total and what is about to run (or ``up to date``).
     """
     imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
     alignment = alignment or AlignmentSettings()
-    progress = progress or (lambda line: None)
+    progress = progress or (lambda done, total, line: None)
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
     if detection.source == "model":
         _ensure_detector(instance, lake, report)
-    instance.add_dynamic_partitions(ANIMALS.name, sorted({s.animal for s in sessions}))
-    instance.add_dynamic_partitions(SESSIONS.name, sorted({s.session for s in sessions}))
+    upgrade_partitions(instance)
+    register_sessions(instance, [(s.animal, s.session) for s in sessions])
     in_store = stored_partitions(lake.store_path, "spine_features")
     failed_animals = set()
-    for item in sessions:
+    animals = sorted({s.animal for s in sessions})
+    total = len(sessions) + len(animals)
+    for done, item in enumerate(sessions):
         partition = session_partition_key(item.animal, item.session)
         try:
             stale = stale_assets(instance, item, in_store, detection, imaging)
@@ -181,8 +186,9 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
             continue
         if not stale:
             report.up_to_date.append(str(partition))
+            progress(done, total, f"{partition}: up to date")
             continue
-        progress(f"{partition}: {', '.join(k.to_user_string() for k in stale)}")
+        progress(done, total, f"{partition}: {', '.join(k.to_user_string() for k in stale)}")
         result = dg.materialize(
             SESSION_ASSETS,
             selection=stale,
@@ -198,16 +204,17 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
         else:
             report.failed[str(partition)] = failure_message(result)
             failed_animals.add(item.animal)
-    changed = {key.split("|")[0] for key in report.materialized}
+    changed = {split_session_key(key.split(" ")[0])[0] for key in report.materialized if "/" in key.split(" ")[0]}
     with_dynamics = {row[0] for row in stored_partitions(lake.store_path, "dynamics")}
-    for animal in sorted({s.animal for s in sessions}):
+    for done, animal in enumerate(animals, start=len(sessions)):
+        step = lambda line, done=done: progress(done, total, line)
         if animal in failed_animals:
-            bad = sorted(k.split("|")[1] for k in report.failed if k.startswith(f"{animal}|"))
+            bad = sorted(k.split("/")[1] for k in report.failed if k.startswith(f"{animal}/"))
             report.failed[animal] = (f"not tracked: session {', '.join(bad)} failed; tracks and dynamics wait for every "
                                      "session of the animal (fix or remove the failed input, then rerun)")
             continue
         _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report, alignment,
-                           progress)
+                           step)
     return report
 
 
@@ -247,6 +254,7 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
         stale.append(spine_dynamics.key)
     if not stale:
         report.up_to_date.append(animal)
+        progress(f"{animal}: up to date")
         return
     progress(f"{animal}: {', '.join(k.to_user_string() for k in stale)}")
     result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal, resources={"lake": lake, "alignment": alignment},
@@ -271,7 +279,8 @@ def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str
 def session_summary(instance: dg.DagsterInstance) -> list[dict]:
     """One row per materialized session partition, from the latest metadata of each asset."""
     rows = []
-    for partition in sorted(instance.get_materialized_partitions(raw_volume.key)):
+    registered = set(instance.get_dynamic_partitions(SESSIONS.name))
+    for partition in sorted(set(instance.get_materialized_partitions(raw_volume.key)) & registered):
         meta = {}
         for asset in SESSION_ASSETS:
             records = instance.fetch_materializations(

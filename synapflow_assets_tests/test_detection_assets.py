@@ -31,7 +31,7 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
         detections.sort("layer", "xmin")["xmin"].to_list()  # one pass: the detections are the strong candidates
     progress = [e.user_message for run in instance.get_runs() for e in instance.all_logs(run.run_id)
                 if "detector on" in (e.user_message or "")]
-    assert progress[-1].startswith("mouse01|day00: detector on 8/8 layers") and len(progress) >= 2
+    assert progress[-1].startswith("mouse01/day00: detector on 8/8 layers") and len(progress) >= 2
     assert process_landed(instance, lake).materialized == []
 
     better = tmp_path / "better"
@@ -41,20 +41,19 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
     assert decision["promoted"] and decision["champion"] == "2"
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
     rerun = process_landed(instance, lake)
-    assert rerun.materialized[0] == "mouse01|day00 (detections_2d, spines_3d, spine_features)"
+    assert rerun.materialized[0] == "mouse01/day00 (detections_2d, spines_3d, spine_features)"
     assert set(pl.read_parquet(lake.detections_path("mouse01", "day00"))["model_version"]) == {"2"}
 
 
 def _materialize_detections(tmp_path, instance, detection):
     from synapflow_assets.defs.detection_assets import detections_2d
-    from synapflow_assets.defs.partitions import ANIMALS, SESSIONS, session_partition_key
+    from synapflow_assets.defs.partitions import register_sessions, session_partition_key
     from synapflow_assets.defs.resources import ImagingSettings
     from synapflow_assets.defs.volume_assets import raw_volume
 
     lake = DataLake(root=str(tmp_path / "data"))
     simulate_landing(lake.landing, animals=1, sessions=1, params=SimulationParams(shape=(6, 128, 160)))
-    instance.add_dynamic_partitions(ANIMALS.name, ["mouse01"])
-    instance.add_dynamic_partitions(SESSIONS.name, ["day00"])
+    register_sessions(instance, [("mouse01", "day00")])
     result = dg.materialize([raw_volume, detections_2d], instance=instance, partition_key=session_partition_key("mouse01", "day00"),
                             resources={"lake": lake, "imaging": ImagingSettings(), "detection": detection})
     assert result.success

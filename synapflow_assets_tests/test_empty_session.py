@@ -18,8 +18,8 @@ def test_a_session_without_detections_flows_to_tracks_and_dynamics(tmp_path, ins
     report = process_landed(instance, lake, detection=IMPORTED)
 
     assert not report.failed, report.failed
-    assert "m1|day04: detections_2d check detections_found: no spine detected in this session" in report.warnings
-    assert not any(line.startswith("m1|day00: detections_2d") for line in report.warnings)
+    assert "m1/day04: detections_2d check detections_found: no spine detected in this session" in report.warnings
+    assert not any(line.startswith("m1/day00: detections_2d") for line in report.warnings)
     assert pl.read_parquet(lake.spines_path("m1", "day04")).is_empty()
     first = pl.read_parquet(lake.spines_path("m1", "day00"))
     assert len(first) > 10

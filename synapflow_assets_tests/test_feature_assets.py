@@ -13,7 +13,7 @@ from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_
 PARAMS = SimulationParams(shape=(16, 256, 256))
 
 
-def stamps(lake, table, key="animal || '|' || session"):
+def stamps(lake, table, key="animal || '/' || session"):
     return dict(query(lake.store_path, f"SELECT {key} AS k, max(computed_at) AS t FROM {table} GROUP BY ALL").iter_rows())
 
 
@@ -41,17 +41,17 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     table = pl.read_csv(csv)
     table.head(len(table) - 10).write_csv(csv)
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == ["m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     after = stamps(lake, "spine_features")
-    assert [k for k in after if after[k] != features_before[k]] == ["m1|day04"]
+    assert [k for k in after if after[k] != features_before[k]] == ["m1/day04"]
     dynamics_after = stamps(lake, "dynamics", "animal")
     assert dynamics_after["m2"] == dynamics_before["m2"] and dynamics_after["m1"] > dynamics_before["m1"]
 
     write_session(simulate_animal(PARAMS, n_sessions=3, seed=1)[2], tmp_path / "landing", "m1", "day08")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m1|day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == ["m1/day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     final = stamps(lake, "spine_features")
-    assert {k for k in final if final[k] != after.get(k)} == {"m1|day08"}
+    assert {k for k in final if final[k] != after.get(k)} == {"m1/day08"}
     assert stamps(lake, "dynamics", "animal")["m2"] == dynamics_before["m2"]
     assert query(lake.store_path, "SELECT count(*) FROM dynamics WHERE animal = 'm1'").item() == 3
 
@@ -88,8 +88,8 @@ def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
 
     report = process_landed(instance, lake)
-    assert report.materialized == ["m1|day00 (detections_2d, spines_3d, spine_features)",
-                                   "m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == ["m1/day00 (detections_2d, spines_3d, spine_features)",
+                                   "m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     assert len(instance.fetch_materializations(raw_volume.key, limit=10).records) == volumes
     for table in ("sessions", "detections", "spines", "spine_features", "tracks", "dynamics"):
         assert query(lake.store_path, f"SELECT DISTINCT model_version FROM {table}").rows() == [("2",)], table

@@ -27,20 +27,21 @@ def test_sensor_adds_partitions_for_complete_files_and_rerequests_changes(tmp_pa
 
     write_stack(tmp_path / "landing" / "m2" / "day00.tif", seed=3)
     second = tick(instance, lake, first.cursor)
-    assert [r.partition_key for r in second.run_requests] == ["m1|day00"]
+    assert [r.partition_key for r in second.run_requests] == ["m1/day00"]
     assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1"]
-    assert instance.get_dynamic_partitions(SESSIONS.name) == ["day00"]
+    assert instance.get_dynamic_partitions(SESSIONS.name) == ["m1/day00"]
 
     third = tick(instance, lake, second.cursor)
-    assert [r.partition_key for r in third.run_requests] == ["m2|day00"]
+    assert [r.partition_key for r in third.run_requests] == ["m2/day00"]
     assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1", "m2"]
+    assert instance.get_dynamic_partitions(SESSIONS.name) == ["m1/day00", "m2/day00"]  # no m1 x m2 cross product
     assert tick(instance, lake, third.cursor).run_requests == []
 
     write_stack(tmp_path / "landing" / "m1" / "day00.tif", seed=7, layers=7)
     growing = tick(instance, lake, third.cursor)
     assert growing.run_requests == []
     again = tick(instance, lake, growing.cursor)
-    assert [r.partition_key for r in again.run_requests] == ["m1|day00"]
+    assert [r.partition_key for r in again.run_requests] == ["m1/day00"]
     assert again.run_requests[0].run_key != second.run_requests[0].run_key
 
 
@@ -50,7 +51,7 @@ def test_sensor_restarts_from_its_cursor_and_skips_bad_names(tmp_path, instance)
     (tmp_path / "landing" / "m1" / "day00.done").touch()
     write_stack(tmp_path / "landing" / "m1" / "bad|name.tif")
     first = tick(instance, lake, None)
-    assert [r.partition_key for r in first.run_requests] == ["m1|day00"]
+    assert [r.partition_key for r in first.run_requests] == ["m1/day00"]
     assert "bad|name" not in json.dumps(json.loads(first.cursor))
     assert tick(instance, lake, first.cursor).run_requests == []
 
@@ -62,7 +63,7 @@ def test_new_detections_csv_rerequests_the_session(tmp_path, instance):
     (tmp_path / "landing" / "m1" / "day00.detections.csv").write_text("filename,width,height,class,score,xmin,ymin,xmax,ymax\n")
     waiting = tick(instance, lake, cursor)
     assert waiting.run_requests == []
-    assert [r.partition_key for r in tick(instance, lake, waiting.cursor).run_requests] == ["m1|day00"]
+    assert [r.partition_key for r in tick(instance, lake, waiting.cursor).run_requests] == ["m1/day00"]
 
 
 def test_sessions_already_ingested_are_not_requested_again(tmp_path, instance):
@@ -76,5 +77,5 @@ def test_sessions_already_ingested_are_not_requested_again(tmp_path, instance):
 
     write_session(sims[1], tmp_path / "landing", "m1", "day04")  # with its .done marker: taken at the next tick
     requests = tick(instance, lake, first.cursor, imported).run_requests
-    assert [r.partition_key for r in requests] == ["m1|day04"]
+    assert [r.partition_key for r in requests] == ["m1/day04"]
     assert {k.to_user_string() for k in requests[0].asset_selection} == {"raw_volume", "detections_2d", "spines_3d", "spine_features"}

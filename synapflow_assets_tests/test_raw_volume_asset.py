@@ -1,7 +1,7 @@
 import numpy as np
 import dagster as dg
 
-from synapflow_assets.defs.partitions import ANIMALS, SESSIONS, session_partition_key
+from synapflow_assets.defs.partitions import register_sessions, session_partition_key
 from synapflow_assets.defs.resources import DataLake, DetectionSettings, ImagingSettings
 from synapflow_assets.defs.volume_assets import raw_volume
 from synapflow_assets.definitions import defs
@@ -12,8 +12,7 @@ from .conftest import write_stack
 
 
 def materialize(instance, lake, animal, session):
-    instance.add_dynamic_partitions(ANIMALS.name, [animal])
-    instance.add_dynamic_partitions(SESSIONS.name, [session])
+    register_sessions(instance, [(animal, session)])
     return dg.materialize([raw_volume], instance=instance, resources={"lake": lake, "imaging": ImagingSettings(), "detection": DetectionSettings(source="imported")},
                           partition_key=session_partition_key(animal, session), raise_on_error=False)
 

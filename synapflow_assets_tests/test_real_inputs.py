@@ -75,8 +75,8 @@ def test_settings_files_make_exactly_the_affected_partitions_stale(two_animals, 
     assert not process_landed(instance, lake, detection=IMPORTED).failed
     (tmp_path / "landing" / "m2" / "synapflow.yaml").write_text("imaging:\n  pixel_size_um: 0.1\n")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m2|day00 (raw_volume, detections_2d, spines_3d, spine_features)",
-                                   "m2|day04 (raw_volume, detections_2d, spines_3d, spine_features)",
+    assert report.materialized == ["m2/day00 (raw_volume, detections_2d, spines_3d, spine_features)",
+                                   "m2/day04 (raw_volume, detections_2d, spines_3d, spine_features)",
                                    "m2 (spine_tracks, spine_dynamics)"]
     from synapflow_assets.imaging.ome_zarr import read_volume_info
 
@@ -89,12 +89,12 @@ def test_settings_files_make_exactly_the_affected_partitions_stale(two_animals, 
 
     (tmp_path / "landing" / "synapflow.yaml").write_text("detection:\n  score_threshold: 0.5\n")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert [m.split(" ")[0] for m in report.materialized] == ["m1|day00", "m1|day04", "m2|day00", "m2|day04", "m1", "m2"]
+    assert [m.split(" ")[0] for m in report.materialized] == ["m1/day00", "m1/day04", "m2/day00", "m2/day04", "m1", "m2"]
     assert all("(detections_2d, spines_3d, spine_features)" in m for m in report.materialized[:4])
 
     (tmp_path / "landing" / "m1" / "synapflow.yaml").write_text("alignment:\n  min_trusted_blokcs: 0.2\n")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert "m1/synapflow.yaml: invalid settings: alignment.min_trusted_blokcs" in report.failed["m1|day00"]
+    assert "m1/synapflow.yaml: invalid settings: alignment.min_trusted_blokcs" in report.failed["m1/day00"]
     assert "m1" in report.failed and not any(k.startswith("m2") for k in report.failed)
 
 
@@ -123,7 +123,7 @@ def test_scanimage_pixel_size_is_read_and_a_missing_one_is_said(tmp_path, instan
     report = process_landed(instance, DataLake(root=str(tmp_path / "data")), detection=IMPORTED)
     assert not report.failed
     said = [line for line in report.warnings
-            if line.startswith("m1|day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; ")]
+            if line.startswith("m1/day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; ")]
     assert len(said) == 1 and re.search(r"; [\d.]+ um (estimated from the dendrite width|assumed) \(set imaging", said[0]), \
         report.warnings
 
@@ -182,25 +182,24 @@ def test_ingest_prints_one_line_per_failure_and_exits_non_zero(tmp_path):
     assert "Traceback" not in output
     failed = [line for line in done.stderr.splitlines() if line.startswith(("FAILED", "SKIPPED"))]
     assert len(failed) == 3
-    assert any(line.startswith("FAILED m2|day00: ") and "day00.tif: truncated" in line for line in failed)
+    assert any(line.startswith("FAILED m2/day00: ") and "day00.tif: truncated" in line for line in failed)
     assert any(line.startswith("FAILED m2: not tracked: session day00 failed") for line in failed)
     assert any(line.startswith("SKIPPED ") and "bad animal" in line for line in failed)
-    assert "ran m1|day00" in done.stdout
+    assert "ran m1/day00" in done.stdout
 
 
 def test_a_failed_run_gives_one_line_to_the_failure_sensor(tmp_path, instance):
     import dagster as dg
 
     from synapflow_assets.defs.landing_sensor import failure_summary_line, failure_summary_sensor
-    from synapflow_assets.defs.partitions import ANIMALS, SESSIONS, session_partition_key
+    from synapflow_assets.defs.partitions import register_sessions, session_partition_key
     from synapflow_assets.defs.resources import ImagingSettings
     from synapflow_assets.defs.volume_assets import raw_volume
     from synapflow_assets.pipeline import step_failure_line
 
     (tmp_path / "landing" / "m1").mkdir(parents=True)
     (tmp_path / "landing" / "m1" / "day00.tif").write_text("not an image")
-    instance.add_dynamic_partitions(ANIMALS.name, ["m1"])
-    instance.add_dynamic_partitions(SESSIONS.name, ["day00"])
+    register_sessions(instance, [("m1", "day00")])
     result = dg.materialize([raw_volume], instance=instance, partition_key=session_partition_key("m1", "day00"),
                             resources={"lake": DataLake(root=str(tmp_path)), "imaging": ImagingSettings()},
                             raise_on_error=False)
@@ -211,7 +210,7 @@ def test_a_failed_run_gives_one_line_to_the_failure_sensor(tmp_path, instance):
     context = dg.build_run_status_sensor_context(sensor_name="failure_summary_sensor", dagster_instance=instance,
                                                  dagster_run=run, dagster_event=result.get_run_failure_event()
                                                  ).for_run_failure()
-    assert failure_summary_line(context) == f"FAILED m1|day00: {line} (run {result.run_id})"
+    assert failure_summary_line(context) == f"FAILED m1/day00: {line} (run {result.run_id})"
     failure_summary_sensor(context)
 
 

@@ -237,7 +237,7 @@ def test_report_opens_in_a_browser(processed, tmp_path):
 
 def test_per_layer_metadata_are_compact_tables(processed, instance):
     def latest(key):
-        return instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["m1|day00"]),
+        return instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["m1/day00"]),
                                                limit=1).records[0].asset_materialization.metadata
 
     shifts = latest("raw_volume")["layer_shifts_px"].value

@@ -40,18 +40,18 @@ def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
     lake, _ = landed
     process_landed(instance, lake, detection=IMPORTED)
     again = process_landed(instance, lake, detection=IMPORTED)
-    assert again.materialized == [] and sorted(again.up_to_date) == ["m1", "m1|day00", "m1|day04"]
+    assert again.materialized == [] and sorted(again.up_to_date) == ["m1", "m1/day00", "m1/day04"]
 
     csv = tmp_path / "landing" / "m1" / "day04.detections.csv"
     table = pl.read_csv(csv)
     table.head(len(table) - 5).write_csv(csv)
     third = process_landed(instance, lake, detection=IMPORTED)
-    assert third.materialized == ["m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
-    assert third.up_to_date == ["m1|day00"]
+    assert third.materialized == ["m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert third.up_to_date == ["m1/day00"]
 
     write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11, spacing=1.0, pixel_um=0.12)
     fourth = process_landed(instance, lake, detection=IMPORTED)
-    assert fourth.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
+    assert fourth.materialized == ["m1/day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
     assert "sessions day00 -> day04 do not align" in fourth.failed["m1"]  # the new day00 is another (random) image
 
 
@@ -61,12 +61,12 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
     table = pl.read_csv(csv)
     table.with_columns(filename=pl.lit("day04_layer40.png")).write_csv(csv)
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m1|day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
+    assert report.materialized == ["m1/day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
     assert "not tracked: session day04 failed" in report.failed["m1"]
-    assert "day04.detections.csv" in report.failed["m1|day04"] and "outside 0..15" in report.failed["m1|day04"]
+    assert "day04.detections.csv" in report.failed["m1/day04"] and "outside 0..15" in report.failed["m1/day04"]
     assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
     table.write_csv(csv)
-    assert process_landed(instance, lake, detection=IMPORTED).materialized == ["m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert process_landed(instance, lake, detection=IMPORTED).materialized == ["m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
 
 
 def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, instance, tmp_path):
@@ -80,7 +80,7 @@ def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, inst
     third = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=3, seed=3)[2]
     write_session(third, tmp_path / "landing", "m1", "day08")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m1|day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == ["m1/day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
     event = instance.get_latest_materialization_event(dg.AssetKey("spine_tracks")).asset_materialization
     assert [c.split(" (")[0] for c in event.metadata["computed"].value] == ["align day04->day08"]
     assert event.metadata["sessions"].value == 3
@@ -125,6 +125,6 @@ def test_changed_detection_settings_rerun_detections_and_keep_identical_tracks(l
     assert not process_landed(instance, lake, detection=IMPORTED).failed
     stricter = DetectionSettings(source="imported", score_threshold=0.7)
     report = process_landed(instance, lake, detection=stricter)
-    assert report.materialized == ["m1|day00 (detections_2d, spines_3d, spine_features)",
-                                   "m1|day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_dynamics)"]
+    assert report.materialized == ["m1/day00 (detections_2d, spines_3d, spine_features)",
+                                   "m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_dynamics)"]
     assert process_landed(instance, lake, detection=stricter).materialized == []

@@ -1,4 +1,4 @@
-"""Asset ``detections_2d``: spine boxes on every layer of a session's volume."""
+"""Asset `detections_2d`: spine boxes on every layer of a session's volume."""
 import hashlib
 import json
 
@@ -19,20 +19,20 @@ from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.atomic_files import write_parquet_atomic
 from .lineage import upstream_versions
-from .metadata import table_metadata
-from .partitions import SESSION_PARTITIONS
+from .metadata import column_schema, labels, settings_metadata, table_metadata
+from .partitions import SESSIONS, split_session_key
 from .detector_assets import spine_detector
 from .resources import DataLake, DetectionSettings
 from .volume_assets import raw_volume
 
 
 def session_keys(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    keys = context.partition_key.keys_by_dimension
-    return keys["animal"], keys["session"]
+    """`(animal, session)` of the run's session partition."""
+    return split_session_key(context.partition_key)
 
 
 def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tuple[pl.DataFrame, str, str]:
-    """Boxes of another detector's export ``<session>.detections.csv``, its name and content hash."""
+    """Boxes of another detector's export `<session>.detections.csv`, its name and content hash."""
     csv = detections_file(find_session_input(lake.landing, animal, session))
     if not csv.exists():
         raise InputError(csv, "no detections for this session (export your detector's boxes here in the reference "
@@ -44,8 +44,8 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
                      batch_size: int, log=None) -> tuple[pl.DataFrame, pl.DataFrame, str, str]:
     """Boxes of the registry's champion detector on every layer of the registered volume (the shipped
     detector is registered first when the registry has no champion), and the candidates: the same pass
-    down to ``candidate_threshold`` (thresholding comes before non-maximum suppression, so the boxes at
-    or above ``score_threshold`` are exactly those of a pass at that threshold)."""
+    down to `candidate_threshold` (thresholding comes before non-maximum suppression, so the boxes at
+    or above `score_threshold` are exactly those of a pass at that threshold)."""
     ensure_champion(lake.root)
     detector, champion = load_champion(lake.root)
     detector.set_options(options.upscale, options.box_scale, options.tile)
@@ -55,7 +55,7 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
 
     def progress(done: int, total: int, boxes: int) -> None:
         if log is not None and (done % step < batch_size or done == total):
-            log(f"{animal}|{session}: detector on {done}/{total} layers, {boxes} boxes down to score {low:g}")
+            log(f"{animal}/{session}: detector on {done}/{total} layers, {boxes} boxes down to score {low:g}")
 
     boxes = detector.detect_stack(volume, score_threshold=low, batch_size=batch_size,
                                   pixel_size_um=voxel_size_um[2], progress=progress).select(DETECTION_COLUMNS)
@@ -63,7 +63,7 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
 
 
 def baseline_detections(lake: DataLake, animal: str, session: str) -> tuple[pl.DataFrame, str, str]:
-    """Boxes of the classical LoG baseline at its own threshold; model ``log-baseline``, version = its code version."""
+    """Boxes of the classical LoG baseline at its own threshold; model `log-baseline`, version = its code version."""
     volume, _, _ = read_volume_zarr(lake.volume_path(animal, session))
     boxes = baseline.LogBlobDetector().detect_stack(volume, score_threshold=baseline.OWN_THRESHOLD_SCORE)
     return boxes.select(DETECTION_COLUMNS), baseline.MODEL_NAME, baseline.CODE_VERSION
@@ -91,15 +91,15 @@ def detection_count_problem(count: int, others: list[int]) -> str | None:
     return None
 
 
-@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[raw_volume, spine_detector], code_version="3", kinds={"parquet"},
-          group_name="detection",
+@dg.asset(partitions_def=SESSIONS, deps=[raw_volume, spine_detector], code_version="3", kinds={"parquet"},
+          group_name="detection", **labels("detection"),
           check_specs=[dg.AssetCheckSpec("detections_found", asset="detections_2d",
                                          description="the session has detections, and at least half as many as the median "
                                                      "of the animal's other sessions")])
 def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings) -> dg.MaterializeResult:
     """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
     that made it, and beside them the detector's weaker boxes (candidates, evidence for spine tracking); by default the champion of the model registry, else imported from another detector's CSV
-    or the LoG baseline (``source`` of the ``detection`` resource)."""
+    or the LoG baseline (`source` of the `detection` resource)."""
     animal, session = session_keys(context)
     upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:
@@ -138,19 +138,19 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
     problem = detection_count_problem(len(table), other_session_counts(lake, animal, session))
     if problem:
-        context.log.warning(f"{animal}|{session}: {problem}")
+        context.log.warning(f"{animal}/{session}: {problem}")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(data_version),
         metadata={
             "detections_on_projection": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
-            "dagster/row_count": len(table),
+            "dagster/row_count": len(table), "dagster/column_schema": column_schema(table),
             "detections": len(table),
             "candidates": len(candidates),
             "source": detection.source,
             "pixel_size_um": float(voxel_size_um[2]),
             "pixel_size_source": str(volume_attrs.get("voxel_size_source", "unknown")),
-            "settings": detection.fingerprint(options),
+            "settings": settings_metadata(detection.fingerprint(options)),
             "model": model,
             "model_version": version,
             "upstream_versions": upstream,

@@ -1,16 +1,17 @@
-"""Asset ``spine_detector``: the champion detector of the MLflow registry (trained on request)."""
+"""Asset `spine_detector`: the champion detector of the MLflow registry (trained on request)."""
 import dagster as dg
 
 from ..detection.champion import ensure_champion
-from ..detection.registry import RegistryError
+from ..detection.registry import RegistryError, ui_links
+from .metadata import labels
 from .resources import DataLake
 
 
 class DetectorTrainingConfig(dg.Config):
-    """Run config of ``spine_detector``: leave ``train`` off to only make sure a champion exists.
+    """Run config of `spine_detector`: leave `train` off to only make sure a champion exists.
 
-    With ``train: true`` the asset runs the same training, MLflow logging, registration and
-    champion gate as ``python -m synapflow_assets train-detector``; the other fields are
+    With `train: true` the asset runs the same training, MLflow logging, registration and
+    champion gate as `python -m synapflow_assets train-detector`; the other fields are
     that command's options of the same name (small values give a quick smoke run).
     """
 
@@ -32,7 +33,7 @@ class DetectorTrainingConfig(dg.Config):
 
 
 def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingConfig, log=print) -> dict:
-    """Train a detector into ``<data>/models/<run_name>``, log it to MLflow, register it and gate it.
+    """Train a detector into `<data>/models/<run_name>`, log it to MLflow, register it and gate it.
 
     Returns
     -------
@@ -47,10 +48,10 @@ def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingCo
     return train_register(train_config, lake.model_runs / run_name, lake.root, run_name=run_name, log=log)
 
 
-@dg.asset(code_version="1", kinds={"mlflow", "pytorch"}, group_name="detection", pool="mlflow")
+@dg.asset(code_version="1", kinds={"mlflow", "pytorch"}, group_name="detection", pool="mlflow", **labels("model"))
 def spine_detector(context: dg.AssetExecutionContext, config: DetectorTrainingConfig, lake: DataLake) -> dg.MaterializeResult:
-    """The transformer spine detector (RT-DETR) registered as ``spine-detector``; its data version is the
-    registered version of the alias ``champion``, so detections downstream go stale when it changes."""
+    """The transformer spine detector (RT-DETR) registered as `spine-detector`; its data version is the
+    registered version of the alias `champion`, so detections downstream go stale when it changes."""
     metadata = {}
     try:
         if config.train:
@@ -61,10 +62,12 @@ def spine_detector(context: dg.AssetExecutionContext, config: DetectorTrainingCo
                             "promoted", "reason", "score_key", "new_score", "champion_score", "new_source",
                             "champion_source", "previous_champion", "champion")})}
         champion = ensure_champion(lake.root)
+        links = ui_links(lake.root, champion)
     except (RegistryError, ValueError) as error:
         raise dg.Failure(description=str(error)) from error
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{champion.name}:{champion.version}"),
         metadata={"model": champion.name, "version": champion.version, "run_id": champion.run_id,
+                  **{name: dg.MetadataValue.url(url) for name, url in links.items()},
                   "weights": dg.MetadataValue.path(str(champion.folder)), **metadata},
     )

@@ -1,4 +1,4 @@
-"""Assets ``spine_features`` (per session) and ``spine_dynamics`` (per animal) in the DuckDB feature store."""
+"""Assets `spine_features` (per session) and `spine_dynamics` (per animal) in the DuckDB feature store."""
 import hashlib
 import json
 
@@ -14,11 +14,11 @@ from ..tracking.corrections import apply_corrections
 from ..tracking.redetection import OTHER_COLUMNS
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
-from .metadata import rounded, table_metadata
-from .partitions import ANIMALS, BY_ANIMAL, SESSION_PARTITIONS
+from .metadata import column_schema, labels, rounded, table_metadata
+from .partitions import ANIMALS, SESSIONS, SESSIONS_OF_ANIMAL
 from .resources import DataLake
 from .spine_assets import spines_3d
-from .track_assets import eager_per_animal, spine_tracks
+from .track_assets import spine_tracks
 from .volume_assets import raw_volume
 
 def _version(inputs: dict, code: str) -> dg.DataVersion:
@@ -30,8 +30,8 @@ def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
         "rows_written": 0, "unchanged": True, "upstream_versions": dg.MetadataValue.json(inputs)})
 
 
-@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[spines_3d, raw_volume], code_version="2", pool="duckdb",
-          kinds={"duckdb"}, group_name="features", automation_condition=dg.AutomationCondition.eager())
+@dg.asset(partitions_def=SESSIONS, deps=[spines_3d, raw_volume], code_version="2", pool="duckdb",
+          kinds={"duckdb"}, group_name="features", **labels("features"), automation_condition=dg.AutomationCondition.eager())
 def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Per-spine size, head-to-dendrite distance, type, position and brightness of one session, with the
     session's dendrite density, its linked detections and 3D spines, written to the feature store."""
@@ -60,7 +60,7 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             "spine_features": features,
         }, animal, session, lineage_columns(context.run.run_id, code, model, version, inputs))
     return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
-        "dagster/row_count": len(features),
+        "dagster/row_count": len(features), "dagster/column_schema": column_schema(features),
         "rows_written": dg.MetadataValue.json(written), "spines": len(features),
         "spines_per_um": rounded(density["spines_per_um"]), "dendrite_length_um": rounded(density["dendrite_length_um"]),
         "median_size": rounded(features["size"].median()) if len(features) else None,
@@ -74,13 +74,12 @@ TRACK_COLUMNS = ["session", "session_index", "track_id", "spine_id", "status", "
                  "confidence", "reason", "computed_status", "corrected_by", "corrected_at", *OTHER_COLUMNS]
 
 
-@dg.asset(partitions_def=ANIMALS, code_version="2", pool="duckdb", kinds={"duckdb"}, group_name="features",
-          deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=BY_ANIMAL)],
-          automation_condition=eager_per_animal())
+@dg.asset(partitions_def=ANIMALS, code_version="2", pool="duckdb", kinds={"duckdb"}, group_name="features", **labels("dynamics"),
+          deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=SESSIONS_OF_ANIMAL)])
 def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Formation, elimination, turnover, survival and size change per session of one animal with 95% intervals,
     and its tracks with the confidence and reason of every event, written to the feature store. A person's
-    corrections (``review --apply``) are applied to the tracks first."""
+    corrections (`review --apply`) are applied to the tracks first."""
     animal = context.partition_key
     code = context.assets_def.code_versions_by_key[context.asset_key]
     tracks = pl.read_parquet(lake.tracks_path(animal))
@@ -107,7 +106,7 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         "dynamics_plot": dg.MetadataValue.md(png_markdown(dynamics_png(dynamics, title=animal),
                                                           f"{animal}: survival, formation and elimination")),
         "per_session": table_metadata(dynamics_table(dynamics)),
-        "dagster/row_count": len(dynamics),
+        "dagster/row_count": len(dynamics), "dagster/column_schema": column_schema(dynamics),
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
         "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
         "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),

@@ -4,30 +4,37 @@ import json
 import dagster as dg
 
 from ..imaging.landing import scan_landing, settled_sessions
-from .partitions import ANIMALS, SESSIONS, session_partition_key
+from .partition_upgrade import old_layout, upgrade_partitions
+from .partitions import add_requests, session_partition_key
 from .resources import DataLake, DetectionSettings, ImagingSettings
 from .detection_assets import detections_2d
 from .feature_assets import spine_features
 from .spine_assets import spines_3d
 from .volume_assets import raw_volume
 
-process_sessions_job = dg.define_asset_job("process_sessions", selection=[raw_volume, detections_2d, spines_3d, spine_features])
+process_sessions_job = dg.define_asset_job(
+    "process_sessions", selection=[raw_volume, detections_2d, spines_3d, spine_features],
+    description="Read, detect, link through depth and quantify one landed session (requested by landing_sensor).",
+    executor_def=dg.in_process_executor)
 
 
-@dg.sensor(job=process_sessions_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=process_sessions_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings,
                    imaging: ImagingSettings) -> dg.SensorResult:
-    """Watch ``data/landing/<animal>/<session>.tif``: add partitions and request processing.
+    """Watch `data/landing/<animal>/<session>.tif`: add partitions and request processing.
 
-    A file is taken once it is complete (a ``<session>.done`` marker, or size
+    A file is taken once it is complete (a `<session>.done` marker, or size
     and modification time unchanged over two ticks); a file whose content
-    changes later (or whose ``<session>.detections.csv`` changes) is requested
+    changes later (or whose `<session>.detections.csv` changes) is requested
     again. Only the assets that are stale for that session are requested, and
-    nothing when it is up to date (e.g. ingested by ``python -m synapflow_assets
-    ingest``). The cursor makes restarts safe.
+    nothing when it is up to date (e.g. ingested by `python -m synapflow_assets
+    ingest`). The cursor makes restarts safe.
     """
     from ..pipeline import stale_assets
 
+    if old_layout(context.instance):
+        moved = upgrade_partitions(context.instance)
+        context.log.info(f"moved {len(moved)} session partitions from animal|session to animal/session")
     sessions, problems = scan_landing(lake.landing)
     for problem in problems:
         context.log.warning(f"skipped: {problem}")
@@ -38,10 +45,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
         try:
             stale = stale_assets(context.instance, s, None, detection, imaging)
         except ValueError as error:
-            context.log.error(f"FAILED {s.animal}|{s.session}: {error}")
+            context.log.error(f"FAILED {s.animal}/{s.session}: {error}")
             continue
         if not stale:
-            context.log.info(f"{s.animal}|{s.session} is up to date: nothing to run")
+            context.log.info(f"{s.animal}/{s.session} is up to date: nothing to run")
             continue
         requests.append(dg.RunRequest(
             run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
@@ -49,24 +56,15 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
             asset_selection=stale,
             tags={"synapflow/source": str(s.path)},
         ))
-    animals = sorted({s.animal for s in ready} - set(context.instance.get_dynamic_partitions(ANIMALS.name)))
-    session_keys = sorted({s.session for s in ready} - set(context.instance.get_dynamic_partitions(SESSIONS.name)))
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[
-            request
-            for request in (
-                ANIMALS.build_add_request(animals) if animals else None,
-                SESSIONS.build_add_request(session_keys) if session_keys else None,
-            )
-            if request is not None
-        ],
+        dynamic_partitions_requests=add_requests(context.instance, [(s.animal, s.session) for s in ready]),
         cursor=json.dumps(state),
     )
 
 
 def failure_summary_line(context: dg.RunFailureSensorContext) -> str:
-    """``FAILED <partition>: <first error> (run <id>)`` for a failed run."""
+    """`FAILED <partition>: <first error> (run <id>)` for a failed run."""
     from ..pipeline import step_failure_line
 
     run = context.dagster_run

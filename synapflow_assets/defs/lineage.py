@@ -6,9 +6,9 @@ def upstream_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey,
                       unpartitioned: tuple[dg.AssetKey, ...] = ()) -> dg.JsonMetadataValue:
     """Latest data version of each upstream asset for this run's partition, as metadata.
 
-    Stored on every materialization as ``upstream_versions``, so that
-    ``pipeline.stale_assets`` can tell when an upstream changed since. Keys in
-    ``unpartitioned`` are read without a partition.
+    Stored on every materialization as `upstream_versions`, so that
+    `pipeline.stale_assets` can tell when an upstream changed since. Keys in
+    `unpartitioned` are read without a partition.
     """
     versions = {}
     for key in keys:

@@ -1,17 +1,61 @@
-"""Partitions: one per animal and session, both added as data arrives."""
-import warnings
+"""Partitions: one per landed session (`animal/session`) and one per animal, added as data arrives.
 
+Only sessions that landed are partitions: there is no animal x session cross
+product, so no partition stands for a session that was never imaged. Dagster
+has no built-in mapping from an animal to the sessions whose key starts with
+it, so the animal assets declare their session inputs with
+`AllPartitionMapping` (the lineage graph shows the edge) and run from
+`animal_sensor`, which requests an animal once every session of that animal
+has its features; which sessions belong to the animal is read from the keys.
+"""
 import dagster as dg
 
+from ..imaging.keys import validate_key
+
 ANIMALS = dg.DynamicPartitionsDefinition(name="animals")
-SESSIONS = dg.DynamicPartitionsDefinition(name="sessions")
-SESSION_PARTITIONS = dg.MultiPartitionsDefinition({"animal": ANIMALS, "session": SESSIONS})
+SESSIONS = dg.DynamicPartitionsDefinition(name="animal_sessions")
+SESSIONS_OF_ANIMAL = dg.AllPartitionMapping()
+"""Mapping of an animal asset to its session inputs (see the module docstring)."""
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    BY_ANIMAL = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="animal")
-"""An animal partition depends on every session partition of that animal."""
+SEPARATOR = "/"
 
 
-def session_partition_key(animal: str, session: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"animal": animal, "session": session})
+def session_partition_key(animal: str, session: str) -> str:
+    """`animal/session`: the partition key of one landed session."""
+    return f"{validate_key(animal, 'animal')}{SEPARATOR}{validate_key(session, 'session')}"
+
+
+def split_session_key(key: str) -> tuple[str, str]:
+    """`(animal, session)` of a session partition key; ValueError for anything else."""
+    animal, sep, session = str(key).partition(SEPARATOR)
+    if not sep:
+        raise ValueError(f"invalid session partition {key!r}: expected 'animal{SEPARATOR}session'")
+    return validate_key(animal, "animal"), validate_key(session, "session")
+
+
+def sessions_of(instance: dg.DagsterInstance, animal: str) -> list[str]:
+    """Session partition keys of one animal that are registered in `instance`."""
+    prefix = f"{animal}{SEPARATOR}"
+    return [key for key in instance.get_dynamic_partitions(SESSIONS.name) if key.startswith(prefix)]
+
+
+def register_sessions(instance: dg.DagsterInstance, pairs) -> None:
+    """Add the animal and session partitions of `(animal, session)` pairs that are not there yet."""
+    pairs = sorted(set(pairs))
+    animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS.name)))
+    keys = [session_partition_key(a, s) for a, s in pairs]
+    known = set(instance.get_dynamic_partitions(SESSIONS.name))
+    if animals:
+        instance.add_dynamic_partitions(ANIMALS.name, animals)
+    if new := [k for k in keys if k not in known]:
+        instance.add_dynamic_partitions(SESSIONS.name, new)
+
+
+def add_requests(instance: dg.DagsterInstance, pairs) -> list[dg.AddDynamicPartitionsRequest]:
+    """The sensor form of :func:`register_sessions`: requests for the partitions not registered yet."""
+    pairs = sorted(set(pairs))
+    animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS.name)))
+    known = set(instance.get_dynamic_partitions(SESSIONS.name))
+    keys = [k for k in (session_partition_key(a, s) for a, s in pairs) if k not in known]
+    return [r for r in (ANIMALS.build_add_request(animals) if animals else None,
+                        SESSIONS.build_add_request(keys) if keys else None) if r is not None]

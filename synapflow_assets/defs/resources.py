@@ -10,7 +10,7 @@ from ..settings import DetectionOptions, LabSettings, load_settings
 
 
 class DataLake(dg.ConfigurableResource):
-    """The folders of the embedded deployment, all under one root (default ``data/``)."""
+    """The folders of the embedded deployment, all under one root (default `data/`)."""
 
     root: str = "data"
 
@@ -53,7 +53,7 @@ class DataLake(dg.ConfigurableResource):
 
 
 class _Overrides(dg.ConfigurableResource):
-    """Explicit values that win over the landing folder's ``synapflow.yaml`` files (None: not set here)."""
+    """Explicit values that win over the landing folder's `synapflow.yaml` files (None: not set here)."""
 
     _section: ClassVar[str]
 
@@ -62,12 +62,12 @@ class _Overrides(dg.ConfigurableResource):
         return {self._section: {k: v for k, v in self.model_dump().items() if k in options}}
 
     def settings(self, lake: "DataLake", animal: str) -> LabSettings:
-        """The animal's settings: defaults, ``synapflow.yaml`` files, then these explicit values."""
+        """The animal's settings: defaults, `synapflow.yaml` files, then these explicit values."""
         return load_settings(lake.landing, animal, self.overrides())
 
 
 class ImagingSettings(_Overrides):
-    """How raw stacks are read (section ``imaging`` of ``synapflow.yaml``; see ``ImagingOptions``);
+    """How raw stacks are read (section `imaging` of `synapflow.yaml`; see `ImagingOptions`);
     a session's sidecar JSON may override channel choices."""
 
     _section: ClassVar[str] = "imaging"
@@ -85,11 +85,11 @@ DETECTION_SOURCES = ("model", "imported", "baseline")
 
 
 class DetectionSettings(_Overrides):
-    """Where 2D detections come from: ``model`` (the registry's champion), ``imported``
-    (another detector's export ``<session>.detections.csv`` beside the session) or ``baseline``
-    (the classical LoG blob detector at its own threshold, model name ``log-baseline``; for
-    comparison only, never chosen automatically). The other options override section ``detection``
-    of ``synapflow.yaml`` (see ``DetectionOptions``: score threshold, upscale, box scale, tile)."""
+    """Where 2D detections come from: `model` (the registry's champion), `imported`
+    (another detector's export `<session>.detections.csv` beside the session) or `baseline`
+    (the classical LoG blob detector at its own threshold, model name `log-baseline`; for
+    comparison only, never chosen automatically). The other options override section `detection`
+    of `synapflow.yaml` (see `DetectionOptions`: score threshold, upscale, box scale, tile)."""
 
     _section: ClassVar[str] = "detection"
     source: str = "model"
@@ -119,8 +119,8 @@ class DetectionSettings(_Overrides):
 
 
 class AlignmentSettings(_Overrides):
-    """When consecutive sessions count as aligned (section ``alignment`` of ``synapflow.yaml``; see
-    ``AlignmentOptions``)."""
+    """When consecutive sessions count as aligned (section `alignment` of `synapflow.yaml`; see
+    `AlignmentOptions`)."""
 
     _section: ClassVar[str] = "alignment"
     max_rotation_deg: float | None = None

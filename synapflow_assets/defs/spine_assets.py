@@ -1,4 +1,4 @@
-"""Asset ``spines_3d``: 2D detections linked through depth into 3D spines."""
+"""Asset `spines_3d`: 2D detections linked through depth into 3D spines."""
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -13,14 +13,15 @@ from ..tracking.depth import DepthLinkParams
 from ..tracking.spines import summarize_spines
 from .detection_assets import detections_2d, session_keys
 from .lineage import upstream_versions
-from .partitions import SESSION_PARTITIONS
+from .metadata import column_schema, labels
+from .partitions import SESSIONS
 from .resources import DataLake
 
 _DEFAULTS = DepthLinkParams()
 
 
 class DepthTrackingConfig(dg.Config):
-    """Depth-linking parameters (see ``DepthLinkParams``); defaults are ours, not the method's."""
+    """Depth-linking parameters (see `DepthLinkParams`); defaults are ours, not the method's."""
 
     max_cost: float = _DEFAULTS.max_cost
     inactive_wait: int = _DEFAULTS.inactive_wait
@@ -33,7 +34,7 @@ class DepthTrackingConfig(dg.Config):
         return DepthLinkParams(**self.model_dump())
 
 
-@dg.asset(partitions_def=SESSION_PARTITIONS, deps=[detections_2d], code_version="1", kinds={"parquet"}, group_name="tracking")
+@dg.asset(partitions_def=SESSIONS, deps=[detections_2d], code_version="1", kinds={"parquet"}, group_name="tracking", **labels("depth-linking"))
 def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
     """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres."""
     animal, session = session_keys(context)
@@ -53,7 +54,7 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
         metadata={
             "spines_on_projection": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
-            "dagster/row_count": len(spines),
+            "dagster/row_count": len(spines), "dagster/column_schema": column_schema(spines),
             "spines": len(spines),
             "boxes_linked": int((linked["id"] >= 0).sum()),
             "boxes_interpolated": int(linked["interpolated"].sum()),

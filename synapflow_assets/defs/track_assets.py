@@ -1,4 +1,4 @@
-"""Asset ``spine_tracks``: every spine of an animal with one identity across its sessions."""
+"""Asset `spine_tracks`: every spine of an animal with one identity across its sessions."""
 import dagster as dg
 import polars as pl
 
@@ -12,7 +12,8 @@ from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
-from .partitions import ANIMALS, BY_ANIMAL
+from .metadata import column_schema, labels, settings_metadata
+from .partitions import ANIMALS, SESSIONS_OF_ANIMAL
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
 
@@ -20,30 +21,8 @@ _LINK = TimeLinkParams()
 MAX_CONSISTENCY_PX = 1.0
 
 
-def eager_per_animal() -> dg.AutomationCondition:
-    """``AutomationCondition.eager()`` for an animal-partitioned asset fed by all session partitions of that animal.
-
-    Sessions are a dimension shared by all animals, so an animal's partition
-    maps to ``animal|session`` for every session key of every animal, most of
-    which never exist (m1 has no day10 because only m2 was imaged that day),
-    and a session whose processing failed stays missing. ``eager()`` refuses
-    to run while any mapped upstream partition is missing, so it would never
-    fire. This condition is ``eager()`` with that clause replaced by "every
-    dependency has at least one materialized partition": the asset runs on
-    the sessions that exist, and not before any does.
-    """
-    condition = dg.AutomationCondition
-    return (
-        condition.in_latest_time_window()
-        & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()
-        & condition.all_deps_match(~condition.missing())
-        & ~condition.any_deps_in_progress()
-        & ~condition.in_progress()
-    ).with_label("eager (over the sessions that exist)")
-
-
 class TimeTrackingConfig(dg.Config):
-    """Weights and gates of linking across sessions (see ``TimeLinkParams``)."""
+    """Weights and gates of linking across sessions (see `TimeLinkParams`)."""
 
     giou_weight: float = _LINK.giou_weight
     z_weight: float = _LINK.z_weight
@@ -91,11 +70,10 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
 
 @dg.asset(
     partitions_def=ANIMALS,
-    deps=[dg.AssetDep(spines_3d, partition_mapping=BY_ANIMAL)],
+    deps=[dg.AssetDep(spines_3d, partition_mapping=SESSIONS_OF_ANIMAL)],
     code_version="3",
     kinds={"parquet"},
-    group_name="tracking",
-    automation_condition=eager_per_animal(),
+    group_name="tracking", **labels("time-tracking"),
     check_specs=[dg.AssetCheckSpec("sessions_aligned", asset="spine_tracks",
                                    description=f"every consecutive pair aligns consistently (forward-backward residual <= {MAX_CONSISTENCY_PX} px); "
                                                "a pair that does not overlap fails the asset instead")],
@@ -105,7 +83,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     """Tracks of one animal: per session and track its spine (or none), and its status
     (present, new, eliminated, out_of_view, unconfirmed). Before a spine is called eliminated or new, the image
     at its aligned place in the other session is looked at: a spine the detector missed but the image shows stays
-    present (``redetected``); every event carries a confidence and its reason. Only pairs of sessions whose
+    present (`redetected`); every event carries a confidence and its reason. Only pairs of sessions whose
     alignment inputs changed are re-aligned.
     A pair of consecutive sessions that does not align fails the asset, naming the pair: no tracks
     are built across it."""
@@ -124,7 +102,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
     metadata = {
         "path": dg.MetadataValue.path(str(path)),
-        "dagster/row_count": len(tracks),
+        "dagster/row_count": len(tracks), "dagster/column_schema": column_schema(tracks),
         "sessions": len(sessions),
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
         "status_counts": dg.MetadataValue.md(_markdown(counts.drop("session_index"))),
@@ -137,7 +115,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         "computed": dg.MetadataValue.json(tracker.computed),
         "reused": len(tracker.reused),
         "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),
-        "settings": settings.tracking_fingerprint(),
+        "settings": settings_metadata(settings.tracking_fingerprint()),
         "redetected": int(tracks["redetected"].sum()),
         "unconfirmed": int((tracks["status"] == "unconfirmed").sum()),
     }

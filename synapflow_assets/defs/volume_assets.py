@@ -1,4 +1,4 @@
-"""Asset ``raw_volume``: a landed session, validated, registered and stored as OME-Zarr."""
+"""Asset `raw_volume`: a landed session, validated, registered and stored as OME-Zarr."""
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -7,8 +7,8 @@ from ..imaging.errors import InputError
 from ..imaging.ingest import ingest_session, png_markdown, preview_png
 from ..imaging.landing import find_session_input
 from ..imaging.ome_zarr import read_mip
-from .metadata import table_metadata
-from .partitions import SESSION_PARTITIONS
+from .metadata import labels, settings_metadata, table_metadata
+from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
 
 MAX_RESIDUAL_PX = 0.5
@@ -21,16 +21,15 @@ CHECKS = [
 
 
 @dg.asset(
-    partitions_def=SESSION_PARTITIONS,
+    partitions_def=SESSIONS,
     code_version="1",
     check_specs=CHECKS,
     kinds={"zarr"},
-    group_name="imaging",
+    group_name="imaging", **labels("ingest"),
 )
 def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: ImagingSettings) -> dg.MaterializeResult:
     """One session's z-stack: read, validated, layers registered, written as OME-Zarr with its MIP."""
-    keys = context.partition_key.keys_by_dimension
-    animal, session = keys["animal"], keys["session"]
+    animal, session = split_session_key(context.partition_key)
     try:
         options = imaging.settings(lake, animal).imaging
         source = find_session_input(lake.landing, animal, session)
@@ -65,7 +64,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "format": meta.get("format", "unknown"),
             "channel": f"{meta.get('channel', 0)} of {meta.get('n_channels', 1)} ({meta.get('channel_choice', 'only channel')})",
             "colour": meta.get("colour_note") or "grey",
-            "settings": options.fingerprint(),
+            "settings": settings_metadata(options.fingerprint()),
             "acquired_at": report.acquired_at or "unknown",
             "layer_shift_max_px": float(shift_size.max()),
             "layer_shifts_px": table_metadata(pl.DataFrame({

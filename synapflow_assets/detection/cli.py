@@ -67,6 +67,7 @@ def train_detector_main(argv: list[str]) -> int:
     int
         Exit status (2 when registration fails; the message names the registry).
     """
+    from ..progress import Progress
     from .registry import RegistryError
     from .train_register import train_and_register
     from .training import TrainConfig
@@ -77,8 +78,10 @@ def train_detector_main(argv: list[str]) -> int:
     config = TrainConfig(**values, real_val=not args.no_real_val)
     start = time.perf_counter()
     try:
-        result = train_and_register(config, Path(args.out), args.data_root, args.resume, not args.no_register,
-                                    args.run_name, log=lambda line: print(line, flush=True))
+        with Progress(config.steps, "training", unit="step") as bar:
+            result = train_and_register(config, Path(args.out), args.data_root, args.resume, not args.no_register,
+                                        args.run_name, log=bar.line,
+                                        progress=lambda done, total: bar.step(done, f"step {done}/{total}"))
     except (RegistryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -144,6 +147,7 @@ def detect_main(argv: list[str]) -> int:
     """
     import polars as pl
 
+    from ..progress import Progress
     from ..settings import DEFAULT_SCORE_THRESHOLD
     from .inference import DetectorError, SpineDetector
     from .champion import ensure_champion, load_champion
@@ -178,16 +182,20 @@ def detect_main(argv: list[str]) -> int:
         return 2
     print(f"model: {where}", flush=True)
     frames, any_stack = [], False
-    for name in args.inputs:
+    bar = Progress(len(args.inputs), "inputs", unit="input")
+    for done, name in enumerate(args.inputs):
         path = Path(name)
+        bar.step(done, path.name)
+        layers = lambda d, t, n, done=done, name=path.name: bar.step(done, f"{name}: layer {d}/{t}, {n} boxes")
         try:
             if not path.exists():
                 raise ValueError("no such file or folder")
             array, is_stack, notes, pixel = _read_input(path, args.channel, args.pixel_size)
-            boxes = (detector.detect_stack(array, args.score, args.batch_size, pixel_size_um=pixel) if is_stack
+            boxes = (detector.detect_stack(array, args.score, args.batch_size, pixel_size_um=pixel, progress=layers) if is_stack
                      else detector.detect_layer(array, args.score, pixel_size_um=pixel)
                      .with_columns(pl.lit(None, pl.Int64).alias("layer")))
         except Exception as error:  # noqa: BLE001 - reported with the file name
+            bar.close()
             print(f"error: {error}" if str(path) in str(error) else f"error: {path}: {error}", file=sys.stderr)
             return 2
         any_stack |= is_stack
@@ -196,7 +204,8 @@ def detect_main(argv: list[str]) -> int:
             pl.lit(path.name).alias("filename"), pl.lit(width, pl.Int64).alias("width"),
             pl.lit(height, pl.Int64).alias("height"), pl.col("type").alias("class"), "score",
             "xmin", "ymin", "xmax", "ymax", "layer"))
-        print(f"{path}: {len(boxes)} boxes" + (f" ({'; '.join(notes)})" if notes else ""), flush=True)
+        bar.line(f"{path}: {len(boxes)} boxes" + (f" ({'; '.join(notes)})" if notes else ""))
+    bar.close()
     table = pl.concat(frames) if frames else pl.DataFrame()
     if not any_stack:
         table = table.drop("layer")

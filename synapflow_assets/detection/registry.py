@@ -282,3 +282,15 @@ def model_version_for_run(run_id: str, data_root: str | os.PathLike = "data") ->
     if not versions:
         raise RegistryError(f"run {run_id} registered no version of '{MODEL_NAME}' in {reg.describe()}")
     return str(max(int(v.version) for v in versions))
+
+
+MLFLOW_UI = "http://127.0.0.1:5000"
+"""Where `make mlflow-ui` serves the MLflow UI (override with `SYNAPFLOW_MLFLOW_UI`)."""
+
+
+def ui_links(data_root: str | os.PathLike, info: "ChampionInfo") -> dict[str, str]:
+    """MLflow UI addresses of a registered version's training run and of the version itself."""
+    base = os.environ.get("SYNAPFLOW_MLFLOW_UI", MLFLOW_UI).rstrip("/")
+    experiment = _client(_registry(data_root)).get_run(info.run_id).info.experiment_id
+    return {"mlflow_run": f"{base}/#/experiments/{experiment}/runs/{info.run_id}",
+            "mlflow_model_version": f"{base}/#/models/{info.name}/versions/{info.version}"}

@@ -79,7 +79,8 @@ def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.
 
 
 def train_and_register(config: TrainConfig, out, data_root: str | os.PathLike = "data", resume=None,
-                       register: bool = True, run_name: str | None = None, log=print, shipped_folder=None) -> dict:
+                       register: bool = True, run_name: str | None = None, log=print, shipped_folder=None,
+                       progress=None) -> dict:
     """Train (or continue) a detector, then log, register and gate it.
 
     Parameters
@@ -97,6 +98,8 @@ def train_and_register(config: TrainConfig, out, data_root: str | os.PathLike = 
         Receives progress lines.
     shipped_folder : path-like, optional
         See :func:`log_and_register`.
+    progress : callable, optional
+        Called as ``progress(steps_done, steps_total)`` after each training step.
 
     Returns
     -------
@@ -104,7 +107,7 @@ def train_and_register(config: TrainConfig, out, data_root: str | os.PathLike = 
         ``final`` (the training state) and, when registered, the keys of
         :func:`log_and_register`.
     """
-    final = train(config, Path(out), Path(resume) if resume else None, log=log)
+    final = train(config, Path(out), Path(resume) if resume else None, log=log, progress=progress)
     result = {"final": {k: v for k, v in final.items() if k != "history"}}
     if register:
         result.update(log_and_register(out, final, config, data_root, run_name, resume, shipped_folder))

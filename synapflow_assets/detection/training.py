@@ -260,7 +260,7 @@ def _load_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
         optimizer.state[param] = {k: v.to(param.device) for k, v in value.items()}
 
 
-def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print) -> dict:
+def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print, progress=None) -> dict:
     """Train (or continue) a detector; write checkpoints, ``history.json``, ``best/`` and ``model/``.
 
     Parameters
@@ -272,6 +272,8 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
         A checkpoint folder written by an earlier run (``<out>/checkpoint``).
     log : callable
         Receives progress lines.
+    progress : callable, optional
+        Called as ``progress(steps_done, steps_total)`` after each step.
 
     Returns
     -------
@@ -363,6 +365,8 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print)
             optimizer.step()
             losses.append(float(loss.detach()))
         done = step + 1
+        if progress is not None:
+            progress(done, config.steps)
         if done % 10 == 0:
             log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({source}) "
                 f"lr {learning_rate(config, step):.2e} wall {wall():.0f} s")

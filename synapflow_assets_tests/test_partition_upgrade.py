@@ -1,0 +1,84 @@
+"""A data root and Dagster instance made by main at a925089 (``animal x session`` multi-partitions) upgrade
+to ``animal/session`` partitions without losing history or recomputing anything.
+
+The archive holds what ``process_landed`` of that commit made from two animals
+of two sessions each (m1: day00, day04; m2: day00, day06) with imported boxes:
+the landing folder, the volumes and tables, ``features.duckdb`` and the
+instance (its old layout had the phantom partitions m1|day06 and m2|day04).
+"""
+import tarfile
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from synapflow_assets.defs.partition_upgrade import OLD_SESSIONS, old_layout, upgrade_partitions
+from synapflow_assets.defs.partitions import ANIMALS, SESSIONS
+from synapflow_assets.defs.resources import DataLake, DetectionSettings
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.store.feature_store import query
+
+ARCHIVE = Path(__file__).parent / "data" / "lab_made_by_a925089.tar.xz"
+SESSION_KEYS = ["m1/day00", "m1/day04", "m2/day00", "m2/day06"]
+SESSION_ASSETS = ["raw_volume", "detections_2d", "spines_3d", "spine_features"]
+
+
+@pytest.fixture
+def old_lab(tmp_path):
+    with tarfile.open(ARCHIVE) as archive:
+        archive.extractall(tmp_path, filter="data")
+    root = tmp_path / "oldlab"
+    with dg.DagsterInstance.from_config(str(root / "dagster")) as instance:
+        yield root, instance
+
+
+def latest(instance, asset, partition):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return records[0].asset_materialization if records else None
+
+
+def test_the_old_layout_is_what_main_made(old_lab):
+    _, instance = old_lab
+    assert old_layout(instance)
+    assert instance.get_dynamic_partitions(OLD_SESSIONS) == ["day00", "day04", "day06"]
+    assert latest(instance, "spines_3d", "m1|day04") is not None
+
+
+def test_upgrade_keeps_versions_and_history_and_nothing_is_recomputed(old_lab):
+    root, instance = old_lab
+    store = root / "features.duckdb"
+    counts = {t: query(store, f"select count(*) as n from {t}")["n"][0] for t in ("spine_features", "tracks", "dynamics")}
+    assert min(counts.values()) > 0
+    old = {(a, k): latest(instance, a, k.replace("/", "|")) for a in SESSION_ASSETS for k in SESSION_KEYS}
+
+    assert upgrade_partitions(instance) == SESSION_KEYS
+    assert not old_layout(instance) and instance.get_dynamic_partitions(OLD_SESSIONS) == []
+    assert instance.get_dynamic_partitions(SESSIONS.name) == SESSION_KEYS
+    assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1", "m2"]
+    for (asset, key), before in old.items():
+        after = latest(instance, asset, key)
+        for tag in ("dagster/data_version", "dagster/code_version"):
+            assert after.tags[tag] == before.tags[tag], (asset, key, tag)
+        assert after.metadata.get("upstream_versions") == before.metadata.get("upstream_versions")
+        assert latest(instance, asset, key.replace("/", "|")) == before  # the history stays
+    assert upgrade_partitions(instance) == []
+
+    report = process_landed(instance, DataLake(root=str(root)), detection=DetectionSettings(source="imported"))
+    assert report.failed == {} and report.materialized == []
+    assert sorted(report.up_to_date) == ["m1", *SESSION_KEYS[:2], "m2", *SESSION_KEYS[2:]]
+    assert {t: query(store, f"select count(*) as n from {t}")["n"][0] for t in counts} == counts
+
+
+def test_ingest_upgrades_by_itself_and_a_new_session_runs_only_its_animal(old_lab):
+    root, instance = old_lab
+    from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
+
+    third = simulate_animal(SimulationParams(shape=(6, 192, 192)), n_sessions=3, seed=4)[2]
+    write_session(third, root / "landing", "m2", "day10")
+    report = process_landed(instance, DataLake(root=str(root)), detection=DetectionSettings(source="imported"))
+    assert not old_layout(instance)
+    assert [m.split(" ")[0] for m in report.materialized] == ["m2/day10", "m2"]
+    assert sorted(report.up_to_date) == ["m1", *SESSION_KEYS]
+    assert instance.get_dynamic_partitions(SESSIONS.name) == [*SESSION_KEYS, "m2/day10"]
+    assert SESSIONS.get_partition_keys(dynamic_partitions_store=instance) == [*SESSION_KEYS, "m2/day10"]
