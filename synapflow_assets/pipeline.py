@@ -2,6 +2,8 @@
 from dataclasses import dataclass, field
 import dagster as dg
 
+from .defs.animal_sensor import update_animals_job
+from .defs.landing_sensor import process_sessions_job
 from .defs.metadata import settings_fingerprint
 from .defs.partition_upgrade import upgrade_partitions
 from .defs.partitions import ANIMALS, SESSIONS, register_sessions, session_partition_key, split_session_key
@@ -189,15 +191,8 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
             progress(done, total, f"{partition}: up to date")
             continue
         progress(done, total, f"{partition}: {', '.join(k.to_user_string() for k in stale)}")
-        result = dg.materialize(
-            SESSION_ASSETS,
-            selection=stale,
-            instance=instance,
-            partition_key=partition,
-            resources={"lake": lake, "imaging": imaging, "detection": detection},
-            raise_on_error=False,
-            run_config=QUIET, tags=ORIGIN,
-        )
+        result = run_job(process_sessions_job, instance, partition, stale,
+                         {"lake": lake, "imaging": imaging, "detection": detection})
         report.warnings.extend(failed_checks(result, str(partition)))
         if result.success:
             report.materialized.append(f"{partition} ({', '.join(k.to_user_string() for k in stale)})")
@@ -216,6 +211,17 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
         _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report, alignment,
                            step)
     return report
+
+
+def run_job(job, instance: dg.DagsterInstance, partition: str,
+            selection: list[dg.AssetKey], resources: dict) -> dg.ExecuteInProcessResult:
+    """Run the `selection` of one of the definitions' jobs in this process, tagged as started from the command line,
+    so the UI lists it under that job's name."""
+    resources = {"imaging": ImagingSettings(), "detection": DetectionSettings(), "alignment": AlignmentSettings(), **resources}
+    defs = dg.Definitions(assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS], jobs=[job], resources=resources)
+    return defs.resolve_job_def(job.name).execute_in_process(
+        instance=instance, partition_key=partition, asset_selection=selection, raise_on_error=False,
+        run_config=QUIET, tags=ORIGIN)
 
 
 def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: PipelineReport) -> None:
@@ -257,8 +263,7 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
         progress(f"{animal}: up to date")
         return
     progress(f"{animal}: {', '.join(k.to_user_string() for k in stale)}")
-    result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal, resources={"lake": lake, "alignment": alignment},
-                            raise_on_error=False, run_config=QUIET, tags=ORIGIN, selection=stale)
+    result = run_job(update_animals_job, instance, animal, stale, {"lake": lake, "alignment": alignment})
     report.warnings.extend(failed_checks(result, animal))
     if result.success:
         report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")
@@ -270,9 +275,7 @@ def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str
     """Materialize ``spine_dynamics`` of one animal (after corrections); the failure message, or None."""
     if not instance.has_dynamic_partition(ANIMALS.name, animal):
         instance.add_dynamic_partitions(ANIMALS.name, [animal])
-    result = dg.materialize(ANIMAL_ASSETS, instance=instance, partition_key=animal,
-                            resources={"lake": lake, "alignment": AlignmentSettings()}, raise_on_error=False,
-                            run_config=QUIET, tags=ORIGIN, selection=[spine_dynamics.key])
+    result = run_job(update_animals_job, instance, animal, [spine_dynamics.key], {"lake": lake, "alignment": AlignmentSettings()})
     return None if result.success else failure_message(result)
 
 

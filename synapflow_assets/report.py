@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .features.dynamics_plots import dynamics_png, dynamics_table
+from .features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
 from .imaging.errors import InputError
 from .imaging.ome_zarr import read_mip
 from .imaging.overlay import overlay_png
@@ -41,7 +41,12 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
         model, model_version, run_id, code_version, computed_at FROM sessions WHERE animal = '{safe}' ORDER BY acquired_at, session""")
     parts = [f"<h2>{html.escape(animal)}</h2>"]
     if len(dynamics):
-        parts += [_img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"), _table(dynamics_table(dynamics))]
+        sizes = query(store, f"""SELECT t.session, t.session_index, t.track_id, f.size FROM tracks t
+            LEFT JOIN spine_features f ON f.animal = t.animal AND f.session = t.session AND f.spine_id = t.spine_id
+            WHERE t.animal = '{safe}'""")
+        parts += [_img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"),
+                  _img(size_trajectories_png(sizes, title=animal), f"{animal} size of persistent spines"),
+                  _table(dynamics_table(dynamics))]
     else:
         parts.append("<p>No dynamics (tracks not computed, or the sessions do not align).</p>")
     parts += ["<h3>Sessions</h3>", _table(sessions.select("session", "acquired_at", "layers", "n_spines", "spines_per_um"))]

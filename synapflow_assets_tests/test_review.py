@@ -165,7 +165,22 @@ def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, inst
     assert table.records[1].data["formation_low"] == round(stored["formation_low"][1], 3)
     assert {c.name for c in table.schema.columns} >= {"formation_rate", "formation_low", "survival_high"}
     assert metadata["dagster/row_count"].value == 3
-    assert instance.get_run_by_id(records[0].run_id).tags["synapflow/origin"] == "command line"
+    run = instance.get_run_by_id(records[0].run_id)
+    assert run.tags["synapflow/origin"] == "command line" and run.job_name == "update_animals"
+    assert metadata["size_trajectories"].value.startswith("![m1: size of persistent spines](data:image/png;base64,")
+    assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == ["animal", "session", "session_index"]
+
+
+def test_persistent_sizes_are_relative_to_the_first_session():
+    from synapflow_assets.features.dynamics_plots import persistent_sizes, size_trajectories_png
+
+    tracks = pl.DataFrame({"session": ["d0", "d4", "d8"] * 3, "session_index": [0, 1, 2] * 3,
+                           "track_id": [1, 1, 1, 2, 2, 2, 3, 3, 3], "size": [2.0, 3.0, 1.0, 4.0, None, 4.0, 1.0, 1.5, 2.0]})
+    sizes = persistent_sizes(tracks)
+    assert sorted(set(sizes["track_id"])) == [1, 3]  # track 2 is absent in d4
+    assert sizes.filter(pl.col("track_id") == 1)["relative_size"].to_list() == [1.0, 1.5, 0.5]
+    assert sizes.filter(pl.col("track_id") == 3)["relative_size"].to_list() == [1.0, 1.5, 2.0]
+    assert size_trajectories_png(tracks).startswith(b"\x89PNG")
 
 
 def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(processed, tmp_path, capsys):
@@ -209,7 +224,7 @@ def test_report_is_one_self_contained_html_page_per_animal(processed, tmp_path, 
 
     parser = Images()
     parser.feed(page)
-    assert len(parser.sources) == 1 + 3 and all(s.startswith("data:image/png;base64,") for s in parser.sources)
+    assert len(parser.sources) == 2 + 3 and all(s.startswith("data:image/png;base64,") for s in parser.sources)
     assert "<h2>m1</h2>" in page and "Alignment of consecutive sessions" in page and "day04</td><td>day08" in page
     dynamics = query(processed.store_path, "SELECT round(formation_high, 3) AS h FROM dynamics WHERE session_index = 1")
     assert f"<td>{dynamics['h'][0]}</td>" in page

@@ -22,9 +22,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+LANDED = {"m1": ["day00", "day04", "day08"], "m2": ["day00", "day06"]}
+"""Two animals imaged on different days: an animal x session cross product would hold m1/day06, m2/day04, m2/day08."""
+SCREENSHOTS = os.environ.get("SYNAPFLOW_SCREENSHOTS")
+"""Folder to keep the screenshots in (docs/screenshots is refreshed this way); a temporary one otherwise."""
+
+
+def _processed_lab(home: Path) -> None:
+    """The landed sessions processed into the instance at `home` (imported boxes: quick)."""
+    import dagster as dg
+
+    from synapflow_assets.defs.resources import DataLake, DetectionSettings
+    from synapflow_assets.pipeline import process_landed
+    from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
+
+    for seed, (animal, names) in enumerate(LANDED.items(), start=3):
+        for sim, name in zip(simulate_animal(SimulationParams(shape=(10, 256, 256)), n_sessions=len(names), seed=seed), names):
+            write_session(sim, home / "data" / "landing", animal, name)
+    (home / "dagster.yaml").touch()
+    (home / ".nux").mkdir()
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")  # no newsletter pop-up over the screenshots
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        report = process_landed(instance, DataLake(root=str(home / "data")), detection=DetectionSettings(source="imported"))
+    assert not report.failed, report.failed
+
+
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagster_home")
+    _processed_lab(home)
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": str(home / "data")}
     log = open(home / "webserver.log", "w")
@@ -78,3 +104,75 @@ def test_the_asset_page_renders_in_a_browser(webserver, tmp_path):
     (tmp_path / "assets.html").write_text(dom)
     assert "<title" in dom and "Dagster" in dom
     assert {name for name in ASSETS if name in dom} == ASSETS
+
+
+def test_only_landed_sessions_are_partitions_and_all_are_materialized(webserver):
+    query = """{ assetNodes(assetKeys: [{path: ["spines_3d"]}, {path: ["spine_dynamics"]}]) {
+        assetKey { path } partitionKeys partitionStats { numMaterialized numPartitions numFailed } } }"""
+    nodes = {n["assetKey"]["path"][-1]: n for n in _graphql(webserver, query)["assetNodes"]}
+    sessions = [f"{a}/{s}" for a, names in LANDED.items() for s in names]
+    assert nodes["spines_3d"]["partitionKeys"] == sessions
+    assert nodes["spines_3d"]["partitionStats"] == {"numMaterialized": 5, "numPartitions": 5, "numFailed": 0}
+    assert nodes["spine_dynamics"]["partitionKeys"] == ["m1", "m2"]
+    assert nodes["spine_dynamics"]["partitionStats"]["numMaterialized"] == 2
+
+
+@pytest.fixture
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield browser.new_page(viewport={"width": 1400, "height": 900})
+        browser.close()
+
+
+def _screenshot(page, name: str, tmp_path: Path) -> Path:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=folder / f"{name}.png")
+    from PIL import Image
+
+    with Image.open(folder / f"{name}.png") as picture:
+        assert picture.convert("L").getextrema()[1] - picture.convert("L").getextrema()[0] > 100  # not a blank page
+    return folder / f"{name}.png"
+
+
+def _open_picture(page, entry: str) -> dict:
+    """Open the Markdown pop-up of one metadata entry; the size of the picture it shows."""
+    row = page.locator("tr", has_text=entry).first
+    row.get_by_text("[Show Markdown]").click(timeout=60_000)
+    picture = page.get_by_role("dialog").locator("img").first
+    picture.wait_for(timeout=30_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle(), timeout=30_000)
+    page.wait_for_timeout(1000)  # the dialog fades in
+    return picture.evaluate("img => ({width: img.naturalWidth, height: img.naturalHeight})")
+
+
+def test_lineage_overlay_and_dynamics_plot_are_visible_in_a_browser(webserver, browser, tmp_path):
+    page = browser
+    page.goto(f"{webserver}/assets/spine_dynamics?view=lineage&lineageScope=upstream&lineageDepth=6", timeout=120_000)
+    for name in ASSETS - {"spine_dynamics"}:
+        page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+    _screenshot(page, "lineage", tmp_path)
+
+    page.goto(f"{webserver}/assets/spines_3d?view=partitions&partition=m1%2Fday04", timeout=120_000)
+    partitions = page.get_by_text("m1/day04", exact=True)
+    partitions.first.wait_for(timeout=60_000)
+    assert page.get_by_text("m2/day04", exact=True).count() == 0  # no phantom partition
+    overlay = _open_picture(page, "spines_on_projection")
+    assert overlay["width"] >= 256 and overlay["height"] >= 256
+    _screenshot(page, "spines_3d_overlay", tmp_path)
+
+    page.goto(f"{webserver}/assets/spine_dynamics?view=partitions&partition=m1", timeout=120_000)
+    page.get_by_text("per_session").first.wait_for(timeout=60_000)
+    assert page.get_by_text("day08", exact=True).count() >= 1  # the per-session table is shown inline
+    plot = _open_picture(page, "dynamics_plot")
+    assert plot["width"] > 400 and plot["height"] > 150
+    _screenshot(page, "spine_dynamics_plot", tmp_path)
+
+    page.goto(f"{webserver}/assets/spine_tracks?view=partitions&partition=m1", timeout=120_000)
+    registered = _open_picture(page, "last_two_sessions")
+    assert registered["width"] >= 256
+    _screenshot(page, "spine_tracks_registered", tmp_path)

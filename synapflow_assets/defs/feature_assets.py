@@ -8,7 +8,7 @@ import polars as pl
 from .. import features as science
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
 from ..store.feature_store import FeatureStore, lineage_columns
-from ..features.dynamics_plots import dynamics_png, dynamics_table
+from ..features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
 from ..imaging.ingest import png_markdown
 from ..tracking.corrections import apply_corrections
 from ..tracking.redetection import OTHER_COLUMNS
@@ -106,9 +106,13 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         "dynamics_plot": dg.MetadataValue.md(png_markdown(dynamics_png(dynamics, title=animal),
                                                           f"{animal}: survival, formation and elimination")),
         "per_session": table_metadata(dynamics_table(dynamics)),
+        "size_trajectories": dg.MetadataValue.md(png_markdown(size_trajectories_png(with_sizes, title=animal),
+                                                               f"{animal}: size of persistent spines")),
         "dagster/row_count": len(dynamics), "dagster/column_schema": column_schema(dynamics),
         "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
         "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
         "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
-        "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
+        "upstream_versions": dg.MetadataValue.json(
+            {**inputs, "spine_features": {s: json.loads(v) for s, v in inputs["spine_features"].items()}}),
+        "store": dg.MetadataValue.path(str(lake.store_path)),
     })

@@ -13,7 +13,7 @@ from ..tracking.depth import DepthLinkParams
 from ..tracking.spines import summarize_spines
 from .detection_assets import detections_2d, session_keys
 from .lineage import upstream_versions
-from .metadata import column_schema, labels
+from .metadata import column_schema, labels, table_metadata
 from .partitions import SESSIONS
 from .resources import DataLake
 
@@ -58,7 +58,8 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
             "spines": len(spines),
             "boxes_linked": int((linked["id"] >= 0).sum()),
             "boxes_interpolated": int(linked["interpolated"].sum()),
-            "layers_per_spine_histogram": dg.MetadataValue.json({str(k + 1): n for k, n in enumerate(histogram)}),
+            "layers_per_spine": table_metadata(pl.DataFrame({"layers": range(1, len(histogram) + 1), "spines": histogram},
+                                                            schema={"layers": pl.Int64, "spines": pl.Int64})),
             "layers": shape[0],
             "upstream_versions": upstream_versions(context, detections_2d.key),
         },

@@ -12,7 +12,7 @@ from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
-from .metadata import column_schema, labels, settings_metadata
+from .metadata import column_schema, labels, settings_metadata, table_metadata
 from .partitions import ANIMALS, SESSIONS_OF_ANIMAL
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
@@ -60,6 +60,14 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
     return inputs
 
 
+def alignment_table(report: list[dict]) -> pl.DataFrame:
+    """One row per consecutive pair of sessions: how well it aligned (numbers rounded to 3 decimals)."""
+    columns = {"from": pl.String, "to": pl.String, "ok": pl.Boolean, "residual_px": pl.Float64,
+               "residual_back_px": pl.Float64, "consistency_px": pl.Float64, "peak": pl.Float64, "problem": pl.String}
+    table = pl.DataFrame([{k: r.get(k) for k in columns} for r in report], schema=columns)
+    return table.with_columns(pl.col(pl.Float64).round(3))
+
+
 def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], list]:
     """An animal's sessions in acquisition order and the alignment of each consecutive pair (from the tracks
     cache when its inputs are unchanged), with the animal's alignment settings."""
@@ -105,12 +113,8 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         "dagster/row_count": len(tracks), "dagster/column_schema": column_schema(tracks),
         "sessions": len(sessions),
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
-        "status_counts": dg.MetadataValue.md(_markdown(counts.drop("session_index"))),
-        "alignment": dg.MetadataValue.json(report),
-        "residuals": dg.MetadataValue.md(_markdown(pl.DataFrame(
-            [{k: r[k] for k in ("from", "to", "ok", "residual_px", "residual_back_px", "consistency_px")} for r in report],
-            schema={"from": pl.String, "to": pl.String, "ok": pl.Boolean, "residual_px": pl.Float64,
-                    "residual_back_px": pl.Float64, "consistency_px": pl.Float64}))),
+        "status_counts": table_metadata(counts.drop("session_index")),
+        "alignment": table_metadata(alignment_table(report)),
         "max_consistency_px": max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None),
         "computed": dg.MetadataValue.json(tracker.computed),
         "reused": len(tracker.reused),
@@ -153,7 +157,3 @@ def with_positions(tracks: pl.DataFrame, sessions: list[SessionInput], voxel) ->
         y_um=pl.coalesce("y_um", (pl.col("ymin") + pl.col("ymax")) / 2 * vy),
         z_um=pl.coalesce("z_um", (pl.col("first_layer") + pl.col("last_layer")) / 2 * vz))
 
-
-def _markdown(table: pl.DataFrame) -> str:
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
-    return "\n".join([header, *("| " + " | ".join(str(v) for v in row) + " |" for row in table.iter_rows())])

@@ -60,3 +60,52 @@ def dynamics_table(dynamics: pl.DataFrame) -> pl.DataFrame:
     """The per-session numbers a PI reads, rounded to 3 decimals."""
     return dynamics.sort("session_index").select(TABLE_COLUMNS).with_columns(
         [pl.col(c).round(3) for c in TABLE_COLUMNS if c not in ("session", "n_in_view", "gained", "lost")])
+
+
+def persistent_sizes(tracks: pl.DataFrame) -> pl.DataFrame:
+    """Size of each persistent spine (a track with a size in every session) relative to its first session.
+
+    Parameters
+    ----------
+    tracks : polars.DataFrame
+        One animal's tracks with ``session``, ``session_index``, ``track_id`` and ``size`` (null where absent).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``track_id, session_index, session, relative_size``.
+    """
+    sized = tracks.filter(pl.col("size").is_not_null() & (pl.col("size") > 0))
+    n_sessions = tracks["session_index"].n_unique()
+    persistent = sized.group_by("track_id").agg(pl.col("session_index").n_unique().alias("n")).filter(pl.col("n") == n_sessions)
+    kept = sized.join(persistent.select("track_id"), on="track_id").sort("track_id", "session_index")
+    return kept.with_columns(relative_size=pl.col("size") / pl.col("size").first().over("track_id")).select(
+        "track_id", "session_index", "session", "relative_size")
+
+
+def size_trajectories_png(tracks: pl.DataFrame, *, title: str = "", max_lines: int = 40) -> bytes:
+    """Relative size of persistent spines across sessions: one thin line per spine (at most ``max_lines``),
+    the median and its interquartile band in bold."""
+    sizes = persistent_sizes(tracks)
+    figure, axis = plt.subplots(figsize=(4.2, 2.8), dpi=90)
+    sessions = tracks.select("session_index", "session").unique().sort("session_index")
+    if len(sizes):
+        wide = sizes.pivot(on="session_index", index="track_id", values="relative_size", sort_columns=True).drop("track_id")
+        values = wide.to_numpy()
+        x = [int(c) for c in wide.columns]
+        axis.plot(x, values[:max_lines].T, color="0.6", linewidth=0.6, alpha=0.7)
+        quartiles = sizes.group_by("session_index").agg(
+            pl.col("relative_size").quantile(q).alias(name) for q, name in ((0.25, "q1"), (0.5, "median"), (0.75, "q3"))
+        ).sort("session_index")
+        axis.fill_between(quartiles["session_index"].to_numpy(), quartiles["q1"].to_numpy(), quartiles["q3"].to_numpy(),
+                          color="tab:purple", alpha=0.25, linewidth=0)
+        axis.plot(quartiles["session_index"].to_numpy(), quartiles["median"].to_numpy(), "o-", color="tab:purple")
+    axis.axhline(1.0, color="0.3", linewidth=0.5, linestyle=":")
+    axis.set_xticks(sessions["session_index"].to_list(), sessions["session"].to_list(), fontsize=7, rotation=30)
+    axis.set(ylabel="size / first session")
+    axis.set_title(f"{title + ': ' if title else ''}{sizes['track_id'].n_unique()} persistent spines", fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
