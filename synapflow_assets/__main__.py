@@ -90,6 +90,22 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from .defs.partition_upgrade import old_layout, upgrade_partitions
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
+    with dg.DagsterInstance.get() as instance:
+        if not old_layout(instance):
+            print(f"{os.environ['DAGSTER_HOME']}: already on animal/session partitions; nothing to do")
+            return 0
+        moved = upgrade_partitions(instance)
+    print(f"{os.environ['DAGSTER_HOME']}: {len(moved)} session partitions moved to animal/session "
+          f"({', '.join(moved[:6])}{' ...' if len(moved) > 6 else ''}); their history stays on the run pages")
+    return 0
+
+
 DEMO_QUERY = ("SELECT animal, session, round(survival_fraction, 3) AS survival, "
               "printf('%.3f [%.3f, %.3f]', formation_rate, formation_low, formation_high) AS formation_95, "
               "printf('%.3f [%.3f, %.3f]', elimination_rate, elimination_low, elimination_high) AS elimination_95 "
@@ -395,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     review.add_argument("--labels", metavar="FILE", help="write the corrected spines the detector missed as training boxes")
     review.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"))
     review.set_defaults(handler=_review)
+
+    upgrade = commands.add_parser("upgrade", help="move an instance made before the animal/session partitions to them")
+    upgrade.set_defaults(handler=_upgrade)
 
     args = parser.parse_args(argv)
     return args.handler(args)

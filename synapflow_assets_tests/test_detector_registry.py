@@ -124,3 +124,16 @@ def test_corrupt_weights_are_named(data_root, model_folder, tmp_path, template_d
     (broken / "config.json").unlink()
     with pytest.raises(R.RegistryError, match="lacks config.json"):
         R.log_training_run(broken, {}, {}, [], data_root)
+
+
+def test_the_shipped_detector_logs_its_training_config_as_params_and_links_to_the_mlflow_ui(data_root, monkeypatch):
+    monkeypatch.setenv("SYNAPFLOW_MLFLOW_UI", "http://127.0.0.1:5999/")
+    info = C.ensure_champion(data_root)
+    run = R._client(R._registry(data_root)).get_run(info.run_id)
+    assert run.data.params["source"] == "shipped" and "command" in run.data.params
+    assert {k for k in run.data.params if k.startswith("train.")} >= {"train.steps", "train.lr", "train.batch_size"}
+    assert not any(k.startswith("training_config") for k in run.data.metrics)
+    assert 0 < run.data.metrics["val_ap50"] <= 1
+    links = R.ui_links(data_root, info)
+    assert links["mlflow_model_version"] == f"http://127.0.0.1:5999/#/models/spine-detector/versions/{info.version}"
+    assert links["mlflow_run"].endswith(f"/runs/{info.run_id}") and "/#/experiments/" in links["mlflow_run"]

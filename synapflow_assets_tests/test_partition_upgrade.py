@@ -82,3 +82,14 @@ def test_ingest_upgrades_by_itself_and_a_new_session_runs_only_its_animal(old_la
     assert sorted(report.up_to_date) == ["m1", *SESSION_KEYS]
     assert instance.get_dynamic_partitions(SESSIONS.name) == [*SESSION_KEYS, "m2/day10"]
     assert SESSIONS.get_partition_keys(dynamic_partitions_store=instance) == [*SESSION_KEYS, "m2/day10"]
+
+
+def test_the_upgrade_command_says_what_it_moved(old_lab, monkeypatch, capsys):
+    from synapflow_assets.__main__ import main
+
+    root, _ = old_lab
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
+    assert main(["upgrade"]) == 0
+    assert "4 session partitions moved to animal/session (m1/day00, m1/day04, m2/day00, m2/day06)" in capsys.readouterr().out
+    assert main(["upgrade"]) == 0
+    assert "already on animal/session partitions; nothing to do" in capsys.readouterr().out

@@ -7,6 +7,7 @@ Run logging and the registry set-up are in :mod:`.registry`; the gate metric in 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -168,6 +169,21 @@ def _info(client, reg: _Registry, mv) -> ChampionInfo:
     return ChampionInfo(MODEL_NAME, str(mv.version), mv.run_id, _local_folder(client, reg, mv))
 
 
+CONFIG_ENTRIES = ("training_config", "command", "source")
+"""Entries of a model folder's `metrics.json` that describe how it was made: logged as run parameters, not metrics."""
+
+
+def shipped_params(metrics: dict) -> dict[str, str]:
+    """The training configuration and command of a model folder's `metrics.json` as MLflow parameters."""
+    config = metrics.get("training_config") or {}
+    params = {f"train.{k}": json.dumps(v) if isinstance(v, (dict, list)) else str(v) for k, v in config.items()}
+    if metrics.get("command"):
+        params["command"] = str(metrics["command"])[:6000]
+    if metrics.get("source") is not None:
+        params["data"] = str(metrics["source"])[:6000]
+    return params
+
+
 def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPED_FOLDER) -> ChampionInfo:
     """Make sure the alias ``champion`` exists, registering the shipped weights if it does not.
 
@@ -206,9 +222,10 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
             metrics, history, tags = folder_metrics(shipped)
         except ValueError as error:
             raise RegistryError(str(error)) from error
-        run_id = log_training_run(shipped, params={"source": "shipped", "folder": str(shipped)},
-                                  metrics=metrics, history=history, data_root=reg.data_root, run_name="shipped",
-                                  tags=tags)
+        params = {"source": "shipped", "folder": str(shipped), **shipped_params(metrics)}
+        metrics = {k: v for k, v in metrics.items() if k not in CONFIG_ENTRIES}
+        run_id = log_training_run(shipped, params=params, metrics=metrics, history=history, data_root=reg.data_root,
+                                  run_name="shipped", tags=tags)
         version = model_version_for_run(run_id, reg.data_root)
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
         client.set_tag(run_id, "gate.decision", "shipped: registry had no champion")
