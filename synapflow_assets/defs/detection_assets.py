@@ -19,7 +19,7 @@ from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.atomic_files import write_parquet_atomic
 from .lineage import upstream_versions
-from .metadata import column_schema, labels, settings_metadata, table_metadata
+from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .detector_assets import spine_detector
 from .resources import DataLake, DetectionSettings
@@ -148,7 +148,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "detections": len(table),
             "candidates": len(candidates),
             "source": detection.source,
-            "pixel_size_um": float(voxel_size_um[2]),
+            "pixel_size_um": rounded(voxel_size_um[2], 4),
             "pixel_size_source": str(volume_attrs.get("voxel_size_source", "unknown")),
             "settings": settings_metadata(detection.fingerprint(options)),
             "model": model,

@@ -12,7 +12,7 @@ from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
-from .metadata import column_schema, labels, settings_metadata, table_metadata
+from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
 from .partitions import ANIMALS, SESSIONS_OF_ANIMAL
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
@@ -115,7 +115,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
         "status_counts": table_metadata(counts.drop("session_index")),
         "alignment": table_metadata(alignment_table(report)),
-        "max_consistency_px": max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None),
+        "max_consistency_px": rounded(max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None)),
         "computed": dg.MetadataValue.json(tracker.computed),
         "reused": len(tracker.reused),
         "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),

@@ -7,7 +7,7 @@ from ..imaging.errors import InputError
 from ..imaging.ingest import ingest_session, png_markdown, preview_png
 from ..imaging.landing import find_session_input
 from ..imaging.ome_zarr import read_mip
-from .metadata import labels, settings_metadata, table_metadata
+from .metadata import labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
 
@@ -58,7 +58,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "source": dg.MetadataValue.path(str(report.source)),
             "shape_zyx": [z, y, x],
             "dtype": report.dtype,
-            "voxel_size_um_zyx": list(report.voxel_size_um),
+            "voxel_size_um_zyx": [rounded(v, 4) for v in report.voxel_size_um],
             "voxel_size_source": report.voxel_size_source,
             "voxel_size_sources": dg.MetadataValue.json(meta.get("voxel_size_sources", {})),
             "format": meta.get("format", "unknown"),
@@ -66,13 +66,13 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "colour": meta.get("colour_note") or "grey",
             "settings": settings_metadata(options.fingerprint()),
             "acquired_at": report.acquired_at or "unknown",
-            "layer_shift_max_px": float(shift_size.max()),
+            "layer_shift_max_px": rounded(shift_size.max(), 2),
             "layer_shifts_px": table_metadata(pl.DataFrame({
                 "layer": list(range(len(report.layer_shifts))),
                 "dy_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 0], 2),
                 "dx_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 1], 2)})),
-            "registration_residual_px": report.residual_px,
-            "input_mb": report.input_bytes / 1e6,
+            "registration_residual_px": rounded(report.residual_px),
+            "input_mb": rounded(report.input_bytes / 1e6, 2),
             "mip": dg.MetadataValue.md(png_markdown(preview_png(read_mip(report.target)), "MIP")),
         },
         check_results=[
