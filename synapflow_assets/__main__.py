@@ -39,7 +39,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .defs.resources import DataLake
-    from .pipeline import process_landed, session_summary
+    from .pipeline import IngestBusy, process_landed, session_summary
     from .progress import Progress
     from .store.feature_store import StoreError
 
@@ -56,12 +56,14 @@ def _ingest(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, line: str) -> None:
             bar.bar.total = total
             bar.step(done, line)
-            if not line.endswith("up to date"):
+            if line.startswith("waiting"):
+                bar.line(f"  {line}")
+            elif not line.endswith("up to date"):
                 bar.line(f"  running {line}")
 
         try:
             report = process_landed(instance, lake, **resources, progress=progress)
-        except StoreError as error:
+        except (StoreError, IngestBusy) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         rows = session_summary(instance)

@@ -1,11 +1,15 @@
 """Run the assets in-process on what has landed, skipping partitions that are up to date."""
 from dataclasses import dataclass, field
+from pathlib import Path
+
 import dagster as dg
+from filelock import FileLock, Timeout
 
 from .defs.animal_sensor import update_animals_job
 from .defs.landing_sensor import process_sessions_job
 from .defs.metadata import settings_fingerprint
 from .defs.partition_upgrade import upgrade_partitions
+from .defs.run_recovery import command_line_tags, recover_dead_runs
 from .defs.partitions import ANIMALS, SESSIONS, register_sessions, session_partition_key, split_session_key
 from .defs.detector_assets import spine_detector
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
@@ -26,9 +30,15 @@ ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
 EXTERNAL = {raw_volume.key, detections_2d.key}
 
 
+INGEST_LOCK_WAIT_SECONDS = 3600
+
+
+class IngestBusy(RuntimeError):
+    """Another ingest of the same data root did not finish in time."""
+
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-ORIGIN = {"synapflow/origin": "command line"}
-"""Tag of the runs started by ``ingest``, ``demo`` and ``review`` (the UI and the sensors start the others)."""
+
 """Nothing on the console from a run: failures and warnings are summarised one line each by the caller,
 full tracebacks stay in the Dagster event log (the web UI's run page)."""
 
@@ -164,12 +174,39 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     collected one line each. ``progress``, when given, is called as
     ``progress(done, total, line)`` before each partition, with the number of
     partitions done, their total and what is about to run (or ``up to date``).
+
+    One ingest at a time per data root (a file lock, `.ingest.lock`): a
+    second one waits, then finds what the first did up to date; a command
+    killed mid-run leaves its runs to :func:`recover_dead_runs` of the next.
     """
+    root = Path(lake.root)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(root / ".ingest.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        (progress or (lambda done, total, line: None))(0, 0, "waiting for another ingest of this data root to finish")
+        try:
+            lock.acquire(timeout=INGEST_LOCK_WAIT_SECONDS)
+        except Timeout as error:
+            raise IngestBusy(f"{root}: another ingest has held {lock.lock_file} for over "
+                             f"{INGEST_LOCK_WAIT_SECONDS / 60:.0f} min; run again when it has finished") from error
+    try:
+        return _process_landed(instance, lake, imaging, detection, alignment, progress)
+    finally:
+        lock.release()
+
+
+def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None,
+                   detection: DetectionSettings | None = None, alignment: AlignmentSettings | None = None,
+                   progress=None) -> PipelineReport:
     imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
     alignment = alignment or AlignmentSettings()
     progress = progress or (lambda done, total, line: None)
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
+    for run_id in recover_dead_runs(instance):
+        report.warnings.append(f"run {run_id} of a process that no longer exists was marked failed (its pool slots are free)")
     if detection.source == "model":
         _ensure_detector(instance, lake, report)
     upgrade_partitions(instance)
@@ -221,7 +258,7 @@ def run_job(job, instance: dg.DagsterInstance, partition: str,
     defs = dg.Definitions(assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS], jobs=[job], resources=resources)
     return defs.resolve_job_def(job.name).execute_in_process(
         instance=instance, partition_key=partition, asset_selection=selection, raise_on_error=False,
-        run_config=QUIET, tags=ORIGIN)
+        run_config=QUIET, tags=command_line_tags())
 
 
 def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: PipelineReport) -> None:
@@ -229,7 +266,8 @@ def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: Pipel
     record = latest_versions(instance, spine_detector.key, None)
     if record is not None and record["code"] == spine_detector.code_versions_by_key[spine_detector.key]:
         return
-    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False, run_config=QUIET, tags=ORIGIN)
+    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False,
+                            run_config=QUIET, tags=command_line_tags())
     if not result.success:
         report.failed["spine_detector"] = failure_message(result)
 

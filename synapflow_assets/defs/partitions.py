@@ -45,10 +45,19 @@ def register_sessions(instance: dg.DagsterInstance, pairs) -> None:
     animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS.name)))
     keys = [session_partition_key(a, s) for a, s in pairs]
     known = set(instance.get_dynamic_partitions(SESSIONS.name))
-    if animals:
-        instance.add_dynamic_partitions(ANIMALS.name, animals)
-    if new := [k for k in keys if k not in known]:
-        instance.add_dynamic_partitions(SESSIONS.name, new)
+    for name, wanted in ((ANIMALS.name, animals), (SESSIONS.name, [k for k in keys if k not in known])):
+        if wanted:
+            _add(instance, name, wanted)
+
+
+def _add(instance: dg.DagsterInstance, name: str, keys: list[str]) -> None:
+    """Add dynamic partitions; another process adding the same keys at the same moment is not an error."""
+    try:
+        instance.add_dynamic_partitions(name, keys)
+    except Exception:  # noqa: BLE001 - a concurrent insert of the same key (IntegrityError of the storage)
+        missing = set(keys) - set(instance.get_dynamic_partitions(name))
+        if missing:
+            raise
 
 
 def add_requests(instance: dg.DagsterInstance, pairs) -> list[dg.AddDynamicPartitionsRequest]:

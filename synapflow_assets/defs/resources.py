@@ -6,29 +6,49 @@ from typing import ClassVar
 import dagster as dg
 from pydantic import field_validator
 
+from ..imaging.keys import InvalidKeyError, validate_key
 from ..settings import DetectionOptions, LabSettings, load_settings
 
 
 class DataLake(dg.ConfigurableResource):
-    """The folders of the embedded deployment, all under one root (default `data/`)."""
+    """The folders of the embedded deployment, all under one root (default `data/`).
+
+    Every path built from an animal or session key checks the key with the
+    landing-name rule (`imaging.keys.validate_key`) and that the path stays
+    under the root, so a partition key such as `../../elsewhere` can never
+    make an asset write outside the data root.
+    """
 
     root: str = "data"
+
+    def _under_root(self, *parts: str) -> Path:
+        root = Path(self.root)
+        path = root.joinpath(*parts)
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise InvalidKeyError(f"{path}: outside the data root {root}")
+        return path
+
+    def _animal(self, animal: str) -> str:
+        return validate_key(animal, "animal")
+
+    def _session(self, session: str) -> str:
+        return validate_key(session, "session")
 
     @property
     def landing(self) -> Path:
         return Path(self.root) / "landing"
 
     def volume_path(self, animal: str, session: str) -> Path:
-        return Path(self.root) / "volumes" / animal / f"{session}.ome.zarr"
+        return self._under_root("volumes", self._animal(animal), f"{self._session(session)}.ome.zarr")
 
     def detections_path(self, animal: str, session: str) -> Path:
-        return Path(self.root) / "detections" / animal / f"{session}.parquet"
+        return self._under_root("detections", self._animal(animal), f"{self._session(session)}.parquet")
 
     def spines_dir(self, animal: str) -> Path:
-        return Path(self.root) / "spines" / animal
+        return self._under_root("spines", self._animal(animal))
 
     def spines_path(self, animal: str, session: str) -> Path:
-        return self.spines_dir(animal) / f"{session}.parquet"
+        return self.spines_dir(animal) / f"{self._session(session)}.parquet"
 
     @property
     def model_runs(self) -> Path:
@@ -40,16 +60,16 @@ class DataLake(dg.ConfigurableResource):
 
     def candidates_path(self, animal: str, session: str) -> Path:
         """The detector's boxes down to the candidate threshold: evidence for spines missed in a session."""
-        return Path(self.root) / "candidates" / animal / f"{session}.parquet"
+        return self._under_root("candidates", self._animal(animal), f"{self._session(session)}.parquet")
 
     def tracks_path(self, animal: str) -> Path:
-        return Path(self.root) / "tracks" / f"{animal}.parquet"
+        return self._under_root("tracks", f"{self._animal(animal)}.parquet")
 
     def tracks_cache(self, animal: str) -> Path:
-        return Path(self.root) / "tracks" / animal
+        return self._under_root("tracks", self._animal(animal))
 
     def spine_boxes_path(self, animal: str, session: str) -> Path:
-        return Path(self.root) / "spines" / animal / f"{session}.boxes.parquet"
+        return self._under_root("spines", self._animal(animal), f"{self._session(session)}.boxes.parquet")
 
 
 class _Overrides(dg.ConfigurableResource):
