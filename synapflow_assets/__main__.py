@@ -73,6 +73,8 @@ def _ingest(args: argparse.Namespace) -> int:
         print(f"  ran {partition}")
     for line in report.warnings:
         print(f"  WARNING {line}")
+    for line in report.waiting:
+        print(f"  WAITING {line}")
     if rows:
         import polars as pl
 

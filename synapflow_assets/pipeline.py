@@ -1,4 +1,5 @@
 """Run the assets in-process on what has landed, skipping partitions that are up to date."""
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .defs.track_assets import animal_sessions, spine_tracks
 from .defs.volume_assets import raw_volume
 from .detection.imported import detections_file
 from .imaging.errors import InputError
-from .imaging.landing import LandedSession, scan_landing
+from .imaging.landing import LandedSession, is_complete, scan_landing, settle_seconds_default
 from .imaging.readers import content_hash
 from .settings import LabSettings, load_settings
 from .store.feature_store import stored_partitions
@@ -52,6 +53,7 @@ class PipelineReport:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
 
 
 def step_failure_line(failure: dg.DagsterEvent, run_id: str) -> str:
@@ -205,6 +207,10 @@ def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagi
     progress = progress or (lambda done, total, line: None)
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
+    report.waiting = [f"{s.animal}/{s.session}: still being written (last change {time.time() - s.modified:.0f} s ago); "
+                      f"taken once unchanged for {settle_seconds_default():.0f} s or with {s.done_marker.name}"
+                      for s in sessions if not is_complete(s)]
+    sessions = [s for s in sessions if is_complete(s)]
     for run_id in recover_dead_runs(instance):
         report.warnings.append(f"run {run_id} of a process that no longer exists was marked failed (its pool slots are free)")
     if detection.source == "model":

@@ -1,7 +1,13 @@
+import os
+
 import numpy as np
 import pytest
 import tifffile
 from scipy import ndimage
+
+
+os.environ.setdefault("SYNAPFLOW_SETTLE_SECONDS", "0")
+"""Files the tests write are complete at once (the rule itself is tested in test_landing.py)."""
 
 
 def write_stack(path, layers=6, size=(96, 128), seed=0, spacing=1.5, pixel_um=0.2, shifts=None):

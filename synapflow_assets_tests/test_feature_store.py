@@ -67,7 +67,7 @@ def test_sql_command_formats_and_errors(tmp_path, capsys):
     sql_file.write_text("SELECT max(session_index) AS last FROM dynamics")
     assert main(["sql", "--file", str(sql_file), "--format", "json", *store]) == 0
     assert capsys.readouterr().out.strip() == '{"last":2}'
-    assert main(["sql", "DELETE FROM dynamics", *store]) == 1
+    assert main(["sql", "DELETE FROM dynamics", *store]) == 2
     assert "read-only" in capsys.readouterr().err
     assert main(["sql", "SELEC 1", *store]) == 1
     assert "syntax error" in capsys.readouterr().err

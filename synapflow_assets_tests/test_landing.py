@@ -1,11 +1,18 @@
 import os
+import time
 from datetime import datetime
 
 import pytest
 
 from synapflow_assets.imaging.errors import InputError
 from synapflow_assets.imaging.keys import InvalidKeyError, order_sessions, validate_key
-from synapflow_assets.imaging.landing import find_session_input, scan_landing, settled_sessions
+from synapflow_assets.imaging.landing import SETTLE_SECONDS, find_session_input, is_complete, scan_landing, settled_sessions
+
+
+def settle(path, seconds=3600):
+    """Age a file as if it was written `seconds` ago."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
 
 
 @pytest.mark.parametrize("key", ["a|b", "a,b", "a[1]", "x]", "a/b", "..", "a..b", "", " day1", "day 1", "-x", "a" * 65, "a\\b"])
@@ -48,21 +55,31 @@ def test_scan_finds_tiffs_and_png_folders_and_reports_bad_names(tmp_path):
         find_session_input(tmp_path, "m1", "day99")
 
 
-def test_settled_sessions_wait_for_stable_files_and_rerequest_changes(tmp_path):
+def test_settled_sessions_wait_for_stable_files_and_rerequest_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNAPFLOW_SETTLE_SECONDS", "10")
     path = touch(tmp_path / "m1" / "day00.tif", b"partial")
     state = {}
     ready, state = settled_sessions(scan_landing(tmp_path)[0], state)
-    assert ready == []
+    assert ready == []  # just written
+    settle(path)
     ready, state = settled_sessions(scan_landing(tmp_path)[0], state)
     assert [r.session for r in ready] == ["day00"]
     ready, state = settled_sessions(scan_landing(tmp_path)[0], state)
     assert ready == []
     path.write_bytes(b"new content, longer")
-    os.utime(path, ns=(1, 2_000_000_000))
     ready, state = settled_sessions(scan_landing(tmp_path)[0], state)
     assert ready == []
+    settle(path)
     ready, state = settled_sessions(scan_landing(tmp_path)[0], state)
     assert [r.session for r in ready] == ["day00"]
+
+
+def test_ingest_and_the_sensor_share_one_completeness_rule(tmp_path):
+    path = touch(tmp_path / "m1" / "day00.tif", b"partial")
+    item = scan_landing(tmp_path)[0][0]
+    assert not is_complete(item, settle=SETTLE_SECONDS) and is_complete(item, settle=SETTLE_SECONDS, now=item.modified + SETTLE_SECONDS)
+    touch(tmp_path / "m1" / "day00.done", b"")
+    assert is_complete(item)
 
 
 def test_done_marker_makes_a_file_ready_at_once(tmp_path):
@@ -70,3 +87,32 @@ def test_done_marker_makes_a_file_ready_at_once(tmp_path):
     touch(tmp_path / "m1" / "day00.done", b"")
     ready, _ = settled_sessions(scan_landing(tmp_path)[0], {})
     assert [r.session for r in ready] == ["day00"]
+
+
+def test_ingest_leaves_a_session_that_is_still_being_written(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from synapflow_assets.defs.resources import DataLake, DetectionSettings
+    from synapflow_assets.pipeline import process_landed
+
+    from .conftest import write_stack
+
+    monkeypatch.setenv("SYNAPFLOW_SETTLE_SECONDS", "10")
+    folder = tmp_path / "landing" / "m1" / "day00"
+    stack = write_stack(tmp_path / "whole.tif", layers=6)
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for layer in range(3):  # 3 of 6 layers copied so far
+        Image.fromarray(stack[layer]).save(folder / f"s_layer{layer:02d}.png")
+    with dg.instance_for_test() as instance:
+        report = process_landed(instance, DataLake(root=str(tmp_path)), detection=DetectionSettings(source="baseline"))
+        assert report.materialized == [] and report.failed == {}
+        assert report.waiting[0].startswith("m1/day00: still being written") and "day00.done" in report.waiting[0]
+        assert not (tmp_path / "volumes" / "m1" / "day00.ome.zarr").exists()
+        for layer in range(3, 6):
+            Image.fromarray(stack[layer]).save(folder / f"s_layer{layer:02d}.png")
+        (folder.parent / "day00.done").touch()
+        report = process_landed(instance, DataLake(root=str(tmp_path)), detection=DetectionSettings(source="baseline"))
+        assert report.waiting == [] and report.materialized[0].startswith("m1/day00 (raw_volume")
+        assert instance.get_latest_materialization_event(dg.AssetKey("raw_volume")).asset_materialization.metadata["shape_zyx"].value[0] == 6

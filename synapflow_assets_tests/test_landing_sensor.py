@@ -1,4 +1,6 @@
 import json
+import os
+import time
 
 import dagster as dg
 
@@ -19,27 +21,38 @@ def tick(instance, lake, cursor, detection=DetectionSettings()):
     return result
 
 
-def test_sensor_adds_partitions_for_complete_files_and_rerequests_changes(tmp_path, instance):
-    lake = DataLake(root=str(tmp_path))
-    write_stack(tmp_path / "landing" / "m1" / "day00.tif")
-    first = tick(instance, lake, None)
-    assert first.run_requests == []
+def settle(path, seconds=3600):
+    """Age a file as if it was written `seconds` ago."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
 
-    write_stack(tmp_path / "landing" / "m2" / "day00.tif", seed=3)
+
+def test_sensor_adds_partitions_for_complete_files_and_rerequests_changes(tmp_path, instance, monkeypatch):
+    monkeypatch.setenv("SYNAPFLOW_SETTLE_SECONDS", "10")
+    lake = DataLake(root=str(tmp_path))
+    m1, m2 = tmp_path / "landing" / "m1" / "day00.tif", tmp_path / "landing" / "m2" / "day00.tif"
+    write_stack(m1)
+    first = tick(instance, lake, None)
+    assert first.run_requests == []  # still being written, as far as anyone can tell
+
+    settle(m1)
+    write_stack(m2, seed=3)
     second = tick(instance, lake, first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["m1/day00"]
     assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1"]
     assert instance.get_dynamic_partitions(SESSIONS.name) == ["m1/day00"]
 
+    settle(m2)
     third = tick(instance, lake, second.cursor)
     assert [r.partition_key for r in third.run_requests] == ["m2/day00"]
     assert instance.get_dynamic_partitions(ANIMALS.name) == ["m1", "m2"]
     assert instance.get_dynamic_partitions(SESSIONS.name) == ["m1/day00", "m2/day00"]  # no m1 x m2 cross product
     assert tick(instance, lake, third.cursor).run_requests == []
 
-    write_stack(tmp_path / "landing" / "m1" / "day00.tif", seed=7, layers=7)
+    write_stack(m1, seed=7, layers=7)
     growing = tick(instance, lake, third.cursor)
     assert growing.run_requests == []
+    settle(m1)
     again = tick(instance, lake, growing.cursor)
     assert [r.partition_key for r in again.run_requests] == ["m1/day00"]
     assert again.run_requests[0].run_key != second.run_requests[0].run_key
@@ -56,13 +69,18 @@ def test_sensor_restarts_from_its_cursor_and_skips_bad_names(tmp_path, instance)
     assert tick(instance, lake, first.cursor).run_requests == []
 
 
-def test_new_detections_csv_rerequests_the_session(tmp_path, instance):
+def test_new_detections_csv_rerequests_the_session(tmp_path, instance, monkeypatch):
+    monkeypatch.setenv("SYNAPFLOW_SETTLE_SECONDS", "10")
     lake = DataLake(root=str(tmp_path))
     write_stack(tmp_path / "landing" / "m1" / "day00.tif")
-    cursor = tick(instance, lake, tick(instance, lake, None).cursor).cursor
-    (tmp_path / "landing" / "m1" / "day00.detections.csv").write_text("filename,width,height,class,score,xmin,ymin,xmax,ymax\n")
-    waiting = tick(instance, lake, cursor)
+    settle(tmp_path / "landing" / "m1" / "day00.tif")
+    first = tick(instance, lake, None)
+    assert [r.partition_key for r in first.run_requests] == ["m1/day00"]
+    csv = tmp_path / "landing" / "m1" / "day00.detections.csv"
+    csv.write_text("filename,width,height,class,score,xmin,ymin,xmax,ymax\n")
+    waiting = tick(instance, lake, first.cursor)
     assert waiting.run_requests == []
+    settle(csv)
     assert [r.partition_key for r in tick(instance, lake, waiting.cursor).run_requests] == ["m1/day00"]
 
 

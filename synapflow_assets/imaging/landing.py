@@ -1,4 +1,6 @@
 """The landing folder: where new sessions arrive as ``<animal>/<session>.tif``."""
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,28 @@ class LandedSession:
     @property
     def done_marker(self) -> Path:
         return self.path.parent / f"{self.session}.done"
+
+    @property
+    def modified(self) -> float:
+        """Time (s since the epoch) of the last change to any of its files."""
+        return int(self.fingerprint.rsplit(":", 1)[1]) / 1e9
+
+
+SETTLE_SECONDS = 10.0
+"""A session without a `.done` marker is complete once none of its files changed for this long
+(`SYNAPFLOW_SETTLE_SECONDS` overrides it)."""
+
+
+def settle_seconds_default() -> float:
+    return float(os.environ.get("SYNAPFLOW_SETTLE_SECONDS", SETTLE_SECONDS))
+
+
+def is_complete(item: LandedSession, *, settle: float | None = None, now: float | None = None) -> bool:
+    """The completeness rule of `ingest` and the landing sensor: a `<session>.done` marker, or no file
+    of the session (every PNG of a folder, its detections CSV) changed for `settle` seconds."""
+    now = time.time() if now is None else now
+    settle_seconds = settle_seconds_default() if settle is None else settle
+    return item.done_marker.exists() or now - item.modified >= settle_seconds
 
 
 def session_key_of(path: Path) -> str | None:
@@ -99,8 +123,7 @@ def find_session_input(root: Path, animal: str, session: str) -> Path:
 def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[LandedSession], dict]:
     """Which landed sessions are complete and not yet requested in their current form.
 
-    A session is complete when its ``<session>.done`` marker exists or its
-    fingerprint is unchanged since the previous scan. A session whose
+    A session is complete by :func:`is_complete`. A session whose
     fingerprint differs from the one last requested (its content changed) is
     requested again once it is complete.
 
@@ -122,8 +145,7 @@ def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[L
     ready = []
     for item in sessions:
         key = str(item.path)
-        complete = item.done_marker.exists() or seen.get(key) == item.fingerprint
-        if complete and requested.get(key) != item.fingerprint:
+        if is_complete(item) and requested.get(key) != item.fingerprint:
             ready.append(item)
             requested[key] = item.fingerprint
     current = {str(item.path) for item in sessions}

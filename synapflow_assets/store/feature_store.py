@@ -25,6 +25,38 @@ def lineage_columns(run_id: str, code_version: str, model: str | None, model_ver
             "input_versions": json.dumps(input_versions, sort_keys=True), "computed_at": datetime.now(timezone.utc)}
 
 
+WRITER_WAIT_SECONDS = 120.0
+"""How long a writer waits for readers (`sql`, `export`, a report) to release the store."""
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """A read-write connection, retried with backoff while another process holds the file.
+
+    A held lock is waited for (up to `wait_seconds`), never reported as damage;
+    a file DuckDB cannot read is reported with how to rebuild it.
+    """
+    deadline, pause = time.monotonic() + wait_seconds, 0.1
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.Error as error:
+            if not _is_lock_error(error):
+                raise StoreError(
+                    f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
+                    "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it"
+                ) from error
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"{path}: still in use by another process after {wait_seconds:.0f} s (a `sql` query, an export "
+                    "or another run); the store is intact: run again when that process has finished") from error
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
 class FeatureStore:
     """Read-write access for the assets (one writer process at a time).
 
@@ -34,16 +66,16 @@ class FeatureStore:
         The DuckDB file, created with its tables and views when missing.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, wait_seconds: float = WRITER_WAIT_SECONDS):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = _connect_writer(self.path, wait_seconds)
         try:
-            self.connection = duckdb.connect(str(self.path))
             self.connection.execute(SCHEMA)
             self.connection.execute(VIEWS)
         except duckdb.Error as error:
-            raise StoreError(f"{self.path}: cannot open the feature store ({error}); delete it and "
-                             "materialize the feature assets to rebuild it") from error
+            self.connection.close()
+            raise StoreError(f"{self.path}: cannot set up the feature store ({error})") from error
 
     def __enter__(self) -> "FeatureStore":
         return self
@@ -103,13 +135,16 @@ class FeatureStore:
         return written
 
 
-def connect_read_only(path: Path, wait_seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
+def connect_read_only(path: Path, wait_seconds: float = 5.0, *, config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """Open the store read-only, retrying while a writer holds the lock.
+
+    ``config`` holds extra DuckDB settings for the connection (see ``sql_sandbox.SANDBOX_CONFIG``).
 
     Raises
     ------
     StoreError
-        When the file is missing or corrupt (saying how to rebuild it) or stays locked.
+        When the file is missing or corrupt (saying how to rebuild it), stays locked, or is already open in
+        this process with other settings.
     """
     path = Path(path)
     if not path.exists():
@@ -117,7 +152,10 @@ def connect_read_only(path: Path, wait_seconds: float = 5.0) -> duckdb.DuckDBPyC
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return duckdb.connect(str(path), read_only=True)
+            return duckdb.connect(str(path), read_only=True, config=dict(config or {}))
+        except duckdb.ConnectionException as error:
+            raise StoreError(f"{path}: cannot open ({error}); close the other connection of this process to it "
+                             "first") from error
         except duckdb.IOException as error:
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
                 raise StoreError(f"{path}: cannot open ({error}); if the file is corrupt, delete it and "
@@ -129,13 +167,14 @@ def connect_read_only(path: Path, wait_seconds: float = 5.0) -> duckdb.DuckDBPyC
 
 
 def query(path: Path, sql: str, wait_seconds: float = 5.0) -> pl.DataFrame:
-    """Run one read-only query on the store and return the result."""
-    connection = connect_read_only(path, wait_seconds)
-    try:
-        relation = connection.sql(sql)
-        return relation.pl() if relation is not None else pl.DataFrame()
-    finally:
-        connection.close()
+    """Run read queries on the store in the SQL sandbox and return the (last) result.
+
+    Statements other than read queries, and queries reaching for files, network or extensions, raise
+    ``sql_sandbox.QueryRejected`` (a :class:`StoreError`); see :mod:`synapflow_assets.store.sql_sandbox`.
+    """
+    from .sql_sandbox import run_read_query
+
+    return run_read_query(path, sql, wait_seconds=wait_seconds)
 
 
 def stored_partitions(path: Path, table: str) -> set[tuple]:

@@ -1,0 +1,165 @@
+"""A sandbox for the SQL users run on the feature store (``python -m synapflow_assets sql``).
+
+Two layers, each enough on its own for the attacks we know of:
+
+1. Every statement is parsed by DuckDB first and only read queries run: ``SELECT`` (including
+   ``FROM ...``, ``WITH``, ``VALUES``, ``SHOW``, ``DESCRIBE``, ``SUMMARIZE``, ``PIVOT``), ``EXPLAIN`` of
+   those, and the catalogue pragmas in :data:`READ_PRAGMAS`. ``ATTACH``, ``COPY``, ``EXPORT``,
+   ``IMPORT``, ``INSTALL``, ``LOAD``, ``SET``, ``CALL``, ``CREATE``, ``INSERT``, ... are refused before
+   anything runs.
+2. The store is opened read-only with :data:`SANDBOX_CONFIG`: no file, network or extension access
+   (so ``read_csv('/etc/passwd')``, ``glob('/root/*')`` or ``'other.parquet'`` fail), and the
+   configuration locked so a query cannot switch any of it back on.
+"""
+import re
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .feature_store import StoreError, connect_read_only
+
+#: The DuckDB settings of a sandboxed connection (all exist in DuckDB 2.0.1; ``lock_configuration`` is given
+#: at connect time rather than by ``SET`` so a second connection of the same process can share the instance).
+SANDBOX_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "lock_configuration": True,
+}
+
+#: Pragmas that only describe the catalogue or the engine.
+READ_PRAGMAS = frozenset({"show_tables", "show_tables_expanded", "table_info", "show", "version", "database_size",
+                          "database_list", "storage_info", "functions", "collations", "platform", "user_agent"})
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
+_EXPLAIN = re.compile(r"explain\b\s*(?:analy[sz]e\b\s*)?(?:\([^)]*\)\s*)?", re.I)
+_PRAGMA = re.compile(r"pragma\s+(\w+)\s*(?:\([^;]*\))?\s*;?\s*$", re.I | re.S)
+
+
+class QueryRejected(StoreError):
+    """A statement that is not a read query, or one that reached for files, network or extensions."""
+
+
+def _body(sql: str) -> str:
+    """The statement without leading blanks and comments."""
+    return sql[_LEADING.match(sql).end():]
+
+
+def _keyword(sql: str) -> str:
+    """The statement's first word, upper case (``COPY``, ``INSTALL``, ...)."""
+    word = re.match(r"[A-Za-z_]+", _body(sql))
+    return word.group(0).upper() if word else "?"
+
+
+def _refusal(statement: duckdb.Statement) -> str | None:
+    """What a statement is (``"COPY"``) when it is not a read query, else None."""
+    text = _body(statement.query)
+    kind = statement.type
+    if kind == duckdb.StatementType.SELECT:
+        return None
+    if kind == duckdb.StatementType.MULTI and _keyword(text) == "PIVOT":
+        return None
+    if kind == duckdb.StatementType.PRAGMA:
+        pragma = _PRAGMA.match(text)
+        if pragma and pragma.group(1).lower() in READ_PRAGMAS:
+            return None
+        return f"PRAGMA {pragma.group(1).lower()}" if pragma else _keyword(text)
+    if kind == duckdb.StatementType.EXPLAIN:
+        explain = _EXPLAIN.match(text)
+        if explain:
+            try:
+                inner = duckdb.extract_statements(text[explain.end():])
+            except duckdb.Error:
+                inner = []
+            if len(inner) == 1:
+                refused = _refusal(inner[0])
+                return None if refused is None else f"EXPLAIN {refused}"
+        return "EXPLAIN"
+    return _keyword(text)
+
+
+def check_read_only(sql: str) -> list[duckdb.Statement]:
+    """Parse ``sql`` with DuckDB and refuse it unless every statement is a read query.
+
+    Parameters
+    ----------
+    sql : str
+        One or more statements separated by semicolons.
+
+    Returns
+    -------
+    list of duckdb.Statement
+        The parsed statements (empty for blank or comment-only text).
+
+    Raises
+    ------
+    QueryRejected
+        For the first statement that is not a read query, as ``sql: only read queries are allowed on the read-only store (got COPY)``.
+    duckdb.ParserException
+        When the text is not valid SQL.
+    """
+    statements = duckdb.extract_statements(sql)
+    for statement in statements:
+        refused = _refusal(statement)
+        if refused is not None:
+            raise QueryRejected(f"sql: only read queries are allowed on the read-only store (got {refused})")
+    return statements
+
+
+def connect_sandboxed(path: Path, *, wait_seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
+    """Open the feature store read-only with :data:`SANDBOX_CONFIG` (no files, network or extensions; locked).
+
+    Parameters
+    ----------
+    path : Path
+        The DuckDB file.
+    wait_seconds : float, optional
+        How long to retry while a writer holds the file.
+
+    Raises
+    ------
+    StoreError
+        When the file is missing, corrupt, stays locked, or is open in this process with other settings.
+    """
+    return connect_read_only(path, wait_seconds, config=SANDBOX_CONFIG)
+
+
+def run_read_query(path: Path, sql: str, *, wait_seconds: float = 5.0) -> pl.DataFrame:
+    """Check ``sql`` with :func:`check_read_only`, run it in a sandboxed connection, return the last result.
+
+    Parameters
+    ----------
+    path : Path
+        The DuckDB file of the feature store.
+    sql : str
+        Read queries; with several statements the result of the last is returned.
+    wait_seconds : float, optional
+        How long to retry while a writer holds the file.
+
+    Returns
+    -------
+    polars.DataFrame
+        The result (empty when the text holds no statement).
+
+    Raises
+    ------
+    QueryRejected
+        For a statement that is not a read query, or one that tried to reach files, network or extensions.
+    StoreError
+        When the store cannot be opened.
+    duckdb.Error
+        For any other error of the query (syntax, unknown table, ...).
+    """
+    check_read_only(sql)
+    connection = connect_sandboxed(path, wait_seconds=wait_seconds)
+    try:
+        relation = connection.sql(sql)
+        return relation.pl() if relation is not None else pl.DataFrame()
+    except duckdb.PermissionException as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise QueryRejected(f"sql: queries may not use files, network or extensions ({detail})") from error
+    finally:
+        connection.close()
