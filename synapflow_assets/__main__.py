@@ -35,15 +35,14 @@ def _settings_resources(args: argparse.Namespace) -> dict:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    import dagster as dg
     from pydantic import ValidationError
 
+    from .defs.instance import instance_home, open_instance
     from .defs.resources import DataLake
     from .pipeline import IngestBusy, process_landed, session_summary
     from .progress import Progress
     from .store.feature_store import StoreError
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
     try:
         resources = _settings_resources(args)
     except ValidationError as error:
@@ -51,7 +50,7 @@ def _ingest(args: argparse.Namespace) -> int:
         return 2
     lake = DataLake(root=args.data)
     start = time.perf_counter()
-    with dg.DagsterInstance.get() as instance, Progress(0, "partitions", unit="partition") as bar:
+    with open_instance(args.data) as instance, Progress(0, "partitions", unit="partition") as bar:
 
         def progress(done: int, total: int, line: str) -> None:
             bar.bar.total = total
@@ -82,7 +81,8 @@ def _ingest(args: argparse.Namespace) -> int:
             print(pl.DataFrame(rows))
     animals = sorted({row["partition"].split("/")[0] for row in rows})
     print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {Path(args.data)}/volumes, /detections, /spines")
-    print(f"dagster instance: {os.environ['DAGSTER_HOME']} (open it with `make ui`)")
+    print(f"dagster instance: {instance_home(args.data)} (open it with `make ui`, or DAGSTER_HOME={instance_home(args.data)} "
+          "dagster dev -w workspace.yaml)")
     for problem in report.skipped:
         print(f"SKIPPED {problem}", file=sys.stderr)
     for partition, message in report.failed.items():
@@ -95,17 +95,17 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    import dagster as dg
 
+    from .defs.instance import instance_home, open_instance
     from .defs.partition_upgrade import old_layout, upgrade_partitions
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
-    with dg.DagsterInstance.get() as instance:
+    home = instance_home(args.data)
+    with open_instance(args.data) as instance:
         if not old_layout(instance):
-            print(f"{os.environ['DAGSTER_HOME']}: already on animal/session partitions; nothing to do")
+            print(f"{home}: already on animal/session partitions; nothing to do")
             return 0
         moved = upgrade_partitions(instance)
-    print(f"{os.environ['DAGSTER_HOME']}: {len(moved)} session partitions moved to animal/session "
+    print(f"{home}: {len(moved)} session partitions moved to animal/session "
           f"({', '.join(moved[:6])}{' ...' if len(moved) > 6 else ''}); their history stays on the run pages")
     return 0
 
@@ -203,7 +203,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    import dagster as dg
+    from .defs.instance import open_instance
 
     from .defs.resources import DataLake
     from .imaging.errors import InputError
@@ -222,8 +222,7 @@ def _review(args: argparse.Namespace) -> int:
                 raise InputError(root / "features.duckdb", "no feature store to correct (run ingest first, or pass --data)")
             with FeatureStore(root / "features.duckdb") as store:
                 store.add_corrections(corrections)
-            os.environ.setdefault("DAGSTER_HOME", str(Path.cwd()))
-            with dg.DagsterInstance.get() as instance:
+            with open_instance(root) as instance:
                 for animal in sorted(corrections["animal"].unique()):
                     problem = recompute_dynamics(instance, DataLake(root=str(root)), animal)
                     if problem:
@@ -417,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     review.set_defaults(handler=_review)
 
     upgrade = commands.add_parser("upgrade", help="move an instance made before the animal/session partitions to them")
+    upgrade.add_argument("--data", default=os.environ.get("SYNAPFLOW_DATA", "data"), help="data root (its instance: DATA/dagster)")
     upgrade.set_defaults(handler=_upgrade)
 
     args = parser.parse_args(argv)

@@ -22,8 +22,10 @@ from .defs.volume_assets import raw_volume
 from .detection.imported import detections_file
 from .imaging.errors import InputError
 from .imaging.landing import LandedSession, is_complete, scan_landing, settle_seconds_default
+from .imaging.ome_zarr import volume_problem
 from .imaging.readers import content_hash
 from .settings import LabSettings, load_settings
+from .store.atomic_files import remove_orphans
 from .store.feature_store import stored_partitions
 
 SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
@@ -101,12 +103,40 @@ def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partit
     event = records[0].asset_materialization
     upstream = event.metadata.get("upstream_versions")
     settings = event.metadata.get("settings")
+    checksum = event.metadata.get("checksum")
     return {
+        "checksum": checksum.value if checksum is not None else None,
         "settings": settings_fingerprint(settings.value) if settings is not None else None,
         "data": (event.tags or {}).get("dagster/data_version"),
         "code": (event.tags or {}).get("dagster/code_version"),
         "upstream": upstream.value if upstream is not None else {},
     }
+
+
+def output_problem(asset_key: dg.AssetKey, record: dict, lake: DataLake, animal: str, session: str) -> str | None:
+    """What is wrong with the stored output of a materialized session asset, or None when it is intact:
+    missing files, missing volume chunks, or a file whose content no longer matches what was recorded."""
+    def file(path: Path, expected: str | None = None) -> str | None:
+        if not path.is_file():
+            return f"{path} is missing"
+        if expected is not None and content_hash(path) != expected:
+            return f"{path} was altered (checksum differs)"
+        return None
+
+    if asset_key == raw_volume.key:
+        problem = volume_problem(lake.volume_path(animal, session))
+        return f"{lake.volume_path(animal, session)}: {problem}" if problem else None
+    if asset_key == detections_2d.key:
+        return (file(lake.detections_path(animal, session), record.get("checksum"))
+                or file(lake.candidates_path(animal, session)))
+    if asset_key == spines_3d.key:
+        spines, boxes = lake.spines_path(animal, session), lake.spine_boxes_path(animal, session)
+        missing = file(spines) or file(boxes)
+        if missing:
+            return missing
+        if record["data"] != f"{content_hash(spines)[:16]}{content_hash(boxes)[:16]}":
+            return f"{spines} was altered (checksum differs)"
+    return None
 
 
 def external_input_hash(asset_key: dg.AssetKey, item: LandedSession, detection: DetectionSettings) -> str | None:
@@ -127,7 +157,8 @@ def session_settings(item: LandedSession, imaging: ImagingSettings | None = None
 
 
 def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: set | None = None,
-                 detection: DetectionSettings | None = None, imaging: ImagingSettings | None = None) -> list[dg.AssetKey]:
+                 detection: DetectionSettings | None = None, imaging: ImagingSettings | None = None,
+                 lake: DataLake | None = None, damage: list[str] | None = None) -> list[dg.AssetKey]:
     """Assets of one session partition whose last materialization no longer matches its inputs.
 
     Stale means: never materialized, a different code version, a landing file
@@ -137,7 +168,9 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     also a partition missing from the feature store ``in_store``; for
     ``raw_volume`` and ``detections_2d``, also settings (``synapflow.yaml``
     sections ``imaging`` and ``detection``, and explicit values) that differ
-    from those recorded.
+    from those recorded. With `lake`, also an output that is missing,
+    truncated or altered (:func:`output_problem`); each such finding is
+    appended to `damage` as one line.
     """
     detection = detection or DetectionSettings()
     settings = session_settings(item, imaging, detection)
@@ -158,6 +191,12 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
             or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
             or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)
         )
+        if not outdated and lake is not None:
+            problem = output_problem(asset.key, record, lake, item.animal, item.session)
+            if problem:
+                outdated = True
+                if damage is not None:
+                    damage.append(f"{partition}: {asset.key.to_user_string()} output damaged ({problem}); recomputed")
         if outdated:
             stale.append(asset.key)
     return stale
@@ -211,6 +250,9 @@ def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagi
                       f"taken once unchanged for {settle_seconds_default():.0f} s or with {s.done_marker.name}"
                       for s in sessions if not is_complete(s)]
     sessions = [s for s in sessions if is_complete(s)]
+    if orphans := remove_orphans(Path(lake.root)):
+        report.warnings.append(f"removed {len(orphans)} temporary files of interrupted writes "
+                               f"({', '.join(p.name for p in orphans[:3])}{' ...' if len(orphans) > 3 else ''})")
     for run_id in recover_dead_runs(instance):
         report.warnings.append(f"run {run_id} of a process that no longer exists was marked failed (its pool slots are free)")
     if detection.source == "model":
@@ -224,7 +266,7 @@ def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagi
     for done, item in enumerate(sessions):
         partition = session_partition_key(item.animal, item.session)
         try:
-            stale = stale_assets(instance, item, in_store, detection, imaging)
+            stale = stale_assets(instance, item, in_store, detection, imaging, lake, report.warnings)
         except InputError as error:
             report.failed[str(partition)] = str(error)
             failed_animals.add(item.animal)
@@ -284,6 +326,8 @@ def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: st
     or with other alignment settings."""
     record = latest_versions(instance, spine_tracks.key, animal)
     if record is None or record["code"] != spine_tracks.code_versions_by_key[spine_tracks.key]:
+        return True
+    if not lake.tracks_path(animal).is_file():
         return True
     try:
         if record["settings"] != (alignment or AlignmentSettings()).settings(lake, animal).tracking_fingerprint():

@@ -88,8 +88,7 @@ def test_the_upgrade_command_says_what_it_moved(old_lab, monkeypatch, capsys):
     from synapflow_assets.__main__ import main
 
     root, _ = old_lab
-    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
-    assert main(["upgrade"]) == 0
+    assert main(["upgrade", "--data", str(root)]) == 0
     assert "4 session partitions moved to animal/session (m1/day00, m1/day04, m2/day00, m2/day06)" in capsys.readouterr().out
-    assert main(["upgrade"]) == 0
+    assert main(["upgrade", "--data", str(root)]) == 0
     assert "already on animal/session partitions; nothing to do" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from ..imaging.landing import find_session_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
 from ..imaging.ingest import png_markdown
+from ..failpoints import failpoint
 from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.atomic_files import write_parquet_atomic
@@ -133,6 +134,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     table = table.with_columns(model=pl.lit(model), model_version=pl.lit(version))
     candidates = (candidates if candidates is not None else table.head(0).select(DETECTION_COLUMNS)).with_columns(
         model=pl.lit(model), model_version=pl.lit(version))
+    failpoint("detection")
     write_parquet_atomic(candidates, lake.candidates_path(animal, session))
     path = write_parquet_atomic(table, lake.detections_path(animal, session))
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
@@ -144,6 +146,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
         metadata={
             "detections_on_projection": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
+            "checksum": content_hash(path),
             "dagster/row_count": len(table), "dagster/column_schema": column_schema(table),
             "detections": len(table),
             "candidates": len(candidates),

@@ -43,7 +43,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
     requests = []
     for s in ready:
         try:
-            stale = stale_assets(context.instance, s, None, detection, imaging)
+            damage = []
+            stale = stale_assets(context.instance, s, None, detection, imaging, lake, damage)
+            for line in damage:
+                context.log.warning(line)
         except ValueError as error:
             context.log.error(f"FAILED {s.animal}/{s.session}: {error}")
             continue

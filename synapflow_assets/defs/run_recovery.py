@@ -11,6 +11,8 @@ import socket
 
 import dagster as dg
 
+from ..store.atomic_files import pid_alive
+
 ORIGIN_TAG, HOST_TAG, PID_TAG = "synapflow/origin", "synapflow/host", "synapflow/pid"
 UNFINISHED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED,
               dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.CANCELING]
@@ -21,16 +23,6 @@ def command_line_tags() -> dict[str, str]:
     return {ORIGIN_TAG: "command line", HOST_TAG: socket.gethostname()[:63], PID_TAG: str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed the unfinished command-line runs of this host whose process is gone, and free the
     concurrency slots of every run that is no longer running; the ids of the runs marked failed."""
@@ -38,7 +30,7 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     dead = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED, tags={ORIGIN_TAG: "command line"})):
         pid = run.tags.get(PID_TAG, "")
-        if run.tags.get(HOST_TAG) != host or not pid.isdigit() or _alive(int(pid)):
+        if run.tags.get(HOST_TAG) != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the process that ran it (pid {pid} on {host}) is gone; "
                                         "marked failed by the next command so that its pool slots are freed")

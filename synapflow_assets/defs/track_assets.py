@@ -6,6 +6,7 @@ from ..imaging.ingest import png_markdown
 from ..imaging.keys import order_sessions
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
+from ..failpoints import failpoint
 from ..imaging.readers import content_hash
 from ..store.atomic_files import write_parquet_atomic
 from ..tracking.evidence import EvidenceParams
@@ -106,6 +107,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         raise dg.Failure(description=f"{animal}: {error}") from error
     tracks = with_positions(tracks, sessions, read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None)
     tracks = tracks.with_columns(animal=pl.lit(animal))
+    failpoint("tracking")
     path = write_parquet_atomic(tracks, lake.tracks_path(animal))
     counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
     metadata = {

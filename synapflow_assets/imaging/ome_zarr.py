@@ -1,7 +1,6 @@
 """OME-Zarr (NGFF 0.5, zarr v3) volumes written atomically, with their projection."""
 import os
 import shutil
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -9,8 +8,14 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from ..store.atomic_files import sibling
+from ..failpoints import failpoint
+from .errors import InputError
+
 NGFF_VERSION = "0.5"
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+_EVERY_CHUNK = {"write_empty_chunks": True}
+"""Every chunk is stored, even an empty one, so that a missing chunk file always means damage."""
 
 
 @contextmanager
@@ -18,13 +23,14 @@ def atomic_directory(target: Path):
     """Yield a temporary sibling folder that replaces ``target`` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = sibling(target, "tmp")
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    failpoint("zarr_write")
+    old = sibling(target, "old")
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
@@ -93,11 +99,12 @@ def write_volume(
                 chunks=tuple(min(c, s) for c, s in zip(chunks, level.shape)),
                 compressors=_COMPRESSOR,
                 dimension_names=("z", "y", "x"),
+                config=_EVERY_CHUNK,
             )
             if index + 1 < n_levels:
                 level = downsample_xy(level)
         if mip is not None:
-            group.create_array("mip", data=mip, compressors=_COMPRESSOR, dimension_names=("y", "x"))
+            group.create_array("mip", data=mip, compressors=_COMPRESSOR, dimension_names=("y", "x"), config=_EVERY_CHUNK)
         group.attrs.update(
             {
                 "ome": {"version": NGFF_VERSION, "multiscales": [multiscales_metadata(target.name, voxel_size_um, n_levels)]},
@@ -121,12 +128,44 @@ def read_volume_zarr(path: Path, level: int = 0) -> tuple[np.ndarray, tuple[floa
     group = zarr.open_group(store=str(path), mode="r")
     multiscale = group.attrs["ome"]["multiscales"][0]
     scale = multiscale["datasets"][level]["coordinateTransformations"][0]["scale"]
-    return np.asarray(group[str(level)][:]), tuple(scale), dict(group.attrs.get("synapflow", {}))
+    return _read_all(path, group[str(level)]), tuple(scale), dict(group.attrs.get("synapflow", {}))
+
+
+def _read_all(path: Path, array) -> np.ndarray:
+    """Every pixel of a stored array; a missing or undecodable chunk is an error, never zeros."""
+    if array.nchunks_initialized < array.nchunks:
+        raise InputError(path, f"damaged volume: {array.nchunks - array.nchunks_initialized} of {array.nchunks} "
+                               f"chunks of '{array.basename}' missing (ingest rebuilds it)")
+    try:
+        return np.asarray(array[:])
+    except Exception as error:  # noqa: BLE001 - codec errors have no common type
+        raise InputError(path, f"damaged volume: '{array.basename}' cannot be decoded ({error}); "
+                               "ingest rebuilds it") from error
+
+
+def volume_problem(path: Path) -> str | None:
+    """What is wrong with a stored volume (missing, unreadable, chunks missing); None when it looks intact.
+
+    Checks the listing only (no pixels are decoded): cheap enough for every
+    session on every `ingest`; a chunk whose bytes changed is found when read.
+    """
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    try:
+        group = zarr.open_group(store=str(path), mode="r")
+        arrays = [group["0"], group["mip"]]
+    except Exception as error:  # noqa: BLE001 - any failure to open is damage
+        return f"unreadable ({type(error).__name__}: {error})"
+    for array in arrays:
+        if array.nchunks_initialized < array.nchunks:
+            return f"{array.nchunks - array.nchunks_initialized} of {array.nchunks} chunks of '{array.basename}' missing"
+    return None
 
 
 def read_mip(path: Path) -> np.ndarray:
     """The maximum-intensity projection stored beside the volume."""
-    return np.asarray(zarr.open_group(store=str(path), mode="r")["mip"][:])
+    return _read_all(path, zarr.open_group(store=str(path), mode="r")["mip"])
 
 
 def read_volume_info(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, float], dict]:

@@ -1,19 +1,66 @@
-"""Write files all or nothing: a temporary sibling, then a rename."""
+"""Write files all or nothing: a temporary sibling named after the writing process, then a rename.
+
+A process killed mid-write leaves its hidden sibling behind; the next run
+removes the siblings whose process no longer exists (:func:`remove_orphans`).
+"""
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 
 import polars as pl
+
+_ORPHAN = re.compile(r"^\..+\.(?:tmp|old)-(\d+)-[0-9a-f]{8}$")
+
+
+def sibling(path: Path, kind: str = "tmp") -> Path:
+    """A hidden sibling of `path` for a write in progress: `.{name}.{kind}-{pid}-{random}`."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_parquet_atomic(table: pl.DataFrame, path: Path) -> Path:
     """Write ``table`` to ``path`` so that readers see the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = sibling(path)
     try:
         table.write_parquet(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def remove_orphans(root: Path, *, depth: int = 3) -> list[Path]:
+    """Remove the temporary siblings under `root` (down to `depth` folders) whose writing process is gone.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    root, removed = Path(root), []
+    for level in range(1, depth + 1):
+        for path in root.glob("/".join(["*"] * (level - 1) + [".*"])):
+            match = _ORPHAN.match(path.name)
+            if match is None or pid_alive(int(match[1])):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

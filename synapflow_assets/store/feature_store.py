@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..failpoints import failpoint
 from ..tracking.corrections import CORRECTION_SCHEMA
 
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
@@ -128,10 +129,12 @@ class FeatureStore:
                 self.connection.execute(f"INSERT INTO {table} BY NAME SELECT *{key} FROM incoming")
                 self.connection.unregister("incoming")
                 written[table] = len(rows)
+            failpoint("store_transaction")
             self.connection.execute("COMMIT")
         except BaseException:
             self.connection.execute("ROLLBACK")
             raise
+        failpoint("after_commit")
         return written
 
 
