@@ -124,7 +124,7 @@ def output_problem(asset_key: dg.AssetKey, record: dict, lake: DataLake, animal:
         return None
 
     if asset_key == raw_volume.key:
-        problem = volume_problem(lake.volume_path(animal, session))
+        problem = volume_problem(lake.volume_path(animal, session), record.get("checksum"))
         return f"{lake.volume_path(animal, session)}: {problem}" if problem else None
     if asset_key == detections_2d.key:
         return (file(lake.detections_path(animal, session), record.get("checksum"))

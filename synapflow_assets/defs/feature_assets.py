@@ -18,7 +18,7 @@ from .metadata import column_schema, labels, rounded, table_metadata
 from .partitions import ANIMALS, SESSIONS, SESSIONS_OF_ANIMAL
 from .resources import DataLake
 from .spine_assets import spines_3d
-from .track_assets import spine_tracks
+from .track_assets import require_all_sessions, spine_tracks
 from .volume_assets import raw_volume
 
 def _version(inputs: dict, code: str) -> dg.DataVersion:
@@ -87,6 +87,9 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         sizes = store.connection.sql(
             "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE animal = $1",
             params=[animal]).pl()
+        require_all_sessions(context.instance, animal, set(sizes["session"].unique()) | set(
+            store.connection.sql("SELECT session FROM sessions WHERE animal = $1", params=[animal]).pl()["session"]),
+            "features")
         corrections = store.corrections(animal)
         model, version = (",".join(sorted(sizes[c].drop_nulls().unique())) or None for c in ("model", "model_version"))
         inputs = {**latest_data_versions(context, spine_tracks.key),

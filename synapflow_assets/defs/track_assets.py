@@ -14,7 +14,7 @@ from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
 from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
-from .partitions import ANIMALS, SESSIONS_OF_ANIMAL
+from .partitions import ANIMALS, SESSIONS_OF_ANIMAL, sessions_of
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
 
@@ -61,6 +61,15 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
     return inputs
 
 
+def require_all_sessions(instance: dg.DagsterInstance, animal: str, present: set[str], what: str) -> None:
+    """Fail, naming them, when registered sessions of the animal have no `what` yet (still running or failed):
+    an animal's tracks and dynamics are computed over all its sessions or not at all."""
+    missing = sorted(key.split("/", 1)[1] for key in sessions_of(instance, animal) if key.split("/", 1)[1] not in present)
+    if missing:
+        raise dg.Failure(description=f"{animal}: no {what} yet for session {', '.join(missing)} (still running, or "
+                                     "failed): materialize them first; nothing was written")
+
+
 def alignment_table(report: list[dict]) -> pl.DataFrame:
     """One row per consecutive pair of sessions: how well it aligned (numbers rounded to 3 decimals)."""
     columns = {"from": pl.String, "to": pl.String, "ok": pl.Boolean, "residual_px": pl.Float64,
@@ -101,6 +110,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         settings = alignment.settings(lake, animal)
         tracker = AnimalTracker(lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**config.model_dump()))
         sessions = animal_sessions(lake, animal)
+        require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")
         evidence = settings.evidence.params()
         tracks, report = track_with_evidence(tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None)
     except ValueError as error:

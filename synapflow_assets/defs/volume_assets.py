@@ -6,7 +6,7 @@ import polars as pl
 from ..imaging.errors import InputError
 from ..imaging.ingest import ingest_session, png_markdown, preview_png
 from ..imaging.landing import find_session_input
-from ..imaging.ome_zarr import read_mip
+from ..imaging.ome_zarr import read_mip, volume_manifest
 from .metadata import labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
@@ -55,6 +55,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
         data_version=dg.DataVersion(report.input_hash),
         metadata={
             "path": dg.MetadataValue.path(str(report.target)),
+            "checksum": volume_manifest(report.target),
             "source": dg.MetadataValue.path(str(report.source)),
             "shape_zyx": [z, y, x],
             "dtype": report.dtype,

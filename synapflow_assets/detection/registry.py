@@ -113,7 +113,28 @@ def _registry(data_root) -> _Registry:
 def _client(reg: _Registry):
     from mlflow.tracking import MlflowClient
 
+    for uri in {reg.uri, reg.registry_uri}:
+        _check_sqlite(uri)
     return MlflowClient(tracking_uri=reg.uri, registry_uri=reg.registry_uri)
+
+
+def _check_sqlite(uri: str) -> None:
+    """A clear error for a damaged SQLite backend, instead of SQLAlchemy's traceback at first use."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            problem = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        problem = str(error)
+    if problem != "ok":
+        raise RegistryError(f"{path}: not a readable MLflow database ({problem}); restore it from a backup, or move "
+                            "it aside to start an empty registry (the shipped detector is registered again)")
 
 
 def _experiment_id(client, reg: _Registry) -> str:

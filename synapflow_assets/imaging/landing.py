@@ -90,10 +90,18 @@ def scan_landing(root: Path) -> tuple[list[LandedSession], list[str]]:
     return sessions, problems
 
 
+SIDE_FILES = (".done", ".json", ".detections.csv", ".boxes.csv", ".spines.csv", ".transform.json", ".yaml", ".yml",
+              ".md", ".txt")
+"""Files beside the sessions that are not sessions: markers, sidecars, the simulator's truth, settings, notes."""
+
+
 def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
     for entry in sorted(animal_dir.iterdir()):
         session = session_key_of(entry)
         if session is None:
+            if entry.is_file() and not entry.name.startswith(".") and not entry.name.lower().endswith(SIDE_FILES):
+                problems.append(f"{entry}: not a session input (expected <session>.tif, .tiff, .ome.tif or a "
+                                "folder of PNG layers); ignored")
             continue
         try:
             validate_key(animal_dir.name, "animal")

@@ -1,4 +1,5 @@
 """OME-Zarr (NGFF 0.5, zarr v3) volumes written atomically, with their projection."""
+import hashlib
 import os
 import shutil
 from contextlib import contextmanager
@@ -143,23 +144,36 @@ def _read_all(path: Path, array) -> np.ndarray:
                                "ingest rebuilds it") from error
 
 
-def volume_problem(path: Path) -> str | None:
-    """What is wrong with a stored volume (missing, unreadable, chunks missing); None when it looks intact.
+def volume_manifest(path: Path) -> str:
+    """A digest of the names and sizes of every file of a stored volume (no file is read)."""
+    path = Path(path)
+    digest = hashlib.blake2b(digest_size=16)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}:{file.stat().st_size}\n".encode())
+    return digest.hexdigest()
 
-    Checks the listing only (no pixels are decoded): cheap enough for every
-    session on every `ingest`; a chunk whose bytes changed is found when read.
+
+def volume_problem(path: Path, manifest: str | None = None) -> str | None:
+    """What is wrong with a stored volume (missing, unreadable, chunks missing, files of another size than
+    when it was written, given its `manifest`); None when it looks intact.
+
+    Only the listing is checked (no pixels are decoded), so it is cheap enough
+    for every session on every `ingest`; a chunk whose bytes changed but not
+    its size is found when it is read (:func:`read_volume_zarr` refuses it).
     """
     path = Path(path)
     if not path.exists():
         return "missing"
     try:
         group = zarr.open_group(store=str(path), mode="r")
-        arrays = [group["0"], group["mip"]]
+        arrays = [group[name] for name in ("0", "mip") if name in group or name == "0"]
     except Exception as error:  # noqa: BLE001 - any failure to open is damage
         return f"unreadable ({type(error).__name__}: {error})"
     for array in arrays:
         if array.nchunks_initialized < array.nchunks:
             return f"{array.nchunks - array.nchunks_initialized} of {array.nchunks} chunks of '{array.basename}' missing"
+    if manifest is not None and volume_manifest(path) != manifest:
+        return "its files changed since it was written"
     return None
 
 

@@ -34,6 +34,11 @@ def _is_lock_error(error: Exception) -> bool:
     return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
 
 
+def _damaged(path: Path, error: Exception) -> str:
+    return (f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
+            "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it")
+
+
 def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     """A read-write connection, retried with backoff while another process holds the file.
 
@@ -46,10 +51,7 @@ def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnectio
             return duckdb.connect(str(path))
         except duckdb.Error as error:
             if not _is_lock_error(error):
-                raise StoreError(
-                    f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
-                    "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it"
-                ) from error
+                raise StoreError(_damaged(path, error)) from error
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"{path}: still in use by another process after {wait_seconds:.0f} s (a `sql` query, an export "
@@ -159,14 +161,13 @@ def connect_read_only(path: Path, wait_seconds: float = 5.0, *, config: dict | N
         except duckdb.ConnectionException as error:
             raise StoreError(f"{path}: cannot open ({error}); close the other connection of this process to it "
                              "first") from error
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                raise StoreError(f"{path}: cannot open ({error}); if the file is corrupt, delete it and "
-                                 "materialize spine_features and spine_dynamics to rebuild it") from error
-            time.sleep(0.2)
         except duckdb.Error as error:
-            raise StoreError(f"{path}: cannot open ({error}); delete it and materialize spine_features and "
-                             "spine_dynamics to rebuild it") from error
+            if not _is_lock_error(error):
+                raise StoreError(_damaged(path, error)) from error
+            if time.monotonic() > deadline:
+                raise StoreError(f"{path}: in use by a writer for over {wait_seconds:.0f} s (an ingest or a run); "
+                                 "the store is intact: query again when it has finished") from error
+            time.sleep(0.2)
 
 
 def query(path: Path, sql: str, wait_seconds: float = 5.0) -> pl.DataFrame:
