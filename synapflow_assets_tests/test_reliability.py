@@ -314,3 +314,22 @@ def test_reliability_a_corrupt_registry_is_one_line(tmp_path, capsys):
         report = process_landed(instance, DataLake(root=str(root)))
     assert "not a readable MLflow database" in report.failed["spine_detector"]
     assert all("\n" not in line for line in report.failed.values())
+
+
+def test_reliability_one_data_root_one_instance(tmp_path):
+    import yaml
+
+    from synapflow_assets.defs.instance import TEMPLATE, instance_home
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    land(first)
+    shutil.copytree(first / "landing", second / "landing")
+    with open_instance(first) as instance:
+        assert not process_landed(instance, DataLake(root=str(first)), detection=IMPORTED).failed
+    with open_instance(second) as instance:
+        report = process_landed(instance, DataLake(root=str(second)), detection=IMPORTED)
+        assert [m.split(" ")[0] for m in report.materialized] == ["m1/day00", "m1/day04", "m1"]  # not "up to date"
+        assert instance.get_materialized_partitions(dg.AssetKey("raw_volume")) == {"m1/day00", "m1/day04"}
+    assert (second / "volumes" / "m1" / "day00.ome.zarr").exists() and instance_home(second) == second / "dagster"
+    repository = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    assert {key: repository[key] for key in TEMPLATE} == TEMPLATE  # `make ui` runs with the same settings
