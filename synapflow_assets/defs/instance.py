@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
+from filelock import FileLock
 
 TEMPLATE = {
     "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
@@ -42,7 +43,8 @@ def open_instance(data_root: str | Path) -> dg.DagsterInstance:
     """The instance of a data root, created with our settings when it does not exist yet."""
     home = instance_home(data_root)
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(yaml.safe_dump(instance_config(home), sort_keys=False))
-    return dg.DagsterInstance.from_config(str(home))
+    with FileLock(home / ".create.lock"):  # two commands creating the storage at once would both migrate it
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(yaml.safe_dump(instance_config(home), sort_keys=False))
+        return dg.DagsterInstance.from_config(str(home))
