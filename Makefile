@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test ui install clean-data
+.PHONY: demo test ui install clean-data scale-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,22 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 --durations=10
 
+# PostgreSQL, a Dask scheduler and 2 workers on 127.0.0.1 (deploy/services), a lab through them, compared
+# row for row with the embedded run; every service is stopped afterwards.
+scale-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,scale]'
+	$(PY) bench/scale.py --animals 2 --sessions 3 --workers 2
+
 ui: $(VENV)/.installed
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
-mlflow-ui: $(VENV)/.installed
+mlflow-# PostgreSQL, a Dask scheduler and 2 workers on 127.0.0.1 (deploy/services), a lab through them, compared
+# row for row with the embedded run; every service is stopped afterwards.
+scale-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,scale]'
+	$(PY) bench/scale.py --animals 2 --sessions 3 --workers 2
+
+ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///data/mlflow/mlflow.db \
 		--default-artifact-root data/mlflow/artifacts
 

@@ -13,6 +13,15 @@ POINTS = ("detection", "zarr_write", "store_transaction", "after_commit", "track
 
 
 def failpoint(name: str) -> None:
-    """Kill this process with SIGKILL when `SYNAPFLOW_FAILPOINT` names this point."""
-    if os.environ.get("SYNAPFLOW_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Kill this process with SIGKILL when `SYNAPFLOW_FAILPOINT` names this point; with
+    `SYNAPFLOW_FAILPOINT_ONCE=<file>`, only the first time (the file records that it fired)."""
+    if os.environ.get("SYNAPFLOW_FAILPOINT") != name:
+        return
+    once = os.environ.get("SYNAPFLOW_FAILPOINT_ONCE")
+    if once:
+        try:
+            with open(once, "x"):
+                pass
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

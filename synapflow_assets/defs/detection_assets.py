@@ -92,7 +92,7 @@ def detection_count_problem(count: int, others: list[int]) -> str | None:
     return None
 
 
-@dg.asset(partitions_def=SESSIONS, deps=[raw_volume, spine_detector], code_version="3", kinds={"parquet"},
+@dg.asset(partitions_def=SESSIONS, deps=[raw_volume, spine_detector], code_version="3", kinds={"parquet"}, pool="detection",
           group_name="detection", **labels("detection"),
           check_specs=[dg.AssetCheckSpec("detections_found", asset="detections_2d",
                                          description="the session has detections, and at least half as many as the median "

@@ -1,0 +1,88 @@
+"""The distributed configuration: the same assets, their steps executed on a Dask cluster.
+
+Selected by configuration, not code: `SYNAPFLOW_DASK_ADDRESS` (the scheduler,
+e.g. `tcp://127.0.0.1:8786`), `SYNAPFLOW_DATA` (the data root every worker
+sees) and a PostgreSQL instance (`deploy/postgres/dagster.yaml` as
+`DAGSTER_HOME`). Needs the `scale` extra (dagster-dask, dagster-postgres).
+`make scale-test` runs a lab through it and compares the feature store with
+the embedded run.
+"""
+import os
+
+import dagster as dg
+
+from .dask_executor import serialized_dask_executor
+
+from .detection_assets import detections_2d
+from .detector_assets import spine_detector
+from .feature_assets import spine_dynamics, spine_features
+from .resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
+from .spine_assets import spines_3d
+from .track_assets import spine_tracks
+from .volume_assets import raw_volume
+
+SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
+ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
+
+
+def _executor() -> dg.ExecutorDefinition:
+    address = os.environ.get("SYNAPFLOW_DASK_ADDRESS")
+    if not address:
+        raise RuntimeError("SYNAPFLOW_DASK_ADDRESS is not set: the address of the Dask scheduler (tcp://host:port)")
+    return serialized_dask_executor.configured({"address": address})
+
+
+def distributed_definitions() -> dg.Definitions:
+    """Definitions whose jobs run each step as a task on the Dask cluster."""
+    executor = _executor()
+    detection = DetectionSettings(source=os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model"))
+    return dg.Definitions(
+        assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS],
+        jobs=[dg.define_asset_job("process_sessions", selection=SESSION_ASSETS, executor_def=executor,
+                                  tags={"synapflow/stage": "detection"}),
+              dg.define_asset_job("update_animals", selection=ANIMAL_ASSETS, executor_def=executor)],
+        resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),
+                   "detection": detection, "alignment": AlignmentSettings()},
+    )
+
+
+def process_sessions() -> dg.JobDefinition:
+    """`process_sessions` on the cluster (a module-level function, so that workers can rebuild the job)."""
+    return distributed_definitions().resolve_job_def("process_sessions")
+
+
+def update_animals() -> dg.JobDefinition:
+    return distributed_definitions().resolve_job_def("update_animals")
+
+
+def database_url() -> str:
+    """The Dagster database of the distributed configuration, without its password."""
+    env = os.environ.get
+    return (f"postgresql://{env('SYNAPFLOW_PG_USER', '?')}@{env('SYNAPFLOW_PG_HOST', '?')}:{env('SYNAPFLOW_PG_PORT', '?')}"
+            f"/{env('SYNAPFLOW_PG_DB', '?')}")
+
+
+def open_distributed_instance() -> dg.DagsterInstance:
+    """The PostgreSQL instance of `DAGSTER_HOME`, checked: an unreachable server or wrong credentials raise one
+    clear error naming the database (never the password)."""
+    secret = os.environ.get("SYNAPFLOW_PG_PASSWORD") or "\0"
+    _check_database(secret)
+    try:
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+    except Exception as error:  # noqa: BLE001 - driver and SQLAlchemy errors differ by cause
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise RuntimeError(f"cannot use the Dagster database {database_url()}: {reason.replace(secret, '***')}") from None
+    return instance
+
+
+def _check_database(secret: str) -> None:
+    import psycopg2
+
+    env = os.environ.get
+    try:
+        psycopg2.connect(host=env("SYNAPFLOW_PG_HOST"), port=env("SYNAPFLOW_PG_PORT"), user=env("SYNAPFLOW_PG_USER"),
+                         password=secret, dbname=env("SYNAPFLOW_PG_DB"), connect_timeout=10).close()
+    except psycopg2.Error as error:
+        reason = " ".join(str(error).split()).replace(secret, "***")
+        raise RuntimeError(f"cannot use the Dagster database {database_url()}: {reason}") from None
