@@ -26,23 +26,35 @@ def run_steps_on_worker(dependencies, payload: str) -> str:
     `dependencies` (the futures of upstream steps) only make Dask wait for them.
     """
     request = deserialize_value(payload)
-    recon_job = recon_job_from_origin(request["origin"])
     dagster_run = request["run"]
-    with DagsterInstance.from_ref(request["instance"]) as instance:
-        job = recon_job.get_subset(op_selection=dagster_run.resolved_op_selection)
-        plan = create_execution_plan(job, run_config=request["run_config"], step_keys_to_execute=request["steps"],
-                                     known_state=request["known_state"])
-        pools = {key: plan.get_step_by_key(key).pool for key in request["steps"]}
+    selection = dagster_run.resolved_op_selection
+    job = _kept(("job", serialize_value(request["origin"]), tuple(sorted(selection or ()))),
+                lambda: recon_job_from_origin(request["origin"]).get_subset(op_selection=selection))
+    instance = _kept(("instance", serialize_value(request["instance"])), lambda: DagsterInstance.from_ref(request["instance"]))
+    plan = create_execution_plan(job, run_config=request["run_config"], step_keys_to_execute=request["steps"],
+                                 known_state=request["known_state"])
+    pools = {key: plan.get_step_by_key(key).pool for key in request["steps"]}
+    for key, pool in pools.items():
+        if pool:
+            claim_slot(instance, pool, dagster_run.run_id, key)
+    try:
+        events = list(execute_plan(plan, job, instance, dagster_run, run_config=request["run_config"]))
+    finally:
         for key, pool in pools.items():
             if pool:
-                claim_slot(instance, pool, dagster_run.run_id, key)
-        try:
-            events = list(execute_plan(plan, job, instance, dagster_run, run_config=request["run_config"]))
-        finally:
-            for key, pool in pools.items():
-                if pool:
-                    instance.event_log_storage.free_concurrency_slot_for_step(dagster_run.run_id, key)
+                instance.event_log_storage.free_concurrency_slot_for_step(dagster_run.run_id, key)
     return serialize_value(events)
+
+
+_KEPT: dict = {}
+
+
+def _kept(key, make):
+    """One job and one instance per worker process, reused by its later steps (rebuilding them per step
+    cost about 0.7 s)."""
+    if key not in _KEPT:
+        _KEPT[key] = make()
+    return _KEPT[key]
 
 
 def claim_slot(instance: DagsterInstance, pool: str, run_id: str, step_key: str, *, poll_seconds: float = 0.5) -> None:
