@@ -21,7 +21,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 --durations=10
 
-# PostgreSQL, a Dask scheduler and 2 workers on 127.0.0.1 (deploy/services), a lab through them, compared
+# PostgreSQL, a Dask scheduler and 2 workers, an S3 server and an MLflow server on 127.0.0.1 (deploy/services);
+# a lab through them, compared
 # row for row with the embedded run; every service is stopped afterwards.
 scale-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,scale]'
@@ -30,13 +31,7 @@ scale-test: $(VENV)/.installed
 ui: $(VENV)/.installed
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
-mlflow-# PostgreSQL, a Dask scheduler and 2 workers on 127.0.0.1 (deploy/services), a lab through them, compared
-# row for row with the embedded run; every service is stopped afterwards.
-scale-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev,scale]'
-	$(PY) bench/scale.py --animals 2 --sessions 3 --workers 2
-
-ui: $(VENV)/.installed
+mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///data/mlflow/mlflow.db \
 		--default-artifact-root data/mlflow/artifacts
 
