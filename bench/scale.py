@@ -159,6 +159,39 @@ def concurrent_writes(root: Path, n: int = 8) -> dict:
             "duplicates": int((rows["n"] > 1).sum()), "seconds": round(time.perf_counter() - start, 1)}
 
 
+def mlflow_through_server(work: Path, env: dict, stack: Path) -> dict:
+    """The champion gate and `detect` through an MLflow tracking server (PostgreSQL backend, S3 artifacts):
+    the same boxes as with the embedded registry, and the weights stored in the bucket."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1")
+    objects = s3.list_objects_v2(Bucket="mlflow").get("KeyCount", 0)
+    server = {**env, "SYNAPFLOW_FAILPOINT": ""}
+    local = {k: v for k, v in server.items() if k != "MLFLOW_TRACKING_URI"}
+    boxes = {}
+    for name, environment in (("server", server), ("embedded", local)):
+        out = work / f"boxes-{name}.csv"
+        done = subprocess.run([sys.executable, "-m", "synapflow_assets", "detect", str(stack), "--out", str(out),
+                               "--data-root", str(work / f"registry-{name}")], cwd=ROOT, env=environment,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise SystemExit(f"detect through the {name} registry failed: {done.stderr.strip()[-800:]}")
+        boxes[name] = pl.read_csv(out)
+    gate = subprocess.run([sys.executable, "-c", (
+        "import json, sys; from synapflow_assets.detection import registry as R, champion as C; "
+        "root = sys.argv[1]; metrics, history, tags = C.folder_metrics(R.SHIPPED_FOLDER); "
+        "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, history=history, "
+        "data_root=root, run_name='candidate', tags=tags); "
+        "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root), default=str))"),
+        str(work / "registry-server")], cwd=ROOT, env=server, capture_output=True, text=True, timeout=600)
+    if gate.returncode != 0:
+        raise SystemExit(f"the champion gate through the server failed: {gate.stderr.strip()[-800:]}")
+    decision = json.loads(gate.stdout.strip().splitlines()[-1])
+    stored = s3.list_objects_v2(Bucket="mlflow").get("KeyCount", 0) - objects
+    return {"same_boxes": boxes["server"].equals(boxes["embedded"]), "boxes": len(boxes["server"]),
+            "objects_in_bucket": stored, "gate": {k: decision.get(k) for k in ("promoted", "reason", "champion")}}
+
+
 def wrong_password(env: dict) -> str:
     """The error of an instance opened with a wrong password (must not contain the password)."""
     wrong = {**env, "SYNAPFLOW_PG_PASSWORD": "not-the-" + secrets.token_hex(4)}
@@ -204,7 +237,10 @@ def main() -> int:
            "SYNAPFLOW_DETECTION_SOURCE": args.source, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     killed_marker = work / "worker-killed"
     worker_env = {**env, "SYNAPFLOW_FAILPOINT": "detection", "SYNAPFLOW_FAILPOINT_ONCE": str(killed_marker)}
-    states = {"postgres": work / "postgres", "dask": work / "dask"}
+    states = {"postgres": work / "postgres", "dask": work / "dask", "s3": work / "s3", "mlflow": work / "mlflow"}
+    s3_port, mlflow_port = free_port(), free_port()
+    s3_env = {"MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "testing",
+              "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     result: dict = {}
     try:
         print(service("postgres.sh", "start", str(states["postgres"]), str(pg_port), password, env=env), flush=True)
@@ -217,21 +253,36 @@ def main() -> int:
         tables = compare(embedded, spread)
         writes = concurrent_writes(work)
         credentials = wrong_password(env)
+        server_env = {**env, **s3_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"}
+        os.environ.update(s3_env)
+        print(service("s3.sh", "start", str(states["s3"]), str(s3_port), env=server_env), flush=True)
+        import boto3
+
+        boto3.client("s3", endpoint_url=s3_env["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket="mlflow")
+        backend = f"postgresql+psycopg2://synapflow:{password}@127.0.0.1:{pg_port}/mlflow"
+        print(service("mlflow.sh", "start", str(states["mlflow"]), str(mlflow_port), backend, "s3://mlflow/artifacts",
+                      env=server_env), flush=True)
+        stack = next((spread / "landing").glob("*/*.tif"))
+        tracking = mlflow_through_server(work, server_env, stack)
         result = {"embedded_s": round(embedded_seconds, 1), "distributed_s": round(run["seconds"], 1),
                   "overhead": round(run["seconds"] / embedded_seconds - 1, 2), "workers": args.workers,
                   "steps_by_worker": run["steps_by_worker"], "worker_killed": killed_marker.exists(),
                   "runs_ok": run["sessions_ok"] and run["animals_ok"], "tables": tables,
-                  "concurrent_writes": writes, "wrong_password": credentials}
+                  "concurrent_writes": writes, "wrong_password": credentials, "mlflow_server": tracking}
     finally:
+        service("mlflow.sh", "stop", str(states["mlflow"]), env=env)
+        service("s3.sh", "stop", str(states["s3"]), env=env)
         service("dask.sh", "stop", str(states["dask"]), env=env)
         service("postgres.sh", "stop", str(states["postgres"]), env=env)
     for table, outcome in result["tables"].items():
         print(f"  {table:<15} {outcome}")
     print(f"8 concurrent partition writes: {writes}")
     print(f"wrong password: {credentials}")
+    print(f"MLflow server (PostgreSQL, S3 artifacts): {tracking}")
     print(json.dumps(result))
     ok = (result["runs_ok"] and all(v.startswith("identical") for v in tables.values()) and not writes["failed"]
-          and writes["duplicates"] == 0 and writes["distinct_partitions"] == writes["writers"])
+          and writes["duplicates"] == 0 and writes["distinct_partitions"] == writes["writers"]
+          and tracking["same_boxes"] and tracking["objects_in_bucket"] > 0)
     if ok:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

@@ -141,11 +141,14 @@ def _experiment_id(client, reg: _Registry) -> str:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
-    reg.artifact_root.mkdir(parents=True, exist_ok=True)
     from mlflow.exceptions import MlflowException
 
+    location = None  # a tracking server decides where its artifacts live (e.g. an S3 bucket)
+    if not reg.uri.startswith(("http://", "https://")):
+        reg.artifact_root.mkdir(parents=True, exist_ok=True)
+        location = reg.artifact_root.as_uri()
     try:
-        return client.create_experiment(EXPERIMENT, artifact_location=reg.artifact_root.as_uri())
+        return client.create_experiment(EXPERIMENT, artifact_location=location)
     except MlflowException:  # created concurrently
         return client.get_experiment_by_name(EXPERIMENT).experiment_id
 

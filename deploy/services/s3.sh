@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A local S3-compatible server (moto in server mode) on 127.0.0.1.
+#   s3.sh start STATE_DIR PORT    start it; pid in STATE_DIR
+#   s3.sh stop STATE_DIR          stop it
+set -euo pipefail
+command=$1 state=$2
+server=$(dirname "$(command -v python)")/moto_server
+case "$command" in
+start)
+    mkdir -p "$state"
+    "$server" -H 127.0.0.1 -p "$3" > "$state/s3.log" 2>&1 &
+    echo $! > "$state/s3.pid"
+    for _ in $(seq 1 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$3" && { echo "http://127.0.0.1:$3"; exit 0; }
+        sleep 0.2
+    done
+    echo "s3.sh: the S3 server did not start (see $state/s3.log)" >&2; exit 2
+    ;;
+stop)
+    [ -e "$state/s3.pid" ] && { kill "$(cat "$state/s3.pid")" 2>/dev/null || true; rm -f "$state/s3.pid"; }
+    ;;
+*) echo "usage: s3.sh start STATE_DIR PORT | stop STATE_DIR" >&2; exit 2 ;;
+esac
