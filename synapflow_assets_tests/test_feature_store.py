@@ -40,18 +40,36 @@ def test_missing_and_corrupt_stores_say_how_to_rebuild(tmp_path):
         connect_read_only(corrupt)
 
 
-def test_reader_waits_for_a_writer_in_another_process(tmp_path):
-    path = tmp_path / "f.duckdb"
-    FeatureStore(path).connection.close()
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(1.5)"],
-                              stdout=subprocess.PIPE, text=True)
+def _hold(path, marker, read_only):
+    """Another process that holds the store until it has written `marker`."""
+    code = (f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True); "
+            f"time.sleep(1.0); open({str(marker)!r}, 'w').close(); time.sleep(0.2); c.close()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    start = time.monotonic()
+    return holder
+
+
+def test_reader_waits_for_a_writer_in_another_process(tmp_path):
+    path, marker = tmp_path / "f.duckdb", tmp_path / "released"
+    FeatureStore(path).connection.close()
+    holder = _hold(path, marker, read_only=False)
+    with pytest.raises(StoreError, match="in use by a writer .* the store is intact"):
+        connect_read_only(path, wait_seconds=0)
     connection = connect_read_only(path, wait_seconds=10)
-    waited = time.monotonic() - start
+    assert marker.exists()  # it got in only once the writer let go
     connection.close()
     holder.wait()
-    assert 0.3 < waited < 8
+
+
+def test_writer_waits_for_a_reader_in_another_process(tmp_path):
+    path, marker = tmp_path / "f.duckdb", tmp_path / "released"
+    FeatureStore(path).connection.close()
+    holder = _hold(path, marker, read_only=True)
+    with pytest.raises(StoreError, match="still in use by another process .* the store is intact"):
+        FeatureStore(path, wait_seconds=0)
+    with FeatureStore(path, wait_seconds=10) as store:
+        assert marker.exists() and store.connection.execute("SELECT count(*) FROM dynamics").fetchone() == (0,)
+    holder.wait()
 
 
 def test_sql_command_formats_and_errors(tmp_path, capsys):

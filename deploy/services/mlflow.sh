@@ -13,7 +13,7 @@ start)
         --workers 1 > "$state/mlflow.log" 2>&1 &
     echo $! > "$state/mlflow.pid"
     for _ in $(seq 1 150); do
-        curl -s -o /dev/null "http://127.0.0.1:$3/health" && { echo "http://127.0.0.1:$3"; exit 0; }
+        python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$3/health', timeout=2)" 2>/dev/null && { echo "http://127.0.0.1:$3"; exit 0; }
         sleep 0.2
     done
     echo "mlflow.sh: the tracking server did not start (see $state/mlflow.log)" >&2; exit 2

@@ -11,7 +11,7 @@ start)
     "$server" -H 127.0.0.1 -p "$3" > "$state/s3.log" 2>&1 &
     echo $! > "$state/s3.pid"
     for _ in $(seq 1 50); do
-        curl -s -o /dev/null "http://127.0.0.1:$3" && { echo "http://127.0.0.1:$3"; exit 0; }
+        python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$3', timeout=2)" 2>/dev/null && { echo "http://127.0.0.1:$3"; exit 0; }
         sleep 0.2
     done
     echo "s3.sh: the S3 server did not start (see $state/s3.log)" >&2; exit 2

@@ -292,26 +292,3 @@ def detection_scores(truth: pl.DataFrame, predicted: pl.DataFrame, per_type: boo
         result["ap50_per_type"] = per
         result["map50"] = float(np.mean(list(per.values()))) if per else math.nan
     return result
-
-
-def flatten_scores(scores: dict, prefix: str = "") -> dict:
-    """Flatten ``detection_scores`` output to ``{name: float}`` (``ap50_per_type`` -> ``ap50.<type>``).
-
-    Parameters
-    ----------
-    scores : dict
-    prefix : str
-        Prepended to every key (e.g. ``"val_"``).
-
-    Returns
-    -------
-    dict
-    """
-    flat = {}
-    for key, value in scores.items():
-        if isinstance(value, dict):
-            for sub, v in value.items():
-                flat[f"{prefix}ap50.{sub}" if key == "ap50_per_type" else f"{prefix}{key}.{sub}"] = float(v)
-        elif value is not None:
-            flat[f"{prefix}{key}"] = float(value)
-    return flat

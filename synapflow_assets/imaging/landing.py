@@ -140,8 +140,7 @@ def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[L
     sessions : list of LandedSession
         The current scan.
     state : dict
-        ``{"seen": {path: fingerprint}, "requested": {path: fingerprint}}`` from
-        the previous call (empty at first).
+        ``{"requested": {path: fingerprint}}`` from the previous call (empty at first).
 
     Returns
     -------
@@ -149,7 +148,7 @@ def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[L
     state : dict
         The state to pass next time.
     """
-    seen, requested = state.get("seen", {}), dict(state.get("requested", {}))
+    requested = dict(state.get("requested", {}))
     ready = []
     for item in sessions:
         key = str(item.path)
@@ -157,7 +156,4 @@ def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[L
             ready.append(item)
             requested[key] = item.fingerprint
     current = {str(item.path) for item in sessions}
-    return ready, {
-        "seen": {str(item.path): item.fingerprint for item in sessions},
-        "requested": {key: fp for key, fp in requested.items() if key in current},
-    }
+    return ready, {"requested": {key: fp for key, fp in requested.items() if key in current}}

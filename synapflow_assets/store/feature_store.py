@@ -12,7 +12,6 @@ from ..tracking.corrections import CORRECTION_SCHEMA
 
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
 VIEWS = (Path(__file__).with_name("views.sql")).read_text()
-TABLES = ("sessions", "detections", "spines", "spine_features", "tracks", "dynamics")
 KEYED_TABLES = ("spines", "spine_features", "tracks")
 
 
