@@ -63,7 +63,7 @@ def overlay(image: np.ndarray, peer: pl.DataFrame, ours: pl.DataFrame, path: Pat
 
 def timelapse(detector, fields: int, sessions: int) -> dict:
     """Re-detection of the same spines in consecutive sessions of 1024 px single planes."""
-    from synapflow_assets.evaluation.boxes import box_iou
+    from synapflow_assets.geometry import box_iou
     from synapflow_assets.synthetic.raw_layer import RawLayerParams, render_raw_layer
 
     params = RawLayerParams(peak_photons=(30.0, 150.0), saturation=(0.6, 1.5), bit_depths=(12, 16))

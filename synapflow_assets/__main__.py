@@ -129,7 +129,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _track_depth(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from .tracking.box_tables import BOX_COLUMNS, REFERENCE_COLUMNS, link_table, read_reference_boxes
+    from .geometry import BOX_COLUMNS
+    from .tracking.box_tables import REFERENCE_COLUMNS, link_table, read_reference_boxes
     from .tracking.depth import BoxError, DepthLinkParams
 
     params = DepthLinkParams(

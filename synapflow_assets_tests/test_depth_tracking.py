@@ -7,7 +7,7 @@ import pytest
 
 from synapflow_assets.__main__ import main
 from synapflow_assets.evaluation import tracking_scores
-from synapflow_assets.tracking.box_geometry import pairwise_giou
+from synapflow_assets.geometry import pairwise_giou
 from synapflow_assets.tracking.box_tables import link_table, read_reference_boxes
 from synapflow_assets.tracking.depth import METHOD_PARAMS, BoxError, DepthLinkParams, link_layers
 from synapflow_assets.tracking.spines import summarize_spines

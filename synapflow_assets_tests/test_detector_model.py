@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from synapflow_assets.detection.box_merge import TileOutput, box_iou, merge_tiles, nms, tile_origins
+from synapflow_assets.detection.box_merge import TileOutput, merge_tiles, tile_origins
 from synapflow_assets.detection.batches import AugmentParams, augment, make_batch
 from synapflow_assets.detection.data import make_sample, read_yolo_labels, real_split_folder, simulated_samples
 from synapflow_assets.detection.inference import DetectorError, SpineDetector, shipped_model_folder
 from synapflow_assets.detection.model import SPINE_TYPES, build_model, tiny_spec
 from synapflow_assets.detection.training import SIM_PIXEL_SIZE_UM, evaluate
+from synapflow_assets.geometry import box_iou, nms
 
 #: The shipped model on 8 simulated 256x256 layers (42 spines) at score 0.3, measured: recall 0.79 and precision
 #: 0.80 at centre distance <= 4 px, recall 0.45 at IoU 0.5; asserted with margin.
@@ -128,7 +129,7 @@ def test_merge_recovers_box_straddling_tile_border():
 
 def test_nms_keeps_best_of_overlapping():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], float)
-    keep = nms(boxes, np.array([0.5, 0.9, 0.4, 0.3]), 0.5)
+    keep = nms(boxes, np.array([0.5, 0.9, 0.4, 0.3]), iou_threshold=0.5)
     assert keep.tolist() == [1, 2]
     assert nms(np.zeros((0, 4)), np.zeros(0)).tolist() == []
 

@@ -29,14 +29,13 @@ import numpy as np
 import polars as pl
 from scipy import ndimage
 
+from ..geometry import BOX_SCHEMA, nms
+
 MODEL_NAME = "log-baseline"
 CODE_VERSION = "1"
 """Version of the baseline's method and defaults; recorded as the model version of its detections."""
 OWN_THRESHOLD_SCORE = 0.5
 """The score at the detector's own response threshold."""
-
-OUTPUT_SCHEMA = {"xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
-                 "score": pl.Float64, "type": pl.String}
 
 
 @dataclass(frozen=True)
@@ -136,14 +135,12 @@ class LogBlobDetector:
         ny, nx = layer.shape
         boxes = np.stack([np.clip(x - half, 0, nx), np.clip(y - half, 0, ny),
                           np.clip(x + half, 0, nx), np.clip(y + half, 0, ny)], axis=1).reshape(-1, 4)
-        order = np.argsort(-value, kind="stable")
-        boxes, value = boxes[order], value[order]
-        keep = _nms(boxes, self.nms_iou)
+        keep = nms(boxes, value, iou_threshold=self.nms_iou)  # by decreasing response
         boxes, value = boxes[keep], value[keep]
         return pl.DataFrame({
             "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
             "score": value / (value + self.threshold), "type": [self.spine_type] * len(value),
-        }, schema=OUTPUT_SCHEMA)
+        }, schema=BOX_SCHEMA)
 
     def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
         """Detect on every layer of a (z, y, x) stack.
@@ -159,8 +156,8 @@ class LogBlobDetector:
         tables = [self.detect_layer(layer, score_threshold).with_columns(layer=pl.lit(z, pl.Int64))
                   for z, layer in enumerate(stack)]
         if not tables:
-            return pl.DataFrame(schema={"layer": pl.Int64, **OUTPUT_SCHEMA})
-        return pl.concat(tables).select("layer", *OUTPUT_SCHEMA)
+            return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})
+        return pl.concat(tables).select("layer", *BOX_SCHEMA)
 
 
 def _check_layer(layer) -> np.ndarray:
@@ -183,26 +180,3 @@ def _not_ridge(image: np.ndarray, sigma: float, y: np.ndarray, x: np.ndarray, ra
     trace, det = hxx + hyy, hxx * hyy - hxy**2
     return (det > 0) & (trace**2 * ratio < (ratio + 1) ** 2 * det)
 
-
-def _nms(boxes: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy NMS of boxes already sorted by decreasing score."""
-    n = len(boxes)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    suppressed = np.zeros(n, bool)
-    keep = []
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        rest = np.arange(i + 1, n)
-        rest = rest[~suppressed[rest]]
-        if not len(rest):
-            break
-        iw = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
-        ih = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
-        inter = iw * ih
-        union = area[i] + area[rest] - inter
-        suppressed[rest[inter > iou * np.maximum(union, 1e-12)]] = True
-    return np.asarray(keep, np.int64)

@@ -1,60 +1,11 @@
-"""Box utilities of the detector: IoU, vectorised NMS and the merge of tile outputs into one layer."""
+"""Tiling of the detector: tile origins and the merge of tile outputs into one layer (NMS: :mod:`synapflow_assets.geometry`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes.
-
-    Parameters
-    ----------
-    a : ndarray (N, 4)
-    b : ndarray (M, 4)
-
-    Returns
-    -------
-    ndarray float64 (N, M)
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
-    """Greedy non-maximum suppression on a precomputed IoU matrix (class-agnostic).
-
-    Parameters
-    ----------
-    boxes : ndarray (N, 4)
-        xyxy.
-    scores : ndarray (N,)
-    iou_threshold : float
-        A box is suppressed by a higher-scored kept box overlapping it more than this.
-
-    Returns
-    -------
-    ndarray int64
-        Indices of the kept boxes, by decreasing score.
-    """
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    if len(order) == 0:
-        return order.astype(np.int64)
-    overlap = box_iou(boxes[order], boxes[order]) > iou_threshold
-    np.fill_diagonal(overlap, False)
-    alive = np.ones(len(order), bool)
-    for i in range(len(order)):
-        if alive[i]:
-            alive[i + 1:] &= ~overlap[i, i + 1:]
-    return order[alive].astype(np.int64)
+from ..geometry import centres, nms
 
 
 def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
@@ -144,7 +95,7 @@ def merge_tiles(tiles: list[TileOutput], layer_shape: tuple[int, int], iou_thres
     all_boxes, all_scores, all_labels = [np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0, np.int64)]
     for t in tiles:
         boxes = np.asarray(t.boxes, np.float64).reshape(-1, 4) + [t.x0, t.y0, t.x0, t.y0]
-        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        cx, cy = centres(boxes).T
         (ylo, yhi), (xlo, xhi) = y_core[t.y0], x_core[t.x0]
         own = (cy >= ylo) & (cy < yhi) & (cx >= xlo) & (cx < xhi)
         all_boxes.append(boxes[own])
@@ -154,5 +105,5 @@ def merge_tiles(tiles: list[TileOutput], layer_shape: tuple[int, int], iou_thres
     scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
     valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
-    keep = nms(boxes, scores, iou_threshold)
+    keep = nms(boxes, scores, iou_threshold=iou_threshold)
     return boxes[keep], scores[keep], labels[keep]

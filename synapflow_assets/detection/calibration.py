@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..geometry import centre_distance
+
 
 def matched_size_ratios(predicted: np.ndarray, truth: np.ndarray, centre_px: float = 4.0) -> np.ndarray:
     """``sqrt(truth area / predicted area)`` of boxes paired one-to-one by centre distance.
@@ -32,9 +34,7 @@ def matched_size_ratios(predicted: np.ndarray, truth: np.ndarray, centre_px: flo
     truth = np.asarray(truth, np.float64).reshape(-1, 4)
     if len(predicted) == 0 or len(truth) == 0:
         return np.zeros(0)
-    cp = (predicted[:, :2] + predicted[:, 2:]) / 2
-    ct = (truth[:, :2] + truth[:, 2:]) / 2
-    distance = np.linalg.norm(cp[:, None] - ct[None], axis=-1)
+    distance = centre_distance(predicted, truth)
     rows, cols = linear_sum_assignment(np.where(distance <= centre_px, distance, 1e9))
     keep = distance[rows, cols] <= centre_px
     area_p = np.prod(np.clip(predicted[rows[keep], 2:] - predicted[rows[keep], :2], 1e-6, None), 1)

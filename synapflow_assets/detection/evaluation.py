@@ -31,7 +31,7 @@ import math
 import numpy as np
 import polars as pl
 
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
+from ..geometry import BOX_COLUMNS, iou, paired_centre_distance
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 MAX_DETECTIONS = 100_000
 
@@ -146,17 +146,10 @@ def _operating_point(t_box, p_box, t_img, p_img, score, iou_threshold, centre_px
     rank[np.argsort(-score, kind="stable")] = np.arange(len(score))
     pair_p, pair_t = _candidate_pairs(t_img, p_img)
     a, b = p_box[pair_p], t_box[pair_t]
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
-    union = area(a) + area(b) - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    keep = iou >= iou_threshold
-    m_iou, _ = greedy_match(rank, pair_p[keep], pair_t[keep], iou[keep])
-    ca = (a[:, :2] + a[:, 2:]) / 2
-    cb = (b[:, :2] + b[:, 2:]) / 2
-    dist = np.hypot(*(ca - cb).T) if len(ca) else np.zeros(0)
+    overlap = iou(a, b)
+    keep = overlap >= iou_threshold
+    m_iou, _ = greedy_match(rank, pair_p[keep], pair_t[keep], overlap[keep])
+    dist = paired_centre_distance(a, b)
     keep = dist <= centre_px
     m_c, _ = greedy_match(rank, pair_p[keep], pair_t[keep], -dist[keep])
     return (_prf(len(m_iou), len(p_box), len(t_box)), _prf(len(m_c), len(p_box), len(t_box)))

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from ..geometry import BOX_SCHEMA, centres
 from ..imaging.scale import estimate_pixel_size
 from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, resample, robust_range
@@ -16,10 +17,6 @@ from .model import DetectorSpec, build_model
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CONFIG_FORMAT = "synapflow-spine-detector"
-
-BOX_SCHEMA = {"xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
-              "score": pl.Float64, "type": pl.String}
-
 
 STACK_CONTRAST_FRACTION = 0.5
 
@@ -286,7 +283,7 @@ class SpineDetector:
             return boxes
         factor = np.array([zoomed[1] / shape[1], zoomed[0] / shape[0]] * 2, np.float64)
         boxes = np.asarray(boxes, np.float64) / factor
-        centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) * self.box_scale / 2
+        centre, half = centres(boxes), (boxes[:, 2:] - boxes[:, :2]) * self.box_scale / 2
         limit = np.array([shape[1], shape[0]], np.float64)
         return np.concatenate([np.clip(centre - half, 0, limit), np.clip(centre + half, 0, limit)], 1)
 

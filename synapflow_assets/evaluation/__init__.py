@@ -7,7 +7,7 @@ days); "objects" are boxes that carry an ``id``.
 Public API
 ----------
 box_iou
-    Vectorised pairwise IoU of two box arrays.
+    Vectorised pairwise IoU of two box arrays (from :mod:`synapflow_assets.geometry`).
 tracking_scores
     MOTA / MOTP / IDF1 / ID switches (``motmetrics``) and HOTA / DetA / AssA
     (``trackeval``) of a predicted box table against the truth.
@@ -17,8 +17,8 @@ spines_from_boxes
     Collapse a per-layer box table with ids into one row per 3D spine.
 """
 
-from synapflow_assets.evaluation.boxes import box_iou
 from synapflow_assets.evaluation.spine_matching import spine_f1_3d, spines_from_boxes
 from synapflow_assets.evaluation.tracking_metrics import tracking_scores
+from synapflow_assets.geometry import box_iou
 
 __all__ = ["box_iou", "spine_f1_3d", "spines_from_boxes", "tracking_scores"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from synapflow_assets.evaluation.boxes import BOX_COLUMNS, box_iou
+from synapflow_assets.geometry import BOX_COLUMNS, box_iou
 
 SEQUENCE_COLUMN = "sequence"
 

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 
-from synapflow_assets.evaluation.boxes import BOX_COLUMNS, box_iou
+from synapflow_assets.geometry import BOX_COLUMNS, box_iou
 from synapflow_assets.evaluation.sequence_data import SEQUENCE_COLUMN
 
 SPINE_COLUMNS = ("id", *BOX_COLUMNS, "z_start", "z_end")

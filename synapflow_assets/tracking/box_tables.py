@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..geometry import BOX_COLUMNS
 from .depth import BoxError, DepthLinkParams, check_boxes, link_layers
 
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 REFERENCE_COLUMNS = ["filename", "width", "height", "class", "score", "xmin", "ymin", "xmax", "ymax"]
 _LAYER_NAME = re.compile(r"^(?P<stack>.+?)(?:_layer|-)(?P<layer>\d+)\.[A-Za-z]+$")
 

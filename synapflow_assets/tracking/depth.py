@@ -3,11 +3,29 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
-from .box_geometry import centre_distance, giou, pairs_within, pairwise_giou
+from ..geometry import centre_distance, centres, giou, pairwise_giou
 
 _FORBIDDEN = 1e6
 _DENSE_PAIRS = 40_000
+
+
+def pairs_within(a: np.ndarray, b: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j) of the pairs whose box centres are at most ``max_distance`` apart (k-d tree).
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, 4)
+    b : ndarray, shape (m, 4)
+    max_distance : float
+
+    Returns
+    -------
+    (ndarray of int64, ndarray of int64)
+    """
+    found = cKDTree(centres(a)).sparse_distance_matrix(cKDTree(centres(b)), max_distance, output_type="ndarray")
+    return found["i"].astype(np.int64), found["j"].astype(np.int64)
 
 
 class BoxError(ValueError):

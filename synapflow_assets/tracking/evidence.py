@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..evaluation.boxes import box_iou
+from ..geometry import box_iou
 
 
 @dataclass(frozen=True)

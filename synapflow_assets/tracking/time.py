@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .box_geometry import pairwise_giou
+from ..geometry import centre_distance, pairwise_giou
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,7 @@ def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkPar
     b = later.select("xmin", "ymin", "xmax", "ymax").to_numpy()
     cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
         candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"])
-    centre_a, centre_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
-    distance = np.linalg.norm(centre_a[:, None] - centre_b[None], axis=-1)
+    distance = centre_distance(a, b)
     i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_px))
     return pl.DataFrame({
         "earlier_id": candidates["spine_id"].to_numpy()[i].astype(np.int64),
