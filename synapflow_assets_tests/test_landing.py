@@ -75,7 +75,7 @@ def test_settled_sessions_wait_for_stable_files_and_rerequest_changes(tmp_path, 
 
 
 def test_ingest_and_the_sensor_share_one_completeness_rule(tmp_path):
-    path = touch(tmp_path / "m1" / "day00.tif", b"partial")
+    touch(tmp_path / "m1" / "day00.tif", b"partial")
     item = scan_landing(tmp_path)[0][0]
     assert not is_complete(item, settle=SETTLE_SECONDS) and is_complete(item, settle=SETTLE_SECONDS, now=item.modified + SETTLE_SECONDS)
     touch(tmp_path / "m1" / "day00.done", b"")
