@@ -102,3 +102,17 @@ def test_ingest_on_a_corrupt_store_says_how_to_rebuild(tmp_path, capsys, monkeyp
     assert main(["ingest", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "features.duckdb" in err and "rebuild" in err
+
+
+def test_writers_creating_a_new_store_together_all_succeed(tmp_path):
+    path = tmp_path / "new.duckdb"
+    code = ("import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
+            "i = sys.argv[2]; s = FeatureStore(sys.argv[1]); "
+            "s.replace_partition({'sessions': pl.DataFrame({'session': ['s' + i]})}, 'a' + i, 's' + i, "
+            "lineage_columns('r', '1', None, None, {})); s.connection.close()")
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], stderr=subprocess.PIPE, text=True)
+               for i in range(4)]
+    errors = [w.communicate(timeout=120)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0, 0, 0], errors
+    rows = duckdb.connect(str(path), read_only=True).execute("SELECT animal FROM sessions ORDER BY animal").fetchall()
+    assert rows == [("a0",), ("a1",), ("a2",), ("a3",)]

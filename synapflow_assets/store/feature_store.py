@@ -1,14 +1,17 @@
 """The DuckDB feature store: idempotent partition writes with lineage, read-only queries for users."""
 import json
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import polars as pl
+from filelock import FileLock
 
 from ..failpoints import failpoint
 from ..tracking.corrections import CORRECTION_SCHEMA
+from .atomic_files import sibling
 
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
 VIEWS = (Path(__file__).with_name("views.sql")).read_text()
@@ -38,12 +41,25 @@ def _damaged(path: Path, error: Exception) -> str:
             "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it")
 
 
+def _create(path: Path) -> None:
+    """Create an empty store so that it appears whole: written beside, renamed into place, under a lock
+    (writers starting together would otherwise open a file another is still creating)."""
+    with FileLock(f"{path}.create.lock"):
+        if path.exists():
+            return
+        tmp = sibling(path)
+        duckdb.connect(str(tmp)).close()
+        os.replace(tmp, path)
+
+
 def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     """A read-write connection, retried with backoff while another process holds the file.
 
     A held lock is waited for (up to `wait_seconds`), never reported as damage;
     a file DuckDB cannot read is reported with how to rebuild it.
     """
+    if not path.exists():
+        _create(path)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
         try:
