@@ -4,6 +4,7 @@
 #                                                              AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
 #   mlflow.sh stop STATE_DIR
 set -euo pipefail
+source "$(dirname "$0")/wait_http.sh"
 command=$1 state=$2
 mlflow=$(dirname "$(command -v python)")/mlflow
 case "$command" in
@@ -12,11 +13,7 @@ start)
     "$mlflow" server --host 127.0.0.1 --port "$3" --backend-store-uri "$4" --artifacts-destination "$5" \
         --workers 1 > "$state/mlflow.log" 2>&1 &
     echo $! > "$state/mlflow.pid"
-    for _ in $(seq 1 150); do
-        python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$3/health', timeout=2)" 2>/dev/null && { echo "http://127.0.0.1:$3"; exit 0; }
-        sleep 0.2
-    done
-    echo "mlflow.sh: the tracking server did not start (see $state/mlflow.log)" >&2; exit 2
+    wait_http "http://127.0.0.1:$3/health" "mlflow.sh: the tracking server" "$state/mlflow.log"
     ;;
 stop)
     if [ -e "$state/mlflow.pid" ]; then

@@ -3,6 +3,7 @@
 #   s3.sh start STATE_DIR PORT    start it; pid in STATE_DIR
 #   s3.sh stop STATE_DIR          stop it
 set -euo pipefail
+source "$(dirname "$0")/wait_http.sh"
 command=$1 state=$2
 server=$(dirname "$(command -v python)")/moto_server
 case "$command" in
@@ -10,11 +11,7 @@ start)
     mkdir -p "$state"
     "$server" -H 127.0.0.1 -p "$3" > "$state/s3.log" 2>&1 &
     echo $! > "$state/s3.pid"
-    for _ in $(seq 1 50); do
-        python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$3', timeout=2)" 2>/dev/null && { echo "http://127.0.0.1:$3"; exit 0; }
-        sleep 0.2
-    done
-    echo "s3.sh: the S3 server did not start (see $state/s3.log)" >&2; exit 2
+    wait_http "http://127.0.0.1:$3" "s3.sh: the S3 server" "$state/s3.log"
     ;;
 stop)
     [ -e "$state/s3.pid" ] && { kill "$(cat "$state/s3.pid")" 2>/dev/null || true; rm -f "$state/s3.pid"; }

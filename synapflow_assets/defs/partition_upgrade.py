@@ -39,12 +39,13 @@ def upgrade_partitions(instance: dg.DagsterInstance) -> list[str]:
     if not old_layout(instance):
         return []
     moved, new_ids = set(), {}
+    register_sessions(instance, [tuple(old.split("|")) for name in SESSION_ASSETS
+                                 for old in _old_keys(instance, dg.AssetKey(name))])
     for name in SESSION_ASSETS:
         asset = dg.AssetKey(name)
         for old in _old_keys(instance, asset):
             animal, session = old.split("|")
             new = session_partition_key(animal, session)
-            register_sessions(instance, [(animal, session)])
             before = _latest(instance, asset, old)
             after = _latest(instance, asset, new)
             if before is None or (after is not None and after.storage_id > before.storage_id):

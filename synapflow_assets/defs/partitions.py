@@ -39,13 +39,18 @@ def sessions_of(instance: dg.DagsterInstance, animal: str) -> list[str]:
     return [key for key in instance.get_dynamic_partitions(SESSIONS.name) if key.startswith(prefix)]
 
 
-def register_sessions(instance: dg.DagsterInstance, pairs) -> None:
-    """Add the animal and session partitions of `(animal, session)` pairs that are not there yet."""
+def _missing(instance: dg.DagsterInstance, pairs) -> tuple[list[str], list[str]]:
+    """Animal keys and session keys of `(animal, session)` pairs that are not registered yet."""
     pairs = sorted(set(pairs))
     animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS.name)))
-    keys = [session_partition_key(a, s) for a, s in pairs]
     known = set(instance.get_dynamic_partitions(SESSIONS.name))
-    for name, wanted in ((ANIMALS.name, animals), (SESSIONS.name, [k for k in keys if k not in known])):
+    return animals, [k for k in (session_partition_key(a, s) for a, s in pairs) if k not in known]
+
+
+def register_sessions(instance: dg.DagsterInstance, pairs) -> None:
+    """Add the animal and session partitions of `(animal, session)` pairs that are not there yet."""
+    animals, keys = _missing(instance, pairs)
+    for name, wanted in ((ANIMALS.name, animals), (SESSIONS.name, keys)):
         if wanted:
             _add(instance, name, wanted)
 
@@ -62,9 +67,6 @@ def _add(instance: dg.DagsterInstance, name: str, keys: list[str]) -> None:
 
 def add_requests(instance: dg.DagsterInstance, pairs) -> list[dg.AddDynamicPartitionsRequest]:
     """The sensor form of :func:`register_sessions`: requests for the partitions not registered yet."""
-    pairs = sorted(set(pairs))
-    animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS.name)))
-    known = set(instance.get_dynamic_partitions(SESSIONS.name))
-    keys = [k for k in (session_partition_key(a, s) for a, s in pairs) if k not in known]
+    animals, keys = _missing(instance, pairs)
     return [r for r in (ANIMALS.build_add_request(animals) if animals else None,
                         SESSIONS.build_add_request(keys) if keys else None) if r is not None]

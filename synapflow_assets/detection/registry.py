@@ -129,10 +129,11 @@ def _check_sqlite(uri: str) -> None:
         return
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            problem = connection.execute("PRAGMA quick_check").fetchone()[0]
+            connection.execute("PRAGMA schema_version").fetchone()  # reads the header only: cheap on every open
+        problem = None
     except sqlite3.DatabaseError as error:
         problem = str(error)
-    if problem != "ok":
+    if problem is not None:
         raise RegistryError(f"{path}: not a readable MLflow database ({problem}); restore it from a backup, or move "
                             "it aside to start an empty registry (the shipped detector is registered again)")
 

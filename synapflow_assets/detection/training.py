@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from .batches import AugmentParams, make_batch
+from .checkpoints import STATE_FILE, load_optimizer, save_checkpoint
 from .data import Sample, raw_like_samples, real_samples, simulated_samples
 from .pools import training_pools
 from .evaluation import detection_scores
@@ -28,8 +28,6 @@ CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
 FINAL_DIR = "model"
 HISTORY_FILE = "history.json"
-STATE_FILE = "state.json"
-OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 @dataclass
@@ -216,50 +214,6 @@ def score_validation(detector: SpineDetector, sets: dict, score_threshold: float
     return entry
 
 
-def _save_checkpoint(folder: Path, detector: SpineDetector, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Write weights, optimizer moments (safetensors) and state (JSON) atomically into ``folder``."""
-    from safetensors.torch import save_file
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    detector.save(tmp)
-    tensors, meta = {}, {}
-    for i, (param, value) in enumerate(optimizer.state.items()):
-        for key, tensor in value.items():
-            tensors[f"{i}.{key}"] = torch.as_tensor(tensor).detach().cpu().contiguous().reshape(-1) \
-                if key == "step" else tensor.detach().cpu().contiguous()
-    order = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
-    meta = {str(i): order[id(param)] for i, param in enumerate(optimizer.state)}
-    save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"param_index": json.dumps(meta)})
-    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
-    from safetensors import safe_open
-
-    path = folder / OPTIMIZER_FILE
-    if not path.exists():
-        return
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    with safe_open(str(path), "pt") as handle:
-        meta = json.loads(handle.metadata()["param_index"])
-        grouped: dict[str, dict] = {}
-        for key in handle.keys():
-            index, name = key.split(".", 1)
-            grouped.setdefault(index, {})[name] = handle.get_tensor(key)
-    for index, value in grouped.items():
-        param = params[meta[index]]
-        if "step" in value:
-            value["step"] = value["step"].reshape(())
-        optimizer.state[param] = {k: v.to(param.device) for k, v in value.items()}
-
-
 def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print, progress=None) -> dict:
     """Train (or continue) a detector; write checkpoints, ``history.json``, ``best/`` and ``model/``.
 
@@ -306,7 +260,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
     log(f"model: {count_parameters(model) / 1e6:.2f}M parameters, strides {detector.spec.strides}, device {device}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if resume is not None:
-        _load_optimizer(resume, optimizer)
+        load_optimizer(resume, optimizer)
 
     t0 = time.perf_counter()
     pools = training_pools(config)
@@ -388,7 +342,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
                 (out / BEST_DIR / "metrics.json").write_text(json.dumps(entry, indent=2))
             (out / HISTORY_FILE).write_text(json.dumps(history, indent=2))
         if done % config.checkpoint_every == 0 or done == config.steps or timed_out:
-            _save_checkpoint(out / CHECKPOINT_DIR, detector, optimizer, state_dict(done))
+            save_checkpoint(out / CHECKPOINT_DIR, detector, optimizer, state_dict(done))
         if timed_out:
             log(f"wall limit of {config.max_minutes} min reached at step {done}")
             break
