@@ -235,6 +235,8 @@ def test_reliability_sql_readers_during_an_ingest(tmp_path, clean):
                 except StoreError as error:
                     if "no feature store yet" not in str(error):
                         failures.append(str(error))
+                except Exception as error:  # noqa: BLE001 - a thread would otherwise die silently
+                    failures.append(f"{type(error).__name__}: {error}")
             time.sleep(0.05)
 
     threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]

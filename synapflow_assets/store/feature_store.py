@@ -48,7 +48,9 @@ def _create(path: Path) -> None:
         if path.exists():
             return
         tmp = sibling(path)
-        duckdb.connect(str(tmp)).close()
+        with duckdb.connect(str(tmp)) as connection:  # with its tables and views: a reader never sees it empty
+            connection.execute(SCHEMA)
+            connection.execute(VIEWS)
         os.replace(tmp, path)
 
 
