@@ -40,19 +40,26 @@ def _ingest(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from .defs.instance import instance_home, open_instance
-    from .defs.resources import DataLake
+    from .defs.resources import lake_from_environment
     from .pipeline import IngestBusy, process_landed, session_summary
     from .progress import Progress
     from .store.feature_store import StoreError
+    from .store.locations import StorageError
 
     try:
         resources = _settings_resources(args)
     except ValidationError as error:
         print(f"error: invalid option: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    lake = DataLake(root=args.data)
+    lake = lake_from_environment().model_copy(update={"root": args.data})
     start = time.perf_counter()
-    with open_instance(args.data) as instance, Progress(0, "partitions", unit="partition") as bar:
+    try:
+        instance = open_instance(args.data)
+        lake.store_path  # noqa: B018 - an object-store root without a feature-store file fails here, before any run
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with instance, Progress(0, "partitions", unit="partition") as bar:
 
         def progress(done: int, total: int, line: str) -> None:
             bar.bar.total = total
@@ -64,7 +71,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
         try:
             report = process_landed(instance, lake, **resources, progress=progress)
-        except (StoreError, IngestBusy) as error:
+        except (StoreError, IngestBusy, StorageError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         rows = session_summary(instance)
@@ -82,7 +89,7 @@ def _ingest(args: argparse.Namespace) -> int:
         with pl.Config(tbl_rows=-1, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
             print(pl.DataFrame(rows))
     animals = sorted({row["partition"].split("/")[0] for row in rows})
-    print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {Path(args.data)}/volumes, /detections, /spines")
+    print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {args.data.rstrip('/')}/volumes, /detections, /spines")
     print(f"dagster instance: {instance_home(args.data)} (open it with `make ui`, or DAGSTER_HOME={instance_home(args.data)} "
           "dagster dev -w workspace.yaml)")
     for problem in report.skipped:

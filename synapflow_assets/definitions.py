@@ -1,12 +1,11 @@
 """The Dagster definitions of SynapFlow Assets (`dagster dev -w workspace.yaml`)."""
-import os
 
 import dagster as dg
 
 from .defs.animal_sensor import animal_sensor, update_animals_job
 from .defs.landing_sensor import failure_summary_sensor, process_sessions_job, landing_sensor
 from .defs.detector_assets import spine_detector
-from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
+from .defs.resources import AlignmentSettings, DetectionSettings, ImagingSettings, lake_from_environment
 from .defs.detection_assets import detections_2d
 from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.spine_assets import spines_3d
@@ -26,6 +25,6 @@ defs = dg.Definitions(
                         "spines or volume changed, its features are written again).",
         ),
     ],
-    resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),
+    resources={"lake": lake_from_environment(), "imaging": ImagingSettings(),
                "detection": DetectionSettings(), "alignment": AlignmentSettings()},
 )

@@ -27,6 +27,7 @@ from .imaging.readers import content_hash
 from .settings import LabSettings, load_settings
 from .store.atomic_files import remove_orphans
 from .store.feature_store import stored_partitions
+from .store.locations import check_reachable
 
 SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
 ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
@@ -220,7 +221,10 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
     second one waits, then finds what the first did up to date; a command
     killed mid-run leaves its runs to :func:`recover_dead_runs` of the next.
     """
-    root = Path(lake.root)
+    check_reachable(lake.root)
+    if lake.landing_root:
+        check_reachable(lake.landing_root)
+    root = lake.local_root
     root.mkdir(parents=True, exist_ok=True)
     lock = FileLock(root / ".ingest.lock")
     try:
@@ -250,7 +254,7 @@ def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagi
                       f"taken once unchanged for {settle_seconds_default():.0f} s or with {s.done_marker.name}"
                       for s in sessions if not is_complete(s)]
     sessions = [s for s in sessions if is_complete(s)]
-    if orphans := remove_orphans(Path(lake.root)):
+    if orphans := remove_orphans(lake.local_root):
         report.warnings.append(f"removed {len(orphans)} temporary files of interrupted writes "
                                f"({', '.join(p.name for p in orphans[:3])}{' ...' if len(orphans) > 3 else ''})")
     for run_id in recover_dead_runs(instance):

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .store.locations import as_path
 from .imaging.errors import InputError
 from .tracking.align import AlignParams
 from .tracking.evidence import EvidenceParams
@@ -142,7 +143,8 @@ def _read(path: Path) -> dict:
 
 def settings_files(landing: Path, animal: str | None = None) -> list[Path]:
     """The settings files that apply to ``animal`` (all animals first), those that exist."""
-    candidates = [Path(landing) / SETTINGS_FILE] + ([Path(landing) / animal / SETTINGS_FILE] if animal else [])
+    landing = as_path(landing)
+    candidates = [landing / SETTINGS_FILE] + ([landing / animal / SETTINGS_FILE] if animal else [])
     return [path for path in candidates if path.is_file()]
 
 

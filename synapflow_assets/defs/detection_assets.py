@@ -11,14 +11,14 @@ from ..detection import baseline
 from ..detection.champion import ensure_champion, load_champion
 from ..detection.registry import RegistryError
 from ..imaging.errors import InputError
-from ..imaging.landing import find_session_input
+from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
 from ..imaging.ingest import png_markdown
 from ..failpoints import failpoint
 from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
-from ..store.atomic_files import write_parquet_atomic
+from ..store.locations import parquet_rows, write_parquet
 from .lineage import upstream_versions
 from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
@@ -38,7 +38,8 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
     if not csv.exists():
         raise InputError(csv, "no detections for this session (export your detector's boxes here in the reference "
                               "CSV layout, or set the detection resource's source to 'model')")
-    return load_detections(csv, shape), f"imported:{csv.name}", content_hash(csv)
+    with staged_input(csv, session) as local:
+        return load_detections(local, shape), f"imported:{csv.name}", content_hash(local)
 
 
 def model_detections(lake: DataLake, animal: str, session: str, options: DetectionOptions,
@@ -47,8 +48,8 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
     detector is registered first when the registry has no champion), and the candidates: the same pass
     down to `candidate_threshold` (thresholding comes before non-maximum suppression, so the boxes at
     or above `score_threshold` are exactly those of a pass at that threshold)."""
-    ensure_champion(lake.root)
-    detector, champion = load_champion(lake.root)
+    ensure_champion(lake.registry_root)
+    detector, champion = load_champion(lake.registry_root)
     detector.set_options(options.upscale, options.box_scale, options.tile)
     volume, voxel_size_um, _ = read_volume_zarr(lake.volume_path(animal, session))
     low = min(options.candidate_threshold, options.score_threshold)
@@ -76,7 +77,7 @@ MIN_SHARE_OF_OTHERS = 0.5
 def other_session_counts(lake: DataLake, animal: str, session: str) -> list[int]:
     """Box counts of the animal's other sessions that have detections."""
     folder = lake.detections_path(animal, session).parent
-    return [pl.scan_parquet(p).select(pl.len()).collect().item() for p in sorted(folder.glob("*.parquet"))
+    return [parquet_rows(p) for p in sorted(folder.glob("*.parquet"))
             if p.name != f"{session}.parquet"]
 
 
@@ -135,8 +136,8 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
     candidates = (candidates if candidates is not None else table.head(0).select(DETECTION_COLUMNS)).with_columns(
         model=pl.lit(model), model_version=pl.lit(version))
     failpoint("detection")
-    write_parquet_atomic(candidates, lake.candidates_path(animal, session))
-    path = write_parquet_atomic(table, lake.detections_path(animal, session))
+    write_parquet(candidates, lake.candidates_path(animal, session))
+    path = write_parquet(table, lake.detections_path(animal, session))
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
     problem = detection_count_problem(len(table), other_session_counts(lake, animal, session))
     if problem:

@@ -45,7 +45,7 @@ def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingCo
 
     options = {k: v for k, v in config.model_dump().items() if k != "train"}
     train_config = TrainConfig(**options, checkpoint_every=max(config.eval_every, 50))
-    return train_register(train_config, lake.model_runs / run_name, lake.root, run_name=run_name, log=log)
+    return train_register(train_config, lake.model_runs / run_name, lake.registry_root, run_name=run_name, log=log)
 
 
 @dg.asset(code_version="1", kinds={"mlflow", "pytorch"}, group_name="detection", pool="mlflow", **labels("model"))
@@ -61,8 +61,8 @@ def spine_detector(context: dg.AssetExecutionContext, config: DetectorTrainingCo
                         "gate": dg.MetadataValue.json({k: gate[k] for k in (
                             "promoted", "reason", "score_key", "new_score", "champion_score", "new_source",
                             "champion_source", "previous_champion", "champion")})}
-        champion = ensure_champion(lake.root)
-        links = ui_links(lake.root, champion)
+        champion = ensure_champion(lake.registry_root)
+        links = ui_links(lake.registry_root, champion)
     except (RegistryError, ValueError) as error:
         raise dg.Failure(description=str(error)) from error
     return dg.MaterializeResult(

@@ -16,7 +16,7 @@ from .dask_executor import serialized_dask_executor
 from .detection_assets import detections_2d
 from .detector_assets import spine_detector
 from .feature_assets import spine_dynamics, spine_features
-from .resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
+from .resources import AlignmentSettings, DetectionSettings, ImagingSettings, lake_from_environment
 from .spine_assets import spines_3d
 from .track_assets import spine_tracks
 from .volume_assets import raw_volume
@@ -41,7 +41,7 @@ def distributed_definitions() -> dg.Definitions:
         jobs=[dg.define_asset_job("process_sessions", selection=SESSION_ASSETS, executor_def=executor,
                                   tags={"synapflow/stage": "detection"}),
               dg.define_asset_job("update_animals", selection=ANIMAL_ASSETS, executor_def=executor)],
-        resources={"lake": DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data")), "imaging": ImagingSettings(),
+        resources={"lake": lake_from_environment(), "imaging": ImagingSettings(),
                    "detection": detection, "alignment": AlignmentSettings()},
     )
 

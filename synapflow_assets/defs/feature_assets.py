@@ -7,6 +7,7 @@ import polars as pl
 
 from .. import features as science
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
+from ..store.locations import read_parquet
 from ..store.feature_store import FeatureStore, lineage_columns
 from ..features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
 from ..imaging.ingest import png_markdown
@@ -42,8 +43,8 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         if store.is_current("spine_features", animal, session, inputs, code):
             return _unchanged(inputs, code)
         volume, voxel, _ = read_volume_zarr(lake.volume_path(animal, session))
-        boxes = pl.read_parquet(lake.spine_boxes_path(animal, session))
-        spines = pl.read_parquet(lake.spines_path(animal, session))
+        boxes = read_parquet(lake.spine_boxes_path(animal, session))
+        spines = read_parquet(lake.spines_path(animal, session))
         features = science.spine_features(volume, boxes, spines, voxel, along_dendrite=True)
         density = science.session_density(volume, spines, voxel)
         shape, _, attrs = read_volume_info(lake.volume_path(animal, session))
@@ -82,7 +83,7 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     corrections (`review --apply`) are applied to the tracks first."""
     animal = context.partition_key
     code = context.assets_def.code_versions_by_key[context.asset_key]
-    tracks = pl.read_parquet(lake.tracks_path(animal))
+    tracks = read_parquet(lake.tracks_path(animal))
     with FeatureStore(lake.store_path) as store:
         sizes = store.connection.sql(
             "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE animal = $1",

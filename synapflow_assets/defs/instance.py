@@ -6,11 +6,14 @@ versions (a version recorded for one root would make the other's outputs look
 up to date). The repository's `dagster.yaml` (DAGSTER_HOME = the repository,
 used by `make ui`) points at `data/dagster`: the instance of the default root.
 """
+import os
 from pathlib import Path
 
 import dagster as dg
 import yaml
 from filelock import FileLock
+
+from ..store.locations import StorageError, is_remote
 
 TEMPLATE = {
     "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
@@ -36,11 +39,24 @@ def instance_config(home: Path) -> dict:
 
 
 def instance_home(data_root: str | Path) -> Path:
+    """Where the instance of a data root lives: `<root>/dagster`, or `DAGSTER_HOME` for an object-store root."""
+    if is_remote(data_root):
+        if not os.environ.get("DAGSTER_HOME"):
+            raise StorageError(f"{data_root}: an object-store data root needs a shared Dagster instance; set DAGSTER_HOME "
+                               "to a folder whose dagster.yaml names it (e.g. deploy/postgres/dagster.yaml)")
+        return Path(os.environ["DAGSTER_HOME"])
     return Path(data_root) / "dagster"
 
 
 def open_instance(data_root: str | Path) -> dg.DagsterInstance:
-    """The instance of a data root, created with our settings when it does not exist yet."""
+    """The instance of a data root, created with our settings when it does not exist yet
+    (for an object-store root: the instance of `DAGSTER_HOME`, which must exist)."""
+    if is_remote(data_root):
+        home = instance_home(data_root)
+        if not (home / "dagster.yaml").is_file():
+            raise StorageError(f"{home}/dagster.yaml: missing; an object-store data root needs a shared instance "
+                               "(copy deploy/postgres/dagster.yaml there)")
+        return dg.DagsterInstance.from_config(str(home))
     home = instance_home(data_root)
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(home / ".create.lock"):  # two commands creating the storage at once would both migrate it

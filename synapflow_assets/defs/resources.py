@@ -1,5 +1,6 @@
 """Resources: where data lives and how raw files are read."""
 import json
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -7,24 +8,37 @@ import dagster as dg
 from pydantic import field_validator
 
 from ..imaging.keys import InvalidKeyError, validate_key
+from ..store.locations import StorageError, is_remote, local_cache, location
 from ..settings import DetectionOptions, LabSettings, load_settings
 
 
 class DataLake(dg.ConfigurableResource):
-    """The folders of the embedded deployment, all under one root (default `data/`).
+    """Where the data lives: one root (default `data/`), a local folder or an object-store prefix
+    (`s3://bucket/prefix`, see `store.locations`).
 
     Every path built from an animal or session key checks the key with the
     landing-name rule (`imaging.keys.validate_key`) and that the path stays
     under the root, so a partition key such as `../../elsewhere` can never
     make an asset write outside the data root.
+
+    With an object-store root, `landing` may be local or on the store
+    (default `<root>/landing`); the feature store is a DuckDB file that must be
+    named (`store`, env `SYNAPFLOW_STORE`), and the detector registry is the
+    MLflow server of `MLFLOW_TRACKING_URI`; caches stay on the local disk.
     """
 
     root: str = "data"
+    landing_root: str = ""
+    store: str = ""
 
-    def _under_root(self, *parts: str) -> Path:
-        root = Path(self.root)
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.root)
+
+    def _under_root(self, *parts: str):
+        root = location(self.root)
         path = root.joinpath(*parts)
-        if not path.resolve().is_relative_to(root.resolve()):
+        if not self.remote and not path.resolve().is_relative_to(root.resolve()):
             raise InvalidKeyError(f"{path}: outside the data root {root}")
         return path
 
@@ -35,41 +49,67 @@ class DataLake(dg.ConfigurableResource):
         return validate_key(session, "session")
 
     @property
-    def landing(self) -> Path:
-        return Path(self.root) / "landing"
+    def landing(self):
+        return location(self.landing_root) if self.landing_root else location(self.root) / "landing"
 
-    def volume_path(self, animal: str, session: str) -> Path:
+    def volume_path(self, animal: str, session: str):
         return self._under_root("volumes", self._animal(animal), f"{self._session(session)}.ome.zarr")
 
-    def detections_path(self, animal: str, session: str) -> Path:
+    def detections_path(self, animal: str, session: str):
         return self._under_root("detections", self._animal(animal), f"{self._session(session)}.parquet")
 
-    def spines_dir(self, animal: str) -> Path:
+    def spines_dir(self, animal: str):
         return self._under_root("spines", self._animal(animal))
 
-    def spines_path(self, animal: str, session: str) -> Path:
+    def spines_path(self, animal: str, session: str):
         return self.spines_dir(animal) / f"{self._session(session)}.parquet"
 
     @property
+    def local_root(self) -> Path:
+        """The local folder of what stays on this machine: the root itself, or a cache folder for a remote root."""
+        return local_cache(self.root)
+
+    @property
     def model_runs(self) -> Path:
-        return Path(self.root) / "models"
+        return self.local_root / "models"
+
+    @property
+    def registry_root(self) -> Path:
+        """The data root handed to the detector registry (its embedded SQLite lives there unless
+        `MLFLOW_TRACKING_URI` is set, which an object-store root requires: every worker must see one registry)."""
+        if self.remote and not os.environ.get("MLFLOW_TRACKING_URI"):
+            raise StorageError(f"{self.root}: an object-store data root needs an MLflow server shared by every "
+                               "worker; set MLFLOW_TRACKING_URI")
+        return self.local_root
 
     @property
     def store_path(self) -> Path:
+        if self.store:
+            return Path(self.store)
+        if self.remote:
+            raise StorageError(f"{self.root}: an object-store data root needs a feature-store file on a disk every "
+                               "writer reaches; set SYNAPFLOW_STORE (e.g. /shared/features.duckdb)")
         return Path(self.root) / "features.duckdb"
 
-    def candidates_path(self, animal: str, session: str) -> Path:
+    def candidates_path(self, animal: str, session: str):
         """The detector's boxes down to the candidate threshold: evidence for spines missed in a session."""
         return self._under_root("candidates", self._animal(animal), f"{self._session(session)}.parquet")
 
-    def tracks_path(self, animal: str) -> Path:
+    def tracks_path(self, animal: str):
         return self._under_root("tracks", f"{self._animal(animal)}.parquet")
 
     def tracks_cache(self, animal: str) -> Path:
-        return self._under_root("tracks", self._animal(animal))
+        return self.local_root / "tracks" / self._animal(animal)
 
-    def spine_boxes_path(self, animal: str, session: str) -> Path:
+    def spine_boxes_path(self, animal: str, session: str):
         return self._under_root("spines", self._animal(animal), f"{self._session(session)}.boxes.parquet")
+
+
+def lake_from_environment() -> DataLake:
+    """The data lake named by `SYNAPFLOW_DATA`, `SYNAPFLOW_LANDING` and `SYNAPFLOW_STORE` (defaults: `data`, its
+    `landing/` and its `features.duckdb`)."""
+    return DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data"), landing_root=os.environ.get("SYNAPFLOW_LANDING", ""),
+                    store=os.environ.get("SYNAPFLOW_STORE", ""))
 
 
 class _Overrides(dg.ConfigurableResource):

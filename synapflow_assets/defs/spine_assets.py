@@ -7,7 +7,7 @@ from ..imaging.ingest import png_markdown
 from ..imaging.ome_zarr import read_mip, read_volume_info
 from ..imaging.overlay import overlay_png
 from ..imaging.readers import content_hash
-from ..store.atomic_files import write_parquet_atomic
+from ..store.locations import read_parquet, write_parquet
 from ..tracking.box_tables import link_table
 from ..tracking.depth import DepthLinkParams
 from ..tracking.spines import summarize_spines
@@ -38,14 +38,14 @@ class DepthTrackingConfig(dg.Config):
 def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
     """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres."""
     animal, session = session_keys(context)
-    detections = pl.read_parquet(lake.detections_path(animal, session))
+    detections = read_parquet(lake.detections_path(animal, session))
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
     linked = link_table(detections.with_columns(stack=pl.lit(session)), config.params())
     spines = summarize_spines(linked, voxel_size).with_columns(
         animal=pl.lit(animal), session=pl.lit(session), model=pl.lit(detections["model"][0] if len(detections) else None),
         model_version=pl.lit(detections["model_version"][0] if len(detections) else None))
-    write_parquet_atomic(linked.drop("stack"), lake.spine_boxes_path(animal, session))
-    path = write_parquet_atomic(spines, lake.spines_path(animal, session))
+    write_parquet(linked.drop("stack"), lake.spine_boxes_path(animal, session))
+    path = write_parquet(spines, lake.spines_path(animal, session))
     histogram = np.bincount(spines["n_layers"].to_numpy(), minlength=2)[1:].tolist() if len(spines) else []
     picture = overlay_png(read_mip(lake.volume_path(animal, session)), spines.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
                           [str(i) for i in spines["spine_id"]])

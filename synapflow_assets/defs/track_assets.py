@@ -8,7 +8,7 @@ from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
 from ..failpoints import failpoint
 from ..imaging.readers import content_hash
-from ..store.atomic_files import write_parquet_atomic
+from ..store.locations import read_parquet, write_parquet
 from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
@@ -52,9 +52,9 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
         path, shape, _, attrs = infos[session]
         volume_path = lake.volume_path(animal, session)
         candidates_path = lake.candidates_path(animal, session)
-        candidates = pl.read_parquet(candidates_path) if candidates_path.exists() else None
+        candidates = read_parquet(candidates_path) if candidates_path.exists() else None
         evidence = content_hash(candidates_path) if candidates is not None else "none"
-        inputs.append(SessionInput(session, pl.read_parquet(path), shape,
+        inputs.append(SessionInput(session, read_parquet(path), shape,
                                    f"{content_hash(path)}:{attrs.get('input_hash')}:{evidence}",
                                    lambda p=volume_path: read_volume_zarr(p)[0], volume_version=str(attrs.get("input_hash")),
                                    candidates=candidates))
@@ -118,7 +118,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     tracks = with_positions(tracks, sessions, read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None)
     tracks = tracks.with_columns(animal=pl.lit(animal))
     failpoint("tracking")
-    path = write_parquet_atomic(tracks, lake.tracks_path(animal))
+    path = write_parquet(tracks, lake.tracks_path(animal))
     counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
     metadata = {
         "path": dg.MetadataValue.path(str(path)),

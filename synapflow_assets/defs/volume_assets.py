@@ -5,7 +5,7 @@ import polars as pl
 
 from ..imaging.errors import InputError
 from ..imaging.ingest import ingest_session, png_markdown, preview_png
-from ..imaging.landing import find_session_input
+from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, volume_manifest
 from .metadata import labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
@@ -33,12 +33,14 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
     try:
         options = imaging.settings(lake, animal).imaging
         source = find_session_input(lake.landing, animal, session)
-        report = ingest_session(
-            source,
-            lake.volume_path(animal, session),
-            default_voxel_size_um=tuple(imaging.default_voxel_size_um),
-            **options.model_dump(),
-        )
+        with staged_input(source, session) as local:
+            report = ingest_session(
+                local,
+                lake.volume_path(animal, session),
+                default_voxel_size_um=tuple(imaging.default_voxel_size_um),
+                origin=str(source),
+                **options.model_dump(),
+            )
     except InputError as error:
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
     z, y, x = report.shape
@@ -56,7 +58,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
         metadata={
             "path": dg.MetadataValue.path(str(report.target)),
             "checksum": volume_manifest(report.target),
-            "source": dg.MetadataValue.path(str(report.source)),
+            "source": dg.MetadataValue.path(str(source)),
             "shape_zyx": [z, y, x],
             "dtype": report.dtype,
             "voxel_size_um_zyx": [rounded(v, 4) for v in report.voxel_size_um],

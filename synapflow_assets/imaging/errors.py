@@ -6,6 +6,6 @@ class InputError(ValueError):
     """An input file cannot be used; the message names the file and the problem."""
 
     def __init__(self, path: str | Path, problem: str):
-        self.path = Path(path)
+        self.path = path if hasattr(path, "fs") else Path(path)  # a path on an object store stays one
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..store.locations import as_path
 from .ome_zarr import write_volume
 from .readers import content_hash, read_volume
 from .registration import register_layers
@@ -56,6 +57,7 @@ def ingest_session(
     target: Path,
     *,
     max_layer_shift_px: float = 20.0,
+    origin: str | None = None,
     **reader_options,
 ) -> IngestReport:
     """Turn one landed session into a registered OME-Zarr volume.
@@ -75,15 +77,17 @@ def ingest_session(
         ``default_voxel_size_um``, ``min_layers``). The channel and why it was
         chosen, the voxel size sources and any colour conversion are written
         to the OME-Zarr attributes.
+    origin : str, optional
+        Where the input is kept when ``source`` is a local copy of it (an object-store address), recorded as the source.
     """
-    source, target = Path(source), Path(target)
+    source, target = Path(source), as_path(target)
     input_hash = content_hash(source)
     volume = read_volume(source, **reader_options)
     aligned, shifts, residual = register_layers(volume.data, max_layer_shift_px)
     mip = aligned.max(axis=0)
     acquired = volume.acquired_at.isoformat() if volume.acquired_at else None
     attributes = {
-        "source": str(source),
+        "source": str(origin or source),
         "input_hash": input_hash,
         "acquired_at": acquired,
         "voxel_size_source": volume.voxel_size_source,

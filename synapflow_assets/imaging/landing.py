@@ -1,11 +1,16 @@
 """The landing folder: where new sessions arrive as ``<animal>/<session>.tif``."""
 import os
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..store.locations import as_path, is_remote
 from .errors import InputError
 from .keys import InvalidKeyError, validate_key
+from .sidecar import sidecar_path as sidecar_of
 
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
 
@@ -81,7 +86,7 @@ def scan_landing(root: Path) -> tuple[list[LandedSession], list[str]]:
     problems : list of str
         One message per entry whose animal or session name is not a valid key.
     """
-    root = Path(root)
+    root = as_path(root)
     sessions, problems = [], []
     if not root.is_dir():
         return sessions, problems
@@ -115,7 +120,7 @@ def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
 
 def find_session_input(root: Path, animal: str, session: str) -> Path:
     """The input file or PNG folder of one session, or an InputError naming where it was sought."""
-    folder = Path(root) / validate_key(animal, "animal")
+    folder = as_path(root) / validate_key(animal, "animal")
     validate_key(session, "session")
     found: list[LandedSession] = []
     if folder.is_dir():
@@ -157,3 +162,26 @@ def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[L
             requested[key] = item.fingerprint
     current = {str(item.path) for item in sessions}
     return ready, {"requested": {key: fp for key, fp in requested.items() if key in current}}
+
+
+@contextmanager
+def staged_input(path, session: str):
+    """The session input as a local path: itself, or for an input on an object store a temporary copy of it
+    with its sidecar and detections CSV (removed afterwards). Errors about the copy name the stored input."""
+    if not is_remote(path):
+        yield Path(path)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="synapflow_landing_")) / path.parent.name
+    try:
+        folder.mkdir()
+        for item in [path, sidecar_of(path), path.parent / f"{session}.detections.csv"]:
+            if item.exists():
+                item.fs.get(item.path, str(folder / item.name), recursive=item.is_dir())
+        try:
+            yield folder / path.name
+        except InputError as error:
+            where = Path(error.path)
+            stored = path.parent.joinpath(*where.relative_to(folder).parts) if where.is_relative_to(folder) else where
+            raise InputError(stored, error.problem) from error
+    finally:
+        shutil.rmtree(folder.parent, ignore_errors=True)

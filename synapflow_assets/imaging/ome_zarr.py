@@ -10,6 +10,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from ..store.atomic_files import sibling
+from ..store.locations import as_path, file_sizes, is_remote, remove_tree, storage_options
 from ..failpoints import failpoint
 from .errors import InputError
 
@@ -19,9 +20,30 @@ _EVERY_CHUNK = {"write_empty_chunks": True}
 """Every chunk is stored, even an empty one, so that a missing chunk file always means damage."""
 
 
+def zarr_store(path, *, read_only: bool = True):
+    """What zarr opens for `path`: the folder name, or an fsspec store for an object-store prefix."""
+    if not is_remote(path):
+        return str(path)
+    return zarr.storage.FsspecStore.from_url(str(path), storage_options=storage_options(), read_only=read_only)
+
+
 @contextmanager
 def atomic_directory(target: Path):
-    """Yield a temporary sibling folder that replaces ``target`` only if the block succeeds."""
+    """Yield a temporary sibling folder that replaces ``target`` only if the block succeeds.
+
+    On an object store there is no rename: the old prefix is removed and the
+    volume written in place; a write cut short leaves a volume whose listing
+    differs from its recorded manifest, which `ingest` finds and rebuilds.
+    """
+    if is_remote(target):
+        remove_tree(target)
+        try:
+            yield target
+        except BaseException:
+            remove_tree(target)
+            raise
+        failpoint("zarr_write")
+        return
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = sibling(target, "tmp")
@@ -89,9 +111,9 @@ def write_volume(
     n_levels : int
         Resolution levels, each halving x and y.
     """
-    target = Path(target)
+    target = as_path(target)
     with atomic_directory(target) as tmp:
-        group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
+        group = zarr.open_group(store=zarr_store(tmp, read_only=False), mode="w", zarr_format=3)
         level = data
         for index in range(n_levels):
             group.create_array(
@@ -126,7 +148,7 @@ def read_volume_zarr(path: Path, level: int = 0) -> tuple[np.ndarray, tuple[floa
     attributes : dict
         The ``synapflow`` attributes.
     """
-    group = zarr.open_group(store=str(path), mode="r")
+    group = zarr.open_group(store=zarr_store(path), mode="r")
     multiscale = group.attrs["ome"]["multiscales"][0]
     scale = multiscale["datasets"][level]["coordinateTransformations"][0]["scale"]
     return _read_all(path, group[str(level)]), tuple(scale), dict(group.attrs.get("synapflow", {}))
@@ -146,10 +168,9 @@ def _read_all(path: Path, array) -> np.ndarray:
 
 def volume_manifest(path: Path) -> str:
     """A digest of the names and sizes of every file of a stored volume (no file is read)."""
-    path = Path(path)
     digest = hashlib.blake2b(digest_size=16)
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(path).as_posix()}:{file.stat().st_size}\n".encode())
+    for name, size in sorted(file_sizes(as_path(path)).items()):
+        digest.update(f"{name}:{size}\n".encode())
     return digest.hexdigest()
 
 
@@ -161,11 +182,11 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
     for every session on every `ingest`; a chunk whose bytes changed but not
     its size is found when it is read (:func:`read_volume_zarr` refuses it).
     """
-    path = Path(path)
+    path = as_path(path)
     if not path.exists():
         return "missing"
     try:
-        group = zarr.open_group(store=str(path), mode="r")
+        group = zarr.open_group(store=zarr_store(path), mode="r")
         arrays = [group[name] for name in ("0", "mip") if name in group or name == "0"]
     except Exception as error:  # noqa: BLE001 - any failure to open is damage
         return f"unreadable ({type(error).__name__}: {error})"
@@ -179,11 +200,11 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
 
 def read_mip(path: Path) -> np.ndarray:
     """The maximum-intensity projection stored beside the volume."""
-    return _read_all(path, zarr.open_group(store=str(path), mode="r")["mip"])
+    return _read_all(path, zarr.open_group(store=zarr_store(path), mode="r")["mip"])
 
 
 def read_volume_info(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, float], dict]:
     """Shape and voxel size of level 0, and the ``synapflow`` attributes, without reading pixels."""
-    group = zarr.open_group(store=str(path), mode="r")
+    group = zarr.open_group(store=zarr_store(path), mode="r")
     scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
     return tuple(group["0"].shape), tuple(scale), dict(group.attrs.get("synapflow", {}))

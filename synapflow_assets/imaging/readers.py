@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from .scale import estimate_pixel_size as estimate_scale
+from ..store.locations import as_path
 from .errors import InputError
 from .png_stack import find_png_layers, read_png_stack
 from .sidecar import read_sidecar, sidecar_path
@@ -136,8 +137,8 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
                   acquired_at=acquired, metadata=metadata)
 
 
-def _feed(digest, path: Path) -> None:
-    with open(path, "rb") as handle:
+def _feed(digest, path) -> None:
+    with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
 
@@ -147,8 +148,8 @@ def content_hash(path: str | Path) -> str:
 
     Parameters
     ----------
-    path : str or Path
-        A TIFF file (hash of its bytes, read in chunks) or a PNG layer folder
+    path : str or path
+        A TIFF file (hash of its bytes, read in chunks) or a PNG layer folder, local or on an object store
         (hash of the layer file names, in layer order, and their bytes).
 
     Returns
@@ -162,7 +163,7 @@ def content_hash(path: str | Path) -> str:
     InputError
         The path does not exist, or the folder's layers are invalid.
     """
-    path = Path(path)
+    path = as_path(path)
     digest = hashlib.blake2b(digest_size=16)
     if path.is_dir():
         for layer in find_png_layers(path):

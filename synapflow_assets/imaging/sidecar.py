@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..store.locations import as_path
 from .errors import InputError
 from .tiff_metadata import parse_datetime
 
@@ -42,7 +43,7 @@ def sidecar_path(path: str | Path) -> Path:
     -------
     Path
     """
-    path = Path(path)
+    path = as_path(path)
     name = path.name.rstrip("/")
     lower = name.lower()
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
