@@ -5,10 +5,13 @@ A simulated lab (`--animals` x `--sessions`) is processed twice:
 - embedded: `process_landed` on a SQLite instance, in this process (as `ingest`);
 - distributed: PostgreSQL (`deploy/services/postgres.sh`, Debian's server on
   127.0.0.1, a throwaway data directory) holds the Dagster instance
-  (`deploy/postgres/dagster.yaml`); a Dask scheduler and `--workers` worker
-  processes (`deploy/services/dask.sh`) execute every step; session runs go
-  two at a time, then one run per animal. One worker is killed (SIGKILL) in
-  the middle of a detection step: Dask reschedules the step on another worker.
+  (`deploy/postgres/dagster.yaml`) and the MLflow server's database; an S3
+  server (moto, `deploy/services/s3.sh`) holds the data root
+  `s3://lab/distributed` (the landing folder too) and the MLflow artifacts; a
+  Dask scheduler and `--workers` worker processes (`deploy/services/dask.sh`)
+  execute every step; session runs go two at a time, then one run per animal.
+  One worker is killed (SIGKILL) in the middle of a detection step: Dask
+  reschedules the step on another worker.
 
 Then every feature-store table is compared row for row (lineage columns
 aside: run ids and times differ by nature), 8 partitions are written
@@ -43,7 +46,7 @@ import polars as pl  # noqa: E402
 
 from synapflow_assets.defs.instance import open_instance  # noqa: E402
 from synapflow_assets.defs.partitions import register_sessions, session_partition_key  # noqa: E402
-from synapflow_assets.defs.resources import DataLake, DetectionSettings  # noqa: E402
+from synapflow_assets.defs.resources import DataLake, DetectionSettings, lake_from_environment  # noqa: E402
 from synapflow_assets.pipeline import process_landed  # noqa: E402
 from synapflow_assets.store.feature_store import query  # noqa: E402
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session  # noqa: E402
@@ -92,6 +95,18 @@ def land(root: Path, animals: int, sessions: int, shape: tuple[int, int, int]) -
     return pairs
 
 
+OUTPUTS = ("volumes", "detections", "candidates", "spines", "tracks")
+
+
+def objects_by_kind(bucket) -> dict[str, int]:
+    """Objects under the distributed data root, by top folder (volumes, detections, ...)."""
+    counts: dict[str, int] = {}
+    for key in bucket.fs.find(bucket.path):
+        kind = key.removeprefix(bucket.path + "/").split("/")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 def service(script: str, *args: str, env: dict) -> str:
     done = subprocess.run(["bash", str(SERVICES / script), *args], env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
@@ -109,7 +124,7 @@ def distributed_run(pairs: list[tuple[str, str]], workers: int) -> dict:
         instance.event_log_storage.set_concurrency_slots("duckdb", 1)
         if os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model") == "model":
             champion = dg.materialize([distributed.spine_detector], instance=instance,
-                                      resources={"lake": DataLake(root=os.environ["SYNAPFLOW_DATA"])})
+                                      resources={"lake": lake_from_environment()})
             assert champion.success
 
     start = time.perf_counter()
@@ -227,62 +242,71 @@ def main() -> int:
     print(f"embedded: {embedded_seconds:.1f} s", flush=True)
 
     password = secrets.token_urlsafe(12)
-    pg_port, dask_port = free_port(), free_port()
+    pg_port, dask_port, s3_port, mlflow_port = free_port(), free_port(), free_port(), free_port()
     home = spread / "dagster"
     home.mkdir(parents=True)
     shutil.copy(ROOT / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": str(spread), "SYNAPFLOW_PG_HOST": "127.0.0.1",
+    s3_env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+              "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    data_root = "s3://lab/distributed"
+    env = {**os.environ, **s3_env, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": data_root,
+           "SYNAPFLOW_STORE": str(spread / "features.duckdb"), "SYNAPFLOW_CACHE": str(spread / "cache"),
+           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}", "SYNAPFLOW_PG_HOST": "127.0.0.1",
            "SYNAPFLOW_PG_PORT": str(pg_port), "SYNAPFLOW_PG_USER": "synapflow", "SYNAPFLOW_PG_PASSWORD": password,
            "SYNAPFLOW_PG_DB": "dagster", "SYNAPFLOW_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
            "SYNAPFLOW_DETECTION_SOURCE": args.source, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     killed_marker = work / "worker-killed"
     worker_env = {**env, "SYNAPFLOW_FAILPOINT": "detection", "SYNAPFLOW_FAILPOINT_ONCE": str(killed_marker)}
     states = {"postgres": work / "postgres", "dask": work / "dask", "s3": work / "s3", "mlflow": work / "mlflow"}
-    s3_port, mlflow_port = free_port(), free_port()
-    s3_env = {"MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "testing",
-              "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     result: dict = {}
     try:
         print(service("postgres.sh", "start", str(states["postgres"]), str(pg_port), password, env=env), flush=True)
-        print(service("dask.sh", "start", str(states["dask"]), str(dask_port), str(args.workers), env=worker_env), flush=True)
+        print(service("s3.sh", "start", str(states["s3"]), str(s3_port), env=env), flush=True)
         os.environ.update(env)
+        from synapflow_assets.store.locations import location
+
+        bucket = location(data_root)
+        bucket.fs.mkdir("lab")
+        bucket.fs.mkdir("mlflow")
+        bucket.fs.put(str(spread / "landing"), "lab/distributed/landing", recursive=True)
+        shutil.rmtree(spread / "landing")
+        backend = f"postgresql+psycopg2://synapflow:{password}@127.0.0.1:{pg_port}/mlflow"
+        print(service("mlflow.sh", "start", str(states["mlflow"]), str(mlflow_port), backend, "s3://mlflow/artifacts",
+                      env=env), flush=True)
+        print(service("dask.sh", "start", str(states["dask"]), str(dask_port), str(args.workers), env=worker_env), flush=True)
         time.sleep(3)
         run = distributed_run(pairs, args.workers)
         print(f"distributed: {run['seconds']:.1f} s, steps per worker {run['steps_by_worker']}, "
               f"a worker killed mid-step: {killed_marker.exists()}", flush=True)
         tables = compare(embedded, spread)
+        stored = objects_by_kind(bucket)
         writes = concurrent_writes(work)
         credentials = wrong_password(env)
-        server_env = {**env, **s3_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"}
-        os.environ.update(s3_env)
-        print(service("s3.sh", "start", str(states["s3"]), str(s3_port), env=server_env), flush=True)
-        import boto3
-
-        boto3.client("s3", endpoint_url=s3_env["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket="mlflow")
-        backend = f"postgresql+psycopg2://synapflow:{password}@127.0.0.1:{pg_port}/mlflow"
-        print(service("mlflow.sh", "start", str(states["mlflow"]), str(mlflow_port), backend, "s3://mlflow/artifacts",
-                      env=server_env), flush=True)
-        stack = next((spread / "landing").glob("*/*.tif"))
-        tracking = mlflow_through_server(work, server_env, stack)
+        stack = work / "stack.tif"
+        bucket.fs.get(next(p for p in bucket.fs.find("lab/distributed/landing") if p.endswith(".tif")), str(stack))
+        tracking = mlflow_through_server(work, env, stack)
         result = {"embedded_s": round(embedded_seconds, 1), "distributed_s": round(run["seconds"], 1),
                   "overhead": round(run["seconds"] / embedded_seconds - 1, 2), "workers": args.workers,
                   "steps_by_worker": run["steps_by_worker"], "worker_killed": killed_marker.exists(),
-                  "runs_ok": run["sessions_ok"] and run["animals_ok"], "tables": tables,
+                  "runs_ok": run["sessions_ok"] and run["animals_ok"], "tables": tables, "objects": stored,
+                  "local_outputs": sorted(p.name for p in spread.iterdir() if p.name in OUTPUTS),
                   "concurrent_writes": writes, "wrong_password": credentials, "mlflow_server": tracking}
     finally:
+        service("dask.sh", "stop", str(states["dask"]), env=env)
         service("mlflow.sh", "stop", str(states["mlflow"]), env=env)
         service("s3.sh", "stop", str(states["s3"]), env=env)
-        service("dask.sh", "stop", str(states["dask"]), env=env)
         service("postgres.sh", "stop", str(states["postgres"]), env=env)
     for table, outcome in result["tables"].items():
         print(f"  {table:<15} {outcome}")
     print(f"8 concurrent partition writes: {writes}")
     print(f"wrong password: {credentials}")
     print(f"MLflow server (PostgreSQL, S3 artifacts): {tracking}")
+    print(f"objects in s3://lab/distributed: {stored}; outputs on the local disk: {result['local_outputs'] or 'none'}")
     print(json.dumps(result))
     ok = (result["runs_ok"] and all(v.startswith("identical") for v in tables.values()) and not writes["failed"]
           and writes["duplicates"] == 0 and writes["distinct_partitions"] == writes["writers"]
-          and tracking["same_boxes"] and tracking["objects_in_bucket"] > 0)
+          and tracking["same_boxes"] and tracking["objects_in_bucket"] > 0
+          and all(stored.get(kind, 0) > 0 for kind in OUTPUTS) and not result["local_outputs"])
     if ok:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
