@@ -156,6 +156,48 @@ def run_partition(job_name: str, partition: str) -> tuple[bool, list[int]]:
         return result.success, pids
 
 
+def step_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
+    """Mean seconds per step (start to success) over the instance's runs, and `run (outside steps)`: the mean
+    of each run's wall time minus its steps' (orchestration: planning, submitting, waiting for slots)."""
+    from dagster._core.events import DagsterEventType
+
+    kinds = (DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.STEP_START,
+             DagsterEventType.STEP_SUCCESS)
+    steps: dict[str, list[float]] = {}
+    outside = []
+    for run in instance.get_runs():
+        if run.job_name.startswith("__") or run.tags.get("synapflow/origin") not in ("scale test", "command line"):
+            continue
+        started, inside, times = {}, 0.0, {}
+        for record in instance.all_logs(run.run_id, of_type=set(kinds)):
+            kind, step = record.dagster_event.event_type, record.step_key
+            if kind == DagsterEventType.STEP_START:
+                started[step] = record.timestamp
+            elif kind == DagsterEventType.STEP_SUCCESS and step in started:
+                seconds = record.timestamp - started[step]
+                steps.setdefault(step, []).append(seconds)
+                inside += seconds
+            else:
+                times[kind] = record.timestamp
+        if len(times) == 2:
+            outside.append(times[DagsterEventType.RUN_SUCCESS] - times[DagsterEventType.RUN_START] - inside)
+    means = {step: round(sum(v) / len(v), 2) for step, v in sorted(steps.items())}
+    return {**means, "run (outside steps)": round(sum(outside) / max(len(outside), 1), 2)}
+
+
+def repeated_steps(instance: dg.DagsterInstance) -> list[str]:
+    """`run/step` of every step started more than once (the killed worker's step must be the only one)."""
+    from dagster._core.events import DagsterEventType
+
+    repeated = []
+    for run in instance.get_runs():
+        starts: dict[str, int] = {}
+        for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START):
+            starts[record.step_key] = starts.get(record.step_key, 0) + 1
+        repeated += [f"{run.tags.get('dagster/partition')}/{step}" for step, n in starts.items() if n > 1]
+    return repeated
+
+
 def concurrent_writes(root: Path, n: int = 8) -> dict:
     """`n` processes each write their own partition to one store at the same moment."""
     code = ("import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
@@ -240,6 +282,8 @@ def main() -> int:
     embedded_seconds = time.perf_counter() - start
     assert not report.failed, report.failed
     print(f"embedded: {embedded_seconds:.1f} s", flush=True)
+    with open_instance(embedded) as instance:
+        embedded_steps = step_seconds(instance)
 
     password = secrets.token_urlsafe(12)
     pg_port, dask_port, s3_port, mlflow_port = free_port(), free_port(), free_port(), free_port()
@@ -278,6 +322,10 @@ def main() -> int:
         run = distributed_run(pairs, args.workers)
         print(f"distributed: {run['seconds']:.1f} s, steps per worker {run['steps_by_worker']}, "
               f"a worker killed mid-step: {killed_marker.exists()}", flush=True)
+        with dg.DagsterInstance.get() as instance:
+            distributed_steps = step_seconds(instance)
+            repeated = repeated_steps(instance)
+        print(f"steps started twice: {repeated} (only the killed worker's detection step may be)", flush=True)
         tables = compare(embedded, spread)
         stored = objects_by_kind(bucket)
         writes = concurrent_writes(work)
@@ -287,8 +335,10 @@ def main() -> int:
         tracking = mlflow_through_server(work, env, stack)
         result = {"embedded_s": round(embedded_seconds, 1), "distributed_s": round(run["seconds"], 1),
                   "overhead": round(run["seconds"] / embedded_seconds - 1, 2), "workers": args.workers,
+                  "seconds_per_step": {k: {"embedded": v, "distributed": distributed_steps.get(k)}
+                                       for k, v in embedded_steps.items()},
                   "steps_by_worker": run["steps_by_worker"], "worker_killed": killed_marker.exists(),
-                  "runs_ok": run["sessions_ok"] and run["animals_ok"], "tables": tables, "objects": stored,
+                  "runs_ok": run["sessions_ok"] and run["animals_ok"], "tables": tables, "steps_started_twice": repeated, "objects": stored,
                   "local_outputs": sorted(p.name for p in spread.iterdir() if p.name in OUTPUTS),
                   "concurrent_writes": writes, "wrong_password": credentials, "mlflow_server": tracking}
     finally:
@@ -296,6 +346,9 @@ def main() -> int:
         service("mlflow.sh", "stop", str(states["mlflow"]), env=env)
         service("s3.sh", "stop", str(states["s3"]), env=env)
         service("postgres.sh", "stop", str(states["postgres"]), env=env)
+    print("mean seconds per step        embedded  distributed")
+    for step, pair in result["seconds_per_step"].items():
+        print(f"  {step:<26} {pair['embedded']:>8.2f} {pair['distributed'] or float('nan'):>11.2f}")
     for table, outcome in result["tables"].items():
         print(f"  {table:<15} {outcome}")
     print(f"8 concurrent partition writes: {writes}")
@@ -306,7 +359,8 @@ def main() -> int:
     ok = (result["runs_ok"] and all(v.startswith("identical") for v in tables.values()) and not writes["failed"]
           and writes["duplicates"] == 0 and writes["distinct_partitions"] == writes["writers"]
           and tracking["same_boxes"] and tracking["objects_in_bucket"] > 0
-          and all(stored.get(kind, 0) > 0 for kind in OUTPUTS) and not result["local_outputs"])
+          and all(stored.get(kind, 0) > 0 for kind in OUTPUTS) and not result["local_outputs"]
+          and len(repeated) <= 1 and all(step.endswith("/detections_2d") for step in repeated))
     if ok:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

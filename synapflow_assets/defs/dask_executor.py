@@ -4,8 +4,14 @@ dagster-dask 0.29 hands Dagster's records (`DagsterRun` holds a
 `RunOpConcurrency` record) to `Client.submit`; dask walks named tuples in
 task arguments and Dagster records forbid iteration, so every submit fails.
 Here each step is submitted as one serdes string and its events come back the
-same way; scheduling, placement and the rescheduling of a lost worker's task
-stay Dask's. Only an `existing` cluster is supported.
+same way; placement and the rescheduling of a lost worker's task stay Dask's.
+Only an `existing` cluster is supported.
+
+A step is submitted once the steps it depends on have finished, never with
+their futures as arguments: Dask recomputes a lost result that a pending task
+still needs, so a worker killed during a detection step would otherwise also
+rerun the raw_volume step whose events it held, rewriting the volume while the
+retried detection reads it.
 """
 import time
 
@@ -20,11 +26,8 @@ from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 
 
-def run_steps_on_worker(dependencies, payload: str) -> str:
-    """Execute the steps of `payload` in this worker process; their events, serialized.
-
-    `dependencies` (the futures of upstream steps) only make Dask wait for them.
-    """
+def run_steps_on_worker(payload: str) -> str:
+    """Execute the steps of `payload` in this worker process; their events, serialized."""
     request = deserialize_value(payload)
     dagster_run = request["run"]
     selection = dagster_run.resolved_op_selection
@@ -73,23 +76,33 @@ class SerializedDaskExecutor(DaskExecutor):
             raise dg.DagsterInvariantViolationError("SerializedDaskExecutor runs on an existing Dask cluster only")
         instance_ref = plan_context.instance.get_ref()
         origin = plan_context.reconstructable_job.get_python_origin()
-        futures, by_step = [], {}
+        steps = {step.key: step for level in execution_plan.get_steps_to_execute_by_level() for step in level}
+        upstream = {key: {k for step_input in step.step_inputs for k in step_input.dependency_keys if k in steps}
+                    for key, step in steps.items()}
+        finished: set[str] = set()
+        submitted: dict = {}
+
+        def submit_ready(client) -> list:
+            ready = [key for key in steps if key not in submitted and upstream[key] <= finished]
+            for key in ready:
+                payload = serialize_value({
+                    "origin": origin, "run": plan_context.dagster_run, "run_config": plan_context.run_config,
+                    "steps": [key], "instance": instance_ref, "known_state": execution_plan.known_state,
+                })
+                submitted[key] = client.submit(run_steps_on_worker, payload, key=f"{plan_context.dagster_run.run_id}.{key}",
+                                               pure=False, resources=get_dask_resource_requirements(steps[key].tags))
+            return [submitted[key] for key in ready]
+
         with dask.distributed.Client(**self.build_dict(plan_context.job_name)) as client:
-            for level in execution_plan.get_steps_to_execute_by_level():
-                for step in level:
-                    dependencies = [by_step[key] for step_input in step.step_inputs for key in step_input.dependency_keys]
-                    payload = serialize_value({
-                        "origin": origin, "run": plan_context.dagster_run, "run_config": plan_context.run_config,
-                        "steps": [step.key], "instance": instance_ref, "known_state": execution_plan.known_state,
-                    })
-                    future = client.submit(run_steps_on_worker, dependencies, payload,
-                                           key=f"{plan_context.dagster_run.run_id}.{step.key}", pure=False,
-                                           resources=get_dask_resource_requirements(step.tags))
-                    futures.append(future)
-                    by_step[step.key] = future
-            completed = dask.distributed.as_completed(futures, with_results=True)
-            for _, result in iterate_with_context(raise_execution_interrupts, completed):
+            completed = dask.distributed.as_completed(with_results=True)
+            for future in submit_ready(client):
+                completed.add(future)
+            for future, result in iterate_with_context(raise_execution_interrupts, completed):
+                finished.add(future.key.removeprefix(f"{plan_context.dagster_run.run_id}."))
+                future.release()
                 yield from deserialize_value(result)
+                for new in submit_ready(client):
+                    completed.add(new)
 
 
 @dg.executor(name="dask", config_schema={"address": str})

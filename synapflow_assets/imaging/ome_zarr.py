@@ -21,10 +21,16 @@ _EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def zarr_store(path, *, read_only: bool = True):
-    """What zarr opens for `path`: the folder name, or an fsspec store for an object-store prefix."""
+    """What zarr opens for `path`: the folder name, or an fsspec store for an object-store prefix.
+
+    A store opened for reading raises on a missing object instead of letting
+    zarr fill the chunk with zeros: every chunk is written, so a chunk missing
+    while it is read (the volume being rewritten) is damage, never an empty one.
+    """
     if not is_remote(path):
         return str(path)
-    return zarr.storage.FsspecStore.from_url(str(path), storage_options=storage_options(), read_only=read_only)
+    strict = {"allowed_exceptions": ()} if read_only else {}
+    return zarr.storage.FsspecStore.from_url(str(path), storage_options=storage_options(), read_only=read_only, **strict)
 
 
 @contextmanager
@@ -148,7 +154,7 @@ def read_volume_zarr(path: Path, level: int = 0) -> tuple[np.ndarray, tuple[floa
     attributes : dict
         The ``synapflow`` attributes.
     """
-    group = zarr.open_group(store=zarr_store(path), mode="r")
+    group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
     multiscale = group.attrs["ome"]["multiscales"][0]
     scale = multiscale["datasets"][level]["coordinateTransformations"][0]["scale"]
     return _read_all(path, group[str(level)]), tuple(scale), dict(group.attrs.get("synapflow", {}))
@@ -186,7 +192,7 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
     if not path.exists():
         return "missing"
     try:
-        group = zarr.open_group(store=zarr_store(path), mode="r")
+        group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
         arrays = [group[name] for name in ("0", "mip") if name in group or name == "0"]
     except Exception as error:  # noqa: BLE001 - any failure to open is damage
         return f"unreadable ({type(error).__name__}: {error})"
@@ -200,11 +206,11 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
 
 def read_mip(path: Path) -> np.ndarray:
     """The maximum-intensity projection stored beside the volume."""
-    return _read_all(path, zarr.open_group(store=zarr_store(path), mode="r")["mip"])
+    return _read_all(path, zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)["mip"])
 
 
 def read_volume_info(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, float], dict]:
     """Shape and voxel size of level 0, and the ``synapflow`` attributes, without reading pixels."""
-    group = zarr.open_group(store=zarr_store(path), mode="r")
+    group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
     scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
     return tuple(group["0"].shape), tuple(scale), dict(group.attrs.get("synapflow", {}))
