@@ -3,6 +3,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .store.locations import is_remote
+
 
 def _review(args: argparse.Namespace) -> int:
     from .defs.instance import open_instance
@@ -13,6 +15,8 @@ def _review(args: argparse.Namespace) -> int:
     from .review import export_review, labels_from_corrections, read_review
     from .store.feature_store import FeatureStore, StoreError, query
 
+    if is_remote(args.data):
+        return _local_only(args)
     root = Path(args.data)
     try:
         if args.apply:
@@ -60,6 +64,12 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_only(args: argparse.Namespace) -> int:
+    print(f"error: {args.data}: `{args.command}` reads a local data root; run it on a copy "
+          f"(e.g. aws s3 sync {args.data} ./lab)", file=sys.stderr)
+    return 2
+
+
 def _export_napari(args: argparse.Namespace) -> int:
     from .defs.resources import DataLake
     from .defs.track_assets import animal_alignments
@@ -68,6 +78,8 @@ def _export_napari(args: argparse.Namespace) -> int:
     from .store.feature_store import StoreError, query
 
     lake = DataLake(root=args.data)
+    if lake.remote:
+        return _local_only(args)
     try:
         safe = args.animal.replace("'", "''")
         tracks = query(lake.store_path, f"SELECT * FROM tracks WHERE animal = '{safe}'")
@@ -92,6 +104,8 @@ def _report(args: argparse.Namespace) -> int:
     from .store.feature_store import StoreError, query
 
     lake = DataLake(root=args.data)
+    if lake.remote:
+        return _local_only(args)
     try:
         animals = args.animal or query(lake.store_path, "SELECT DISTINCT animal FROM sessions ORDER BY animal")["animal"].to_list()
         alignments = {}

@@ -11,10 +11,14 @@ import json
 import logging
 import math
 import os
+import shutil
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from filelock import FileLock
+
+from ..store.atomic_files import sibling
 from .gate import SOURCE_TAG, folder_metrics
 from .registry import (ALIAS, ARTIFACT_PATH, MODEL_NAME, REQUIRED_FILES, SHIPPED_FOLDER, ChampionInfo, RegistryError,
                        _check_model_folder, _check_weights, _client, _is_missing, _Registry, _registry,
@@ -244,14 +248,18 @@ def _local_folder(client, reg: _Registry, mv) -> Path:
     import mlflow.artifacts
 
     target = reg.data_root / "mlflow" / "downloads" / f"{MODEL_NAME}-v{mv.version}"
-    if not all((target / name).is_file() for name in REQUIRED_FILES):
-        target.mkdir(parents=True, exist_ok=True)
-        uri = f"models:/{MODEL_NAME}/{mv.version}" if source.startswith("models:") else source
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target), tracking_uri=reg.uri)
-        nested = target / ARTIFACT_PATH
-        if nested.is_dir() and not (target / REQUIRED_FILES[0]).exists():
-            return nested
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):  # workers of one machine share the download
+        if not target.is_dir():
+            partial = sibling(target)
+            uri = f"models:/{MODEL_NAME}/{mv.version}" if source.startswith("models:") else source
+            try:
+                mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(partial), tracking_uri=reg.uri)
+                os.replace(partial, target)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+    nested = target / ARTIFACT_PATH
+    return nested if nested.is_dir() and not (target / REQUIRED_FILES[0]).exists() else target
 
 
 def champion_info(data_root: str | os.PathLike = "data") -> ChampionInfo:
