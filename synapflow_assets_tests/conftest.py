@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -31,22 +32,66 @@ def instance():
         yield test_instance
 
 
+def _forget_mlflow_server(patch: pytest.MonkeyPatch) -> None:
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        patch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory):
     """An initialised empty MLflow database (creating the tables takes seconds; copying it does not)."""
-    from synapflow_assets.detection import registry
-
     root = tmp_path_factory.mktemp("template")
-    registry._client(registry._registry(root)).search_registered_models()
+    with pytest.MonkeyPatch.context() as patch:
+        _forget_mlflow_server(patch)
+        mlflow_client(root).search_registered_models()
     return root / "mlflow" / "mlflow.db"
+
+
+def with_empty_registry(root, template_db):
+    """``root`` with a copy of the empty MLflow database of ``template_db`` in ``root/mlflow``."""
+    (root / "mlflow").mkdir(parents=True)
+    shutil.copy(template_db, root / "mlflow" / "mlflow.db")
+    return root
 
 
 @pytest.fixture
 def data_root(tmp_path, template_db):
     """A data root whose MLflow registry is empty and ready."""
-    import shutil
+    return with_empty_registry(tmp_path / "data", template_db)
 
-    root = tmp_path / "data"
-    (root / "mlflow").mkdir(parents=True)
-    shutil.copy(template_db, root / "mlflow" / "mlflow.db")
-    return root
+
+@pytest.fixture
+def embedded_registry(monkeypatch):
+    """The MLflow registry is the SQLite file under the test's own data root: a server named by
+    ``MLFLOW_TRACKING_URI`` or ``MLFLOW_REGISTRY_URI`` in the environment is never used."""
+    _forget_mlflow_server(monkeypatch)
+
+
+@pytest.fixture
+def no_shared_data(monkeypatch, tmp_path):
+    """``SYNAPFLOW_SHARED_DATA`` names a missing folder: training sees simulated and bundled data only."""
+    monkeypatch.setenv("SYNAPFLOW_SHARED_DATA", str(tmp_path / "no-shared-data"))
+
+
+def mlflow_client(data_root):
+    """The MLflow client of the registry under ``data_root``."""
+    from synapflow_assets.detection import registry
+
+    return registry._client(registry._registry(data_root))
+
+
+def registered_versions(data_root) -> list[int]:
+    """The version numbers of the spine detector registered under ``data_root``, ascending."""
+    from synapflow_assets.detection import registry
+
+    return sorted(int(v.version) for v in mlflow_client(data_root).search_model_versions(f"name='{registry.MODEL_NAME}'"))
+
+
+def promote_shipped_copy(data_root, folder) -> dict:
+    """Register a copy of the shipped detector (in ``folder``) as a run scoring val_ap50 0.99 and
+    put it through the champion gate; returns the gate's decision."""
+    from synapflow_assets.detection import champion, registry
+
+    shutil.copytree(registry.SHIPPED_FOLDER, folder)
+    run = registry.log_training_run(folder, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=data_root)
+    return champion.promote_if_better(registry.model_version_for_run(run, data_root), data_root=data_root)

@@ -1,19 +1,16 @@
-import shutil
-
 import dagster as dg
 import polars as pl
 import pytest
 
 from synapflow_assets.defs.detector_assets import spine_detector
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
-from synapflow_assets.detection import baseline, champion, registry
+from synapflow_assets.detection import baseline, champion
 from synapflow_assets.pipeline import process_landed
 from synapflow_assets.synthetic import SimulationParams, simulate_landing
 
+from .conftest import promote_shipped_copy
 
-@pytest.fixture(autouse=True)
-def embedded_registry(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+pytestmark = pytest.mark.usefixtures("embedded_registry")
 
 
 def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_path, instance):
@@ -34,10 +31,7 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
     assert progress[-1].startswith("mouse01/day00: detector on 8/8 layers") and len(progress) >= 2
     assert process_landed(instance, lake).materialized == []
 
-    better = tmp_path / "better"
-    shutil.copytree(registry.SHIPPED_FOLDER, better)
-    run = registry.log_training_run(better, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=lake.root)
-    decision = champion.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)
+    decision = promote_shipped_copy(lake.root, tmp_path / "better")
     assert decision["promoted"] and decision["champion"] == "2"
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
     rerun = process_landed(instance, lake)

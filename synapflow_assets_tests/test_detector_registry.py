@@ -8,13 +8,12 @@ import pytest
 from synapflow_assets.detection import champion as C
 from synapflow_assets.detection import registry as R
 
+from .conftest import mlflow_client, registered_versions, with_empty_registry
+
 SHIPPED = Path(R.__file__).resolve().parent / "shipped"
 
 
-@pytest.fixture(autouse=True)
-def _embedded_registry(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+pytestmark = pytest.mark.usefixtures("embedded_registry")
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +43,6 @@ def model_folder(tmp_path, base_model_folder):
     return folder
 
 
-def _versions(data_root):
-    client = R._client(R._registry(data_root))
-    return sorted(int(v.version) for v in client.search_model_versions(f"name='{R.MODEL_NAME}'"))
-
-
 def test_empty_registry_names_the_model_and_uri(data_root):
     with pytest.raises(R.RegistryError, match="no registered model 'spine-detector'") as error:
         C.load_champion(data_root)
@@ -62,8 +56,8 @@ def test_ensure_champion_registers_once_and_loads(data_root, model_folder):
     assert (info.folder / "model.safetensors").is_file() and (info.folder / "config.json").is_file()
     assert str(info.folder).startswith(str((data_root / "mlflow" / "artifacts").resolve()))
     again = C.ensure_champion(data_root, shipped_folder=model_folder)
-    assert again == info and _versions(data_root) == [1]
-    run = R._client(R._registry(data_root)).get_run(info.run_id)
+    assert again == info and registered_versions(data_root) == [1]
+    run = mlflow_client(data_root).get_run(info.run_id)
     assert run.data.metrics["val_ap50"] == 0.5 and run.data.metrics["val.f1"] == 0.4
     detector, loaded = C.load_champion(data_root)
     assert loaded == info and len(detector.types) >= 1
@@ -71,7 +65,7 @@ def test_ensure_champion_registers_once_and_loads(data_root, model_folder):
 
 def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
     C.ensure_champion(data_root, shipped_folder=model_folder)
-    client = R._client(R._registry(data_root))
+    client = mlflow_client(data_root)
 
     def train(score):
         run_id = R.log_training_run(model_folder, {"steps": 10}, {"val_ap50": score},
@@ -89,7 +83,7 @@ def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
     run4, v4 = train(0.7)
     tie = C.promote_if_better(v4, data_root=data_root)
     assert not tie["promoted"] and tie["champion"] == "2"
-    assert C.champion_info(data_root).version == "2" and _versions(data_root) == [1, 2, 3, 4]
+    assert C.champion_info(data_root).version == "2" and registered_versions(data_root) == [1, 2, 3, 4]
     logged = client.get_run(run3).data
     assert logged.tags["gate.decision"] == "kept" and logged.tags["gate.previous_champion"] == "2"
     assert logged.metrics["gate.new_score"] == 0.6 and logged.metrics["gate.champion_score"] == 0.7
@@ -115,9 +109,7 @@ def test_corrupt_weights_are_named(data_root, model_folder, tmp_path, template_d
     broken = tmp_path / "broken"
     shutil.copytree(model_folder, broken)
     (broken / "model.safetensors").write_bytes(b"\x00" * 16)
-    other_root = tmp_path / "other_root"
-    (other_root / "mlflow").mkdir(parents=True)
-    shutil.copy(template_db, other_root / "mlflow" / "mlflow.db")
+    other_root = with_empty_registry(tmp_path / "other_root", template_db)
     with pytest.raises(R.RegistryError, match="corrupt weights") as error:
         C.ensure_champion(other_root, shipped_folder=broken)
     assert str(broken / "model.safetensors") in str(error.value)
@@ -129,7 +121,7 @@ def test_corrupt_weights_are_named(data_root, model_folder, tmp_path, template_d
 def test_the_shipped_detector_logs_its_training_config_as_params_and_links_to_the_mlflow_ui(data_root, monkeypatch):
     monkeypatch.setenv("SYNAPFLOW_MLFLOW_UI", "http://127.0.0.1:5999/")
     info = C.ensure_champion(data_root)
-    run = R._client(R._registry(data_root)).get_run(info.run_id)
+    run = mlflow_client(data_root).get_run(info.run_id)
     assert run.data.params["source"] == "shipped" and "command" in run.data.params
     assert {k for k in run.data.params if k.startswith("train.")} >= {"train.steps", "train.lr", "train.batch_size"}
     assert not any(k.startswith("training_config") for k in run.data.metrics)

@@ -19,6 +19,8 @@ from synapflow_assets.detection.model import build_model, tiny_spec
 from synapflow_assets.detection.train_register import log_and_register
 from synapflow_assets.detection.training import TrainConfig, train
 
+from .conftest import mlflow_client, registered_versions
+
 TINY = {"steps": 2, "model": "tiny", "batch_size": 2, "sim_animals": 1, "sim_size": 64, "sim_crop": 64,
         "val_sim_animals": 1, "eval_every": 2, "raw_layers": 3, "val_raw_layers": 2}
 TINY_CONFIG = TrainConfig(**TINY, checkpoint_every=2, pretrain_steps=0)
@@ -27,11 +29,7 @@ TINY_ARGS = ["--steps", "2", "--model", "tiny", "--batch-size", "2", "--sim-anim
              "--raw-layers", "3", "--val-raw-layers", "2"]
 
 
-@pytest.fixture(autouse=True)
-def _embedded_registry_without_real_data(monkeypatch, tmp_path_factory):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.setenv("SYNAPFLOW_SHARED_DATA", str(tmp_path_factory.getbasetemp() / "no-shared-data"))
+pytestmark = pytest.mark.usefixtures("embedded_registry", "no_shared_data")
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +44,6 @@ def tiny_run(tmp_path_factory):
 
 def gate_source(final):
     return validation_score(final["best"]["entry"])[1]
-
-
-def _client(data_root):
-    return R._client(R._registry(data_root))
-
-
-def _versions(data_root):
-    return sorted(int(v.version) for v in _client(data_root).search_model_versions(f"name='{R.MODEL_NAME}'"))
 
 
 def _champion_folder(tmp_path, tiny_run, val_raw_ap50):
@@ -75,12 +65,12 @@ def test_gate_moves_the_champion_only_when_the_new_run_scores_higher(tmp_path, d
     champion = _champion_folder(tmp_path, tiny_run, new_score + margin)
     result = log_and_register(out, final, TINY_CONFIG, data_root, shipped_folder=champion)
     gate = result["gate"]
-    assert result["version"] == "2" and _versions(data_root) == [1, 2]
+    assert result["version"] == "2" and registered_versions(data_root) == [1, 2]
     assert gate["promoted"] is promoted and C.champion_info(data_root).version == ("2" if promoted else "1")
     assert gate["new_score"] == pytest.approx(new_score)
     assert gate["champion_score"] == pytest.approx(new_score + margin)
     assert gate["new_source"] == gate["champion_source"] == result["source"]
-    run = _client(data_root).get_run(result["run_id"]).data
+    run = mlflow_client(data_root).get_run(result["run_id"]).data
     assert run.metrics["gate.new_score"] == pytest.approx(new_score)
     assert run.metrics["gate.champion_score"] == pytest.approx(new_score + margin)
     assert run.tags["gate.decision"] == ("promoted" if promoted else "kept")
@@ -94,12 +84,12 @@ def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, insta
     metadata = result.asset_materializations_for_node("spine_detector")[0].metadata
     gate = metadata["gate"].value
     shipped_score, shipped_source = validation_score(json.loads((R.SHIPPED_FOLDER / "metrics.json").read_text()))
-    assert metadata["trained_version"].value == "2" and _versions(lake.root) == [1, 2]
+    assert metadata["trained_version"].value == "2" and registered_versions(lake.root) == [1, 2]
     assert gate["champion_score"] == pytest.approx(shipped_score) and gate["new_score"] >= 0
     assert not gate["promoted"] and "different validation sets" in gate["reason"]
     assert metadata["version"].value == "1"
 
-    client = _client(lake.root)
+    client = mlflow_client(lake.root)
     run = client.get_run(metadata["training_run_id"].value).data
     assert run.params["steps"] == "2" and run.params["model"] == "tiny"
     assert run.metrics[GATE_KEY] == pytest.approx(gate["new_score"]) and run.tags[SOURCE_TAG].startswith("raw:")
@@ -120,8 +110,8 @@ def test_train_command_registers_unless_told_not_to(tmp_path, data_root):
                                 "--no-register"]) == 0
     assert (tmp_path / "a" / "model" / "model.safetensors").is_file() and not (tmp_path / "none").exists()
     assert train_detector_main([*TINY_ARGS, "--out", str(tmp_path / "b"), "--data-root", str(data_root)]) == 0
-    assert _versions(data_root) == [1, 2]
-    version = _client(data_root).get_model_version(R.MODEL_NAME, "2")
+    assert registered_versions(data_root) == [1, 2]
+    version = mlflow_client(data_root).get_model_version(R.MODEL_NAME, "2")
     assert version.tags["gate.decision"] in ("promoted", "kept") and version.tags["gate.score_key"] == GATE_KEY
     assert version.description.startswith("train-detector --steps 2 --model tiny") and f"{GATE_KEY} " in version.description
 
@@ -144,4 +134,4 @@ def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, c
     assert len(table) == len(expected) > 0
     np.testing.assert_allclose(table.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
                                expected.select("xmin", "ymin", "xmax", "ymax").to_numpy(), rtol=1e-4, atol=1e-3)
-    assert _versions(data_root) == [1]
+    assert registered_versions(data_root) == [1]

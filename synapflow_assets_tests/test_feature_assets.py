@@ -63,14 +63,12 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     assert csv_rows["filename"][0].startswith("day08_layer")
 
 
-def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_path, instance, monkeypatch):
-    import shutil
-
+def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_path, instance, embedded_registry):
     from synapflow_assets.defs.detector_assets import spine_detector
     from synapflow_assets.defs.volume_assets import raw_volume
-    from synapflow_assets.detection import champion, registry
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from .conftest import promote_shipped_copy
+
     lake = DataLake(root=str(tmp_path))
     for sim in simulate_animal(SimulationParams(shape=(6, 160, 192)), n_sessions=2, seed=4):
         write_session(sim, tmp_path / "landing", "m1", f"day{4 * sim.index:02d}")
@@ -81,10 +79,7 @@ def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_
     features_before, dynamics_before = stamps(lake, "spine_features"), stamps(lake, "dynamics", "animal")
     assert process_landed(instance, lake).materialized == []
 
-    weights = tmp_path / "v2"
-    shutil.copytree(registry.SHIPPED_FOLDER, weights)
-    run = registry.log_training_run(weights, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=lake.root)
-    assert champion.promote_if_better(registry.model_version_for_run(run, lake.root), data_root=lake.root)["promoted"]
+    assert promote_shipped_copy(lake.root, tmp_path / "v2")["promoted"]
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
 
     report = process_landed(instance, lake)

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import duckdb
 import polars as pl
@@ -39,36 +40,66 @@ def test_missing_and_corrupt_stores_say_how_to_rebuild(tmp_path):
         connect_read_only(corrupt)
 
 
-def _hold(path, marker, read_only):
-    """Another process that holds the store until it has written `marker`."""
-    code = (f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True); "
-            f"time.sleep(1.0); open({str(marker)!r}, 'w').close(); time.sleep(0.2); c.close()")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
+@contextmanager
+def _holding(path, marker, read_only):
+    """Another process that holds the store until its stdin is closed, then writes `marker` and lets go."""
+    code = (f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True); "
+            f"sys.stdin.read(); open({str(marker)!r}, 'w').close(); c.close()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.stdin.close()
+        try:
+            holder.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            raise
 
 
-def test_reader_waits_for_a_writer_in_another_process(tmp_path):
+def _release_on_first_refusal(monkeypatch, holder) -> list[str]:
+    """Spy on duckdb.connect: the first refused attempt releases `holder`; returns the outcome of every attempt."""
+    real, outcomes = duckdb.connect, []
+
+    def connect(*args, **kwargs):
+        try:
+            connection = real(*args, **kwargs)
+        except duckdb.Error:
+            outcomes.append("refused")
+            if outcomes.count("refused") == 1:
+                holder.stdin.close()
+            raise
+        outcomes.append("open")
+        return connection
+
+    monkeypatch.setattr(duckdb, "connect", connect)
+    return outcomes
+
+
+def test_reader_waits_for_a_writer_in_another_process(tmp_path, monkeypatch):
     path, marker = tmp_path / "f.duckdb", tmp_path / "released"
     FeatureStore(path).connection.close()
-    holder = _hold(path, marker, read_only=False)
-    with pytest.raises(StoreError, match="in use by a writer .* the store is intact"):
-        connect_read_only(path, wait_seconds=0)
-    connection = connect_read_only(path, wait_seconds=10)
-    assert marker.exists()  # it got in only once the writer let go
-    connection.close()
-    holder.wait()
+    with _holding(path, marker, read_only=False) as holder:
+        with pytest.raises(StoreError, match="in use by a writer .* the store is intact"):
+            connect_read_only(path, wait_seconds=0)
+        outcomes = _release_on_first_refusal(monkeypatch, holder)
+        connection = connect_read_only(path, wait_seconds=60)
+        assert outcomes[0] == "refused" and outcomes[-1] == "open"  # it kept trying while the writer held the store
+        assert marker.exists()  # and got in only once the writer let go
+        connection.close()
 
 
-def test_writer_waits_for_a_reader_in_another_process(tmp_path):
+def test_writer_waits_for_a_reader_in_another_process(tmp_path, monkeypatch):
     path, marker = tmp_path / "f.duckdb", tmp_path / "released"
     FeatureStore(path).connection.close()
-    holder = _hold(path, marker, read_only=True)
-    with pytest.raises(StoreError, match="still in use by another process .* the store is intact"):
-        FeatureStore(path, wait_seconds=0)
-    with FeatureStore(path, wait_seconds=10) as store:
-        assert marker.exists() and store.connection.execute("SELECT count(*) FROM dynamics").fetchone() == (0,)
-    holder.wait()
+    with _holding(path, marker, read_only=True) as holder:
+        with pytest.raises(StoreError, match="still in use by another process .* the store is intact"):
+            FeatureStore(path, wait_seconds=0)
+        outcomes = _release_on_first_refusal(monkeypatch, holder)
+        with FeatureStore(path, wait_seconds=60) as store:
+            assert outcomes[0] == "refused" and outcomes[-1] == "open"
+            assert marker.exists() and store.connection.execute("SELECT count(*) FROM dynamics").fetchone() == (0,)
 
 
 def test_sql_command_formats_and_errors(tmp_path, capsys):

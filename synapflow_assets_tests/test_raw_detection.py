@@ -103,8 +103,7 @@ def test_without_a_pixel_size_the_detector_estimates_it(detector):
     assert detector.zoom_for(detector.layer_pixel_size(layer.image, 0.24)) == pytest.approx(0.24 / detector.pixel_size_um)
 
 
-def test_a_tiny_model_trains_on_raw_like_layers_and_its_loss_falls(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNAPFLOW_SHARED_DATA", str(tmp_path / "no-shared-data"))
+def test_a_tiny_model_trains_on_raw_like_layers_and_its_loss_falls(tmp_path, no_shared_data):
     lines = []
     config = TrainConfig(steps=60, model="tiny", batch_size=2, sim_crop=96, crop=96, raw_layers=6, val_raw_layers=2,
                          pool_weights=(("raw", 1.0),), sim_animals=1, sim_size=64, val_sim_animals=1,

@@ -117,15 +117,15 @@ def test_a_failed_alignment_leaves_no_rates_for_its_session(processed, instance,
     assert rates["formation_rate"].drop_nulls().len() == 2  # the aligned sessions keep theirs
 
 
-def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, instance, tmp_path, capsys, monkeypatch):
+def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, instance, tmp_path, capsys,
+                                                                    embedded_registry, no_shared_data):
     from synapflow_assets.detection import registry as R
     from synapflow_assets.detection.cli import train_detector_main
     from synapflow_assets.detection.data import labelled_samples
 
+    from .conftest import mlflow_client, registered_versions
     from .test_detector_training import TINY_ARGS
 
-    monkeypatch.setenv("SYNAPFLOW_SHARED_DATA", str(tmp_path / "no-shared-data"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     eliminated = tracks_of(processed).filter(pl.col("status") == "eliminated").head(2)
     corrections = eliminated.select("animal", "session", "track_id", "x_um", "y_um", "z_um", computed_status="status").with_columns(
         status=pl.lit("present"), corrected_by=pl.lit("tester"), corrected_at=pl.lit(FIRST_DAY), note=pl.lit(None, pl.String))
@@ -143,9 +143,8 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, 
     assert train_detector_main([*TINY_ARGS, "--extra-labels", str(labels), "--out", str(tmp_path / "run"),
                                 "--data-root", str(registry)]) == 0
     assert f"{len(samples)} corrected" in capsys.readouterr().out
-    client = R._client(R._registry(registry))
-    latest = max(int(v.version) for v in client.search_model_versions(f"name='{R.MODEL_NAME}'"))
-    assert client.get_model_version(R.MODEL_NAME, str(latest)).tags["gate.decision"] in ("promoted", "kept")
+    latest = registered_versions(registry)[-1]
+    assert mlflow_client(registry).get_model_version(R.MODEL_NAME, str(latest)).tags["gate.decision"] in ("promoted", "kept")
 
 
 def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, instance):

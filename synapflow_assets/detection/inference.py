@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from ..errors import SynapFlowError
 from ..geometry import BOX_SCHEMA, centres
 from ..imaging.scale import estimate_pixel_size
 from .box_merge import TileOutput, merge_tiles, tile_origins
@@ -21,7 +22,7 @@ CONFIG_FORMAT = "synapflow-spine-detector"
 STACK_CONTRAST_FRACTION = 0.5
 
 
-class DetectorError(ValueError):
+class DetectorError(SynapFlowError, ValueError):
     """A detector folder that cannot be used (missing or corrupt file); the message names the file."""
 
 

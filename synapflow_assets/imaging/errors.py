@@ -1,8 +1,10 @@
 """Errors raised for bad input files."""
 from pathlib import Path
 
+from ..errors import SynapFlowError
 
-class InputError(ValueError):
+
+class InputError(SynapFlowError, ValueError):
     """An input file cannot be used; the message names the file and the problem."""
 
     def __init__(self, path: str | Path, problem: str):

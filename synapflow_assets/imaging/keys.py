@@ -2,10 +2,12 @@
 import re
 from datetime import datetime
 
+from ..errors import SynapFlowError
+
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class InvalidKeyError(ValueError):
+class InvalidKeyError(SynapFlowError, ValueError):
     """A name that cannot become a partition key or a path component."""
 
 

@@ -5,6 +5,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from ..errors import SynapFlowError
 from ..geometry import centre_distance, centres, giou, pairwise_giou
 
 _FORBIDDEN = 1e6
@@ -28,7 +29,7 @@ def pairs_within(a: np.ndarray, b: np.ndarray, max_distance: float) -> tuple[np.
     return found["i"].astype(np.int64), found["j"].astype(np.int64)
 
 
-class BoxError(ValueError):
+class BoxError(SynapFlowError, ValueError):
     """Boxes that cannot be linked (NaN, degenerate or outside the image)."""
 
 

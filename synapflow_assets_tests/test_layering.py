@@ -1,0 +1,92 @@
+"""The layers of the package (docs/architecture.md): the science in plain modules, Dagster only in the orchestration.
+
+- ``defs/``, ``definitions.py`` and ``pipeline.py`` (the orchestration) may import ``dagster``;
+- ``__main__.py`` and ``lab_commands.py`` (the command line) may import the orchestration, inside the
+  commands that need it, but not ``dagster`` itself;
+- every other module is plain Python: it imports neither ``dagster`` nor the orchestration nor the
+  command line, so it can be used and tested without Dagster.
+"""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import synapflow_assets
+
+PACKAGE = Path(synapflow_assets.__file__).resolve().parent
+ORCHESTRATION = ("synapflow_assets.defs", "synapflow_assets.definitions", "synapflow_assets.pipeline")
+COMMAND_LINE = ("synapflow_assets.__main__", "synapflow_assets.lab_commands")
+
+
+def modules() -> dict[str, Path]:
+    """``{dotted name: file}`` for every module of the package."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ("synapflow_assets", *path.relative_to(PACKAGE).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports(name: str, path: Path) -> set[str]:
+    """The absolute names of everything the module imports, anywhere in it (functions too)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def is_dagster(name: str) -> bool:
+    root = name.split(".")[0]
+    return root == "dagster" or root.startswith("dagster_")
+
+
+def test_the_parse_sees_the_imports():
+    found = modules()
+    assert "synapflow_assets.defs.resources" in found and "synapflow_assets.imaging.keys" in found
+    assert "dagster" in imports("synapflow_assets.definitions", found["synapflow_assets.definitions"])
+    assert "synapflow_assets.errors" in imports("synapflow_assets.imaging.keys", found["synapflow_assets.imaging.keys"])
+
+
+def test_only_the_orchestration_imports_dagster():
+    offenders = {name: sorted(filter(is_dagster, imports(name, path))) for name, path in modules().items()
+                 if not within(name, ORCHESTRATION)}
+    assert {name: found for name, found in offenders.items() if found} == {}, \
+        "only defs/, definitions.py and pipeline.py may import dagster"
+
+
+def test_plain_modules_import_neither_the_orchestration_nor_the_command_line():
+    offenders = {}
+    for name, path in modules().items():
+        if within(name, ORCHESTRATION + COMMAND_LINE):
+            continue
+        found = sorted(m for m in imports(name, path) if within(m, ORCHESTRATION + COMMAND_LINE))
+        if found:
+            offenders[name] = found
+    assert offenders == {}, "move the code these need out of the orchestration, or the module into defs/"
+
+
+def test_importing_every_plain_module_does_not_load_dagster():
+    """The same rule at run time: nothing a plain module imports (a third-party package included) brings Dagster in."""
+    plain = [name for name in modules() if not within(name, ORCHESTRATION + COMMAND_LINE)]
+    code = ("import importlib, sys\n"
+            f"for name in {plain!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster' or m.startswith('dagster_')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", result.stdout[-2000:]
