@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,32 +158,40 @@ def run_partition(job_name: str, partition: str) -> tuple[bool, list[int]]:
 
 
 def step_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
-    """Mean seconds per step (start to success) over the instance's runs, and `run (outside steps)`: the mean
-    of each run's wall time minus its steps' (orchestration: planning, submitting, waiting for slots)."""
+    """Mean seconds per step (start to success) over the instance's runs, and where the rest of a run's wall time
+    goes (orchestration): from the run's start to its first step, between steps, from the last step to its end."""
     from dagster._core.events import DagsterEventType
 
-    kinds = (DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.STEP_START,
-             DagsterEventType.STEP_SUCCESS)
+    kinds = {DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.STEP_START,
+             DagsterEventType.STEP_SUCCESS}
     steps: dict[str, list[float]] = {}
-    outside = []
+    gaps: dict[str, list[float]] = {"run start -> first step": [], "between steps": [], "last step -> run end": []}
+    walls: dict[str, list[float]] = {"process_sessions": [], "update_animals": []}
     for run in instance.get_runs():
         if run.job_name.startswith("__") or run.tags.get("synapflow/origin") not in ("scale test", "command line"):
             continue
-        started, inside, times = {}, 0.0, {}
-        for record in instance.all_logs(run.run_id, of_type=set(kinds)):
+        records = sorted(instance.all_logs(run.run_id, of_type=kinds), key=lambda r: r.timestamp)
+        started, previous_end, first = {}, None, None
+        for record in records:
             kind, step = record.dagster_event.event_type, record.step_key
-            if kind == DagsterEventType.STEP_START:
+            if kind == DagsterEventType.RUN_START:
+                first = record.timestamp
+            elif kind == DagsterEventType.STEP_START:
                 started[step] = record.timestamp
+                if previous_end is None and first is not None:
+                    gaps["run start -> first step"].append(record.timestamp - first)
+                elif previous_end is not None:
+                    gaps["between steps"].append(max(0.0, record.timestamp - previous_end))
             elif kind == DagsterEventType.STEP_SUCCESS and step in started:
-                seconds = record.timestamp - started[step]
-                steps.setdefault(step, []).append(seconds)
-                inside += seconds
-            else:
-                times[kind] = record.timestamp
-        if len(times) == 2:
-            outside.append(times[DagsterEventType.RUN_SUCCESS] - times[DagsterEventType.RUN_START] - inside)
+                steps.setdefault(step, []).append(record.timestamp - started[step])
+                previous_end = record.timestamp
+            elif kind == DagsterEventType.RUN_SUCCESS and previous_end is not None:
+                gaps["last step -> run end"].append(record.timestamp - previous_end)
+                if first is not None and run.job_name in walls:
+                    walls[run.job_name].append(record.timestamp - first)
     means = {step: round(sum(v) / len(v), 2) for step, v in sorted(steps.items())}
-    return {**means, "run (outside steps)": round(sum(outside) / max(len(outside), 1), 2)}
+    medians = {f"{job} run (median)": round(statistics.median(v), 2) for job, v in walls.items() if v}
+    return {**means, **{name: round(sum(v) / max(len(v), 1), 2) for name, v in gaps.items()}, **medians}
 
 
 def repeated_steps(instance: dg.DagsterInstance) -> list[str]:
@@ -335,6 +344,8 @@ def main() -> int:
         tracking = mlflow_through_server(work, env, stack)
         result = {"embedded_s": round(embedded_seconds, 1), "distributed_s": round(run["seconds"], 1),
                   "overhead": round(run["seconds"] / embedded_seconds - 1, 2), "workers": args.workers,
+                  "session_overhead": round(distributed_steps["process_sessions run (median)"]
+                                            / embedded_steps["process_sessions run (median)"] - 1, 2),
                   "seconds_per_step": {k: {"embedded": v, "distributed": distributed_steps.get(k)}
                                        for k, v in embedded_steps.items()},
                   "steps_by_worker": run["steps_by_worker"], "worker_killed": killed_marker.exists(),
@@ -346,6 +357,8 @@ def main() -> int:
         service("mlflow.sh", "stop", str(states["mlflow"]), env=env)
         service("s3.sh", "stop", str(states["s3"]), env=env)
         service("postgres.sh", "stop", str(states["postgres"]), env=env)
+    print(f"per-session overhead (median session run, distributed vs embedded): {result['session_overhead']:+.0%} "
+          f"(target <= +20%); whole lab: {result['overhead']:+.0%}, which includes warm-up and the killed worker")
     print("mean seconds per step        embedded  distributed")
     for step, pair in result["seconds_per_step"].items():
         print(f"  {step:<26} {pair['embedded']:>8.2f} {pair['distributed'] or float('nan'):>11.2f}")

@@ -51,7 +51,7 @@ def _ingest(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"error: invalid option: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    lake = lake_from_environment().model_copy(update={"root": args.data})
+    lake = lake_from_environment(args.data)
     start = time.perf_counter()
     try:
         instance = open_instance(args.data)

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from filelock import FileLock, Timeout
 
+from .errors import SynapFlowError
 from .defs.animal_sensor import update_animals_job
 from .defs.landing_sensor import process_sessions_job
 from .defs.metadata import settings_fingerprint
@@ -37,7 +38,7 @@ EXTERNAL = {raw_volume.key, detections_2d.key}
 INGEST_LOCK_WAIT_SECONDS = 3600
 
 
-class IngestBusy(RuntimeError):
+class IngestBusy(SynapFlowError, RuntimeError):
     """Another ingest of the same data root did not finish in time."""
 
 

@@ -105,11 +105,11 @@ class DataLake(dg.ConfigurableResource):
         return self._under_root("spines", self._animal(animal), f"{self._session(session)}.boxes.parquet")
 
 
-def lake_from_environment() -> DataLake:
-    """The data lake named by `SYNAPFLOW_DATA`, `SYNAPFLOW_LANDING` and `SYNAPFLOW_STORE` (defaults: `data`, its
-    `landing/` and its `features.duckdb`)."""
-    return DataLake(root=os.environ.get("SYNAPFLOW_DATA", "data"), landing_root=os.environ.get("SYNAPFLOW_LANDING", ""),
-                    store=os.environ.get("SYNAPFLOW_STORE", ""))
+def lake_from_environment(root: str | None = None) -> DataLake:
+    """The data lake named by `SYNAPFLOW_DATA` (or `root`), `SYNAPFLOW_LANDING` and `SYNAPFLOW_STORE` (defaults:
+    `data`, its `landing/` and its `features.duckdb`)."""
+    return DataLake(root=root or os.environ.get("SYNAPFLOW_DATA", "data"),
+                    landing_root=os.environ.get("SYNAPFLOW_LANDING", ""), store=os.environ.get("SYNAPFLOW_STORE", ""))
 
 
 class _Overrides(dg.ConfigurableResource):

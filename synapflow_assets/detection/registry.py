@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import SynapFlowError
+
 
 MODEL_NAME = "spine-detector"
 ALIAS = "champion"
@@ -41,7 +43,7 @@ SHIPPED_FOLDER = Path(__file__).resolve().parent / "shipped"
 log = logging.getLogger(__name__)
 
 
-class RegistryError(RuntimeError):
+class RegistryError(SynapFlowError, RuntimeError):
     """The model registry cannot provide what was asked; the message names the registry URI,
     the model, the alias or the file concerned."""
 

@@ -11,3 +11,6 @@ class InputError(SynapFlowError, ValueError):
         self.path = path if hasattr(path, "fs") else Path(path)  # a path on an object store stays one
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):  # crosses process boundaries (Dask workers) whole
+        return type(self), (self.path, self.problem)

@@ -9,6 +9,7 @@ import duckdb
 import polars as pl
 from filelock import FileLock
 
+from ..errors import SynapFlowError
 from ..failpoints import failpoint
 from ..tracking.corrections import CORRECTION_SCHEMA
 from .atomic_files import sibling
@@ -18,7 +19,7 @@ VIEWS = (Path(__file__).with_name("views.sql")).read_text()
 KEYED_TABLES = ("spines", "spine_features", "tracks")
 
 
-class StoreError(RuntimeError):
+class StoreError(SynapFlowError, RuntimeError):
     """The store is missing, corrupt or locked."""
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from ..errors import SynapFlowError
 from ..store.atomic_files import write_parquet_atomic
 from .align import Alignment, AlignParams, align_sessions
 from .time import TimeLinkParams, link_costs, project_spines
@@ -63,7 +64,7 @@ def _load_alignment(path: Path, meta: dict) -> Alignment | None:
         return Alignment(field_yx=stored["field_yx"], field_back_yx=stored["field_back_yx"], **scalars)
 
 
-class AlignmentFailed(ValueError):
+class AlignmentFailed(SynapFlowError, ValueError):
     """Consecutive sessions of an animal could not be aligned; the message names every failed pair and why."""
 
 
