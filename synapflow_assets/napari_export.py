@@ -34,7 +34,7 @@ def registered_volume(volume: np.ndarray, steps: list[Alignment], session: int) 
     """Session ``session``'s volume resampled into the first session's frame (bilinear in x/y, the integer z
     shift in z; zero outside)."""
     nz, ny, nx = volume.shape
-    grid = np.stack(np.mgrid[0:ny, 0:nx], axis=-1).reshape(-1, 2).astype(np.float64)
+    grid = np.stack(list(np.mgrid[0:ny, 0:nx]), axis=-1).reshape(-1, 2).astype(np.float64)
     dz = 0
     for step in steps[:session]:
         grid = step.map_points(grid)

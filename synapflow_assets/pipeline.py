@@ -1,6 +1,7 @@
 """Run the assets in-process on what has landed, skipping partitions that are up to date."""
 import time
 from dataclasses import dataclass, field
+from typing import cast
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ from .defs.landing_sensor import process_sessions_job
 from .defs.metadata import settings_fingerprint
 from .defs.partition_upgrade import upgrade_partitions
 from .defs.run_recovery import command_line_tags, recover_dead_runs
-from .defs.partitions import ANIMALS, SESSIONS, register_sessions, session_partition_key, split_session_key
+from .defs.partitions import ANIMALS_NAME, register_sessions, session_partition_key, SESSIONS_NAME, split_session_key
 from .defs.detector_assets import spine_detector
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
 from .defs.detection_assets import detections_2d
@@ -67,6 +68,8 @@ def step_failure_line(failure: dg.DagsterEvent, run_id: str) -> str:
         description = failure.step_failure_data.user_failure_data.description or "failed"
         return description.strip().splitlines()[0]
     error = failure.step_failure_data.error
+    if error is None:
+        return f"failed (see run {run_id} in the Dagster UI)"
     cause = error.cause if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause else error
     lines = [line.strip() for line in cause.message.strip().splitlines() if line.strip()]
     text = lines[0] if lines else cause.cls_name or "error"
@@ -88,10 +91,18 @@ def failed_checks(result: dg.ExecuteInProcessResult, partition: str) -> list[str
         if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             continue
         evaluation = event.event_specific_data
-        if not evaluation.passed:
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
             why = evaluation.description or ", ".join(f"{k}={v.value}" for k, v in evaluation.metadata.items())
             lines.append(f"{partition}: {evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {why}")
     return lines
+
+
+def materialization(record: dg.EventLogRecord) -> dg.AssetMaterialization:
+    """The materialization of a record fetched with `fetch_materializations` (which holds one)."""
+    event = record.asset_materialization
+    if event is None:
+        raise TypeError(f"event {record.storage_id} is not a materialization")
+    return event
 
 
 def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None) -> dict | None:
@@ -102,7 +113,7 @@ def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partit
     ).records
     if not records:
         return None
-    event = records[0].asset_materialization
+    event = materialization(records[0])
     upstream = event.metadata.get("upstream_versions")
     settings = event.metadata.get("settings")
     checksum = event.metadata.get("checksum")
@@ -179,7 +190,8 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     fingerprints = {raw_volume.key: settings.imaging.fingerprint(), detections_2d.key: detection.fingerprint(settings.detection)}
     partition = session_partition_key(item.animal, item.session)
     stale = []
-    latest = {spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}}
+    latest: dict[dg.AssetKey, dict | None] = {
+        spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}}
     for asset in SESSION_ASSETS:
         latest[asset.key] = record = latest_versions(instance, asset.key, partition)
         upstream = [key for key in asset.dependency_keys if key in latest]
@@ -190,10 +202,10 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
             or (external is not None and external != record["data"])
             or (asset.key in fingerprints and record["settings"] != fingerprints[asset.key])
             or any(key in stale for key in upstream)
-            or any(record["upstream"].get(key.to_user_string()) != latest[key]["data"] for key in upstream)
+            or any(record["upstream"].get(key.to_user_string()) != (latest[key] or {}).get("data") for key in upstream)
             or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)
         )
-        if not outdated and lake is not None:
+        if record is not None and not outdated and lake is not None:
             problem = output_problem(asset.key, record, lake, item.animal, item.session)
             if problem:
                 outdated = True
@@ -366,8 +378,8 @@ def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str
 
 def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str) -> str | None:
     """Materialize ``spine_dynamics`` of one animal (after corrections); the failure message, or None."""
-    if not instance.has_dynamic_partition(ANIMALS.name, animal):
-        instance.add_dynamic_partitions(ANIMALS.name, [animal])
+    if not instance.has_dynamic_partition(ANIMALS_NAME, animal):
+        instance.add_dynamic_partitions(ANIMALS_NAME, [animal])
     result = run_job(update_animals_job, instance, animal, [spine_dynamics.key], {"lake": lake, "alignment": AlignmentSettings()})
     return None if result.success else failure_message(result)
 
@@ -375,20 +387,20 @@ def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str
 def session_summary(instance: dg.DagsterInstance) -> list[dict]:
     """One row per materialized session partition, from the latest metadata of each asset."""
     rows = []
-    registered = set(instance.get_dynamic_partitions(SESSIONS.name))
+    registered = set(instance.get_dynamic_partitions(SESSIONS_NAME))
     for partition in sorted(set(instance.get_materialized_partitions(raw_volume.key)) & registered):
         meta = {}
         for asset in SESSION_ASSETS:
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[partition]), limit=1
             ).records
-            meta[asset.key] = records[0].asset_materialization.metadata if records else {}
+            meta[asset.key] = materialization(records[0]).metadata if records else {}
         volume, detections, spines, _ = (meta[a.key] for a in SESSION_ASSETS)
         rows.append({
             "partition": partition,
             "shape_zyx": volume["shape_zyx"].value,
             "voxel_um_zyx": volume["voxel_size_um_zyx"].value,
-            "residual_px": round(volume["registration_residual_px"].value, 3),
+            "residual_px": round(cast(float, volume["registration_residual_px"].value), 3),
             "detections": detections["detections"].value if "detections" in detections else None,
             "spines_3d": spines["spines"].value if "spines" in spines else None,
             "volume": volume["path"].value,

@@ -59,7 +59,7 @@ def _crop(volume: np.ndarray, box, layer: int) -> tuple[np.ndarray, tuple[float,
 def _panel(image: np.ndarray, box, title: str, scale: int = 4) -> Image.Image:
     low, high = np.percentile(image, [1, 99.8]) if image.size else (0, 1)
     grey = (np.clip((image - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
-    panel = Image.fromarray(grey).resize((grey.shape[1] * scale, grey.shape[0] * scale), Image.NEAREST).convert("RGB")
+    panel = Image.fromarray(grey).resize((grey.shape[1] * scale, grey.shape[0] * scale), Image.Resampling.NEAREST).convert("RGB")
     draw = ImageDraw.Draw(panel)
     draw.rectangle([v * scale for v in box], outline=(255, 200, 0))
     draw.text((3, 3), title, fill=(0, 255, 255))

@@ -22,7 +22,7 @@ def animals_to_update(instance: dg.DagsterInstance, after_storage_id: int) -> tu
         limit=10_000, ascending=True).records
     if not records:
         return [], {}, after_storage_id
-    changed = {split_session_key(r.partition_key)[0] for r in records if SEPARATOR in (r.partition_key or "")}
+    changed = {split_session_key(r.partition_key)[0] for r in records if r.partition_key and SEPARATOR in r.partition_key}
     featured = set(instance.get_materialized_partitions(spine_features.key))
     ready, waiting = [], {}
     for animal in sorted(changed):

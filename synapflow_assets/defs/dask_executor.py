@@ -28,7 +28,7 @@ from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 
 def run_steps_on_worker(payload: str) -> str:
     """Execute the steps of `payload` in this worker process; their events, serialized."""
-    request = deserialize_value(payload)
+    request: dict = deserialize_value(payload, as_type=dict)
     dagster_run = request["run"]
     selection = dagster_run.resolved_op_selection
     job = _kept(("job", serialize_value(request["origin"]), tuple(sorted(selection or ()))),

@@ -1,6 +1,7 @@
 """Asset `detections_2d`: spine boxes on every layer of a session's volume."""
 import hashlib
 import json
+from typing import cast
 
 import dagster as dg
 import numpy as np
@@ -126,7 +127,7 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
                 decisive.append(options.candidate_threshold)
             if detection.source == "model":
                 decisive.append(round(float(voxel_size_um[2]), 6))  # the detector resamples by the pixel size
-            data_version = hashlib.sha256(json.dumps([model, version, upstream.value["raw_volume"], *decisive])
+            data_version = hashlib.sha256(json.dumps([model, version, cast(dict, upstream.value)["raw_volume"], *decisive])
                                           .encode()).hexdigest()[:32]
     except InputError as error:
         raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error

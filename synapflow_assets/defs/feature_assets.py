@@ -1,6 +1,7 @@
 """Assets `spine_features` (per session) and `spine_dynamics` (per animal) in the DuckDB feature store."""
 import hashlib
 import json
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -93,7 +94,7 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             "features")
         corrections = store.corrections(animal)
         model, version = (",".join(sorted(sizes[c].drop_nulls().unique())) or None for c in ("model", "model_version"))
-        inputs = {**latest_data_versions(context, spine_tracks.key),
+        inputs: dict[str, Any] = {**latest_data_versions(context, spine_tracks.key),
                   "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows())),
                   "corrections": hashlib.sha256(corrections.write_csv().encode()).hexdigest()[:16] if len(corrections) else None}
         if store.is_current("dynamics", animal, None, inputs, code):

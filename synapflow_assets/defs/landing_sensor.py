@@ -43,7 +43,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
     requests = []
     for s in ready:
         try:
-            damage = []
+            damage: list[str] = []
             stale = stale_assets(context.instance, s, None, detection, imaging, lake, damage)
             for line in damage:
                 context.log.warning(line)

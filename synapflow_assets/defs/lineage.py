@@ -1,4 +1,6 @@
 """Recording which upstream versions an asset partition was computed from."""
+from typing import cast
+
 import dagster as dg
 
 
@@ -23,4 +25,4 @@ def upstream_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey,
 
 def latest_data_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey) -> dict[str, str | None]:
     """Latest data version of each upstream asset for this run's partition."""
-    return upstream_versions(context, *keys).value
+    return cast(dict[str, str | None], upstream_versions(context, *keys).value)

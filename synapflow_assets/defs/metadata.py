@@ -4,7 +4,7 @@ import json
 import dagster as dg
 import polars as pl
 
-_TYPES = {pl.String: "string", pl.Int64: "int", pl.Int32: "int", pl.Float64: "float", pl.Boolean: "bool"}
+_TYPES: dict[pl.DataType | type[pl.DataType], str] = {pl.String: "string", pl.Int64: "int", pl.Int32: "int", pl.Float64: "float", pl.Boolean: "bool"}
 
 
 OWNERS = ["team:synapflow"]

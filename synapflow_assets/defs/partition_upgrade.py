@@ -38,7 +38,8 @@ def upgrade_partitions(instance: dg.DagsterInstance) -> list[str]:
     """
     if not old_layout(instance):
         return []
-    moved, new_ids = set(), {}
+    moved: set[str] = set()
+    new_ids: dict[str, str] = {}
     register_sessions(instance, [tuple(old.split("|")) for name in SESSION_ASSETS
                                  for old in _old_keys(instance, dg.AssetKey(name))])
     for name in SESSION_ASSETS:

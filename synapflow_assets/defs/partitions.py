@@ -12,8 +12,9 @@ import dagster as dg
 
 from ..imaging.keys import validate_key
 
-ANIMALS = dg.DynamicPartitionsDefinition(name="animals")
-SESSIONS = dg.DynamicPartitionsDefinition(name="animal_sessions")
+ANIMALS_NAME, SESSIONS_NAME = "animals", "animal_sessions"
+ANIMALS = dg.DynamicPartitionsDefinition(name=ANIMALS_NAME)
+SESSIONS = dg.DynamicPartitionsDefinition(name=SESSIONS_NAME)
 SESSIONS_OF_ANIMAL = dg.AllPartitionMapping()
 """Mapping of an animal asset to its session inputs (see the module docstring)."""
 
@@ -36,21 +37,21 @@ def split_session_key(key: str) -> tuple[str, str]:
 def sessions_of(instance: dg.DagsterInstance, animal: str) -> list[str]:
     """Session partition keys of one animal that are registered in `instance`."""
     prefix = f"{animal}{SEPARATOR}"
-    return [key for key in instance.get_dynamic_partitions(SESSIONS.name) if key.startswith(prefix)]
+    return [key for key in instance.get_dynamic_partitions(SESSIONS_NAME) if key.startswith(prefix)]
 
 
 def _missing(instance: dg.DagsterInstance, pairs) -> tuple[list[str], list[str]]:
     """Animal keys and session keys of `(animal, session)` pairs that are not registered yet."""
     pairs = sorted(set(pairs))
-    animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS.name)))
-    known = set(instance.get_dynamic_partitions(SESSIONS.name))
+    animals = sorted({a for a, _ in pairs} - set(instance.get_dynamic_partitions(ANIMALS_NAME)))
+    known = set(instance.get_dynamic_partitions(SESSIONS_NAME))
     return animals, [k for k in (session_partition_key(a, s) for a, s in pairs) if k not in known]
 
 
 def register_sessions(instance: dg.DagsterInstance, pairs) -> None:
     """Add the animal and session partitions of `(animal, session)` pairs that are not there yet."""
     animals, keys = _missing(instance, pairs)
-    for name, wanted in ((ANIMALS.name, animals), (SESSIONS.name, keys)):
+    for name, wanted in ((ANIMALS_NAME, animals), (SESSIONS_NAME, keys)):
         if wanted:
             _add(instance, name, wanted)
 

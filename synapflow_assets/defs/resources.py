@@ -2,10 +2,10 @@
 import json
 import os
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import dagster as dg
-from pydantic import field_validator
+from pydantic import BaseModel, field_validator
 
 from ..imaging.keys import InvalidKeyError, validate_key
 from ..store.locations import StorageError, is_remote, local_cache, location
@@ -118,7 +118,7 @@ class _Overrides(dg.ConfigurableResource):
     _section: ClassVar[str]
 
     def overrides(self) -> dict:
-        options = LabSettings.model_fields[self._section].annotation.model_fields
+        options = cast(type[BaseModel], LabSettings.model_fields[self._section].annotation).model_fields
         return {self._section: {k: v for k, v in self.model_dump().items() if k in options}}
 
     def settings(self, lake: "DataLake", animal: str) -> LabSettings:

@@ -38,7 +38,7 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits:
         for run_id in storage.get_concurrency_run_ids():
-            run = instance.get_run_by_id(run_id)
-            if run is None or run.is_finished:
+            owner = instance.get_run_by_id(run_id)
+            if owner is None or owner.is_finished:
                 storage.free_concurrency_slots_for_run(run_id)
     return dead

@@ -1,5 +1,9 @@
 """Asset `spine_tracks`: every spine of an animal with one identity across its sessions."""
+from functools import partial
+from typing import Any
+
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from ..imaging.ingest import png_markdown
@@ -33,6 +37,11 @@ class TimeTrackingConfig(dg.Config):
     border_px: float = _LINK.border_px
 
 
+def volume_pixels(path) -> np.ndarray:
+    """Level 0 of a stored volume (read when tracking needs its pixels)."""
+    return read_volume_zarr(path)[0]
+
+
 def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
     """The sessions of an animal that have 3D spines, in acquisition order, as tracking inputs."""
     found, infos = {}, {}
@@ -56,7 +65,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
         evidence = content_hash(candidates_path) if candidates is not None else "none"
         inputs.append(SessionInput(session, read_parquet(path), shape,
                                    f"{content_hash(path)}:{attrs.get('input_hash')}:{evidence}",
-                                   lambda p=volume_path: read_volume_zarr(p)[0], volume_version=str(attrs.get("input_hash")),
+                                   partial(volume_pixels, volume_path), volume_version=str(attrs.get("input_hash")),
                                    candidates=candidates))
     return inputs
 
@@ -120,7 +129,7 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     failpoint("tracking")
     path = write_parquet(tracks, lake.tracks_path(animal))
     counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
-    metadata = {
+    metadata: dict[str, Any] = {
         "path": dg.MetadataValue.path(str(path)),
         "dagster/row_count": len(tracks), "dagster/column_schema": column_schema(tracks),
         "sessions": len(sessions),

@@ -110,7 +110,7 @@ def augment(sample: Sample, crop: int, rng: np.random.Generator, params: Augment
     ya, yb, xa, xb = max(y0, 0), min(y0 + s, h), max(x0, 0), min(x0 + s, w)
     if yb > ya and xb > xa:
         window[ya - y0: yb - y0, xa - x0: xb - x0] = normalise(sample.image[ya:yb, xa:xb], sample.low, sample.high)
-    image = window
+    image: np.ndarray = window
     if s != crop:
         image = resize(window, (crop, crop))
     factor = crop / s
@@ -163,9 +163,9 @@ def to_model_labels(boxes: list[np.ndarray], labels: list[np.ndarray], size: tup
     h, w = size
     targets = []
     for b, l in zip(boxes, labels):
-        b = torch.as_tensor(np.asarray(b, np.float32)).reshape(-1, 4)
-        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h,
-                              (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h], 1)
+        t = torch.as_tensor(np.asarray(b, np.float32)).reshape(-1, 4)
+        cxcywh = torch.stack([(t[:, 0] + t[:, 2]) / 2 / w, (t[:, 1] + t[:, 3]) / 2 / h,
+                              (t[:, 2] - t[:, 0]) / w, (t[:, 3] - t[:, 1]) / h], 1)
         targets.append({"class_labels": torch.as_tensor(l, dtype=torch.long), "boxes": cxcywh.clamp(0, 1)})
     return targets
 

@@ -69,8 +69,8 @@ def calibrate_box_scale(detector, samples, score_threshold: float = 0.35, centre
                   for s in samples]
     finally:
         detector.box_scale = previous
-    ratios = np.concatenate(ratios) if ratios else np.zeros(0)
-    if not len(ratios):
+    pooled = np.concatenate(ratios) if ratios else np.zeros(0)
+    if not len(pooled):
         return {"box_scale": 1.0, "pairs": 0, "q25": float("nan"), "q75": float("nan")}
-    q25, median, q75 = np.percentile(ratios, [25, 50, 75])
-    return {"box_scale": round(float(median), 3), "pairs": int(len(ratios)), "q25": float(q25), "q75": float(q75)}
+    q25, median, q75 = np.percentile(pooled, [25, 50, 75])
+    return {"box_scale": round(float(median), 3), "pairs": int(len(pooled)), "q25": float(q25), "q75": float(q75)}

@@ -236,9 +236,9 @@ def read_yolo_labels(path: Path, width: int, height: int) -> tuple[np.ndarray, n
             box = [xs.min(), ys.min(), xs.max(), ys.max()]
         boxes.append(np.array(box) * [width, height, width, height])
         labels.append(label)
-    boxes = np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0, [width, height, width, height])
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return boxes[keep].astype(np.float32), np.array(labels, np.int64)[keep]
+    clipped = np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0, [width, height, width, height])
+    keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return clipped[keep].astype(np.float32), np.array(labels, np.int64)[keep]
 
 
 def labelled_samples(path: Path) -> list[Sample]:

@@ -271,8 +271,10 @@ class SpineDetector:
             if empty[i] or not per_layer[i]:
                 outputs.append(pl.DataFrame(schema=BOX_SCHEMA))
                 continue
-            boxes, scores, labels = merge_tiles(per_layer[i], normalised[i].shape, self.nms_iou)
-            boxes = self._rescale(boxes, layer.shape, normalised[i].shape)
+            tile_source = normalised[i]
+            assert tile_source is not None  # not empty, so normalised
+            boxes, scores, labels = merge_tiles(per_layer[i], tile_source.shape, self.nms_iou)
+            boxes = self._rescale(boxes, layer.shape, tile_source.shape)
             outputs.append(pl.DataFrame({
                 "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
                 "score": scores, "type": [self.types[int(k)] for k in labels]}, schema=BOX_SCHEMA))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -80,6 +81,11 @@ def tiny_spec() -> DetectorSpec:
                         decoder_layers=1, num_queries=30, num_denoising=10, ffn_dim=64, heads=4)
 
 
+def _unchecked(**options: Any) -> dict[str, Any]:
+    """Options that the configs take through `**kwargs` (transformers' signatures do not name them)."""
+    return options
+
+
 def build_config(spec: DetectorSpec):
     """The ``transformers.RTDetrConfig`` of a spec (ResNet backbone from config, no pretrained weights).
 
@@ -97,11 +103,11 @@ def build_config(spec: DetectorSpec):
     backbone = RTDetrResNetConfig(
         num_channels=3, embedding_size=spec.backbone_embedding_size, hidden_sizes=list(spec.backbone_hidden_sizes),
         depths=list(spec.backbone_depths), layer_type="basic", hidden_act="relu", downsample_in_first_stage=False,
-        out_features=list(spec.feature_stages))
+        **_unchecked(out_features=list(spec.feature_stages)))
     in_channels = [spec.backbone_hidden_sizes[i] for i in stage_index]
     labels = {i: name for i, name in enumerate(spec.types)}
     return RTDetrConfig(
-        backbone_config=backbone, use_pretrained_backbone=False, use_timm_backbone=False,
+        backbone_config=backbone, **_unchecked(use_pretrained_backbone=False, use_timm_backbone=False),
         freeze_backbone_batch_norms=False,
         encoder_hidden_dim=spec.hidden_dim, encoder_in_channels=in_channels, feat_strides=spec.strides,
         encoder_layers=1, encoder_ffn_dim=spec.ffn_dim, encoder_attention_heads=spec.heads,

@@ -87,7 +87,8 @@ def scan_landing(root: Path) -> tuple[list[LandedSession], list[str]]:
         One message per entry whose animal or session name is not a valid key.
     """
     root = as_path(root)
-    sessions, problems = [], []
+    sessions: list[LandedSession] = []
+    problems: list[str] = []
     if not root.is_dir():
         return sessions, problems
     for animal_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

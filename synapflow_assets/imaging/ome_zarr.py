@@ -4,10 +4,12 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.core.array_spec import ArrayConfigParams
 
 from ..store.atomic_files import sibling
 from ..store.locations import as_path, file_sizes, is_remote, remove_tree, storage_options
@@ -16,7 +18,7 @@ from .errors import InputError
 
 NGFF_VERSION = "0.5"
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
-_EVERY_CHUNK = {"write_empty_chunks": True}
+_EVERY_CHUNK: ArrayConfigParams = {"write_empty_chunks": True}
 """Every chunk is stored, even an empty one, so that a missing chunk file always means damage."""
 
 
@@ -155,9 +157,26 @@ def read_volume_zarr(path: Path, level: int = 0) -> tuple[np.ndarray, tuple[floa
         The ``synapflow`` attributes.
     """
     group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
-    multiscale = group.attrs["ome"]["multiscales"][0]
-    scale = multiscale["datasets"][level]["coordinateTransformations"][0]["scale"]
-    return _read_all(path, group[str(level)]), tuple(scale), dict(group.attrs.get("synapflow", {}))
+    return _read_all(path, _array(group, str(level))), _scale(group, level), _attributes(group)
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise InputError(Path(str(group.store_path)), f"damaged volume: '{name}' is not an array")
+    return array
+
+
+def _attributes(group: zarr.Group) -> dict[str, Any]:
+    """The ``synapflow`` attributes of a volume."""
+    return dict(cast(dict, group.attrs.asdict()).get("synapflow", {}))
+
+
+def _scale(group: zarr.Group, level: int) -> tuple[float, float, float]:
+    """(z, y, x) voxel size of one level, from the NGFF ``multiscales`` entry."""
+    multiscale = cast(dict, group.attrs.asdict())["ome"]["multiscales"][0]
+    z, y, x = multiscale["datasets"][level]["coordinateTransformations"][0]["scale"]
+    return float(z), float(y), float(x)
 
 
 def _read_all(path: Path, array) -> np.ndarray:
@@ -193,7 +212,7 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
         return "missing"
     try:
         group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
-        arrays = [group[name] for name in ("0", "mip") if name in group or name == "0"]
+        arrays = [_array(group, name) for name in ("0", "mip") if name in group or name == "0"]
     except Exception as error:  # noqa: BLE001 - any failure to open is damage
         return f"unreadable ({type(error).__name__}: {error})"
     for array in arrays:
@@ -206,11 +225,11 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
 
 def read_mip(path: Path) -> np.ndarray:
     """The maximum-intensity projection stored beside the volume."""
-    return _read_all(path, zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)["mip"])
+    return _read_all(path, _array(zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3), "mip"))
 
 
 def read_volume_info(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, float], dict]:
     """Shape and voxel size of level 0, and the ``synapflow`` attributes, without reading pixels."""
     group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
-    scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
-    return tuple(group["0"].shape), tuple(scale), dict(group.attrs.get("synapflow", {}))
+    z, y, x = _array(group, "0").shape
+    return (z, y, x), _scale(group, 0), _attributes(group)

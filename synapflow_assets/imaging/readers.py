@@ -123,7 +123,8 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
             candidates["estimated"] = {"y": estimate.pixel_size_um, "x": estimate.pixel_size_um}
     candidates["default"] = dict(zip(_AXES, default))
     sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}
-    voxel = tuple(float(candidates[sources[a]][a]) for a in _AXES)
+    vz, vy, vx = (float(candidates[sources[a]][a]) for a in _AXES)
+    voxel = (vz, vy, vx)
     acquired = info.pop("acquired_at") or (sidecar.acquired_at if sidecar else None)
 
     metadata = {**info, "dtype": str(data.dtype), "voxel_size_sources": sources}
@@ -163,16 +164,16 @@ def content_hash(path: str | Path) -> str:
     InputError
         The path does not exist, or the folder's layers are invalid.
     """
-    path = as_path(path)
+    where = as_path(path)
     digest = hashlib.blake2b(digest_size=16)
-    if path.is_dir():
-        for layer in find_png_layers(path):
+    if where.is_dir():
+        for layer in find_png_layers(where):
             name = layer.name.encode("utf-8")
             digest.update(len(name).to_bytes(8, "little") + name)
             digest.update(layer.stat().st_size.to_bytes(8, "little"))
             _feed(digest, layer)
-    elif path.is_file():
-        _feed(digest, path)
+    elif where.is_file():
+        _feed(digest, where)
     else:
         raise InputError(path, "does not exist")
     side = sidecar_path(path)

@@ -43,14 +43,14 @@ def sidecar_path(path: str | Path) -> Path:
     -------
     Path
     """
-    path = as_path(path)
-    name = path.name.rstrip("/")
+    where = as_path(path)
+    name = where.name.rstrip("/")
     lower = name.lower()
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-        if lower.endswith(suffix) and not path.is_dir():
+        if lower.endswith(suffix) and not where.is_dir():
             name = name[: -len(suffix)]
             break
-    return path.parent / f"{name}.json"
+    return where.parent / f"{name}.json"
 
 
 def _int(data: dict, key: str, minimum: int, where: Path) -> int | None:

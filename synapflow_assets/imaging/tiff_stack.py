@@ -248,7 +248,7 @@ def read_tiff_stack(path: Path, *, channel: int | None, n_channels: int | None,
                 ij_sizes = imagej_voxel_size(tif.imagej_metadata, first) if tif.is_imagej else {}
                 si = scanimage_info(scanimage_text(tif))
                 n_series = len(tif.series)
-                compression = first.compression.name.lower()
+                compression = tifffile.COMPRESSION(first.compression).name.lower()
             except InputError:
                 raise
             except Exception as exc:  # noqa: BLE001

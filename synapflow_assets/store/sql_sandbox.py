@@ -45,7 +45,8 @@ class QueryRejected(StoreError):
 
 def _body(sql: str) -> str:
     """The statement without leading blanks and comments."""
-    return sql[_LEADING.match(sql).end():]
+    leading = _LEADING.match(sql)
+    return sql[leading.end():] if leading else sql
 
 
 def _keyword(sql: str) -> str:

@@ -17,6 +17,7 @@ from .params import SimulationParams
 from .render import dendrite_points, layer_jitter, render, spine_points
 from .transform import SessionTransform, draw_transform
 from .truth import boxes_table, dendrite_length_in_view, geometry_table, in_view, spines_table
+from typing import cast
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: i
         geometry = geometry_table(params, alive.spine_id, head_px, tr.to_pixels(alive.base_um, params))
         length = dendrite_length_in_view(params, [tr.to_pixels(d.centre_um, params) for d in dendrites])
         sessions.append(SimulatedSession(i, volume, boxes, spines, shifts, tr.drift_px, tr.rotation_deg,
-                                         tr.brightness, tuple(params.voxel_size_um), tr, geometry, length))
+                                         tr.brightness, cast(tuple[float, float, float], tuple(params.voxel_size_um)), tr, geometry, length))
     return sessions
 
 

@@ -57,6 +57,9 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
         two unchanged ticks).
     """
     name = session or f"day{DAYS_BETWEEN_SESSIONS * sim.index:02d}"
+    if sim.volume is None:
+        raise ValueError(f"session {sim.index} was simulated without its volume; nothing to write")
+    volume = sim.volume
     acquired_at = acquired_at or FIRST_DAY + timedelta(days=DAYS_BETWEEN_SESSIONS * sim.index)
     folder = Path(out_dir) / animal
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,10 +73,10 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
         "boxes": _atomic(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
         "spines": _atomic(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
         "detections": _atomic(folder / f"{name}.detections.csv", lambda p: simulated_detections(
-            sim.boxes, name, sim.volume.shape[1:], seed=sim.index).write_csv(p)),
+            sim.boxes, name, volume.shape[1:], seed=sim.index).write_csv(p)),
     }
     paths["tif"] = _atomic(folder / f"{name}.tif", lambda p: tifffile.imwrite(
-        p, sim.volume, imagej=True, resolution=(1 / vx, 1 / vy),
+        p, volume, imagej=True, resolution=(1 / vx, 1 / vy),
         metadata={"spacing": vz, "unit": "um", "axes": "ZYX"}))
     paths["done"] = _atomic(folder / f"{name}.done", lambda p: p.write_text(""))
     return paths

@@ -206,8 +206,8 @@ def _spine(rng: np.random.Generator, kind: int, base: np.ndarray, direction: np.
         neck = _tube(np.stack([base, base + direction * length * 0.5]), r * 0.8, pixel_um)
         return neck, ((base + direction * length)[None], np.array([r]))
     neck_r = {"mushroom": 0.1, "thin": 0.08, "branched": 0.09, "filopodium": 0.09}[name]
-    length = {"mushroom": (0.3, 1.0), "thin": (0.6, 1.5), "branched": (0.3, 0.8), "filopodium": (1.2, 2.6)}[name]
-    neck_len = rng.uniform(*length)
+    lengths = {"mushroom": (0.3, 1.0), "thin": (0.6, 1.5), "branched": (0.3, 0.8), "filopodium": (1.2, 2.6)}[name]
+    neck_len = rng.uniform(*lengths)
     t = np.linspace(0, 1, 8)[:, None]
     path = base + direction * neck_len * t + normal * bend * neck_len * t**2
     necks, heads = [_tube(path, neck_r, pixel_um)], []

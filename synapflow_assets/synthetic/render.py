@@ -93,9 +93,9 @@ def background(params: SimulationParams, rng: np.random.Generator) -> np.ndarray
     for _ in range(4):
         ang, lam, ph = rng.uniform(0, 2 * np.pi), rng.uniform(100, 500), rng.uniform(0, 2 * np.pi)
         field += np.cos(2 * np.pi * (np.sin(ang) * y + np.cos(ang) * x) / lam + ph).astype(np.float32)
-    field = params.background_photons * (1 + params.background_variation * field / 4)
+    photons = params.background_photons * (1 + params.background_variation * field / 4)
     depth = np.linspace(1.0, 0.7, nz, dtype=np.float32)[:, None, None]
-    return field[None] * depth
+    return photons[None] * depth
 
 
 def render(params: SimulationParams, points_px: np.ndarray, weights: np.ndarray, brightness: float,

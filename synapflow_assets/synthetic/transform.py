@@ -74,7 +74,7 @@ def draw_transform(params: SimulationParams, rng: np.random.Generator, index: in
     amps = rng.standard_normal((n_modes, 2))
     amps *= params.deformation_px / np.maximum(np.abs(amps).sum(0), 1e-9)
     return SessionTransform(
-        drift_px=tuple(float(d) for d in drift),
+        drift_px=(float(drift[0]), float(drift[1]), float(drift[2])),
         rotation_deg=float(motion() * params.max_rotation_deg),
         brightness=float(1 + rng.uniform(-1, 1) * params.max_brightness_change),
         wave_vectors=waves, phases=rng.uniform(0, 2 * np.pi, n_modes), amplitudes=amps,

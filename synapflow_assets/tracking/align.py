@@ -121,7 +121,7 @@ class Alignment:
         """A 2D image of the reference session resampled into the moving session's frame (bilinear; zero
         outside), e.g. to overlay two sessions' projections."""
         ny, nx = image.shape
-        grid = np.stack(np.mgrid[0:ny, 0:nx], axis=-1).reshape(-1, 2).astype(np.float64)
+        grid = np.stack(list(np.mgrid[0:ny, 0:nx]), axis=-1).reshape(-1, 2).astype(np.float64)
         source = self.map_points_back(grid)
         return ndimage.map_coordinates(np.asarray(image, np.float32), source.T, order=1, cval=0.0).reshape(ny, nx)
 
@@ -335,7 +335,7 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
     dz, z_score = z_shift(small(reference), warped, params.max_z_shift)
     content, content_back = structure_blocks(ref_mip, params), structure_blocks(mov_mip, params)
     share = lambda ok, mask: float((ok & mask).sum() / mask.sum()) if mask.any() else 0.0
-    result = Alignment(angle, tuple(float(v) for v in shift), dz, field, step, float(centres[0, 0, 0]),
+    result = Alignment(angle, (float(shift[0]), float(shift[1])), dz, field, step, float(centres[0, 0, 0]),
                        tuple(reference.shape[1:]), peak, z_score, residual, share(trusted, content), field_back,
                        share(trusted_back, content_back), residual_back, structure_blocks=int(content.sum()),
                        min_global_peak=params.min_global_peak, min_trusted_blocks=params.min_trusted_blocks)

@@ -7,6 +7,7 @@ import polars as pl
 
 from ..geometry import BOX_COLUMNS
 from .depth import BoxError, DepthLinkParams, check_boxes, link_layers
+from typing import cast
 
 REFERENCE_COLUMNS = ["filename", "width", "height", "class", "score", "xmin", "ymin", "xmax", "ymax"]
 _LAYER_NAME = re.compile(r"^(?P<stack>.+?)(?:_layer|-)(?P<layer>\d+)\.[A-Za-z]+$")
@@ -126,7 +127,7 @@ def smooth_track_boxes(linked: pl.DataFrame, half_window: int = 2, by: str = "st
     linked = linked.sort(by, "id", "layer")
     if linked.is_empty():
         return linked.with_columns(**{f"raw_{c}": pl.col(c) for c in BOX_COLUMNS})
-    group = linked[by].rank("dense").to_numpy().astype(np.int64) * (int(linked["id"].max()) + 2) + linked["id"].to_numpy()
+    group = linked[by].rank("dense").to_numpy().astype(np.int64) * (int(cast(int, linked["id"].max())) + 2) + linked["id"].to_numpy()
     boxes = linked.select(BOX_COLUMNS).to_numpy()
     total = np.zeros_like(boxes)
     norm = np.zeros(len(boxes))

@@ -7,11 +7,13 @@ it applies to the track row of that session nearest to that place, within
 """
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 STATUSES = ("present", "new", "eliminated", "out_of_view", "unconfirmed")
 """Statuses a correction may set (``unconfirmed``: not a spine)."""
-CORRECTION_SCHEMA = {"animal": pl.String, "session": pl.String, "track_id": pl.Int64, "x_um": pl.Float64,
+CORRECTION_SCHEMA: dict[Any, Any] = {"animal": pl.String, "session": pl.String, "track_id": pl.Int64, "x_um": pl.Float64,
                      "y_um": pl.Float64, "z_um": pl.Float64, "computed_status": pl.String, "status": pl.String,
                      "corrected_by": pl.String, "corrected_at": pl.Datetime("us", "UTC"), "note": pl.String}
 TOLERANCE_UM = 1.0

@@ -47,7 +47,8 @@ _FIELDS = ("field_yx", "field_back_yx")
 def _save_alignment(path: Path, alignment: Alignment, meta: dict) -> None:
     scalars = {k: v for k, v in asdict(alignment).items() if k not in _FIELDS}
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, field_yx=alignment.field_yx, field_back_yx=alignment.field_back_yx, scalars=json.dumps(scalars),
+    back = alignment.field_back_yx if alignment.field_back_yx is not None else np.zeros(0)
+    np.savez(tmp, field_yx=alignment.field_yx, field_back_yx=back, scalars=json.dumps(scalars),
              meta=json.dumps(meta))
     os.replace(tmp, path)
 

@@ -12,6 +12,8 @@ one-layer detection seen in one session only, with no support around it, is
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +27,7 @@ VIRTUAL_ID = 1 << 40
 
 KEPT_VOLUMES = 3
 PLACE_COLUMNS = ["xmin", "ymin", "xmax", "ymax", "first_layer", "last_layer"]
-EVIDENCE_SCHEMA = {"session_index": pl.Int64, "source_index": pl.Int64, "source_id": pl.Int64,
+EVIDENCE_SCHEMA: dict[Any, Any] = {"session_index": pl.Int64, "source_index": pl.Int64, "source_id": pl.Int64,
                    "xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
                    "first_layer": pl.Int64, "last_layer": pl.Int64, "in_view": pl.Boolean,
                    "response": pl.Float64, "contrast_ratio": pl.Float64, "present": pl.Boolean}

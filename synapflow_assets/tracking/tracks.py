@@ -87,7 +87,7 @@ def build_tracks(sessions: list[str], spine_ids: dict[str, np.ndarray],
                     unmatched.discard(later_spine)
         for k, track in tracks.items():
             if k in continued:
-                if track.mode == "missing":
+                if track.mode == "missing" and track.absent_row is not None:
                     track.absent_row.update(status="present", detected=False)
                     rows.extend(_row(sessions[i], i, k, None, "present", False) for i in range(track.index + 2, t))
                 rows.append(_row(session, t, k, continued[k], "present"))
