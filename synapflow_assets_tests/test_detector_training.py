@@ -17,7 +17,7 @@ from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG, validation_sco
 from synapflow_assets.detection.inference import SpineDetector
 from synapflow_assets.detection.model import build_model, tiny_spec
 from synapflow_assets.detection.train_register import log_and_register
-from synapflow_assets.detection.training import TrainConfig, train
+from synapflow_assets.detection.training import TrainConfig, lr_schedule, train
 
 from .conftest import mlflow_client, registered_versions
 
@@ -135,3 +135,21 @@ def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, c
     np.testing.assert_allclose(table.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
                                expected.select("xmin", "ymin", "xmax", "ymax").to_numpy(), rtol=1e-4, atol=1e-3)
     assert registered_versions(data_root) == [1]
+
+
+@pytest.mark.parametrize("start_step", [0, 7])
+def test_the_learning_rate_warms_up_then_decays_to_its_floor_at_the_last_step(start_step):
+    config = TrainConfig(steps=20, warmup_steps=4, lr=1e-3, min_lr_fraction=0.1)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    schedule = lr_schedule(config, optimizer, start_step=start_step)
+    rates = {}
+    for step in range(start_step, config.steps):
+        rates[step] = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        schedule.step()
+    decay = [rates[s] for s in range(max(start_step, config.warmup_steps - 1), config.steps)]
+    assert all(a > b for a, b in zip(decay, decay[1:]))
+    assert rates[config.steps - 1] == pytest.approx(1e-4)
+    assert rates[12] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 9 / 16))))
+    if start_step == 0:
+        assert [rates[s] for s in range(4)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])

@@ -7,7 +7,6 @@ import polars as pl
 import pytest
 
 from synapflow_assets.evaluation import box_iou, spine_f1_3d, spines_from_boxes, tracking_scores
-from synapflow_assets.evaluation.tracking_metrics import trackeval_clear_identity
 
 COLUMNS = ["layer", "id", "xmin", "ymin", "xmax", "ymax"]
 SPINE_COLUMNS = ["id", "xmin", "ymin", "xmax", "ymax", "z_start", "z_end"]
@@ -79,7 +78,7 @@ def test_identity_switch():
     swapped = truth.with_columns(
         id=pl.when(pl.col("layer") < 3).then(pl.col("id")).otherwise(1 - pl.col("id")))
     s = tracking_scores(truth, swapped)
-    # Both truth objects change predicted id at frame 3: motmetrics counts 2 switches.
+    # Both truth objects change predicted id at frame 3: 2 switches.
     assert s["id_switches"] == 2
     # Best id mapping keeps 3 of 6 frames per object: IDF1 = 2*6 / (12 + 12).
     assert s["idf1"] == pytest.approx(0.5)
@@ -133,17 +132,18 @@ def test_random_relabelling_changes_nothing():
             assert s[key] == pytest.approx(base[key]), key
 
 
+#: MOTA, MOTP, IDF1, ID switches and fragmentations that motmetrics 1.4 gave on ``random_case(seed)``.
+MOTMETRICS_FIGURES = {0: (0.16981132075471694, 0.6888596564214989, 0.5283018867924528, 2, 10),
+                      1: (0.31746031746031744, 0.707336739405451, 0.5645161290322581, 7, 13),
+                      2: (0.08695652173913049, 0.7130657761106696, 0.5510204081632653, 6, 7)}
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_motmetrics_agrees_with_trackeval(seed):
-    truth, pred = random_case(seed)
-    ours = tracking_scores(truth, pred)
-    other = trackeval_clear_identity(truth, pred)
-    assert ours["id_switches"] > 0 and ours["misses"] > 0 and ours["false_positives"] > 0
-    assert ours["mota"] == pytest.approx(other["mota"])
-    assert ours["motp"] == pytest.approx(other["motp"])
-    assert ours["idf1"] == pytest.approx(other["idf1"])
-    assert ours["id_switches"] == other["id_switches"]
-    assert ours["fragmentations"] == other["fragmentations"]
+def test_clear_and_identity_figures_are_those_of_motmetrics(seed):
+    s = tracking_scores(*random_case(seed))
+    assert s["id_switches"] > 0 and s["misses"] > 0 and s["false_positives"] > 0
+    figures = (s["mota"], s["motp"], s["idf1"], s["id_switches"], s["fragmentations"])
+    assert figures == pytest.approx(MOTMETRICS_FIGURES[seed], rel=1e-12)
 
 
 def test_sequences_combine_like_one_long_disjoint_sequence():
@@ -185,7 +185,7 @@ def test_empty_inputs_and_empty_frames():
     pred = pl.concat([truth.filter(pl.col("layer") != 2), boxes([(7, 5, 0, 0, 10, 10)])])
     s = tracking_scores(truth, pred)
     assert (s["misses"], s["false_positives"], s["num_matches"]) == (2, 1, 6)
-    assert s["fragmentations"] == 2
+    assert s["fragmentations"] == 0     # trackeval: a frame without any prediction interrupts no track
 
 
 def test_bad_inputs_raise():

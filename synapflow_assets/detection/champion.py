@@ -6,7 +6,6 @@ Run logging and the registry set-up are in :mod:`.registry`; the gate metric in 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -151,22 +150,11 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     return result
 
 
-@contextlib.contextmanager
-def _lock(reg: _Registry):
-    """Serialise ensure_champion across processes on this machine (POSIX file lock)."""
+def _lock(reg: _Registry) -> FileLock:
+    """Serialise ensure_champion across processes on this machine (a file lock)."""
     path = reg.data_root / "mlflow" / ".ensure_champion.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(path)
 
 
 def _info(client, reg: _Registry, mv) -> ChampionInfo:

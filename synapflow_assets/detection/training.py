@@ -48,9 +48,9 @@ class TrainConfig:
     lr, weight_decay, grad_clip : float
         AdamW settings and gradient-norm clipping.
     warmup_steps : int
-        Linear learning-rate warm-up.
+        Linear learning-rate warm-up (see :func:`lr_schedule`).
     min_lr_fraction : float
-        Cosine decay of the learning rate to this fraction at ``steps``.
+        Cosine decay of the learning rate to this fraction at the last step (see :func:`lr_schedule`).
     seed : int
     sim_animals : int
         Simulated animals in the training pool.
@@ -132,12 +132,32 @@ def model_spec(name: str) -> DetectorSpec:
     raise ValueError(f"unknown model {name!r} (expected 'default' or 'tiny')")
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Warm-up then cosine decay."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    return config.lr * (config.min_lr_fraction + (1 - config.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+def lr_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, *, start_step: int = 0):
+    """The learning-rate schedule of a run, positioned at ``start_step``.
+
+    Linear warm-up from ``lr / warmup_steps`` (step 0) to ``lr`` (step
+    ``warmup_steps - 1``), then cosine decay to ``min_lr_fraction * lr`` at the
+    last step (``steps - 1``).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    optimizer : torch.optim.Optimizer
+        Its parameter groups get the scheduled rate now and at each ``step()``.
+    start_step : int
+        The step the next optimiser step is (a resumed run's step).
+
+    Returns
+    -------
+    torch.optim.lr_scheduler.LambdaLR
+    """
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup_lr_rate
+
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr
+    return get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
+        optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps,
+        min_lr_rate=config.min_lr_fraction, last_epoch=start_step - 1)
 
 
 def _box_table(frames: list, names: list[str]):
@@ -261,6 +281,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if resume is not None:
         load_optimizer(resume, optimizer)
+    schedule = lr_schedule(config, optimizer, start_step=start_step)
 
     t0 = time.perf_counter()
     pools = training_pools(config)
@@ -308,8 +329,6 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
         pixels, targets = make_batch(pool, config.batch_size, crop, rng, augment)
         pixels = pixels.to(device)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
         output = model(pixel_values=pixels, labels=targets)
         loss = output.loss
         optimizer.zero_grad(set_to_none=True)
@@ -318,12 +337,14 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             losses.append(float(loss.detach()))
+        lr = schedule.get_last_lr()[0]
+        schedule.step()
         done = step + 1
         if progress is not None:
             progress(done, config.steps)
         if done % 10 == 0:
             log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({source}) "
-                f"lr {learning_rate(config, step):.2e} wall {wall():.0f} s")
+                f"lr {lr:.2e} wall {wall():.0f} s")
         timed_out = config.max_minutes > 0 and time.perf_counter() - t_start > config.max_minutes * 60
         if done % config.eval_every == 0 or done == config.steps or timed_out:
             entry = run_eval(done, float(np.mean(losses[-config.eval_every:])) if losses else float("nan"))

@@ -9,8 +9,8 @@ Public API
 box_iou
     Vectorised pairwise IoU of two box arrays (from :mod:`synapflow_assets.geometry`).
 tracking_scores
-    MOTA / MOTP / IDF1 / ID switches (``motmetrics``) and HOTA / DetA / AssA
-    (``trackeval``) of a predicted box table against the truth.
+    MOTA / MOTP / IDF1 / ID switches and HOTA / DetA / AssA (``trackeval``)
+    of a predicted box table against the truth.
 spine_f1_3d
     The earlier lab's 3D spine detection score (x/y box overlap plus z overlap).
 spines_from_boxes

@@ -11,9 +11,10 @@ on the mask's medial ridge (pixels that are local maxima of the distance
 transform in a 3x3 neighbourhood).
 """
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import ndimage
 from scipy.sparse import csgraph
 
+from .pixel_graph import pixel_graph
 from .thresholds import otsu_threshold
 
 
@@ -143,22 +144,8 @@ def skeleton_positions(skeleton: np.ndarray, pixel_size_um: float) -> tuple[np.n
     labels, n = ndimage.label(skeleton, np.ones((3, 3), bool))
     if n == 0:
         return position, labels
-    flat = np.flatnonzero(skeleton)
-    idx = np.full(h * w, -1, np.int64)
-    idx[flat] = np.arange(flat.size)
+    graph, flat = pixel_graph(skeleton, lambda a, b, dy, dx: KULPA_DIAGONAL if dx and dy else KULPA_AXIAL)
     ry, rx = np.divmod(flat, w)
-    src, dst, wt = [], [], []
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
-        ny_, nx_ = ry + dy, rx + dx
-        ok = (ny_ < h) & (nx_ >= 0) & (nx_ < w)
-        nb = np.full(flat.size, -1, np.int64)
-        nb[ok] = idx[ny_[ok] * w + nx_[ok]]
-        ok = nb >= 0
-        src.append(np.flatnonzero(ok))
-        dst.append(nb[ok])
-        wt.append(np.full(int(ok.sum()), KULPA_DIAGONAL if dx and dy else KULPA_AXIAL))
-    graph = sparse.coo_matrix((np.concatenate(wt), (np.concatenate(src), np.concatenate(dst))),
-                              shape=(flat.size, flat.size)).tocsr()
     lab = labels.ravel()[flat]
     seeds = np.unique(lab, return_index=True)[1]                     # first pixel (raster order) of each component
     d0 = csgraph.dijkstra(graph, directed=False, indices=seeds)      # (n, m): from each component's first pixel

@@ -52,12 +52,13 @@ on the image border, its centre is unreliable).
 """
 import numpy as np
 import polars as pl
-from scipy import ndimage, sparse
+from scipy import ndimage
 from scipy.sparse import csgraph
 
 from .crops import box_pixels
 from .dendrite_lines import EIGHT, dendrite_mask
 from .operators import combine_layers
+from .pixel_graph import pixel_graph
 from .thresholds import multi_otsu_thresholds, otsu_threshold
 
 GROW_PX = 15
@@ -220,25 +221,9 @@ def _neck_junction(excess: np.ndarray, dmask: np.ndarray, inner: np.ndarray, pea
     region[peak_yx] = True
     targets = region & dmask
     if targets.any():
-        idx = np.full(h * w, -1, np.int64)
-        flat = np.flatnonzero(region)
-        idx[flat] = np.arange(flat.size)
-        cost = 1.0 / (floor + np.clip(excess.ravel()[flat] / contrast, 0.0, 1.0))
-        cost[dmask.ravel()[flat]] = 1.0 / (floor + 1.0)
-        ry, rx = np.divmod(flat, w)
-        src, dst, wt = [], [], []
-        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
-            ny_, nx_ = ry + dy, rx + dx
-            ok = (ny_ >= 0) & (ny_ < h) & (nx_ >= 0) & (nx_ < w)
-            nb = np.full(flat.size, -1, np.int64)
-            nb[ok] = idx[ny_[ok] * w + nx_[ok]]
-            ok = nb >= 0
-            src.append(np.flatnonzero(ok))
-            dst.append(nb[ok])
-            wt.append(0.5 * (cost[ok] + cost[nb[ok]]) * np.hypot(dy, dx))
-        graph = sparse.coo_matrix((np.concatenate(wt), (np.concatenate(src), np.concatenate(dst))),
-                                  shape=(flat.size, flat.size)).tocsr()
-        geo = csgraph.dijkstra(graph, directed=False, indices=int(idx[peak_yx[0] * w + peak_yx[1]]))
+        cost = np.where(dmask, 1.0 / (floor + 1.0), 1.0 / (floor + np.clip(excess / contrast, 0.0, 1.0))).ravel()
+        graph, flat = pixel_graph(region, lambda p, q, dy, dx: 0.5 * (cost[p] + cost[q]) * np.hypot(dy, dx))
+        geo = csgraph.dijkstra(graph, directed=False, indices=int(np.searchsorted(flat, peak_yx[0] * w + peak_yx[1])))
         tgt = np.flatnonzero(targets.ravel()[flat])
         if np.isfinite(geo[tgt]).any():
             k = flat[tgt[int(np.argmin(geo[tgt]))]]

@@ -6,9 +6,10 @@ Three flavours of TIFF metadata are understood:
   ``Image`` ``AcquisitionDate``);
 * ImageJ (``XResolution``/``YResolution`` tags in pixels per unit, the
   ``spacing`` and ``unit`` entries of the ImageJ description);
-* ScanImage (``key = value`` text in the description or software tags, e.g.
-  ``SI.hStackManager.stackZStepSize = 1`` and
-  ``SI.hChannels.channelSave = [1;2]``), parsed with regular expressions.
+* ScanImage (``key = value`` settings in the description, software or artist
+  tags, e.g. ``SI.hStackManager.stackZStepSize = 1`` and
+  ``SI.hChannels.channelSave = [1;2]``, or ScanImage 3's ``state.acq.*``, and
+  the ``FrameData`` of modern ScanImage files), read by tifffile into a dict.
 
 Every function returns only what the metadata states; the caller decides the
 priority between sources. Sizes are in micrometres.
@@ -152,25 +153,11 @@ def imagej_voxel_size(imagej_metadata: dict | None, page) -> dict[str, float]:
     return sizes
 
 
-_SI_Z = re.compile(
-    r"(?:actualStackZStepSize|stackZStepSize|state\.acq\.zStepSize)\s*=\s*'?\s*"
-    r"([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)"
-)
-_SI_Z_ACTUAL = re.compile(
-    r"actualStackZStepSize\s*=\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)"
-)
-_SI_CHANNELS = re.compile(r"hChannels\.channelSave\s*=\s*(\[[^\]]*\]|\d+)")
-_SI_LEGACY_CHANNELS = re.compile(r"state\.acq\.numberOfChannelsSave\s*=\s*(\d+)")
-_NUMBER = r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?"
-_SI_FOV = re.compile(r"hRoiManager\.imagingFov(Um|Deg)\s*=\s*\[([^\]]*)\]")
-_SI_PIXELS = re.compile(r"hRoiManager\.pixelsPerLine\s*=\s*(\d+)")
-_SI_LINES = re.compile(r"hRoiManager\.linesPerFrame\s*=\s*(\d+)")
-_SI_OBJECTIVE = re.compile(r"\bSI\.objectiveResolution\s*=\s*(" + _NUMBER + ")")
 _SI_MARK = re.compile(r"\bSI\d*\.|scanimage|state\.acq\.", re.IGNORECASE)
 
 
-def scanimage_text(tif) -> str:
-    """All text where ScanImage keeps its settings, joined by newlines.
+def scanimage_settings(tif) -> dict | None:
+    """ScanImage settings of a TIFF as one dict, or None when it is not a ScanImage file.
 
     Parameters
     ----------
@@ -178,38 +165,66 @@ def scanimage_text(tif) -> str:
 
     Returns
     -------
-    str
-        Description, software and artist tags of the first page, plus the
-        ``FrameData`` of modern ScanImage files rendered as ``key = value``.
+    dict or None
+        ``key = value`` lines of the description, software and artist tags of
+        the first page (:func:`tifffile.matlabstr2py`), then the ``FrameData``
+        of modern ScanImage files (:attr:`tifffile.TiffFile.scanimage_metadata`);
+        the first source stating a key wins. None when no tag names ScanImage
+        (``SI.``, ``scanimage`` or ``state.acq.``) and tifffile does not see a
+        ScanImage file.
     """
+    import tifffile
+
     page = tif.pages.first
-    parts = []
-    for tag in ("ImageDescription", "Software", "Artist"):
-        item = page.tags.get(tag)
-        if item is not None and isinstance(item.value, str):
-            parts.append(item.value)
-    if getattr(tif, "is_scanimage", False):
+    texts = [item.value for item in (page.tags.get(tag) for tag in ("ImageDescription", "Software", "Artist"))
+             if item is not None and isinstance(item.value, str)]
+    is_scanimage = getattr(tif, "is_scanimage", False)
+    if not (is_scanimage or any(_SI_MARK.search(text) for text in texts)):
+        return None
+    settings: dict = {}
+    for text in texts:
+        try:
+            parsed = tifffile.matlabstr2py(text + "\n")
+        except Exception:  # noqa: BLE001 - free text of another program
+            continue
+        for key, value in parsed.items():
+            settings.setdefault(key, value)
+    if is_scanimage:
         try:
             frame = (tif.scanimage_metadata or {}).get("FrameData", {})
-            parts.extend(f"{key} = {_matlab(value)}" for key, value in frame.items())
         except Exception:  # noqa: BLE001 - metadata is optional
-            pass
-    return "\n".join(parts)
+            frame = {}
+        for key, value in frame.items():
+            settings.setdefault(key, value)
+    return settings
 
 
-def _matlab(value) -> str:
+def _setting(settings: dict, *names: str):
+    """The value of the first key (in ``settings`` order) that is one of ``names`` or ends with ``.name``."""
+    for key, value in settings.items():
+        if any(key == name or key.endswith("." + name) for name in names):
+            return value
+    return None
+
+
+def _numbers(value) -> list[float]:
     if isinstance(value, (list, tuple)):
-        return "[" + ";".join(str(v) for v in value) + "]"
-    return str(value)
+        return [number for item in value for number in _numbers(item)]
+    if isinstance(value, bool):
+        return []
+    try:
+        return [float(value)]
+    except (TypeError, ValueError):
+        return []
 
 
-def scanimage_info(text: str) -> dict:
-    """Z step and saved channel count from ScanImage ``key = value`` text.
+def scanimage_info(settings: dict | None) -> dict:
+    """Z step, pixel size and saved channel count from ScanImage settings.
 
     Parameters
     ----------
-    text : str
-        As returned by :func:`scanimage_text`.
+    settings : dict or None
+        As returned by :func:`scanimage_settings`.
 
     Returns
     -------
@@ -220,43 +235,40 @@ def scanimage_info(text: str) -> dict:
         ``imagingFovDeg`` times ``objectiveResolution``, over
         ``linesPerFrame`` and ``pixelsPerLine``), ``n_channels`` (int).
     """
-    info: dict = {}
-    if not text or not _SI_MARK.search(text):
-        return info
-    info["is_scanimage"] = True
-    match = _SI_Z_ACTUAL.search(text) or _SI_Z.search(text)
-    if match:
-        info["z"] = abs(float(match.group(1)))
-    match = _SI_CHANNELS.search(text)
-    if match:
-        numbers = re.findall(r"\d+", match.group(1))
-        if numbers:
-            info["n_channels"] = len(numbers)
+    if settings is None:
+        return {}
+    info: dict = {"is_scanimage": True}
+    step = (_numbers(_setting(settings, "actualStackZStepSize"))
+            or _numbers(_setting(settings, "stackZStepSize", "state.acq.zStepSize")))
+    if step:
+        info["z"] = abs(step[0])
+    channels = _setting(settings, "hChannels.channelSave")
+    if channels is not None:
+        if _numbers(channels):
+            info["n_channels"] = len(_numbers(channels))
     else:
-        match = _SI_LEGACY_CHANNELS.search(text)
-        if match:
-            info["n_channels"] = int(match.group(1))
-    info.update(_scanimage_pixel_size(text))
+        legacy = _numbers(_setting(settings, "state.acq.numberOfChannelsSave"))
+        if legacy:
+            info["n_channels"] = int(legacy[0])
+    info.update(_scanimage_pixel_size(settings))
     return info
 
 
-def _scanimage_pixel_size(text: str) -> dict[str, float]:
-    fovs = {unit: value for unit, value in _SI_FOV.findall(text)}
-    pixels, lines = _SI_PIXELS.search(text), _SI_LINES.search(text)
-    if not (pixels and lines) or not fovs:
-        return {}
-    scale = 1.0
-    corners_text = fovs.get("Um")
-    if corners_text is None:
-        objective = _SI_OBJECTIVE.search(text)
-        if not objective:
+def _scanimage_pixel_size(settings: dict) -> dict[str, float]:
+    pixels = _numbers(_setting(settings, "hRoiManager.pixelsPerLine"))
+    lines = _numbers(_setting(settings, "hRoiManager.linesPerFrame"))
+    fov, scale = _setting(settings, "hRoiManager.imagingFovUm"), 1.0
+    if fov is None:
+        fov = _setting(settings, "hRoiManager.imagingFovDeg")
+        objective = _numbers(_setting(settings, "SI.objectiveResolution"))
+        if fov is None or not objective:
             return {}
-        corners_text, scale = fovs["Deg"], float(objective.group(1))
-    numbers = [float(v) for v in re.findall(_NUMBER, corners_text)]
-    if len(numbers) < 4 or len(numbers) % 2:
+        scale = objective[0]
+    corners = _numbers(fov)
+    if not (pixels and lines) or len(corners) < 4 or len(corners) % 2:
         return {}
-    xs, ys = numbers[0::2], numbers[1::2]
+    xs, ys = corners[0::2], corners[1::2]
     width, height = (max(xs) - min(xs)) * scale, (max(ys) - min(ys)) * scale
     if not (width > 0 and height > 0):
         return {}
-    return {"x": width / int(pixels.group(1)), "y": height / int(lines.group(1))}
+    return {"x": width / int(pixels[0]), "y": height / int(lines[0])}

@@ -18,7 +18,7 @@ import numpy as np
 
 from .colour import COLOUR_NOTE, colour_to_grey
 from .errors import InputError
-from .tiff_metadata import imagej_voxel_size, ome_info, scanimage_info, scanimage_text
+from .tiff_metadata import imagej_voxel_size, ome_info, scanimage_info, scanimage_settings
 from .validation import check_dtype, check_shape, check_voxel_size
 
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -246,7 +246,7 @@ def read_tiff_stack(path: Path, *, channel: int | None, n_channels: int | None,
                 first = tif.pages.first
                 ome_sizes, acquired = ome_info(tif.ome_metadata) if tif.is_ome else ({}, None)
                 ij_sizes = imagej_voxel_size(tif.imagej_metadata, first) if tif.is_imagej else {}
-                si = scanimage_info(scanimage_text(tif))
+                si = scanimage_info(scanimage_settings(tif))
                 n_series = len(tif.series)
                 compression = tifffile.COMPRESSION(first.compression).name.lower()
             except InputError:
