@@ -212,7 +212,7 @@ def validation_sets(config: TrainConfig) -> dict:
     """The held-out sets every evaluation scores: ``val_raw`` (raw-like layers of ``VAL_RAW_SEED``, the
     gate's set), ``val_sim`` (chronic-simulator layers), ``val_real`` (``spine2d_polygons/val``, when present
     and ``config.real_val``) and ``val_invivo`` (the in-vivo layers, when present)."""
-    sets = {"val_raw": raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads),
+    sets: dict[str, list] = {"val_raw": raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads),
             "val_sim": simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size,
                                          layers=12)}
     if config.real_val:

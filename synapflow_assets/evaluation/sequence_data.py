@@ -143,7 +143,7 @@ def split_sequences(truth: pl.DataFrame, predicted: pl.DataFrame) -> dict:
         raise ValueError("the 'sequence' column must be in both tables or in neither")
     if not (has_truth or has_pred):
         return {"0": (truth, predicted)}
-    names = set()
+    names: set[str] = set()
     for table, has in ((truth, has_truth), (predicted, has_pred)):
         if has:
             names.update(str(v) for v in table[SEQUENCE_COLUMN].unique().to_list())

@@ -1,4 +1,6 @@
 """Scoring time tracking against simulated ground truth: identities and statuses."""
+from typing import cast
+
 import polars as pl
 
 from .tracking_metrics import tracking_scores
@@ -66,4 +68,4 @@ def status_accuracy(truth_status: pl.DataFrame, observed: pl.DataFrame, tracks: 
         .with_columns(ours=pl.col("ours").fill_null("none"))
     )
     confusion = scored.group_by("status", "ours").agg(count=pl.len()).sort("status", "ours")
-    return float((scored["status"] == scored["ours"]).mean()) if len(scored) else float("nan"), confusion
+    return float(cast(float, (scored["status"] == scored["ours"]).mean())) if len(scored) else float("nan"), confusion

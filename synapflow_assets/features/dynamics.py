@@ -33,6 +33,7 @@ call.
 """
 import warnings
 import zlib
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -118,7 +119,7 @@ def rate_intervals(tracks: pl.DataFrame, replicates: int = BOOTSTRAP_REPLICATES)
         ``animal, session_index`` and :data:`INTERVAL_COLUMNS` (null for session 0's rates).
     """
     animal = tracks["animal"][0]
-    n_sessions = int(tracks["session_index"].max()) + 1
+    n_sessions = int(cast(int, tracks["session_index"].max())) + 1
     ids, k = np.unique(tracks["track_id"].to_numpy(), return_inverse=True)
     t = tracks["session_index"].to_numpy()
     codes = {"present": 1, "new": 2, "eliminated": 3, "out_of_view": 4}
