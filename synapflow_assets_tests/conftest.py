@@ -77,7 +77,7 @@ def mlflow_client(data_root):
     """The MLflow client of the registry under ``data_root``."""
     from synapflow_assets.detection import registry
 
-    return registry._client(registry._registry(data_root))
+    return registry.mlflow_client(registry.open_registry(data_root))
 
 
 def registered_versions(data_root) -> list[int]:

@@ -8,7 +8,8 @@ import torch
 from synapflow_assets.detection.box_merge import TileOutput, merge_tiles, tile_origins
 from synapflow_assets.detection.batches import AugmentParams, augment, make_batch
 from synapflow_assets.detection.data import make_sample, read_yolo_labels, real_split_folder, simulated_samples
-from synapflow_assets.detection.inference import DetectorError, SpineDetector, shipped_model_folder
+from synapflow_assets.detection.inference import DetectorError, SpineDetector
+from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.model import SPINE_TYPES, build_model, tiny_spec
 from synapflow_assets.detection.training import SIM_PIXEL_SIZE_UM, evaluate
 from synapflow_assets.geometry import box_iou, nms
@@ -203,12 +204,12 @@ def test_yolo_labels_boxes_and_polygons(tmp_path):
     assert np.allclose(boxes, [[90, 40, 110, 60], [20, 10, 40, 30]])
 
 
-@pytest.mark.skipif(not (shipped_model_folder() / "model.safetensors").exists(), reason="no shipped model")
+@pytest.mark.skipif(not (SHIPPED_FOLDER / "model.safetensors").exists(), reason="no shipped model")
 def test_shipped_model_finds_simulated_spines():
     torch.set_num_threads(2)
-    detector = SpineDetector.load(shipped_model_folder(), device="cpu")
+    detector = SpineDetector.load(SHIPPED_FOLDER, device="cpu")
     assert detector.types == list(SPINE_TYPES)
-    metrics = json.loads((shipped_model_folder() / "metrics.json").read_text())
+    metrics = json.loads((SHIPPED_FOLDER / "metrics.json").read_text())
     assert "command" in metrics
     layers = [s for s in simulated_samples(2, seed=424242, size=256, layers=12) if len(s.boxes) >= 3][:16]
     for s in layers:

@@ -11,7 +11,8 @@ from synapflow_assets.detection.cli import detect_main
 from synapflow_assets.detection.data import raw_like_samples, resample, shared_data_root
 from synapflow_assets.detection.evaluation import detection_scores
 from synapflow_assets.detection.gate import validation_score
-from synapflow_assets.detection.inference import SpineDetector, shipped_model_folder
+from synapflow_assets.detection.inference import SpineDetector
+from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.invivo import INVIVO_IOU, invivo_layers
 from synapflow_assets.detection.training import VAL_RAW_SEED, TrainConfig, train
 from synapflow_assets.imaging.readers import read_volume
@@ -67,7 +68,7 @@ def test_a_png_without_pixel_size_is_read_with_an_estimated_one(tmp_path):
 
 @pytest.fixture(scope="module")
 def detector():
-    model = SpineDetector.load(shipped_model_folder(), device="cpu")
+    model = SpineDetector.load(SHIPPED_FOLDER, device="cpu")
     model.pixel_size_um = model.pixel_size_um or 0.12
     return model
 
@@ -148,7 +149,7 @@ def test_detect_finds_the_spines_of_raw_in_vivo_layers_at_default_settings(tmp_p
     layers = invivo_layers()
     out = tmp_path / "boxes.csv"
     paths = [str(shared_data_root() / "real_layers" / f"{layer.name}.png") for layer in layers]
-    assert detect_main([*paths, "--out", str(out), "--model", str(shipped_model_folder())]) == 0
+    assert detect_main([*paths, "--out", str(out), "--model", str(SHIPPED_FOLDER)]) == 0
     assert "estimated from the dendrite width" in capsys.readouterr().out
     ours = pl.read_csv(out).with_columns(image=pl.col("filename").str.replace(r"\.png$", ""))
     truth = pl.concat([layer.peer for layer in layers])

@@ -20,12 +20,12 @@ from filelock import FileLock
 from ..store.atomic_files import sibling
 from .gate import SOURCE_TAG, folder_metrics
 from .registry import (ALIAS, ARTIFACT_PATH, MODEL_NAME, REQUIRED_FILES, SHIPPED_FOLDER, ChampionInfo, RegistryError,
-                       _check_model_folder, _check_weights, _client, _is_missing, _Registry, _registry,
+                       check_model_folder, check_weights, mlflow_client, is_missing, Registry, open_registry,
                        log_training_run, model_version_for_run)
 
 log = logging.getLogger(__name__)
 
-def _get_version(client, reg: _Registry, version):
+def _get_version(client, reg: Registry, version):
     from mlflow.exceptions import MlflowException
 
     _require_model(client, reg)
@@ -36,19 +36,19 @@ def _get_version(client, reg: _Registry, version):
                             f"in {reg.describe()}") from error
 
 
-def _require_model(client, reg: _Registry):
+def _require_model(client, reg: Registry):
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_registered_model(MODEL_NAME)
     except MlflowException as error:
-        if _is_missing(error):
+        if is_missing(error):
             raise RegistryError(f"no registered model '{MODEL_NAME}' in {reg.describe()}; "
                                 f"run ensure_champion() or train a detector") from error
         raise
 
 
-def _champion_version(client, reg: _Registry):
+def _champion_version(client, reg: Registry):
     """The champion's ModelVersion, or None if the alias is not set (the model must exist)."""
     from mlflow.exceptions import MlflowException
 
@@ -58,7 +58,7 @@ def _champion_version(client, reg: _Registry):
     try:
         return client.get_model_version_by_alias(MODEL_NAME, ALIAS)
     except MlflowException as error:
-        if _is_missing(error):
+        if is_missing(error):
             return None
         raise
 
@@ -100,8 +100,8 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     RegistryError
         No registered model, unknown version, or the version's run lacks ``score_key``.
     """
-    reg = _registry(data_root)
-    client = _client(reg)
+    reg = open_registry(data_root)
+    client = mlflow_client(reg)
     candidate = _get_version(client, reg, version)
     version = str(candidate.version)
     new_score = _run_score(client, candidate.run_id, score_key)
@@ -150,14 +150,14 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     return result
 
 
-def _lock(reg: _Registry) -> FileLock:
+def _lock(reg: Registry) -> FileLock:
     """Serialise ensure_champion across processes on this machine (a file lock)."""
     path = reg.data_root / "mlflow" / ".ensure_champion.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path)
 
 
-def _info(client, reg: _Registry, mv) -> ChampionInfo:
+def _info(client, reg: Registry, mv) -> ChampionInfo:
     return ChampionInfo(MODEL_NAME, str(mv.version), mv.run_id, _local_folder(client, reg, mv))
 
 
@@ -199,8 +199,8 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
         When the champion is needed and the shipped folder lacks a file or
         holds corrupt weights.
     """
-    reg = _registry(data_root)
-    client = _client(reg)
+    reg = open_registry(data_root)
+    client = mlflow_client(reg)
     with _lock(reg):
         try:
             current = _champion_version(client, reg)
@@ -209,7 +209,7 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
         if current is not None:
             return _info(client, reg, current)
         shipped = Path(shipped_folder)
-        _check_model_folder(shipped)
+        check_model_folder(shipped)
         try:
             metrics, history, tags = folder_metrics(shipped)
         except ValueError as error:
@@ -225,7 +225,7 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
         return _info(client, reg, client.get_model_version(MODEL_NAME, version))
 
 
-def _local_folder(client, reg: _Registry, mv) -> Path:
+def _local_folder(client, reg: Registry, mv) -> Path:
     """Local folder of a version's artifacts: resolved for file URIs, downloaded otherwise."""
     source = mv.source
     if source.startswith("file:"):
@@ -258,8 +258,8 @@ def champion_info(data_root: str | os.PathLike = "data") -> ChampionInfo:
     RegistryError
         No registered model ``spine-detector`` or no alias ``champion``.
     """
-    reg = _registry(data_root)
-    client = _client(reg)
+    reg = open_registry(data_root)
+    client = mlflow_client(reg)
     current = _champion_version(client, reg)
     if current is None:
         versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'"))
@@ -288,7 +288,7 @@ def load_champion(data_root: str | os.PathLike = "data"):
     """
     from synapflow_assets.detection.inference import SpineDetector
 
-    reg = _registry(data_root)
+    reg = open_registry(data_root)
     info = champion_info(data_root)
     where = f"'{MODEL_NAME}' version {info.version} (alias '{ALIAS}', run {info.run_id}) in {reg.describe()}"
     for name in REQUIRED_FILES:
@@ -304,6 +304,6 @@ def load_champion(data_root: str | os.PathLike = "data"):
 
 def _check_weights_for(path: Path, where: str) -> None:
     try:
-        _check_weights(path)
+        check_weights(path)
     except RegistryError as error:
         raise RegistryError(f"{where}: {error}") from error

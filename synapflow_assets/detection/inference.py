@@ -371,8 +371,3 @@ def _positive(value, name: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value}")
     return value
-
-
-def shipped_model_folder() -> Path:
-    """Folder of the detector shipped with the package."""
-    return Path(__file__).resolve().parent / "shipped"

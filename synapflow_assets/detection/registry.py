@@ -70,7 +70,7 @@ class ChampionInfo(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Registry:
+class Registry:
     uri: str
     registry_uri: str
     artifact_root: Path
@@ -103,16 +103,16 @@ def tracking_uri(data_root: str | os.PathLike = "data") -> str:
     return f"sqlite:///{(Path(data_root).resolve() / 'mlflow' / 'mlflow.db').as_posix()}"
 
 
-def _registry(data_root) -> _Registry:
+def open_registry(data_root) -> Registry:
     data_root = Path(data_root).resolve()
     uri = tracking_uri(data_root)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return _Registry(uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
+    return Registry(uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
                      artifact_root=data_root / "mlflow" / "artifacts", data_root=data_root)
 
 
-def _client(reg: _Registry):
+def mlflow_client(reg: Registry):
     from mlflow.tracking import MlflowClient
 
     for uri in {reg.uri, reg.registry_uri}:
@@ -140,7 +140,7 @@ def _check_sqlite(uri: str) -> None:
                             "it aside to start an empty registry (the shipped detector is registered again)")
 
 
-def _experiment_id(client, reg: _Registry) -> str:
+def _experiment_id(client, reg: Registry) -> str:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
@@ -156,7 +156,7 @@ def _experiment_id(client, reg: _Registry) -> str:
         return client.get_experiment_by_name(EXPERIMENT).experiment_id
 
 
-def _is_missing(error) -> bool:
+def is_missing(error) -> bool:
     return getattr(error, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
 
@@ -177,17 +177,17 @@ def _flat_numbers(values: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _check_model_folder(folder: Path) -> None:
+def check_model_folder(folder: Path) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         raise RegistryError(f"model folder {folder} does not exist")
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise RegistryError(f"model folder {folder} lacks {name}")
-    _check_weights(folder / "model.safetensors")
+    check_weights(folder / "model.safetensors")
 
 
-def _check_weights(path: Path) -> None:
+def check_weights(path: Path) -> None:
     """Parse the safetensors header (cheap) so that a corrupt file is caught by name."""
     from safetensors import safe_open
 
@@ -243,9 +243,9 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     from mlflow.entities import Metric, Param
 
     folder = Path(model_folder)
-    _check_model_folder(folder)
-    reg = _registry(data_root)
-    client = _client(reg)
+    check_model_folder(folder)
+    reg = open_registry(data_root)
+    client = mlflow_client(reg)
     experiment_id = _experiment_id(client, reg)
     run = client.create_run(experiment_id, run_name=run_name,
                             tags={"model_name": MODEL_NAME, **{str(k): str(v) for k, v in (tags or {}).items()}})
@@ -279,13 +279,13 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     return run_id
 
 
-def _register(client, reg: _Registry, run_id: str, source: str) -> str:
+def _register(client, reg: Registry, run_id: str, source: str) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
         client.get_registered_model(MODEL_NAME)
     except MlflowException as error:
-        if not _is_missing(error):
+        if not is_missing(error):
             raise
         try:
             client.create_registered_model(MODEL_NAME, description="2D spine detector (RT-DETR, safetensors)")
@@ -303,8 +303,8 @@ def model_version_for_run(run_id: str, data_root: str | os.PathLike = "data") ->
     RegistryError
         When the run registered no version.
     """
-    reg = _registry(data_root)
-    client = _client(reg)
+    reg = open_registry(data_root)
+    client = mlflow_client(reg)
     versions = client.search_model_versions(f"name='{MODEL_NAME}' and run_id='{run_id}'")
     if not versions:
         raise RegistryError(f"run {run_id} registered no version of '{MODEL_NAME}' in {reg.describe()}")
@@ -318,6 +318,6 @@ MLFLOW_UI = "http://127.0.0.1:5000"
 def ui_links(data_root: str | os.PathLike, info: "ChampionInfo") -> dict[str, str]:
     """MLflow UI addresses of a registered version's training run and of the version itself."""
     base = os.environ.get("SYNAPFLOW_MLFLOW_UI", MLFLOW_UI).rstrip("/")
-    experiment = _client(_registry(data_root)).get_run(info.run_id).info.experiment_id
+    experiment = mlflow_client(open_registry(data_root)).get_run(info.run_id).info.experiment_id
     return {"mlflow_run": f"{base}/#/experiments/{experiment}/runs/{info.run_id}",
             "mlflow_model_version": f"{base}/#/models/{info.name}/versions/{info.version}"}

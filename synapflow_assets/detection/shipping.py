@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ..settings import DEFAULT_SCORE_THRESHOLD
-from .inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector, shipped_model_folder
+from .inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector
+from .registry import SHIPPED_FOLDER
 from .throughput import layers_per_second
 from .training import HISTORY_FILE, STATE_FILE, TrainConfig, score_validation, validation_sets
 
@@ -60,7 +61,7 @@ def ship(run_folder, command: str, source: str = "best", dest=None, seed: int = 
         The metrics written.
     """
     run_folder = Path(run_folder)
-    dest = Path(dest) if dest is not None else shipped_model_folder()
+    dest = Path(dest) if dest is not None else SHIPPED_FOLDER
     detector = SpineDetector.load(run_folder / source, device="cpu")
     state_file = run_folder / "checkpoint" / STATE_FILE
     state = json.loads(state_file.read_text()) if state_file.exists() else {}

@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 from ..errors import SynapFlowError
 from ..geometry import centre_distance, centres, giou, pairwise_giou
 
-_FORBIDDEN = 1e6
+FORBIDDEN = 1e6
 _DENSE_PAIRS = 40_000
 
 
@@ -121,16 +121,16 @@ def _link_cost(track_boxes: np.ndarray, boxes: np.ndarray, params: DepthLinkPara
     if params.max_centre_distance_px is None or len(track_boxes) * len(boxes) <= _DENSE_PAIRS:
         cost = -pairwise_giou(track_boxes, boxes)
         if params.max_centre_distance_px is not None:
-            cost[centre_distance(track_boxes, boxes) > params.max_centre_distance_px] = _FORBIDDEN
+            cost[centre_distance(track_boxes, boxes) > params.max_centre_distance_px] = FORBIDDEN
     else:
-        cost = np.full((len(track_boxes), len(boxes)), _FORBIDDEN)
+        cost = np.full((len(track_boxes), len(boxes)), FORBIDDEN)
         i, j = pairs_within(track_boxes, boxes, params.max_centre_distance_px)
         cost[i, j] = -giou(track_boxes[i], boxes[j])
-    cost[cost >= params.max_cost] = _FORBIDDEN
+    cost[cost >= params.max_cost] = FORBIDDEN
     return cost
 
 
-def _assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
+def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     """Optimal assignment restricted to the rows and columns that have an allowed pair."""
     rows = np.flatnonzero((cost < max_cost).any(axis=1))
     cols = np.flatnonzero((cost < max_cost).any(axis=0))
@@ -187,7 +187,7 @@ def link_layers(
         is_new = np.ones(len(rows), dtype=bool)
         if len(active):
             cost = _link_cost(last_box[active], boxes[rows], params)
-            t_idx, b_idx = _assign(cost, params.max_cost)
+            t_idx, b_idx = assign(cost, params.max_cost)
             t_idx = active[t_idx]
             is_new[b_idx] = False
             b_rows = rows[b_idx]

@@ -5,7 +5,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from .depth import _FORBIDDEN, _assign
+from .depth import FORBIDDEN, assign
 
 TRACK_SCHEMA = {
     "session": pl.String, "session_index": pl.Int64, "track_id": pl.Int64,
@@ -37,9 +37,9 @@ def _match(costs: pl.DataFrame, earlier: list[int], later: list[int]) -> list[tu
         return []
     rows, i = np.unique(usable["earlier_id"].to_numpy(), return_inverse=True)
     cols, j = np.unique(usable["later_id"].to_numpy(), return_inverse=True)
-    matrix = np.full((len(rows), len(cols)), _FORBIDDEN)
+    matrix = np.full((len(rows), len(cols)), FORBIDDEN)
     matrix[i, j] = usable["cost"].to_numpy()
-    r, c = _assign(matrix, _FORBIDDEN)
+    r, c = assign(matrix, FORBIDDEN)
     return list(zip(rows[r].tolist(), cols[c].tolist()))
 
 
