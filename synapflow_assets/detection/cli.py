@@ -7,7 +7,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
+from .inputs import read_input as _read_input
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -93,43 +93,6 @@ def train_detector_main(argv: list[str]) -> int:
     return 0
 
 
-def _read_input(path: Path, channel: int | None = None, pixel_size_um: float | None = None
-                ) -> tuple[np.ndarray, bool, list[str], float | None]:
-    """(array, is_stack, notes, pixel size): PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG
-    layers -> stack. Colour images are read as grey exactly as ``ingest`` reads them, and the pixel size
-    comes from the same sources (``--pixel-size``, the file, else the estimate from the dendrite width)."""
-    notes = []
-    if path.is_file() and path.suffix.lower() == ".png":
-        from PIL import Image
-
-        from ..imaging.colour import pil_to_grey
-        from ..imaging.scale import estimate_pixel_size
-
-        with Image.open(path) as image:
-            array, note = pil_to_grey(image)
-        notes = [note] if note else []
-        if pixel_size_um is None:
-            pixel_size_um = estimate_pixel_size(array).pixel_size_um
-            notes.append(f"pixel size {pixel_size_um:.3g} um estimated from the dendrite width" if pixel_size_um
-                         else "no pixel size: none stated and no dendrite to estimate it from")
-        return array, False, notes, pixel_size_um
-    from ..imaging.readers import read_volume
-
-    volume = read_volume(path, min_layers=1, channel=channel, pixel_size_um=pixel_size_um)
-    if volume.metadata.get("colour_note"):
-        notes.append(volume.metadata["colour_note"])
-    if volume.metadata.get("n_channels", 1) > 1:
-        notes.append(f"channel {volume.metadata['channel']} of {volume.metadata['n_channels']} "
-                     f"({volume.metadata['channel_choice']})")
-    pixel = volume.voxel_size_um[2] if volume.voxel_size_source != "default" else None
-    if volume.voxel_size_source == "estimated":
-        notes.append(f"pixel size {pixel:.3g} um estimated from the dendrite width")
-    array = np.asarray(volume.data)
-    if array.ndim == 3 and array.shape[0] == 1:
-        return array[0], False, notes, pixel
-    return array, True, notes, pixel
-
-
 def detect_main(argv: list[str]) -> int:
     """``python -m synapflow_assets detect IMAGE_OR_STACK... --out boxes.csv [--model FOLDER] [--score 0.5]``.
 
@@ -190,7 +153,7 @@ def detect_main(argv: list[str]) -> int:
         try:
             if not path.exists():
                 raise ValueError("no such file or folder")
-            array, is_stack, notes, pixel = _read_input(path, args.channel, args.pixel_size)
+            array, is_stack, notes, pixel = _read_input(path, channel=args.channel, pixel_size_um=args.pixel_size)
             boxes = (detector.detect_stack(array, args.score, args.batch_size, pixel_size_um=pixel, progress=layers) if is_stack
                      else detector.detect_layer(array, args.score, pixel_size_um=pixel)
                      .with_columns(pl.lit(None, pl.Int64).alias("layer")))
