@@ -1,0 +1,166 @@
+"""The ``synapflow`` command group and the one place that turns expected errors into ``error: ...`` and exit 2."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ..errors import SynapFlowError
+
+
+class CommandError(SynapFlowError):
+    """A command's own refusal (a missing or contradictory option); shown as ``error: <message>``.
+
+    Parameters
+    ----------
+    message : str
+        One line for the user.
+    exit_code : int, optional
+        Exit status of the command (default 2).
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def describe(error: BaseException) -> str:
+    """The one-line message of an expected error (a pydantic ``ValidationError`` names the option at fault).
+
+    Parameters
+    ----------
+    error : BaseException
+
+    Returns
+    -------
+    str
+    """
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        return f"invalid option: {'.'.join(map(str, first['loc'])) or 'options'}: {first['msg']}"
+    return str(error)
+
+
+class Command(click.Command):
+    """A subcommand whose expected errors end it with ``error: <message>`` on stderr and no traceback.
+
+    Expected are :class:`~synapflow_assets.errors.SynapFlowError` (exit status ``exit_code``, default 2),
+    pydantic's ``ValidationError`` of the options (2) and the command's own ``expected`` types (2); any
+    other exception keeps its traceback. A command returns its exit status (``None``: 0).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As :class:`click.Command`.
+    expected : tuple of exception types, optional
+        Further exceptions the command reports in one line (e.g. ``ValueError`` of a library it calls).
+    """
+
+    def __init__(self, *args, expected: tuple[type[BaseException], ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.expected = expected
+
+    def invoke(self, ctx: click.Context) -> int:
+        from pydantic import ValidationError
+
+        try:
+            status = super().invoke(ctx)
+        except (SynapFlowError, ValidationError, *self.expected) as error:
+            click.echo(f"error: {describe(error)}", err=True)
+            status = getattr(error, "exit_code", 2)
+        if status:
+            ctx.exit(status)
+        return 0
+
+
+#: The module of :mod:`synapflow_assets.cli` defining each subcommand; a module is imported when one of its
+#: commands runs (the detector's pulls in torch), all of them for ``--help``.
+COMMANDS = {"simulate": "ingest", "demo": "ingest", "ingest": "ingest", "upgrade": "ingest",
+            "track-depth": "tracking", "sql": "store", "export": "store",
+            "report": "lab", "review": "lab", "export-napari": "lab",
+            "train-detector": "detector", "detect": "detector"}
+
+
+class Group(click.Group):
+    """The command group: its subcommands are :class:`Command` and load with their module (:data:`COMMANDS`)."""
+
+    command_class = Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            importlib.import_module(f"{__package__}.{COMMANDS[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=Group, help="Dendritic-spine analysis: python -m synapflow_assets COMMAND (or synapflow COMMAND).")
+def app() -> None:
+    """The group every subcommand of :mod:`synapflow_assets.cli` joins."""
+
+
+def data_root() -> str:
+    """The data root when ``--data`` is not given: ``$SYNAPFLOW_DATA``, else ``data``.
+
+    Returns
+    -------
+    str
+    """
+    return os.environ.get("SYNAPFLOW_DATA", "data")
+
+
+def default_store() -> str:
+    """The feature store when ``--store`` is not given: ``features.duckdb`` under :func:`data_root`.
+
+    Returns
+    -------
+    str
+    """
+    return str(Path(data_root()) / "features.duckdb")
+
+
+def data_option(help: str | None = None):
+    """``--data`` with the :func:`data_root` default.
+
+    Parameters
+    ----------
+    help : str, optional
+
+    Returns
+    -------
+    callable
+        A click option decorator.
+    """
+    return click.option("--data", default=data_root, show_default="$SYNAPFLOW_DATA, else data", help=help)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``python -m synapflow_assets`` and the ``synapflow`` script).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, 1 when a command found problems in its inputs, 2 on a usage or expected error.
+    """
+    try:
+        status = app.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="synapflow_assets",
+                          standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return status or 0

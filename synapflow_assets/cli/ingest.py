@@ -1,0 +1,213 @@
+"""The pipeline's commands: ``simulate``, ``ingest``, ``demo`` (both, then a query) and ``upgrade``."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..settings import DEFAULT_SCORE_THRESHOLD
+from .app import app, data_option
+
+DEMO_QUERY = ("SELECT animal, session, round(survival_fraction, 3) AS survival, "
+              "printf('%.3f [%.3f, %.3f]', formation_rate, formation_low, formation_high) AS formation_95, "
+              "printf('%.3f [%.3f, %.3f]', elimination_rate, elimination_low, elimination_high) AS elimination_95 "
+              "FROM survival_curve")
+
+#: ``(flag, type, help)`` of the flags that override ``synapflow.yaml`` (see :mod:`synapflow_assets.settings`).
+SETTINGS_FLAGS = (
+    ("--pixel-size", float, "x/y pixel size in um (overrides the file's metadata)"),
+    ("--no-pixel-size-estimate", bool,
+     "use the default pixel size, not the estimate from the dendrite width, for files without one"),
+    ("--z-step", float, "z step in um (overrides the file's metadata)"),
+    ("--channel", int, "channel of multi-channel files (default: the brightest)"),
+    ("--n-channels", int, "channels interleaved page by page, when the file does not say"),
+    ("--min-layers", int, "refuse files with fewer layers (default 1: single planes accepted)"),
+    ("--score", float, f"minimal detection score (default {DEFAULT_SCORE_THRESHOLD})"),
+    ("--upscale", float, "detector test-time zoom (default: the model's)"),
+    ("--box-scale", float, "detector box-size factor (default: the model's)"),
+    ("--tile", int, "detector tile size in pixels (default: the model's)"),
+    ("--min-trusted-blocks", float, "share of the blocks holding structure that must match for two sessions to align"),
+    ("--min-global-peak", float, "global correlation peak (sigma) for two sessions to overlap"),
+    ("--max-rotation", float, "largest rotation between sessions searched (degrees)"),
+    ("--max-z-shift", int, "largest z-shift between sessions searched (layers)"),
+)
+
+
+def simulation_options(function):
+    """The options ``simulate`` and ``demo`` share."""
+    for flag, default, help_text in reversed((("--animals", 2, None), ("--sessions", 3, None), ("--layers", 32, None),
+                                              ("--size", 512, "pixels per side of a layer"), ("--seed", 0, None))):
+        function = click.option(flag, type=int, default=default, show_default=True, help=help_text)(function)
+    return function
+
+
+def settings_options(function):
+    """The :data:`SETTINGS_FLAGS` (unset: from the landing's ``synapflow.yaml`` files, else the default)."""
+    for flag, kind, help_text in reversed(SETTINGS_FLAGS):
+        option = (click.option(flag, is_flag=True, help=help_text) if kind is bool
+                  else click.option(flag, type=kind, default=None, help=help_text))
+        function = option(function)
+    return function
+
+
+def settings_resources(*, source: str = "model", **flags) -> dict:
+    """The ``imaging``, ``detection`` and ``alignment`` resources of the settings flags.
+
+    Parameters
+    ----------
+    source : str, optional
+        Where boxes come from (``model``, ``imported`` or ``baseline``).
+    **flags
+        The :data:`SETTINGS_FLAGS` by their parameter names (``pixel_size``, ...); unset or None: the default.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`synapflow_assets.pipeline.process_landed`.
+    """
+    from ..defs.resources import AlignmentSettings, DetectionSettings, ImagingSettings
+
+    get = flags.get
+    return {
+        "imaging": ImagingSettings(pixel_size_um=get("pixel_size"), z_step_um=get("z_step"), channel=get("channel"),
+                                   n_channels=get("n_channels"), min_layers=get("min_layers"),
+                                   estimate_pixel_size=False if get("no_pixel_size_estimate") else None),
+        "detection": DetectionSettings(source=source, score_threshold=get("score"), upscale=get("upscale"),
+                                       box_scale=get("box_scale"), tile=get("tile")),
+        "alignment": AlignmentSettings(min_trusted_blocks=get("min_trusted_blocks"),
+                                       min_global_peak=get("min_global_peak"), max_rotation_deg=get("max_rotation"),
+                                       max_z_shift=get("max_z_shift")),
+    }
+
+
+@app.command("simulate", help="Write simulated sessions with ground truth to a landing folder.")
+@click.option("--out", default="data/landing", show_default=True)
+@click.option("--single-plane", is_flag=True, help="write each session as one plane (its projection)")
+@simulation_options
+def simulate(*, out: str, single_plane: bool = False, animals: int, sessions: int, layers: int, size: int,
+             seed: int) -> int:
+    """Simulate ``animals`` x ``sessions`` stacks of ``layers`` x ``size`` x ``size`` pixels into ``out``."""
+    from ..synthetic import SimulationParams, simulate_landing
+
+    params = SimulationParams(shape=(layers, size, size), **({"layer_jitter_px": 0.0} if single_plane else {}))
+    start = time.perf_counter()
+    paths = simulate_landing(Path(out), animals=animals, sessions=sessions, seed=seed, params=params,
+                             single_plane=single_plane)
+    print(f"{len(paths)} sessions in {out} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _process(instance, lake, resources: dict) -> tuple:
+    """Run :func:`~synapflow_assets.pipeline.process_landed` with a progress bar; its report and the session rows."""
+    from ..pipeline import process_landed, session_summary
+    from ..progress import Progress
+
+    with Progress(0, "partitions", unit="partition") as bar:
+
+        def progress(done: int, total: int, line: str) -> None:
+            bar.bar.total = total
+            bar.step(done, line)
+            if line.startswith("waiting"):
+                bar.line(f"  {line}")
+            elif not line.endswith("up to date"):
+                bar.line(f"  running {line}")
+
+        report = process_landed(instance, lake, **resources, progress=progress)
+        return report, session_summary(instance)
+
+
+def run_ingest(*, data: str, resources: dict) -> int:
+    """Materialize the stale assets of every landed session under ``data`` and print what happened.
+
+    Parameters
+    ----------
+    data : str
+        The data root (a folder or an object-store URL).
+    resources : dict
+        :func:`settings_resources`.
+
+    Returns
+    -------
+    int
+        0, or 1 when a partition failed or an input was skipped.
+    """
+    from ..defs.instance import instance_home, open_instance
+    from ..defs.resources import lake_from_environment
+
+    lake = lake_from_environment(data)
+    start = time.perf_counter()
+    with open_instance(data) as instance:
+        lake.store_path  # noqa: B018 - an object-store root without a feature-store file fails here, before any run
+        report, rows = _process(instance, lake, resources)
+    print(f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
+          f"{len(report.failed)} failed, {len(report.skipped)} skipped ({time.perf_counter() - start:.1f} s)")
+    for partition in report.materialized:
+        print(f"  ran {partition}")
+    for line in report.warnings:
+        print(f"  WARNING {line}")
+    for line in report.waiting:
+        print(f"  WAITING {line}")
+    if rows:
+        import polars as pl
+
+        with pl.Config(tbl_rows=-1, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
+            print(pl.DataFrame(rows))
+    animals = sorted({row["partition"].split("/")[0] for row in rows})
+    print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {data.rstrip('/')}/volumes, /detections, /spines")
+    print(f"dagster instance: {instance_home(data)} (open it with `make ui`, or DAGSTER_HOME={instance_home(data)} "
+          "dagster dev -w workspace.yaml)")
+    for problem in report.skipped:
+        print(f"SKIPPED {problem}", file=sys.stderr)
+    for partition, message in report.failed.items():
+        print(f"FAILED {partition}: {message}", file=sys.stderr)
+    if report.failed or report.skipped:
+        print(f"{len(report.failed) + len(report.skipped)} problems: fix the inputs named above and rerun ingest "
+              "(full logs: make ui, then Runs)", file=sys.stderr)
+        return 1
+    return 0
+
+
+@app.command("ingest", help="Materialize the stale assets of every landed session. The settings flags override "
+             "landing/synapflow.yaml and landing/<animal>/synapflow.yaml.")
+@data_option("data root (landing/, volumes/)")
+@settings_options
+@click.option("--source", type=click.Choice(["model", "imported", "baseline"]), default="model", show_default=True,
+              help="where boxes come from: the champion detector, <session>.detections.csv beside each session, "
+                   "or the LoG baseline")
+def ingest(*, data: str, **settings) -> int:
+    """Ingest the landed sessions with the settings flags."""
+    return run_ingest(data=data, resources=settings_resources(**settings))
+
+
+@app.command("demo", help="Simulate an example and run every asset.")
+@simulation_options
+@data_option("data root (landing/, volumes/)")
+def demo(*, data: str, **simulation) -> int:
+    """``simulate`` into ``DATA/landing``, ``ingest`` it, then query its survival curve."""
+    from .store import run_sql
+
+    simulate.callback(out=str(Path(data) / "landing"), **simulation)
+    status = run_ingest(data=data, resources=settings_resources())
+    store = Path(data) / "features.duckdb"
+    print(f"\nfeature store {store}: python -m synapflow_assets sql \"{DEMO_QUERY}\"")
+    return status or run_sql(query=DEMO_QUERY, store=str(store))
+
+
+@app.command("upgrade", help="Move an instance made before the animal/session partitions to them.")
+@data_option("data root (its instance: DATA/dagster)")
+def upgrade(*, data: str) -> int:
+    """Move the session partitions of ``DATA/dagster`` to animal/session partitions."""
+    from ..defs.instance import instance_home, open_instance
+    from ..defs.partition_upgrade import old_layout, upgrade_partitions
+
+    home = instance_home(data)
+    with open_instance(data) as instance:
+        if not old_layout(instance):
+            print(f"{home}: already on animal/session partitions; nothing to do")
+            return 0
+        moved = upgrade_partitions(instance)
+    print(f"{home}: {len(moved)} session partitions moved to animal/session "
+          f"({', '.join(moved[:6])}{' ...' if len(moved) > 6 else ''}); their history stays on the run pages")
+    return 0

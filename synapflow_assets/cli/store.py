@@ -1,0 +1,83 @@
+"""The feature store's commands: ``sql`` (read-only queries) and ``export`` (per-session CSVs)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .app import CommandError, app, default_store
+
+STORE_DEFAULT = "$SYNAPFLOW_DATA/features.duckdb, else data/features.duckdb"
+
+
+def run_sql(*, query: str | None, store: str, file: str | None = None, format: str = "table", out: str | None = None,
+            limit: int = 40) -> int:
+    """Run a read-only query on the feature store and print or write its result.
+
+    Parameters
+    ----------
+    query : str or None
+        The SQL (None: read it from ``file``).
+    store : str
+        The feature-store file.
+    file : str, optional
+        A file holding the SQL.
+    format : {"table", "csv", "json", "parquet"}, optional
+    out : str, optional
+        Write the result here instead of standard output (needed for parquet).
+    limit : int, optional
+        Rows shown in table format.
+
+    Returns
+    -------
+    int
+        0; a refused query raises :class:`CommandError` (exit 2, or 1 for an error of DuckDB's).
+    """
+    import duckdb
+    import polars as pl
+
+    from ..store.feature_store import query as run_query
+
+    try:
+        sql = Path(file).read_text() if file else query
+    except OSError as error:
+        raise CommandError(f"cannot read the query file {file} ({error.strerror})") from error
+    if not sql:
+        raise CommandError("give a query or --file")
+    try:
+        result = run_query(Path(store), sql)
+    except duckdb.Error as error:
+        raise CommandError(str(error), exit_code=1) from error
+    if format == "table":
+        with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40, tbl_hide_dataframe_shape=True):
+            print(result)
+        return 0
+    if format == "parquet" and not out:
+        raise CommandError("--format parquet needs --out FILE")
+    {"csv": result.write_csv, "json": result.write_ndjson, "parquet": result.write_parquet}[format](out or sys.stdout.buffer)
+    return 0
+
+
+@app.command("sql", help="Query the feature store (read-only).")
+@click.argument("query", required=False)
+@click.option("--file", help="read the SQL from this file")
+@click.option("--format", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
+@click.option("--out", help="write the result here instead of standard output")
+@click.option("--limit", type=int, default=40, show_default=True, help="rows shown in table format")
+@click.option("--store", default=default_store, show_default=STORE_DEFAULT)
+def sql(**options) -> int:
+    """``sql [QUERY] [--file F] [--format table|csv|json|parquet] [--out F] [--limit N] [--store F]``."""
+    return run_sql(**options)
+
+
+@app.command("export", help="Per-session CSVs in the reference column layout, with features.")
+@click.option("--out", required=True)
+@click.option("--store", default=default_store, show_default=STORE_DEFAULT)
+def export(*, out: str, store: str) -> int:
+    """Write one CSV per session of the feature store under ``out``."""
+    from ..store.export import export_sessions
+
+    paths = export_sessions(Path(store), Path(out))
+    print(f"{len(paths)} session CSVs under {out}")
+    return 0
