@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check synapflow_assets synapflow_assets_tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 --durations=10
 
 # PostgreSQL, a Dask scheduler and 2 workers, an S3 server and an MLflow server on 127.0.0.1 (deploy/services);

@@ -90,3 +90,24 @@ def test_importing_every_plain_module_does_not_load_dagster():
                             cwd=PACKAGE.parent)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]", result.stdout[-2000:]
+
+
+def private_imports(name: str, path: Path) -> list[str]:
+    """`module._name` for every private name (one leading underscore) the module imports from another module."""
+    return sorted(f"{imported} in {name}" for imported in imports(name, path)
+                  if imported.startswith("synapflow_assets.") and imported.rpartition(".")[2].startswith("_")
+                  and not imported.rpartition(".")[2].startswith("__")
+                  and imported.rpartition(".")[0] != name)
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = [line for name, path in modules().items() for line in private_imports(name, path)]
+    assert found == [], found
+
+
+def test_the_private_name_check_finds_one(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text("from synapflow_assets.tracking.depth import _secret\nfrom .keys import _pattern\n")
+    assert private_imports("synapflow_assets.imaging.planted", planted) == [
+        "synapflow_assets.imaging.keys._pattern in synapflow_assets.imaging.planted",
+        "synapflow_assets.tracking.depth._secret in synapflow_assets.imaging.planted"]

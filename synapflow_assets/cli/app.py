@@ -71,7 +71,7 @@ class Command(click.Command):
 
         try:
             status = super().invoke(ctx)
-        except (SynapFlowError, ValidationError, *self.expected) as error:
+        except (SynapFlowError, ValidationError, *self.expected) as error:  # type: ignore[misc]
             click.echo(f"error: {describe(error)}", err=True)
             status = getattr(error, "exit_code", 2)
         if status:

@@ -1,6 +1,7 @@
 """The pipeline's commands: ``simulate``, ``ingest``, ``demo`` (both, then a query) and ``upgrade``."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -91,7 +92,9 @@ def simulate(*, out: str, single_plane: bool = False, animals: int, sessions: in
     """Simulate ``animals`` x ``sessions`` stacks of ``layers`` x ``size`` x ``size`` pixels into ``out``."""
     from ..synthetic import SimulationParams, simulate_landing
 
-    params = SimulationParams(shape=(layers, size, size), **({"layer_jitter_px": 0.0} if single_plane else {}))
+    params = SimulationParams(shape=(layers, size, size))
+    if single_plane:
+        params = dataclasses.replace(params, layer_jitter_px=0.0)
     start = time.perf_counter()
     paths = simulate_landing(Path(out), animals=animals, sessions=sessions, seed=seed, params=params,
                              single_plane=single_plane)
@@ -188,6 +191,7 @@ def demo(*, data: str, **simulation) -> int:
     """``simulate`` into ``DATA/landing``, ``ingest`` it, then query its survival curve."""
     from .store import run_sql
 
+    assert simulate.callback is not None
     simulate.callback(out=str(Path(data) / "landing"), **simulation)
     status = run_ingest(data=data, resources=settings_resources())
     store = Path(data) / "features.duckdb"

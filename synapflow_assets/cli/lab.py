@@ -99,7 +99,7 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
     tracks = query(lake.store_path, f"SELECT * FROM tracks WHERE animal = '{safe}'")
     sizes = query(lake.store_path, f"SELECT session, spine_id, size FROM spine_features WHERE animal = '{safe}'")
     sessions, steps = animal_alignments(lake, animal)
-    written = write_napari(lake.root, animal, Path(out), [s.key for s in sessions], steps, tracks, sizes)
+    written = write_napari(Path(lake.root), animal, Path(out), [s.key for s in sessions], steps, tracks, sizes)
     print(f"{len(sessions)} registered volumes, tracks.csv and points.csv in {out} "
           f"(napari: open the .ome.zarr folders, then tracks.csv as Tracks and points.csv as Points)")
     return 0 if written else 1
@@ -129,7 +129,7 @@ def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
             [{"from": a, "to": b, "aligned": s.ok, "rotation_deg": round(s.rotation_deg, 2),
               "shift_y_px": round(s.shift_yx[0], 1), "shift_x_px": round(s.shift_yx[1], 1), "z_shift": s.z_shift,
               "residual_px": round(s.residual_px, 2), "consistency_px": round(s.consistency_px, 2)} for a, b, s in steps])
-    page = build_report(lake.root, animals, alignments)
+    page = build_report(Path(lake.root), animals, alignments)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

@@ -8,6 +8,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import click
 
@@ -93,8 +94,8 @@ def model_options(model: type, names: Iterable[str], *, flags: Mapping[str, str]
             options.append(click.option(f"--no-{flag}" if default else f"--{flag}", name, is_flag=True,
                                         flag_value=not default, default=default, help=help_text))
             continue
-        kind = click.Choice(list(choices[name])) if name in choices else kind
-        options.append(click.option(f"--{flag}", name, type=kind, default=default, show_default=True, help=help_text))
+        chosen: click.ParamType | type = click.Choice(list(choices[name])) if name in choices else kind
+        options.append(click.option(f"--{flag}", name, type=chosen, default=default, show_default=True, help=help_text))
 
     def decorate(function: Callable) -> Callable:
         for option in reversed(options):
@@ -104,7 +105,7 @@ def model_options(model: type, names: Iterable[str], *, flags: Mapping[str, str]
     return decorate
 
 
-def model_values(model: type, values: Mapping[str, object]) -> dict[str, object]:
+def model_values(model: type, values: Mapping[str, object]) -> dict[str, Any]:
     """The entries of ``values`` that are fields of the dataclass ``model``.
 
     Parameters

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import click
@@ -55,7 +57,9 @@ def run_sql(*, query: str | None, store: str, file: str | None = None, format: s
         return 0
     if format == "parquet" and not out:
         raise CommandError("--format parquet needs --out FILE")
-    {"csv": result.write_csv, "json": result.write_ndjson, "parquet": result.write_parquet}[format](out or sys.stdout.buffer)
+    writers: dict[str, Callable[[Any], Any]] = {"csv": result.write_csv, "json": result.write_ndjson,
+                                                "parquet": result.write_parquet}
+    writers[format](out or sys.stdout.buffer)
     return 0
 
 
