@@ -20,6 +20,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check synapflow_assets synapflow_assets_tests bench
+	$(VENV)/bin/ruff format --check synapflow_assets synapflow_assets_tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 --durations=10
 

@@ -10,6 +10,7 @@ simulator's ground truth, and the speed of a large case (20,000 boxes, 60 layers
 Run: .venv/bin/python bench/depth_tracking.py [--seeds 5]
 Prints a table and one JSON line.
 """
+
 import argparse
 import json
 import os
@@ -49,8 +50,16 @@ def relink(name: str, truth: pl.DataFrame, seeds: int) -> list[dict]:
         clean, seconds = score(truth, truth, params)
         noisy = [score(truth, perturb_boxes(truth, seed=s), params)[0] for s in range(seeds)]
         perturbed = {m: float(np.mean([n[m] for n in noisy])) for m in METRICS}
-        rows.append({"data": name, "setting": setting, "boxes": len(truth), "ms": 1000 * seconds,
-                     **{f"clean_{m}": v for m, v in clean.items()}, **{f"pert_{m}": v for m, v in perturbed.items()}})
+        rows.append(
+            {
+                "data": name,
+                "setting": setting,
+                "boxes": len(truth),
+                "ms": 1000 * seconds,
+                **{f"clean_{m}": v for m, v in clean.items()},
+                **{f"pert_{m}": v for m, v in perturbed.items()},
+            }
+        )
     return rows
 
 
@@ -61,8 +70,11 @@ def expert_truth(variant: str) -> pl.DataFrame:
 
 def simulated_truth() -> pl.DataFrame:
     sessions = simulate_animal(SimulationParams(), n_sessions=3, seed=0, skip_render=(0, 1, 2))
-    return pl.concat([s.boxes.with_columns(stack=pl.lit(f"session{s.index}")) for s in sessions]).rename(
-        {"spine_id": "id"}).select("stack", "layer", "id", "xmin", "ymin", "xmax", "ymax")
+    return (
+        pl.concat([s.boxes.with_columns(stack=pl.lit(f"session{s.index}")) for s in sessions])
+        .rename({"spine_id": "id"})
+        .select("stack", "layer", "id", "xmin", "ymin", "xmax", "ymax")
+    )
 
 
 def large_case(n_boxes: int = 20_000, n_layers: int = 60, seed: int = 0) -> tuple[int, float]:

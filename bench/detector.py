@@ -25,6 +25,7 @@ default score threshold 0.35.
 Run: .venv/bin/python bench/detector.py [--model FOLDER]
 Prints a table of targets and one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,16 @@ BENCH_RAW_SEED = 777_001
 TIMELAPSE_SEED = 888_000
 THRESHOLD = 0.35
 #: Targets: (key, comparison, value); speed relative to the detector before issue [2/7] (5.6 layers/s, 1.1 GiB).
-TARGETS = [("invivo.found", ">=", 0.80), ("invivo.count_ratio", "<=", 1.5), ("raw.ap50", ">=", 0.90),
-           ("spine2d.ap50", ">=", 0.90), ("spine2d.map50", ">=", 0.85), ("timelapse.redetected", ">=", 0.85),
-           ("speed.layers_per_second", ">=", 5.6 / 1.5), ("speed.peak_memory_gib", "<=", 1.1 * 1.5)]
+TARGETS = [
+    ("invivo.found", ">=", 0.80),
+    ("invivo.count_ratio", "<=", 1.5),
+    ("raw.ap50", ">=", 0.90),
+    ("spine2d.ap50", ">=", 0.90),
+    ("spine2d.map50", ">=", 0.85),
+    ("timelapse.redetected", ">=", 0.85),
+    ("speed.layers_per_second", ">=", 5.6 / 1.5),
+    ("speed.peak_memory_gib", "<=", 1.1 * 1.5),
+]
 
 
 def overlay(image: np.ndarray, peer: pl.DataFrame, ours: pl.DataFrame, path: Path) -> None:
@@ -71,11 +79,20 @@ def timelapse(detector, fields: int, sessions: int) -> dict:
     for field in range(fields):
         found_before = None
         for session in range(sessions):
-            layer = render_raw_layer(np.random.default_rng([TIMELAPSE_SEED, field]), params, pixel_size_um=0.1,
-                                     field_um=102.4, acquisition_rng=np.random.default_rng([TIMELAPSE_SEED, field, session]))
+            layer = render_raw_layer(
+                np.random.default_rng([TIMELAPSE_SEED, field]),
+                params,
+                pixel_size_um=0.1,
+                field_um=102.4,
+                acquisition_rng=np.random.default_rng([TIMELAPSE_SEED, field, session]),
+            )
             boxes = detector.detect_layer(layer.image, THRESHOLD, pixel_size_um=layer.pixel_size_um)
             predicted = boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy()
-            iou = box_iou(layer.boxes, predicted) if len(predicted) and len(layer.boxes) else np.zeros((len(layer.boxes), 0))
+            iou = (
+                box_iou(layer.boxes, predicted)
+                if len(predicted) and len(layer.boxes)
+                else np.zeros((len(layer.boxes), 0))
+            )
             found = set(layer.spine_id[(iou >= 0.3).any(axis=1)].tolist()) if iou.size else set()
             visible = set(layer.spine_id.tolist())
             if found_before is not None:
@@ -135,8 +152,10 @@ def main() -> None:
     timings["timelapse"] = time.perf_counter() - start
 
     speed = layers_per_second(detector, 512, 8, threads=args.threads)
-    results["speed"] = {"layers_per_second": speed,
-                        "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+    results["speed"] = {
+        "layers_per_second": speed,
+        "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    }
     results["seconds"] = {k: round(v, 1) for k, v in timings.items()}
 
     def get(key):
@@ -155,9 +174,14 @@ def main() -> None:
             per = ", ".join(f"{t} {v:.2f}" for t, v in results[name].get("ap50_per_type", {}).items())
             print(f"per-type AP50 {name}: {per}")
     if "invivo" in results:
-        print("in vivo per layer: " + ", ".join(f"{n} {v['found']:.2f} of {v['n_peer']} ({v['n_predicted']} boxes)"
-                                                for n, v in results["invivo"]["per_layer"].items())
-              + f"; overlays in {args.out}")
+        print(
+            "in vivo per layer: "
+            + ", ".join(
+                f"{n} {v['found']:.2f} of {v['n_peer']} ({v['n_predicted']} boxes)"
+                for n, v in results["invivo"]["per_layer"].items()
+            )
+            + f"; overlays in {args.out}"
+        )
     clean = json.loads(json.dumps(results, default=float).replace("NaN", "null"))
     print(json.dumps({"bench": "detector", **clean, "targets_met": passed}))
 

@@ -32,6 +32,7 @@ the true spine ids; ``coverage`` is the share of (session, rate) pairs whose
 Run: .venv/bin/python bench/dynamics.py [--animals 3 --sessions 6 --seed 41 --profiles dense,sparse]
 Prints a table per run, a summary and one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,14 @@ import polars as pl
 from synapflow_assets.synthetic import SimulationParams
 
 RATES = ("n_in_view", "formation_rate", "elimination_rate", "survival_fraction", "new_persistent_fraction")
-NEW_PERSISTENT = (pl.col("new_persistent") / (pl.col("new_persistent") + pl.col("new_transient"))).alias("new_persistent_fraction")
-INTERVALS = {"formation_rate": ("formation_low", "formation_high"),
-             "elimination_rate": ("elimination_low", "elimination_high"),
-             "survival_fraction": ("survival_low", "survival_high")}
+NEW_PERSISTENT = (pl.col("new_persistent") / (pl.col("new_persistent") + pl.col("new_transient"))).alias(
+    "new_persistent_fraction"
+)
+INTERVALS = {
+    "formation_rate": ("formation_low", "formation_high"),
+    "elimination_rate": ("elimination_low", "elimination_high"),
+    "survival_fraction": ("survival_low", "survival_high"),
+}
 MOTION = dict(max_drift_px=30, max_drift_layers=4, max_rotation_deg=3, deformation_px=2, max_brightness_change=0.3)
 RAW = dict(photons_per_voxel=250.0, background_photons=30.0, read_noise_counts=8.0)
 PROFILES = {"dense": dict(spine_density_per_um=(0.6, 0.9)), "sparse": dict(spine_density_per_um=(0.15, 0.3))}
@@ -70,11 +75,15 @@ def truth_tables(landing: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         for index, csv in enumerate(sorted(animal.glob("*.spines.csv"))):
             session = csv.name.split(".")[0]
             statuses = pl.read_csv(csv).select(pl.col("spine_id").alias("track_id"), "status")
-            rows.append(statuses.with_columns(animal=pl.lit(animal.name), session=pl.lit(session),
-                                              session_index=pl.lit(index)))
+            rows.append(
+                statuses.with_columns(animal=pl.lit(animal.name), session=pl.lit(session), session_index=pl.lit(index))
+            )
             layer_boxes = pl.read_csv(animal / f"{session}.boxes.csv")
-            boxes.append(spines_from_boxes(layer_boxes.select("layer", "xmin", "ymin", "xmax", "ymax", id="spine_id"))
-                         .with_columns(sequence=pl.lit(animal.name), frame=pl.lit(index)))
+            boxes.append(
+                spines_from_boxes(
+                    layer_boxes.select("layer", "xmin", "ymin", "xmax", "ymax", id="spine_id")
+                ).with_columns(sequence=pl.lit(animal.name), frame=pl.lit(index))
+            )
     return spine_dynamics(pl.concat(rows)).with_columns(NEW_PERSISTENT), pl.concat(boxes)
 
 
@@ -83,10 +92,17 @@ def true_boxes_as_detections(landing: Path) -> None:
     for boxes_csv in landing.glob("*/*.boxes.csv"):
         session = boxes_csv.name.split(".")[0]
         boxes = pl.read_csv(boxes_csv)
-        boxes.select(pl.format(f"{session}_layer{{}}.png", pl.col("layer").cast(pl.String).str.zfill(2)).alias("filename"),
-                     pl.lit(512.0).alias("width"), pl.lit(512.0).alias("height"), pl.col("type").alias("class"),
-                     pl.lit(1.0).alias("score"), "xmin", "ymin", "xmax", "ymax"
-                     ).write_csv(boxes_csv.with_name(f"{session}.detections.csv"))
+        boxes.select(
+            pl.format(f"{session}_layer{{}}.png", pl.col("layer").cast(pl.String).str.zfill(2)).alias("filename"),
+            pl.lit(512.0).alias("width"),
+            pl.lit(512.0).alias("height"),
+            pl.col("type").alias("class"),
+            pl.lit(1.0).alias("score"),
+            "xmin",
+            "ymin",
+            "xmax",
+            "ymax",
+        ).write_csv(boxes_csv.with_name(f"{session}.detections.csv"))
 
 
 def run(root: Path, source: str) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
@@ -102,23 +118,32 @@ def run(root: Path, source: str) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
         report = process_landed(instance, lake, detection=DetectionSettings(source=source))
     seconds = time.perf_counter() - start
     measured = query(lake.store_path, "SELECT * FROM dynamics ORDER BY animal, session").with_columns(NEW_PERSISTENT)
-    tracked = query(lake.store_path, """
+    tracked = query(
+        lake.store_path,
+        """
         SELECT t.animal AS sequence, t.session_index AS frame, t.track_id AS id, s.xmin, s.ymin, s.xmax, s.ymax
-        FROM tracks t JOIN spines s ON s.animal = t.animal AND s.session = t.session AND s.spine_id = t.spine_id""")
+        FROM tracks t JOIN spines s ON s.animal = t.animal AND s.session = t.session AND s.spine_id = t.spine_id""",
+    )
     return measured, tracked, {"seconds": round(seconds, 1), "failed": report.failed, "warnings": len(report.warnings)}
 
 
 def compare(truth: pl.DataFrame, measured: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     keep = ["animal", "session", *RATES, *(c for pair in INTERVALS.values() for c in pair if c in measured.columns)]
-    both = truth.select("animal", "session", *RATES).join(measured.select(keep), on=["animal", "session"],
-                                                          suffix="_measured", how="left")
+    both = truth.select("animal", "session", *RATES).join(
+        measured.select(keep), on=["animal", "session"], suffix="_measured", how="left"
+    )
     later = both.filter(pl.col("formation_rate").is_not_null())
     errors = {}
     for name in RATES[1:]:
         errors[name] = round(float((later[name] - later[f"{name}_measured"]).abs().drop_nans().mean() or 0.0), 4)
-    errors["count_error"] = round(float(((both["n_in_view_measured"] - both["n_in_view"]) / both["n_in_view"]).mean()), 4)
-    covered = [((later[name] >= later[low]) & (later[name] <= later[high])).cast(pl.Float64)
-               for name, (low, high) in INTERVALS.items() if low in later.columns]
+    errors["count_error"] = round(
+        float(((both["n_in_view_measured"] - both["n_in_view"]) / both["n_in_view"]).mean()), 4
+    )
+    covered = [
+        ((later[name] >= later[low]) & (later[name] <= later[high])).cast(pl.Float64)
+        for name, (low, high) in INTERVALS.items()
+        if low in later.columns
+    ]
     if covered:
         errors["coverage"] = round(float(pl.concat(covered).mean()), 3)
     return both, errors
@@ -127,8 +152,12 @@ def compare(truth: pl.DataFrame, measured: pl.DataFrame) -> tuple[pl.DataFrame, 
 def identity(truth_spines: pl.DataFrame, tracked: pl.DataFrame) -> dict:
     from synapflow_assets.evaluation.tracking_metrics import tracking_scores
 
-    scores = tracking_scores(truth_spines.select("sequence", "frame", "id", "xmin", "ymin", "xmax", "ymax"),
-                             tracked, frame="frame", iou_threshold=0.3)
+    scores = tracking_scores(
+        truth_spines.select("sequence", "frame", "id", "xmin", "ymin", "xmax", "ymax"),
+        tracked,
+        frame="frame",
+        iou_threshold=0.3,
+    )
     return {"idf1": round(scores["idf1"], 3), "hota": round(scores["hota"], 3)}
 
 
@@ -136,26 +165,41 @@ def bench_profile(root: Path, profile: str, args) -> dict:
     from synapflow_assets.synthetic import simulate_landing
 
     landing = root / profile / "detector" / "landing"
-    simulate_landing(landing, animals=args.animals, sessions=args.sessions, seed=args.seed,
-                     params=lab_params(profile, args.acquisition))
+    simulate_landing(
+        landing,
+        animals=args.animals,
+        sessions=args.sessions,
+        seed=args.seed,
+        params=lab_params(profile, args.acquisition),
+    )
     shutil.copytree(landing, root / profile / "true_boxes" / "landing")
     true_boxes_as_detections(root / profile / "true_boxes" / "landing")
     truth, truth_spines = truth_tables(landing)
     later = truth.filter(pl.col("formation_rate").is_not_null())
-    summary = {"true_rates": {name: round(float(later[name].drop_nans().mean()), 4) for name in RATES[1:]},
-               "mean_spines": round(float(truth["n_in_view"].mean()), 1)}
+    summary = {
+        "true_rates": {name: round(float(later[name].drop_nans().mean()), 4) for name in RATES[1:]},
+        "mean_spines": round(float(truth["n_in_view"].mean()), 1),
+    }
     for name, source in (("detector", "model"), ("true_boxes", "imported")):
         measured, tracked, info = run(root / profile / name, source)
         both, errors = compare(truth, measured)
         errors.update(identity(truth_spines, tracked))
-        print(f"== {profile} / {name} ({info['seconds']} s{', failed: ' + str(info['failed']) if info['failed'] else ''})")
+        print(
+            f"== {profile} / {name} ({info['seconds']} s{', failed: ' + str(info['failed']) if info['failed'] else ''})"
+        )
         with pl.Config(tbl_rows=100, tbl_cols=20, float_precision=3, tbl_width_chars=250):
             print(both)
-        print(f"{profile} / {name}: mean abs error formation {errors['formation_rate']:.3f}, elimination "
-              f"{errors['elimination_rate']:.3f}, survival {errors['survival_fraction']:.3f}; spine count error "
-              f"{errors['count_error']:+.1%}; new-persistent fraction {errors['new_persistent_fraction']:.3f}; IDF1 {errors['idf1']:.3f}, HOTA {errors['hota']:.3f}"
-              + (f"; 95% intervals hold the truth in {errors['coverage']:.0%}" if "coverage" in errors else ""))
-        summary[name] = {**errors, **info, "seconds_per_session": round(info["seconds"] / (args.animals * args.sessions), 1)}
+        print(
+            f"{profile} / {name}: mean abs error formation {errors['formation_rate']:.3f}, elimination "
+            f"{errors['elimination_rate']:.3f}, survival {errors['survival_fraction']:.3f}; spine count error "
+            f"{errors['count_error']:+.1%}; new-persistent fraction {errors['new_persistent_fraction']:.3f}; IDF1 {errors['idf1']:.3f}, HOTA {errors['hota']:.3f}"
+            + (f"; 95% intervals hold the truth in {errors['coverage']:.0%}" if "coverage" in errors else "")
+        )
+        summary[name] = {
+            **errors,
+            **info,
+            "seconds_per_session": round(info["seconds"] / (args.animals * args.sessions), 1),
+        }
     return summary
 
 
@@ -174,7 +218,9 @@ def main() -> None:
     for profile in args.profiles.split(","):
         summary[profile] = bench_profile(root, profile, args)
     for profile in args.profiles.split(","):
-        print(f"{profile}: true mean rates {summary[profile]['true_rates']}, {summary[profile]['mean_spines']} spines in view")
+        print(
+            f"{profile}: true mean rates {summary[profile]['true_rates']}, {summary[profile]['mean_spines']} spines in view"
+        )
     print(json.dumps({"bench": "dynamics", **summary}, default=str))
     if args.root is None:
         shutil.rmtree(root, ignore_errors=True)

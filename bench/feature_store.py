@@ -8,6 +8,7 @@ DuckDB threads; the median and the slowest run (the first, cold) are reported.
 Run: .venv/bin/python bench/feature_store.py [--animals 50 --sessions 20 --spines 1000]
 Prints a table and one JSON line.
 """
+
 import argparse
 import json
 import statistics
@@ -39,16 +40,42 @@ def animal_tables(rng, n_sessions: int, n_spines: int) -> dict[str, pl.DataFrame
     sessions = np.array([f"day{4 * k:03d}" for k in range(n_sessions)])[session_index]
     base = rng.lognormal(2.5, 0.5, n_spines)
     size = np.tile(base, n_sessions) * np.exp(rng.normal(0, 0.1, n))
-    status = np.where(session_index == 0, "present", rng.choice(["present", "new", "eliminated", "out_of_view"], n, p=[0.85, 0.06, 0.06, 0.03]))
-    features = pl.DataFrame({
-        "session": sessions, "spine_id": spine_id, "x_um": rng.uniform(0, 60, n), "y_um": rng.uniform(0, 60, n),
-        "z_um": rng.uniform(0, 30, n), "size": size, "head_to_dendrite_um": rng.uniform(0.3, 2.5, n),
-        "distance_reason": "ok", "type": TYPES[rng.integers(0, 4, n)], "type_source": "detector",
-    })
-    tracks = pl.DataFrame({"session": sessions, "session_index": session_index, "track_id": spine_id,
-                           "spine_id": spine_id, "status": status, "detected": status != "eliminated"})
-    dynamics = pl.DataFrame({"session": sessions[::n_spines], "session_index": np.arange(n_sessions),
-                             "survival_fraction": np.cumprod(np.r_[1.0, rng.uniform(0.9, 0.98, n_sessions - 1)])})
+    status = np.where(
+        session_index == 0,
+        "present",
+        rng.choice(["present", "new", "eliminated", "out_of_view"], n, p=[0.85, 0.06, 0.06, 0.03]),
+    )
+    features = pl.DataFrame(
+        {
+            "session": sessions,
+            "spine_id": spine_id,
+            "x_um": rng.uniform(0, 60, n),
+            "y_um": rng.uniform(0, 60, n),
+            "z_um": rng.uniform(0, 30, n),
+            "size": size,
+            "head_to_dendrite_um": rng.uniform(0.3, 2.5, n),
+            "distance_reason": "ok",
+            "type": TYPES[rng.integers(0, 4, n)],
+            "type_source": "detector",
+        }
+    )
+    tracks = pl.DataFrame(
+        {
+            "session": sessions,
+            "session_index": session_index,
+            "track_id": spine_id,
+            "spine_id": spine_id,
+            "status": status,
+            "detected": status != "eliminated",
+        }
+    )
+    dynamics = pl.DataFrame(
+        {
+            "session": sessions[::n_spines],
+            "session_index": np.arange(n_sessions),
+            "survival_fraction": np.cumprod(np.r_[1.0, rng.uniform(0.9, 0.98, n_sessions - 1)]),
+        }
+    )
     return {"spine_features": features, "tracks": tracks, "dynamics": dynamics}
 
 
@@ -85,9 +112,17 @@ def main() -> None:
     with pl.Config(tbl_width_chars=120, float_precision=1, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
         print(table)
     print(f"{rows:,} spine observations, store {size_mb:.1f} MB, filled in {fill_seconds:.1f} s")
-    print(json.dumps({"observations": rows, "store_mb": round(size_mb, 1), "fill_seconds": round(fill_seconds, 1),
-                      "queries_ms": {k: round(v["ms"], 1) for k, v in timings.items()},
-                      "queries_max_ms": {k: round(v["max_ms"], 1) for k, v in timings.items()}}))
+    print(
+        json.dumps(
+            {
+                "observations": rows,
+                "store_mb": round(size_mb, 1),
+                "fill_seconds": round(fill_seconds, 1),
+                "queries_ms": {k: round(v["ms"], 1) for k, v in timings.items()},
+                "queries_max_ms": {k: round(v["max_ms"], 1) for k, v in timings.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Run: ``.venv/bin/python bench/features.py [--animals 3] [--sessions 4]``. Prints a table and one JSON line.
 """
+
 import argparse
 import json
 import time
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("--animals", type=int, default=3)
     ap.add_argument("--sessions", type=int, default=4)
     args = ap.parse_args()
-    params = SimulationParams(layer_jitter_px=0)          # default 32x512x512, volume in the boxes' frame
+    params = SimulationParams(layer_jitter_px=0)  # default 32x512x512, volume in the boxes' frame
     rows, times = [], []
     for a in range(args.animals):
         for s in simulate_animal(params, args.sessions, seed=100 + a):
@@ -47,15 +48,25 @@ def main() -> None:
             t0 = time.perf_counter()
             f = spine_features(s.volume, boxes, spines, s.voxel_size_um, along_dendrite=True)
             times.append(time.perf_counter() - t0)
-            gt = s.spines.select("spine_id", gt_size="size", gt_type="type").join(
-                s.geometry.select("spine_id", gt_px="head_to_dendrite_px"), on="spine_id").join(
-                nearest_head(s.geometry), on="spine_id")
+            gt = (
+                s.spines.select("spine_id", gt_size="size", gt_type="type")
+                .join(s.geometry.select("spine_id", gt_px="head_to_dendrite_px"), on="spine_id")
+                .join(nearest_head(s.geometry), on="spine_id")
+            )
             rows.append(f.join(gt, on="spine_id").with_columns(animal=pl.lit(a), session=pl.lit(s.index)))
     df = pl.concat(rows)
     within = (df["head_to_dendrite_px"] - df["gt_px"]).abs() <= 2
     alone = df.filter(pl.col("nearest_head_px") > ISOLATED_PX)
-    per = [(a, t, spearmanr(g["size"], g["gt_size"]).statistic, ((g["head_to_dendrite_px"] - g["gt_px"]).abs() <= 2)
-            .fill_null(False).mean(), g.height) for (a, t), g in df.group_by("animal", "session", maintain_order=True)]
+    per = [
+        (
+            a,
+            t,
+            spearmanr(g["size"], g["gt_size"]).statistic,
+            ((g["head_to_dendrite_px"] - g["gt_px"]).abs() <= 2).fill_null(False).mean(),
+            g.height,
+        )
+        for (a, t), g in df.group_by("animal", "session", maintain_order=True)
+    ]
     print(f"{'animal':>6} {'session':>7} {'spines':>6} {'size_rho':>8} {'dist<=2px':>9}")
     for a, t, rho, w, n in per:
         print(f"{a:>6} {t:>7} {n:>6} {rho:>8.3f} {w:>9.3f}")
@@ -67,13 +78,17 @@ def main() -> None:
         "distance_found": round(float((df["distance_reason"] == "ok").mean()), 4),
         "isolated_spines": alone.height,
         "size_spearman_isolated": round(float(spearmanr(alone["size"], alone["gt_size"]).statistic), 4),
-        "distance_within_2px_isolated": round(float(((alone["head_to_dendrite_px"] - alone["gt_px"]).abs() <= 2)
-                                                    .fill_null(False).mean()), 4),
-        "distance_within_2px_by_type": {t: round(float(((g["head_to_dendrite_px"] - g["gt_px"]).abs() <= 2)
-                                                       .fill_null(False).mean()), 3)
-                                        for (t,), g in df.group_by("gt_type", maintain_order=True)},
-        "size_spearman_by_type": {t: round(float(spearmanr(g["size"], g["gt_size"]).statistic), 3)
-                                  for (t,), g in df.group_by("gt_type", maintain_order=True)},
+        "distance_within_2px_isolated": round(
+            float(((alone["head_to_dendrite_px"] - alone["gt_px"]).abs() <= 2).fill_null(False).mean()), 4
+        ),
+        "distance_within_2px_by_type": {
+            t: round(float(((g["head_to_dendrite_px"] - g["gt_px"]).abs() <= 2).fill_null(False).mean()), 3)
+            for (t,), g in df.group_by("gt_type", maintain_order=True)
+        },
+        "size_spearman_by_type": {
+            t: round(float(spearmanr(g["size"], g["gt_size"]).statistic), 3)
+            for (t,), g in df.group_by("gt_type", maintain_order=True)
+        },
         "along_dendrite_found": round(float(df["dendrite_position_um"].is_finite().mean()), 4),
         "shape_type_agreement": round(float((df["type"] == df["gt_type"]).fill_null(False).mean()), 4),
         "seconds_per_session_mean": round(float(np.mean(times)), 3),

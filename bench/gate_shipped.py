@@ -9,6 +9,7 @@ training run. Used to decide which weights ship.
 Run: .venv/bin/python bench/gate_shipped.py --old OLD_FOLDER --new NEW_FOLDER [--root /tmp/gate]
 Prints both scores, the decision and one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,20 +46,37 @@ def main() -> None:
     new = scored_copy(args.new, root / "new")
     champion.ensure_champion(root, shipped_folder=root / "old")
     score, source = validation_score(new)
-    run_id = registry.log_training_run(root / "new", {"folder": str(args.new)}, {**new, GATE_KEY: score}, [],
-                                       data_root=root, run_name="candidate", tags={SOURCE_TAG: source})
+    run_id = registry.log_training_run(
+        root / "new",
+        {"folder": str(args.new)},
+        {**new, GATE_KEY: score},
+        [],
+        data_root=root,
+        run_name="candidate",
+        tags={SOURCE_TAG: source},
+    )
     version = registry.model_version_for_run(run_id, root)
     decision = champion.promote_if_better(version, score_key=GATE_KEY, data_root=root)
     for name, metrics in (("old", old), ("new", new)):
         raw, real = metrics["val_raw"], metrics.get("val_real", {})
         invivo = metrics.get("val_invivo", {})
-        print(f"{name}: raw-like AP50 {raw['ap50']:.3f} (mAP50 {raw.get('map50', float('nan')):.3f}), "
-              f"spine2d val AP50 {real.get('ap50', float('nan')):.3f} (mAP50 {real.get('map50', float('nan')):.3f}), "
-              f"in vivo found {invivo.get('found', float('nan')):.2f} at {invivo.get('count_ratio', float('nan')):.2f}x boxes")
+        print(
+            f"{name}: raw-like AP50 {raw['ap50']:.3f} (mAP50 {raw.get('map50', float('nan')):.3f}), "
+            f"spine2d val AP50 {real.get('ap50', float('nan')):.3f} (mAP50 {real.get('map50', float('nan')):.3f}), "
+            f"in vivo found {invivo.get('found', float('nan')):.2f} at {invivo.get('count_ratio', float('nan')):.2f}x boxes"
+        )
     print(f"gate on {GATE_KEY} [{source}]: {'promoted' if decision['promoted'] else 'kept'} ({decision['reason']})")
-    print(json.dumps({"bench": "gate_shipped", "root": str(root), "source": source,
-                      "decision": {k: v for k, v in decision.items() if isinstance(v, (str, int, float, bool, type(None)))}},
-                     default=str))
+    print(
+        json.dumps(
+            {
+                "bench": "gate_shipped",
+                "root": str(root),
+                "source": source,
+                "decision": {k: v for k, v in decision.items() if isinstance(v, (str, int, float, bool, type(None)))},
+            },
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

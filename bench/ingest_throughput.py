@@ -3,6 +3,7 @@
 Run: .venv/bin/python bench/ingest_throughput.py [--layers 32 --size 512 --repeats 3]
 Prints a table and one JSON line.
 """
+
 import argparse
 import json
 import tempfile
@@ -42,9 +43,14 @@ def main() -> None:
         ingest_s = best_of(args.repeats, lambda: ingest_session(tif, tmp / "volumes" / "day00.ome.zarr"))
         zarr_mb = sum(f.stat().st_size for f in (tmp / "volumes" / "day00.ome.zarr").rglob("*") if f.is_file()) / 1e6
     result = {
-        "shape": list(params.shape), "tiff_mb": round(mb, 1), "zarr_mb": round(zarr_mb, 1),
-        "simulate_s": round(simulate_s, 2), "tifffile_imread_s": round(read_s, 3), "ingest_s": round(ingest_s, 3),
-        "tifffile_mb_per_s": round(mb / read_s, 1), "ingest_mb_per_s": round(mb / ingest_s, 1),
+        "shape": list(params.shape),
+        "tiff_mb": round(mb, 1),
+        "zarr_mb": round(zarr_mb, 1),
+        "simulate_s": round(simulate_s, 2),
+        "tifffile_imread_s": round(read_s, 3),
+        "ingest_s": round(ingest_s, 3),
+        "tifffile_mb_per_s": round(mb / read_s, 1),
+        "ingest_mb_per_s": round(mb / ingest_s, 1),
     }
     for key, value in result.items():
         print(f"{key:>20}: {value}")

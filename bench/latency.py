@@ -11,6 +11,7 @@ animal sensor's run. The target of issue 12 is <= 60 s excluding detection.
 Run: .venv/bin/python bench/latency.py [--layers 32 --size 512 --timeout 900]
 Prints one line per stage and one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,8 @@ def _free_port() -> int:
 
 def _materialized_after(instance: dg.DagsterInstance, asset: str, partition: str, after: float):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
     return records[0] if records and records[0].timestamp > after else None
 
 
@@ -76,9 +78,23 @@ def main() -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": str(data)}
     port = _free_port()
     log = open(home / "dagster_dev.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml",
-                               "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         time.sleep(20)  # the daemon's first sensor ticks see the two sessions up to date
         landed = time.time()
@@ -87,7 +103,9 @@ def main() -> None:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             while (done := _materialized_after(instance, "spine_dynamics", "mouse01", landed)) is None:
                 if time.time() - landed > args.timeout or server.poll() is not None:
-                    raise SystemExit(f"no new spine_dynamics within {args.timeout:.0f} s; see {home / 'dagster_dev.log'}")
+                    raise SystemExit(
+                        f"no new spine_dynamics within {args.timeout:.0f} s; see {home / 'dagster_dev.log'}"
+                    )
                 time.sleep(1)
             features = _materialized_after(instance, "spine_features", "mouse01/day08", landed)
             session_run = instance.get_run_record_by_id(features.run_id)
@@ -95,7 +113,8 @@ def main() -> None:
             detection = _step_seconds(instance, features.run_id, "detections_2d") or 0.0
             stages = {
                 "landing -> session run created": session_run.create_timestamp.timestamp() - landed,
-                "session run (read, detect, link, features)": features.timestamp - session_run.create_timestamp.timestamp(),
+                "session run (read, detect, link, features)": features.timestamp
+                - session_run.create_timestamp.timestamp(),
                 "  of which detection": detection,
                 "features -> animal run created": animal_run.create_timestamp.timestamp() - features.timestamp,
                 "animal run (tracks, dynamics)": done.timestamp - animal_run.create_timestamp.timestamp(),
@@ -107,10 +126,20 @@ def main() -> None:
         log.close()
     for name, seconds in stages.items():
         print(f"{name:<45} {seconds:7.1f} s")
-    print(f"{'landing -> updated dynamics':<45} {total:7.1f} s ({total - detection:.1f} s excluding detection; target <= 60)")
-    print(json.dumps({"layers": args.layers, "size": args.size, "total_s": round(total, 1),
-                      "excluding_detection_s": round(total - detection, 1),
-                      "stages_s": {k.strip(): round(v, 1) for k, v in stages.items()}}))
+    print(
+        f"{'landing -> updated dynamics':<45} {total:7.1f} s ({total - detection:.1f} s excluding detection; target <= 60)"
+    )
+    print(
+        json.dumps(
+            {
+                "layers": args.layers,
+                "size": args.size,
+                "total_s": round(total, 1),
+                "excluding_detection_s": round(total - detection, 1),
+                "stages_s": {k.strip(): round(v, 1) for k, v in stages.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ sessions and the positions mapped from the earlier session. Every pair must be a
 Run: .venv/bin/python bench/real_inputs.py [--animals 3 --sessions 4]
 Prints a table and one JSON line.
 """
+
 import argparse
 import json
 import os
@@ -32,22 +33,38 @@ from synapflow_assets.imaging.registration import register_layers
 from synapflow_assets.synthetic import SimulationParams, project_session, simulate_animal, write_session
 from synapflow_assets.tracking.align import align_sessions
 
-SPARSE = SimulationParams(shape=(16, 1024, 1024), n_dendrites=(1, 1), spine_density_per_um=(0.25, 0.4), max_drift_px=40,
-                          max_rotation_deg=0.75, world_margin_um=12.0, max_drift_layers=1, layer_jitter_px=0.0,
-                          max_brightness_change=0.3)
-DENSE = SimulationParams(max_drift_px=30, max_drift_layers=4, max_rotation_deg=0.75, deformation_px=2, max_brightness_change=0.3)
+SPARSE = SimulationParams(
+    shape=(16, 1024, 1024),
+    n_dendrites=(1, 1),
+    spine_density_per_um=(0.25, 0.4),
+    max_drift_px=40,
+    max_rotation_deg=0.75,
+    world_margin_um=12.0,
+    max_drift_layers=1,
+    layer_jitter_px=0.0,
+    max_brightness_change=0.3,
+)
+DENSE = SimulationParams(
+    max_drift_px=30, max_drift_layers=4, max_rotation_deg=0.75, deformation_px=2, max_brightness_change=0.3
+)
 SETS = {
     "sparse single plane 1024 px": (SPARSE, True),
-    "sparse single plane 1024 px, low light": (SimulationParams(**{**SPARSE.__dict__, "photons_per_voxel": 150.0}), True),
+    "sparse single plane 1024 px, low light": (
+        SimulationParams(**{**SPARSE.__dict__, "photons_per_voxel": 150.0}),
+        True,
+    ),
     "sparse single plane 1024 px, every session moved 77-81 px": (
-        SimulationParams(**{**SPARSE.__dict__, "max_drift_px": 57.0, "min_motion_fraction": 0.95}), True),
+        SimulationParams(**{**SPARSE.__dict__, "max_drift_px": 57.0, "min_motion_fraction": 0.95}),
+        True,
+    ),
     "dense z-stack 32x512x512": (DENSE, False),
 }
 
 
 def pair_error(alignment, earlier, later) -> float:
     both = earlier.spines.join(later.spines, on="spine_id", suffix="_b").filter(
-        pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present"))
+        pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present")
+    )
     mapped = alignment.map_points(both.select("y", "x").to_numpy())
     return float(np.hypot(*(mapped - both.select("y_b", "x_b").to_numpy()).T).mean())
 
@@ -67,10 +84,17 @@ def alignment_rows(name: str, params: SimulationParams, single: bool, animals: i
             spines.append(int((sims[t].spines["status"].is_in(["present", "new"])).sum()))
             drifts.append(float(np.hypot(*np.subtract(sims[t].drift_px[1:], sims[t - 1].drift_px[1:]))))
             rotations.append(abs(sims[t].rotation_deg - sims[t - 1].rotation_deg))
-    return {"set": name, "pairs": len(aligned), "aligned": int(sum(aligned)), "mean_error_px": float(np.mean(errors)),
-            "max_error_px": float(np.max(errors)), "spines_in_view": f"{min(spines)}-{max(spines)}",
-            "max_drift_px": float(np.max(drifts)), "max_rotation_deg": float(np.max(rotations)),
-            "seconds_per_pair": float(np.median(seconds))}
+    return {
+        "set": name,
+        "pairs": len(aligned),
+        "aligned": int(sum(aligned)),
+        "mean_error_px": float(np.mean(errors)),
+        "max_error_px": float(np.max(errors)),
+        "spines_in_view": f"{min(spines)}-{max(spines)}",
+        "max_drift_px": float(np.max(drifts)),
+        "max_rotation_deg": float(np.max(rotations)),
+        "seconds_per_pair": float(np.median(seconds)),
+    }
 
 
 def failure_cases(root: Path) -> dict:
@@ -100,14 +124,24 @@ def failure_cases(root: Path) -> dict:
     env = {**os.environ, "DAGSTER_HOME": str(root)}
     (root / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(root / "data"),
-                           "--source", "imported"], capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(root / "data"), "--source", "imported"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     lines = [line for line in done.stderr.splitlines() if line.startswith(("FAILED", "SKIPPED"))]
     for line in lines:
         print("   ", line[:160])
-    return {"exit_code": done.returncode, "failure_lines": len(lines), "expected_failures": 8,
-            "tracebacks": (done.stdout + done.stderr).count("Traceback"),
-            "stderr_lines": len(done.stderr.splitlines()), "seconds": time.perf_counter() - start}
+    return {
+        "exit_code": done.returncode,
+        "failure_lines": len(lines),
+        "expected_failures": 8,
+        "tracebacks": (done.stdout + done.stderr).count("Traceback"),
+        "stderr_lines": len(done.stderr.splitlines()),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def main() -> None:
@@ -123,9 +157,11 @@ def main() -> None:
         print(pl.DataFrame(rows))
     with tempfile.TemporaryDirectory() as tmp:
         failures = failure_cases(Path(tmp))
-    print(f"failure cases: exit code {failures['exit_code']}, {failures['failure_lines']} one-line messages "
-          f"(expected {failures['expected_failures']}), {failures['tracebacks']} tracebacks, "
-          f"{failures['stderr_lines']} lines on stderr, {failures['seconds']:.1f} s")
+    print(
+        f"failure cases: exit code {failures['exit_code']}, {failures['failure_lines']} one-line messages "
+        f"(expected {failures['expected_failures']}), {failures['tracebacks']} tracebacks, "
+        f"{failures['stderr_lines']} lines on stderr, {failures['seconds']:.1f} s"
+    )
     print(json.dumps({"alignment": rows, "failures": failures}))
 
 

@@ -21,6 +21,7 @@ message that does not print it. Every service started is stopped.
 Run: .venv/bin/python bench/scale.py [--animals 2 --sessions 3 --layers 8 --size 256 --workers 2]
 Prints the timings and one JSON line; exits 1 when anything differs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,15 +125,17 @@ def distributed_run(pairs: list[tuple[str, str]], workers: int) -> dict:
         instance.event_log_storage.set_concurrency_slots("detection", workers)
         instance.event_log_storage.set_concurrency_slots("duckdb", 1)
         if os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model") == "model":
-            champion = dg.materialize([distributed.spine_detector], instance=instance,
-                                      resources={"lake": lake_from_environment()})
+            champion = dg.materialize(
+                [distributed.spine_detector], instance=instance, resources={"lake": lake_from_environment()}
+            )
             assert champion.success
 
     start = time.perf_counter()
     spawn = multiprocessing.get_context("spawn")  # one orchestrating process per run: Dagster's is not thread-safe
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-        sessions = list(pool.map(run_partition, ["process_sessions"] * len(pairs),
-                                 [session_partition_key(*p) for p in pairs]))
+        sessions = list(
+            pool.map(run_partition, ["process_sessions"] * len(pairs), [session_partition_key(*p) for p in pairs])
+        )
         animal_keys = sorted({a for a, _ in pairs})
         animals = list(pool.map(run_partition, ["update_animals"] * len(animal_keys), animal_keys))
     seconds = time.perf_counter() - start
@@ -140,8 +143,12 @@ def distributed_run(pairs: list[tuple[str, str]], workers: int) -> dict:
     for _, pids in sessions + animals:
         for pid in pids:
             by_process[pid] = by_process.get(pid, 0) + 1
-    return {"seconds": seconds, "sessions_ok": all(ok for ok, _ in sessions), "animals_ok": all(ok for ok, _ in animals),
-            "steps_by_worker": sorted(by_process.values(), reverse=True)}
+    return {
+        "seconds": seconds,
+        "sessions_ok": all(ok for ok, _ in sessions),
+        "animals_ok": all(ok for ok, _ in animals),
+        "steps_by_worker": sorted(by_process.values(), reverse=True),
+    }
 
 
 def run_partition(job_name: str, partition: str) -> tuple[bool, list[int]]:
@@ -150,10 +157,17 @@ def run_partition(job_name: str, partition: str) -> tuple[bool, list[int]]:
 
     job = {"process_sessions": distributed.process_sessions, "update_animals": distributed.update_animals}[job_name]
     with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(dg.reconstructable(job), instance=instance, raise_on_error=False,
-                                tags={"dagster/partition": partition, "synapflow/origin": "scale test"})
-        pids = [r.dagster_event.pid for r in instance.all_logs(result.run_id)
-                if r.dagster_event is not None and r.dagster_event.event_type_value == "STEP_SUCCESS"]
+        result = dg.execute_job(
+            dg.reconstructable(job),
+            instance=instance,
+            raise_on_error=False,
+            tags={"dagster/partition": partition, "synapflow/origin": "scale test"},
+        )
+        pids = [
+            r.dagster_event.pid
+            for r in instance.all_logs(result.run_id)
+            if r.dagster_event is not None and r.dagster_event.event_type_value == "STEP_SUCCESS"
+        ]
         return result.success, pids
 
 
@@ -162,8 +176,12 @@ def step_seconds(instance: dg.DagsterInstance) -> dict[str, float]:
     goes (orchestration): from the run's start to its first step, between steps, from the last step to its end."""
     from dagster._core.events import DagsterEventType
 
-    kinds = {DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.STEP_START,
-             DagsterEventType.STEP_SUCCESS}
+    kinds = {
+        DagsterEventType.RUN_START,
+        DagsterEventType.RUN_SUCCESS,
+        DagsterEventType.STEP_START,
+        DagsterEventType.STEP_SUCCESS,
+    }
     steps: dict[str, list[float]] = {}
     gaps: dict[str, list[float]] = {"run start -> first step": [], "between steps": [], "last step -> run end": []}
     walls: dict[str, list[float]] = {"process_sessions": [], "update_animals": []}
@@ -209,20 +227,30 @@ def repeated_steps(instance: dg.DagsterInstance) -> list[str]:
 
 def concurrent_writes(root: Path, n: int = 8) -> dict:
     """`n` processes each write their own partition to one store at the same moment."""
-    code = ("import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
-            "i = int(sys.argv[2]); rows = pl.DataFrame({'session': ['s%d' % i], 'spine_id': [i], 'status': ['present']}); "
-            "store = FeatureStore(sys.argv[1]); "
-            "store.replace_partition({'sessions': pl.DataFrame({'session': ['s%d' % i]})}, 'writer%d' % i, 's%d' % i, "
-            "lineage_columns('r', '1', None, None, {})); store.connection.close()")
+    code = (
+        "import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
+        "i = int(sys.argv[2]); rows = pl.DataFrame({'session': ['s%d' % i], 'spine_id': [i], 'status': ['present']}); "
+        "store = FeatureStore(sys.argv[1]); "
+        "store.replace_partition({'sessions': pl.DataFrame({'session': ['s%d' % i]})}, 'writer%d' % i, 's%d' % i, "
+        "lineage_columns('r', '1', None, None, {})); store.connection.close()"
+    )
     path = root / "concurrent.duckdb"
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-             for i in range(n)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for i in range(n)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     failed = [e.strip().splitlines()[-1] for p, e in zip(procs, errors) if p.returncode != 0]
     rows = query(path, "SELECT animal, count(*) AS n FROM sessions GROUP BY animal")
-    return {"writers": n, "failed": failed, "rows": int(rows["n"].sum()), "distinct_partitions": len(rows),
-            "duplicates": int((rows["n"] > 1).sum()), "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "writers": n,
+        "failed": failed,
+        "rows": int(rows["n"].sum()),
+        "distinct_partitions": len(rows),
+        "duplicates": int((rows["n"] > 1).sum()),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def mlflow_through_server(work: Path, env: dict, stack: Path) -> dict:
@@ -237,32 +265,65 @@ def mlflow_through_server(work: Path, env: dict, stack: Path) -> dict:
     boxes = {}
     for name, environment in (("server", server), ("embedded", local)):
         out = work / f"boxes-{name}.csv"
-        done = subprocess.run([sys.executable, "-m", "synapflow_assets", "detect", str(stack), "--out", str(out),
-                               "--data-root", str(work / f"registry-{name}")], cwd=ROOT, env=environment,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "synapflow_assets",
+                "detect",
+                str(stack),
+                "--out",
+                str(out),
+                "--data-root",
+                str(work / f"registry-{name}"),
+            ],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
             raise SystemExit(f"detect through the {name} registry failed: {done.stderr.strip()[-800:]}")
         boxes[name] = pl.read_csv(out)
-    gate = subprocess.run([sys.executable, "-c", (
-        "import json, sys; from synapflow_assets.detection import registry as R, champion as C; "
-        "root = sys.argv[1]; metrics, history, tags = C.folder_metrics(R.SHIPPED_FOLDER); "
-        "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, history=history, "
-        "data_root=root, run_name='candidate', tags=tags); "
-        "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root), default=str))"),
-        str(work / "registry-server")], cwd=ROOT, env=server, capture_output=True, text=True, timeout=600)
+    gate = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import json, sys; from synapflow_assets.detection import registry as R, champion as C; "
+                "root = sys.argv[1]; metrics, history, tags = C.folder_metrics(R.SHIPPED_FOLDER); "
+                "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, history=history, "
+                "data_root=root, run_name='candidate', tags=tags); "
+                "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root), default=str))"
+            ),
+            str(work / "registry-server"),
+        ],
+        cwd=ROOT,
+        env=server,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if gate.returncode != 0:
         raise SystemExit(f"the champion gate through the server failed: {gate.stderr.strip()[-800:]}")
     decision = json.loads(gate.stdout.strip().splitlines()[-1])
     stored = s3.list_objects_v2(Bucket="mlflow").get("KeyCount", 0) - objects
-    return {"same_boxes": boxes["server"].equals(boxes["embedded"]), "boxes": len(boxes["server"]),
-            "objects_in_bucket": stored, "gate": {k: decision.get(k) for k in ("promoted", "reason", "champion")}}
+    return {
+        "same_boxes": boxes["server"].equals(boxes["embedded"]),
+        "boxes": len(boxes["server"]),
+        "objects_in_bucket": stored,
+        "gate": {k: decision.get(k) for k in ("promoted", "reason", "champion")},
+    }
 
 
 def wrong_password(env: dict) -> str:
     """The error of an instance opened with a wrong password (must not contain the password)."""
     wrong = {**env, "SYNAPFLOW_PG_PASSWORD": "not-the-" + secrets.token_hex(4)}
-    code = ("from synapflow_assets.defs.distributed import open_distributed_instance; open_distributed_instance()")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=wrong, capture_output=True, text=True, timeout=120)
+    code = "from synapflow_assets.defs.distributed import open_distributed_instance; open_distributed_instance()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=wrong, capture_output=True, text=True, timeout=120
+    )
     message = (done.stderr.strip().splitlines() or [""])[-1]
     assert done.returncode != 0, "a wrong password was accepted"
     assert wrong["SYNAPFLOW_PG_PASSWORD"] not in done.stderr, "the password was printed"
@@ -283,7 +344,10 @@ def main() -> int:
     embedded, spread = work / "embedded", work / "distributed"
     pairs = land(embedded, args.animals, args.sessions, (args.layers, args.size, args.size))
     shutil.copytree(embedded / "landing", spread / "landing")
-    print(f"lab: {args.animals} animals x {args.sessions} sessions of {args.layers}x{args.size}x{args.size} in {work}", flush=True)
+    print(
+        f"lab: {args.animals} animals x {args.sessions} sessions of {args.layers}x{args.size}x{args.size} in {work}",
+        flush=True,
+    )
 
     start = time.perf_counter()
     with open_instance(embedded) as instance:
@@ -299,15 +363,31 @@ def main() -> int:
     home = spread / "dagster"
     home.mkdir(parents=True)
     shutil.copy(ROOT / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
-    s3_env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
-              "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    s3_env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     data_root = "s3://lab/distributed"
-    env = {**os.environ, **s3_env, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": data_root,
-           "SYNAPFLOW_STORE": str(spread / "features.duckdb"), "SYNAPFLOW_CACHE": str(spread / "cache"),
-           "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}", "SYNAPFLOW_PG_HOST": "127.0.0.1",
-           "SYNAPFLOW_PG_PORT": str(pg_port), "SYNAPFLOW_PG_USER": "synapflow", "SYNAPFLOW_PG_PASSWORD": password,
-           "SYNAPFLOW_PG_DB": "dagster", "SYNAPFLOW_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
-           "SYNAPFLOW_DETECTION_SOURCE": args.source, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        **s3_env,
+        "DAGSTER_HOME": str(home),
+        "SYNAPFLOW_DATA": data_root,
+        "SYNAPFLOW_STORE": str(spread / "features.duckdb"),
+        "SYNAPFLOW_CACHE": str(spread / "cache"),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+        "SYNAPFLOW_PG_HOST": "127.0.0.1",
+        "SYNAPFLOW_PG_PORT": str(pg_port),
+        "SYNAPFLOW_PG_USER": "synapflow",
+        "SYNAPFLOW_PG_PASSWORD": password,
+        "SYNAPFLOW_PG_DB": "dagster",
+        "SYNAPFLOW_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
+        "SYNAPFLOW_DETECTION_SOURCE": args.source,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     killed_marker = work / "worker-killed"
     worker_env = {**env, "SYNAPFLOW_FAILPOINT": "detection", "SYNAPFLOW_FAILPOINT_ONCE": str(killed_marker)}
     states = {"postgres": work / "postgres", "dask": work / "dask", "s3": work / "s3", "mlflow": work / "mlflow"}
@@ -324,13 +404,23 @@ def main() -> int:
         bucket.fs.put(str(spread / "landing"), "lab/distributed/landing", recursive=True)
         shutil.rmtree(spread / "landing")
         backend = f"postgresql+psycopg2://synapflow:{password}@127.0.0.1:{pg_port}/mlflow"
-        print(service("mlflow.sh", "start", str(states["mlflow"]), str(mlflow_port), backend, "s3://mlflow/artifacts",
-                      env=env), flush=True)
-        print(service("dask.sh", "start", str(states["dask"]), str(dask_port), str(args.workers), env=worker_env), flush=True)
+        print(
+            service(
+                "mlflow.sh", "start", str(states["mlflow"]), str(mlflow_port), backend, "s3://mlflow/artifacts", env=env
+            ),
+            flush=True,
+        )
+        print(
+            service("dask.sh", "start", str(states["dask"]), str(dask_port), str(args.workers), env=worker_env),
+            flush=True,
+        )
         time.sleep(3)
         run = distributed_run(pairs, args.workers)
-        print(f"distributed: {run['seconds']:.1f} s, steps per worker {run['steps_by_worker']}, "
-              f"a worker killed mid-step: {killed_marker.exists()}", flush=True)
+        print(
+            f"distributed: {run['seconds']:.1f} s, steps per worker {run['steps_by_worker']}, "
+            f"a worker killed mid-step: {killed_marker.exists()}",
+            flush=True,
+        )
         with dg.DagsterInstance.get() as instance:
             distributed_steps = step_seconds(instance)
             repeated = repeated_steps(instance)
@@ -342,23 +432,39 @@ def main() -> int:
         stack = work / "stack.tif"
         bucket.fs.get(next(p for p in bucket.fs.find("lab/distributed/landing") if p.endswith(".tif")), str(stack))
         tracking = mlflow_through_server(work, env, stack)
-        result = {"embedded_s": round(embedded_seconds, 1), "distributed_s": round(run["seconds"], 1),
-                  "overhead": round(run["seconds"] / embedded_seconds - 1, 2), "workers": args.workers,
-                  "session_overhead": round(distributed_steps["process_sessions run (median)"]
-                                            / embedded_steps["process_sessions run (median)"] - 1, 2),
-                  "seconds_per_step": {k: {"embedded": v, "distributed": distributed_steps.get(k)}
-                                       for k, v in embedded_steps.items()},
-                  "steps_by_worker": run["steps_by_worker"], "worker_killed": killed_marker.exists(),
-                  "runs_ok": run["sessions_ok"] and run["animals_ok"], "tables": tables, "steps_started_twice": repeated, "objects": stored,
-                  "local_outputs": sorted(p.name for p in spread.iterdir() if p.name in OUTPUTS),
-                  "concurrent_writes": writes, "wrong_password": credentials, "mlflow_server": tracking}
+        result = {
+            "embedded_s": round(embedded_seconds, 1),
+            "distributed_s": round(run["seconds"], 1),
+            "overhead": round(run["seconds"] / embedded_seconds - 1, 2),
+            "workers": args.workers,
+            "session_overhead": round(
+                distributed_steps["process_sessions run (median)"] / embedded_steps["process_sessions run (median)"]
+                - 1,
+                2,
+            ),
+            "seconds_per_step": {
+                k: {"embedded": v, "distributed": distributed_steps.get(k)} for k, v in embedded_steps.items()
+            },
+            "steps_by_worker": run["steps_by_worker"],
+            "worker_killed": killed_marker.exists(),
+            "runs_ok": run["sessions_ok"] and run["animals_ok"],
+            "tables": tables,
+            "steps_started_twice": repeated,
+            "objects": stored,
+            "local_outputs": sorted(p.name for p in spread.iterdir() if p.name in OUTPUTS),
+            "concurrent_writes": writes,
+            "wrong_password": credentials,
+            "mlflow_server": tracking,
+        }
     finally:
         service("dask.sh", "stop", str(states["dask"]), env=env)
         service("mlflow.sh", "stop", str(states["mlflow"]), env=env)
         service("s3.sh", "stop", str(states["s3"]), env=env)
         service("postgres.sh", "stop", str(states["postgres"]), env=env)
-    print(f"per-session overhead (median session run, distributed vs embedded): {result['session_overhead']:+.0%} "
-          f"(target <= +20%); whole lab: {result['overhead']:+.0%}, which includes warm-up and the killed worker")
+    print(
+        f"per-session overhead (median session run, distributed vs embedded): {result['session_overhead']:+.0%} "
+        f"(target <= +20%); whole lab: {result['overhead']:+.0%}, which includes warm-up and the killed worker"
+    )
     print("mean seconds per step        embedded  distributed")
     for step, pair in result["seconds_per_step"].items():
         print(f"  {step:<26} {pair['embedded']:>8.2f} {pair['distributed'] or float('nan'):>11.2f}")
@@ -369,11 +475,19 @@ def main() -> int:
     print(f"MLflow server (PostgreSQL, S3 artifacts): {tracking}")
     print(f"objects in s3://lab/distributed: {stored}; outputs on the local disk: {result['local_outputs'] or 'none'}")
     print(json.dumps(result))
-    ok = (result["runs_ok"] and all(v.startswith("identical") for v in tables.values()) and not writes["failed"]
-          and writes["duplicates"] == 0 and writes["distinct_partitions"] == writes["writers"]
-          and tracking["same_boxes"] and tracking["objects_in_bucket"] > 0
-          and all(stored.get(kind, 0) > 0 for kind in OUTPUTS) and not result["local_outputs"]
-          and len(repeated) <= 1 and all(step.endswith("/detections_2d") for step in repeated))
+    ok = (
+        result["runs_ok"]
+        and all(v.startswith("identical") for v in tables.values())
+        and not writes["failed"]
+        and writes["duplicates"] == 0
+        and writes["distinct_partitions"] == writes["writers"]
+        and tracking["same_boxes"]
+        and tracking["objects_in_bucket"] > 0
+        and all(stored.get(kind, 0) > 0 for kind in OUTPUTS)
+        and not result["local_outputs"]
+        and len(repeated) <= 1
+        and all(step.endswith("/detections_2d") for step in repeated)
+    )
     if ok:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

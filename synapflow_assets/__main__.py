@@ -1,4 +1,5 @@
 """``python -m synapflow_assets <command>``: the command line of :mod:`synapflow_assets.cli`."""
+
 import sys
 
 from .cli import main

@@ -6,6 +6,7 @@ folder, not renamed), `store_transaction` (feature rows inserted, not
 committed), `after_commit` (rows committed, the run not yet recorded),
 `tracking` (tracks computed, not written).
 """
+
 import os
 import signal
 

@@ -29,8 +29,14 @@ import polars as pl
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 """Box columns of every box table, in array order."""
 
-BOX_SCHEMA = {"xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
-              "score": pl.Float64, "type": pl.String}
+BOX_SCHEMA = {
+    "xmin": pl.Float64,
+    "ymin": pl.Float64,
+    "xmax": pl.Float64,
+    "ymax": pl.Float64,
+    "score": pl.Float64,
+    "type": pl.String,
+}
 """Schema of the box table a detector returns for one layer (model and LoG baseline)."""
 
 
@@ -160,7 +166,7 @@ def nms(boxes, scores, *, iou_threshold: float = 0.5) -> np.ndarray:
     for i in range(len(order)):
         if not alive[i]:
             continue
-        rest = i + 1 + np.flatnonzero(alive[i + 1:])
+        rest = i + 1 + np.flatnonzero(alive[i + 1 :])
         if not len(rest):
             break
         alive[rest[iou(ranked[i], ranked[rest]) > iou_threshold]] = False

@@ -1,27 +1,28 @@
 """Run the assets in-process on what has landed, skipping partitions that are up to date."""
+
 import time
 from dataclasses import dataclass, field
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 from filelock import FileLock, Timeout
 
-from .errors import SynapFlowError
 from .defs.animal_sensor import update_animals_job
+from .defs.detection_assets import detections_2d
+from .defs.detector_assets import spine_detector
+from .defs.feature_assets import spine_dynamics, spine_features
 from .defs.landing_sensor import process_sessions_job
 from .defs.metadata import settings_fingerprint
 from .defs.partition_upgrade import upgrade_partitions
-from .defs.run_recovery import command_line_tags, recover_dead_runs
-from .defs.partitions import ANIMALS_NAME, register_sessions, session_partition_key, SESSIONS_NAME, split_session_key
-from .defs.detector_assets import spine_detector
+from .defs.partitions import ANIMALS_NAME, SESSIONS_NAME, register_sessions, session_partition_key, split_session_key
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
-from .defs.detection_assets import detections_2d
-from .defs.feature_assets import spine_dynamics, spine_features
+from .defs.run_recovery import command_line_tags, recover_dead_runs
 from .defs.spine_assets import spines_3d
 from .defs.track_assets import animal_sessions, spine_tracks
 from .defs.volume_assets import raw_volume
 from .detection.imported import detections_file
+from .errors import SynapFlowError
 from .imaging.errors import InputError
 from .imaging.landing import LandedSession, is_complete, scan_landing, settle_seconds_default
 from .imaging.ome_zarr import volume_problem
@@ -129,6 +130,7 @@ def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partit
 def output_problem(asset_key: dg.AssetKey, record: dict, lake: DataLake, animal: str, session: str) -> str | None:
     """What is wrong with the stored output of a materialized session asset, or None when it is intact:
     missing files, missing volume chunks, or a file whose content no longer matches what was recorded."""
+
     def file(path: Path, expected: str | None = None) -> str | None:
         if not path.is_file():
             return f"{path} is missing"
@@ -140,8 +142,9 @@ def output_problem(asset_key: dg.AssetKey, record: dict, lake: DataLake, animal:
         problem = volume_problem(lake.volume_path(animal, session), record.get("checksum"))
         return f"{lake.volume_path(animal, session)}: {problem}" if problem else None
     if asset_key == detections_2d.key:
-        return (file(lake.detections_path(animal, session), record.get("checksum"))
-                or file(lake.candidates_path(animal, session)))
+        return file(lake.detections_path(animal, session), record.get("checksum")) or file(
+            lake.candidates_path(animal, session)
+        )
     if asset_key == spines_3d.key:
         spines, boxes = lake.spines_path(animal, session), lake.spine_boxes_path(animal, session)
         missing = file(spines) or file(boxes)
@@ -162,16 +165,23 @@ def external_input_hash(asset_key: dg.AssetKey, item: LandedSession, detection: 
     return None
 
 
-def session_settings(item: LandedSession, imaging: ImagingSettings | None = None,
-                     detection: DetectionSettings | None = None) -> LabSettings:
+def session_settings(
+    item: LandedSession, imaging: ImagingSettings | None = None, detection: DetectionSettings | None = None
+) -> LabSettings:
     """The settings a session is processed with: its landing folder's ``synapflow.yaml`` files and the explicit values."""
     overrides = {**(imaging or ImagingSettings()).overrides(), **(detection or DetectionSettings()).overrides()}
     return load_settings(item.path.parents[1], item.animal, overrides)
 
 
-def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: set | None = None,
-                 detection: DetectionSettings | None = None, imaging: ImagingSettings | None = None,
-                 lake: DataLake | None = None, damage: list[str] | None = None) -> list[dg.AssetKey]:
+def stale_assets(
+    instance: dg.DagsterInstance,
+    item: LandedSession,
+    in_store: set | None = None,
+    detection: DetectionSettings | None = None,
+    imaging: ImagingSettings | None = None,
+    lake: DataLake | None = None,
+    damage: list[str] | None = None,
+) -> list[dg.AssetKey]:
     """Assets of one session partition whose last materialization no longer matches its inputs.
 
     Stale means: never materialized, a different code version, a landing file
@@ -187,11 +197,15 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     """
     detection = detection or DetectionSettings()
     settings = session_settings(item, imaging, detection)
-    fingerprints = {raw_volume.key: settings.imaging.fingerprint(), detections_2d.key: detection.fingerprint(settings.detection)}
+    fingerprints = {
+        raw_volume.key: settings.imaging.fingerprint(),
+        detections_2d.key: detection.fingerprint(settings.detection),
+    }
     partition = session_partition_key(item.animal, item.session)
     stale = []
     latest: dict[dg.AssetKey, dict | None] = {
-        spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}}
+        spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}
+    }
     for asset in SESSION_ASSETS:
         latest[asset.key] = record = latest_versions(instance, asset.key, partition)
         upstream = [key for key in asset.dependency_keys if key in latest]
@@ -203,7 +217,9 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
             or (asset.key in fingerprints and record["settings"] != fingerprints[asset.key])
             or any(key in stale for key in upstream)
             or any(record["upstream"].get(key.to_user_string()) != (latest[key] or {}).get("data") for key in upstream)
-            or (asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store)
+            or (
+                asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store
+            )
         )
         if record is not None and not outdated and lake is not None:
             problem = output_problem(asset.key, record, lake, item.animal, item.session)
@@ -216,9 +232,14 @@ def stale_assets(instance: dg.DagsterInstance, item: LandedSession, in_store: se
     return stale
 
 
-def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None,
-                   detection: DetectionSettings | None = None, alignment: AlignmentSettings | None = None,
-                   progress=None) -> PipelineReport:
+def process_landed(
+    instance: dg.DagsterInstance,
+    lake: DataLake,
+    imaging: ImagingSettings | None = None,
+    detection: DetectionSettings | None = None,
+    alignment: AlignmentSettings | None = None,
+    progress=None,
+) -> PipelineReport:
     """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
     Each session partition runs only the assets that :func:`stale_assets`
@@ -247,31 +268,45 @@ def process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagin
         try:
             lock.acquire(timeout=INGEST_LOCK_WAIT_SECONDS)
         except Timeout as error:
-            raise IngestBusy(f"{root}: another ingest has held {lock.lock_file} for over "
-                             f"{INGEST_LOCK_WAIT_SECONDS / 60:.0f} min; run again when it has finished") from error
+            raise IngestBusy(
+                f"{root}: another ingest has held {lock.lock_file} for over "
+                f"{INGEST_LOCK_WAIT_SECONDS / 60:.0f} min; run again when it has finished"
+            ) from error
     try:
         return _process_landed(instance, lake, imaging, detection, alignment, progress)
     finally:
         lock.release()
 
 
-def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: ImagingSettings | None = None,
-                   detection: DetectionSettings | None = None, alignment: AlignmentSettings | None = None,
-                   progress=None) -> PipelineReport:
+def _process_landed(
+    instance: dg.DagsterInstance,
+    lake: DataLake,
+    imaging: ImagingSettings | None = None,
+    detection: DetectionSettings | None = None,
+    alignment: AlignmentSettings | None = None,
+    progress=None,
+) -> PipelineReport:
     imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
     alignment = alignment or AlignmentSettings()
     progress = progress or (lambda done, total, line: None)
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
-    report.waiting = [f"{s.animal}/{s.session}: still being written (last change {time.time() - s.modified:.0f} s ago); "
-                      f"taken once unchanged for {settle_seconds_default():.0f} s or with {s.done_marker.name}"
-                      for s in sessions if not is_complete(s)]
+    report.waiting = [
+        f"{s.animal}/{s.session}: still being written (last change {time.time() - s.modified:.0f} s ago); "
+        f"taken once unchanged for {settle_seconds_default():.0f} s or with {s.done_marker.name}"
+        for s in sessions
+        if not is_complete(s)
+    ]
     sessions = [s for s in sessions if is_complete(s)]
     if orphans := remove_orphans(lake.local_root):
-        report.warnings.append(f"removed {len(orphans)} temporary files of interrupted writes "
-                               f"({', '.join(p.name for p in orphans[:3])}{' ...' if len(orphans) > 3 else ''})")
+        report.warnings.append(
+            f"removed {len(orphans)} temporary files of interrupted writes "
+            f"({', '.join(p.name for p in orphans[:3])}{' ...' if len(orphans) > 3 else ''})"
+        )
     for run_id in recover_dead_runs(instance):
-        report.warnings.append(f"run {run_id} of a process that no longer exists was marked failed (its pool slots are free)")
+        report.warnings.append(
+            f"run {run_id} of a process that no longer exists was marked failed (its pool slots are free)"
+        )
     if detection.source == "model":
         _ensure_detector(instance, lake, report)
     upgrade_partitions(instance)
@@ -293,8 +328,9 @@ def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagi
             progress(done, total, f"{partition}: up to date")
             continue
         progress(done, total, f"{partition}: {', '.join(k.to_user_string() for k in stale)}")
-        result = run_job(process_sessions_job, instance, partition, stale,
-                         {"lake": lake, "imaging": imaging, "detection": detection})
+        result = run_job(
+            process_sessions_job, instance, partition, stale, {"lake": lake, "imaging": imaging, "detection": detection}
+        )
         report.warnings.extend(failed_checks(result, str(partition)))
         if result.success:
             report.materialized.append(f"{partition} ({', '.join(k.to_user_string() for k in stale)})")
@@ -307,23 +343,37 @@ def _process_landed(instance: dg.DagsterInstance, lake: DataLake, imaging: Imagi
         step = lambda line, done=done: progress(done, total, line)
         if animal in failed_animals:
             bad = sorted(k.split("/")[1] for k in report.failed if k.startswith(f"{animal}/"))
-            report.failed[animal] = (f"not tracked: session {', '.join(bad)} failed; tracks and dynamics wait for every "
-                                     "session of the animal (fix or remove the failed input, then rerun)")
+            report.failed[animal] = (
+                f"not tracked: session {', '.join(bad)} failed; tracks and dynamics wait for every "
+                "session of the animal (fix or remove the failed input, then rerun)"
+            )
             continue
-        _run_animal_assets(instance, lake, animal, animal in changed or animal not in with_dynamics, report, alignment,
-                           step)
+        _run_animal_assets(
+            instance, lake, animal, animal in changed or animal not in with_dynamics, report, alignment, step
+        )
     return report
 
 
-def run_job(job, instance: dg.DagsterInstance, partition: str,
-            selection: list[dg.AssetKey], resources: dict) -> dg.ExecuteInProcessResult:
+def run_job(
+    job, instance: dg.DagsterInstance, partition: str, selection: list[dg.AssetKey], resources: dict
+) -> dg.ExecuteInProcessResult:
     """Run the `selection` of one of the definitions' jobs in this process, tagged as started from the command line,
     so the UI lists it under that job's name."""
-    resources = {"imaging": ImagingSettings(), "detection": DetectionSettings(), "alignment": AlignmentSettings(), **resources}
+    resources = {
+        "imaging": ImagingSettings(),
+        "detection": DetectionSettings(),
+        "alignment": AlignmentSettings(),
+        **resources,
+    }
     defs = dg.Definitions(assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS], jobs=[job], resources=resources)
     return defs.resolve_job_def(job.name).execute_in_process(
-        instance=instance, partition_key=partition, asset_selection=selection, raise_on_error=False,
-        run_config=QUIET, tags=command_line_tags())
+        instance=instance,
+        partition_key=partition,
+        asset_selection=selection,
+        raise_on_error=False,
+        run_config=QUIET,
+        tags=command_line_tags(),
+    )
 
 
 def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: PipelineReport) -> None:
@@ -331,14 +381,21 @@ def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: Pipel
     record = latest_versions(instance, spine_detector.key, None)
     if record is not None and record["code"] == spine_detector.code_versions_by_key[spine_detector.key]:
         return
-    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake}, raise_on_error=False,
-                            run_config=QUIET, tags=command_line_tags())
+    result = dg.materialize(
+        [spine_detector],
+        instance=instance,
+        resources={"lake": lake},
+        raise_on_error=False,
+        run_config=QUIET,
+        tags=command_line_tags(),
+    )
     if not result.success:
         report.failed["spine_detector"] = failure_message(result)
 
 
-def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str,
-                        alignment: AlignmentSettings | None = None) -> bool:
+def animal_assets_stale(
+    instance: dg.DagsterInstance, lake: DataLake, animal: str, alignment: AlignmentSettings | None = None
+) -> bool:
     """Whether ``spine_tracks`` of an animal misses a session, was computed from other session versions
     or with other alignment settings."""
     record = latest_versions(instance, spine_tracks.key, animal)
@@ -357,11 +414,23 @@ def animal_assets_stale(instance: dg.DagsterInstance, lake: DataLake, animal: st
         return True
 
 
-def _run_animal_assets(instance: dg.DagsterInstance, lake: DataLake, animal: str, sessions_changed: bool,
-                       report: PipelineReport, alignment: AlignmentSettings, progress) -> None:
+def _run_animal_assets(
+    instance: dg.DagsterInstance,
+    lake: DataLake,
+    animal: str,
+    sessions_changed: bool,
+    report: PipelineReport,
+    alignment: AlignmentSettings,
+    progress,
+) -> None:
     stale = [spine_tracks.key] if animal_assets_stale(instance, lake, animal, alignment) else []
     dynamics = latest_versions(instance, spine_dynamics.key, animal)
-    if stale or sessions_changed or dynamics is None or dynamics["code"] != spine_dynamics.code_versions_by_key[spine_dynamics.key]:
+    if (
+        stale
+        or sessions_changed
+        or dynamics is None
+        or dynamics["code"] != spine_dynamics.code_versions_by_key[spine_dynamics.key]
+    ):
         stale.append(spine_dynamics.key)
     if not stale:
         report.up_to_date.append(animal)
@@ -380,7 +449,9 @@ def recompute_dynamics(instance: dg.DagsterInstance, lake: DataLake, animal: str
     """Materialize ``spine_dynamics`` of one animal (after corrections); the failure message, or None."""
     if not instance.has_dynamic_partition(ANIMALS_NAME, animal):
         instance.add_dynamic_partitions(ANIMALS_NAME, [animal])
-    result = run_job(update_animals_job, instance, animal, [spine_dynamics.key], {"lake": lake, "alignment": AlignmentSettings()})
+    result = run_job(
+        update_animals_job, instance, animal, [spine_dynamics.key], {"lake": lake, "alignment": AlignmentSettings()}
+    )
     return None if result.success else failure_message(result)
 
 
@@ -396,13 +467,15 @@ def session_summary(instance: dg.DagsterInstance) -> list[dict]:
             ).records
             meta[asset.key] = materialization(records[0]).metadata if records else {}
         volume, detections, spines, _ = (meta[a.key] for a in SESSION_ASSETS)
-        rows.append({
-            "partition": partition,
-            "shape_zyx": volume["shape_zyx"].value,
-            "voxel_um_zyx": volume["voxel_size_um_zyx"].value,
-            "residual_px": round(cast(float, volume["registration_residual_px"].value), 3),
-            "detections": detections["detections"].value if "detections" in detections else None,
-            "spines_3d": spines["spines"].value if "spines" in spines else None,
-            "volume": volume["path"].value,
-        })
+        rows.append(
+            {
+                "partition": partition,
+                "shape_zyx": volume["shape_zyx"].value,
+                "voxel_um_zyx": volume["voxel_size_um_zyx"].value,
+                "residual_px": round(cast(float, volume["registration_residual_px"].value), 3),
+                "detections": detections["detections"].value if "detections" in detections else None,
+                "spines_3d": spines["spines"].value if "spines" in spines else None,
+                "volume": volume["path"].value,
+            }
+        )
     return rows

@@ -1,4 +1,5 @@
 """Progress of the long commands: a tqdm bar on a terminal, plain lines otherwise (never a bar in a log file)."""
+
 import sys
 
 from tqdm import tqdm
@@ -18,8 +19,15 @@ class Progress:
     """
 
     def __init__(self, total: int, description: str, *, unit: str = "item") -> None:
-        self.bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
-                        dynamic_ncols=True, leave=False)
+        self.bar = tqdm(
+            total=total,
+            desc=description,
+            unit=unit,
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            dynamic_ncols=True,
+            leave=False,
+        )
 
     def step(self, done: int, current: str) -> None:
         """Set the count of items done and show the current step."""

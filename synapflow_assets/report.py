@@ -1,5 +1,6 @@
 """A self-contained HTML report a PI can open: per animal the dynamics plot and table, the sessions with their
 detections on the projection, the alignment of consecutive sessions, the detector version and the lineage."""
+
 from __future__ import annotations
 
 import base64
@@ -16,9 +17,11 @@ from .imaging.ome_zarr import read_mip
 from .imaging.overlay import overlay_png
 from .store.feature_store import query
 
-STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:12px}"
-         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#eee}"
-         "img{max-width:100%} .overlays img{width:260px;margin:2px} h2{border-top:2px solid #444;padding-top:.5em}")
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:12px}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#eee}"
+    "img{max-width:100%} .overlays img{width:260px;margin:2px} h2{border-top:2px solid #444;padding-top:.5em}"
+)
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -27,8 +30,10 @@ def _img(png: bytes, alt: str) -> str:
 
 def _table(frame: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.iter_rows())
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
+        for row in frame.iter_rows()
+    )
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
@@ -37,36 +42,58 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
     store = root / "features.duckdb"
     safe = animal.replace("'", "''")
     dynamics = query(store, f"SELECT * FROM dynamics WHERE animal = '{safe}' ORDER BY session_index")
-    sessions = query(store, f"""SELECT session, acquired_at, layers, n_spines, round(spines_per_um, 3) AS spines_per_um,
-        model, model_version, run_id, code_version, computed_at FROM sessions WHERE animal = '{safe}' ORDER BY acquired_at, session""")
+    sessions = query(
+        store,
+        f"""SELECT session, acquired_at, layers, n_spines, round(spines_per_um, 3) AS spines_per_um,
+        model, model_version, run_id, code_version, computed_at FROM sessions WHERE animal = '{safe}' ORDER BY acquired_at, session""",
+    )
     parts = [f"<h2>{html.escape(animal)}</h2>"]
     if len(dynamics):
-        sizes = query(store, f"""SELECT t.session, t.session_index, t.track_id, f.size FROM tracks t
+        sizes = query(
+            store,
+            f"""SELECT t.session, t.session_index, t.track_id, f.size FROM tracks t
             LEFT JOIN spine_features f ON f.animal = t.animal AND f.session = t.session AND f.spine_id = t.spine_id
-            WHERE t.animal = '{safe}'""")
-        parts += [_img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"),
-                  _img(size_trajectories_png(sizes, title=animal), f"{animal} size of persistent spines"),
-                  _table(dynamics_table(dynamics))]
+            WHERE t.animal = '{safe}'""",
+        )
+        parts += [
+            _img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"),
+            _img(size_trajectories_png(sizes, title=animal), f"{animal} size of persistent spines"),
+            _table(dynamics_table(dynamics)),
+        ]
     else:
         parts.append("<p>No dynamics (tracks not computed, or the sessions do not align).</p>")
-    parts += ["<h3>Sessions</h3>", _table(sessions.select("session", "acquired_at", "layers", "n_spines", "spines_per_um"))]
+    parts += [
+        "<h3>Sessions</h3>",
+        _table(sessions.select("session", "acquired_at", "layers", "n_spines", "spines_per_um")),
+    ]
     overlays = []
     for session in sessions["session"]:
-        spines = query(store, f"SELECT xmin, ymin, xmax, ymax FROM spines WHERE animal = '{safe}' AND session = '{session}'")
+        spines = query(
+            store, f"SELECT xmin, ymin, xmax, ymax FROM spines WHERE animal = '{safe}' AND session = '{session}'"
+        )
         mip = read_mip(root / "volumes" / animal / f"{session}.ome.zarr")
-        overlays.append(_img(overlay_png(mip, spines.to_numpy() if len(spines) else np.zeros((0, 4)), max_size=260),
-                             f"{session} 3D spines"))
+        overlays.append(
+            _img(
+                overlay_png(mip, spines.to_numpy() if len(spines) else np.zeros((0, 4)), max_size=260),
+                f"{session} 3D spines",
+            )
+        )
     parts.append('<h3>3D spines on each projection</h3><div class="overlays">' + "".join(overlays) + "</div>")
     if alignment is not None and len(alignment):
         parts += ["<h3>Alignment of consecutive sessions</h3>", _table(alignment)]
     models = sessions.select("model", "model_version").unique()
-    parts.append("<h3>Detector and lineage</h3><p>Detector: " + ", ".join(
-        f"{html.escape(str(m))} version {html.escape(str(v))}" for m, v in models.iter_rows()) + "</p>")
+    parts.append(
+        "<h3>Detector and lineage</h3><p>Detector: "
+        + ", ".join(f"{html.escape(str(m))} version {html.escape(str(v))}" for m, v in models.iter_rows())
+        + "</p>"
+    )
     parts.append(_table(sessions.select("session", "run_id", "code_version", "computed_at")))
     return "\n".join(parts)
 
 
-def build_report(root: Path, animals: list[str] | None = None, alignments: dict[str, pl.DataFrame] | None = None) -> str:
+def build_report(
+    root: Path, animals: list[str] | None = None, alignments: dict[str, pl.DataFrame] | None = None
+) -> str:
     """The HTML of the report over ``animals`` (default: every animal in the store).
 
     Raises
@@ -82,6 +109,8 @@ def build_report(root: Path, animals: list[str] | None = None, alignments: dict[
             raise InputError(root / "features.duckdb", f"no sessions of animal {animal!r} in the feature store")
     body = "\n".join(animal_section(root, a, (alignments or {}).get(a)) for a in animals)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>SynapFlow report</title><style>{STYLE}</style>"
-            f"</head><body><h1>Dendritic spine dynamics</h1><p>{len(animals)} animal(s), from {html.escape(str(root))}, "
-            f"{stamp}. Rates are per session with their 95% intervals.</p>{body}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>SynapFlow report</title><style>{STYLE}</style>"
+        f"</head><body><h1>Dendritic spine dynamics</h1><p>{len(animals)} animal(s), from {html.escape(str(root))}, "
+        f"{stamp}. Rates are per session with their 95% intervals.</p>{body}</body></html>"
+    )

@@ -8,6 +8,7 @@ filled rows into corrections (``tracking.corrections``) and
 ``labels_from_corrections`` into detector training boxes for the spines the
 detector missed.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -24,20 +25,41 @@ from .store.feature_store import query
 from .tracking.corrections import CORRECTION_SCHEMA, STATUSES
 
 CROP_MARGIN_PX = 24
-REVIEW_COLUMNS = ["animal", "session", "session_index", "track_id", "status", "redetected", "confidence", "reason",
-                  "x_um", "y_um", "z_um", "x_px", "y_px", "layer", "other_session", "picture", "corrected_status", "note"]
+REVIEW_COLUMNS = [
+    "animal",
+    "session",
+    "session_index",
+    "track_id",
+    "status",
+    "redetected",
+    "confidence",
+    "reason",
+    "x_um",
+    "y_um",
+    "z_um",
+    "x_px",
+    "y_px",
+    "layer",
+    "other_session",
+    "picture",
+    "corrected_status",
+    "note",
+]
 LABEL_COLUMNS = ["volume", "layer", "xmin", "ymin", "xmax", "ymax", "type"]
 
 
 def review_events(store: Path, animal: str, limit: int) -> pl.DataFrame:
     """The ``limit`` least confident, not yet corrected events and redetections of an animal."""
     safe = animal.replace("'", "''")
-    return query(store, f"""
+    return query(
+        store,
+        f"""
         SELECT t.*, o.session AS other_session FROM tracks t
         LEFT JOIN (SELECT DISTINCT animal, session, session_index FROM tracks) o
           ON o.animal = t.animal AND o.session_index = t.other_session_index
         WHERE t.animal = '{safe}' AND t.confidence IS NOT NULL AND t.corrected_by IS NULL
-        ORDER BY t.confidence, t.session_index, t.track_id LIMIT {int(limit)}""")
+        ORDER BY t.confidence, t.session_index, t.track_id LIMIT {int(limit)}""",
+    )
 
 
 def _crop(volume: np.ndarray, box, layer: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -52,14 +74,18 @@ def _crop(volume: np.ndarray, box, layer: int) -> tuple[np.ndarray, tuple[float,
     sx0, sy0, sx1, sy1 = max(0, wx0), max(0, wy0), min(nx, wx0 + 2 * half), min(ny, wy0 + 2 * half)
     if sx1 > sx0 and sy1 > sy0:
         layers = slice(min(max(0, layer - 1), nz - 1), min(nz, max(layer + 2, 1)))
-        window[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0] = volume[layers, sy0:sy1, sx0:sx1].max(axis=0)
+        window[sy0 - wy0 : sy1 - wy0, sx0 - wx0 : sx1 - wx0] = volume[layers, sy0:sy1, sx0:sx1].max(axis=0)
     return window, (x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0)
 
 
 def _panel(image: np.ndarray, box, title: str, scale: int = 4) -> Image.Image:
     low, high = np.percentile(image, [1, 99.8]) if image.size else (0, 1)
     grey = (np.clip((image - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
-    panel = Image.fromarray(grey).resize((grey.shape[1] * scale, grey.shape[0] * scale), Image.Resampling.NEAREST).convert("RGB")
+    panel = (
+        Image.fromarray(grey)
+        .resize((grey.shape[1] * scale, grey.shape[0] * scale), Image.Resampling.NEAREST)
+        .convert("RGB")
+    )
     draw = ImageDraw.Draw(panel)
     draw.rectangle([v * scale for v in box], outline=(255, 200, 0))
     draw.text((3, 3), title, fill=(0, 255, 255))
@@ -76,8 +102,11 @@ def export_review(root: Path, animal: str, out: Path, *, limit: int = 20) -> pl.
     """
     root, out = Path(root), Path(out)
     events = review_events(root / "features.duckdb", animal, limit)
-    if not len(events) and not len(query(root / "features.duckdb", "SELECT 1 FROM tracks WHERE animal = '"
-                                         + animal.replace("'", "''") + "' LIMIT 1")):
+    if not len(events) and not len(
+        query(
+            root / "features.duckdb", "SELECT 1 FROM tracks WHERE animal = '" + animal.replace("'", "''") + "' LIMIT 1"
+        )
+    ):
         raise InputError(root / "features.duckdb", f"no tracks of animal {animal!r} in the feature store")
     out.mkdir(parents=True, exist_ok=True)
     volumes: dict[str, np.ndarray] = {}
@@ -91,26 +120,60 @@ def export_review(root: Path, animal: str, out: Path, *, limit: int = 20) -> pl.
     for event in events.iter_rows(named=True):
         layer = (event["first_layer"] + event["last_layer"]) // 2
         here, here_box = _crop(volume(event["session"]), [event[c] for c in ("xmin", "ymin", "xmax", "ymax")], layer)
-        panels = [_panel(here, here_box, f"{event['session']} {event['status']}{' (redetected)' if event['redetected'] else ''}")]
+        panels = [
+            _panel(
+                here, here_box, f"{event['session']} {event['status']}{' (redetected)' if event['redetected'] else ''}"
+            )
+        ]
         if event["other_session"] is not None and event["other_xmin"] is not None:
-            there, there_box = _crop(volume(event["other_session"]),
-                                     [event[c] for c in ("other_xmin", "other_ymin", "other_xmax", "other_ymax")],
-                                     int(event["other_layer"]))
+            there, there_box = _crop(
+                volume(event["other_session"]),
+                [event[c] for c in ("other_xmin", "other_ymin", "other_xmax", "other_ymax")],
+                int(event["other_layer"]),
+            )
             panels.insert(0, _panel(there, there_box, event["other_session"]))
-        picture = Image.new("RGB", (sum(p.width for p in panels) + 4 * (len(panels) - 1), max(p.height for p in panels)))
+        picture = Image.new(
+            "RGB", (sum(p.width for p in panels) + 4 * (len(panels) - 1), max(p.height for p in panels))
+        )
         x = 0
         for panel in panels:
             picture.paste(panel, (x, 0))
             x += panel.width + 4
         name = f"{animal}_{event['session']}_track{event['track_id']}.png"
         picture.save(out / name)
-        rows.append({**{c: event[c] for c in ("animal", "session", "session_index", "track_id", "status", "redetected",
-                                               "confidence", "reason", "x_um", "y_um", "z_um", "other_session")},
-                     "x_px": (event["xmin"] + event["xmax"]) / 2, "y_px": (event["ymin"] + event["ymax"]) / 2,
-                     "layer": layer, "picture": name, "corrected_status": None, "note": None})
+        rows.append(
+            {
+                **{
+                    c: event[c]
+                    for c in (
+                        "animal",
+                        "session",
+                        "session_index",
+                        "track_id",
+                        "status",
+                        "redetected",
+                        "confidence",
+                        "reason",
+                        "x_um",
+                        "y_um",
+                        "z_um",
+                        "other_session",
+                    )
+                },
+                "x_px": (event["xmin"] + event["xmax"]) / 2,
+                "y_px": (event["ymin"] + event["ymax"]) / 2,
+                "layer": layer,
+                "picture": name,
+                "corrected_status": None,
+                "note": None,
+            }
+        )
     strings = {c: pl.String for c in ("corrected_status", "note", "other_session")}
-    table = (pl.DataFrame(rows, schema_overrides=strings).select(REVIEW_COLUMNS) if rows
-             else pl.DataFrame(schema={c: pl.String for c in REVIEW_COLUMNS}))
+    table = (
+        pl.DataFrame(rows, schema_overrides=strings).select(REVIEW_COLUMNS)
+        if rows
+        else pl.DataFrame(schema={c: pl.String for c in REVIEW_COLUMNS})
+    )
     table.write_csv(out / "review.csv")
     return table
 
@@ -128,21 +191,34 @@ def read_review(path: Path, *, corrected_by: str | None = None) -> pl.DataFrame:
         table = pl.read_csv(path, infer_schema_length=0)
     except (OSError, pl.exceptions.PolarsError) as error:
         raise InputError(path, f"cannot read the review CSV ({error})") from error
-    missing = [c for c in ("animal", "session", "track_id", "x_um", "y_um", "z_um", "status", "corrected_status")
-               if c not in table.columns]
+    missing = [
+        c
+        for c in ("animal", "session", "track_id", "x_um", "y_um", "z_um", "status", "corrected_status")
+        if c not in table.columns
+    ]
     if missing:
         raise InputError(path, f"not a review CSV: missing column(s) {', '.join(missing)}")
-    filled = table.with_row_index("row", offset=2).filter(pl.col("corrected_status").str.strip_chars().str.len_chars() > 0)
+    filled = table.with_row_index("row", offset=2).filter(
+        pl.col("corrected_status").str.strip_chars().str.len_chars() > 0
+    )
     filled = filled.with_columns(pl.col("corrected_status").str.strip_chars().str.to_lowercase())
     unknown = filled.filter(~pl.col("corrected_status").is_in(STATUSES))
     if len(unknown):
         row = unknown.row(0, named=True)
-        raise InputError(path, f"line {row['row']}: unknown status {row['corrected_status']!r}; expected one of {', '.join(STATUSES)}")
+        raise InputError(
+            path,
+            f"line {row['row']}: unknown status {row['corrected_status']!r}; expected one of {', '.join(STATUSES)}",
+        )
     now = datetime.now(timezone.utc)
     return filled.select(
-        "animal", "session", pl.col("track_id").cast(pl.Int64), *[pl.col(c).cast(pl.Float64) for c in ("x_um", "y_um", "z_um")],
-        computed_status="status", status="corrected_status",
-        corrected_by=pl.lit(corrected_by or getpass.getuser()), corrected_at=pl.lit(now),
+        "animal",
+        "session",
+        pl.col("track_id").cast(pl.Int64),
+        *[pl.col(c).cast(pl.Float64) for c in ("x_um", "y_um", "z_um")],
+        computed_status="status",
+        status="corrected_status",
+        corrected_by=pl.lit(corrected_by or getpass.getuser()),
+        corrected_at=pl.lit(now),
         note=pl.col("note") if "note" in filled.columns else pl.lit(None, pl.String),
     ).cast(CORRECTION_SCHEMA)
 
@@ -152,15 +228,27 @@ def labels_from_corrections(root: Path, animal: str) -> pl.DataFrame:
     rows corrected to present or new that were redetected or called eliminated. One box per layer of the
     spine's place, on the session's registered volume."""
     root = Path(root)
-    rows = query(root / "features.duckdb", f"""
+    rows = query(
+        root / "features.duckdb",
+        f"""
         SELECT session, xmin, ymin, xmax, ymax, first_layer, last_layer FROM tracks
         WHERE animal = '{animal.replace("'", "''")}' AND corrected_by IS NOT NULL AND status IN ('present', 'new')
-          AND (redetected OR computed_status = 'eliminated') AND xmin IS NOT NULL""")
+          AND (redetected OR computed_status = 'eliminated') AND xmin IS NOT NULL""",
+    )
     if not len(rows):
         return pl.DataFrame(schema={c: (pl.String if c in ("volume", "type") else pl.Float64) for c in LABEL_COLUMNS})
     nz = {s: read_volume_info(root / "volumes" / animal / f"{s}.ome.zarr")[0][0] for s in rows["session"].unique()}
-    return (rows.with_columns(layer=pl.int_ranges(pl.col("first_layer").clip(0), pl.col("last_layer") + 1))
-            .explode("layer")
-            .filter(pl.col("layer") < pl.col("session").replace_strict(nz, return_dtype=pl.Int64))
-            .select(volume=pl.format("{}/volumes/{}/{}.ome.zarr", pl.lit(str(root)), pl.lit(animal), pl.col("session")),
-                    layer="layer", xmin="xmin", ymin="ymin", xmax="xmax", ymax="ymax", type=pl.lit(None, pl.String)))
+    return (
+        rows.with_columns(layer=pl.int_ranges(pl.col("first_layer").clip(0), pl.col("last_layer") + 1))
+        .explode("layer")
+        .filter(pl.col("layer") < pl.col("session").replace_strict(nz, return_dtype=pl.Int64))
+        .select(
+            volume=pl.format("{}/volumes/{}/{}.ome.zarr", pl.lit(str(root)), pl.lit(animal), pl.col("session")),
+            layer="layer",
+            xmin="xmin",
+            ymin="ymin",
+            xmax="xmax",
+            ymax="ymax",
+            type=pl.lit(None, pl.String),
+        )
+    )

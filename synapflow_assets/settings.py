@@ -16,6 +16,7 @@ Each section has its own fingerprint, so a changed setting makes exactly the ass
 section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``, ``alignment`` ->
 ``spine_tracks``, ``evidence`` -> ``spine_tracks`` (and what depends on them).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .store.locations import as_path
 from .imaging.errors import InputError
+from .store.locations import as_path
 from .tracking.align import AlignParams
 from .tracking.evidence import EvidenceParams
 
@@ -51,10 +52,15 @@ class ImagingOptions(_Section):
     pixel_size_um: float | None = Field(None, gt=0, description="x/y pixel size (um); overrides the file's metadata")
     z_step_um: float | None = Field(None, gt=0, description="z step (um); overrides the file's metadata")
     channel: int | None = Field(None, ge=0, description="channel of a multi-channel file; default: the brightest")
-    n_channels: int | None = Field(None, ge=1, description="channels interleaved page by page, when the file does not say")
+    n_channels: int | None = Field(
+        None, ge=1, description="channels interleaved page by page, when the file does not say"
+    )
     min_layers: int = Field(1, ge=1, description="files with fewer layers are refused (1 accepts single planes)")
-    estimate_pixel_size: bool = Field(True, description="estimate the x/y pixel size from the dendrite width when "
-                                                        "neither the settings nor the file state it")
+    estimate_pixel_size: bool = Field(
+        True,
+        description="estimate the x/y pixel size from the dendrite width when "
+        "neither the settings nor the file state it",
+    )
     max_layer_shift_px: float = Field(20.0, gt=0, description="largest motion between consecutive layers taken as real")
 
 
@@ -65,8 +71,12 @@ class DetectionOptions(_Section):
     upscale: float | None = Field(None, gt=0, description="test-time zoom (default: the model's)")
     box_scale: float | None = Field(None, gt=0, description="box-size factor (default: the model's)")
     tile: int | None = Field(None, gt=0, description="tile size in pixels (default: the model's)")
-    candidate_threshold: float = Field(0.1, gt=0, le=1, description="boxes down to this score are kept as evidence "
-                                                                    "for spines missed in a session (section evidence)")
+    candidate_threshold: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="boxes down to this score are kept as evidence for spines missed in a session (section evidence)",
+    )
 
 
 class AlignmentOptions(_Section):
@@ -76,10 +86,12 @@ class AlignmentOptions(_Section):
     max_z_shift: int = Field(_ALIGN.max_z_shift, ge=0)
     min_peak: float = Field(_ALIGN.min_peak, gt=0, description="block correlation peak (sigma) for a trusted block")
     min_global_peak: float = Field(_ALIGN.min_global_peak, gt=0, description="global correlation peak (sigma)")
-    min_trusted_blocks: float = Field(_ALIGN.min_trusted_blocks, ge=0, le=1,
-                                      description="share of the blocks holding structure that must match")
-    min_structure: float = Field(_ALIGN.min_structure, gt=0, le=1,
-                                 description="share of foreground pixels for a block to hold structure")
+    min_trusted_blocks: float = Field(
+        _ALIGN.min_trusted_blocks, ge=0, le=1, description="share of the blocks holding structure that must match"
+    )
+    min_structure: float = Field(
+        _ALIGN.min_structure, gt=0, le=1, description="share of foreground pixels for a block to hold structure"
+    )
 
     def params(self) -> AlignParams:
         return AlignParams(**self.model_dump())
@@ -89,15 +101,26 @@ class EvidenceOptions(_Section):
     """When the image overrides a missed detection (see ``EvidenceParams``)."""
 
     enabled: bool = Field(True, description="look at the image before calling a spine eliminated or new")
-    response_present: float = Field(_EVIDENCE.response_present, gt=0, le=1,
-                                    description="detector answer at the aligned place that keeps a missed spine present")
-    response_support: float = Field(_EVIDENCE.response_support, gt=0, le=1,
-                                    description="weakest detector answer that counts as support")
-    contrast_present: float | None = Field(_EVIDENCE.contrast_present, gt=0, description=(
-        "contrast ratio that, with support, also keeps a missed spine present (off by default: it kept 10-20% "
-        "of true eliminations in the benchmark)"))
-    weak_score: float = Field(_EVIDENCE.weak_score, gt=0, le=1, description="one-session, one-layer detections "
-                                                                            "below this score need support")
+    response_present: float = Field(
+        _EVIDENCE.response_present,
+        gt=0,
+        le=1,
+        description="detector answer at the aligned place that keeps a missed spine present",
+    )
+    response_support: float = Field(
+        _EVIDENCE.response_support, gt=0, le=1, description="weakest detector answer that counts as support"
+    )
+    contrast_present: float | None = Field(
+        _EVIDENCE.contrast_present,
+        gt=0,
+        description=(
+            "contrast ratio that, with support, also keeps a missed spine present (off by default: it kept 10-20% "
+            "of true eliminations in the benchmark)"
+        ),
+    )
+    weak_score: float = Field(
+        _EVIDENCE.weak_score, gt=0, le=1, description="one-session, one-layer detections below this score need support"
+    )
     ring_px: float = Field(_EVIDENCE.ring_px, gt=0, description="ring around a box for the contrast test")
 
     def params(self) -> EvidenceParams | None:
@@ -116,7 +139,9 @@ class LabSettings(BaseModel):
 
     def tracking_fingerprint(self) -> str:
         """What decides the tracks: the ``alignment`` and ``evidence`` sections."""
-        return json.dumps({"alignment": self.alignment.model_dump(), "evidence": self.evidence.model_dump()}, sort_keys=True)
+        return json.dumps(
+            {"alignment": self.alignment.model_dump(), "evidence": self.evidence.model_dump()}, sort_keys=True
+        )
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -136,8 +161,11 @@ def _read(path: Path) -> dict:
     try:
         LabSettings(**content)
     except ValidationError as error:
-        raise InputError(path, "invalid settings: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())) from None
+        raise InputError(
+            path,
+            "invalid settings: "
+            + "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()),
+        ) from None
     return content
 
 
@@ -161,10 +189,15 @@ def load_settings(landing: Path | None = None, animal: str | None = None, overri
     merged: dict = {}
     for path in settings_files(landing, animal) if landing is not None else []:
         merged = _merge(merged, _read(path))
-    explicit = {section: {k: v for k, v in values.items() if v is not None} for section, values in (overrides or {}).items()}
+    explicit = {
+        section: {k: v for k, v in values.items() if v is not None} for section, values in (overrides or {}).items()
+    }
     merged = _merge(merged, {section: values for section, values in explicit.items() if values})
     try:
         return LabSettings(**merged)
     except ValidationError as error:
-        raise InputError(Path("command line"), "invalid settings: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())) from None
+        raise InputError(
+            Path("command line"),
+            "invalid settings: "
+            + "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()),
+        ) from None

@@ -6,7 +6,6 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-
 os.environ.setdefault("SYNAPFLOW_SETTLE_SECONDS", "0")
 """Files the tests write are complete at once (the rule itself is tested in test_landing.py)."""
 
@@ -19,8 +18,13 @@ def write_stack(path, layers=6, size=(96, 128), seed=0, spacing=1.5, pixel_um=0.
     stack = np.stack([ndimage.shift(base, -s, order=3, mode="nearest") for s in shifts])
     stack = rng.poisson(stack).astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, stack, imagej=True, resolution=(1 / pixel_um, 1 / pixel_um),
-                     metadata={"spacing": spacing, "unit": "um", "axes": "ZYX"})
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(1 / pixel_um, 1 / pixel_um),
+        metadata={"spacing": spacing, "unit": "um", "axes": "ZYX"},
+    )
     return stack
 
 
@@ -84,7 +88,9 @@ def registered_versions(data_root) -> list[int]:
     """The version numbers of the spine detector registered under ``data_root``, ascending."""
     from synapflow_assets.detection import registry
 
-    return sorted(int(v.version) for v in mlflow_client(data_root).search_model_versions(f"name='{registry.MODEL_NAME}'"))
+    return sorted(
+        int(v.version) for v in mlflow_client(data_root).search_model_versions(f"name='{registry.MODEL_NAME}'")
+    )
 
 
 def promote_shipped_copy(data_root, folder) -> dict:
@@ -93,5 +99,7 @@ def promote_shipped_copy(data_root, folder) -> dict:
     from synapflow_assets.detection import champion, registry
 
     shutil.copytree(registry.SHIPPED_FOLDER, folder)
-    run = registry.log_training_run(folder, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=data_root)
+    run = registry.log_training_run(
+        folder, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=data_root
+    )
     return champion.promote_if_better(registry.model_version_for_run(run, data_root), data_root=data_root)

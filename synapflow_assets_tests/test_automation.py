@@ -6,11 +6,12 @@ its features. These tests evaluate the real conditions and the real sensor of
 the definitions on a temporary instance, with materializations reported
 without running the (slow) session assets.
 """
+
 import dagster as dg
 import pytest
 
-from synapflow_assets.defs.animal_sensor import animal_sensor
 from synapflow_assets.definitions import defs
+from synapflow_assets.defs.animal_sensor import animal_sensor
 from synapflow_assets.defs.partitions import SESSIONS, register_sessions, session_partition_key
 
 SESSION_ASSETS = ["raw_volume", "detections_2d", "spines_3d"]
@@ -20,7 +21,9 @@ def materialize(instance, assets, animal, sessions):
     register_sessions(instance, [(animal, s) for s in sessions])
     for session in sessions:
         for asset in assets:
-            instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=session_partition_key(animal, session)))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset, partition=session_partition_key(animal, session))
+            )
 
 
 def requested(result, asset):

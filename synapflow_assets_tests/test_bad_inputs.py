@@ -1,4 +1,5 @@
 """Malformed inputs: each must raise InputError naming the file and the problem."""
+
 import os
 
 import numpy as np
@@ -65,60 +66,123 @@ def _truncated_png(tmp):
 CASES = {
     "missing": lambda t: (t / "gone.tif", "gone.tif", "does not exist", {}),
     "zero_bytes": lambda t: ((t / "zero.tif").write_bytes(b"") or t / "zero.tif", "zero.tif", "empty", {}),
-    "truncated_half": lambda t: (cut(tif(t, "half.tif", stack((8, 64, 64))), lambda n: n // 2),
-                                 "half.tif", "truncated", {}),
-    "truncated_tail": lambda t: (cut(tif(t, "tail.tif", stack((8, 64, 64)), compression="zlib",
-                                         metadata=None), lambda n: n - 50), "tail.tif", "truncated", {}),
-    "truncated_imagej": lambda t: (cut(tif(t, "ij.tif", stack(), imagej=True), lambda n: n - 60),
-                                   "ij.tif", "truncated", {}),
-    "text_named_tif": lambda t: ((t / "notes.tif").write_text("hello, not an image\n") and t / "notes.tif",
-                                 "notes.tif", "not a TIFF", {}),
-    "random_bytes": lambda t: ((t / "noise.tiff").write_bytes(os.urandom(4096)) and t / "noise.tiff",
-                               "noise.tiff", "not a TIFF", {}),
-    "bad_extension": lambda t: ((t / "scan.czi").write_bytes(b"x") and t / "scan.czi",
-                                "scan.czi", "unsupported file type", {}),
-    "single_png_file": lambda t: (png_folder(t, "one", [(1, grey())]) / "one_layer1.png",
-                                  "one_layer1.png", "single PNG", {}),
-    "time_and_z": lambda t: (tif(t, "tz.tif", stack((3, 4, 32, 32)), imagej=True, metadata={"axes": "TZYX"}),
-                             "tz.tif", "unsupported dimension order", {}),
-    "too_many_layers": lambda t: (tif(t, "deep.tif", stack((10, 32, 32))), "deep.tif", "too many layers",
-                                  {"max_layers": 8}),
+    "truncated_half": lambda t: (
+        cut(tif(t, "half.tif", stack((8, 64, 64))), lambda n: n // 2),
+        "half.tif",
+        "truncated",
+        {},
+    ),
+    "truncated_tail": lambda t: (
+        cut(tif(t, "tail.tif", stack((8, 64, 64)), compression="zlib", metadata=None), lambda n: n - 50),
+        "tail.tif",
+        "truncated",
+        {},
+    ),
+    "truncated_imagej": lambda t: (
+        cut(tif(t, "ij.tif", stack(), imagej=True), lambda n: n - 60),
+        "ij.tif",
+        "truncated",
+        {},
+    ),
+    "text_named_tif": lambda t: (
+        (t / "notes.tif").write_text("hello, not an image\n") and t / "notes.tif",
+        "notes.tif",
+        "not a TIFF",
+        {},
+    ),
+    "random_bytes": lambda t: (
+        (t / "noise.tiff").write_bytes(os.urandom(4096)) and t / "noise.tiff",
+        "noise.tiff",
+        "not a TIFF",
+        {},
+    ),
+    "bad_extension": lambda t: (
+        (t / "scan.czi").write_bytes(b"x") and t / "scan.czi",
+        "scan.czi",
+        "unsupported file type",
+        {},
+    ),
+    "single_png_file": lambda t: (
+        png_folder(t, "one", [(1, grey())]) / "one_layer1.png",
+        "one_layer1.png",
+        "single PNG",
+        {},
+    ),
+    "time_and_z": lambda t: (
+        tif(t, "tz.tif", stack((3, 4, 32, 32)), imagej=True, metadata={"axes": "TZYX"}),
+        "tz.tif",
+        "unsupported dimension order",
+        {},
+    ),
+    "too_many_layers": lambda t: (
+        tif(t, "deep.tif", stack((10, 32, 32))),
+        "deep.tif",
+        "too many layers",
+        {"max_layers": 8},
+    ),
     "too_large_xy": lambda t: (tif(t, "wide.tif", stack((5, 32, 64))), "wide.tif", "too large", {"max_xy": 48}),
     "too_small_xy": lambda t: (tif(t, "tiny.tif", stack((5, 8, 8))), "tiny.tif", "too small", {}),
-    "nan": lambda t: (tif(t, "nan.tif", np.where(stack() > 100, np.nan, 1.0).astype("float32")),
-                      "nan.tif", "NaN", {}),
-    "inf": lambda t: (tif(t, "inf.tif", np.where(stack() > 100, np.inf, 1.0).astype("float32")),
-                      "inf.tif", "Inf", {}),
+    "nan": lambda t: (tif(t, "nan.tif", np.where(stack() > 100, np.nan, 1.0).astype("float32")), "nan.tif", "NaN", {}),
+    "inf": lambda t: (tif(t, "inf.tif", np.where(stack() > 100, np.inf, 1.0).astype("float32")), "inf.tif", "Inf", {}),
     "bool": lambda t: (tif(t, "mask.tif", stack() > 100), "mask.tif", "non-numeric", {}),
     "complex": lambda t: (tif(t, "cplx.tif", stack().astype("complex64")), "cplx.tif", "non-numeric", {}),
     "blank": lambda t: (tif(t, "blank.tif", np.full((5, 32, 32), 7, np.uint16)), "blank.tif", "blank", {}),
-    "channel_out_of_range": lambda t: (tif(t, "ch.tif", stack((5, 2, 32, 32)), imagej=True,
-                                           metadata={"axes": "ZCYX"}), "ch.tif", "2 channels", {"channel": 2}),
-    "channels_not_dividing": lambda t: (tif(t, "odd.tif", stack((7, 32, 32))), "odd.tif", "not a multiple",
-                                        {"n_channels": 2}),
+    "channel_out_of_range": lambda t: (
+        tif(t, "ch.tif", stack((5, 2, 32, 32)), imagej=True, metadata={"axes": "ZCYX"}),
+        "ch.tif",
+        "2 channels",
+        {"channel": 2},
+    ),
+    "channels_not_dividing": lambda t: (
+        tif(t, "odd.tif", stack((7, 32, 32))),
+        "odd.tif",
+        "not a multiple",
+        {"n_channels": 2},
+    ),
     "mixed_page_shapes": lambda t: (
-        [tifffile.imwrite(t / "mixed.tif", stack((32, 32 + 8 * (i % 2)))[None][0], append=True, metadata=None)
-         for i in range(3)] and t / "mixed.tif", "mixed.tif", "different shapes", {}),
-    "ome_zero_size": lambda t: (tif(t, "z.ome.tif", stack(), ome=True,
-                                    metadata={"axes": "ZYX", "PhysicalSizeX": 0.0, "PhysicalSizeY": 0.1}),
-                                "z.ome.tif", "non-positive", {}),
+        [
+            tifffile.imwrite(t / "mixed.tif", stack((32, 32 + 8 * (i % 2)))[None][0], append=True, metadata=None)
+            for i in range(3)
+        ]
+        and t / "mixed.tif",
+        "mixed.tif",
+        "different shapes",
+        {},
+    ),
+    "ome_zero_size": lambda t: (
+        tif(t, "z.ome.tif", stack(), ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.0, "PhysicalSizeY": 0.1}),
+        "z.ome.tif",
+        "non-positive",
+        {},
+    ),
     "png_none": lambda t: ((t / "empty_dir").mkdir() or t / "empty_dir", "empty_dir", "no PNG layers", {}),
     "png_gap": lambda t: (png_folder(t, "gap", [(1, grey()), (2, grey(5)), (4, grey(9))]), "gap", "gap", {}),
     "png_duplicate": lambda t: (_duplicate_png(t), "dup", "duplicate", {}),
     "png_truncated": lambda t: (_truncated_png(t), "cut_layer2.png", "corrupt", {}),
-    "png_mixed_shapes": lambda t: (png_folder(t, "ms", [(1, grey()), (2, grey(4, (32, 40)))]), "ms",
-                                   "mixed shapes", {}),
+    "png_mixed_shapes": lambda t: (
+        png_folder(t, "ms", [(1, grey()), (2, grey(4, (32, 40)))]),
+        "ms",
+        "mixed shapes",
+        {},
+    ),
     "png_corrupt": lambda t: (_corrupt_png(t), "bad_layer2.png", "corrupt", {}),
-    "sidecar_invalid_json": lambda t: ((t / "sj.json").write_text("{voxel: 1,") and tif(t, "sj.tif", stack()),
-                                       "sj.json", "not valid JSON", {}),
-    "sidecar_negative_voxel": lambda t: ((t / "sn.json").write_text('{"voxel_size_um": [1, -0.1, 0.1]}')
-                                         and tif(t, "sn.tif", stack()), "sn.json", "positive", {}),
+    "sidecar_invalid_json": lambda t: (
+        (t / "sj.json").write_text("{voxel: 1,") and tif(t, "sj.tif", stack()),
+        "sj.json",
+        "not valid JSON",
+        {},
+    ),
+    "sidecar_negative_voxel": lambda t: (
+        (t / "sn.json").write_text('{"voxel_size_um": [1, -0.1, 0.1]}') and tif(t, "sn.tif", stack()),
+        "sn.json",
+        "positive",
+        {},
+    ),
 }
 
 
 def snapshot(folder):
-    return sorted((p.relative_to(folder), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in folder.rglob("*"))
+    return sorted((p.relative_to(folder), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

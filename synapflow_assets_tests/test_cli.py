@@ -1,4 +1,5 @@
 """The command line (:mod:`synapflow_assets.cli`): one click group, generated flags, one-line expected errors."""
+
 import importlib
 import subprocess
 import sys
@@ -16,8 +17,20 @@ from synapflow_assets.errors import SynapFlowError
 from synapflow_assets.tracking.depth import DepthLinkParams
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ["demo", "detect", "export", "export-napari", "ingest", "report", "review", "simulate", "sql",
-               "track-depth", "train-detector", "upgrade"]
+SUBCOMMANDS = [
+    "demo",
+    "detect",
+    "export",
+    "export-napari",
+    "ingest",
+    "report",
+    "review",
+    "simulate",
+    "sql",
+    "track-depth",
+    "train-detector",
+    "upgrade",
+]
 
 
 def options(command: str) -> dict[str, click.Option]:
@@ -59,10 +72,13 @@ def test_generated_depth_flags_take_the_models_defaults_but_fill_no_gaps():
     assert found["fill_gaps"].default == 0
 
 
-@pytest.mark.parametrize("raised, status, message", [
-    (SynapFlowError("the store is gone"), 2, "error: the store is gone\n"),
-    (ValueError("a bad tile"), 2, "error: a bad tile\n"),
-])
+@pytest.mark.parametrize(
+    "raised, status, message",
+    [
+        (SynapFlowError("the store is gone"), 2, "error: the store is gone\n"),
+        (ValueError("a bad tile"), 2, "error: a bad tile\n"),
+    ],
+)
 def test_an_expected_error_is_one_line_and_status_2(raised, status, message):
     @click.command(cls=Command, expected=(ValueError,))
     def failing() -> int:
@@ -96,8 +112,14 @@ def test_an_invalid_option_names_it_and_an_unexpected_error_keeps_its_traceback(
 
 def test_sql_on_a_missing_store_from_the_environment_exits_2_in_one_line(tmp_path):
     env = {"SYNAPFLOW_DATA": str(tmp_path / "lab"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "synapflow_assets", "sql", "SELECT 1"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "synapflow_assets", "sql", "SELECT 1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"error: {tmp_path / 'lab' / 'features.duckdb'}: ") and done.stderr.count("\n") == 1
 

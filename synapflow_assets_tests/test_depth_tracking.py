@@ -58,12 +58,15 @@ def test_min_layers_drops_one_layer_spines_and_renumbers():
     assert sorted(set(ids[ids >= 0].tolist())) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([[0, 0, np.nan, 5]], "NaN or infinite"),
-    ([[5, 0, 5, 10]], "zero or negative width"),
-    ([[10, 0, 4, 10]], "zero or negative width"),
-    ([[400, 0, 410, 10]], "entirely outside the 300x100 image"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([[0, 0, np.nan, 5]], "NaN or infinite"),
+        ([[5, 0, 5, 10]], "zero or negative width"),
+        ([[10, 0, 4, 10]], "zero or negative width"),
+        ([[400, 0, 410, 10]], "entirely outside the 300x100 image"),
+    ],
+)
 def test_bad_boxes_give_clear_errors(bad, message):
     layers, boxes = spine_boxes()
     boxes = np.vstack([boxes, bad])
@@ -75,15 +78,23 @@ def test_bad_boxes_give_clear_errors(bad, message):
 def test_empty_stack_and_empty_layers():
     ids, gaps = link_layers(np.zeros(0, int), np.zeros((0, 4)))
     assert ids.shape == (0,) and gaps.shape == (0, 6)
-    ids, _ = link_layers(np.array([0, 5]), np.array([[0, 0, 9, 9], [0, 0, 9, 9]], float), DepthLinkParams(inactive_wait=1))
+    ids, _ = link_layers(
+        np.array([0, 5]), np.array([[0, 0, 9, 9], [0, 0, 9, 9]], float), DepthLinkParams(inactive_wait=1)
+    )
     assert ids.tolist() == [0, 1]
 
 
 def test_spine_summary_in_pixels_and_micrometres():
     layers, boxes = spine_boxes()
     ids, _ = link_layers(layers, boxes, PLAIN)
-    table = pl.DataFrame({"id": ids, "layer": layers, "score": np.linspace(0.5, 0.9, len(ids)),
-                          **{c: boxes[:, k] for k, c in enumerate(["xmin", "ymin", "xmax", "ymax"])}})
+    table = pl.DataFrame(
+        {
+            "id": ids,
+            "layer": layers,
+            "score": np.linspace(0.5, 0.9, len(ids)),
+            **{c: boxes[:, k] for k, c in enumerate(["xmin", "ymin", "xmax", "ymax"])},
+        }
+    )
     spines = summarize_spines(table, (2.0, 0.1, 0.2))
     b = spines.filter(pl.col("spine_id") == 1).row(0, named=True)
     assert (b["first_layer"], b["last_layer"], b["n_layers"], b["peak_layer"]) == (1, 3, 3, 3)
@@ -120,13 +131,17 @@ def test_bad_csv_names_the_file(tmp_path, capsys):
         read_reference_boxes(path)
 
 
-@pytest.mark.skipif(not (SHARED / "depth_tracking_gt").is_dir(), reason=f"expert annotations not found at {SHARED}/depth_tracking_gt")
+@pytest.mark.skipif(
+    not (SHARED / "depth_tracking_gt").is_dir(), reason=f"expert annotations not found at {SHARED}/depth_tracking_gt"
+)
 @pytest.mark.parametrize("variant", ["data_tracking", "data_tracking_min", "data_tracking_maj", "data_tracking_max"])
 def test_relinking_real_expert_boxes_reaches_idf1_target(variant):
     path = SHARED / "depth_tracking_gt" / f"{variant}.csv"
     truth = read_reference_boxes(path).with_columns(id=pl.read_csv(path)["id"])
     linked = link_table(truth.drop("id"))
-    scores = tracking_scores(truth.rename({"stack": "sequence"}), linked.filter(pl.col("id") >= 0).rename({"stack": "sequence"}))
+    scores = tracking_scores(
+        truth.rename({"stack": "sequence"}), linked.filter(pl.col("id") >= 0).rename({"stack": "sequence"})
+    )
     print(variant, scores["idf1"], scores["mota"])
     assert scores["idf1"] >= 0.995
     assert scores["mota"] >= 0.995

@@ -24,10 +24,16 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
     assert ((detections["xmin"] >= 0) & (detections["xmax"] <= 256) & (detections["ymax"] <= 192)).all()
     candidates = pl.read_parquet(lake.candidates_path("mouse01", "day00"))
     assert len(candidates) >= len(detections) and candidates["score"].min() >= 0.1
-    assert candidates.filter(pl.col("score") >= 0.35).sort("layer", "xmin")["xmin"].to_list() == \
-        detections.sort("layer", "xmin")["xmin"].to_list()  # one pass: the detections are the strong candidates
-    progress = [e.user_message for run in instance.get_runs() for e in instance.all_logs(run.run_id)
-                if "detector on" in (e.user_message or "")]
+    assert (
+        candidates.filter(pl.col("score") >= 0.35).sort("layer", "xmin")["xmin"].to_list()
+        == detections.sort("layer", "xmin")["xmin"].to_list()
+    )  # one pass: the detections are the strong candidates
+    progress = [
+        e.user_message
+        for run in instance.get_runs()
+        for e in instance.all_logs(run.run_id)
+        if "detector on" in (e.user_message or "")
+    ]
     assert progress[-1].startswith("mouse01/day00: detector on 8/8 layers") and len(progress) >= 2
     assert process_landed(instance, lake).materialized == []
 
@@ -48,8 +54,12 @@ def _materialize_detections(tmp_path, instance, detection):
     lake = DataLake(root=str(tmp_path / "data"))
     simulate_landing(lake.landing, animals=1, sessions=1, params=SimulationParams(shape=(6, 128, 160)))
     register_sessions(instance, [("mouse01", "day00")])
-    result = dg.materialize([raw_volume, detections_2d], instance=instance, partition_key=session_partition_key("mouse01", "day00"),
-                            resources={"lake": lake, "imaging": ImagingSettings(), "detection": detection})
+    result = dg.materialize(
+        [raw_volume, detections_2d],
+        instance=instance,
+        partition_key=session_partition_key("mouse01", "day00"),
+        resources={"lake": lake, "imaging": ImagingSettings(), "detection": detection},
+    )
     assert result.success
     return lake, pl.read_parquet(lake.detections_path("mouse01", "day00"))
 
@@ -63,7 +73,9 @@ def test_detections_2d_registers_the_shipped_champion_on_a_fresh_registry(tmp_pa
 def test_detections_2d_with_the_log_baseline(tmp_path, instance):
     lake, detections = _materialize_detections(tmp_path, instance, DetectionSettings(source="baseline"))
     assert len(detections) > 0 and detections["layer"].is_between(0, 5).all()
-    assert set(detections["model"]) == {baseline.MODEL_NAME} and set(detections["model_version"]) == {baseline.CODE_VERSION}
+    assert set(detections["model"]) == {baseline.MODEL_NAME} and set(detections["model_version"]) == {
+        baseline.CODE_VERSION
+    }
     assert ((detections["xmin"] >= 0) & (detections["xmax"] <= 160) & (detections["ymax"] <= 128)).all()
     assert not (tmp_path / "data" / "mlflow").exists()
 

@@ -1,4 +1,5 @@
 """COCO-style detection scores on hand-built cases, and the LoG blob baseline."""
+
 import math
 
 import numpy as np
@@ -8,12 +9,16 @@ import pytest
 from synapflow_assets.detection.baseline import LogBlobDetector
 from synapflow_assets.detection.evaluation import detection_scores, greedy_match
 
-TRUTH = pl.DataFrame({
-    "image": ["a", "a", "a", "b"],
-    "xmin": [0.0, 20.0, 40.0, 5.0], "ymin": [0.0, 0.0, 0.0, 5.0],
-    "xmax": [10.0, 30.0, 50.0, 15.0], "ymax": [10.0, 10.0, 10.0, 15.0],
-    "type": ["mushroom", "stubby", "mushroom", "thin"],
-})
+TRUTH = pl.DataFrame(
+    {
+        "image": ["a", "a", "a", "b"],
+        "xmin": [0.0, 20.0, 40.0, 5.0],
+        "ymin": [0.0, 0.0, 0.0, 5.0],
+        "xmax": [10.0, 30.0, 50.0, 15.0],
+        "ymax": [10.0, 10.0, 10.0, 15.0],
+        "type": ["mushroom", "stubby", "mushroom", "thin"],
+    }
+)
 
 
 def predictions(truth, scores):
@@ -37,8 +42,9 @@ def test_one_miss_of_four():
 
 
 def test_duplicate_lowers_precision_only():
-    pred = pl.concat([predictions(TRUTH, [0.9, 0.8, 0.7, 0.6]),
-                      predictions(TRUTH.head(1), [0.5]).with_columns(pl.col("xmin") + 1)])
+    pred = pl.concat(
+        [predictions(TRUTH, [0.9, 0.8, 0.7, 0.6]), predictions(TRUTH.head(1), [0.5]).with_columns(pl.col("xmin") + 1)]
+    )
     s = detection_scores(TRUTH, pred)
     assert (s["tp"], s["fp"], s["precision"], s["recall"]) == (4, 1, 0.8, 1.0)
     assert s["ap50"] == pytest.approx(1.0)  # the duplicate ranks below every true positive
@@ -58,8 +64,9 @@ def test_iou_and_centre_thresholds():
 def test_images_without_truth_or_predictions():
     s = detection_scores(TRUTH, predictions(TRUTH, [0.9] * 4).filter(pl.col("image") == "a"))
     assert s["recall"] == 0.75 and s["precision"] == 1.0
-    extra = pl.DataFrame({"image": ["c"], "xmin": [0.0], "ymin": [0.0], "xmax": [9.0], "ymax": [9.0],
-                          "type": ["thin"], "score": [0.99]})
+    extra = pl.DataFrame(
+        {"image": ["c"], "xmin": [0.0], "ymin": [0.0], "xmax": [9.0], "ymax": [9.0], "type": ["thin"], "score": [0.99]}
+    )
     s = detection_scores(TRUTH, pl.concat([predictions(TRUTH, [0.9] * 4), extra]))
     assert (s["tp"], s["fp"], s["n_images"]) == (4, 1, 3) and s["ap50"] < 1.0
     empty = predictions(TRUTH, [0.9] * 4).head(0)

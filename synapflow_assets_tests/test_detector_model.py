@@ -1,16 +1,17 @@
 """The RT-DETR spine detector: training, inference, tiling, persistence and the shipped model."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from synapflow_assets.detection.box_merge import TileOutput, merge_tiles, tile_origins
 from synapflow_assets.detection.batches import AugmentParams, augment, make_batch
+from synapflow_assets.detection.box_merge import TileOutput, merge_tiles, tile_origins
 from synapflow_assets.detection.data import make_sample, read_yolo_labels, real_split_folder, simulated_samples
 from synapflow_assets.detection.inference import DetectorError, SpineDetector
-from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.model import SPINE_TYPES, build_model, tiny_spec
+from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.training import SIM_PIXEL_SIZE_UM, evaluate
 from synapflow_assets.geometry import box_iou, nms
 
@@ -67,8 +68,11 @@ def test_boxes_inside_layer_in_pixels(tiny_detector, shape):
     assert set(boxes["type"]) <= set(SPINE_TYPES)
     assert boxes["score"].is_sorted(descending=True)
     if max(shape) > 256:  # tiled: boxes are spread over the whole layer, not just the first tile
-        centres = ((boxes["xmax"] + boxes["xmin"]) / 2).to_numpy() if w > 256 else \
-            ((boxes["ymax"] + boxes["ymin"]) / 2).to_numpy()
+        centres = (
+            ((boxes["xmax"] + boxes["xmin"]) / 2).to_numpy()
+            if w > 256
+            else ((boxes["ymax"] + boxes["ymin"]) / 2).to_numpy()
+        )
         assert centres.max() > 200
 
 
@@ -80,8 +84,11 @@ def test_stack_adds_layer_column_and_batches(tiny_detector):
     assert table.columns[0] == "layer"
     assert set(table["layer"]) == {0, 2}
     single = tiny_detector.detect_layer(stack[2], score_threshold=0.0)
-    assert np.allclose(table.filter(table["layer"] == 2).drop("layer").select("xmin", "score").to_numpy(),
-                       single.select("xmin", "score").to_numpy(), atol=1e-4)
+    assert np.allclose(
+        table.filter(table["layer"] == 2).drop("layer").select("xmin", "score").to_numpy(),
+        single.select("xmin", "score").to_numpy(),
+        atol=1e-4,
+    )
 
 
 def test_empty_layer_gives_no_boxes(tiny_detector):
@@ -89,8 +96,17 @@ def test_empty_layer_gives_no_boxes(tiny_detector):
     assert len(tiny_detector.detect_layer(np.full((50, 70), 3.5, np.float32), score_threshold=0.0)) == 0
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 32, 32)), np.zeros(32), np.zeros((32, 32), bool),
-                                 np.zeros((32, 32), complex), np.array([["a"]]), np.zeros((0, 5))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 32, 32)),
+        np.zeros(32),
+        np.zeros((32, 32), bool),
+        np.zeros((32, 32), complex),
+        np.array([["a"]]),
+        np.zeros((0, 5)),
+    ],
+)
 def test_bad_layer_raises_value_error(tiny_detector, bad):
     with pytest.raises(ValueError):
         tiny_detector.detect_layer(bad)
@@ -114,16 +130,25 @@ def test_merge_recovers_box_straddling_tile_border():
     # a 600 px wide layer, tiles [0, 512) and [88, 600); a spine at x 500-520 straddles x = 512
     layer_shape, truth = (200, 600), np.array([500.0, 40.0, 520.0, 60.0])
     left = TileOutput(0, 0, 200, 512, np.array([[500.0, 40.0, 512.0, 60.0]]), np.array([0.6]), np.array([0]))
-    right = TileOutput(0, 88, 200, 512, np.array([[412.0, 40.5, 432.0, 60.0], [300.0, 10.0, 320.0, 30.0]]),
-                       np.array([0.9, 0.8]), np.array([3, 1]))
+    right = TileOutput(
+        0,
+        88,
+        200,
+        512,
+        np.array([[412.0, 40.5, 432.0, 60.0], [300.0, 10.0, 320.0, 30.0]]),
+        np.array([0.9, 0.8]),
+        np.array([3, 1]),
+    )
     boxes, scores, labels = merge_tiles([left, right], layer_shape)
     assert len(boxes) == 2  # the straddling spine once (from the tile that sees it whole), and the other spine
     best = np.argmax(box_iou(boxes, truth[None])[:, 0])
-    assert box_iou(boxes[best:best + 1], truth[None])[0, 0] > 0.95
+    assert box_iou(boxes[best : best + 1], truth[None])[0, 0] > 0.95
     assert labels[best] == 3 and scores[best] == pytest.approx(0.9)
     # duplicates of one spine seen whole in both tiles are merged by NMS
-    both = [TileOutput(0, 0, 200, 512, np.array([[470.0, 40.0, 490.0, 60.0]]), np.array([0.7]), np.array([0])),
-            TileOutput(0, 88, 200, 512, np.array([[383.0, 40.0, 403.0, 60.0]]), np.array([0.8]), np.array([0]))]
+    both = [
+        TileOutput(0, 0, 200, 512, np.array([[470.0, 40.0, 490.0, 60.0]]), np.array([0.7]), np.array([0])),
+        TileOutput(0, 88, 200, 512, np.array([[383.0, 40.0, 403.0, 60.0]]), np.array([0.8]), np.array([0])),
+    ]
     boxes, scores, _ = merge_tiles(both, layer_shape)
     assert len(boxes) == 1
 
@@ -187,7 +212,9 @@ def test_augmentation_moves_boxes_with_the_image():
     image = np.zeros((64, 64), np.uint16)
     image[10:20, 40:50] = 1000
     sample = make_sample(image, np.array([[40, 10, 50, 20]]), np.array([2]))
-    params = AugmentParams(scale=(1.0, 1.0), spine_size=None, gamma=(1.0, 1.0), contrast=(1.0, 1.0), offset=0.0, noise=0.0)
+    params = AugmentParams(
+        scale=(1.0, 1.0), spine_size=None, gamma=(1.0, 1.0), contrast=(1.0, 1.0), offset=0.0, noise=0.0
+    )
     for seed in range(12):
         out, boxes, _ = augment(sample, 64, np.random.default_rng(seed), params)
         if len(boxes):
@@ -247,8 +274,21 @@ def test_detect_command_writes_reference_csv(tiny_detector, tmp_path):
     Image.fromarray(rng.integers(0, 255, (60, 90)).astype(np.uint8)).save(tmp_path / "a.png")
     tifffile.imwrite(tmp_path / "s.tif", rng.integers(0, 4000, (2, 64, 80)).astype(np.uint16))
     out = tmp_path / "boxes.csv"
-    assert detect_main([str(tmp_path / "a.png"), str(tmp_path / "s.tif"), "--out", str(out),
-                        "--model", str(tmp_path / "det"), "--score", "0.0"]) == 0
+    assert (
+        detect_main(
+            [
+                str(tmp_path / "a.png"),
+                str(tmp_path / "s.tif"),
+                "--out",
+                str(out),
+                "--model",
+                str(tmp_path / "det"),
+                "--score",
+                "0.0",
+            ]
+        )
+        == 0
+    )
     table = pl.read_csv(out)
     assert table.columns == ["filename", "width", "height", "class", "score", "xmin", "ymin", "xmax", "ymax", "layer"]
     png = table.filter(pl.col("filename") == "a.png")

@@ -1,4 +1,5 @@
 """Test-time upscaling and box-size calibration of the detector."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """Registration and the champion gate of the spine detector on a temporary MLflow (SQLite) registry."""
+
 import json
 import shutil
 from pathlib import Path
@@ -38,8 +39,11 @@ def model_folder(tmp_path, base_model_folder):
     folder.mkdir()
     for name in ("model.safetensors", "config.json"):
         shutil.copy(base_model_folder / name, folder / name)
-    (folder / "metrics.json").write_text(json.dumps(
-        {"val_ap50": 0.5, "val": {"f1": 0.4}, "history": [{"step": 0, "loss": 3.0}, {"step": 10, "loss": 1.5}]}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {"val_ap50": 0.5, "val": {"f1": 0.4}, "history": [{"step": 0, "loss": 3.0}, {"step": 10, "loss": 1.5}]}
+        )
+    )
     return folder
 
 
@@ -68,14 +72,23 @@ def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
     client = mlflow_client(data_root)
 
     def train(score):
-        run_id = R.log_training_run(model_folder, {"steps": 10}, {"val_ap50": score},
-                                    [{"step": s, "loss": 2.0 / (s + 1)} for s in range(3)], data_root)
+        run_id = R.log_training_run(
+            model_folder,
+            {"steps": 10},
+            {"val_ap50": score},
+            [{"step": s, "loss": 2.0 / (s + 1)} for s in range(3)],
+            data_root,
+        )
         return run_id, R.model_version_for_run(run_id, data_root)
 
     run2, v2 = train(0.7)
     assert [m.value for m in client.get_metric_history(run2, "loss")] == [2.0, 1.0, 2.0 / 3]
     better = C.promote_if_better(v2, data_root=data_root)
-    assert better["promoted"] and (better["version"], better["previous_champion"], better["champion"]) == ("2", "1", "2")
+    assert better["promoted"] and (better["version"], better["previous_champion"], better["champion"]) == (
+        "2",
+        "1",
+        "2",
+    )
     assert (better["new_score"], better["champion_score"]) == (0.7, 0.5)
     run3, v3 = train(0.6)
     worse = C.promote_if_better(v3, data_root=data_root)

@@ -1,4 +1,5 @@
 """Training runs end in MLflow: logged, registered as a new version, gated against the champion."""
+
 import json
 import shutil
 
@@ -21,12 +22,43 @@ from synapflow_assets.detection.training import TrainConfig, lr_schedule, train
 
 from .conftest import mlflow_client, registered_versions
 
-TINY = {"steps": 2, "model": "tiny", "batch_size": 2, "sim_animals": 1, "sim_size": 64, "sim_crop": 64,
-        "val_sim_animals": 1, "eval_every": 2, "raw_layers": 3, "val_raw_layers": 2}
+TINY = {
+    "steps": 2,
+    "model": "tiny",
+    "batch_size": 2,
+    "sim_animals": 1,
+    "sim_size": 64,
+    "sim_crop": 64,
+    "val_sim_animals": 1,
+    "eval_every": 2,
+    "raw_layers": 3,
+    "val_raw_layers": 2,
+}
 TINY_CONFIG = TrainConfig(**TINY, checkpoint_every=2, pretrain_steps=0)
-TINY_ARGS = ["--steps", "2", "--model", "tiny", "--batch-size", "2", "--sim-animals", "1", "--sim-size", "64",
-             "--sim-crop", "64", "--val-sim-animals", "1", "--eval-every", "2", "--checkpoint-every", "2",
-             "--raw-layers", "3", "--val-raw-layers", "2"]
+TINY_ARGS = [
+    "--steps",
+    "2",
+    "--model",
+    "tiny",
+    "--batch-size",
+    "2",
+    "--sim-animals",
+    "1",
+    "--sim-size",
+    "64",
+    "--sim-crop",
+    "64",
+    "--val-sim-animals",
+    "1",
+    "--eval-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--raw-layers",
+    "3",
+    "--val-raw-layers",
+    "2",
+]
 
 
 pytestmark = pytest.mark.usefixtures("embedded_registry", "no_shared_data")
@@ -52,8 +84,18 @@ def _champion_folder(tmp_path, tiny_run, val_raw_ap50):
     folder = tmp_path / f"champion-{val_raw_ap50}"
     shutil.copytree(out / "model", folder)
     raw = final["best"]["entry"]["val_raw"]
-    (folder / "metrics.json").write_text(json.dumps({
-        "val_raw": {"ap50": val_raw_ap50, "n_truth": raw["n_truth"], "n_images": raw["n_images"], "seed": raw["seed"]}}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "val_raw": {
+                    "ap50": val_raw_ap50,
+                    "n_truth": raw["n_truth"],
+                    "n_images": raw["n_images"],
+                    "seed": raw["seed"],
+                }
+            }
+        )
+    )
     return folder
 
 
@@ -78,8 +120,12 @@ def test_gate_moves_the_champion_only_when_the_new_run_scores_higher(tmp_path, d
 
 def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, instance):
     lake = DataLake(root=str(tmp_path / "data"))
-    result = dg.materialize([spine_detector], instance=instance, resources={"lake": lake},
-                            run_config={"ops": {"spine_detector": {"config": {"train": True, **TINY}}}})
+    result = dg.materialize(
+        [spine_detector],
+        instance=instance,
+        resources={"lake": lake},
+        run_config={"ops": {"spine_detector": {"config": {"train": True, **TINY}}}},
+    )
     assert result.success
     metadata = result.asset_materializations_for_node("spine_detector")[0].metadata
     gate = metadata["gate"].value
@@ -106,14 +152,21 @@ def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, insta
 
 
 def test_train_command_registers_unless_told_not_to(tmp_path, data_root):
-    assert train_detector_main([*TINY_ARGS, "--out", str(tmp_path / "a"), "--data-root", str(tmp_path / "none"),
-                                "--no-register"]) == 0
+    assert (
+        train_detector_main(
+            [*TINY_ARGS, "--out", str(tmp_path / "a"), "--data-root", str(tmp_path / "none"), "--no-register"]
+        )
+        == 0
+    )
     assert (tmp_path / "a" / "model" / "model.safetensors").is_file() and not (tmp_path / "none").exists()
     assert train_detector_main([*TINY_ARGS, "--out", str(tmp_path / "b"), "--data-root", str(data_root)]) == 0
     assert registered_versions(data_root) == [1, 2]
     version = mlflow_client(data_root).get_model_version(R.MODEL_NAME, "2")
     assert version.tags["gate.decision"] in ("promoted", "kept") and version.tags["gate.score_key"] == GATE_KEY
-    assert version.description.startswith("train-detector --steps 2 --model tiny") and f"{GATE_KEY} " in version.description
+    assert (
+        version.description.startswith("train-detector --steps 2 --model tiny")
+        and f"{GATE_KEY} " in version.description
+    )
 
 
 def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, capsys):
@@ -126,14 +179,19 @@ def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, c
     layer = np.random.default_rng(1).integers(0, 255, (70, 90)).astype(np.uint8)
     Image.fromarray(layer).save(tmp_path / "a.png")
     out = tmp_path / "boxes.csv"
-    assert detect_main([str(tmp_path / "a.png"), "--out", str(out), "--data-root", str(data_root),
-                        "--score", "0.0"]) == 0
+    assert (
+        detect_main([str(tmp_path / "a.png"), "--out", str(out), "--data-root", str(data_root), "--score", "0.0"]) == 0
+    )
     assert "spine-detector version 1 (champion)" in capsys.readouterr().out
     expected = SpineDetector.load(folder, device="cpu").detect_layer(layer, 0.0)
     table = pl.read_csv(out)
     assert len(table) == len(expected) > 0
-    np.testing.assert_allclose(table.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-                               expected.select("xmin", "ymin", "xmax", "ymax").to_numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        table.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+        expected.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+        rtol=1e-4,
+        atol=1e-3,
+    )
     assert registered_versions(data_root) == [1]
 
 

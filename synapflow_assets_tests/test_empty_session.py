@@ -26,6 +26,7 @@ def test_a_session_without_detections_flows_to_tracks_and_dynamics(tmp_path, ins
     with duckdb.connect(str(lake.store_path), read_only=True) as con:
         counts = dict(con.execute("SELECT session, count(*) FROM spine_features GROUP BY session").fetchall())
         eliminated = con.execute(
-            "SELECT elimination_rate FROM dynamics WHERE animal = 'm1' AND session = 'day04'").fetchone()[0]
+            "SELECT elimination_rate FROM dynamics WHERE animal = 'm1' AND session = 'day04'"
+        ).fetchone()[0]
     assert counts == {"day00": len(first)}
     assert eliminated == 1.0

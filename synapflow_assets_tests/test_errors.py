@@ -1,4 +1,5 @@
 """Every error the package raises on purpose derives from one base, SynapFlowError, and keeps its builtin base."""
+
 import importlib
 import inspect
 import pkgutil
@@ -15,33 +16,45 @@ def package_errors() -> dict[str, type]:
     for info in pkgutil.walk_packages(synapflow_assets.__path__, prefix="synapflow_assets."):
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if (inspect.isclass(obj) and issubclass(obj, Exception) and not issubclass(obj, Warning)
-                    and obj.__module__ == module.__name__):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, Exception)
+                and not issubclass(obj, Warning)
+                and obj.__module__ == module.__name__
+            ):
                 found[f"{module.__name__}.{name}"] = obj
     return found
 
 
 def test_the_walk_finds_the_error_classes():
     errors = package_errors()
-    assert {"synapflow_assets.errors.SynapFlowError", "synapflow_assets.imaging.errors.InputError",
-            "synapflow_assets.imaging.keys.InvalidKeyError"} <= set(errors), sorted(errors)
+    assert {
+        "synapflow_assets.errors.SynapFlowError",
+        "synapflow_assets.imaging.errors.InputError",
+        "synapflow_assets.imaging.keys.InvalidKeyError",
+    } <= set(errors), sorted(errors)
 
 
 def test_every_error_of_the_package_is_a_synapflow_error():
     outside = sorted(name for name, cls in package_errors().items() if not issubclass(cls, SynapFlowError))
-    assert outside == [], f"derive these from synapflow_assets.errors.SynapFlowError (keep their builtin base): {outside}"
+    assert outside == [], (
+        f"derive these from synapflow_assets.errors.SynapFlowError (keep their builtin base): {outside}"
+    )
 
 
-@pytest.mark.parametrize("name, builtin", [
-    ("synapflow_assets.imaging.errors.InputError", ValueError),
-    ("synapflow_assets.imaging.keys.InvalidKeyError", ValueError),
-    ("synapflow_assets.tracking.depth.BoxError", ValueError),
-    ("synapflow_assets.detection.inference.DetectorError", ValueError),
-    ("synapflow_assets.tracking.incremental.AlignmentFailed", ValueError),
-    ("synapflow_assets.pipeline.IngestBusy", RuntimeError),
-    ("synapflow_assets.detection.registry.RegistryError", RuntimeError),
-    ("synapflow_assets.store.feature_store.StoreError", RuntimeError),
-])
+@pytest.mark.parametrize(
+    "name, builtin",
+    [
+        ("synapflow_assets.imaging.errors.InputError", ValueError),
+        ("synapflow_assets.imaging.keys.InvalidKeyError", ValueError),
+        ("synapflow_assets.tracking.depth.BoxError", ValueError),
+        ("synapflow_assets.detection.inference.DetectorError", ValueError),
+        ("synapflow_assets.tracking.incremental.AlignmentFailed", ValueError),
+        ("synapflow_assets.pipeline.IngestBusy", RuntimeError),
+        ("synapflow_assets.detection.registry.RegistryError", RuntimeError),
+        ("synapflow_assets.store.feature_store.StoreError", RuntimeError),
+    ],
+)
 def test_errors_keep_their_builtin_base(name, builtin):
     """Code that catches ValueError or RuntimeError still catches them."""
     module, _, cls = name.rpartition(".")

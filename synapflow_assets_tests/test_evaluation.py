@@ -14,13 +14,13 @@ SPINE_COLUMNS = ["id", "xmin", "ymin", "xmax", "ymax", "z_start", "z_end"]
 
 def boxes(rows, columns=COLUMNS):
     return pl.DataFrame(rows, schema=columns, orient="row").with_columns(
-        pl.col(["xmin", "ymin", "xmax", "ymax"]).cast(pl.Float64))
+        pl.col(["xmin", "ymin", "xmax", "ymax"]).cast(pl.Float64)
+    )
 
 
 def grid_tracks(n_objects=4, n_frames=6):
     """n_objects well-separated static 10x10 boxes present in every frame."""
-    return boxes([(f, i, 20.0 * i, 0.0, 20.0 * i + 10, 10.0)
-                  for f in range(n_frames) for i in range(n_objects)])
+    return boxes([(f, i, 20.0 * i, 0.0, 20.0 * i + 10, 10.0) for f in range(n_frames) for i in range(n_objects)])
 
 
 def random_case(seed):
@@ -50,6 +50,7 @@ def random_case(seed):
 
 # box_iou ---------------------------------------------------------------------
 
+
 def test_box_iou_hand_cases():
     a = np.array([[0, 0, 10, 10], [0, 0, 0, 5]], dtype=float)
     b = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [5, 0, 15, 10], [0, 0, 0, 5]], dtype=float)
@@ -61,6 +62,7 @@ def test_box_iou_hand_cases():
 
 
 # tracking_scores ---------------------------------------------------------------
+
 
 def test_perfect_tracking_with_renamed_ids():
     truth = grid_tracks()
@@ -75,8 +77,7 @@ def test_perfect_tracking_with_renamed_ids():
 
 def test_identity_switch():
     truth = grid_tracks(n_objects=2, n_frames=6)
-    swapped = truth.with_columns(
-        id=pl.when(pl.col("layer") < 3).then(pl.col("id")).otherwise(1 - pl.col("id")))
+    swapped = truth.with_columns(id=pl.when(pl.col("layer") < 3).then(pl.col("id")).otherwise(1 - pl.col("id")))
     s = tracking_scores(truth, swapped)
     # Both truth objects change predicted id at frame 3: 2 switches.
     assert s["id_switches"] == 2
@@ -102,8 +103,7 @@ def test_misses_and_false_positives(k):
     assert s["precision"] == 1.0
 
     f = k + 2
-    spurious = boxes([(i % 6, 900 + i, 500.0 + 20 * i, 500.0, 510.0 + 20 * i, 510.0)
-                      for i in range(f)])
+    spurious = boxes([(i % 6, 900 + i, 500.0 + 20 * i, 500.0, 510.0 + 20 * i, 510.0) for i in range(f)])
     s = tracking_scores(truth, pl.concat([truth, spurious]))
     assert s["false_positives"] == f and s["misses"] == 0
     assert s["precision"] == pytest.approx(n / (n + f))
@@ -133,9 +133,11 @@ def test_random_relabelling_changes_nothing():
 
 
 #: MOTA, MOTP, IDF1, ID switches and fragmentations that motmetrics 1.4 gave on ``random_case(seed)``.
-MOTMETRICS_FIGURES = {0: (0.16981132075471694, 0.6888596564214989, 0.5283018867924528, 2, 10),
-                      1: (0.31746031746031744, 0.707336739405451, 0.5645161290322581, 7, 13),
-                      2: (0.08695652173913049, 0.7130657761106696, 0.5510204081632653, 6, 7)}
+MOTMETRICS_FIGURES = {
+    0: (0.16981132075471694, 0.6888596564214989, 0.5283018867924528, 2, 10),
+    1: (0.31746031746031744, 0.707336739405451, 0.5645161290322581, 7, 13),
+    2: (0.08695652173913049, 0.7130657761106696, 0.5510204081632653, 6, 7),
+}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -150,10 +152,20 @@ def test_sequences_combine_like_one_long_disjoint_sequence():
     (t1, p1), (t2, p2) = random_case(4), random_case(5)
     together = tracking_scores(
         pl.concat([t1.with_columns(sequence=pl.lit("a")), t2.with_columns(sequence=pl.lit("b"))]),
-        pl.concat([p1.with_columns(sequence=pl.lit("a")), p2.with_columns(sequence=pl.lit("b"))]))
+        pl.concat([p1.with_columns(sequence=pl.lit("a")), p2.with_columns(sequence=pl.lit("b"))]),
+    )
     one, two = tracking_scores(t1, p1), tracking_scores(t2, p2)
-    for key in ("num_truth", "num_predicted", "num_matches", "false_positives", "misses",
-                "id_switches", "fragmentations", "num_truth_ids", "num_predicted_ids"):
+    for key in (
+        "num_truth",
+        "num_predicted",
+        "num_matches",
+        "false_positives",
+        "misses",
+        "id_switches",
+        "fragmentations",
+        "num_truth_ids",
+        "num_predicted_ids",
+    ):
         assert together[key] == one[key] + two[key], key
     # CLEAR: counts summed.
     errors = sum(s["misses"] + s["false_positives"] + s["id_switches"] for s in (one, two))
@@ -165,7 +177,8 @@ def test_sequences_combine_like_one_long_disjoint_sequence():
     shift = pl.col("layer") + 1000
     concatenated = tracking_scores(
         pl.concat([t1, t2.with_columns(layer=shift, id=pl.col("id") + 10_000)]),
-        pl.concat([p1, p2.with_columns(layer=shift, id=pl.col("id") + 10_000)]))
+        pl.concat([p1, p2.with_columns(layer=shift, id=pl.col("id") + 10_000)]),
+    )
     for key in ("hota", "deta", "assa", "mota", "idf1", "motp"):
         assert together[key] == pytest.approx(concatenated[key]), key
     assert min(one["hota"], two["hota"]) <= together["hota"] <= max(one["hota"], two["hota"])
@@ -185,7 +198,7 @@ def test_empty_inputs_and_empty_frames():
     pred = pl.concat([truth.filter(pl.col("layer") != 2), boxes([(7, 5, 0, 0, 10, 10)])])
     s = tracking_scores(truth, pred)
     assert (s["misses"], s["false_positives"], s["num_matches"]) == (2, 1, 6)
-    assert s["fragmentations"] == 0     # trackeval: a frame without any prediction interrupts no track
+    assert s["fragmentations"] == 0  # trackeval: a frame without any prediction interrupts no track
 
 
 def test_bad_inputs_raise():
@@ -198,33 +211,37 @@ def test_bad_inputs_raise():
 
 # spine_f1_3d -------------------------------------------------------------------
 
+
 def spines(rows):
     return pl.DataFrame(rows, schema=SPINE_COLUMNS, orient="row").with_columns(
-        pl.col(["xmin", "ymin", "xmax", "ymax"]).cast(pl.Float64))
+        pl.col(["xmin", "ymin", "xmax", "ymax"]).cast(pl.Float64)
+    )
 
 
 def test_spine_z_overlap_rule():
-    truth = spines([(1, 0, 0, 10, 10, 0, 3)])                    # 4 layers
-    half = spines([(9, 2, 2, 12, 12, 2, 5)])                     # overlap 2 of 4: 50 %
+    truth = spines([(1, 0, 0, 10, 10, 0, 3)])  # 4 layers
+    half = spines([(9, 2, 2, 12, 12, 2, 5)])  # overlap 2 of 4: 50 %
     assert spine_f1_3d(truth, half)["tp"] == 0
-    truth5 = spines([(1, 0, 0, 10, 10, 0, 4)])                   # 5 layers
-    sixty = spines([(9, 2, 2, 12, 12, 2, 8)])                    # overlap 3 of 5: 60 %
+    truth5 = spines([(1, 0, 0, 10, 10, 0, 4)])  # 5 layers
+    sixty = spines([(9, 2, 2, 12, 12, 2, 8)])  # overlap 3 of 5: 60 %
     assert spine_f1_3d(truth5, sixty)["tp"] == 1
     disjoint_xy = spines([(9, 20, 20, 30, 30, 0, 4)])
     assert spine_f1_3d(truth5, disjoint_xy)["tp"] == 0
-    touching = spines([(9, 10, 0, 20, 10, 0, 4)])                # shares an edge only: IoU 0
+    touching = spines([(9, 10, 0, 20, 10, 0, 4)])  # shares an edge only: IoU 0
     assert spine_f1_3d(truth5, touching)["tp"] == 0
     assert spine_f1_3d(truth5, sixty, iou_threshold=0.9)["tp"] == 0
 
 
 def test_spine_f1_counts_and_one_to_one():
     truth = spines([(1, 0, 0, 10, 10, 0, 4), (2, 50, 50, 60, 60, 0, 4), (3, 100, 0, 110, 10, 2, 6)])
-    pred = spines([
-        (7, 1, 1, 11, 11, 0, 4),      # matches 1
-        (8, 0, 0, 10, 10, 1, 4),      # also overlaps 1 only: one-to-one leaves it a FP
-        (9, 100, 0, 110, 10, 3, 6),   # matches 3
-        (10, 300, 300, 310, 310, 0, 4),
-    ])
+    pred = spines(
+        [
+            (7, 1, 1, 11, 11, 0, 4),  # matches 1
+            (8, 0, 0, 10, 10, 1, 4),  # also overlaps 1 only: one-to-one leaves it a FP
+            (9, 100, 0, 110, 10, 3, 6),  # matches 3
+            (10, 300, 300, 310, 310, 0, 4),
+        ]
+    )
     s = spine_f1_3d(truth, pred)
     assert (s["tp"], s["fp"], s["fn"]) == (2, 2, 1)
     assert s["precision"] == pytest.approx(2 / 4)
@@ -242,8 +259,7 @@ def test_spine_assignment_maximises_matches():
 
 
 def test_spines_from_boxes():
-    layer_boxes = boxes([(2, 5, 0, 0, 10, 10), (3, 5, 2, 0, 12, 10), (4, 5, 4, 0, 14, 10),
-                         (0, 9, 50, 50, 60, 60)])
+    layer_boxes = boxes([(2, 5, 0, 0, 10, 10), (3, 5, 2, 0, 12, 10), (4, 5, 4, 0, 14, 10), (0, 9, 50, 50, 60, 60)])
     table = spines_from_boxes(layer_boxes)
     assert table.columns == SPINE_COLUMNS
     first = table.row(0, named=True)

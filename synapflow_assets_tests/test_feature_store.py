@@ -11,8 +11,13 @@ from synapflow_assets.store.feature_store import FeatureStore, StoreError, conne
 
 
 def dynamics_rows(n):
-    return pl.DataFrame({"session": [f"d{k}" for k in range(n)], "session_index": list(range(n)),
-                         "survival_fraction": [1.0 - 0.1 * k for k in range(n)]})
+    return pl.DataFrame(
+        {
+            "session": [f"d{k}" for k in range(n)],
+            "session_index": list(range(n)),
+            "survival_fraction": [1.0 - 0.1 * k for k in range(n)],
+        }
+    )
 
 
 def test_partition_writes_are_idempotent_and_carry_lineage(tmp_path):
@@ -26,8 +31,13 @@ def test_partition_writes_are_idempotent_and_carry_lineage(tmp_path):
         assert not store.is_current("dynamics", "m1", None, {"spine_tracks": "xyz"}, "1")
         assert not store.is_current("dynamics", "m1", None, {"spine_tracks": "abc"}, "2")
         with pytest.raises(duckdb.Error):
-            store.replace_partition({"dynamics": dynamics_rows(2).with_columns(no_such_column=pl.lit(1))}, "m1", None, lineage)
-    counts = query(path, "SELECT animal, count(*) n, any_value(run_id) run, any_value(model_version) v FROM dynamics GROUP BY animal ORDER BY animal")
+            store.replace_partition(
+                {"dynamics": dynamics_rows(2).with_columns(no_such_column=pl.lit(1))}, "m1", None, lineage
+            )
+    counts = query(
+        path,
+        "SELECT animal, count(*) n, any_value(run_id) run, any_value(model_version) v FROM dynamics GROUP BY animal ORDER BY animal",
+    )
     assert counts.rows() == [("m1", 3, "run-1", "v3"), ("m2", 2, "run-1", "v3")]
 
 
@@ -43,8 +53,10 @@ def test_missing_and_corrupt_stores_say_how_to_rebuild(tmp_path):
 @contextmanager
 def _holding(path, marker, read_only):
     """Another process that holds the store until its stdin is closed, then writes `marker` and lets go."""
-    code = (f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True); "
-            f"sys.stdin.read(); open({str(marker)!r}, 'w').close(); c.close()")
+    code = (
+        f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True); "
+        f"sys.stdin.read(); open({str(marker)!r}, 'w').close(); c.close()"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -109,7 +121,20 @@ def test_sql_command_formats_and_errors(tmp_path, capsys):
     store = ["--store", str(path)]
     assert main(["sql", "SELECT session, survival_fraction FROM survival_curve", "--format", "csv", *store]) == 0
     assert capsys.readouterr().out.splitlines() == ["session,survival_fraction", "d0,1.0", "d1,0.9", "d2,0.8"]
-    assert main(["sql", "SELECT count(*) AS n FROM dynamics", "--format", "parquet", "--out", str(tmp_path / "o.parquet"), *store]) == 0
+    assert (
+        main(
+            [
+                "sql",
+                "SELECT count(*) AS n FROM dynamics",
+                "--format",
+                "parquet",
+                "--out",
+                str(tmp_path / "o.parquet"),
+                *store,
+            ]
+        )
+        == 0
+    )
     assert pl.read_parquet(tmp_path / "o.parquet")["n"].to_list() == [3]
     sql_file = tmp_path / "q.sql"
     sql_file.write_text("SELECT max(session_index) AS last FROM dynamics")
@@ -137,12 +162,16 @@ def test_ingest_on_a_corrupt_store_says_how_to_rebuild(tmp_path, capsys, monkeyp
 
 def test_writers_creating_a_new_store_together_all_succeed(tmp_path):
     path = tmp_path / "new.duckdb"
-    code = ("import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
-            "i = sys.argv[2]; s = FeatureStore(sys.argv[1]); "
-            "s.replace_partition({'sessions': pl.DataFrame({'session': ['s' + i]})}, 'a' + i, 's' + i, "
-            "lineage_columns('r', '1', None, None, {})); s.connection.close()")
-    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], stderr=subprocess.PIPE, text=True)
-               for i in range(4)]
+    code = (
+        "import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
+        "i = sys.argv[2]; s = FeatureStore(sys.argv[1]); "
+        "s.replace_partition({'sessions': pl.DataFrame({'session': ['s' + i]})}, 'a' + i, 's' + i, "
+        "lineage_columns('r', '1', None, None, {})); s.connection.close()"
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
     errors = [w.communicate(timeout=120)[1] for w in writers]
     assert [w.returncode for w in writers] == [0, 0, 0, 0], errors
     rows = duckdb.connect(str(path), read_only=True).execute("SELECT animal FROM sessions ORDER BY animal").fetchall()

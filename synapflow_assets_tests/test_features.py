@@ -1,12 +1,20 @@
 """Tests of synapflow_assets.features: hand-built cases and accuracy on the simulator."""
+
 import numpy as np
 import polars as pl
 import pytest
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from synapflow_assets.features import (combine_layers, layer_distances, layer_sizes, session_density,
-                                       spine_dynamics, spine_features, type_from_shape)
+from synapflow_assets.features import (
+    combine_layers,
+    layer_distances,
+    layer_sizes,
+    session_density,
+    spine_dynamics,
+    spine_features,
+    type_from_shape,
+)
 from synapflow_assets.features.dendrite import along_dendrite, skeleton_positions, skeletonize_2d
 from synapflow_assets.features.distance import head_and_junction
 from synapflow_assets.features.thresholds import multi_otsu_thresholds, otsu_threshold
@@ -30,9 +38,11 @@ def features(animals):
             boxes = s.boxes.rename({"spine_id": "id"})
             spines = summarize_spines(boxes, s.voxel_size_um).with_columns(type=pl.lit(None, pl.String))
             f = spine_features(s.volume, boxes, spines, s.voxel_size_um)
-            gt = s.spines.select("spine_id", pl.col("size").alias("gt_size")).join(
-                s.geometry.select("spine_id", gt_px="head_to_dendrite_px"), on="spine_id").join(
-                _nearest_head(s.geometry), on="spine_id")
+            gt = (
+                s.spines.select("spine_id", pl.col("size").alias("gt_size"))
+                .join(s.geometry.select("spine_id", gt_px="head_to_dendrite_px"), on="spine_id")
+                .join(_nearest_head(s.geometry), on="spine_id")
+            )
             rows.append(f.join(gt, on="spine_id").with_columns(seed=pl.lit(seed), session=pl.lit(s.index)))
     return pl.concat(rows)
 
@@ -48,19 +58,20 @@ def _nearest_head(geometry: pl.DataFrame) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- hand-built cases
 
+
 def _reference_size(image, box, grow=25, centre=None):
     """Loop-free but box-by-box transcription of the recipe, for one box on a 2D image (Gaussian at ``centre``)."""
     xmin, ymin, xmax, ymax = box
     ny, nx = image.shape
     x0, y0, x1, y1 = int(np.ceil(xmin)), int(np.ceil(ymin)), int(np.floor(xmax)), int(np.floor(ymax))
-    grown = image[max(y0 - grow, 0):min(y1 + grow, ny - 1) + 1, max(x0 - grow, 0):min(x1 + grow, nx - 1) + 1]
+    grown = image[max(y0 - grow, 0) : min(y1 + grow, ny - 1) + 1, max(x0 - grow, 0) : min(x1 + grow, nx - 1) + 1]
     v = np.sort(grown.ravel().astype(float))
-    bg = v[:max(int(round(0.2 * v.size)), 1)].mean()
-    bright = v[-max(int(round(0.01 * v.size)), 1):].mean()
-    yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+    bg = v[: max(int(round(0.2 * v.size)), 1)].mean()
+    bright = v[-max(int(round(0.01 * v.size)), 1) :].mean()
+    yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
     cy, cx = ((ymin + ymax) / 2, (xmin + xmax) / 2) if centre is None else centre
     g = np.exp(-0.5 * ((yy - cy) / (0.3 * (ymax - ymin))) ** 2 - 0.5 * ((xx - cx) / (0.3 * (xmax - xmin))) ** 2)
-    box_px = image[y0:y1 + 1, x0:x1 + 1].astype(float)
+    box_px = image[y0 : y1 + 1, x0 : x1 + 1].astype(float)
     fg = box_px >= bg
     return ((g * box_px * fg).sum() - bg * (g * fg).sum()) / bright
 
@@ -69,15 +80,23 @@ def _blob_volume(amplitude=800.0, radius=3.0, bar=True):
     img = np.full((128, 128), 100.0)
     yy, xx = np.mgrid[0:128, 0:128]
     if bar:
-        img[60:68, :] += 900.0                                   # a dendrite along x
+        img[60:68, :] += 900.0  # a dendrite along x
     img += amplitude * np.exp(-((yy - 45) ** 2 + (xx - 64) ** 2) / (2 * radius**2))
     return np.stack([img, img]).astype(np.uint16)
 
 
 def _box_table(boxes, layer=0):
     b = np.asarray(boxes, float)
-    return pl.DataFrame({"id": np.arange(len(b)), "layer": np.full(len(b), layer, np.int32),
-                         "xmin": b[:, 0], "ymin": b[:, 1], "xmax": b[:, 2], "ymax": b[:, 3]})
+    return pl.DataFrame(
+        {
+            "id": np.arange(len(b)),
+            "layer": np.full(len(b), layer, np.int32),
+            "xmin": b[:, 0],
+            "ymin": b[:, 1],
+            "xmax": b[:, 2],
+            "ymax": b[:, 3],
+        }
+    )
 
 
 def test_size_recipe_matches_reference_and_is_zero_on_flat_image():
@@ -91,20 +110,22 @@ def test_size_recipe_matches_reference_and_is_zero_on_flat_image():
 
 
 def test_size_gaussian_centred_on_the_head():
-    vol = _blob_volume()                                          # head centre (45, 64)
-    t = _box_table([(54.0, 35.0, 74.0, 66.0)])                   # a box reaching down to the dendrite
+    vol = _blob_volume()  # head centre (45, 64)
+    t = _box_table([(54.0, 35.0, 74.0, 66.0)])  # a box reaching down to the dendrite
     box = layer_sizes(vol, t)["size"].item()
     same = layer_sizes(vol, t.with_columns(cy=pl.lit(50.5), cx=pl.lit(64.0)), centre=("cy", "cx"))["size"].item()
-    none = layer_sizes(vol, t.with_columns(cy=pl.lit(None, pl.Float64), cx=pl.lit(None, pl.Float64)),
-                       centre=("cy", "cx"))["size"].item()
+    none = layer_sizes(
+        vol, t.with_columns(cy=pl.lit(None, pl.Float64), cx=pl.lit(None, pl.Float64)), centre=("cy", "cx")
+    )["size"].item()
     head = layer_sizes(vol, t.with_columns(cy=pl.lit(45.0), cx=pl.lit(64.0)), centre=("cy", "cx"))["size"].item()
     assert same == pytest.approx(box) and none == pytest.approx(box)
     assert head == pytest.approx(_reference_size(vol[0], (54.0, 35.0, 74.0, 66.0), centre=(45.0, 64.0)), rel=1e-9)
 
 
 def test_size_grows_with_the_blob():
-    sizes = [layer_sizes(_blob_volume(radius=r), _box_table([(50, 31, 78, 59)]))["size"].item()
-             for r in (1.5, 2.5, 3.5)]
+    sizes = [
+        layer_sizes(_blob_volume(radius=r), _box_table([(50, 31, 78, 59)]))["size"].item() for r in (1.5, 2.5, 3.5)
+    ]
     assert 0 < sizes[0] < sizes[1] < sizes[2]
 
 
@@ -129,9 +150,9 @@ def test_otsu_separates_two_levels():
 def test_distance_on_a_drawn_spine():
     img = np.full((96, 96), 100.0)
     yy, xx = np.mgrid[0:96, 0:96]
-    img[np.abs(yy - 60) <= 4] += 1000.0                          # dendrite, surface at y = 55.5
-    img += 900.0 * np.exp(-((yy - 40) ** 2 + (xx - 48) ** 2) / (2 * 2.5**2))   # head centre (40, 48)
-    img[41:56, 47:50] += 250.0                                   # neck
+    img[np.abs(yy - 60) <= 4] += 1000.0  # dendrite, surface at y = 55.5
+    img += 900.0 * np.exp(-((yy - 40) ** 2 + (xx - 48) ** 2) / (2 * 2.5**2))  # head centre (40, 48)
+    img[41:56, 47:50] += 250.0  # neck
     img = ndimage.gaussian_filter(img, 1.0)
     rng = np.random.default_rng(0)
     vol = rng.poisson(np.stack([img, img])).astype(np.uint16)
@@ -146,7 +167,7 @@ def test_distance_follows_an_oblique_neck():
     # a spine leaving the dendrite at 40 degrees: the nearest edge point would make it 17.4 * cos(40) = 13.3 px
     img = np.full((120, 120), 100.0)
     yy, xx = np.mgrid[0:120, 0:120]
-    img[np.abs(yy - 80) <= 4] += 1000.0                          # dendrite, surface at y = 75.5
+    img[np.abs(yy - 80) <= 4] += 1000.0  # dendrite, surface at y = 75.5
     base = np.array([75.5, 50.0])
     u = np.array([-np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40))])
     head = base + 17.4 * u
@@ -160,8 +181,8 @@ def test_distance_follows_an_oblique_neck():
     lo, hi = np.minimum(base, head) - 4, np.maximum(base, head) + 4
     out = layer_distances(vol, _box_table([(lo[1], lo[0], hi[1], hi[0])]), VOX)
     assert out["distance_reason"].item() == "ok"
-    assert abs(out["distance_px"].item() - 17.4) <= 2.0     # measured 15.5: the path enters at the neck's flank
-    assert abs(out["junction_x"].item() - base[1]) < 2.5     # the nearest edge point would be at x = 61.2
+    assert abs(out["distance_px"].item() - 17.4) <= 2.0  # measured 15.5: the path enters at the neck's flank
+    assert abs(out["junction_x"].item() - base[1]) < 2.5  # the nearest edge point would be at x = 61.2
 
 
 def test_distance_reason_codes():
@@ -184,8 +205,9 @@ def test_distance_reason_codes():
 def test_spine_without_boxes_gets_reason_and_nan():
     vol = _blob_volume()
     boxes = _box_table([(54, 35, 74, 62)]).with_columns(id=pl.lit(7, pl.Int64))
-    spines = pl.DataFrame({"spine_id": [7, 8], "x_um": [1.0, 2.0], "y_um": [1.0, 2.0], "z_um": [0.0, 0.0],
-                           "type": ["thin", None]})
+    spines = pl.DataFrame(
+        {"spine_id": [7, 8], "x_um": [1.0, 2.0], "y_um": [1.0, 2.0], "z_um": [0.0, 0.0], "type": ["thin", None]}
+    )
     f = spine_features(vol, boxes, spines, VOX)
     assert f["spine_id"].to_list() == [7, 8]
     assert f["type"][0] == "thin" and f["type_source"][0] == "detector"
@@ -199,14 +221,17 @@ def test_shape_rules():
 
 # ---------------------------------------------------------------- accuracy on the simulator
 
+
 def test_size_correlates_with_ground_truth(features):
     rho = spearmanr(features["size"], features["gt_size"]).statistic
     per_session = [spearmanr(g["size"], g["gt_size"]).statistic for _, g in features.group_by("seed", "session")]
     alone = features.filter(pl.col("nearest_head_px") > 8)
     rho_alone = spearmanr(alone["size"], alone["gt_size"]).statistic
-    print(f"size Spearman pooled {rho:.3f}; per session {sorted(np.round(per_session, 3).tolist())}; "
-          f"{rho_alone:.3f} on the {alone.height} spines without another head within 1 um")
-    assert rho >= 0.93          # measured 0.958 on these 6 sessions (188 spines); bench/features.py: 0.965
+    print(
+        f"size Spearman pooled {rho:.3f}; per session {sorted(np.round(per_session, 3).tolist())}; "
+        f"{rho_alone:.3f} on the {alone.height} spines without another head within 1 um"
+    )
+    assert rho >= 0.93  # measured 0.958 on these 6 sessions (188 spines); bench/features.py: 0.965
     assert rho_alone >= 0.93
 
 
@@ -216,9 +241,11 @@ def test_distance_within_2px_of_ground_truth(features):
     reasons = features["distance_reason"].value_counts().rows()
     alone = err.filter(features["nearest_head_px"] > 8)
     within_alone = (alone <= 2).fill_null(False).mean()
-    print(f"head-to-dendrite within 2 px: {within:.3f} of {features.height}; reasons {reasons}; "
-          f"{within_alone:.3f} of the {alone.len()} spines without another head within 1 um")
-    assert within >= 0.88       # measured 0.910 on these 6 sessions (188 spines); bench/features.py: 0.908
+    print(
+        f"head-to-dendrite within 2 px: {within:.3f} of {features.height}; reasons {reasons}; "
+        f"{within_alone:.3f} of the {alone.len()} spines without another head within 1 um"
+    )
+    assert within >= 0.88  # measured 0.910 on these 6 sessions (188 spines); bench/features.py: 0.908
     assert within_alone >= 0.88
     ok = features.filter(pl.col("distance_reason") == "ok")
     np.testing.assert_allclose(ok["head_to_dendrite_um"], ok["head_to_dendrite_px"] * 0.12, rtol=1e-9)
@@ -244,18 +271,18 @@ def test_skeleton_of_a_band_is_its_centre_line():
 
 def test_position_along_a_curved_dendrite():
     yy, xx = np.mgrid[0:200, 0:300]
-    centre = 100 + 30 * np.sin(2 * np.pi * xx / 200.0)             # a wavy dendrite, width ~9 px
+    centre = 100 + 30 * np.sin(2 * np.pi * xx / 200.0)  # a wavy dendrite, width ~9 px
     mask = np.abs(yy - centre) <= 4
     mask[:, :5] = mask[:, -5:] = False
     line = 100 + 30 * np.sin(2 * np.pi * np.arange(300) / 200.0)
     arc = np.concatenate([[0.0], np.cumsum(np.hypot(1.0, np.diff(line)))])
     x_pts = np.array([40.0, 120.0, 200.0, 260.0])
-    y_pts = 100 + 30 * np.sin(2 * np.pi * x_pts / 200.0) - 6      # beside the dendrite (a junction just outside)
+    y_pts = 100 + 30 * np.sin(2 * np.pi * x_pts / 200.0) - 6  # beside the dendrite (a junction just outside)
     pos, comp = along_dendrite(None, y_pts, x_pts, 0.1, mask=mask)
     assert (comp == 1).all()
     want = (arc[x_pts.astype(int)] - arc[x_pts.astype(int)][0]) * 0.1
     got = pos - pos[0] if pos[-1] > pos[0] else pos[0] - pos
-    np.testing.assert_allclose(got, want, rtol=0.06, atol=0.3)    # chain-code length within ~5 %, 3 px aside
+    np.testing.assert_allclose(got, want, rtol=0.06, atol=0.3)  # chain-code length within ~5 %, 3 px aside
     # no dendrite: NaN and component 0
     pos, comp = along_dendrite(np.zeros((64, 64)), [10.0], [10.0], 0.1)
     assert np.isnan(pos).all() and (comp == 0).all()
@@ -285,14 +312,22 @@ def test_spine_features_along_dendrite():
 
 # ---------------------------------------------------------------- dynamics
 
+
 def _tracks(animals):
     rows = []
     for seed, sessions in animals.items():
         for s in sessions:
-            rows.append(s.spines.select(
-                pl.lit(f"m{seed}").alias("animal"), pl.lit(f"day{4 * s.index:02d}").alias("session"),
-                pl.lit(s.index, pl.Int64).alias("session_index"), pl.col("spine_id").alias("track_id"),
-                "spine_id", "status", "size"))
+            rows.append(
+                s.spines.select(
+                    pl.lit(f"m{seed}").alias("animal"),
+                    pl.lit(f"day{4 * s.index:02d}").alias("session"),
+                    pl.lit(s.index, pl.Int64).alias("session_index"),
+                    pl.col("spine_id").alias("track_id"),
+                    "spine_id",
+                    "status",
+                    "size",
+                )
+            )
     return pl.concat(rows)
 
 
@@ -329,12 +364,26 @@ def test_dynamics_equal_hand_counts(animals):
 
 
 def test_dynamics_small_hand_case():
-    tr = pl.DataFrame({
-        "animal": ["a"] * 9, "session": ["d0"] * 4 + ["d4"] * 5, "session_index": [0] * 4 + [1] * 5,
-        "track_id": [1, 2, 3, 4, 1, 2, 3, 4, 5],
-        "status": ["present", "present", "present", "present", "present", "eliminated", "out_of_view", "present",
-                   "new"],
-        "size": [1.0, 1.0, 1.0, 2.0, 1.5, None, None, 1.0, 0.5]})
+    tr = pl.DataFrame(
+        {
+            "animal": ["a"] * 9,
+            "session": ["d0"] * 4 + ["d4"] * 5,
+            "session_index": [0] * 4 + [1] * 5,
+            "track_id": [1, 2, 3, 4, 1, 2, 3, 4, 5],
+            "status": [
+                "present",
+                "present",
+                "present",
+                "present",
+                "present",
+                "eliminated",
+                "out_of_view",
+                "present",
+                "new",
+            ],
+            "size": [1.0, 1.0, 1.0, 2.0, 1.5, None, None, 1.0, 0.5],
+        }
+    )
     d = spine_dynamics(tr).row(1, named=True)
     assert (d["n_in_view"], d["n_reference"], d["gained"], d["lost"]) == (3, 3, 1, 1)
     assert d["formation_rate"] == pytest.approx(1 / 3) and d["turnover"] == pytest.approx(1 / 3)

@@ -1,4 +1,5 @@
 """Box geometry (synapflow_assets.geometry): IoU, GIoU, NMS, centres, with hand-computed numbers."""
+
 import numpy as np
 import polars as pl
 import pytest
@@ -27,14 +28,16 @@ def test_columns_and_schema():
 
 
 def test_box_iou_known_pairs():
-    b = np.array([
-        UNIT,                     # identical -> 1
-        [20.0, 20.0, 30.0, 30.0],  # disjoint -> 0
-        [5.0, 0.0, 15.0, 10.0],    # half of each overlaps: 50 / 150 -> 1/3
-        [2.0, 2.0, 7.0, 7.0],      # contained: 25 / 100 -> 1/4
-        [10.0, 0.0, 20.0, 10.0],   # touching edge -> 0
-        [-5.0, -5.0, 15.0, 15.0],  # containing: 100 / 400 -> 1/4
-    ])
+    b = np.array(
+        [
+            UNIT,  # identical -> 1
+            [20.0, 20.0, 30.0, 30.0],  # disjoint -> 0
+            [5.0, 0.0, 15.0, 10.0],  # half of each overlaps: 50 / 150 -> 1/3
+            [2.0, 2.0, 7.0, 7.0],  # contained: 25 / 100 -> 1/4
+            [10.0, 0.0, 20.0, 10.0],  # touching edge -> 0
+            [-5.0, -5.0, 15.0, 15.0],  # containing: 100 / 400 -> 1/4
+        ]
+    )
     out = box_iou([UNIT], b)
     assert out.shape == (1, 6) and out.dtype == np.float64
     np.testing.assert_allclose(out[0], [1.0, 0.0, 1 / 3, 0.25, 0.0, 0.25])
@@ -87,13 +90,15 @@ def test_pairwise_giou_shape_and_scale_invariance():
 
 
 def test_nms_keeps_right_indices_in_score_order():
-    boxes = np.array([
-        [0.0, 0.0, 10.0, 10.0],    # 0: IoU 0.68 with box 1 -> suppressed by it
-        [1.0, 1.0, 11.0, 11.0],    # 1: best score, kept first
-        [20.0, 20.0, 30.0, 30.0],  # 2: alone, kept
-        [25.0, 20.0, 35.0, 30.0],  # 3: IoU 1/3 with box 2: kept at 0.5, dropped at 0.3
-        [50.0, 50.0, 60.0, 60.0],  # 4: alone, kept
-    ])
+    boxes = np.array(
+        [
+            [0.0, 0.0, 10.0, 10.0],  # 0: IoU 0.68 with box 1 -> suppressed by it
+            [1.0, 1.0, 11.0, 11.0],  # 1: best score, kept first
+            [20.0, 20.0, 30.0, 30.0],  # 2: alone, kept
+            [25.0, 20.0, 35.0, 30.0],  # 3: IoU 1/3 with box 2: kept at 0.5, dropped at 0.3
+            [50.0, 50.0, 60.0, 60.0],  # 4: alone, kept
+        ]
+    )
     scores = np.array([0.5, 0.9, 0.4, 0.3, 0.7])
     keep = nms(boxes, scores, iou_threshold=0.5)
     assert keep.dtype == np.int64
@@ -122,8 +127,7 @@ def test_centres_and_distances():
     d = centre_distance(a, b)
     assert d.shape == (2, 3)
     # centres of b: (6, 7), (15, 15), (3, 6)
-    np.testing.assert_allclose(d, [[np.sqrt(5), np.sqrt(200), np.sqrt(5)],
-                                   [np.sqrt(10), np.sqrt(225), 0.0]])
+    np.testing.assert_allclose(d, [[np.sqrt(5), np.sqrt(200), np.sqrt(5)], [np.sqrt(10), np.sqrt(225), 0.0]])
     np.testing.assert_allclose(paired_centre_distance(a, b[:2]), [np.sqrt(5), 15.0])
     # 3-4-5 triangle is exact
     assert paired_centre_distance([UNIT], [[3.0, 4.0, 13.0, 14.0]])[0] == 5.0

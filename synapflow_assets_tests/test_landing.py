@@ -6,7 +6,13 @@ import pytest
 
 from synapflow_assets.imaging.errors import InputError
 from synapflow_assets.imaging.keys import InvalidKeyError, order_sessions, validate_key
-from synapflow_assets.imaging.landing import SETTLE_SECONDS, find_session_input, is_complete, scan_landing, settled_sessions
+from synapflow_assets.imaging.landing import (
+    SETTLE_SECONDS,
+    find_session_input,
+    is_complete,
+    scan_landing,
+    settled_sessions,
+)
 
 
 def settle(path, seconds=3600):
@@ -15,7 +21,9 @@ def settle(path, seconds=3600):
     os.utime(path, (past, past))
 
 
-@pytest.mark.parametrize("key", ["a|b", "a,b", "a[1]", "x]", "a/b", "..", "a..b", "", " day1", "day 1", "-x", "a" * 65, "a\\b"])
+@pytest.mark.parametrize(
+    "key", ["a|b", "a,b", "a[1]", "x]", "a/b", "..", "a..b", "", " day1", "day 1", "-x", "a" * 65, "a\\b"]
+)
 def test_unsafe_keys_are_rejected(key):
     with pytest.raises(InvalidKeyError, match="invalid session"):
         validate_key(key, "session")
@@ -77,7 +85,9 @@ def test_settled_sessions_wait_for_stable_files_and_rerequest_changes(tmp_path, 
 def test_ingest_and_the_sensor_share_one_completeness_rule(tmp_path):
     touch(tmp_path / "m1" / "day00.tif", b"partial")
     item = scan_landing(tmp_path)[0][0]
-    assert not is_complete(item, settle=SETTLE_SECONDS) and is_complete(item, settle=SETTLE_SECONDS, now=item.modified + SETTLE_SECONDS)
+    assert not is_complete(item, settle=SETTLE_SECONDS) and is_complete(
+        item, settle=SETTLE_SECONDS, now=item.modified + SETTLE_SECONDS
+    )
     touch(tmp_path / "m1" / "day00.done", b"")
     assert is_complete(item)
 
@@ -115,4 +125,9 @@ def test_ingest_leaves_a_session_that_is_still_being_written(tmp_path, monkeypat
         (folder.parent / "day00.done").touch()
         report = process_landed(instance, DataLake(root=str(tmp_path)), detection=DetectionSettings(source="baseline"))
         assert report.waiting == [] and report.materialized[0].startswith("m1/day00 (raw_volume")
-        assert instance.get_latest_materialization_event(dg.AssetKey("raw_volume")).asset_materialization.metadata["shape_zyx"].value[0] == 6
+        assert (
+            instance.get_latest_materialization_event(dg.AssetKey("raw_volume"))
+            .asset_materialization.metadata["shape_zyx"]
+            .value[0]
+            == 6
+        )

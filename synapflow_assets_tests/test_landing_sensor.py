@@ -14,7 +14,9 @@ from .conftest import write_stack
 
 
 def tick(instance, lake, cursor, detection=DetectionSettings()):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": lake, "detection": detection, "imaging": ImagingSettings()})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"lake": lake, "detection": detection, "imaging": ImagingSettings()}
+    )
     result = landing_sensor(context)
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -96,4 +98,9 @@ def test_sessions_already_ingested_are_not_requested_again(tmp_path, instance):
     write_session(sims[1], tmp_path / "landing", "m1", "day04")  # with its .done marker: taken at the next tick
     requests = tick(instance, lake, first.cursor, imported).run_requests
     assert [r.partition_key for r in requests] == ["m1/day04"]
-    assert {k.to_user_string() for k in requests[0].asset_selection} == {"raw_volume", "detections_2d", "spines_3d", "spine_features"}
+    assert {k.to_user_string() for k in requests[0].asset_selection} == {
+        "raw_volume",
+        "detections_2d",
+        "spines_3d",
+        "spine_features",
+    }

@@ -6,6 +6,7 @@
 - every other module is plain Python: it imports neither ``dagster`` nor the orchestration nor the
   command line, so it can be used and tested without Dagster.
 """
+
 import ast
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def imports(name: str, path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module
@@ -62,10 +63,14 @@ def test_the_parse_sees_the_imports():
 
 
 def test_only_the_orchestration_imports_dagster():
-    offenders = {name: sorted(filter(is_dagster, imports(name, path))) for name, path in modules().items()
-                 if not within(name, ORCHESTRATION)}
-    assert {name: found for name, found in offenders.items() if found} == {}, \
+    offenders = {
+        name: sorted(filter(is_dagster, imports(name, path)))
+        for name, path in modules().items()
+        if not within(name, ORCHESTRATION)
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}, (
         "only defs/, definitions.py and pipeline.py may import dagster"
+    )
 
 
 def test_plain_modules_import_neither_the_orchestration_nor_the_command_line():
@@ -82,22 +87,29 @@ def test_plain_modules_import_neither_the_orchestration_nor_the_command_line():
 def test_importing_every_plain_module_does_not_load_dagster():
     """The same rule at run time: nothing a plain module imports (a third-party package included) brings Dagster in."""
     plain = [name for name in modules() if not within(name, ORCHESTRATION + COMMAND_LINE)]
-    code = ("import importlib, sys\n"
-            f"for name in {plain!r}:\n"
-            "    importlib.import_module(name)\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster' or m.startswith('dagster_')))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=PACKAGE.parent)
+    code = (
+        "import importlib, sys\n"
+        f"for name in {plain!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster' or m.startswith('dagster_')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=PACKAGE.parent
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]", result.stdout[-2000:]
 
 
 def private_imports(name: str, path: Path) -> list[str]:
     """`module._name` for every private name (one leading underscore) the module imports from another module."""
-    return sorted(f"{imported} in {name}" for imported in imports(name, path)
-                  if imported.startswith("synapflow_assets.") and imported.rpartition(".")[2].startswith("_")
-                  and not imported.rpartition(".")[2].startswith("__")
-                  and imported.rpartition(".")[0] != name)
+    return sorted(
+        f"{imported} in {name}"
+        for imported in imports(name, path)
+        if imported.startswith("synapflow_assets.")
+        and imported.rpartition(".")[2].startswith("_")
+        and not imported.rpartition(".")[2].startswith("__")
+        and imported.rpartition(".")[0] != name
+    )
 
 
 def test_no_module_imports_another_modules_private_names():
@@ -110,4 +122,5 @@ def test_the_private_name_check_finds_one(tmp_path):
     planted.write_text("from synapflow_assets.tracking.depth import _secret\nfrom .keys import _pattern\n")
     assert private_imports("synapflow_assets.imaging.planted", planted) == [
         "synapflow_assets.imaging.keys._pattern in synapflow_assets.imaging.planted",
-        "synapflow_assets.tracking.depth._secret in synapflow_assets.imaging.planted"]
+        "synapflow_assets.tracking.depth._secret in synapflow_assets.imaging.planted",
+    ]

@@ -1,5 +1,6 @@
 """A data root on an S3-compatible server (moto on 127.0.0.1, started by deploy/services/s3.sh): the same
 feature tables as a local root, outputs stored as objects, and an unreachable store failing loudly."""
+
 import os
 import socket
 import subprocess
@@ -35,12 +36,21 @@ def s3_server(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 with the bucket `lab`; the AWS variables point at it."""
     state, port = tmp_path_factory.mktemp("s3"), free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    subprocess.run(["bash", str(SCRIPT), "start", str(state), str(port)], env=env, check=True, capture_output=True,
-                   timeout=120)
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                              "AWS_DEFAULT_REGION")}
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    subprocess.run(
+        ["bash", str(SCRIPT), "start", str(state), str(port)], env=env, check=True, capture_output=True, timeout=120
+    )
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
     try:
         location("s3://lab").fs.mkdir("lab")
         yield f"http://127.0.0.1:{port}"
@@ -76,17 +86,26 @@ def test_a_lab_on_the_object_store_gives_the_tables_of_a_local_one(s3_server, tm
         chunk = sorted(bucket.fs.find("lab/run1/volumes/m1/day04.ome.zarr/0/c"))[0]
         bucket.fs.rm(chunk)
         repaired = process_landed(instance, remote_lake, detection=IMPORTED)
-    assert repaired.materialized[0].startswith("m1/day04 (raw_volume") and any("chunks of '0' missing" in w for w in repaired.warnings)
+    assert repaired.materialized[0].startswith("m1/day04 (raw_volume") and any(
+        "chunks of '0' missing" in w for w in repaired.warnings
+    )
     assert chunk in bucket.fs.find("lab/run1/volumes/m1/day04.ome.zarr/0/c")
 
     for name in TABLES:
         a, b = table(tmp_path / "local" / "features.duckdb", name), table(tmp_path / "remote.duckdb", name)
         assert len(a) > 0 and a.equals(b), name
     stored = set(bucket.fs.find("lab/run1"))
-    for key in ("volumes/m1/day00.ome.zarr/zarr.json", "detections/m1/day04.parquet", "spines/m1/day04.parquet",
-                "candidates/m1/day00.parquet", "tracks/m1.parquet"):
+    for key in (
+        "volumes/m1/day00.ome.zarr/zarr.json",
+        "detections/m1/day04.parquet",
+        "spines/m1/day04.parquet",
+        "candidates/m1/day00.parquet",
+        "tracks/m1.parquet",
+    ):
         assert f"lab/run1/{key}" in stored, key
-    assert read_parquet(remote_lake.tracks_path("m1")).equals(pl.read_parquet(tmp_path / "local" / "tracks" / "m1.parquet"))
+    assert read_parquet(remote_lake.tracks_path("m1")).equals(
+        pl.read_parquet(tmp_path / "local" / "tracks" / "m1.parquet")
+    )
     assert not (tmp_path / "volumes").exists()
 
 
@@ -100,7 +119,10 @@ def test_an_unreachable_store_fails_in_one_line_naming_it(s3_server, tmp_path, m
 
 
 def test_a_missing_bucket_and_missing_settings_are_named(s3_server, tmp_path, monkeypatch):
-    with open_instance(tmp_path / "instance") as instance, pytest.raises(StorageError, match="no-such-bucket/lab: no such bucket at http"):
+    with (
+        open_instance(tmp_path / "instance") as instance,
+        pytest.raises(StorageError, match="no-such-bucket/lab: no such bucket at http"),
+    ):
         process_landed(instance, DataLake(root="s3://no-such-bucket/lab", store=str(tmp_path / "s.duckdb")))
     with pytest.raises(StorageError, match="set SYNAPFLOW_STORE"):
         DataLake(root="s3://lab/x").store_path
@@ -112,8 +134,17 @@ def test_a_missing_bucket_and_missing_settings_are_named(s3_server, tmp_path, mo
 def test_ingest_on_an_object_store_without_a_shared_instance_exits_2(s3_server, tmp_path):
     env = {**os.environ, "SYNAPFLOW_STORE": str(tmp_path / "s.duckdb")}
     env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-m", "synapflow_assets", "ingest", "--data", "s3://lab/cli"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "synapflow_assets", "ingest", "--data", "s3://lab/cli"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("error: s3://lab/cli: an object-store data root needs a "
-                                                            "shared Dagster instance; set DAGSTER_HOME")
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: s3://lab/cli: an object-store data root needs a shared Dagster instance; set DAGSTER_HOME")
+    )

@@ -8,7 +8,9 @@ from synapflow_assets.imaging.ome_zarr import read_mip, read_volume_zarr, write_
 
 def test_volume_round_trip_with_ngff_multiscales(tmp_path):
     data = np.random.default_rng(0).integers(0, 4000, (5, 64, 96), dtype=np.uint16)
-    target = write_volume(tmp_path / "day00.ome.zarr", data, (1.0, 0.12, 0.15), mip=data.max(0), attributes={"input_hash": "abc"})
+    target = write_volume(
+        tmp_path / "day00.ome.zarr", data, (1.0, 0.12, 0.15), mip=data.max(0), attributes={"input_hash": "abc"}
+    )
     back, scale, attrs = read_volume_zarr(target)
     np.testing.assert_array_equal(back, data)
     assert scale == (1.0, 0.12, 0.15) and attrs == {"input_hash": "abc"}

@@ -6,6 +6,7 @@ of two sessions each (m1: day00, day04; m2: day00, day06) with imported boxes:
 the landing folder, the volumes and tables, ``features.duckdb`` and the
 instance (its old layout had the phantom partitions m1|day06 and m2|day04).
 """
+
 import tarfile
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def old_lab(tmp_path):
 
 def latest(instance, asset, partition):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
     return records[0].asset_materialization if records else None
 
 
@@ -48,7 +50,9 @@ def test_the_old_layout_is_what_main_made(old_lab):
 def test_upgrade_keeps_versions_and_history_and_nothing_is_recomputed(old_lab):
     root, instance = old_lab
     store = root / "features.duckdb"
-    counts = {t: query(store, f"select count(*) as n from {t}")["n"][0] for t in ("spine_features", "tracks", "dynamics")}
+    counts = {
+        t: query(store, f"select count(*) as n from {t}")["n"][0] for t in ("spine_features", "tracks", "dynamics")
+    }
     assert min(counts.values()) > 0
     old = {(a, k): latest(instance, a, k.replace("/", "|")) for a in SESSION_ASSETS for k in SESSION_KEYS}
 
@@ -89,6 +93,9 @@ def test_the_upgrade_command_says_what_it_moved(old_lab, monkeypatch, capsys):
 
     root, _ = old_lab
     assert main(["upgrade", "--data", str(root)]) == 0
-    assert "4 session partitions moved to animal/session (m1/day00, m1/day04, m2/day00, m2/day06)" in capsys.readouterr().out
+    assert (
+        "4 session partitions moved to animal/session (m1/day00, m1/day04, m2/day00, m2/day06)"
+        in capsys.readouterr().out
+    )
     assert main(["upgrade", "--data", str(root)]) == 0
     assert "already on animal/session partitions; nothing to do" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The detector at a physical scale: rendered raw-like layers, the pixel-size estimate, resampling to the
 model's pixel size and back, training on the renderer, and the gate's raw-like validation set."""
+
 import re
 
 import numpy as np
@@ -12,16 +13,17 @@ from synapflow_assets.detection.data import raw_like_samples, resample, shared_d
 from synapflow_assets.detection.evaluation import detection_scores
 from synapflow_assets.detection.gate import validation_score
 from synapflow_assets.detection.inference import SpineDetector
-from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.invivo import INVIVO_IOU, invivo_layers
+from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.training import VAL_RAW_SEED, TrainConfig, train
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.imaging.scale import estimate_pixel_size
 from synapflow_assets.synthetic.raw_layer import RAW_SPINE_TYPES, RawLayerParams, render_raw_layer
 
 #: Clean enough fields that the dendrite is the brightest tube: the estimate's stated regime.
-CLEAN = RawLayerParams(dendrite_radius_um=(0.55, 0.55), n_debris=(0, 3), n_axons=(0, 1), peak_photons=(50, 400),
-                       field_um=30.0)
+CLEAN = RawLayerParams(
+    dendrite_radius_um=(0.55, 0.55), n_debris=(0, 3), n_axons=(0, 1), peak_photons=(50, 400), field_um=30.0
+)
 
 
 def test_rendered_layer_has_raw_statistics_and_boxes_of_every_type():
@@ -40,8 +42,12 @@ def test_rendered_layer_has_raw_statistics_and_boxes_of_every_type():
 
 def test_scale_estimate_recovers_the_pixel_size_of_rendered_layers_within_20_percent():
     for pixel in (0.06, 0.12, 0.24):
-        estimates = [estimate_pixel_size(render_raw_layer(np.random.default_rng([11, k]), CLEAN, pixel_size_um=pixel)
-                                         .image).pixel_size_um for k in range(5)]
+        estimates = [
+            estimate_pixel_size(
+                render_raw_layer(np.random.default_rng([11, k]), CLEAN, pixel_size_um=pixel).image
+            ).pixel_size_um
+            for k in range(5)
+        ]
         ratios = np.array([np.nan if e is None else e / pixel for e in estimates])
         assert np.isnan(ratios).sum() <= 1 and 0.8 <= float(np.nanmedian(ratios)) <= 1.2, (pixel, np.round(ratios, 2))
 
@@ -100,15 +106,33 @@ def test_without_a_pixel_size_the_detector_estimates_it(detector):
     layer = render_raw_layer(np.random.default_rng([11, 1]), CLEAN, pixel_size_um=0.12)
     estimate = estimate_pixel_size(layer.image).pixel_size_um
     assert detector.zoom_for(detector.layer_pixel_size(layer.image, None)) == pytest.approx(
-        estimate / detector.pixel_size_um)
-    assert detector.zoom_for(detector.layer_pixel_size(layer.image, 0.24)) == pytest.approx(0.24 / detector.pixel_size_um)
+        estimate / detector.pixel_size_um
+    )
+    assert detector.zoom_for(detector.layer_pixel_size(layer.image, 0.24)) == pytest.approx(
+        0.24 / detector.pixel_size_um
+    )
 
 
 def test_a_tiny_model_trains_on_raw_like_layers_and_its_loss_falls(tmp_path, no_shared_data):
     lines = []
-    config = TrainConfig(steps=60, model="tiny", batch_size=2, sim_crop=96, crop=96, raw_layers=6, val_raw_layers=2,
-                         pool_weights=(("raw", 1.0),), sim_animals=1, sim_size=64, val_sim_animals=1,
-                         eval_every=60, checkpoint_every=60, lr=1e-3, warmup_steps=5, pretrain_steps=0)
+    config = TrainConfig(
+        steps=60,
+        model="tiny",
+        batch_size=2,
+        sim_crop=96,
+        crop=96,
+        raw_layers=6,
+        val_raw_layers=2,
+        pool_weights=(("raw", 1.0),),
+        sim_animals=1,
+        sim_size=64,
+        val_sim_animals=1,
+        eval_every=60,
+        checkpoint_every=60,
+        lr=1e-3,
+        warmup_steps=5,
+        pretrain_steps=0,
+    )
     final = train(config, tmp_path / "run", log=lines.append)
     losses = [float(m.group(1)) for line in lines if (m := re.match(r"step \d+ loss ([\d.]+) \(raw\)", line))]
     assert len(losses) == 6 and all("(raw)" in line for line in lines if line.startswith("step "))
@@ -123,8 +147,11 @@ def test_a_tiny_model_trains_on_raw_like_layers_and_its_loss_falls(tmp_path, no_
 
 
 def test_the_gate_prefers_the_raw_like_set_over_older_sets():
-    entry = {"val_raw": {"ap50": 0.7, "n_truth": 900, "n_images": 16, "seed": VAL_RAW_SEED},
-             "val_real": {"ap50": 0.9, "n_truth": 102}, "val_sim": {"ap50": 0.8, "n_truth": 215}}
+    entry = {
+        "val_raw": {"ap50": 0.7, "n_truth": 900, "n_images": 16, "seed": VAL_RAW_SEED},
+        "val_real": {"ap50": 0.9, "n_truth": 102},
+        "val_sim": {"ap50": 0.8, "n_truth": 215},
+    }
     assert validation_score(entry) == (0.7, f"raw:seed={VAL_RAW_SEED},layers=16,n_truth=900")
     del entry["val_raw"]
     assert validation_score(entry) == (0.9, "real:n_truth=102")

@@ -1,10 +1,10 @@
-import numpy as np
 import dagster as dg
+import numpy as np
 
+from synapflow_assets.definitions import defs
 from synapflow_assets.defs.partitions import register_sessions, session_partition_key
 from synapflow_assets.defs.resources import DataLake, DetectionSettings, ImagingSettings
 from synapflow_assets.defs.volume_assets import raw_volume
-from synapflow_assets.definitions import defs
 from synapflow_assets.imaging.ome_zarr import read_volume_zarr
 from synapflow_assets.imaging.readers import content_hash
 
@@ -13,8 +13,13 @@ from .conftest import write_stack
 
 def materialize(instance, lake, animal, session):
     register_sessions(instance, [(animal, session)])
-    return dg.materialize([raw_volume], instance=instance, resources={"lake": lake, "imaging": ImagingSettings(), "detection": DetectionSettings(source="imported")},
-                          partition_key=session_partition_key(animal, session), raise_on_error=False)
+    return dg.materialize(
+        [raw_volume],
+        instance=instance,
+        resources={"lake": lake, "imaging": ImagingSettings(), "detection": DetectionSettings(source="imported")},
+        partition_key=session_partition_key(animal, session),
+        raise_on_error=False,
+    )
 
 
 def test_definitions_load():
@@ -38,9 +43,12 @@ def test_raw_volume_for_two_partitions_reads_back(tmp_path, instance):
     np.testing.assert_allclose(read_volume_zarr(lake.volume_path("m2", "day04"))[1], (2.0, 0.1, 0.1))
 
     event = instance.get_latest_materialization_event(raw_volume.key)
-    assert event.asset_materialization.tags["dagster/data_version"] == content_hash(tmp_path / "landing" / "m2" / "day04.tif")
+    assert event.asset_materialization.tags["dagster/data_version"] == content_hash(
+        tmp_path / "landing" / "m2" / "day04.tif"
+    )
     checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(raw_volume.key, "registration_residual"), dg.AssetCheckKey(raw_volume.key, "shape_and_dtype")])
+        [dg.AssetCheckKey(raw_volume.key, "registration_residual"), dg.AssetCheckKey(raw_volume.key, "shape_and_dtype")]
+    )
     assert len(checks) == 2 and all(c.status.value == "SUCCEEDED" for c in checks.values())
 
 

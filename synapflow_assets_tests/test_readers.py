@@ -1,4 +1,5 @@
 """read_volume, find_png_layers and content_hash on well-formed inputs."""
+
 import json
 from datetime import datetime, timezone
 
@@ -19,8 +20,13 @@ def ramp(shape, dtype="uint16", seed=0):
 def test_imagej_zyx_voxel_size_exact(tmp_path):
     data = ramp((6, 32, 40))
     path = tmp_path / "day00.tif"
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.125, 1 / 0.25),
-                     metadata={"spacing": 0.75, "unit": "um", "axes": "ZYX"})
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.125, 1 / 0.25),
+        metadata={"spacing": 0.75, "unit": "um", "axes": "ZYX"},
+    )
     vol = read_volume(path)
     np.testing.assert_array_equal(vol.data, data)
     assert vol.data.dtype == np.uint16
@@ -35,8 +41,9 @@ def test_imagej_zyx_voxel_size_exact(tmp_path):
 def test_imagej_nm_unit_and_pixel_unit_ignored(tmp_path):
     data = ramp((5, 32, 32))
     nm = tmp_path / "nm.tif"
-    tifffile.imwrite(nm, data, imagej=True, resolution=(1 / 100, 1 / 100),
-                     metadata={"spacing": 500, "unit": "nm", "axes": "ZYX"})
+    tifffile.imwrite(
+        nm, data, imagej=True, resolution=(1 / 100, 1 / 100), metadata={"spacing": 500, "unit": "nm", "axes": "ZYX"}
+    )
     assert read_volume(nm).voxel_size_um == pytest.approx((0.5, 0.1, 0.1))
     px = tmp_path / "px.tif"
     tifffile.imwrite(px, data, imagej=True, resolution=(1, 1), metadata={"axes": "ZYX"})
@@ -48,8 +55,9 @@ def test_imagej_nm_unit_and_pixel_unit_ignored(tmp_path):
 @pytest.mark.parametrize("unit", ["micron", "\\u00B5m", "um"])
 def test_imagej_micron_spellings(tmp_path, unit):
     path = tmp_path / "u.tif"
-    tifffile.imwrite(path, ramp((5, 32, 32)), imagej=True, resolution=(5, 5),
-                     metadata={"spacing": 2.0, "unit": unit, "axes": "ZYX"})
+    tifffile.imwrite(
+        path, ramp((5, 32, 32)), imagej=True, resolution=(5, 5), metadata={"spacing": 2.0, "unit": unit, "axes": "ZYX"}
+    )
     assert read_volume(path).voxel_size_um == pytest.approx((2.0, 0.2, 0.2))
 
 
@@ -74,10 +82,20 @@ def test_imagej_tzcyx_with_single_timepoint_is_squeezed(tmp_path):
 def test_ome_tiff_units_and_acquisition_date(tmp_path):
     data = ramp((5, 32, 48))
     path = tmp_path / "s.ome.tif"
-    tifffile.imwrite(path, data, ome=True, metadata={
-        "axes": "ZYX", "PhysicalSizeX": 0.2, "PhysicalSizeXUnit": "µm",
-        "PhysicalSizeY": 150, "PhysicalSizeYUnit": "nm",
-        "PhysicalSizeZ": 1.5, "PhysicalSizeZUnit": "µm"})
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.2,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": 150,
+            "PhysicalSizeYUnit": "nm",
+            "PhysicalSizeZ": 1.5,
+            "PhysicalSizeZUnit": "µm",
+        },
+    )
     vol = read_volume(path)
     np.testing.assert_array_equal(vol.data, data)
     assert vol.voxel_size_um == pytest.approx((1.5, 0.15, 0.2))
@@ -85,8 +103,12 @@ def test_ome_tiff_units_and_acquisition_date(tmp_path):
     assert vol.metadata["format"] == "ome-tiff"
 
     dated = tmp_path / "dated.ome.tif"
-    tifffile.imwrite(dated, data, ome=True, metadata={
-        "axes": "ZYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1, "PhysicalSizeZ": 2.0})
+    tifffile.imwrite(
+        dated,
+        data,
+        ome=True,
+        metadata={"axes": "ZYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.1, "PhysicalSizeZ": 2.0},
+    )
     xml = tifffile.tiffcomment(dated)
     xml = xml.replace("<Pixels", "<AcquisitionDate>2024-03-05T10:20:30</AcquisitionDate><Pixels", 1)
     tifffile.tiffcomment(dated, xml.encode())
@@ -138,8 +160,12 @@ def test_scanimage_interleaved_channels(tmp_path):
 def test_scanimage_actual_step_preferred(tmp_path):
     data = ramp((6, 32, 32))
     path = tmp_path / "si.tif"
-    tifffile.imwrite(path, data, software="SI.hStackManager.actualStackZStepSize = -0.5\n"
-                     "SI.hStackManager.stackZStepSize = 1\nSI.hChannels.channelSave = 1")
+    tifffile.imwrite(
+        path,
+        data,
+        software="SI.hStackManager.actualStackZStepSize = -0.5\n"
+        "SI.hStackManager.stackZStepSize = 1\nSI.hChannels.channelSave = 1",
+    )
     vol = read_volume(path)
     assert vol.voxel_size_um[0] == 0.5
     np.testing.assert_array_equal(vol.data, data)
@@ -186,9 +212,11 @@ def test_sidecar_voxel_size_time_and_channel(tmp_path):
     data = ramp((6, 32, 32))
     path = tmp_path / "day04.tif"
     tifffile.imwrite(path, data)
-    (tmp_path / "day04.json").write_text(json.dumps({
-        "voxel_size_um": [0.9, 0.11, 0.1], "acquired_at": "2024-01-02T03:04:05Z",
-        "n_channels": 2, "channel": 1}))
+    (tmp_path / "day04.json").write_text(
+        json.dumps(
+            {"voxel_size_um": [0.9, 0.11, 0.1], "acquired_at": "2024-01-02T03:04:05Z", "n_channels": 2, "channel": 1}
+        )
+    )
     vol = read_volume(path)
     assert vol.voxel_size_um == (0.9, 0.11, 0.1)
     assert vol.voxel_size_source == "sidecar"

@@ -1,4 +1,5 @@
 """Issue [1/7]: single planes, sparse fields, per-lab settings, metadata, colour, loud one-line failures."""
+
 import os
 import re
 import subprocess
@@ -17,19 +18,34 @@ from synapflow_assets.detection.data import shared_data_root
 from synapflow_assets.imaging.colour import COLOUR_NOTE
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.pipeline import process_landed
-from synapflow_assets.synthetic import SimulationParams, project_session, simulate_animal, simulate_landing, write_session
+from synapflow_assets.synthetic import (
+    SimulationParams,
+    project_session,
+    simulate_animal,
+    simulate_landing,
+    write_session,
+)
 from synapflow_assets.tracking.align import align_sessions
 
 from .conftest import write_stack
 
 IMPORTED = DetectionSettings(source="imported")
-SPARSE = SimulationParams(shape=(12, 512, 512), n_dendrites=(1, 1), spine_density_per_um=(0.3, 0.4), max_drift_px=30,
-                          max_rotation_deg=0.75, world_margin_um=10.0, max_drift_layers=1, layer_jitter_px=0.0)
+SPARSE = SimulationParams(
+    shape=(12, 512, 512),
+    n_dendrites=(1, 1),
+    spine_density_per_um=(0.3, 0.4),
+    max_drift_px=30,
+    max_rotation_deg=0.75,
+    world_margin_um=10.0,
+    max_drift_layers=1,
+    layer_jitter_px=0.0,
+)
 
 
 def mapped_error(alignment, earlier, later) -> float:
     both = earlier.spines.join(later.spines, on="spine_id", suffix="_b").filter(
-        pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present"))
+        pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present")
+    )
     mapped = alignment.map_points(both.select("y", "x").to_numpy())
     return float(np.hypot(*(mapped - both.select("y_b", "x_b").to_numpy()).T).mean())
 
@@ -75,9 +91,11 @@ def test_settings_files_make_exactly_the_affected_partitions_stale(two_animals, 
     assert not process_landed(instance, lake, detection=IMPORTED).failed
     (tmp_path / "landing" / "m2" / "synapflow.yaml").write_text("imaging:\n  pixel_size_um: 0.1\n")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m2/day00 (raw_volume, detections_2d, spines_3d, spine_features)",
-                                   "m2/day04 (raw_volume, detections_2d, spines_3d, spine_features)",
-                                   "m2 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == [
+        "m2/day00 (raw_volume, detections_2d, spines_3d, spine_features)",
+        "m2/day04 (raw_volume, detections_2d, spines_3d, spine_features)",
+        "m2 (spine_tracks, spine_dynamics)",
+    ]
     from synapflow_assets.imaging.ome_zarr import read_volume_info
 
     _, voxel, attributes = read_volume_info(lake.volume_path("m2", "day00"))
@@ -89,7 +107,14 @@ def test_settings_files_make_exactly_the_affected_partitions_stale(two_animals, 
 
     (tmp_path / "landing" / "synapflow.yaml").write_text("detection:\n  score_threshold: 0.5\n")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert [m.split(" ")[0] for m in report.materialized] == ["m1/day00", "m1/day04", "m2/day00", "m2/day04", "m1", "m2"]
+    assert [m.split(" ")[0] for m in report.materialized] == [
+        "m1/day00",
+        "m1/day04",
+        "m2/day00",
+        "m2/day04",
+        "m1",
+        "m2",
+    ]
     assert all("(detections_2d, spines_3d, spine_features)" in m for m in report.materialized[:4])
 
     (tmp_path / "landing" / "m1" / "synapflow.yaml").write_text("alignment:\n  min_trusted_blokcs: 0.2\n")
@@ -101,8 +126,10 @@ def test_settings_files_make_exactly_the_affected_partitions_stale(two_animals, 
 def scanimage_text(fov=True) -> str:
     text = "SI.hChannels.channelSave = 1\nSI.hStackManager.actualStackZStepSize = 2\n"
     if fov:
-        text += ("SI.hRoiManager.imagingFovUm = [-51.2 -25.6;51.2 -25.6;51.2 25.6;-51.2 25.6]\n"
-                 "SI.hRoiManager.pixelsPerLine = 128\nSI.hRoiManager.linesPerFrame = 64\n")
+        text += (
+            "SI.hRoiManager.imagingFovUm = [-51.2 -25.6;51.2 -25.6;51.2 25.6;-51.2 25.6]\n"
+            "SI.hRoiManager.pixelsPerLine = 128\nSI.hRoiManager.linesPerFrame = 64\n"
+        )
     return text
 
 
@@ -117,15 +144,24 @@ def test_scanimage_pixel_size_is_read_and_a_missing_one_is_said(tmp_path, instan
 
     landing = tmp_path / "data" / "landing" / "m1"
     write_stack(landing / "day00.tif", layers=6, size=(128, 128))
-    tifffile.imwrite(landing / "day00.tif", tifffile.imread(landing / "day00.tif"), software=scanimage_text(fov=False),
-                     description=scanimage_text(fov=False), metadata=None)
+    tifffile.imwrite(
+        landing / "day00.tif",
+        tifffile.imread(landing / "day00.tif"),
+        software=scanimage_text(fov=False),
+        description=scanimage_text(fov=False),
+        metadata=None,
+    )
     (landing / "day00.detections.csv").write_text("filename,width,height,class,score,xmin,ymin,xmax,ymax\n")
     report = process_landed(instance, DataLake(root=str(tmp_path / "data")), detection=IMPORTED)
     assert not report.failed
-    said = [line for line in report.warnings
-            if line.startswith("m1/day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; ")]
-    assert len(said) == 1 and re.search(r"; [\d.]+ um (estimated from the dendrite width|assumed) \(set imaging", said[0]), \
-        report.warnings
+    said = [
+        line
+        for line in report.warnings
+        if line.startswith("m1/day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; ")
+    ]
+    assert len(said) == 1 and re.search(
+        r"; [\d.]+ um (estimated from the dendrite width|assumed) \(set imaging", said[0]
+    ), report.warnings
 
 
 def test_colour_is_read_as_grey_identically_by_ingest_and_detect(tmp_path):
@@ -174,8 +210,13 @@ def test_ingest_prints_one_line_per_failure_and_exits_non_zero(tmp_path):
     (landing / "bad animal").mkdir()
     write_stack(landing / "bad animal" / "day00.tif", layers=4, size=(64, 64))
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(tmp_path / "data"),
-                           "--source", "imported"], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(tmp_path / "data"), "--source", "imported"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     output = done.stdout + done.stderr
     print(output)
     assert done.returncode == 1
@@ -200,16 +241,23 @@ def test_a_failed_run_gives_one_line_to_the_failure_sensor(tmp_path, instance):
     (tmp_path / "landing" / "m1").mkdir(parents=True)
     (tmp_path / "landing" / "m1" / "day00.tif").write_text("not an image")
     register_sessions(instance, [("m1", "day00")])
-    result = dg.materialize([raw_volume], instance=instance, partition_key=session_partition_key("m1", "day00"),
-                            resources={"lake": DataLake(root=str(tmp_path)), "imaging": ImagingSettings()},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [raw_volume],
+        instance=instance,
+        partition_key=session_partition_key("m1", "day00"),
+        resources={"lake": DataLake(root=str(tmp_path)), "imaging": ImagingSettings()},
+        raise_on_error=False,
+    )
     failure = next(e for e in result.all_events if e.is_step_failure)
     line = step_failure_line(failure, result.run_id)
     assert line.endswith("day00.tif: not a TIFF file (starts with b'not ')") and "\n" not in line
     run = instance.get_run_by_id(result.run_id)
-    context = dg.build_run_status_sensor_context(sensor_name="failure_summary_sensor", dagster_instance=instance,
-                                                 dagster_run=run, dagster_event=result.get_run_failure_event()
-                                                 ).for_run_failure()
+    context = dg.build_run_status_sensor_context(
+        sensor_name="failure_summary_sensor",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=result.get_run_failure_event(),
+    ).for_run_failure()
     assert failure_summary_line(context) == f"FAILED m1/day00: {line} (run {result.run_id})"
     failure_summary_sensor(context)
 
@@ -230,6 +278,10 @@ def test_a_real_in_vivo_layer_moved_80_px_and_rotated_aligns(shift, rotation):
     later = rng.poisson(np.clip(warp_to_moving(image, rotation, shift), 0, None) + 2).astype(np.float32)
     step = align_sessions(earlier[None], later[None])
     points = np.stack(np.meshgrid(np.arange(150, 360, 30), np.arange(150, 360, 30), indexing="ij"), -1).reshape(-1, 2)
-    error = np.hypot(*(step.map_points(points) - rigid_map(points.astype(float), rotation, shift, image.shape)).T).mean()
-    print(f"trusted {step.trusted_blocks:.2f} of {step.structure_blocks} blocks holding structure, error {error:.2f} px")
+    error = np.hypot(
+        *(step.map_points(points) - rigid_map(points.astype(float), rotation, shift, image.shape)).T
+    ).mean()
+    print(
+        f"trusted {step.trusted_blocks:.2f} of {step.structure_blocks} blocks holding structure, error {error:.2f} px"
+    )
     assert step.ok and error < 0.5

@@ -1,5 +1,6 @@
 """Temporal evidence: a missed spine the image still shows stays present; a weak lone detection is not a
 formation; every event carries a confidence; the rates carry 95% intervals."""
+
 import numpy as np
 import polars as pl
 import pytest
@@ -12,8 +13,14 @@ from synapflow_assets.tracking.incremental import AnimalTracker, SessionInput
 from synapflow_assets.tracking.redetection import track_with_evidence
 from synapflow_assets.tracking.spines import summarize_spines
 
-PARAMS = SimulationParams(shape=(16, 256, 256), max_drift_px=10, max_drift_layers=1, max_rotation_deg=1,
-                          elimination_prob=0.1, formation_rate=0.1)
+PARAMS = SimulationParams(
+    shape=(16, 256, 256),
+    max_drift_px=10,
+    max_drift_layers=1,
+    max_rotation_deg=1,
+    elimination_prob=0.1,
+    formation_rate=0.1,
+)
 CANDIDATE_SCORE = 0.3
 """The detector's answer below its threshold at a spine it missed (the evidence)."""
 
@@ -26,8 +33,13 @@ def animal():
     return sessions, volumes, boxes
 
 
-def session_inputs(animal, *, drop: dict[int, list[int]] | None = None, silent: dict[int, list[int]] | None = None,
-                   extra: dict[int, pl.DataFrame] | None = None) -> list[SessionInput]:
+def session_inputs(
+    animal,
+    *,
+    drop: dict[int, list[int]] | None = None,
+    silent: dict[int, list[int]] | None = None,
+    extra: dict[int, pl.DataFrame] | None = None,
+) -> list[SessionInput]:
     """Sessions whose detections are the true boxes, minus the spines in ``drop`` (missed by the detector,
     which still answers there below threshold unless the spine is also in ``silent``), plus ``extra`` boxes."""
     sessions, volumes, boxes = animal
@@ -38,24 +50,49 @@ def session_inputs(animal, *, drop: dict[int, list[int]] | None = None, silent: 
         if extra and t in extra:
             detections = pl.concat([detections, extra[t]], how="diagonal_relaxed")
         spines = summarize_spines(detections.rename({"spine_id": "id"}), sim.voxel_size_um)
-        candidates = pl.concat([detections, true_boxes.filter(pl.col("spine_id").is_in(missed)
-                                                              & ~pl.col("spine_id").is_in((silent or {}).get(t, [])))
-                                .with_columns(score=pl.lit(CANDIDATE_SCORE))], how="diagonal_relaxed")
-        inputs.append(SessionInput(f"day{4 * t:02d}", spines, volume.shape, f"s{t}-{missed}-{t in (extra or {})}",
-                                   lambda v=volume: v, volume_version=f"s{t}",
-                                   candidates=candidates.select("layer", "xmin", "ymin", "xmax", "ymax", "score")))
+        candidates = pl.concat(
+            [
+                detections,
+                true_boxes.filter(
+                    pl.col("spine_id").is_in(missed) & ~pl.col("spine_id").is_in((silent or {}).get(t, []))
+                ).with_columns(score=pl.lit(CANDIDATE_SCORE)),
+            ],
+            how="diagonal_relaxed",
+        )
+        inputs.append(
+            SessionInput(
+                f"day{4 * t:02d}",
+                spines,
+                volume.shape,
+                f"s{t}-{missed}-{t in (extra or {})}",
+                lambda v=volume: v,
+                volume_version=f"s{t}",
+                candidates=candidates.select("layer", "xmin", "ymin", "xmax", "ymax", "score"),
+            )
+        )
     return inputs
 
 
 def persistent_spine(animal, session: int) -> int:
     """A spine present in every session, well inside the field."""
     sessions, _, boxes = animal
-    ids = set.intersection(*[set(s.spines.filter(pl.col("status") == "present")["spine_id"].to_list()) for s in sessions[1:]])
+    ids = set.intersection(
+        *[set(s.spines.filter(pl.col("status") == "present")["spine_id"].to_list()) for s in sessions[1:]]
+    )
     ids &= set(sessions[0].spines.filter(pl.col("status") == "present")["spine_id"].to_list())
-    inside = boxes[session].group_by("spine_id").agg(pl.col("xmin").min(), pl.col("ymin").min(), pl.col("xmax").max(),
-                                                     pl.col("ymax").max(), pl.len())
-    inside = inside.filter(pl.col("spine_id").is_in(sorted(ids)) & (pl.col("xmin") > 30) & (pl.col("ymin") > 30)
-                           & (pl.col("xmax") < 226) & (pl.col("ymax") < 226) & (pl.col("len") >= 2))
+    inside = (
+        boxes[session]
+        .group_by("spine_id")
+        .agg(pl.col("xmin").min(), pl.col("ymin").min(), pl.col("xmax").max(), pl.col("ymax").max(), pl.len())
+    )
+    inside = inside.filter(
+        pl.col("spine_id").is_in(sorted(ids))
+        & (pl.col("xmin") > 30)
+        & (pl.col("ymin") > 30)
+        & (pl.col("xmax") < 226)
+        & (pl.col("ymax") < 226)
+        & (pl.col("len") >= 2)
+    )
     return int(inside.sort("spine_id")["spine_id"][0])
 
 
@@ -84,8 +121,10 @@ def test_a_spine_missed_in_the_middle_session_but_in_the_image_stays_present(ani
     # without evidence the gap is closed too, but only because session 2 shows the spine again
     assert len(track_of(plain, inputs, 0, spine)) == 3
     # the tracker alone turns the same miss into an elimination when it comes in the newest session
-    for tracked, expected in ((AnimalTracker(tmp_path / "p2").track(inputs[:2])[0], "eliminated"),
-                              (run(tmp_path / "e2", inputs[:2]), "present")):
+    for tracked, expected in (
+        (AnimalTracker(tmp_path / "p2").track(inputs[:2])[0], "eliminated"),
+        (run(tmp_path / "e2", inputs[:2]), "present"),
+    ):
         assert track_of(tracked, inputs, 0, spine)["status"].to_list()[-1] == expected
 
 
@@ -112,9 +151,21 @@ def test_a_spine_missed_in_an_earlier_session_is_not_a_formation(animal, tmp_pat
 def test_a_weak_lone_detection_in_an_empty_region_is_not_a_formation(animal, tmp_path):
     sessions, volumes, _ = animal
     background = volumes[1].astype(float).mean(axis=0)
-    y, x = np.unravel_index(np.argmin(np.where(np.pad(np.ones((216, 216)), 20) > 0, background, np.inf)), background.shape)
-    lone = pl.DataFrame({"spine_id": [10_000], "layer": [8], "xmin": [x - 4.0], "ymin": [y - 4.0], "xmax": [x + 4.0],
-                         "ymax": [y + 4.0], "type": ["stubby"], "score": [0.4]})
+    y, x = np.unravel_index(
+        np.argmin(np.where(np.pad(np.ones((216, 216)), 20) > 0, background, np.inf)), background.shape
+    )
+    lone = pl.DataFrame(
+        {
+            "spine_id": [10_000],
+            "layer": [8],
+            "xmin": [x - 4.0],
+            "ymin": [y - 4.0],
+            "xmax": [x + 4.0],
+            "ymax": [y + 4.0],
+            "type": ["stubby"],
+            "score": [0.4],
+        }
+    )
     inputs = session_inputs(animal, extra={1: lone})
     tracks = run(tmp_path, inputs)
     row = tracks.filter((pl.col("session_index") == 1) & (pl.col("spine_id") == 10_000))
@@ -139,9 +190,11 @@ def test_every_event_has_a_confidence_and_a_reason_and_rates_have_intervals(anim
     assert tracks.filter(pl.col("status") == "present", ~pl.col("redetected"))["confidence"].is_null().all()
     dynamics = spine_dynamics(tracks.with_columns(animal=pl.lit("a")))
     later = dynamics.filter(pl.col("session_index") > 0)
-    for rate, low, high in (("formation_rate", "formation_low", "formation_high"),
-                            ("elimination_rate", "elimination_low", "elimination_high"),
-                            ("survival_fraction", "survival_low", "survival_high")):
+    for rate, low, high in (
+        ("formation_rate", "formation_low", "formation_high"),
+        ("elimination_rate", "elimination_low", "elimination_high"),
+        ("survival_fraction", "survival_low", "survival_high"),
+    ):
         assert (later[low] <= later[rate]).all() and (later[rate] <= later[high]).all()
         assert (later[high] - later[low] > 0).all()
     assert dynamics.equals(spine_dynamics(tracks.with_columns(animal=pl.lit("a"))))  # seeded: a rerun is identical
@@ -150,9 +203,15 @@ def test_every_event_has_a_confidence_and_a_reason_and_rates_have_intervals(anim
 
 def test_doubtful_events_move_the_intervals_towards_what_they_doubt():
     statuses = ["present"] * 40 + ["eliminated"] * 10
-    tracks = pl.DataFrame({
-        "animal": "a", "session": ["s0"] * 50 + ["s1"] * 50, "session_index": [0] * 50 + [1] * 50,
-        "track_id": list(range(50)) * 2, "status": ["present"] * 50 + statuses})
+    tracks = pl.DataFrame(
+        {
+            "animal": "a",
+            "session": ["s0"] * 50 + ["s1"] * 50,
+            "session_index": [0] * 50 + [1] * 50,
+            "track_id": list(range(50)) * 2,
+            "status": ["present"] * 50 + statuses,
+        }
+    )
     sure = spine_dynamics(tracks.with_columns(confidence=pl.when(pl.col("status") == "eliminated").then(1.0)))
     doubtful = spine_dynamics(tracks.with_columns(confidence=pl.when(pl.col("status") == "eliminated").then(0.5)))
     assert sure["elimination_rate"][1] == doubtful["elimination_rate"][1] == 0.2
@@ -167,14 +226,20 @@ def test_detector_response_and_contrast_are_local(animal):
     b = boxes[0].filter(pl.col("layer") == boxes[0]["layer"].median())
     box = b.select("xmin", "ymin", "xmax", "ymax").to_numpy()[:5]
     layers = b["layer"].to_numpy()[:5]
-    candidates = b.head(5).select("layer", "xmin", "ymin", "xmax", "ymax").with_columns(score=pl.Series([0.1, 0.2, 0.3, 0.4, 0.5]))
+    candidates = (
+        b.head(5)
+        .select("layer", "xmin", "ymin", "xmax", "ymax")
+        .with_columns(score=pl.Series([0.1, 0.2, 0.3, 0.4, 0.5]))
+    )
     assert np.allclose(detector_response(candidates, box, layers, layers, 0.3), [0.1, 0.2, 0.3, 0.4, 0.5])
     assert np.allclose(detector_response(candidates, box + 40, layers, layers, 0.3), 0)
     assert np.allclose(detector_response(candidates, box, layers + 5, layers + 5, 0.3), 0)
     table = summed_volume(volumes[0])
     on_spines = box_contrast(table, box, layers, layers, 4.0)
-    expected = [volumes[0][z, int(np.floor(y0)):int(np.ceil(y1)), int(np.floor(x0)):int(np.ceil(x1))].mean()
-                for (x0, y0, x1, y1), z in zip(box, layers)]
+    expected = [
+        volumes[0][z, int(np.floor(y0)) : int(np.ceil(y1)), int(np.floor(x0)) : int(np.ceil(x1))].mean()
+        for (x0, y0, x1, y1), z in zip(box, layers)
+    ]
     assert np.all(np.isfinite(on_spines)) and np.median(on_spines) > 0
     inner = box_contrast(table, box, layers, layers, 4.0) * table.level
     assert np.all(inner < np.array(expected))  # a mean minus a positive ring mean

@@ -4,6 +4,7 @@ Every case runs the real command path (`process_landed`, or `python -m
 synapflow_assets ingest` in a subprocess) on real files. Each test prints its
 (case, outcome) rows; `pytest -s -k reliability` shows the table.
 """
+
 import os
 import shutil
 import subprocess
@@ -42,12 +43,20 @@ def counts(root: Path) -> dict[str, int]:
 
 
 def temporaries(root: Path) -> list[Path]:
-    return [p for level in ("*/.*", "*/*/.*", "*/*/*/.*") for p in root.glob(level) if "tmp-" in p.name or "old-" in p.name]
+    return [
+        p for level in ("*/.*", "*/*/.*", "*/*/*/.*") for p in root.glob(level) if "tmp-" in p.name or "old-" in p.name
+    ]
 
 
 def ingest(root: Path, *extra: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(root), "--source", "imported", *extra],
-                          cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(root), "--source", "imported", *extra],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +71,7 @@ def clean(tmp_path_factory):
 
 
 # --- bad inputs: each fails its own partition with one line naming the file; the good animal is processed
+
 
 def _into_landing(case: str, source: Path, landing: Path) -> Path | None:
     """Put a bad input of test_bad_inputs into the landing folder as session day00 of its own animal;
@@ -105,9 +115,11 @@ def test_reliability_bad_inputs_fail_only_their_partition(tmp_path):
     (root / "landing" / "good" / "bad|name.tif").write_bytes(b"x")
     typo = _moved_animal(root, "settings-typo")
     (typo / "synapflow.yaml").write_text("alignment:\n  min_trusted_blokcs: 0.5\n")
-    for animal, row in {"csv-outside": "day00_layer00.png,192,192,mushroom,0.9,5000,5000,5010,5010",
-                        "csv-nan": "day00_layer00.png,192,192,mushroom,0.9,nan,4,9,9",
-                        "csv-columns": "day00_layer00.png,mushroom,0.9"}.items():
+    for animal, row in {
+        "csv-outside": "day00_layer00.png,192,192,mushroom,0.9,5000,5000,5010,5010",
+        "csv-nan": "day00_layer00.png,192,192,mushroom,0.9,nan,4,9,9",
+        "csv-columns": "day00_layer00.png,mushroom,0.9",
+    }.items():
         csv = _moved_animal(root, animal) / "day00.detections.csv"
         csv.write_text(csv.read_text().splitlines()[0] + "\n" + row + "\n")
 
@@ -116,16 +128,21 @@ def test_reliability_bad_inputs_fail_only_their_partition(tmp_path):
     rows = []
     for case, target in placed.items():
         key = f"{target.parent.name}/day00"
-        outcome = report.failed.get(key) or next((w for w in report.warnings + report.skipped
-                                                  if w.startswith(key) or str(target) in w), None)
+        outcome = report.failed.get(key) or next(
+            (w for w in report.warnings + report.skipped if w.startswith(key) or str(target) in w), None
+        )
         if case in ACCEPTED and outcome is None:
             rows.append((case, f"accepted: {ACCEPTED[case]}"))
             continue
         rows.append((case, outcome))
         assert outcome is not None and "day00" in outcome and "\n" not in outcome, (case, outcome)
-    for key, phrase in (("good/extras", "no PNG layers"), ("settings-typo/day00", "min_trusted_blokcs"),
-                        ("csv-outside/day00", "outside"), ("csv-nan/day00", "day00.detections.csv"),
-                        ("csv-columns/day00", "day00.detections.csv")):
+    for key, phrase in (
+        ("good/extras", "no PNG layers"),
+        ("settings-typo/day00", "min_trusted_blokcs"),
+        ("csv-outside/day00", "outside"),
+        ("csv-nan/day00", "day00.detections.csv"),
+        ("csv-columns/day00", "day00.detections.csv"),
+    ):
         rows.append((key, report.failed.get(key)))
         assert phrase in (report.failed.get(key) or ""), (key, report.failed.get(key))
     assert any("bad|name.tif" in p for p in report.skipped)
@@ -141,16 +158,22 @@ def test_reliability_bad_inputs_fail_only_their_partition(tmp_path):
 # --- damaged derived data: found and recomputed, with the same numbers
 
 DAMAGE = {
-    "volume chunk deleted": lambda r: [p for p in (r / "volumes" / "m1" / "day04.ome.zarr" / "0" / "c").rglob("*")
-                                       if p.is_file()][0].unlink(),
-    "volume chunk corrupt": lambda r: [p for p in (r / "volumes" / "m1" / "day04.ome.zarr" / "0" / "c").rglob("*")
-                                       if p.is_file()][0].write_bytes(b"garbage"),
+    "volume chunk deleted": lambda r: [
+        p for p in (r / "volumes" / "m1" / "day04.ome.zarr" / "0" / "c").rglob("*") if p.is_file()
+    ][0].unlink(),
+    "volume chunk corrupt": lambda r: [
+        p for p in (r / "volumes" / "m1" / "day04.ome.zarr" / "0" / "c").rglob("*") if p.is_file()
+    ][0].write_bytes(b"garbage"),
     "volume deleted": lambda r: shutil.rmtree(r / "volumes" / "m1" / "day00.ome.zarr"),
     "detections deleted": lambda r: (r / "detections" / "m1" / "day04.parquet").unlink(),
     "detections truncated": lambda r: (r / "detections" / "m1" / "day00.parquet").write_bytes(
-        (r / "detections" / "m1" / "day00.parquet").read_bytes()[:100]),
-    "spines altered": lambda r: pl.read_parquet(r / "spines" / "m1" / "day00.parquet").head(3).write_parquet(
-        r / "spines" / "m1" / "day00.parquet"),
+        (r / "detections" / "m1" / "day00.parquet").read_bytes()[:100]
+    ),
+    "spines altered": lambda r: (
+        pl.read_parquet(r / "spines" / "m1" / "day00.parquet")
+        .head(3)
+        .write_parquet(r / "spines" / "m1" / "day00.parquet")
+    ),
     "tracks deleted": lambda r: (r / "tracks" / "m1.parquet").unlink(),
 }
 
@@ -183,6 +206,7 @@ def test_reliability_a_missing_chunk_is_an_error_not_zeros(tmp_path):
 
 # --- kill -9 at five points: the rerun finishes alone with the clean numbers and no temporaries
 
+
 @pytest.mark.parametrize("point", POINTS)
 def test_reliability_kill_9_then_rerun(tmp_path, clean, point):
     root = tmp_path / "data"
@@ -204,19 +228,22 @@ def test_reliability_kill_9_then_rerun(tmp_path, clean, point):
 
 # --- concurrent commands
 
+
 def test_reliability_two_ingests_at_once_process_each_partition_once(tmp_path):
     root = tmp_path / "data"
     land(root)
     command = [sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(root), "--source", "imported"]
-    first, second = (subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for _ in range(2))
+    first, second = (
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    )
     outputs = [p.communicate(timeout=240) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert any("waiting for another ingest" in out for out, _ in outputs)
     with open_instance(root) as instance:
         for partition in ("m1/day00", "m1/day04"):
-            events = instance.fetch_materializations(dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey("raw_volume"), asset_partitions=[partition]), limit=10).records
+            events = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_volume"), asset_partitions=[partition]), limit=10
+            ).records
             assert len(events) == 1, partition
 
 
@@ -273,8 +300,13 @@ def test_reliability_an_escaping_partition_key_writes_nothing_outside(tmp_path, 
     evil = "../../escaped/evil"
     instance.add_dynamic_partitions(ANIMALS.name, [evil])
     root = tmp_path / "a" / "b" / "data"
-    result = dg.materialize([spine_tracks], instance=instance, partition_key=evil, raise_on_error=False,
-                            resources={"lake": DataLake(root=str(root)), "alignment": AlignmentSettings()})
+    result = dg.materialize(
+        [spine_tracks],
+        instance=instance,
+        partition_key=evil,
+        raise_on_error=False,
+        resources={"lake": DataLake(root=str(root)), "alignment": AlignmentSettings()},
+    )
     assert not result.success
     assert not (tmp_path / "a" / "escaped").exists() and not (tmp_path / "escaped").exists()
 
@@ -308,8 +340,19 @@ def test_reliability_a_corrupt_registry_is_one_line(tmp_path, capsys):
     land(root, sessions=1)
     (root / "mlflow").mkdir(parents=True)
     (root / "mlflow" / "mlflow.db").write_bytes(os.urandom(4096))
-    assert main(["detect", str(root / "landing" / "m1" / "day00.tif"), "--out", str(tmp_path / "b.csv"),
-                 "--data-root", str(root)]) == 2
+    assert (
+        main(
+            [
+                "detect",
+                str(root / "landing" / "m1" / "day00.tif"),
+                "--out",
+                str(tmp_path / "b.csv"),
+                "--data-root",
+                str(root),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mlflow.db: not a readable MLflow database" in err[0] and "Traceback" not in err[0]
     with open_instance(root) as instance:

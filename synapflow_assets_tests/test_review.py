@@ -1,4 +1,5 @@
 """Confidences and intervals in the store, and the review loop: export, correct, apply, survive a rerun."""
+
 from datetime import timedelta
 
 import dagster as dg
@@ -41,9 +42,11 @@ def test_events_carry_confidence_and_reason_and_rates_their_intervals(processed)
     assert events.filter(pl.col("status") == "eliminated")["x_um"].is_not_null().all()  # the place looked at
     curve = query(processed.store_path, "SELECT * FROM survival_curve WHERE session_index > 0")
     assert len(curve) == 2
-    for rate, low, high in (("formation_rate", "formation_low", "formation_high"),
-                            ("elimination_rate", "elimination_low", "elimination_high"),
-                            ("survival_fraction", "survival_low", "survival_high")):
+    for rate, low, high in (
+        ("formation_rate", "formation_low", "formation_high"),
+        ("elimination_rate", "elimination_low", "elimination_high"),
+        ("survival_fraction", "survival_low", "survival_high"),
+    ):
         assert ((curve[low] <= curve[rate]) & (curve[rate] <= curve[high]) & (curve[low] < curve[high])).all()
     uncertain = query(processed.store_path, "SELECT confidence FROM uncertain_events")["confidence"]
     assert len(uncertain) >= len(events) and uncertain.is_sorted()
@@ -61,9 +64,12 @@ def test_review_round_trip_changes_exactly_the_reviewed_rows_and_survives_a_reru
     csv = pl.read_csv(tmp_path / "review" / "review.csv", infer_schema_length=0)
     target = csv.filter(pl.col("status") == "eliminated").head(1)
     assert len(target) == 1, "the simulated animal has eliminations to review"
-    csv = csv.with_columns(corrected_status=pl.when(pl.col("track_id") == target["track_id"][0])
-                           .then(pl.lit("present")).otherwise(pl.lit("")),
-                           note=pl.lit("checked"))
+    csv = csv.with_columns(
+        corrected_status=pl.when(pl.col("track_id") == target["track_id"][0])
+        .then(pl.lit("present"))
+        .otherwise(pl.lit("")),
+        note=pl.lit("checked"),
+    )
     csv.write_csv(tmp_path / "review" / "review.csv")
 
     corrections = read_review(tmp_path / "review" / "review.csv", corrected_by="tester")
@@ -77,17 +83,24 @@ def test_review_round_trip_changes_exactly_the_reviewed_rows_and_survives_a_reru
         changed = after.join(before.select("session_index", "track_id", old="status"), on=["session_index", "track_id"])
         changed = changed.filter(pl.col("status") != pl.col("old"))
         assert changed.select("session", "track_id", "status", "old").rows() == [
-            (target["session"][0], int(target["track_id"][0]), "present", "eliminated")]
+            (target["session"][0], int(target["track_id"][0]), "present", "eliminated")
+        ]
         corrected = after.filter(pl.col("corrected_by").is_not_null())
-        assert corrected.select("corrected_by", "computed_status", "confidence").rows() == [("tester", "eliminated", 1.0)]
+        assert corrected.select("corrected_by", "computed_status", "confidence").rows() == [
+            ("tester", "eliminated", 1.0)
+        ]
         dynamics = query(lake.store_path, "SELECT * FROM dynamics ORDER BY session_index")
         index = int(target["session_index"][0])
         assert dynamics["lost"][index] == dynamics_before["lost"][index] - 1
         assert dynamics["n_in_view"][index] == dynamics_before["n_in_view"][index] + 1
 
     check()
-    dg.materialize([spine_tracks, spine_dynamics], instance=instance, partition_key="m1",
-                   resources={"lake": lake, "alignment": AlignmentSettings()})
+    dg.materialize(
+        [spine_tracks, spine_dynamics],
+        instance=instance,
+        partition_key="m1",
+        resources={"lake": lake, "alignment": AlignmentSettings()},
+    )
     check()  # recomputed from scratch: the correction is applied again, by place
     labels = labels_from_corrections(tmp_path, "m1")
     assert len(labels) >= 1 and (labels["xmax"] > labels["xmin"]).all()
@@ -95,7 +108,9 @@ def test_review_round_trip_changes_exactly_the_reviewed_rows_and_survives_a_reru
 
 
 def test_review_cli_exports_and_refuses_an_unknown_status(processed, tmp_path, capsys):
-    assert main(["review", "--animal", "m1", "--out", str(tmp_path / "r"), "--limit", "3", "--data", str(tmp_path)]) == 0
+    assert (
+        main(["review", "--animal", "m1", "--out", str(tmp_path / "r"), "--limit", "3", "--data", str(tmp_path)]) == 0
+    )
     assert "events to review" in capsys.readouterr().out
     csv = pl.read_csv(tmp_path / "r" / "review.csv", infer_schema_length=0)
     csv.with_columns(corrected_status=pl.lit("gone")).write_csv(tmp_path / "r" / "review.csv")
@@ -117,8 +132,9 @@ def test_a_failed_alignment_leaves_no_rates_for_its_session(processed, instance,
     assert rates["formation_rate"].drop_nulls().len() == 2  # the aligned sessions keep theirs
 
 
-def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, instance, tmp_path, capsys,
-                                                                    embedded_registry, no_shared_data):
+def test_corrected_spines_become_training_boxes_and_the_gate_decides(
+    processed, instance, tmp_path, capsys, embedded_registry, no_shared_data
+):
     from synapflow_assets.detection import registry as R
     from synapflow_assets.detection.cli import train_detector_main
     from synapflow_assets.detection.data import labelled_samples
@@ -127,8 +143,14 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, 
     from .test_detector_training import TINY_ARGS
 
     eliminated = tracks_of(processed).filter(pl.col("status") == "eliminated").head(2)
-    corrections = eliminated.select("animal", "session", "track_id", "x_um", "y_um", "z_um", computed_status="status").with_columns(
-        status=pl.lit("present"), corrected_by=pl.lit("tester"), corrected_at=pl.lit(FIRST_DAY), note=pl.lit(None, pl.String))
+    corrections = eliminated.select(
+        "animal", "session", "track_id", "x_um", "y_um", "z_um", computed_status="status"
+    ).with_columns(
+        status=pl.lit("present"),
+        corrected_by=pl.lit("tester"),
+        corrected_at=pl.lit(FIRST_DAY),
+        note=pl.lit(None, pl.String),
+    )
     with FeatureStore(processed.store_path) as store:
         store.add_corrections(corrections.cast({"corrected_at": pl.Datetime("us", "UTC")}))
     assert recompute_dynamics(instance, processed, "m1") is None
@@ -140,19 +162,27 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(processed, 
     assert main(["review", "--apply", str(tmp_path / "missing.csv"), "--data", str(tmp_path)]) == 2
     capsys.readouterr()
     registry = tmp_path / "registry"
-    assert train_detector_main([*TINY_ARGS, "--extra-labels", str(labels), "--out", str(tmp_path / "run"),
-                                "--data-root", str(registry)]) == 0
+    assert (
+        train_detector_main(
+            [*TINY_ARGS, "--extra-labels", str(labels), "--out", str(tmp_path / "run"), "--data-root", str(registry)]
+        )
+        == 0
+    )
     assert f"{len(samples)} corrected" in capsys.readouterr().out
     latest = registered_versions(registry)[-1]
-    assert mlflow_client(registry).get_model_version(R.MODEL_NAME, str(latest)).tags["gate.decision"] in ("promoted", "kept")
+    assert mlflow_client(registry).get_model_version(R.MODEL_NAME, str(latest)).tags["gate.decision"] in (
+        "promoted",
+        "kept",
+    )
 
 
 def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, instance):
     import base64
     import io
 
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=spine_dynamics.key, asset_partitions=["m1"]),
-                                              limit=1).records
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=spine_dynamics.key, asset_partitions=["m1"]), limit=1
+    ).records
     metadata = records[0].asset_materialization.metadata
     assert list(metadata)[:2] == ["dynamics_plot", "per_session"]
     png = base64.b64decode(metadata["dynamics_plot"].value.split("base64,")[1].rstrip(")"))
@@ -167,14 +197,24 @@ def test_dynamics_shows_its_plot_and_per_session_table_in_the_ui(processed, inst
     run = instance.get_run_by_id(records[0].run_id)
     assert run.tags["synapflow/origin"] == "command line" and run.job_name == "update_animals"
     assert metadata["size_trajectories"].value.startswith("![m1: size of persistent spines](data:image/png;base64,")
-    assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == ["animal", "session", "session_index"]
+    assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == [
+        "animal",
+        "session",
+        "session_index",
+    ]
 
 
 def test_persistent_sizes_are_relative_to_the_first_session():
     from synapflow_assets.features.dynamics_plots import persistent_sizes, size_trajectories_png
 
-    tracks = pl.DataFrame({"session": ["d0", "d4", "d8"] * 3, "session_index": [0, 1, 2] * 3,
-                           "track_id": [1, 1, 1, 2, 2, 2, 3, 3, 3], "size": [2.0, 3.0, 1.0, 4.0, None, 4.0, 1.0, 1.5, 2.0]})
+    tracks = pl.DataFrame(
+        {
+            "session": ["d0", "d4", "d8"] * 3,
+            "session_index": [0, 1, 2] * 3,
+            "track_id": [1, 1, 1, 2, 2, 2, 3, 3, 3],
+            "size": [2.0, 3.0, 1.0, 4.0, None, 4.0, 1.0, 1.5, 2.0],
+        }
+    )
     sizes = persistent_sizes(tracks)
     assert sorted(set(sizes["track_id"])) == [1, 3]  # track 2 is absent in d4
     assert sizes.filter(pl.col("track_id") == 1)["relative_size"].to_list() == [1.0, 1.5, 0.5]
@@ -195,15 +235,24 @@ def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(process
     # a spine kept through the sessions stays at one place in the first session's frame
     spread = tracks.group_by("track_id").agg(pl.len(), pl.col("y").std(), pl.col("x").std()).filter(pl.col("len") == 3)
     assert len(spread) > 10 and spread["y"].median() < 1.5 and spread["x"].median() < 1.5
-    volumes = [np.asarray(read_volume_zarr(tmp_path / "napari" / f"{s}.ome.zarr")[0]) for s in ("day00", "day04", "day08")]
+    volumes = [
+        np.asarray(read_volume_zarr(tmp_path / "napari" / f"{s}.ome.zarr")[0]) for s in ("day00", "day04", "day08")
+    ]
     first, last = volumes[0].max(axis=0).astype(float), volumes[2].max(axis=0).astype(float)
     inside = last > 0
     assert np.corrcoef(first[inside], last[inside])[0, 1] > 0.8
     # the points sit on bright structure of their registered volume
     nz, ny, nx = volumes[0].shape
-    present = points.filter(pl.col("status") == "present", pl.col("z").round().is_between(0, nz - 1),
-                            pl.col("y").round().is_between(0, ny - 1), pl.col("x").round().is_between(0, nx - 1))
-    values = [volumes[t][int(round(z)), int(round(y)), int(round(x))] for t, z, y, x in present.select("t", "z", "y", "x").iter_rows()]
+    present = points.filter(
+        pl.col("status") == "present",
+        pl.col("z").round().is_between(0, nz - 1),
+        pl.col("y").round().is_between(0, ny - 1),
+        pl.col("x").round().is_between(0, nx - 1),
+    )
+    values = [
+        volumes[t][int(round(z)), int(round(y)), int(round(x))]
+        for t, z, y, x in present.select("t", "z", "y", "x").iter_rows()
+    ]
     assert np.median(values) > np.percentile(volumes[0], 95)
     assert main(["export-napari", "--animal", "nobody", "--out", str(tmp_path / "n"), "--data", str(tmp_path)]) == 2
 
@@ -241,9 +290,22 @@ def test_report_opens_in_a_browser(processed, tmp_path):
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
     assert main(["report", "--out", str(tmp_path / "report.html"), "--data", str(tmp_path)]) == 0
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1400", f"--screenshot={shot}",
-                    (tmp_path / "report.html").as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1100,1400",
+            f"--screenshot={shot}",
+            (tmp_path / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     with Image.open(shot) as picture:
         grey = picture.convert("L")
         assert picture.size == (1100, 1400) and len(grey.getcolors(65536) or []) > 50  # drawn plots, not a blank page
@@ -251,8 +313,13 @@ def test_report_opens_in_a_browser(processed, tmp_path):
 
 def test_per_layer_metadata_are_compact_tables(processed, instance):
     def latest(key):
-        return instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["m1/day00"]),
-                                               limit=1).records[0].asset_materialization.metadata
+        return (
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["m1/day00"]), limit=1
+            )
+            .records[0]
+            .asset_materialization.metadata
+        )
 
     shifts = latest("raw_volume")["layer_shifts_px"].value
     assert len(shifts.records) == 16 and {c.name for c in shifts.schema.columns} == {"layer", "dy_px", "dx_px"}
@@ -265,8 +332,18 @@ def test_review_apply_says_when_a_correction_matches_nothing(processed, tmp_path
     (tmp_path / "dagster").mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     csv = tmp_path / "far.csv"
-    pl.DataFrame({"animal": ["m1"], "session": ["day04"], "track_id": [1], "x_um": [-50.0], "y_um": [-50.0],
-                  "z_um": [0.0], "status": ["eliminated"], "corrected_status": ["present"]}).write_csv(csv)
+    pl.DataFrame(
+        {
+            "animal": ["m1"],
+            "session": ["day04"],
+            "track_id": [1],
+            "x_um": [-50.0],
+            "y_um": [-50.0],
+            "z_um": [0.0],
+            "status": ["eliminated"],
+            "corrected_status": ["present"],
+        }
+    ).write_csv(csv)
     assert main(["review", "--apply", str(csv), "--data", str(tmp_path / "empty")]) == 2
     assert "no feature store to correct" in capsys.readouterr().err
     assert main(["review", "--apply", str(csv), "--data", str(tmp_path)]) == 1

@@ -46,10 +46,15 @@ def test_only_what_changed_is_recomputed(landed, instance, tmp_path):
     table = pl.read_csv(csv)
     table.head(len(table) - 5).write_csv(csv)
     third = process_landed(instance, lake, detection=IMPORTED)
-    assert third.materialized == ["m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert third.materialized == [
+        "m1/day04 (detections_2d, spines_3d, spine_features)",
+        "m1 (spine_tracks, spine_dynamics)",
+    ]
     assert third.up_to_date == ["m1/day00"]
 
-    write_stack(tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11, spacing=1.0, pixel_um=0.12)
+    write_stack(
+        tmp_path / "landing" / "m1" / "day00.tif", layers=16, size=(256, 256), seed=11, spacing=1.0, pixel_um=0.12
+    )
     fourth = process_landed(instance, lake, detection=IMPORTED)
     assert fourth.materialized == ["m1/day00 (raw_volume, detections_2d, spines_3d, spine_features)"]
     assert "sessions day00 -> day04 do not align" in fourth.failed["m1"]  # the new day00 is another (random) image
@@ -66,7 +71,10 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
     assert "day04.detections.csv" in report.failed["m1/day04"] and "outside 0..15" in report.failed["m1/day04"]
     assert not lake.detections_path("m1", "day04").exists() and not lake.spines_path("m1", "day04").exists()
     table.write_csv(csv)
-    assert process_landed(instance, lake, detection=IMPORTED).materialized == ["m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert process_landed(instance, lake, detection=IMPORTED).materialized == [
+        "m1/day04 (detections_2d, spines_3d, spine_features)",
+        "m1 (spine_tracks, spine_dynamics)",
+    ]
 
 
 def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, instance, tmp_path):
@@ -80,12 +88,16 @@ def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, inst
     third = simulate_animal(SimulationParams(shape=(16, 256, 256)), n_sessions=3, seed=3)[2]
     write_session(third, tmp_path / "landing", "m1", "day08")
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert report.materialized == ["m1/day08 (raw_volume, detections_2d, spines_3d, spine_features)", "m1 (spine_tracks, spine_dynamics)"]
+    assert report.materialized == [
+        "m1/day08 (raw_volume, detections_2d, spines_3d, spine_features)",
+        "m1 (spine_tracks, spine_dynamics)",
+    ]
     event = instance.get_latest_materialization_event(dg.AssetKey("spine_tracks")).asset_materialization
     assert [c.split(" (")[0] for c in event.metadata["computed"].value] == ["align day04->day08"]
     assert event.metadata["sessions"].value == 3
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("spine_tracks"), "sessions_aligned")])
+        [dg.AssetCheckKey(dg.AssetKey("spine_tracks"), "sessions_aligned")]
+    )
     assert all(c.status.value == "SUCCEEDED" for c in check.values())
     tracks = pl.read_parquet(lake.tracks_path("m1"))
     truth = third.spines.filter(pl.col("status") == "new")
@@ -95,7 +107,9 @@ def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, inst
 def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, instance, tmp_path):
     lake, _ = landed
     process_landed(instance, lake, detection=IMPORTED)
-    write_stack(tmp_path / "landing" / "m1" / "day04.tif", layers=16, size=(256, 256), seed=11, spacing=2.0, pixel_um=0.2)
+    write_stack(
+        tmp_path / "landing" / "m1" / "day04.tif", layers=16, size=(256, 256), seed=11, spacing=2.0, pixel_um=0.2
+    )
     report = process_landed(instance, lake, detection=IMPORTED)
     assert "different voxel sizes" in report.failed["m1"] and "day04: (2.0, 0.2, 0.2)" in report.failed["m1"]
 
@@ -125,6 +139,9 @@ def test_changed_detection_settings_rerun_detections_and_keep_identical_tracks(l
     assert not process_landed(instance, lake, detection=IMPORTED).failed
     stricter = DetectionSettings(source="imported", score_threshold=0.7)
     report = process_landed(instance, lake, detection=stricter)
-    assert report.materialized == ["m1/day00 (detections_2d, spines_3d, spine_features)",
-                                   "m1/day04 (detections_2d, spines_3d, spine_features)", "m1 (spine_dynamics)"]
+    assert report.materialized == [
+        "m1/day00 (detections_2d, spines_3d, spine_features)",
+        "m1/day04 (detections_2d, spines_3d, spine_features)",
+        "m1 (spine_dynamics)",
+    ]
     assert process_landed(instance, lake, detection=stricter).materialized == []

@@ -1,4 +1,5 @@
 """Tests of the chronic two-photon simulator (synapflow_assets.synthetic)."""
+
 import json
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -40,9 +41,9 @@ def test_spine_heads_are_bright_in_the_image(sessions):
         for z, y, x in vis.select("z", "y", "x").rows():
             k = int(round(z))
             layer = s.volume[k].astype(float)
-            dy, dx = s.layer_shifts[k]          # the image layer is jittered, the truth is not
+            dy, dx = s.layer_shifts[k]  # the image layer is jittered, the truth is not
             yi, xi = int(round(y + dy)), int(round(x + dx))
-            win = layer[max(yi - 1, 0):yi + 2, max(xi - 1, 0):xi + 2].mean()
+            win = layer[max(yi - 1, 0) : yi + 2, max(xi - 1, 0) : xi + 2].mean()
             med = np.median(layer)
             sigma = 1.4826 * np.median(np.abs(layer - med))
             bright += win > med + 5 * sigma
@@ -72,7 +73,8 @@ def test_boxes_inside_and_consecutive(sessions):
 def test_ids_persist_and_follow_the_transform(sessions):
     s0, s1 = sessions[0].spines, sessions[1].spines
     both = s0.join(s1, on="spine_id", suffix="_1").filter(
-        pl.col("status").is_in(["present", "out_of_view"]) & pl.col("status_1").is_in(["present", "out_of_view"]))
+        pl.col("status").is_in(["present", "out_of_view"]) & pl.col("status_1").is_in(["present", "out_of_view"])
+    )
     assert both.height > 20
     assert (both["type"] == both["type_1"]).all() and (both["dendrite_id"] == both["dendrite_id_1"]).all()
     c = (np.array(SMALL.shape[1:]) - 1) / 2
@@ -83,19 +85,29 @@ def test_ids_persist_and_follow_the_transform(sessions):
     ex = c[1] + np.sin(a) * y0 + np.cos(a) * x0 + dx
     err = np.hypot(both["y_1"].to_numpy() - ey, both["x_1"].to_numpy() - ex)
     print(f"max xy error after drift+rotation: {err.max():.2f} px")
-    assert err.max() < 3.0 and err.mean() > 0.01   # deformation moves points a little, not much
+    assert err.max() < 3.0 and err.mean() > 0.01  # deformation moves points a little, not much
     # z moves by the drift only (up to the head growing along its slightly tilted axis)
     np.testing.assert_allclose(both["z_1"].to_numpy(), both["z"].to_numpy() + dz, atol=0.2)
 
 
 def test_drift_is_as_configured():
-    p = replace(SMALL, deformation_px=0.0, max_rotation_deg=0.0, max_drift_px=12.0, max_drift_layers=1.5,
-                layer_jitter_px=0.0, size_walk_sigma=0.0)   # a growing head moves its centre a little
+    p = replace(
+        SMALL,
+        deformation_px=0.0,
+        max_rotation_deg=0.0,
+        max_drift_px=12.0,
+        max_drift_layers=1.5,
+        layer_jitter_px=0.0,
+        size_walk_sigma=0.0,
+    )  # a growing head moves its centre a little
     sims = simulate_animal(p, n_sessions=4, seed=2)
     for s in sims[1:]:
         assert abs(s.drift_px[0]) <= 1.5 and max(abs(s.drift_px[1]), abs(s.drift_px[2])) <= 12.0
-        j = sims[0].spines.join(s.spines, on="spine_id", suffix="_1").filter(
-            (pl.col("status") != "eliminated") & (pl.col("status_1") != "eliminated"))
+        j = (
+            sims[0]
+            .spines.join(s.spines, on="spine_id", suffix="_1")
+            .filter((pl.col("status") != "eliminated") & (pl.col("status_1") != "eliminated"))
+        )
         moved = j.select(pl.col("z_1") - pl.col("z"), pl.col("y_1") - pl.col("y"), pl.col("x_1") - pl.col("x"))
         np.testing.assert_allclose(moved.to_numpy(), np.tile(s.drift_px, (j.height, 1)), atol=1e-9)
         # the image moved too: phase correlation of the max projections finds the x/y drift
@@ -143,8 +155,10 @@ def test_head_size_random_walk():
     ratio = np.log(j["head_radius_um_1"].to_numpy() / j["head_radius_um"].to_numpy())
     assert 0.05 < ratio.std() < 0.15
     order = np.argsort(sims[0].spines["head_radius_um"].to_numpy())
-    assert np.corrcoef(sims[0].spines["head_radius_um"].to_numpy()[order],
-                       sims[0].spines["size"].to_numpy()[order])[0, 1] > 0.8
+    assert (
+        np.corrcoef(sims[0].spines["head_radius_um"].to_numpy()[order], sims[0].spines["size"].to_numpy()[order])[0, 1]
+        > 0.8
+    )
 
 
 def test_out_of_view_spines_have_no_boxes():
@@ -189,7 +203,11 @@ def test_write_session_and_read_back(sessions, tmp_path):
 def test_simulate_landing_is_deterministic_and_idempotent(tmp_path):
     tifs = simulate_landing(tmp_path / "a", animals=2, sessions=2, seed=0, params=SMALL)
     assert [t.relative_to(tmp_path / "a").as_posix() for t in tifs] == [
-        "mouse01/day00.tif", "mouse01/day04.tif", "mouse02/day00.tif", "mouse02/day04.tif"]
+        "mouse01/day00.tif",
+        "mouse01/day04.tif",
+        "mouse02/day00.tif",
+        "mouse02/day04.tif",
+    ]
     assert all(t.exists() for t in tifs)
     assert json.loads(tifs[3].with_suffix(".json").read_text())["acquired_at"].startswith("2026-01-05T10:10")
     mtimes = [t.stat().st_mtime_ns for t in tifs]
@@ -197,7 +215,9 @@ def test_simulate_landing_is_deterministic_and_idempotent(tmp_path):
     assert simulate_landing(tmp_path / "a", animals=2, sessions=2, seed=0, params=SMALL) == tifs
     assert [t.stat().st_mtime_ns for i, t in enumerate(tifs) if i != 1] == mtimes[:1] + mtimes[2:]
     one = simulate_landing(tmp_path / "b", animals=1, sessions=2, seed=0, params=SMALL)
-    for t in one:   # adding animals does not change earlier ones; a re-rendered session is identical
-        np.testing.assert_array_equal(tifffile.imread(t), tifffile.imread(tmp_path / "a" / t.relative_to(tmp_path / "b")))
+    for t in one:  # adding animals does not change earlier ones; a re-rendered session is identical
+        np.testing.assert_array_equal(
+            tifffile.imread(t), tifffile.imread(tmp_path / "a" / t.relative_to(tmp_path / "b"))
+        )
     assert not tifffile.imread(tifs[0]).tobytes() == tifffile.imread(tifs[2]).tobytes()
     assert not [p for p in (tmp_path / "a").rglob(".*")]

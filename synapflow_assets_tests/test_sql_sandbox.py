@@ -1,4 +1,5 @@
 """The SQL sandbox of the feature store: user SQL reads the store and nothing else, and changes nothing."""
+
 from pathlib import Path
 
 import duckdb
@@ -7,8 +8,13 @@ import pytest
 
 from synapflow_assets.__main__ import main
 from synapflow_assets.store.feature_store import FeatureStore, StoreError, lineage_columns, query
-from synapflow_assets.store.sql_sandbox import (SANDBOX_CONFIG, QueryRejected, check_read_only, connect_sandboxed,
-                                                run_read_query)
+from synapflow_assets.store.sql_sandbox import (
+    SANDBOX_CONFIG,
+    QueryRejected,
+    check_read_only,
+    connect_sandboxed,
+    run_read_query,
+)
 
 LINEAGE = lineage_columns("run-1", "1", "model-a", "v1", {"spine_tracks": "abc"})
 
@@ -19,18 +25,49 @@ def store(tmp_path):
     path = tmp_path / "store" / "features.duckdb"
     with FeatureStore(path) as writer:
         for index, (session, sizes) in enumerate([("d0", [1.0, 2.0, 4.0]), ("d1", [3.0, 5.0])]):
-            writer.replace_partition({
-                "sessions": pl.DataFrame({"acquired_at": [f"2024-01-0{index + 1}"], "layers": [6],
-                                          "n_spines": [len(sizes)], "spines_per_um": [0.1 * len(sizes)]}),
-                "spine_features": pl.DataFrame({"spine_id": list(range(len(sizes))), "size": sizes}),
-            }, "m1", session, LINEAGE)
-        writer.replace_partition({
-            "tracks": pl.DataFrame({"session": ["d0", "d0", "d1"], "session_index": [0, 0, 1], "track_id": [1, 2, 1], "spine_id": [0, 1, 0],
-                                    "status": ["present", "present", "eliminated"], "confidence": [0.9, None, 0.4],
-                                    "reason": ["ok", None, "faint"]}),
-            "dynamics": pl.DataFrame({"session": ["d0", "d1"], "session_index": [0, 1], "survival_fraction": [1.0, 0.5],
-                                      "formation_rate": [0.0, 0.25], "elimination_rate": [0.0, 0.5]}),
-        }, "m1", None, LINEAGE)
+            writer.replace_partition(
+                {
+                    "sessions": pl.DataFrame(
+                        {
+                            "acquired_at": [f"2024-01-0{index + 1}"],
+                            "layers": [6],
+                            "n_spines": [len(sizes)],
+                            "spines_per_um": [0.1 * len(sizes)],
+                        }
+                    ),
+                    "spine_features": pl.DataFrame({"spine_id": list(range(len(sizes))), "size": sizes}),
+                },
+                "m1",
+                session,
+                LINEAGE,
+            )
+        writer.replace_partition(
+            {
+                "tracks": pl.DataFrame(
+                    {
+                        "session": ["d0", "d0", "d1"],
+                        "session_index": [0, 0, 1],
+                        "track_id": [1, 2, 1],
+                        "spine_id": [0, 1, 0],
+                        "status": ["present", "present", "eliminated"],
+                        "confidence": [0.9, None, 0.4],
+                        "reason": ["ok", None, "faint"],
+                    }
+                ),
+                "dynamics": pl.DataFrame(
+                    {
+                        "session": ["d0", "d1"],
+                        "session_index": [0, 1],
+                        "survival_fraction": [1.0, 0.5],
+                        "formation_rate": [0.0, 0.25],
+                        "elimination_rate": [0.0, 0.5],
+                    }
+                ),
+            },
+            "m1",
+            None,
+            LINEAGE,
+        )
     return path
 
 
@@ -69,8 +106,11 @@ def rejected(store: Path, sql: str, match: str) -> None:
 
 def test_copy_to_a_file_is_refused(store, tmp_path):
     before, target = files_under(tmp_path), tmp_path / "x.csv"
-    rejected(store, f"COPY (SELECT 1) TO '{target}'",
-             r"^sql: only read queries are allowed on the read-only store \(got COPY\)$")
+    rejected(
+        store,
+        f"COPY (SELECT 1) TO '{target}'",
+        r"^sql: only read queries are allowed on the read-only store \(got COPY\)$",
+    )
     rejected(store, f"SELECT 1; COPY (SELECT * FROM dynamics) TO '{target}'", r"got COPY")
     rejected(store, f"EXPLAIN ANALYZE COPY (SELECT 1) TO '{target}'", r"got EXPLAIN COPY")
     with connect_sandboxed(store) as connection, pytest.raises(duckdb.PermissionException):
@@ -99,9 +139,17 @@ def test_another_database_cannot_be_attached_or_changed(store, other_db):
     connection.close()
 
 
-@pytest.mark.parametrize("sql", ["SELECT * FROM read_csv('/etc/passwd')", "SELECT * FROM '/etc/passwd.csv'",
-                                 "SELECT * FROM read_text('/etc/hostname')", "SELECT * FROM read_blob('/etc/hostname')",
-                                 "SELECT * FROM read_json('/etc/hostname')", "SELECT * FROM sniff_csv('/etc/passwd')"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM '/etc/passwd.csv'",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT * FROM read_blob('/etc/hostname')",
+        "SELECT * FROM read_json('/etc/hostname')",
+        "SELECT * FROM sniff_csv('/etc/passwd')",
+    ],
+)
 def test_machine_files_cannot_be_read(store, sql):
     rejected(store, sql, r"^sql: queries may not use files, network or extensions \(Permission Error: .*/etc/")
 
@@ -141,8 +189,17 @@ def test_load_httpfs_is_refused(store):
         assert httpfs_settings.fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("sql", ["SET enable_external_access = true", "SET threads = 1", "RESET threads",
-                                 "PRAGMA threads = 1", "SET VARIABLE x = 1", "SET lock_configuration = false"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET enable_external_access = true",
+        "SET threads = 1",
+        "RESET threads",
+        "PRAGMA threads = 1",
+        "SET VARIABLE x = 1",
+        "SET lock_configuration = false",
+    ],
+)
 def test_settings_cannot_be_changed(store, sql):
     rejected(store, sql, r"got (SET|RESET|PRAGMA)\)")
     with connect_sandboxed(store) as connection:
@@ -150,48 +207,93 @@ def test_settings_cannot_be_changed(store, sql):
             with pytest.raises(duckdb.InvalidInputException, match="configuration has been locked"):
                 connection.execute(sql)
         names = ", ".join(f"'{name}'" for name in SANDBOX_CONFIG)
-        settings = dict(connection.execute(f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})").fetchall())
+        settings = dict(
+            connection.execute(f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})").fetchall()
+        )
     assert settings == {name: str(value).lower() for name, value in SANDBOX_CONFIG.items()}
 
 
-@pytest.mark.parametrize("sql", ["CREATE TABLE u AS SELECT 1 AS a", "CREATE TEMP TABLE u (a INTEGER)",
-                                 "CREATE VIEW v AS SELECT 1", "CREATE OR REPLACE MACRO m() AS 1"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE u AS SELECT 1 AS a",
+        "CREATE TEMP TABLE u (a INTEGER)",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE OR REPLACE MACRO m() AS 1",
+    ],
+)
 def test_create_is_refused(store, sql):
     before = counts(store)
     rejected(store, sql, r"got CREATE\)")
     assert counts(store) == before
 
 
-@pytest.mark.parametrize("sql", ["INSERT INTO dynamics (animal) VALUES ('x')", "UPDATE dynamics SET turnover = 1",
-                                 "DELETE FROM tracks", "TRUNCATE spine_features", "DROP TABLE sessions"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO dynamics (animal) VALUES ('x')",
+        "UPDATE dynamics SET turnover = 1",
+        "DELETE FROM tracks",
+        "TRUNCATE spine_features",
+        "DROP TABLE sessions",
+    ],
+)
 def test_insert_and_other_changes_are_refused(store, sql):
     before = counts(store)
     rejected(store, sql, r"got (INSERT|UPDATE|DELETE|TRUNCATE|DROP)\)")
     assert counts(store) == before
 
 
-@pytest.mark.parametrize("sql, kind", [
-    ("IMPORT DATABASE '/tmp'", "IMPORT"), ("CALL checkpoint()", "CALL"), ("CHECKPOINT", "CHECKPOINT"),
-    ("CALL read_csv('/etc/passwd')", "CALL"), ("DETACH o", "DETACH"), ("USE memory", "USE"), ("BEGIN", "BEGIN"),
-    ("VACUUM", "VACUUM"), ("PREPARE p AS SELECT 1", "PREPARE"), ("PRAGMA enable_profiling", "PRAGMA enable_profiling"),
-    ("CREATE SECRET (TYPE s3, KEY_ID 'a', SECRET 'b')", "CREATE"),
-    ("-- a comment\n  /* and another */ copy (select 1) to 'x.csv'", "COPY"),
-])
+@pytest.mark.parametrize(
+    "sql, kind",
+    [
+        ("IMPORT DATABASE '/tmp'", "IMPORT"),
+        ("CALL checkpoint()", "CALL"),
+        ("CHECKPOINT", "CHECKPOINT"),
+        ("CALL read_csv('/etc/passwd')", "CALL"),
+        ("DETACH o", "DETACH"),
+        ("USE memory", "USE"),
+        ("BEGIN", "BEGIN"),
+        ("VACUUM", "VACUUM"),
+        ("PREPARE p AS SELECT 1", "PREPARE"),
+        ("PRAGMA enable_profiling", "PRAGMA enable_profiling"),
+        ("CREATE SECRET (TYPE s3, KEY_ID 'a', SECRET 'b')", "CREATE"),
+        ("-- a comment\n  /* and another */ copy (select 1) to 'x.csv'", "COPY"),
+    ],
+)
 def test_every_other_statement_kind_is_refused(sql, kind):
-    with pytest.raises(QueryRejected, match=rf"^sql: only read queries are allowed on the read-only store \(got {kind}\)$"):
+    with pytest.raises(
+        QueryRejected, match=rf"^sql: only read queries are allowed on the read-only store \(got {kind}\)$"
+    ):
         check_read_only(sql)
 
 
 # --- what stays allowed
 
 
-@pytest.mark.parametrize("sql", [
-    "SELECT 1", "FROM dynamics", "WITH a AS (SELECT 1 AS x) SELECT * FROM a", "VALUES (1), (2)", "SHOW TABLES",
-    "DESCRIBE tracks", "SUMMARIZE dynamics", "EXPLAIN SELECT * FROM tracks", "EXPLAIN ANALYZE SELECT count(*) FROM tracks",
-    "PRAGMA show_tables", "PRAGMA table_info('dynamics')", "PRAGMA version", "PRAGMA database_size",
-    "PIVOT tracks ON status USING count(*) GROUP BY animal", "-- comment first\nSELECT 2;", "SELECT 1; SELECT 2",
-    "SELECT * FROM duckdb_settings()", "SELECT * FROM range(3)",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1",
+        "FROM dynamics",
+        "WITH a AS (SELECT 1 AS x) SELECT * FROM a",
+        "VALUES (1), (2)",
+        "SHOW TABLES",
+        "DESCRIBE tracks",
+        "SUMMARIZE dynamics",
+        "EXPLAIN SELECT * FROM tracks",
+        "EXPLAIN ANALYZE SELECT count(*) FROM tracks",
+        "PRAGMA show_tables",
+        "PRAGMA table_info('dynamics')",
+        "PRAGMA version",
+        "PRAGMA database_size",
+        "PIVOT tracks ON status USING count(*) GROUP BY animal",
+        "-- comment first\nSELECT 2;",
+        "SELECT 1; SELECT 2",
+        "SELECT * FROM duckdb_settings()",
+        "SELECT * FROM range(3)",
+    ],
+)
 def test_read_queries_run(store, sql):
     assert isinstance(query(store, sql), pl.DataFrame)
 
@@ -227,11 +329,20 @@ def test_a_process_connection_with_other_settings_is_named(store):
 # --- the command line
 
 
-@pytest.mark.parametrize("sql, message", [
-    ("COPY (SELECT 1) TO '{tmp}/x.csv'", "error: sql: only read queries are allowed on the read-only store (got COPY)"),
-    ("INSTALL httpfs", "error: sql: only read queries are allowed on the read-only store (got INSTALL)"),
-    ("SELECT * FROM read_csv('/etc/passwd')", "error: sql: queries may not use files, network or extensions (Permission Error:"),
-])
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        (
+            "COPY (SELECT 1) TO '{tmp}/x.csv'",
+            "error: sql: only read queries are allowed on the read-only store (got COPY)",
+        ),
+        ("INSTALL httpfs", "error: sql: only read queries are allowed on the read-only store (got INSTALL)"),
+        (
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "error: sql: queries may not use files, network or extensions (Permission Error:",
+        ),
+    ],
+)
 def test_sql_command_refuses_with_one_line_and_status_2(store, tmp_path, capsys, sql, message):
     assert main(["sql", sql.format(tmp=tmp_path), "--store", str(store)]) == 2
     captured = capsys.readouterr()

@@ -12,8 +12,9 @@ from synapflow_assets.tracking.spines import summarize_spines
 from synapflow_assets.tracking.time import TimeLinkParams, link_costs, project_spines, z_range_cost
 from synapflow_assets.tracking.tracks import SessionLinks, build_tracks
 
-PARAMS = SimulationParams(shape=(16, 256, 256), max_drift_px=20, max_drift_layers=3, max_rotation_deg=3,
-                          max_brightness_change=0.3)
+PARAMS = SimulationParams(
+    shape=(16, 256, 256), max_drift_px=20, max_drift_layers=3, max_rotation_deg=3, max_brightness_change=0.3
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,16 @@ def test_alignment_recovers_drift_rotation_and_z_shift(animal):
     sessions, volumes, _ = animal
     for t in (1, 2, 3):
         step = align_sessions(volumes[t - 1], volumes[t])
-        both = sessions[t - 1].spines.join(sessions[t].spines, on="spine_id", suffix="_b").filter(
-            pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present"))
+        both = (
+            sessions[t - 1]
+            .spines.join(sessions[t].spines, on="spine_id", suffix="_b")
+            .filter(pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present"))
+        )
         error = np.hypot(*(step.map_points(both.select("y", "x").to_numpy()) - both.select("y_b", "x_b").to_numpy()).T)
         dz = sessions[t].drift_px[0] - sessions[t - 1].drift_px[0]
-        print(f"pair {t}: mean error {error.mean():.2f} px, z {step.z_shift} vs {dz:.2f}, residual {step.residual_px:.2f}")
+        print(
+            f"pair {t}: mean error {error.mean():.2f} px, z {step.z_shift} vs {dz:.2f}, residual {step.residual_px:.2f}"
+        )
         assert step.ok
         assert error.mean() < 1.0
         assert step.z_shift == round(dz)
@@ -47,7 +53,8 @@ def test_alignment_recovers_drift_rotation_and_z_shift(animal):
 def matched_positions(earlier, later):
     """(y, x) of the spines seen in both sessions: in the earlier session and in the later one."""
     both = earlier.spines.join(later.spines, on="spine_id", suffix="_b").filter(
-        pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present"))
+        pl.col("status").is_in(["present", "new"]) & (pl.col("status_b") == "present")
+    )
     return both.select("y", "x").to_numpy(), both.select("y_b", "x_b").to_numpy()
 
 
@@ -76,8 +83,10 @@ def test_alignment_on_default_simulator_settings_is_subpixel(default_pair, layer
     earlier, later = matched_positions(first, second)
     error = np.hypot(*(step.map_points(earlier) - later).T)
     dz = second.drift_px[0] - first.drift_px[0]
-    print(f"{layers}: {volumes[0].shape} pair aligned in {seconds:.2f} s; mean error {error.mean():.2f} px "
-          f"(n={len(error)}), z {step.z_shift} vs {dz:.2f}, consistency {step.consistency_px:.2f} px")
+    print(
+        f"{layers}: {volumes[0].shape} pair aligned in {seconds:.2f} s; mean error {error.mean():.2f} px "
+        f"(n={len(error)}), z {step.z_shift} vs {dz:.2f}, consistency {step.consistency_px:.2f} px"
+    )
     assert step.ok
     assert error.mean() < 1.0
     assert step.z_shift == round(dz)
@@ -91,8 +100,10 @@ def test_local_field_in_both_directions_is_consistent(default_pair):
     earlier, later = matched_positions(*default_pair)
     round_trip = np.hypot(*(step.map_points_back(step.map_points(earlier)) - earlier).T)
     back = np.hypot(*(step.map_points_back(later) - earlier).T)
-    print(f"round trip mean {round_trip.mean():.2f} px, 95% {np.percentile(round_trip, 95):.2f} px, max {round_trip.max():.2f} px; backward error {back.mean():.2f} px; "
-          f"consistency residual {step.consistency_px:.2f} px, residuals {step.residual_px:.2f} / {step.residual_back_px:.2f} px")
+    print(
+        f"round trip mean {round_trip.mean():.2f} px, 95% {np.percentile(round_trip, 95):.2f} px, max {round_trip.max():.2f} px; backward error {back.mean():.2f} px; "
+        f"consistency residual {step.consistency_px:.2f} px, residuals {step.residual_px:.2f} / {step.residual_back_px:.2f} px"
+    )
     assert round_trip.mean() < 0.5 and np.percentile(round_trip, 95) < 1.0 and round_trip.max() < 2.0
     assert back.mean() < 1.0
     assert 0 <= step.consistency_px < 1.0
@@ -115,21 +126,43 @@ def test_sessions_that_do_not_overlap_fail_the_alignment_check(animal):
 
 
 def test_z_range_cost_and_projection():
-    np.testing.assert_allclose(z_range_cost([0, 0, 0], [3, 3, 3], [2, 5, 0], [5, 9, 1]), [[0.5, 2, 0], [0.5, 2, 0], [0.5, 2, 0]])
-    spines = pl.DataFrame({"spine_id": [1, 2], "first_layer": [2, 10], "last_layer": [4, 12],
-                           "xmin": [10.0, 246.0], "ymin": [10.0, 10.0], "xmax": [20.0, 256.0], "ymax": [20.0, 20.0]})
+    np.testing.assert_allclose(
+        z_range_cost([0, 0, 0], [3, 3, 3], [2, 5, 0], [5, 9, 1]), [[0.5, 2, 0], [0.5, 2, 0], [0.5, 2, 0]]
+    )
+    spines = pl.DataFrame(
+        {
+            "spine_id": [1, 2],
+            "first_layer": [2, 10],
+            "last_layer": [4, 12],
+            "xmin": [10.0, 246.0],
+            "ymin": [10.0, 10.0],
+            "xmax": [20.0, 256.0],
+            "ymax": [20.0, 20.0],
+        }
+    )
     moved = project_spines(spines, lambda yx: yx + [5.0, 8.0], 2, (16, 256, 256), border_px=2)
     assert moved["xmin"].to_list() == [18.0, 254.0] and moved["first_layer"].to_list() == [4, 12]
     assert moved["in_view"].to_list() == [True, False]
-    later = pl.DataFrame({"spine_id": [7, 8], "first_layer": [4, 4], "last_layer": [6, 6],
-                          "xmin": [18.0, 60.0], "ymin": [15.0, 15.0], "xmax": [28.0, 70.0], "ymax": [25.0, 25.0]})
+    later = pl.DataFrame(
+        {
+            "spine_id": [7, 8],
+            "first_layer": [4, 4],
+            "last_layer": [6, 6],
+            "xmin": [18.0, 60.0],
+            "ymin": [15.0, 15.0],
+            "xmax": [28.0, 70.0],
+            "ymax": [25.0, 25.0],
+        }
+    )
     costs = link_costs(moved, later, TimeLinkParams())
     assert costs.select("earlier_id", "later_id").rows() == [(1, 7)] and costs["cost"][0] == pytest.approx(-1.5)
 
 
 def links(pairs, out_of_view=()):
-    frame = pl.DataFrame({"earlier_id": [a for a, _ in pairs], "later_id": [b for _, b in pairs], "cost": [-1.0] * len(pairs)},
-                         schema={"earlier_id": pl.Int64, "later_id": pl.Int64, "cost": pl.Float64})
+    frame = pl.DataFrame(
+        {"earlier_id": [a for a, _ in pairs], "later_id": [b for _, b in pairs], "cost": [-1.0] * len(pairs)},
+        schema={"earlier_id": pl.Int64, "later_id": pl.Int64, "cost": pl.Float64},
+    )
     return SessionLinks(frame, set(out_of_view))
 
 
@@ -138,11 +171,15 @@ def test_tracks_statuses_gap_closing_and_out_of_view():
     ids = {"d0": [1, 2, 3, 4], "d1": [10, 30], "d2": [20, 31, 40], "d3": [32, 41, 50]}
     table = {
         (0, 1): links([(1, 10), (3, 30)], out_of_view=[4]),
-        (1, 2): links([(30, 31)]), (0, 2): links([(2, 20), (4, 40)]),
-        (2, 3): links([(31, 32), (40, 41)]), (1, 3): links([]),
+        (1, 2): links([(30, 31)]),
+        (0, 2): links([(2, 20), (4, 40)]),
+        (2, 3): links([(31, 32), (40, 41)]),
+        (1, 3): links([]),
     }
     tracks = build_tracks(sessions, ids, lambda a, b: table[a, b], max_gap=1)
-    status = {(r["session"], r["track_id"]): (r["status"], r["spine_id"], r["detected"]) for r in tracks.iter_rows(named=True)}
+    status = {
+        (r["session"], r["track_id"]): (r["status"], r["spine_id"], r["detected"]) for r in tracks.iter_rows(named=True)
+    }
     assert status["d1", 1] == ("present", None, False) and status["d2", 1] == ("present", 20, True)
     assert status["d1", 3] == ("out_of_view", None, False) and status["d2", 3] == ("present", 40, True)
     assert status["d2", 0] == ("eliminated", None, False)
@@ -162,7 +199,11 @@ def test_adding_and_inserting_sessions_recomputes_only_new_pairs(animal, tmp_pat
     assert [c.split(" (")[0] for c in tracker.computed] == ["align day08->day12"]
     assert tracks.filter(pl.col("session_index") < 3).drop("session_index").equals(first.drop("session_index"))
 
-    inserted = inputs[:1] + [SessionInput("day02", inputs[2].spines, inputs[2].shape_zyx, "day02-v1", inputs[2].load_volume)] + inputs[1:2]
+    inserted = (
+        inputs[:1]
+        + [SessionInput("day02", inputs[2].spines, inputs[2].shape_zyx, "day02-v1", inputs[2].load_volume)]
+        + inputs[1:2]
+    )
     tracker = AnimalTracker(tmp_path)
     tracker.track(inserted)
     assert sorted(c.split(" (")[0] for c in tracker.computed) == ["align day00->day02", "align day02->day04"]
@@ -185,5 +226,7 @@ def test_the_previous_projection_registered_into_the_current_frame_matches_it(an
     warped = step.reference_in_moving_frame(before)
     inside = warped > 0
     correlation = lambda a, b: np.corrcoef(a[inside], b[inside])[0, 1]  # noqa: E731
-    print(f"correlation with the current projection: raw {correlation(before, after):.2f}, registered {correlation(warped, after):.2f}")
+    print(
+        f"correlation with the current projection: raw {correlation(before, after):.2f}, registered {correlation(warped, after):.2f}"
+    )
     assert correlation(warped, after) > 0.8 > correlation(before, after) + 0.2

@@ -1,4 +1,5 @@
 """The Dagster web UI on our workspace: the asset graph over GraphQL, and the page in a real browser."""
+
 import json
 import os
 import shutil
@@ -12,7 +13,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = {"spine_detector", "raw_volume", "detections_2d", "spines_3d", "spine_features", "spine_tracks", "spine_dynamics"}
+ASSETS = {
+    "spine_detector",
+    "raw_volume",
+    "detections_2d",
+    "spines_3d",
+    "spine_features",
+    "spine_tracks",
+    "spine_dynamics",
+}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -37,13 +46,17 @@ def _processed_lab(home: Path) -> None:
     from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
     for seed, (animal, names) in enumerate(LANDED.items(), start=3):
-        for sim, name in zip(simulate_animal(SimulationParams(shape=(10, 256, 256)), n_sessions=len(names), seed=seed), names):
+        for sim, name in zip(
+            simulate_animal(SimulationParams(shape=(10, 256, 256)), n_sessions=len(names), seed=seed), names
+        ):
             write_session(sim, home / "data" / "landing", animal, name)
     (home / "dagster.yaml").touch()
     (home / ".nux").mkdir()
     (home / ".nux" / "nux.yaml").write_text("seen: 1\n")  # no newsletter pop-up over the screenshots
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        report = process_landed(instance, DataLake(root=str(home / "data")), detection=DetectionSettings(source="imported"))
+        report = process_landed(
+            instance, DataLake(root=str(home / "data")), detection=DetectionSettings(source="imported")
+        )
     assert not report.failed, report.failed
 
 
@@ -55,8 +68,20 @@ def webserver(tmp_path_factory):
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": str(home / "data")}
     log = open(home / "webserver.log", "w")
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -75,8 +100,9 @@ def webserver(tmp_path_factory):
 
 
 def _graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     return json.loads(urllib.request.urlopen(request, timeout=60).read())["data"]
 
 
@@ -97,10 +123,25 @@ def test_the_ui_serves_the_asset_lineage(webserver):
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs Debian's chromium)")
 def test_the_asset_page_renders_in_a_browser(webserver, tmp_path):
     dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000", "--dump-dom", f"{webserver}/assets"],
-        capture_output=True, text=True, timeout=120).stdout
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            f"{webserver}/assets",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     (tmp_path / "assets.html").write_text(dom)
     assert "<title" in dom and "Dagster" in dom
     assert {name for name in ASSETS if name in dom} == ASSETS

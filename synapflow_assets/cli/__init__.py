@@ -2,6 +2,7 @@
 
 ``python -m synapflow_assets <command>`` and the ``synapflow`` script both run :func:`main`.
 """
+
 from .app import app, main
 
 __all__ = ["app", "main"]

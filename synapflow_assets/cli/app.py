@@ -1,4 +1,5 @@
 """The ``synapflow`` command group and the one place that turns expected errors into ``error: ...`` and exit 2."""
+
 from __future__ import annotations
 
 import importlib
@@ -81,10 +82,20 @@ class Command(click.Command):
 
 #: The module of :mod:`synapflow_assets.cli` defining each subcommand; a module is imported when one of its
 #: commands runs (the detector's pulls in torch), all of them for ``--help``.
-COMMANDS = {"simulate": "ingest", "demo": "ingest", "ingest": "ingest", "upgrade": "ingest",
-            "track-depth": "tracking", "sql": "store", "export": "store",
-            "report": "lab", "review": "lab", "export-napari": "lab",
-            "train-detector": "detector", "detect": "detector"}
+COMMANDS = {
+    "simulate": "ingest",
+    "demo": "ingest",
+    "ingest": "ingest",
+    "upgrade": "ingest",
+    "track-depth": "tracking",
+    "sql": "store",
+    "export": "store",
+    "report": "lab",
+    "review": "lab",
+    "export-napari": "lab",
+    "train-detector": "detector",
+    "detect": "detector",
+}
 
 
 class Group(click.Group):
@@ -155,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0, 1 when a command found problems in its inputs, 2 on a usage or expected error.
     """
     try:
-        status = app.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="synapflow_assets",
-                          standalone_mode=False)
+        status = app.main(
+            args=list(argv) if argv is not None else sys.argv[1:], prog_name="synapflow_assets", standalone_mode=False
+        )
     except click.ClickException as error:
         error.show()
         return error.exit_code

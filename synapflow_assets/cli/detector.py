@@ -1,4 +1,5 @@
 """The detector's commands: ``train-detector`` and ``detect``."""
+
 from __future__ import annotations
 
 import time
@@ -12,10 +13,31 @@ from .app import CommandError, app
 from .params import model_options, model_values
 
 #: The :class:`TrainConfig` fields ``train-detector`` exposes, in the order of its help.
-TRAIN_FIELDS = ("steps", "batch_size", "crop", "sim_crop", "init", "extra_labels", "raw_layers", "val_raw_layers",
-                "pixel_size_um", "pretrain_steps", "lr", "weight_decay", "warmup_steps", "seed", "sim_animals",
-                "eval_every", "checkpoint_every", "model", "threads", "max_minutes", "sim_size", "val_sim_animals",
-                "real_val")
+TRAIN_FIELDS = (
+    "steps",
+    "batch_size",
+    "crop",
+    "sim_crop",
+    "init",
+    "extra_labels",
+    "raw_layers",
+    "val_raw_layers",
+    "pixel_size_um",
+    "pretrain_steps",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "seed",
+    "sim_animals",
+    "eval_every",
+    "checkpoint_every",
+    "model",
+    "threads",
+    "max_minutes",
+    "sim_size",
+    "val_sim_animals",
+    "real_val",
+)
 #: Help of the fields the docstring of :class:`TrainConfig` leaves undescribed (or describes together).
 TRAIN_HELP = {
     "batch_size": "images per optimiser step",
@@ -28,32 +50,51 @@ TRAIN_HELP = {
 }
 
 
-@app.command("train-detector", expected=(ValueError,),
-             help="Train the RT-DETR spine detector (simulated + real layers), then log the run to MLflow, register a "
-                  "version of spine-detector and apply the champion gate (unless --no-register).")
+@app.command(
+    "train-detector",
+    expected=(ValueError,),
+    help="Train the RT-DETR spine detector (simulated + real layers), then log the run to MLflow, register a "
+    "version of spine-detector and apply the champion gate (unless --no-register).",
+)
 @click.option("--out", required=True, help="output folder (checkpoint/, best/, model/, history.json)")
 @click.option("--resume", default=None, help="checkpoint folder to continue from (e.g. OUT/checkpoint)")
-@model_options(TrainConfig, TRAIN_FIELDS, flags={"pixel_size_um": "pixel-size"}, helps=TRAIN_HELP,
-               choices={"model": ("default", "tiny")})
+@model_options(
+    TrainConfig,
+    TRAIN_FIELDS,
+    flags={"pixel_size_um": "pixel-size"},
+    helps=TRAIN_HELP,
+    choices={"model": ("default", "tiny")},
+)
 @click.option("--no-register", is_flag=True, help="train only: log nothing to MLflow, register no version")
 @click.option("--data-root", default="data", show_default=True, help="data folder holding mlflow/")
 @click.option("--run-name", default=None, help="MLflow run name")
-def train_detector(*, out: str, resume: str | None, no_register: bool, data_root: str, run_name: str | None,
-                   **options) -> int:
+def train_detector(
+    *, out: str, resume: str | None, no_register: bool, data_root: str, run_name: str | None, **options
+) -> int:
     """Train, checkpoint, evaluate and save a detector; register and gate it unless ``--no-register``."""
-    from ..progress import Progress
     from ..detection.train_register import train_and_register
+    from ..progress import Progress
 
     config = TrainConfig(**model_values(TrainConfig, options))
     start = time.perf_counter()
     with Progress(config.steps, "training", unit="step") as bar:
-        result = train_and_register(config, Path(out), data_root, resume, not no_register, run_name, log=bar.line,
-                                    progress=lambda done, total: bar.step(done, f"step {done}/{total}"))
+        result = train_and_register(
+            config,
+            Path(out),
+            data_root,
+            resume,
+            not no_register,
+            run_name,
+            log=bar.line,
+            progress=lambda done, total: bar.step(done, f"step {done}/{total}"),
+        )
     final = result["final"]
     best = final.get("best") or {}
-    print(f"done: step {final['step']}, {final['wall_seconds']:.0f} s of training "
-          f"({time.perf_counter() - start:.0f} s this run); best {best.get('metric')} {best.get('score', float('nan')):.3f} "
-          f"at step {best.get('step')}; model in {Path(out) / 'model'}, best in {Path(out) / 'best'}")
+    print(
+        f"done: step {final['step']}, {final['wall_seconds']:.0f} s of training "
+        f"({time.perf_counter() - start:.0f} s this run); best {best.get('metric')} {best.get('score', float('nan')):.3f} "
+        f"at step {best.get('step')}; model in {Path(out) / 'model'}, best in {Path(out) / 'best'}"
+    )
     return 0
 
 
@@ -70,25 +111,46 @@ def _load_detector(*, model: str | None, data_root: str):
     return detector, f"{info.name} version {info.version} (champion) in {tracking_uri(data_root)}"
 
 
-@app.command("detect", expected=(ValueError,), help="Detect spines on layers or stacks (PNG / TIFF). Writes one row "
-             "per box: filename,width,height,class,score,xmin,ymin,xmax,ymax, plus layer when any input is a stack.")
+@app.command(
+    "detect",
+    expected=(ValueError,),
+    help="Detect spines on layers or stacks (PNG / TIFF). Writes one row "
+    "per box: filename,width,height,class,score,xmin,ymin,xmax,ymax, plus layer when any input is a stack.",
+)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", required=True, help="CSV to write")
-@click.option("--model", default=None,
-              help="detector folder (default: the champion of the MLflow registry under --data-root)")
+@click.option(
+    "--model", default=None, help="detector folder (default: the champion of the MLflow registry under --data-root)"
+)
 @click.option("--data-root", default="data", show_default=True, help="data folder holding mlflow/")
-@click.option("--score", type=float, default=DEFAULT_SCORE_THRESHOLD, show_default=True,
-              help="minimal score (as the pipeline)")
+@click.option(
+    "--score", type=float, default=DEFAULT_SCORE_THRESHOLD, show_default=True, help="minimal score (as the pipeline)"
+)
 @click.option("--channel", type=int, default=None, help="channel of multi-channel TIFFs (default: the brightest)")
 @click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--pixel-size", type=float, default=None,
-              help="x/y pixel size in um (default: the file's, else estimated from the dendrite width)")
+@click.option(
+    "--pixel-size",
+    type=float,
+    default=None,
+    help="x/y pixel size in um (default: the file's, else estimated from the dendrite width)",
+)
 @click.option("--upscale", type=float, default=None, help="extra test-time zoom (default: none)")
 @click.option("--box-scale", type=float, default=None, help="box-size factor (default: the model's)")
 @click.option("--tile", type=int, default=None, help="tile size in pixels (default: the model's)")
-def detect(*, inputs: tuple[str, ...], out: str, model: str | None, data_root: str, score: float, channel: int | None,
-           batch_size: int, pixel_size: float | None, upscale: float | None, box_scale: float | None,
-           tile: int | None) -> int:
+def detect(
+    *,
+    inputs: tuple[str, ...],
+    out: str,
+    model: str | None,
+    data_root: str,
+    score: float,
+    channel: int | None,
+    batch_size: int,
+    pixel_size: float | None,
+    upscale: float | None,
+    box_scale: float | None,
+    tile: int | None,
+) -> int:
     """Run the detector on each input and write the boxes as CSV; a bad input ends it naming the file."""
     import polars as pl
 
@@ -108,18 +170,32 @@ def detect(*, inputs: tuple[str, ...], out: str, model: str | None, data_root: s
             if not path.exists():
                 raise ValueError("no such file or folder")
             array, is_stack, notes, pixel = read_input(path, channel=channel, pixel_size_um=pixel_size)
-            boxes = (detector.detect_stack(array, score, batch_size, pixel_size_um=pixel, progress=layers) if is_stack
-                     else detector.detect_layer(array, score, pixel_size_um=pixel)
-                     .with_columns(pl.lit(None, pl.Int64).alias("layer")))
+            boxes = (
+                detector.detect_stack(array, score, batch_size, pixel_size_um=pixel, progress=layers)
+                if is_stack
+                else detector.detect_layer(array, score, pixel_size_um=pixel).with_columns(
+                    pl.lit(None, pl.Int64).alias("layer")
+                )
+            )
         except Exception as error:  # noqa: BLE001 - any unreadable input is reported with its file name
             bar.close()
             raise CommandError(str(error) if str(path) in str(error) else f"{path}: {error}") from error
         any_stack |= is_stack
         height, width = array.shape[-2:]
-        frames.append(boxes.select(
-            pl.lit(path.name).alias("filename"), pl.lit(width, pl.Int64).alias("width"),
-            pl.lit(height, pl.Int64).alias("height"), pl.col("type").alias("class"), "score",
-            "xmin", "ymin", "xmax", "ymax", "layer"))
+        frames.append(
+            boxes.select(
+                pl.lit(path.name).alias("filename"),
+                pl.lit(width, pl.Int64).alias("width"),
+                pl.lit(height, pl.Int64).alias("height"),
+                pl.col("type").alias("class"),
+                "score",
+                "xmin",
+                "ymin",
+                "xmax",
+                "ymax",
+                "layer",
+            )
+        )
         bar.line(f"{path}: {len(boxes)} boxes" + (f" ({'; '.join(notes)})" if notes else ""))
     bar.close()
     table = pl.concat(frames) if frames else pl.DataFrame()

@@ -1,4 +1,5 @@
 """The pipeline's commands: ``simulate``, ``ingest``, ``demo`` (both, then a query) and ``upgrade``."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,16 +12,21 @@ import click
 from ..settings import DEFAULT_SCORE_THRESHOLD
 from .app import app, data_option
 
-DEMO_QUERY = ("SELECT animal, session, round(survival_fraction, 3) AS survival, "
-              "printf('%.3f [%.3f, %.3f]', formation_rate, formation_low, formation_high) AS formation_95, "
-              "printf('%.3f [%.3f, %.3f]', elimination_rate, elimination_low, elimination_high) AS elimination_95 "
-              "FROM survival_curve")
+DEMO_QUERY = (
+    "SELECT animal, session, round(survival_fraction, 3) AS survival, "
+    "printf('%.3f [%.3f, %.3f]', formation_rate, formation_low, formation_high) AS formation_95, "
+    "printf('%.3f [%.3f, %.3f]', elimination_rate, elimination_low, elimination_high) AS elimination_95 "
+    "FROM survival_curve"
+)
 
 #: ``(flag, type, help)`` of the flags that override ``synapflow.yaml`` (see :mod:`synapflow_assets.settings`).
 SETTINGS_FLAGS = (
     ("--pixel-size", float, "x/y pixel size in um (overrides the file's metadata)"),
-    ("--no-pixel-size-estimate", bool,
-     "use the default pixel size, not the estimate from the dendrite width, for files without one"),
+    (
+        "--no-pixel-size-estimate",
+        bool,
+        "use the default pixel size, not the estimate from the dendrite width, for files without one",
+    ),
     ("--z-step", float, "z step in um (overrides the file's metadata)"),
     ("--channel", int, "channel of multi-channel files (default: the brightest)"),
     ("--n-channels", int, "channels interleaved page by page, when the file does not say"),
@@ -38,8 +44,15 @@ SETTINGS_FLAGS = (
 
 def simulation_options(function):
     """The options ``simulate`` and ``demo`` share."""
-    for flag, default, help_text in reversed((("--animals", 2, None), ("--sessions", 3, None), ("--layers", 32, None),
-                                              ("--size", 512, "pixels per side of a layer"), ("--seed", 0, None))):
+    for flag, default, help_text in reversed(
+        (
+            ("--animals", 2, None),
+            ("--sessions", 3, None),
+            ("--layers", 32, None),
+            ("--size", 512, "pixels per side of a layer"),
+            ("--seed", 0, None),
+        )
+    ):
         function = click.option(flag, type=int, default=default, show_default=True, help=help_text)(function)
     return function
 
@@ -47,8 +60,11 @@ def simulation_options(function):
 def settings_options(function):
     """The :data:`SETTINGS_FLAGS` (unset: from the landing's ``synapflow.yaml`` files, else the default)."""
     for flag, kind, help_text in reversed(SETTINGS_FLAGS):
-        option = (click.option(flag, is_flag=True, help=help_text) if kind is bool
-                  else click.option(flag, type=kind, default=None, help=help_text))
+        option = (
+            click.option(flag, is_flag=True, help=help_text)
+            if kind is bool
+            else click.option(flag, type=kind, default=None, help=help_text)
+        )
         function = option(function)
     return function
 
@@ -72,14 +88,27 @@ def settings_resources(*, source: str = "model", **flags) -> dict:
 
     get = flags.get
     return {
-        "imaging": ImagingSettings(pixel_size_um=get("pixel_size"), z_step_um=get("z_step"), channel=get("channel"),
-                                   n_channels=get("n_channels"), min_layers=get("min_layers"),
-                                   estimate_pixel_size=False if get("no_pixel_size_estimate") else None),
-        "detection": DetectionSettings(source=source, score_threshold=get("score"), upscale=get("upscale"),
-                                       box_scale=get("box_scale"), tile=get("tile")),
-        "alignment": AlignmentSettings(min_trusted_blocks=get("min_trusted_blocks"),
-                                       min_global_peak=get("min_global_peak"), max_rotation_deg=get("max_rotation"),
-                                       max_z_shift=get("max_z_shift")),
+        "imaging": ImagingSettings(
+            pixel_size_um=get("pixel_size"),
+            z_step_um=get("z_step"),
+            channel=get("channel"),
+            n_channels=get("n_channels"),
+            min_layers=get("min_layers"),
+            estimate_pixel_size=False if get("no_pixel_size_estimate") else None,
+        ),
+        "detection": DetectionSettings(
+            source=source,
+            score_threshold=get("score"),
+            upscale=get("upscale"),
+            box_scale=get("box_scale"),
+            tile=get("tile"),
+        ),
+        "alignment": AlignmentSettings(
+            min_trusted_blocks=get("min_trusted_blocks"),
+            min_global_peak=get("min_global_peak"),
+            max_rotation_deg=get("max_rotation"),
+            max_z_shift=get("max_z_shift"),
+        ),
     }
 
 
@@ -87,8 +116,9 @@ def settings_resources(*, source: str = "model", **flags) -> dict:
 @click.option("--out", default="data/landing", show_default=True)
 @click.option("--single-plane", is_flag=True, help="write each session as one plane (its projection)")
 @simulation_options
-def simulate(*, out: str, single_plane: bool = False, animals: int, sessions: int, layers: int, size: int,
-             seed: int) -> int:
+def simulate(
+    *, out: str, single_plane: bool = False, animals: int, sessions: int, layers: int, size: int, seed: int
+) -> int:
     """Simulate ``animals`` x ``sessions`` stacks of ``layers`` x ``size`` x ``size`` pixels into ``out``."""
     from ..synthetic import SimulationParams, simulate_landing
 
@@ -96,8 +126,9 @@ def simulate(*, out: str, single_plane: bool = False, animals: int, sessions: in
     if single_plane:
         params = dataclasses.replace(params, layer_jitter_px=0.0)
     start = time.perf_counter()
-    paths = simulate_landing(Path(out), animals=animals, sessions=sessions, seed=seed, params=params,
-                             single_plane=single_plane)
+    paths = simulate_landing(
+        Path(out), animals=animals, sessions=sessions, seed=seed, params=params, single_plane=single_plane
+    )
     print(f"{len(paths)} sessions in {out} ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -144,8 +175,10 @@ def run_ingest(*, data: str, resources: dict) -> int:
     with open_instance(data) as instance:
         lake.store_path  # noqa: B018 - an object-store root without a feature-store file fails here, before any run
         report, rows = _process(instance, lake, resources)
-    print(f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
-          f"{len(report.failed)} failed, {len(report.skipped)} skipped ({time.perf_counter() - start:.1f} s)")
+    print(
+        f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
+        f"{len(report.failed)} failed, {len(report.skipped)} skipped ({time.perf_counter() - start:.1f} s)"
+    )
     for partition in report.materialized:
         print(f"  ran {partition}")
     for line in report.warnings:
@@ -158,27 +191,42 @@ def run_ingest(*, data: str, resources: dict) -> int:
         with pl.Config(tbl_rows=-1, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True):
             print(pl.DataFrame(rows))
     animals = sorted({row["partition"].split("/")[0] for row in rows})
-    print(f"{len(rows)} sessions of {len(animals)} animals; outputs under {data.rstrip('/')}/volumes, /detections, /spines")
-    print(f"dagster instance: {instance_home(data)} (open it with `make ui`, or DAGSTER_HOME={instance_home(data)} "
-          "dagster dev -w workspace.yaml)")
+    print(
+        f"{len(rows)} sessions of {len(animals)} animals; outputs under {data.rstrip('/')}/volumes, /detections, /spines"
+    )
+    print(
+        f"dagster instance: {instance_home(data)} (open it with `make ui`, or DAGSTER_HOME={instance_home(data)} "
+        "dagster dev -w workspace.yaml)"
+    )
     for problem in report.skipped:
         print(f"SKIPPED {problem}", file=sys.stderr)
     for partition, message in report.failed.items():
         print(f"FAILED {partition}: {message}", file=sys.stderr)
     if report.failed or report.skipped:
-        print(f"{len(report.failed) + len(report.skipped)} problems: fix the inputs named above and rerun ingest "
-              "(full logs: make ui, then Runs)", file=sys.stderr)
+        print(
+            f"{len(report.failed) + len(report.skipped)} problems: fix the inputs named above and rerun ingest "
+            "(full logs: make ui, then Runs)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
-@app.command("ingest", help="Materialize the stale assets of every landed session. The settings flags override "
-             "landing/synapflow.yaml and landing/<animal>/synapflow.yaml.")
+@app.command(
+    "ingest",
+    help="Materialize the stale assets of every landed session. The settings flags override "
+    "landing/synapflow.yaml and landing/<animal>/synapflow.yaml.",
+)
 @data_option("data root (landing/, volumes/)")
 @settings_options
-@click.option("--source", type=click.Choice(["model", "imported", "baseline"]), default="model", show_default=True,
-              help="where boxes come from: the champion detector, <session>.detections.csv beside each session, "
-                   "or the LoG baseline")
+@click.option(
+    "--source",
+    type=click.Choice(["model", "imported", "baseline"]),
+    default="model",
+    show_default=True,
+    help="where boxes come from: the champion detector, <session>.detections.csv beside each session, "
+    "or the LoG baseline",
+)
 def ingest(*, data: str, **settings) -> int:
     """Ingest the landed sessions with the settings flags."""
     return run_ingest(data=data, resources=settings_resources(**settings))
@@ -195,7 +243,7 @@ def demo(*, data: str, **simulation) -> int:
     simulate.callback(out=str(Path(data) / "landing"), **simulation)
     status = run_ingest(data=data, resources=settings_resources())
     store = Path(data) / "features.duckdb"
-    print(f"\nfeature store {store}: python -m synapflow_assets sql \"{DEMO_QUERY}\"")
+    print(f'\nfeature store {store}: python -m synapflow_assets sql "{DEMO_QUERY}"')
     return status or run_sql(query=DEMO_QUERY, store=str(store))
 
 
@@ -212,6 +260,8 @@ def upgrade(*, data: str) -> int:
             print(f"{home}: already on animal/session partitions; nothing to do")
             return 0
         moved = upgrade_partitions(instance)
-    print(f"{home}: {len(moved)} session partitions moved to animal/session "
-          f"({', '.join(moved[:6])}{' ...' if len(moved) > 6 else ''}); their history stays on the run pages")
+    print(
+        f"{home}: {len(moved)} session partitions moved to animal/session "
+        f"({', '.join(moved[:6])}{' ...' if len(moved) > 6 else ''}); their history stays on the run pages"
+    )
     return 0

@@ -1,4 +1,5 @@
 """What a lab does with its results: ``review`` events, ``report`` in HTML, ``export-napari``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ def _local_root(data: str, command: str) -> None:
     from ..store.locations import is_remote
 
     if is_remote(data):
-        raise CommandError(f"{data}: `{command}` reads a local data root; run it on a copy (e.g. aws s3 sync {data} ./lab)")
+        raise CommandError(
+            f"{data}: `{command}` reads a local data root; run it on a copy (e.g. aws s3 sync {data} ./lab)"
+        )
 
 
 def _apply_review(root: Path, answers: str, corrected_by: str | None) -> int:
@@ -39,12 +42,16 @@ def _apply_review(root: Path, answers: str, corrected_by: str | None) -> int:
             if problem:
                 raise CommandError(f"{animal}: corrections stored, but spine_dynamics failed: {problem}", exit_code=1)
     matched = query(root / "features.duckdb", "SELECT count(*) FROM tracks WHERE corrected_by IS NOT NULL").item()
-    print(f"{len(corrections)} corrections stored; {matched} track rows corrected; dynamics of "
-          f"{', '.join(sorted(corrections['animal'].unique()))} recomputed")
+    print(
+        f"{len(corrections)} corrections stored; {matched} track rows corrected; dynamics of "
+        f"{', '.join(sorted(corrections['animal'].unique()))} recomputed"
+    )
     if matched < len(corrections):
-        raise CommandError(f"{len(corrections) - matched} corrections match no track row within 1 um of their place "
-                           "(another animal, session or data folder?); they stay stored and apply if that row returns",
-                           exit_code=1)
+        raise CommandError(
+            f"{len(corrections) - matched} corrections match no track row within 1 um of their place "
+            "(another animal, session or data folder?); they stay stored and apply if that row returns",
+            exit_code=1,
+        )
     return 0
 
 
@@ -56,8 +63,9 @@ def _apply_review(root: Path, answers: str, corrected_by: str | None) -> int:
 @click.option("--by", help="who corrected (default: the login name)")
 @click.option("--labels", metavar="FILE", help="write the corrected spines the detector missed as training boxes")
 @data_option()
-def review(*, animal: str | None, out: str | None, limit: int, apply: str | None, by: str | None,
-           labels: str | None, data: str) -> int:
+def review(
+    *, animal: str | None, out: str | None, limit: int, apply: str | None, by: str | None, labels: str | None, data: str
+) -> int:
     """Export events to review (``--animal --out``), training boxes (``--animal --labels``) or apply answers."""
     from ..review import export_review, labels_from_corrections
 
@@ -71,18 +79,23 @@ def review(*, animal: str | None, out: str | None, limit: int, apply: str | None
         table = labels_from_corrections(root, animal)
         Path(labels).parent.mkdir(parents=True, exist_ok=True)
         table.write_csv(labels)
-        print(f"{len(table)} training boxes from the corrections of {animal} in {labels} (train-detector --extra-labels)")
+        print(
+            f"{len(table)} training boxes from the corrections of {animal} in {labels} (train-detector --extra-labels)"
+        )
         return 0
     if not out:
         raise CommandError("review --animal needs --out DIR (or --labels FILE)")
     table = export_review(root, animal, Path(out), limit=limit)
-    print(f"{len(table)} events to review in {Path(out) / 'review.csv'} (pictures beside it): fill corrected_status "
-          f"with present, new, eliminated, out_of_view or unconfirmed, then run review --apply {Path(out) / 'review.csv'}")
+    print(
+        f"{len(table)} events to review in {Path(out) / 'review.csv'} (pictures beside it): fill corrected_status "
+        f"with present, new, eliminated, out_of_view or unconfirmed, then run review --apply {Path(out) / 'review.csv'}"
+    )
     return 0
 
 
-@app.command("export-napari", expected=(ValueError,),
-             help="Registered volumes, tracks and points of an animal for napari.")
+@app.command(
+    "export-napari", expected=(ValueError,), help="Registered volumes, tracks and points of an animal for napari."
+)
 @click.option("--animal", required=True)
 @click.option("--out", required=True)
 @data_option()
@@ -100,8 +113,10 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
     sizes = query(lake.store_path, f"SELECT session, spine_id, size FROM spine_features WHERE animal = '{safe}'")
     sessions, steps = animal_alignments(lake, animal)
     written = write_napari(Path(lake.root), animal, Path(out), [s.key for s in sessions], steps, tracks, sizes)
-    print(f"{len(sessions)} registered volumes, tracks.csv and points.csv in {out} "
-          f"(napari: open the .ome.zarr folders, then tracks.csv as Tracks and points.csv as Points)")
+    print(
+        f"{len(sessions)} registered volumes, tracks.csv and points.csv in {out} "
+        f"(napari: open the .ome.zarr folders, then tracks.csv as Tracks and points.csv as Points)"
+    )
     return 0 if written else 1
 
 
@@ -120,15 +135,30 @@ def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
 
     _local_root(data, "report")
     lake = DataLake(root=data)
-    animals = list(animal) or query(lake.store_path, "SELECT DISTINCT animal FROM sessions ORDER BY animal")["animal"].to_list()
+    animals = (
+        list(animal)
+        or query(lake.store_path, "SELECT DISTINCT animal FROM sessions ORDER BY animal")["animal"].to_list()
+    )
     alignments = {}
     for name in animals:
         sessions, aligned = animal_alignments(lake, name)
         steps = [(a.key, b.key, step) for a, b, step in zip(sessions, sessions[1:], aligned)]
         alignments[name] = pl.DataFrame(
-            [{"from": a, "to": b, "aligned": s.ok, "rotation_deg": round(s.rotation_deg, 2),
-              "shift_y_px": round(s.shift_yx[0], 1), "shift_x_px": round(s.shift_yx[1], 1), "z_shift": s.z_shift,
-              "residual_px": round(s.residual_px, 2), "consistency_px": round(s.consistency_px, 2)} for a, b, s in steps])
+            [
+                {
+                    "from": a,
+                    "to": b,
+                    "aligned": s.ok,
+                    "rotation_deg": round(s.rotation_deg, 2),
+                    "shift_y_px": round(s.shift_yx[0], 1),
+                    "shift_x_px": round(s.shift_yx[1], 1),
+                    "z_shift": s.z_shift,
+                    "residual_px": round(s.residual_px, 2),
+                    "consistency_px": round(s.consistency_px, 2),
+                }
+                for a, b, s in steps
+            ]
+        )
     page = build_report(Path(lake.root), animals, alignments)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

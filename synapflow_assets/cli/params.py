@@ -1,5 +1,6 @@
 """Click options generated from the fields of a parameter dataclass, so that names, types, defaults and help
 are written once, in the dataclass."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,9 +51,15 @@ def _click_type(annotation) -> type:
     return annotation
 
 
-def model_options(model: type, names: Iterable[str], *, flags: Mapping[str, str] | None = None,
-                  helps: Mapping[str, str] | None = None, defaults: Mapping[str, object] | None = None,
-                  choices: Mapping[str, Iterable[str]] | None = None) -> Callable[[Callable], Callable]:
+def model_options(
+    model: type,
+    names: Iterable[str],
+    *,
+    flags: Mapping[str, str] | None = None,
+    helps: Mapping[str, str] | None = None,
+    defaults: Mapping[str, object] | None = None,
+    choices: Mapping[str, Iterable[str]] | None = None,
+) -> Callable[[Callable], Callable]:
     """A decorator adding one click option per named field of the dataclass ``model``.
 
     The option is ``--<field-name>`` (underscores as dashes) unless ``flags`` names it; it passes the value
@@ -91,8 +98,16 @@ def model_options(model: type, names: Iterable[str], *, flags: Mapping[str, str]
         help_text = helps.get(name, docs.get(name))
         kind = _click_type(hints[name])
         if kind is bool:
-            options.append(click.option(f"--no-{flag}" if default else f"--{flag}", name, is_flag=True,
-                                        flag_value=not default, default=default, help=help_text))
+            options.append(
+                click.option(
+                    f"--no-{flag}" if default else f"--{flag}",
+                    name,
+                    is_flag=True,
+                    flag_value=not default,
+                    default=default,
+                    help=help_text,
+                )
+            )
             continue
         chosen: click.ParamType | type = click.Choice(list(choices[name])) if name in choices else kind
         options.append(click.option(f"--{flag}", name, type=chosen, default=default, show_default=True, help=help_text))

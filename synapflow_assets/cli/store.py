@@ -1,10 +1,11 @@
 """The feature store's commands: ``sql`` (read-only queries) and ``export`` (per-session CSVs)."""
+
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,8 +14,15 @@ from .app import CommandError, app, default_store
 STORE_DEFAULT = "$SYNAPFLOW_DATA/features.duckdb, else data/features.duckdb"
 
 
-def run_sql(*, query: str | None, store: str, file: str | None = None, format: str = "table", out: str | None = None,
-            limit: int = 40) -> int:
+def run_sql(
+    *,
+    query: str | None,
+    store: str,
+    file: str | None = None,
+    format: str = "table",
+    out: str | None = None,
+    limit: int = 40,
+) -> int:
     """Run a read-only query on the feature store and print or write its result.
 
     Parameters
@@ -52,13 +60,18 @@ def run_sql(*, query: str | None, store: str, file: str | None = None, format: s
     except duckdb.Error as error:
         raise CommandError(str(error), exit_code=1) from error
     if format == "table":
-        with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40, tbl_hide_dataframe_shape=True):
+        with pl.Config(
+            tbl_rows=limit, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40, tbl_hide_dataframe_shape=True
+        ):
             print(result)
         return 0
     if format == "parquet" and not out:
         raise CommandError("--format parquet needs --out FILE")
-    writers: dict[str, Callable[[Any], Any]] = {"csv": result.write_csv, "json": result.write_ndjson,
-                                                "parquet": result.write_parquet}
+    writers: dict[str, Callable[[Any], Any]] = {
+        "csv": result.write_csv,
+        "json": result.write_ndjson,
+        "parquet": result.write_parquet,
+    }
     writers[format](out or sys.stdout.buffer)
     return 0
 

@@ -1,4 +1,5 @@
 """Sensor that updates an animal's tracks and dynamics once all its sessions have features."""
+
 import dagster as dg
 
 from .feature_assets import spine_dynamics, spine_features
@@ -6,12 +7,16 @@ from .partitions import SEPARATOR, sessions_of, split_session_key
 from .track_assets import spine_tracks
 
 update_animals_job = dg.define_asset_job(
-    "update_animals", selection=[spine_tracks, spine_dynamics],
+    "update_animals",
+    selection=[spine_tracks, spine_dynamics],
     description="Track one animal's spines across its sessions and write its dynamics (requested by animal_sensor).",
-    executor_def=dg.in_process_executor)
+    executor_def=dg.in_process_executor,
+)
 
 
-def animals_to_update(instance: dg.DagsterInstance, after_storage_id: int) -> tuple[list[str], dict[str, list[str]], int]:
+def animals_to_update(
+    instance: dg.DagsterInstance, after_storage_id: int
+) -> tuple[list[str], dict[str, list[str]], int]:
     """Animals with new session features since `after_storage_id` whose sessions all have features.
 
     Returns the animals to run, the animals that wait (with the sessions that
@@ -19,10 +24,14 @@ def animals_to_update(instance: dg.DagsterInstance, after_storage_id: int) -> tu
     """
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=spine_features.key, after_storage_id=after_storage_id),
-        limit=10_000, ascending=True).records
+        limit=10_000,
+        ascending=True,
+    ).records
     if not records:
         return [], {}, after_storage_id
-    changed = {split_session_key(r.partition_key)[0] for r in records if r.partition_key and SEPARATOR in r.partition_key}
+    changed = {
+        split_session_key(r.partition_key)[0] for r in records if r.partition_key and SEPARATOR in r.partition_key
+    }
     featured = set(instance.get_materialized_partitions(spine_features.key))
     ready, waiting = [], {}
     for animal in sorted(changed):

@@ -13,16 +13,17 @@ still needs, so a worker killed during a detection step would otherwise also
 rerun the raw_volume step whose events it held, rewriting the volume while the
 retried detection reads it.
 """
+
 import time
 
-import dask.distributed
 import dagster as dg
-from dagster._utils.hosted_user_process import recon_job_from_origin
+import dask.distributed
 from dagster._core.errors import raise_execution_interrupts
 from dagster._core.execution.api import create_execution_plan, execute_plan
 from dagster._core.instance import DagsterInstance
 from dagster._serdes import deserialize_value, serialize_value
 from dagster._utils import iterate_with_context
+from dagster._utils.hosted_user_process import recon_job_from_origin
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
 
 
@@ -31,11 +32,16 @@ def run_steps_on_worker(payload: str) -> str:
     request: dict = deserialize_value(payload, as_type=dict)
     dagster_run = request["run"]
     selection = dagster_run.resolved_op_selection
-    job = _kept(("job", serialize_value(request["origin"]), tuple(sorted(selection or ()))),
-                lambda: recon_job_from_origin(request["origin"]).get_subset(op_selection=selection))
-    instance = _kept(("instance", serialize_value(request["instance"])), lambda: DagsterInstance.from_ref(request["instance"]))
-    plan = create_execution_plan(job, run_config=request["run_config"], step_keys_to_execute=request["steps"],
-                                 known_state=request["known_state"])
+    job = _kept(
+        ("job", serialize_value(request["origin"]), tuple(sorted(selection or ()))),
+        lambda: recon_job_from_origin(request["origin"]).get_subset(op_selection=selection),
+    )
+    instance = _kept(
+        ("instance", serialize_value(request["instance"])), lambda: DagsterInstance.from_ref(request["instance"])
+    )
+    plan = create_execution_plan(
+        job, run_config=request["run_config"], step_keys_to_execute=request["steps"], known_state=request["known_state"]
+    )
     pools = {key: plan.get_step_by_key(key).pool for key in request["steps"]}
     for key, pool in pools.items():
         if pool:
@@ -77,20 +83,33 @@ class SerializedDaskExecutor(DaskExecutor):
         instance_ref = plan_context.instance.get_ref()
         origin = plan_context.reconstructable_job.get_python_origin()
         steps = {step.key: step for level in execution_plan.get_steps_to_execute_by_level() for step in level}
-        upstream = {key: {k for step_input in step.step_inputs for k in step_input.dependency_keys if k in steps}
-                    for key, step in steps.items()}
+        upstream = {
+            key: {k for step_input in step.step_inputs for k in step_input.dependency_keys if k in steps}
+            for key, step in steps.items()
+        }
         finished: set[str] = set()
         submitted: dict = {}
 
         def submit_ready(client) -> list:
             ready = [key for key in steps if key not in submitted and upstream[key] <= finished]
             for key in ready:
-                payload = serialize_value({
-                    "origin": origin, "run": plan_context.dagster_run, "run_config": plan_context.run_config,
-                    "steps": [key], "instance": instance_ref, "known_state": execution_plan.known_state,
-                })
-                submitted[key] = client.submit(run_steps_on_worker, payload, key=f"{plan_context.dagster_run.run_id}.{key}",
-                                               pure=False, resources=get_dask_resource_requirements(steps[key].tags))
+                payload = serialize_value(
+                    {
+                        "origin": origin,
+                        "run": plan_context.dagster_run,
+                        "run_config": plan_context.run_config,
+                        "steps": [key],
+                        "instance": instance_ref,
+                        "known_state": execution_plan.known_state,
+                    }
+                )
+                submitted[key] = client.submit(
+                    run_steps_on_worker,
+                    payload,
+                    key=f"{plan_context.dagster_run.run_id}.{key}",
+                    pure=False,
+                    resources=get_dask_resource_requirements(steps[key].tags),
+                )
             return [submitted[key] for key in ready]
 
         with dask.distributed.Client(**self.build_dict(plan_context.job_name)) as client:

@@ -1,4 +1,5 @@
 """Asset `detections_2d`: spine boxes on every layer of a session's volume."""
+
 import hashlib
 import json
 from typing import cast
@@ -7,23 +8,23 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
 from ..detection import baseline
 from ..detection.champion import ensure_champion, load_champion
+from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
 from ..detection.registry import RegistryError
+from ..failpoints import failpoint
 from ..imaging.errors import InputError
+from ..imaging.ingest import png_markdown
 from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
-from ..imaging.ingest import png_markdown
-from ..failpoints import failpoint
 from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.locations import parquet_rows, write_parquet
+from .detector_assets import spine_detector
 from .lineage import upstream_versions
 from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
-from .detector_assets import spine_detector
 from .resources import DataLake, DetectionSettings
 from .volume_assets import raw_volume
 
@@ -37,14 +38,18 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
     """Boxes of another detector's export `<session>.detections.csv`, its name and content hash."""
     csv = detections_file(find_session_input(lake.landing, animal, session))
     if not csv.exists():
-        raise InputError(csv, "no detections for this session (export your detector's boxes here in the reference "
-                              "CSV layout, or set the detection resource's source to 'model')")
+        raise InputError(
+            csv,
+            "no detections for this session (export your detector's boxes here in the reference "
+            "CSV layout, or set the detection resource's source to 'model')",
+        )
     with staged_input(csv, session) as local:
         return load_detections(local, shape), f"imported:{csv.name}", content_hash(local)
 
 
-def model_detections(lake: DataLake, animal: str, session: str, options: DetectionOptions,
-                     batch_size: int, log=None) -> tuple[pl.DataFrame, pl.DataFrame, str, str]:
+def model_detections(
+    lake: DataLake, animal: str, session: str, options: DetectionOptions, batch_size: int, log=None
+) -> tuple[pl.DataFrame, pl.DataFrame, str, str]:
     """Boxes of the registry's champion detector on every layer of the registered volume (the shipped
     detector is registered first when the registry has no champion), and the candidates: the same pass
     down to `candidate_threshold` (thresholding comes before non-maximum suppression, so the boxes at
@@ -60,8 +65,9 @@ def model_detections(lake: DataLake, animal: str, session: str, options: Detecti
         if log is not None and (done % step < batch_size or done == total):
             log(f"{animal}/{session}: detector on {done}/{total} layers, {boxes} boxes down to score {low:g}")
 
-    boxes = detector.detect_stack(volume, score_threshold=low, batch_size=batch_size,
-                                  pixel_size_um=voxel_size_um[2], progress=progress).select(DETECTION_COLUMNS)
+    boxes = detector.detect_stack(
+        volume, score_threshold=low, batch_size=batch_size, pixel_size_um=voxel_size_um[2], progress=progress
+    ).select(DETECTION_COLUMNS)
     return (boxes.filter(pl.col("score") >= options.score_threshold), boxes, champion.name, champion.version)
 
 
@@ -78,8 +84,7 @@ MIN_SHARE_OF_OTHERS = 0.5
 def other_session_counts(lake: DataLake, animal: str, session: str) -> list[int]:
     """Box counts of the animal's other sessions that have detections."""
     folder = lake.detections_path(animal, session).parent
-    return [parquet_rows(p) for p in sorted(folder.glob("*.parquet"))
-            if p.name != f"{session}.parquet"]
+    return [parquet_rows(p) for p in sorted(folder.glob("*.parquet")) if p.name != f"{session}.parquet"]
 
 
 def detection_count_problem(count: int, others: list[int]) -> str | None:
@@ -94,12 +99,26 @@ def detection_count_problem(count: int, others: list[int]) -> str | None:
     return None
 
 
-@dg.asset(partitions_def=SESSIONS, deps=[raw_volume, spine_detector], code_version="3", kinds={"parquet"}, pool="detection",
-          group_name="detection", **labels("detection"),
-          check_specs=[dg.AssetCheckSpec("detections_found", asset="detections_2d",
-                                         description="the session has detections, and at least half as many as the median "
-                                                     "of the animal's other sessions")])
-def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings) -> dg.MaterializeResult:
+@dg.asset(
+    partitions_def=SESSIONS,
+    deps=[raw_volume, spine_detector],
+    code_version="3",
+    kinds={"parquet"},
+    pool="detection",
+    group_name="detection",
+    **labels("detection"),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "detections_found",
+            asset="detections_2d",
+            description="the session has detections, and at least half as many as the median "
+            "of the animal's other sessions",
+        )
+    ],
+)
+def detections_2d(
+    context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings
+) -> dg.MaterializeResult:
     """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
     that made it, and beside them the detector's weaker boxes (candidates, evidence for spine tracking); by default the champion of the model registry, else imported from another detector's CSV
     or the LoG baseline (`source` of the `detection` resource)."""
@@ -117,8 +136,9 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
                 table, model, version = baseline_detections(lake, animal, session)
                 context.log.warning("detections come from the LoG baseline (source 'baseline'), not the model")
             else:
-                table, candidates, model, version = model_detections(lake, animal, session, options, detection.batch_size,
-                                                                     log=context.log.info)
+                table, candidates, model, version = model_detections(
+                    lake, animal, session, options, detection.batch_size, log=context.log.info
+                )
             decisive = [options.upscale, options.box_scale, options.tile]
             decisive = decisive if detection.source == "model" and decisive != [None] * 3 else []
             if detection.source == "model" and options.score_threshold != DEFAULT_SCORE_THRESHOLD:
@@ -127,19 +147,25 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
                 decisive.append(options.candidate_threshold)
             if detection.source == "model":
                 decisive.append(round(float(voxel_size_um[2]), 6))  # the detector resamples by the pixel size
-            data_version = hashlib.sha256(json.dumps([model, version, cast(dict, upstream.value)["raw_volume"], *decisive])
-                                          .encode()).hexdigest()[:32]
+            data_version = hashlib.sha256(
+                json.dumps([model, version, cast(dict, upstream.value)["raw_volume"], *decisive]).encode()
+            ).hexdigest()[:32]
     except InputError as error:
-        raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
+        raise dg.Failure(
+            description=str(error), metadata={"file": str(error.path), "problem": error.problem}
+        ) from error
     except RegistryError as error:
         raise dg.Failure(description=str(error)) from error
     table = table.with_columns(model=pl.lit(model), model_version=pl.lit(version))
     candidates = (candidates if candidates is not None else table.head(0).select(DETECTION_COLUMNS)).with_columns(
-        model=pl.lit(model), model_version=pl.lit(version))
+        model=pl.lit(model), model_version=pl.lit(version)
+    )
     failpoint("detection")
     write_parquet(candidates, lake.candidates_path(animal, session))
     path = write_parquet(table, lake.detections_path(animal, session))
-    picture = overlay_png(read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy())
+    picture = overlay_png(
+        read_mip(lake.volume_path(animal, session)), table.select("xmin", "ymin", "xmax", "ymax").to_numpy()
+    )
     problem = detection_count_problem(len(table), other_session_counts(lake, animal, session))
     if problem:
         context.log.warning(f"{animal}/{session}: {problem}")
@@ -149,7 +175,8 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "detections_on_projection": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
             "checksum": content_hash(path),
-            "dagster/row_count": len(table), "dagster/column_schema": column_schema(table),
+            "dagster/row_count": len(table),
+            "dagster/column_schema": column_schema(table),
             "detections": len(table),
             "candidates": len(candidates),
             "source": detection.source,
@@ -159,10 +186,17 @@ def detections_2d(context: dg.AssetExecutionContext, lake: DataLake, detection: 
             "model": model,
             "model_version": version,
             "upstream_versions": upstream,
-            "per_layer": table_metadata(pl.DataFrame({"layer": list(range(shape[0])),
-                                                      "boxes": detections_per_layer(table, shape[0])})),
+            "per_layer": table_metadata(
+                pl.DataFrame({"layer": list(range(shape[0])), "boxes": detections_per_layer(table, shape[0])})
+            ),
         },
-        check_results=[dg.AssetCheckResult(
-            check_name="detections_found", passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
-            description=problem, metadata={"detections": len(table)})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="detections_found",
+                passed=problem is None,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=problem,
+                metadata={"detections": len(table)},
+            )
+        ],
     )

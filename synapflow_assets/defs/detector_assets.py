@@ -1,4 +1,5 @@
 """Asset `spine_detector`: the champion detector of the MLflow registry (trained on request)."""
+
 import dagster as dg
 
 from ..detection.champion import ensure_champion
@@ -49,7 +50,9 @@ def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingCo
 
 
 @dg.asset(code_version="1", kinds={"mlflow", "pytorch"}, group_name="detection", pool="mlflow", **labels("model"))
-def spine_detector(context: dg.AssetExecutionContext, config: DetectorTrainingConfig, lake: DataLake) -> dg.MaterializeResult:
+def spine_detector(
+    context: dg.AssetExecutionContext, config: DetectorTrainingConfig, lake: DataLake
+) -> dg.MaterializeResult:
     """The transformer spine detector (RT-DETR) registered as `spine-detector`; its data version is the
     registered version of the alias `champion`, so detections downstream go stale when it changes."""
     metadata = {}
@@ -57,17 +60,38 @@ def spine_detector(context: dg.AssetExecutionContext, config: DetectorTrainingCo
         if config.train:
             result = train_and_register(lake, context.run.run_id, config, log=context.log.info)
             gate = result["gate"]
-            metadata = {"trained_version": result["version"], "training_run_id": result["run_id"],
-                        "gate": dg.MetadataValue.json({k: gate[k] for k in (
-                            "promoted", "reason", "score_key", "new_score", "champion_score", "new_source",
-                            "champion_source", "previous_champion", "champion")})}
+            metadata = {
+                "trained_version": result["version"],
+                "training_run_id": result["run_id"],
+                "gate": dg.MetadataValue.json(
+                    {
+                        k: gate[k]
+                        for k in (
+                            "promoted",
+                            "reason",
+                            "score_key",
+                            "new_score",
+                            "champion_score",
+                            "new_source",
+                            "champion_source",
+                            "previous_champion",
+                            "champion",
+                        )
+                    }
+                ),
+            }
         champion = ensure_champion(lake.registry_root)
         links = ui_links(lake.registry_root, champion)
     except (RegistryError, ValueError) as error:
         raise dg.Failure(description=str(error)) from error
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{champion.name}:{champion.version}"),
-        metadata={"model": champion.name, "version": champion.version, "run_id": champion.run_id,
-                  **{name: dg.MetadataValue.url(url) for name, url in links.items()},
-                  "weights": dg.MetadataValue.path(str(champion.folder)), **metadata},
+        metadata={
+            "model": champion.name,
+            "version": champion.version,
+            "run_id": champion.run_id,
+            **{name: dg.MetadataValue.url(url) for name, url in links.items()},
+            "weights": dg.MetadataValue.path(str(champion.folder)),
+            **metadata,
+        },
     )

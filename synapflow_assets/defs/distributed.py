@@ -7,12 +7,12 @@ sees) and a PostgreSQL instance (`deploy/postgres/dagster.yaml` as
 `make scale-test` runs a lab through it and compares the feature store with
 the embedded run.
 """
+
 import os
 
 import dagster as dg
 
 from .dask_executor import serialized_dask_executor
-
 from .detection_assets import detections_2d
 from .detector_assets import spine_detector
 from .feature_assets import spine_dynamics, spine_features
@@ -38,11 +38,21 @@ def distributed_definitions() -> dg.Definitions:
     detection = DetectionSettings(source=os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model"))
     return dg.Definitions(
         assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS],
-        jobs=[dg.define_asset_job("process_sessions", selection=SESSION_ASSETS, executor_def=executor,
-                                  tags={"synapflow/stage": "detection"}),
-              dg.define_asset_job("update_animals", selection=ANIMAL_ASSETS, executor_def=executor)],
-        resources={"lake": lake_from_environment(), "imaging": ImagingSettings(),
-                   "detection": detection, "alignment": AlignmentSettings()},
+        jobs=[
+            dg.define_asset_job(
+                "process_sessions",
+                selection=SESSION_ASSETS,
+                executor_def=executor,
+                tags={"synapflow/stage": "detection"},
+            ),
+            dg.define_asset_job("update_animals", selection=ANIMAL_ASSETS, executor_def=executor),
+        ],
+        resources={
+            "lake": lake_from_environment(),
+            "imaging": ImagingSettings(),
+            "detection": detection,
+            "alignment": AlignmentSettings(),
+        },
     )
 
 
@@ -58,8 +68,10 @@ def update_animals() -> dg.JobDefinition:
 def database_url() -> str:
     """The Dagster database of the distributed configuration, without its password."""
     env = os.environ.get
-    return (f"postgresql://{env('SYNAPFLOW_PG_USER', '?')}@{env('SYNAPFLOW_PG_HOST', '?')}:{env('SYNAPFLOW_PG_PORT', '?')}"
-            f"/{env('SYNAPFLOW_PG_DB', '?')}")
+    return (
+        f"postgresql://{env('SYNAPFLOW_PG_USER', '?')}@{env('SYNAPFLOW_PG_HOST', '?')}:{env('SYNAPFLOW_PG_PORT', '?')}"
+        f"/{env('SYNAPFLOW_PG_DB', '?')}"
+    )
 
 
 def open_distributed_instance() -> dg.DagsterInstance:
@@ -72,7 +84,9 @@ def open_distributed_instance() -> dg.DagsterInstance:
         instance.get_runs(limit=1)
     except Exception as error:  # noqa: BLE001 - driver and SQLAlchemy errors differ by cause
         reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        raise RuntimeError(f"cannot use the Dagster database {database_url()}: {reason.replace(secret, '***')}") from None
+        raise RuntimeError(
+            f"cannot use the Dagster database {database_url()}: {reason.replace(secret, '***')}"
+        ) from None
     return instance
 
 
@@ -81,8 +95,14 @@ def _check_database(secret: str) -> None:
 
     env = os.environ.get
     try:
-        psycopg2.connect(host=env("SYNAPFLOW_PG_HOST"), port=env("SYNAPFLOW_PG_PORT"), user=env("SYNAPFLOW_PG_USER"),
-                         password=secret, dbname=env("SYNAPFLOW_PG_DB"), connect_timeout=10).close()
+        psycopg2.connect(
+            host=env("SYNAPFLOW_PG_HOST"),
+            port=env("SYNAPFLOW_PG_PORT"),
+            user=env("SYNAPFLOW_PG_USER"),
+            password=secret,
+            dbname=env("SYNAPFLOW_PG_DB"),
+            connect_timeout=10,
+        ).close()
     except psycopg2.Error as error:
         reason = " ".join(str(error).split()).replace(secret, "***")
         raise RuntimeError(f"cannot use the Dagster database {database_url()}: {reason}") from None

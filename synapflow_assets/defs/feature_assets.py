@@ -1,4 +1,5 @@
 """Assets `spine_features` (per session) and `spine_dynamics` (per animal) in the DuckDB feature store."""
+
 import hashlib
 import json
 from typing import Any
@@ -7,11 +8,11 @@ import dagster as dg
 import polars as pl
 
 from .. import features as science
-from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
-from ..store.locations import read_parquet
-from ..store.feature_store import FeatureStore, lineage_columns
 from ..features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
 from ..imaging.ingest import png_markdown
+from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
+from ..store.feature_store import FeatureStore, lineage_columns
+from ..store.locations import read_parquet
 from ..tracking.corrections import apply_corrections
 from ..tracking.redetection import OTHER_COLUMNS
 from .detection_assets import session_keys
@@ -23,17 +24,28 @@ from .spine_assets import spines_3d
 from .track_assets import require_all_sessions, spine_tracks
 from .volume_assets import raw_volume
 
+
 def _version(inputs: dict, code: str) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256(json.dumps([inputs, code], sort_keys=True).encode()).hexdigest()[:32])
 
 
 def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
-    return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
-        "rows_written": 0, "unchanged": True, "upstream_versions": dg.MetadataValue.json(inputs)})
+    return dg.MaterializeResult(
+        data_version=_version(inputs, code),
+        metadata={"rows_written": 0, "unchanged": True, "upstream_versions": dg.MetadataValue.json(inputs)},
+    )
 
 
-@dg.asset(partitions_def=SESSIONS, deps=[spines_3d, raw_volume], code_version="2", pool="duckdb",
-          kinds={"duckdb"}, group_name="features", **labels("features"), automation_condition=dg.AutomationCondition.eager())
+@dg.asset(
+    partitions_def=SESSIONS,
+    deps=[spines_3d, raw_volume],
+    code_version="2",
+    pool="duckdb",
+    kinds={"duckdb"},
+    group_name="features",
+    **labels("features"),
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Per-spine size, head-to-dendrite distance, type, position and brightness of one session, with the
     session's dendrite density, its linked detections and 3D spines, written to the feature store."""
@@ -51,33 +63,96 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         shape, _, attrs = read_volume_info(lake.volume_path(animal, session))
         model = spines["model"][0] if len(spines) else None
         version = spines["model_version"][0] if len(spines) else None
-        written = store.replace_partition({
-            "sessions": pl.DataFrame([{
-                "acquired_at": attrs.get("acquired_at"), "layers": shape[0], "height": shape[1], "width": shape[2],
-                "voxel_z_um": voxel[0], "voxel_y_um": voxel[1], "voxel_x_um": voxel[2], "n_spines": len(spines),
-                "dendrite_length_um": density["dendrite_length_um"], "spines_per_um": density["spines_per_um"]}]),
-            "detections": boxes.select(spine_id="id", layer="layer", xmin="xmin", ymin="ymin", xmax="xmax", ymax="ymax",
-                                       score="score", type="type", interpolated="interpolated"),
-            "spines": spines.drop("animal", "session", "model", "model_version", strict=False),
-            "spine_features": features,
-        }, animal, session, lineage_columns(context.run.run_id, code, model, version, inputs))
-    return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
-        "dagster/row_count": len(features), "dagster/column_schema": column_schema(features),
-        "rows_written": dg.MetadataValue.json(written), "spines": len(features),
-        "spines_per_um": rounded(density["spines_per_um"]), "dendrite_length_um": rounded(density["dendrite_length_um"]),
-        "median_size": rounded(features["size"].median()) if len(features) else None,
-        "distance_found": rounded(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
-        "upstream_versions": dg.MetadataValue.json(inputs), "store": dg.MetadataValue.path(str(lake.store_path)),
-    })
+        written = store.replace_partition(
+            {
+                "sessions": pl.DataFrame(
+                    [
+                        {
+                            "acquired_at": attrs.get("acquired_at"),
+                            "layers": shape[0],
+                            "height": shape[1],
+                            "width": shape[2],
+                            "voxel_z_um": voxel[0],
+                            "voxel_y_um": voxel[1],
+                            "voxel_x_um": voxel[2],
+                            "n_spines": len(spines),
+                            "dendrite_length_um": density["dendrite_length_um"],
+                            "spines_per_um": density["spines_per_um"],
+                        }
+                    ]
+                ),
+                "detections": boxes.select(
+                    spine_id="id",
+                    layer="layer",
+                    xmin="xmin",
+                    ymin="ymin",
+                    xmax="xmax",
+                    ymax="ymax",
+                    score="score",
+                    type="type",
+                    interpolated="interpolated",
+                ),
+                "spines": spines.drop("animal", "session", "model", "model_version", strict=False),
+                "spine_features": features,
+            },
+            animal,
+            session,
+            lineage_columns(context.run.run_id, code, model, version, inputs),
+        )
+    return dg.MaterializeResult(
+        data_version=_version(inputs, code),
+        metadata={
+            "dagster/row_count": len(features),
+            "dagster/column_schema": column_schema(features),
+            "rows_written": dg.MetadataValue.json(written),
+            "spines": len(features),
+            "spines_per_um": rounded(density["spines_per_um"]),
+            "dendrite_length_um": rounded(density["dendrite_length_um"]),
+            "median_size": rounded(features["size"].median()) if len(features) else None,
+            "distance_found": rounded(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
+            "upstream_versions": dg.MetadataValue.json(inputs),
+            "store": dg.MetadataValue.path(str(lake.store_path)),
+        },
+    )
 
 
-TRACK_COLUMNS = ["session", "session_index", "track_id", "spine_id", "status", "detected", "redetected", "x_um", "y_um",
-                 "z_um", "xmin", "ymin", "xmax", "ymax", "first_layer", "last_layer", "evidence_score", "contrast_ratio",
-                 "confidence", "reason", "computed_status", "corrected_by", "corrected_at", *OTHER_COLUMNS]
+TRACK_COLUMNS = [
+    "session",
+    "session_index",
+    "track_id",
+    "spine_id",
+    "status",
+    "detected",
+    "redetected",
+    "x_um",
+    "y_um",
+    "z_um",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "first_layer",
+    "last_layer",
+    "evidence_score",
+    "contrast_ratio",
+    "confidence",
+    "reason",
+    "computed_status",
+    "corrected_by",
+    "corrected_at",
+    *OTHER_COLUMNS,
+]
 
 
-@dg.asset(partitions_def=ANIMALS, code_version="2", pool="duckdb", kinds={"duckdb"}, group_name="features", **labels("dynamics"),
-          deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=SESSIONS_OF_ANIMAL)])
+@dg.asset(
+    partitions_def=ANIMALS,
+    code_version="2",
+    pool="duckdb",
+    kinds={"duckdb"},
+    group_name="features",
+    **labels("dynamics"),
+    deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=SESSIONS_OF_ANIMAL)],
+)
 def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Formation, elimination, turnover, survival and size change per session of one animal with 95% intervals,
     and its tracks with the confidence and reason of every event, written to the feature store. A person's
@@ -88,36 +163,60 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     with FeatureStore(lake.store_path) as store:
         sizes = store.connection.sql(
             "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE animal = $1",
-            params=[animal]).pl()
-        require_all_sessions(context.instance, animal, set(sizes["session"].unique()) | set(
-            store.connection.sql("SELECT session FROM sessions WHERE animal = $1", params=[animal]).pl()["session"]),
-            "features")
+            params=[animal],
+        ).pl()
+        require_all_sessions(
+            context.instance,
+            animal,
+            set(sizes["session"].unique())
+            | set(
+                store.connection.sql("SELECT session FROM sessions WHERE animal = $1", params=[animal]).pl()["session"]
+            ),
+            "features",
+        )
         corrections = store.corrections(animal)
         model, version = (",".join(sorted(sizes[c].drop_nulls().unique())) or None for c in ("model", "model_version"))
-        inputs: dict[str, Any] = {**latest_data_versions(context, spine_tracks.key),
-                  "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows())),
-                  "corrections": hashlib.sha256(corrections.write_csv().encode()).hexdigest()[:16] if len(corrections) else None}
+        inputs: dict[str, Any] = {
+            **latest_data_versions(context, spine_tracks.key),
+            "spine_features": dict(sorted(sizes.select("session", "input_versions").unique().iter_rows())),
+            "corrections": hashlib.sha256(corrections.write_csv().encode()).hexdigest()[:16]
+            if len(corrections)
+            else None,
+        }
         if store.is_current("dynamics", animal, None, inputs, code):
             return _unchanged(inputs, code)
         tracks = apply_corrections(tracks, corrections)
         with_sizes = tracks.join(sizes.select("session", "spine_id", "size"), on=["session", "spine_id"], how="left")
         dynamics = science.spine_dynamics(with_sizes)
-        written = store.replace_partition({
-            "tracks": tracks.select(TRACK_COLUMNS),
-            "dynamics": dynamics.drop("animal", strict=False),
-        }, animal, None, lineage_columns(context.run.run_id, code, model, version, inputs))
+        written = store.replace_partition(
+            {
+                "tracks": tracks.select(TRACK_COLUMNS),
+                "dynamics": dynamics.drop("animal", strict=False),
+            },
+            animal,
+            None,
+            lineage_columns(context.run.run_id, code, model, version, inputs),
+        )
     last = dynamics.sort("session_index").tail(1)
-    return dg.MaterializeResult(data_version=_version(inputs, code), metadata={
-        "dynamics_plot": dg.MetadataValue.md(png_markdown(dynamics_png(dynamics, title=animal),
-                                                          f"{animal}: survival, formation and elimination")),
-        "per_session": table_metadata(dynamics_table(dynamics)),
-        "size_trajectories": dg.MetadataValue.md(png_markdown(size_trajectories_png(with_sizes, title=animal),
-                                                               f"{animal}: size of persistent spines")),
-        "dagster/row_count": len(dynamics), "dagster/column_schema": column_schema(dynamics),
-        "rows_written": dg.MetadataValue.json(written), "sessions": len(dynamics),
-        "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
-        "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
-        "upstream_versions": dg.MetadataValue.json(
-            {**inputs, "spine_features": {s: json.loads(v) for s, v in inputs["spine_features"].items()}}),
-        "store": dg.MetadataValue.path(str(lake.store_path)),
-    })
+    return dg.MaterializeResult(
+        data_version=_version(inputs, code),
+        metadata={
+            "dynamics_plot": dg.MetadataValue.md(
+                png_markdown(dynamics_png(dynamics, title=animal), f"{animal}: survival, formation and elimination")
+            ),
+            "per_session": table_metadata(dynamics_table(dynamics)),
+            "size_trajectories": dg.MetadataValue.md(
+                png_markdown(size_trajectories_png(with_sizes, title=animal), f"{animal}: size of persistent spines")
+            ),
+            "dagster/row_count": len(dynamics),
+            "dagster/column_schema": column_schema(dynamics),
+            "rows_written": dg.MetadataValue.json(written),
+            "sessions": len(dynamics),
+            "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
+            "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
+            "upstream_versions": dg.MetadataValue.json(
+                {**inputs, "spine_features": {s: json.loads(v) for s, v in inputs["spine_features"].items()}}
+            ),
+            "store": dg.MetadataValue.path(str(lake.store_path)),
+        },
+    )

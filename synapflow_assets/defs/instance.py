@@ -6,6 +6,7 @@ versions (a version recorded for one root would make the other's outputs look
 up to date). The repository's `dagster.yaml` (DAGSTER_HOME = the repository,
 used by `make ui`) points at `data/dagster`: the instance of the default root.
 """
+
 import os
 from pathlib import Path
 
@@ -18,8 +19,13 @@ from ..store.locations import StorageError, is_remote
 TEMPLATE = {
     "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
     "concurrency": {"runs": {"max_concurrent_runs": 2}, "pools": {"default_limit": 1}},
-    "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "poll_interval_seconds": 30,
-                       "max_resume_run_attempts": 0, "free_slots_after_run_end_seconds": 30},
+    "run_monitoring": {
+        "enabled": True,
+        "start_timeout_seconds": 180,
+        "poll_interval_seconds": 30,
+        "max_resume_run_attempts": 0,
+        "free_slots_after_run_end_seconds": 30,
+    },
     "telemetry": {"enabled": False},
 }
 """What every instance of ours has besides its folders (kept equal to the repository's `dagster.yaml`)."""
@@ -30,10 +36,16 @@ def instance_config(home: Path) -> dict:
     home = Path(home).resolve()
     return {
         "storage": {"sqlite": {"base_dir": str(home / "storage")}},
-        "local_artifact_storage": {"module": "dagster.core.storage.root", "class": "LocalArtifactStorage",
-                                   "config": {"base_dir": str(home)}},
-        "compute_logs": {"module": "dagster.core.storage.local_compute_log_manager", "class": "LocalComputeLogManager",
-                         "config": {"base_dir": str(home / "compute_logs")}},
+        "local_artifact_storage": {
+            "module": "dagster.core.storage.root",
+            "class": "LocalArtifactStorage",
+            "config": {"base_dir": str(home)},
+        },
+        "compute_logs": {
+            "module": "dagster.core.storage.local_compute_log_manager",
+            "class": "LocalComputeLogManager",
+            "config": {"base_dir": str(home / "compute_logs")},
+        },
         **TEMPLATE,
     }
 
@@ -42,8 +54,10 @@ def instance_home(data_root: str | Path) -> Path:
     """Where the instance of a data root lives: `<root>/dagster`, or `DAGSTER_HOME` for an object-store root."""
     if is_remote(data_root):
         if not os.environ.get("DAGSTER_HOME"):
-            raise StorageError(f"{data_root}: an object-store data root needs a shared Dagster instance; set DAGSTER_HOME "
-                               "to a folder whose dagster.yaml names it (e.g. deploy/postgres/dagster.yaml)")
+            raise StorageError(
+                f"{data_root}: an object-store data root needs a shared Dagster instance; set DAGSTER_HOME "
+                "to a folder whose dagster.yaml names it (e.g. deploy/postgres/dagster.yaml)"
+            )
         return Path(os.environ["DAGSTER_HOME"])
     return Path(data_root) / "dagster"
 
@@ -54,8 +68,10 @@ def open_instance(data_root: str | Path) -> dg.DagsterInstance:
     if is_remote(data_root):
         home = instance_home(data_root)
         if not (home / "dagster.yaml").is_file():
-            raise StorageError(f"{home}/dagster.yaml: missing; an object-store data root needs a shared instance "
-                               "(copy deploy/postgres/dagster.yaml there)")
+            raise StorageError(
+                f"{home}/dagster.yaml: missing; an object-store data root needs a shared instance "
+                "(copy deploy/postgres/dagster.yaml there)"
+            )
         return dg.DagsterInstance.from_config(str(home))
     home = instance_home(data_root)
     home.mkdir(parents=True, exist_ok=True)

@@ -1,26 +1,30 @@
 """Sensor that turns complete files in the landing folder into partitions and runs."""
+
 import json
 
 import dagster as dg
 
 from ..imaging.landing import scan_landing, settled_sessions
+from .detection_assets import detections_2d
+from .feature_assets import spine_features
 from .partition_upgrade import old_layout, upgrade_partitions
 from .partitions import add_requests, session_partition_key
 from .resources import DataLake, DetectionSettings, ImagingSettings
-from .detection_assets import detections_2d
-from .feature_assets import spine_features
 from .spine_assets import spines_3d
 from .volume_assets import raw_volume
 
 process_sessions_job = dg.define_asset_job(
-    "process_sessions", selection=[raw_volume, detections_2d, spines_3d, spine_features],
+    "process_sessions",
+    selection=[raw_volume, detections_2d, spines_3d, spine_features],
     description="Read, detect, link through depth and quantify one landed session (requested by landing_sensor).",
-    executor_def=dg.in_process_executor)
+    executor_def=dg.in_process_executor,
+)
 
 
 @dg.sensor(job=process_sessions_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings,
-                   imaging: ImagingSettings) -> dg.SensorResult:
+def landing_sensor(
+    context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings, imaging: ImagingSettings
+) -> dg.SensorResult:
     """Watch `data/landing/<animal>/<session>.tif`: add partitions and request processing.
 
     A file is taken once it is complete (a `<session>.done` marker, or size
@@ -53,12 +57,14 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: DataLake, detectio
         if not stale:
             context.log.info(f"{s.animal}/{s.session} is up to date: nothing to run")
             continue
-        requests.append(dg.RunRequest(
-            run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
-            partition_key=session_partition_key(s.animal, s.session),
-            asset_selection=stale,
-            tags={"synapflow/source": str(s.path)},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
+                partition_key=session_partition_key(s.animal, s.session),
+                asset_selection=stale,
+                tags={"synapflow/source": str(s.path)},
+            )
+        )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=add_requests(context.instance, [(s.animal, s.session) for s in ready]),
@@ -72,7 +78,9 @@ def failure_summary_line(context: dg.RunFailureSensorContext) -> str:
 
     run = context.dagster_run
     failures = context.get_step_failure_events()
-    message = step_failure_line(failures[0], run.run_id) if failures else (context.failure_event.message or "run failed")
+    message = (
+        step_failure_line(failures[0], run.run_id) if failures else (context.failure_event.message or "run failed")
+    )
     return f"FAILED {run.tags.get('dagster/partition', run.job_name)}: {message} (run {run.run_id})"
 
 

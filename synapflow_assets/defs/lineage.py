@@ -1,11 +1,13 @@
 """Recording which upstream versions an asset partition was computed from."""
+
 from typing import cast
 
 import dagster as dg
 
 
-def upstream_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey,
-                      unpartitioned: tuple[dg.AssetKey, ...] = ()) -> dg.JsonMetadataValue:
+def upstream_versions(
+    context: dg.AssetExecutionContext, *keys: dg.AssetKey, unpartitioned: tuple[dg.AssetKey, ...] = ()
+) -> dg.JsonMetadataValue:
     """Latest data version of each upstream asset for this run's partition, as metadata.
 
     Stored on every materialization as `upstream_versions`, so that
@@ -15,7 +17,9 @@ def upstream_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey,
     versions = {}
     for key in keys:
         records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=None if key in unpartitioned else [context.partition_key]),
+            dg.AssetRecordsFilter(
+                asset_key=key, asset_partitions=None if key in unpartitioned else [context.partition_key]
+            ),
             limit=1,
         ).records
         tags = records[0].asset_materialization.tags if records else {}

@@ -1,10 +1,17 @@
 """Metadata helpers shared by the assets: tables the UI shows as tables, rounded numbers."""
+
 import json
 
 import dagster as dg
 import polars as pl
 
-_TYPES: dict[pl.DataType | type[pl.DataType], str] = {pl.String: "string", pl.Int64: "int", pl.Int32: "int", pl.Float64: "float", pl.Boolean: "bool"}
+_TYPES: dict[pl.DataType | type[pl.DataType], str] = {
+    pl.String: "string",
+    pl.Int64: "int",
+    pl.Int32: "int",
+    pl.Float64: "float",
+    pl.Boolean: "bool",
+}
 
 
 OWNERS = ["team:synapflow"]
@@ -17,13 +24,16 @@ def labels(stage: str) -> dict:
 
 def column_schema(table: pl.DataFrame) -> dg.TableSchema:
     """The columns of a polars table as a Dagster schema (`dagster/column_schema`)."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, _TYPES.get(dtype, str(dtype).lower())) for name, dtype in table.schema.items()])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, _TYPES.get(dtype, str(dtype).lower())) for name, dtype in table.schema.items()]
+    )
 
 
 def table_metadata(table: pl.DataFrame) -> dg.TableMetadataValue:
     """A polars table as a Dagster table (shown as a table in the UI)."""
-    return dg.MetadataValue.table(records=[dg.TableRecord(row) for row in table.iter_rows(named=True)],
-                                  schema=column_schema(table))
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in table.iter_rows(named=True)], schema=column_schema(table)
+    )
 
 
 def rounded(value, digits: int = 3) -> float | None:

@@ -9,6 +9,7 @@ materialization again under the new key with the same data version, code
 version, input versions and metadata, so nothing is recomputed. The
 `sessions` dimension is removed; the `animals` partitions stay.
 """
+
 import dagster as dg
 
 from .partitions import register_sessions, session_partition_key
@@ -40,8 +41,9 @@ def upgrade_partitions(instance: dg.DagsterInstance) -> list[str]:
         return []
     moved: set[str] = set()
     new_ids: dict[str, str] = {}
-    register_sessions(instance, [tuple(old.split("|")) for name in SESSION_ASSETS
-                                 for old in _old_keys(instance, dg.AssetKey(name))])
+    register_sessions(
+        instance, [tuple(old.split("|")) for name in SESSION_ASSETS for old in _old_keys(instance, dg.AssetKey(name))]
+    )
     for name in SESSION_ASSETS:
         asset = dg.AssetKey(name)
         for old in _old_keys(instance, asset):
@@ -52,13 +54,20 @@ def upgrade_partitions(instance: dg.DagsterInstance) -> list[str]:
             if before is None or (after is not None and after.storage_id > before.storage_id):
                 continue
             event = before.asset_materialization
-            tags = {k: new_ids.get(v, v) if k.startswith(POINTER) else v
-                    for k, v in (event.tags or {}).items() if not k.startswith("dagster/partition")}
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset, partition=new, metadata=dict(event.metadata),
-                tags={**tags, UPGRADED_FROM: old.replace("|", ".")},
-                description=f"{event.description or ''} (moved from partition {old})".strip(),
-            ))
+            tags = {
+                k: new_ids.get(v, v) if k.startswith(POINTER) else v
+                for k, v in (event.tags or {}).items()
+                if not k.startswith("dagster/partition")
+            }
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset,
+                    partition=new,
+                    metadata=dict(event.metadata),
+                    tags={**tags, UPGRADED_FROM: old.replace("|", ".")},
+                    description=f"{event.description or ''} (moved from partition {old})".strip(),
+                )
+            )
             new_ids[str(before.storage_id)] = str(_latest(instance, asset, new).storage_id)
             moved.add(new)
     for key in instance.get_dynamic_partitions(OLD_SESSIONS):
@@ -68,6 +77,6 @@ def upgrade_partitions(instance: dg.DagsterInstance) -> list[str]:
 
 def _latest(instance: dg.DagsterInstance, asset: dg.AssetKey, partition: str):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[partition]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[partition]), limit=1
+    ).records
     return records[0] if records else None
-

@@ -8,6 +8,7 @@ it, so the animal assets declare their session inputs with
 `animal_sensor`, which requests an animal once every session of that animal
 has its features; which sessions belong to the animal is read from the keys.
 """
+
 import dagster as dg
 
 from ..imaging.keys import validate_key
@@ -69,5 +70,11 @@ def _add(instance: dg.DagsterInstance, name: str, keys: list[str]) -> None:
 def add_requests(instance: dg.DagsterInstance, pairs) -> list[dg.AddDynamicPartitionsRequest]:
     """The sensor form of :func:`register_sessions`: requests for the partitions not registered yet."""
     animals, keys = _missing(instance, pairs)
-    return [r for r in (ANIMALS.build_add_request(animals) if animals else None,
-                        SESSIONS.build_add_request(keys) if keys else None) if r is not None]
+    return [
+        r
+        for r in (
+            ANIMALS.build_add_request(animals) if animals else None,
+            SESSIONS.build_add_request(keys) if keys else None,
+        )
+        if r is not None
+    ]

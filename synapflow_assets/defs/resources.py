@@ -1,4 +1,5 @@
 """Resources: where data lives and how raw files are read."""
+
 import json
 import os
 from pathlib import Path
@@ -8,8 +9,8 @@ import dagster as dg
 from pydantic import BaseModel, field_validator
 
 from ..imaging.keys import InvalidKeyError, validate_key
-from ..store.locations import StorageError, is_remote, local_cache, location
 from ..settings import DetectionOptions, LabSettings, load_settings
+from ..store.locations import StorageError, is_remote, local_cache, location
 
 
 class DataLake(dg.ConfigurableResource):
@@ -78,8 +79,10 @@ class DataLake(dg.ConfigurableResource):
         """The data root handed to the detector registry (its embedded SQLite lives there unless
         `MLFLOW_TRACKING_URI` is set, which an object-store root requires: every worker must see one registry)."""
         if self.remote and not os.environ.get("MLFLOW_TRACKING_URI"):
-            raise StorageError(f"{self.root}: an object-store data root needs an MLflow server shared by every "
-                               "worker; set MLFLOW_TRACKING_URI")
+            raise StorageError(
+                f"{self.root}: an object-store data root needs an MLflow server shared by every "
+                "worker; set MLFLOW_TRACKING_URI"
+            )
         return self.local_root
 
     @property
@@ -87,8 +90,10 @@ class DataLake(dg.ConfigurableResource):
         if self.store:
             return Path(self.store)
         if self.remote:
-            raise StorageError(f"{self.root}: an object-store data root needs a feature-store file on a disk every "
-                               "writer reaches; set SYNAPFLOW_STORE (e.g. /shared/features.duckdb)")
+            raise StorageError(
+                f"{self.root}: an object-store data root needs a feature-store file on a disk every "
+                "writer reaches; set SYNAPFLOW_STORE (e.g. /shared/features.duckdb)"
+            )
         return Path(self.root) / "features.duckdb"
 
     def candidates_path(self, animal: str, session: str):
@@ -108,8 +113,11 @@ class DataLake(dg.ConfigurableResource):
 def lake_from_environment(root: str | None = None) -> DataLake:
     """The data lake named by `SYNAPFLOW_DATA` (or `root`), `SYNAPFLOW_LANDING` and `SYNAPFLOW_STORE` (defaults:
     `data`, its `landing/` and its `features.duckdb`)."""
-    return DataLake(root=root or os.environ.get("SYNAPFLOW_DATA", "data"),
-                    landing_root=os.environ.get("SYNAPFLOW_LANDING", ""), store=os.environ.get("SYNAPFLOW_STORE", ""))
+    return DataLake(
+        root=root or os.environ.get("SYNAPFLOW_DATA", "data"),
+        landing_root=os.environ.get("SYNAPFLOW_LANDING", ""),
+        store=os.environ.get("SYNAPFLOW_STORE", ""),
+    )
 
 
 class _Overrides(dg.ConfigurableResource):
@@ -189,4 +197,3 @@ class AlignmentSettings(_Overrides):
     min_global_peak: float | None = None
     min_trusted_blocks: float | None = None
     min_structure: float | None = None
-

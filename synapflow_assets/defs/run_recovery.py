@@ -6,6 +6,7 @@ would otherwise keep its concurrency slot (pool `duckdb` or `mlflow`) so
 that every later run of that pool waits forever. Runs launched by the daemon
 are watched by Dagster's run monitoring (`run_monitoring` in `dagster.yaml`).
 """
+
 import os
 import socket
 
@@ -14,8 +15,13 @@ import dagster as dg
 from ..store.atomic_files import pid_alive
 
 ORIGIN_TAG, HOST_TAG, PID_TAG = "synapflow/origin", "synapflow/host", "synapflow/pid"
-UNFINISHED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED,
-              dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.CANCELING]
+UNFINISHED = [
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def command_line_tags() -> dict[str, str]:
@@ -32,8 +38,11 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         pid = run.tags.get(PID_TAG, "")
         if run.tags.get(HOST_TAG) != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
-        instance.report_run_failed(run, f"the process that ran it (pid {pid} on {host}) is gone; "
-                                        "marked failed by the next command so that its pool slots are freed")
+        instance.report_run_failed(
+            run,
+            f"the process that ran it (pid {pid} on {host}) is gone; "
+            "marked failed by the next command so that its pool slots are freed",
+        )
         dead.append(run.run_id)
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits:

@@ -1,4 +1,5 @@
 """Asset `spines_3d`: 2D detections linked through depth into 3D spines."""
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -34,7 +35,14 @@ class DepthTrackingConfig(dg.Config):
         return DepthLinkParams(**self.model_dump())
 
 
-@dg.asset(partitions_def=SESSIONS, deps=[detections_2d], code_version="1", kinds={"parquet"}, group_name="tracking", **labels("depth-linking"))
+@dg.asset(
+    partitions_def=SESSIONS,
+    deps=[detections_2d],
+    code_version="1",
+    kinds={"parquet"},
+    group_name="tracking",
+    **labels("depth-linking"),
+)
 def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
     """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres."""
     animal, session = session_keys(context)
@@ -42,24 +50,37 @@ def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, la
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
     linked = link_table(detections.with_columns(stack=pl.lit(session)), config.params())
     spines = summarize_spines(linked, voxel_size).with_columns(
-        animal=pl.lit(animal), session=pl.lit(session), model=pl.lit(detections["model"][0] if len(detections) else None),
-        model_version=pl.lit(detections["model_version"][0] if len(detections) else None))
+        animal=pl.lit(animal),
+        session=pl.lit(session),
+        model=pl.lit(detections["model"][0] if len(detections) else None),
+        model_version=pl.lit(detections["model_version"][0] if len(detections) else None),
+    )
     write_parquet(linked.drop("stack"), lake.spine_boxes_path(animal, session))
     path = write_parquet(spines, lake.spines_path(animal, session))
     histogram = np.bincount(spines["n_layers"].to_numpy(), minlength=2)[1:].tolist() if len(spines) else []
-    picture = overlay_png(read_mip(lake.volume_path(animal, session)), spines.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-                          [str(i) for i in spines["spine_id"]])
+    picture = overlay_png(
+        read_mip(lake.volume_path(animal, session)),
+        spines.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+        [str(i) for i in spines["spine_id"]],
+    )
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(f"{content_hash(path)[:16]}{content_hash(lake.spine_boxes_path(animal, session))[:16]}"),
+        data_version=dg.DataVersion(
+            f"{content_hash(path)[:16]}{content_hash(lake.spine_boxes_path(animal, session))[:16]}"
+        ),
         metadata={
             "spines_on_projection": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
             "path": dg.MetadataValue.path(str(path)),
-            "dagster/row_count": len(spines), "dagster/column_schema": column_schema(spines),
+            "dagster/row_count": len(spines),
+            "dagster/column_schema": column_schema(spines),
             "spines": len(spines),
             "boxes_linked": int((linked["id"] >= 0).sum()),
             "boxes_interpolated": int(linked["interpolated"].sum()),
-            "layers_per_spine": table_metadata(pl.DataFrame({"layers": range(1, len(histogram) + 1), "spines": histogram},
-                                                            schema={"layers": pl.Int64, "spines": pl.Int64})),
+            "layers_per_spine": table_metadata(
+                pl.DataFrame(
+                    {"layers": range(1, len(histogram) + 1), "spines": histogram},
+                    schema={"layers": pl.Int64, "spines": pl.Int64},
+                )
+            ),
             "layers": shape[0],
             "upstream_versions": upstream_versions(context, detections_2d.key),
         },

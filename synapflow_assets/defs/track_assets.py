@@ -1,4 +1,5 @@
 """Asset `spine_tracks`: every spine of an animal with one identity across its sessions."""
+
 from functools import partial
 from typing import Any
 
@@ -6,11 +7,11 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from ..failpoints import failpoint
 from ..imaging.ingest import png_markdown
 from ..imaging.keys import order_sessions
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
-from ..failpoints import failpoint
 from ..imaging.readers import content_hash
 from ..store.locations import read_parquet, write_parquet
 from ..tracking.evidence import EvidenceParams
@@ -55,7 +56,9 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
         found[session] = pl.Series([acquired]).str.to_datetime(time_zone="UTC").item() if acquired else None
     voxels = {info[2] for info in infos.values()}
     if len(voxels) > 1:
-        raise ValueError(f"sessions of {animal} have different voxel sizes: " + ", ".join(f"{k}: {v[2]}" for k, v in infos.items()))
+        raise ValueError(
+            f"sessions of {animal} have different voxel sizes: " + ", ".join(f"{k}: {v[2]}" for k, v in infos.items())
+        )
     inputs = []
     for session in order_sessions(found):
         path, shape, _, attrs = infos[session]
@@ -63,26 +66,45 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
         candidates_path = lake.candidates_path(animal, session)
         candidates = read_parquet(candidates_path) if candidates_path.exists() else None
         evidence = content_hash(candidates_path) if candidates is not None else "none"
-        inputs.append(SessionInput(session, read_parquet(path), shape,
-                                   f"{content_hash(path)}:{attrs.get('input_hash')}:{evidence}",
-                                   partial(volume_pixels, volume_path), volume_version=str(attrs.get("input_hash")),
-                                   candidates=candidates))
+        inputs.append(
+            SessionInput(
+                session,
+                read_parquet(path),
+                shape,
+                f"{content_hash(path)}:{attrs.get('input_hash')}:{evidence}",
+                partial(volume_pixels, volume_path),
+                volume_version=str(attrs.get("input_hash")),
+                candidates=candidates,
+            )
+        )
     return inputs
 
 
 def require_all_sessions(instance: dg.DagsterInstance, animal: str, present: set[str], what: str) -> None:
     """Fail, naming them, when registered sessions of the animal have no `what` yet (still running or failed):
     an animal's tracks and dynamics are computed over all its sessions or not at all."""
-    missing = sorted(key.split("/", 1)[1] for key in sessions_of(instance, animal) if key.split("/", 1)[1] not in present)
+    missing = sorted(
+        key.split("/", 1)[1] for key in sessions_of(instance, animal) if key.split("/", 1)[1] not in present
+    )
     if missing:
-        raise dg.Failure(description=f"{animal}: no {what} yet for session {', '.join(missing)} (still running, or "
-                                     "failed): materialize them first; nothing was written")
+        raise dg.Failure(
+            description=f"{animal}: no {what} yet for session {', '.join(missing)} (still running, or "
+            "failed): materialize them first; nothing was written"
+        )
 
 
 def alignment_table(report: list[dict]) -> pl.DataFrame:
     """One row per consecutive pair of sessions: how well it aligned (numbers rounded to 3 decimals)."""
-    columns = {"from": pl.String, "to": pl.String, "ok": pl.Boolean, "residual_px": pl.Float64,
-               "residual_back_px": pl.Float64, "consistency_px": pl.Float64, "peak": pl.Float64, "problem": pl.String}
+    columns = {
+        "from": pl.String,
+        "to": pl.String,
+        "ok": pl.Boolean,
+        "residual_px": pl.Float64,
+        "residual_back_px": pl.Float64,
+        "consistency_px": pl.Float64,
+        "peak": pl.Float64,
+        "problem": pl.String,
+    }
     table = pl.DataFrame([{k: r.get(k) for k in columns} for r in report], schema=columns)
     return table.with_columns(pl.col(pl.Float64).round(3))
 
@@ -100,13 +122,20 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
     deps=[dg.AssetDep(spines_3d, partition_mapping=SESSIONS_OF_ANIMAL)],
     code_version="3",
     kinds={"parquet"},
-    group_name="tracking", **labels("time-tracking"),
-    check_specs=[dg.AssetCheckSpec("sessions_aligned", asset="spine_tracks",
-                                   description=f"every consecutive pair aligns consistently (forward-backward residual <= {MAX_CONSISTENCY_PX} px); "
-                                               "a pair that does not overlap fails the asset instead")],
+    group_name="tracking",
+    **labels("time-tracking"),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "sessions_aligned",
+            asset="spine_tracks",
+            description=f"every consecutive pair aligns consistently (forward-backward residual <= {MAX_CONSISTENCY_PX} px); "
+            "a pair that does not overlap fails the asset instead",
+        )
+    ],
 )
-def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, lake: DataLake,
-                 alignment: AlignmentSettings) -> dg.MaterializeResult:
+def spine_tracks(
+    context: dg.AssetExecutionContext, config: TimeTrackingConfig, lake: DataLake, alignment: AlignmentSettings
+) -> dg.MaterializeResult:
     """Tracks of one animal: per session and track its spine (or none), and its status
     (present, new, eliminated, out_of_view, unconfirmed). Before a spine is called eliminated or new, the image
     at its aligned place in the other session is looked at: a spine the detector missed but the image shows stays
@@ -117,26 +146,41 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
     animal = context.partition_key
     try:
         settings = alignment.settings(lake, animal)
-        tracker = AnimalTracker(lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**config.model_dump()))
+        tracker = AnimalTracker(
+            lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**config.model_dump())
+        )
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")
         evidence = settings.evidence.params()
-        tracks, report = track_with_evidence(tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None)
+        tracks, report = track_with_evidence(
+            tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None
+        )
     except ValueError as error:
         raise dg.Failure(description=f"{animal}: {error}") from error
-    tracks = with_positions(tracks, sessions, read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None)
+    tracks = with_positions(
+        tracks, sessions, read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None
+    )
     tracks = tracks.with_columns(animal=pl.lit(animal))
     failpoint("tracking")
     path = write_parquet(tracks, lake.tracks_path(animal))
-    counts = tracks.group_by("session_index", "session", "status").len().pivot("status", index=["session_index", "session"], values="len").sort("session_index").fill_null(0)
+    counts = (
+        tracks.group_by("session_index", "session", "status")
+        .len()
+        .pivot("status", index=["session_index", "session"], values="len")
+        .sort("session_index")
+        .fill_null(0)
+    )
     metadata: dict[str, Any] = {
         "path": dg.MetadataValue.path(str(path)),
-        "dagster/row_count": len(tracks), "dagster/column_schema": column_schema(tracks),
+        "dagster/row_count": len(tracks),
+        "dagster/column_schema": column_schema(tracks),
         "sessions": len(sessions),
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
         "status_counts": table_metadata(counts.drop("session_index")),
         "alignment": table_metadata(alignment_table(report)),
-        "max_consistency_px": rounded(max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None)),
+        "max_consistency_px": rounded(
+            max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None)
+        ),
         "computed": dg.MetadataValue.json(tracker.computed),
         "reused": len(tracker.reused),
         "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),
@@ -148,19 +192,35 @@ def spine_tracks(context: dg.AssetExecutionContext, config: TimeTrackingConfig, 
         last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("xmin").is_not_null())
         step = tracker.alignment(sessions[-2], sessions[-1])
         previous = step.reference_in_moving_frame(read_mip(lake.volume_path(animal, sessions[-2].key)))
-        picture = two_session_png(previous, read_mip(lake.volume_path(animal, sessions[-1].key)),
-                                  last.select("xmin", "ymin", "xmax", "ymax").to_numpy(), [str(t) for t in last["track_id"]],
-                                  last["status"].to_list())
-        metadata = {"last_two_sessions": dg.MetadataValue.md(png_markdown(
-            picture, f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
-                     "yellow present, cyan new, red eliminated (where it was), grey unconfirmed")), **metadata}
+        picture = two_session_png(
+            previous,
+            read_mip(lake.volume_path(animal, sessions[-1].key)),
+            last.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+            [str(t) for t in last["track_id"]],
+            last["status"].to_list(),
+        )
+        metadata = {
+            "last_two_sessions": dg.MetadataValue.md(
+                png_markdown(
+                    picture,
+                    f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
+                    "yellow present, cyan new, red eliminated (where it was), grey unconfirmed",
+                )
+            ),
+            **metadata,
+        }
     inconsistent = [f"{r['from']}->{r['to']}" for r in report if (r["consistency_px"] or 0.0) > MAX_CONSISTENCY_PX]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(content_hash(path)),
         metadata=metadata,
-        check_results=[dg.AssetCheckResult(check_name="sessions_aligned", passed=not inconsistent,
-                                           severity=dg.AssetCheckSeverity.WARN,
-                                           metadata={"inconsistent_pairs": dg.MetadataValue.json(inconsistent)})],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="sessions_aligned",
+                passed=not inconsistent,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"inconsistent_pairs": dg.MetadataValue.json(inconsistent)},
+            )
+        ],
     )
 
 
@@ -168,13 +228,22 @@ def with_positions(tracks: pl.DataFrame, sessions: list[SessionInput], voxel) ->
     """Tracks with the spine's position in um and its layers and type where detected, and the place looked
     at or redetected otherwise."""
     if not sessions:
-        return tracks.with_columns(x_um=pl.lit(None, pl.Float64), y_um=pl.lit(None, pl.Float64),
-                                   z_um=pl.lit(None, pl.Float64), n_layers=pl.lit(None, pl.Int64), type=pl.lit(None, pl.String))
-    spines = pl.concat([s.spines.select("spine_id", "x_um", "y_um", "z_um", "n_layers", "type").with_columns(session=pl.lit(s.key))
-                        for s in sessions])
+        return tracks.with_columns(
+            x_um=pl.lit(None, pl.Float64),
+            y_um=pl.lit(None, pl.Float64),
+            z_um=pl.lit(None, pl.Float64),
+            n_layers=pl.lit(None, pl.Int64),
+            type=pl.lit(None, pl.String),
+        )
+    spines = pl.concat(
+        [
+            s.spines.select("spine_id", "x_um", "y_um", "z_um", "n_layers", "type").with_columns(session=pl.lit(s.key))
+            for s in sessions
+        ]
+    )
     vz, vy, vx = voxel
     return tracks.join(spines, on=["session", "spine_id"], how="left").with_columns(
         x_um=pl.coalesce("x_um", (pl.col("xmin") + pl.col("xmax")) / 2 * vx),
         y_um=pl.coalesce("y_um", (pl.col("ymin") + pl.col("ymax")) / 2 * vy),
-        z_um=pl.coalesce("z_um", (pl.col("first_layer") + pl.col("last_layer")) / 2 * vz))
-
+        z_um=pl.coalesce("z_um", (pl.col("first_layer") + pl.col("last_layer")) / 2 * vz),
+    )

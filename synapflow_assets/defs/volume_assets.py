@@ -1,4 +1,5 @@
 """Asset `raw_volume`: a landed session, validated, registered and stored as OME-Zarr."""
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -14,9 +15,14 @@ from .resources import DataLake, ImagingSettings
 MAX_RESIDUAL_PX = 0.5
 CHECKS = [
     dg.AssetCheckSpec("shape_and_dtype", asset="raw_volume", description="3D, integer or float, plausible size"),
-    dg.AssetCheckSpec("pixel_size_known", asset="raw_volume",
-                      description="the x/y pixel size comes from the file's metadata or the lab's settings, not the default"),
-    dg.AssetCheckSpec("registration_residual", asset="raw_volume", description=f"layers aligned within {MAX_RESIDUAL_PX} px"),
+    dg.AssetCheckSpec(
+        "pixel_size_known",
+        asset="raw_volume",
+        description="the x/y pixel size comes from the file's metadata or the lab's settings, not the default",
+    ),
+    dg.AssetCheckSpec(
+        "registration_residual", asset="raw_volume", description=f"layers aligned within {MAX_RESIDUAL_PX} px"
+    ),
 ]
 
 
@@ -25,7 +31,8 @@ CHECKS = [
     code_version="1",
     check_specs=CHECKS,
     kinds={"zarr"},
-    group_name="imaging", **labels("ingest"),
+    group_name="imaging",
+    **labels("ingest"),
 )
 def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: ImagingSettings) -> dg.MaterializeResult:
     """One session's z-stack: read, validated, layers registered, written as OME-Zarr with its MIP."""
@@ -42,14 +49,21 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
                 **options.model_dump(),
             )
     except InputError as error:
-        raise dg.Failure(description=str(error), metadata={"file": str(error.path), "problem": error.problem}) from error
+        raise dg.Failure(
+            description=str(error), metadata={"file": str(error.path), "problem": error.problem}
+        ) from error
     z, y, x = report.shape
     shift_size = np.hypot(*report.layer_shifts.T) if z > 1 else np.zeros(1)
     pixel_known = report.voxel_size_source not in ("default", "estimated")
-    pixel_note = None if pixel_known else (
-        f"no x/y pixel size in {report.source.name}; {report.voxel_size_um[2]:.3g} um "
-        + ("estimated from the dendrite width" if report.voxel_size_source == "estimated" else "assumed")
-        + " (set imaging.pixel_size_um in synapflow.yaml)")
+    pixel_note = (
+        None
+        if pixel_known
+        else (
+            f"no x/y pixel size in {report.source.name}; {report.voxel_size_um[2]:.3g} um "
+            + ("estimated from the dendrite width" if report.voxel_size_source == "estimated" else "assumed")
+            + " (set imaging.pixel_size_um in synapflow.yaml)"
+        )
+    )
     if pixel_note:
         context.log.warning(pixel_note)
     meta = report.metadata
@@ -70,10 +84,15 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "settings": settings_metadata(options.fingerprint()),
             "acquired_at": report.acquired_at or "unknown",
             "layer_shift_max_px": rounded(shift_size.max(), 2),
-            "layer_shifts_px": table_metadata(pl.DataFrame({
-                "layer": list(range(len(report.layer_shifts))),
-                "dy_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 0], 2),
-                "dx_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 1], 2)})),
+            "layer_shifts_px": table_metadata(
+                pl.DataFrame(
+                    {
+                        "layer": list(range(len(report.layer_shifts))),
+                        "dy_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 0], 2),
+                        "dx_px": np.round(np.asarray(report.layer_shifts, float).reshape(-1, 2)[:, 1], 2),
+                    }
+                )
+            ),
             "registration_residual_px": rounded(report.residual_px),
             "input_mb": rounded(report.input_bytes / 1e6, 2),
             "mip": dg.MetadataValue.md(png_markdown(preview_png(read_mip(report.target)), "MIP")),

@@ -1,5 +1,6 @@
 """Augmented training batches for the spine detector: random crops (biased to spines) with zoom,
 flips, 90-degree rotations, gamma, intensity and noise, and the model's inputs and labels."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 
 from .data import Sample, normalise, resize
+
 
 @dataclass(frozen=True)
 class AugmentParams:
@@ -62,8 +64,9 @@ class AugmentParams:
     type_weights: tuple[float, ...] = (1.0, 1.0, 4.0, 1.5, 4.0)
 
 
-def augment(sample: Sample, crop: int, rng: np.random.Generator, params: AugmentParams = AugmentParams()
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def augment(
+    sample: Sample, crop: int, rng: np.random.Generator, params: AugmentParams = AugmentParams()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random crop (biased to spines) with zoom, flips, 90-degree rotations, gamma, intensity and noise.
 
     Parameters
@@ -109,7 +112,7 @@ def augment(sample: Sample, crop: int, rng: np.random.Generator, params: Augment
     window = np.zeros((s, s), np.float32)
     ya, yb, xa, xb = max(y0, 0), min(y0 + s, h), max(x0, 0), min(x0 + s, w)
     if yb > ya and xb > xa:
-        window[ya - y0: yb - y0, xa - x0: xb - x0] = normalise(sample.image[ya:yb, xa:xb], sample.low, sample.high)
+        window[ya - y0 : yb - y0, xa - x0 : xb - x0] = normalise(sample.image[ya:yb, xa:xb], sample.low, sample.high)
     image: np.ndarray = window
     if s != crop:
         image = resize(window, (crop, crop))
@@ -164,14 +167,22 @@ def to_model_labels(boxes: list[np.ndarray], labels: list[np.ndarray], size: tup
     targets = []
     for b, l in zip(boxes, labels):
         t = torch.as_tensor(np.asarray(b, np.float32)).reshape(-1, 4)
-        cxcywh = torch.stack([(t[:, 0] + t[:, 2]) / 2 / w, (t[:, 1] + t[:, 3]) / 2 / h,
-                              (t[:, 2] - t[:, 0]) / w, (t[:, 3] - t[:, 1]) / h], 1)
+        cxcywh = torch.stack(
+            [
+                (t[:, 0] + t[:, 2]) / 2 / w,
+                (t[:, 1] + t[:, 3]) / 2 / h,
+                (t[:, 2] - t[:, 0]) / w,
+                (t[:, 3] - t[:, 1]) / h,
+            ],
+            1,
+        )
         targets.append({"class_labels": torch.as_tensor(l, dtype=torch.long), "boxes": cxcywh.clamp(0, 1)})
     return targets
 
 
-def make_batch(pool: list[Sample], batch_size: int, crop: int, rng: np.random.Generator,
-               params: AugmentParams = AugmentParams()) -> tuple[torch.Tensor, list[dict]]:
+def make_batch(
+    pool: list[Sample], batch_size: int, crop: int, rng: np.random.Generator, params: AugmentParams = AugmentParams()
+) -> tuple[torch.Tensor, list[dict]]:
     """A random augmented batch from a pool of samples.
 
     Parameters

@@ -1,4 +1,5 @@
 """Tiling of the detector: tile origins and the merge of tile outputs into one layer (NMS: :mod:`synapflow_assets.geometry`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,9 @@ def _core_bounds(origins: list[int], tile: int, length: int) -> list[tuple[float
     return bounds
 
 
-def merge_tiles(tiles: list[TileOutput], layer_shape: tuple[int, int], iou_threshold: float = 0.5
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def merge_tiles(
+    tiles: list[TileOutput], layer_shape: tuple[int, int], iou_threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge tile detections into layer coordinates.
 
     Each box is shifted by its tile's origin and clipped to the layer. A tile

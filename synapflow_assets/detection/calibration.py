@@ -7,6 +7,7 @@ too large: IoU-0.5 scores are low while centre-distance scores are high).
 set as the detector's ``box_scale`` (inference config or ``DetectionSettings``)
 for that domain. Calibrate on a training split, evaluate on validation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,9 +65,14 @@ def calibrate_box_scale(detector, samples, score_threshold: float = 0.35, centre
     """
     previous, detector.box_scale = detector.box_scale, 1.0
     try:
-        ratios = [matched_size_ratios(detector.detect_layer(s.image, score_threshold)
-                                      .select("xmin", "ymin", "xmax", "ymax").to_numpy(), s.boxes, centre_px)
-                  for s in samples]
+        ratios = [
+            matched_size_ratios(
+                detector.detect_layer(s.image, score_threshold).select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                s.boxes,
+                centre_px,
+            )
+            for s in samples
+        ]
     finally:
         detector.box_scale = previous
     pooled = np.concatenate(ratios) if ratios else np.zeros(0)

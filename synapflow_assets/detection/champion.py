@@ -19,11 +19,26 @@ from filelock import FileLock
 
 from ..store.atomic_files import sibling
 from .gate import SOURCE_TAG, folder_metrics
-from .registry import (ALIAS, ARTIFACT_PATH, MODEL_NAME, REQUIRED_FILES, SHIPPED_FOLDER, ChampionInfo, RegistryError,
-                       check_model_folder, check_weights, mlflow_client, is_missing, Registry, open_registry,
-                       log_training_run, model_version_for_run)
+from .registry import (
+    ALIAS,
+    ARTIFACT_PATH,
+    MODEL_NAME,
+    REQUIRED_FILES,
+    SHIPPED_FOLDER,
+    ChampionInfo,
+    Registry,
+    RegistryError,
+    check_model_folder,
+    check_weights,
+    is_missing,
+    log_training_run,
+    mlflow_client,
+    model_version_for_run,
+    open_registry,
+)
 
 log = logging.getLogger(__name__)
+
 
 def _get_version(client, reg: Registry, version):
     from mlflow.exceptions import MlflowException
@@ -32,8 +47,7 @@ def _get_version(client, reg: Registry, version):
     try:
         return client.get_model_version(MODEL_NAME, str(version))
     except MlflowException as error:
-        raise RegistryError(f"registered model '{MODEL_NAME}' has no version {version} "
-                            f"in {reg.describe()}") from error
+        raise RegistryError(f"registered model '{MODEL_NAME}' has no version {version} in {reg.describe()}") from error
 
 
 def _require_model(client, reg: Registry):
@@ -43,8 +57,9 @@ def _require_model(client, reg: Registry):
         return client.get_registered_model(MODEL_NAME)
     except MlflowException as error:
         if is_missing(error):
-            raise RegistryError(f"no registered model '{MODEL_NAME}' in {reg.describe()}; "
-                                f"run ensure_champion() or train a detector") from error
+            raise RegistryError(
+                f"no registered model '{MODEL_NAME}' in {reg.describe()}; run ensure_champion() or train a detector"
+            ) from error
         raise
 
 
@@ -106,8 +121,10 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     version = str(candidate.version)
     new_score = _run_score(client, candidate.run_id, score_key)
     if new_score is None:
-        raise RegistryError(f"version {version} of '{MODEL_NAME}' (run {candidate.run_id}) has no metric "
-                            f"'{score_key}' in {reg.describe()}; cannot gate it")
+        raise RegistryError(
+            f"version {version} of '{MODEL_NAME}' (run {candidate.run_id}) has no metric "
+            f"'{score_key}' in {reg.describe()}; cannot gate it"
+        )
     current = _champion_version(client, reg)
     champion_score = None
     if current is None:
@@ -118,13 +135,19 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
         promoted, reason = False, f"version {version} already is '{ALIAS}'"
     else:
         champion_score = _run_score(client, current.run_id, score_key)
-        new_source, champion_source = (client.get_run(run_id).data.tags.get(SOURCE_TAG)
-                                       for run_id in (candidate.run_id, current.run_id))
+        new_source, champion_source = (
+            client.get_run(run_id).data.tags.get(SOURCE_TAG) for run_id in (candidate.run_id, current.run_id)
+        )
         if champion_score is None:
             promoted, reason = True, f"'{ALIAS}' version {current.version} has no '{score_key}'"
         elif new_source and champion_source and new_source != champion_source:
-            promoted, reason = False, (f"{score_key} measured on different validation sets ({new_source} vs "
-                                       f"{champion_source}): the champion is kept")
+            promoted, reason = (
+                False,
+                (
+                    f"{score_key} measured on different validation sets ({new_source} vs "
+                    f"{champion_source}): the champion is kept"
+                ),
+            )
         elif new_score > champion_score:
             promoted, reason = True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
         else:
@@ -132,14 +155,27 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     if promoted:
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
     previous = None if current is None else str(current.version)
-    result = {"promoted": promoted, "version": version, "previous_champion": previous,
-              "champion": version if promoted else previous, "score_key": score_key,
-              "new_score": new_score, "champion_score": champion_score, "new_source": new_source,
-              "champion_source": champion_source, "reason": reason}
+    result = {
+        "promoted": promoted,
+        "version": version,
+        "previous_champion": previous,
+        "champion": version if promoted else previous,
+        "score_key": score_key,
+        "new_score": new_score,
+        "champion_score": champion_score,
+        "new_source": new_source,
+        "champion_source": champion_source,
+        "reason": reason,
+    }
     decision = "promoted" if promoted else "kept"
-    tags = {"gate.decision": decision, "gate.previous_champion": str(previous), "gate.reason": reason,
-            "gate.score_key": score_key, "gate.new_source": str(new_source),
-            "gate.champion_source": str(champion_source)}
+    tags = {
+        "gate.decision": decision,
+        "gate.previous_champion": str(previous),
+        "gate.reason": reason,
+        "gate.score_key": score_key,
+        "gate.new_source": str(new_source),
+        "gate.champion_source": str(champion_source),
+    }
     for key, value in tags.items():
         client.set_tag(candidate.run_id, key, value)
         client.set_model_version_tag(MODEL_NAME, version, key, value)
@@ -216,8 +252,15 @@ def ensure_champion(data_root: str | os.PathLike = "data", shipped_folder=SHIPPE
             raise RegistryError(str(error)) from error
         params = {"source": "shipped", "folder": str(shipped), **shipped_params(metrics)}
         metrics = {k: v for k, v in metrics.items() if k not in CONFIG_ENTRIES}
-        run_id = log_training_run(shipped, params=params, metrics=metrics, history=history, data_root=reg.data_root,
-                                  run_name="shipped", tags=tags)
+        run_id = log_training_run(
+            shipped,
+            params=params,
+            metrics=metrics,
+            history=history,
+            data_root=reg.data_root,
+            run_name="shipped",
+            tags=tags,
+        )
         version = model_version_for_run(run_id, reg.data_root)
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
         client.set_tag(run_id, "gate.decision", "shipped: registry had no champion")
@@ -263,8 +306,10 @@ def champion_info(data_root: str | os.PathLike = "data") -> ChampionInfo:
     current = _champion_version(client, reg)
     if current is None:
         versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'"))
-        raise RegistryError(f"registered model '{MODEL_NAME}' has no alias '{ALIAS}' in {reg.describe()} "
-                            f"(versions: {versions or 'none'}); run ensure_champion() or promote_if_better()")
+        raise RegistryError(
+            f"registered model '{MODEL_NAME}' has no alias '{ALIAS}' in {reg.describe()} "
+            f"(versions: {versions or 'none'}); run ensure_champion() or promote_if_better()"
+        )
     return _info(client, reg, current)
 
 

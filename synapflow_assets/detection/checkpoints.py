@@ -1,4 +1,5 @@
 """Training checkpoints: weights, optimizer moments (safetensors) and state (JSON), written atomically."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,11 @@ def save_checkpoint(folder: Path, detector: SpineDetector, optimizer: torch.opti
     tensors, meta = {}, {}
     for i, (param, value) in enumerate(optimizer.state.items()):
         for key, tensor in value.items():
-            tensors[f"{i}.{key}"] = torch.as_tensor(tensor).detach().cpu().contiguous().reshape(-1) \
-                if key == "step" else tensor.detach().cpu().contiguous()
+            tensors[f"{i}.{key}"] = (
+                torch.as_tensor(tensor).detach().cpu().contiguous().reshape(-1)
+                if key == "step"
+                else tensor.detach().cpu().contiguous()
+            )
     order = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
     meta = {str(i): order[id(param)] for i, param in enumerate(optimizer.state)}
     save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"param_index": json.dumps(meta)})

@@ -1,5 +1,6 @@
 """The detector's commands as functions of an argument list (``train-detector`` and ``detect`` of
 :mod:`synapflow_assets.cli`), kept for the callers that import them from here."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

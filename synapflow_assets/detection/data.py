@@ -1,5 +1,6 @@
 """Training samples for the spine detector: simulated layers and the real annotated set (augmented into
 batches by :mod:`.batches`)."""
+
 from __future__ import annotations
 
 import os
@@ -86,12 +87,20 @@ def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip((image - low) / (high - low), 0.0, 1.5).astype(np.float32)
 
 
-def make_sample(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, name: str = "",
-                pixel_size_um: float | None = None) -> Sample:
+def make_sample(
+    image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, name: str = "", pixel_size_um: float | None = None
+) -> Sample:
     """A :class:`Sample` with its robust range computed."""
     low, high = robust_range(image)
-    return Sample(image, low, high, np.asarray(boxes, np.float32).reshape(-1, 4),
-                  np.asarray(labels, np.int64).reshape(-1), name, pixel_size_um)
+    return Sample(
+        image,
+        low,
+        high,
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(labels, np.int64).reshape(-1),
+        name,
+        pixel_size_um,
+    )
 
 
 def resample(image: np.ndarray, zoom: float) -> np.ndarray:
@@ -126,8 +135,10 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 # ---------------------------------------------------------------- simulated layers
 
-def simulated_samples(n_animals: int, seed: int, size: int = 256, layers: int = 16,
-                      n_sessions: int = 1, keep_empty: bool = False) -> list[Sample]:
+
+def simulated_samples(
+    n_animals: int, seed: int, size: int = 256, layers: int = 16, n_sessions: int = 1, keep_empty: bool = False
+) -> list[Sample]:
     """Layers of simulated sessions with their ground-truth boxes in the registered frame.
 
     Parameters
@@ -154,13 +165,17 @@ def simulated_samples(n_animals: int, seed: int, size: int = 256, layers: int = 
     samples = []
     for animal in range(n_animals):
         for session in simulate_animal(params, n_sessions, seed + animal):
-            samples.extend(session_samples(session, f"sim{seed + animal}s{session.index}", keep_empty,
-                                           pixel_size_um=params.voxel_size_um[2]))
+            samples.extend(
+                session_samples(
+                    session, f"sim{seed + animal}s{session.index}", keep_empty, pixel_size_um=params.voxel_size_um[2]
+                )
+            )
     return samples
 
 
-def session_samples(session, name: str = "sim", keep_empty: bool = False,
-                    pixel_size_um: float | None = None) -> list[Sample]:
+def session_samples(
+    session, name: str = "sim", keep_empty: bool = False, pixel_size_um: float | None = None
+) -> list[Sample]:
     """Per-layer samples of one ``SimulatedSession``; boxes moved by the layer's jitter.
 
     Parameters
@@ -194,6 +209,7 @@ def session_samples(session, name: str = "sim", keep_empty: bool = False,
 
 
 # ---------------------------------------------------------------- real annotated set
+
 
 def shared_data_root() -> Path:
     """``$SYNAPFLOW_SHARED_DATA`` if set, else ``<repo>/../shared/data``."""
@@ -276,8 +292,15 @@ def labelled_samples(path: Path) -> list[Sample]:
             raise InputError(Path(volume_path), f"cannot read the volume named in {path} ({error})") from error
         for (layer,), boxes in rows.group_by("layer", maintain_order=True):
             labels = boxes["type"].replace_strict(codes, default=0, return_dtype=pl.Int64).to_numpy()
-            samples.append(make_sample(np.asarray(volume[int(layer)]), boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-                                       labels, f"{Path(volume_path).name}:{layer}", pixel_size_um=float(voxel[2])))
+            samples.append(
+                make_sample(
+                    np.asarray(volume[int(layer)]),
+                    boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+                    labels,
+                    f"{Path(volume_path).name}:{layer}",
+                    pixel_size_um=float(voxel[2]),
+                )
+            )
     return samples
 
 
@@ -306,13 +329,17 @@ def real_samples(split: str, folder: Path | None = None) -> list[Sample]:
             image = np.asarray(im.convert("L") if im.mode not in ("L", "I;16", "I") else im)
         labels_file = png.with_suffix(".txt")
         h, w = image.shape
-        boxes, labels = read_yolo_labels(labels_file, w, h) if labels_file.exists() else (
-            np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+        boxes, labels = (
+            read_yolo_labels(labels_file, w, h)
+            if labels_file.exists()
+            else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+        )
         samples.append(make_sample(image, boxes, labels, png.name))
     return samples
 
 
 # ---------------------------------------------------------------- raw-like layers
+
 
 def raw_like_samples(n: int, seed: int, params=None, *, workers: int = 1) -> list[Sample]:
     """Rendered raw two-photon layers (:mod:`synapflow_assets.synthetic.raw_layer`) with their pixel sizes.
@@ -330,9 +357,9 @@ def raw_like_samples(n: int, seed: int, params=None, *, workers: int = 1) -> lis
     -------
     list of Sample
     """
-    from ..synthetic.raw_layer import RawLayerParams
-
     from concurrent.futures import ProcessPoolExecutor
+
+    from ..synthetic.raw_layer import RawLayerParams
 
     params = params or RawLayerParams()
     jobs = [(seed, i, params) for i in range(n)]

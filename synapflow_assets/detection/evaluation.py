@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from ..geometry import BOX_COLUMNS, iou, paired_centre_distance
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 MAX_DETECTIONS = 100_000
 
@@ -45,8 +46,9 @@ def _check(table: pl.DataFrame, name: str, need_score: bool) -> None:
 
 def _image_codes(truth: pl.DataFrame, predicted: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
     """Integer image ids (1-based) shared by both tables, whatever the ``image`` dtype."""
-    images = pl.concat([truth.select(pl.col("image").cast(pl.String)),
-                        predicted.select(pl.col("image").cast(pl.String))])["image"]
+    images = pl.concat(
+        [truth.select(pl.col("image").cast(pl.String)), predicted.select(pl.col("image").cast(pl.String))]
+    )["image"]
     uniques = images.unique(maintain_order=True)
     lookup = dict(zip(uniques.to_list(), range(1, len(uniques) + 1)))
     t = np.array([lookup[v] for v in truth["image"].cast(pl.String).to_list()], dtype=np.int64)
@@ -72,8 +74,9 @@ def _candidate_pairs(t_img: np.ndarray, p_img: np.ndarray) -> tuple[np.ndarray, 
     return pair_p, pair_t
 
 
-def greedy_match(rank: np.ndarray, pair_p: np.ndarray, pair_t: np.ndarray,
-                 affinity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def greedy_match(
+    rank: np.ndarray, pair_p: np.ndarray, pair_t: np.ndarray, affinity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy one-to-one matching of predictions to true objects.
 
     Predictions are processed in increasing ``rank`` (0 = highest score); each
@@ -117,7 +120,7 @@ def greedy_match(rank: np.ndarray, pair_p: np.ndarray, pair_t: np.ndarray,
         best_rank = np.full(n_truth, big)
         np.minimum.at(best_rank, at, rank[ap])
         blocked = np.bincount(ap, weights=(best_rank[at] != rank[ap]), minlength=n_pred) > 0
-        first = np.r_[True, ap[1:] != ap[:-1]]          # best remaining candidate of each prediction
+        first = np.r_[True, ap[1:] != ap[:-1]]  # best remaining candidate of each prediction
         commit = first & ~blocked[ap]
         cp, ct = ap[commit], at[commit]
         matched_p.append(cp)
@@ -136,8 +139,14 @@ def _prf(n_match: int, n_pred: int, n_truth: int) -> dict:
         f1 = math.nan
     else:
         f1 = 2 * n_match / (n_pred + n_truth)
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": n_match,
-            "fp": n_pred - n_match, "fn": n_truth - n_match}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "tp": n_match,
+        "fp": n_pred - n_match,
+        "fn": n_truth - n_match,
+    }
 
 
 def _operating_point(t_box, p_box, t_img, p_img, score, iou_threshold, centre_px) -> tuple[dict, dict]:
@@ -176,14 +185,22 @@ def _coco_ap(t_img, t_box, t_cat, p_img, p_box, p_cat, p_score, n_images: int, c
         wh = box[:, 2:] - box[:, :2]
         anns = []
         for i in range(len(img)):
-            ann = {"id": i + 1, "image_id": int(img[i]), "category_id": int(cat[i]),
-                   "bbox": [float(box[i, 0]), float(box[i, 1]), float(wh[i, 0]), float(wh[i, 1])],
-                   "area": float(wh[i, 0] * wh[i, 1]), "iscrowd": 0}
+            ann = {
+                "id": i + 1,
+                "image_id": int(img[i]),
+                "category_id": int(cat[i]),
+                "bbox": [float(box[i, 0]), float(box[i, 1]), float(wh[i, 0]), float(wh[i, 1])],
+                "area": float(wh[i, 0] * wh[i, 1]),
+                "iscrowd": 0,
+            }
             if score is not None:
                 ann["score"] = float(score[i])
             anns.append(ann)
-        return {"images": [{"id": i} for i in range(1, n_images + 1)],
-                "categories": [{"id": c} for c in cat_ids], "annotations": anns}
+        return {
+            "images": [{"id": i} for i in range(1, n_images + 1)],
+            "categories": [{"id": c} for c in cat_ids],
+            "annotations": anns,
+        }
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt, dt = COCO(), COCO()
@@ -207,8 +224,13 @@ def _coco_ap(t_img, t_box, t_cat, p_img, p_box, p_cat, p_score, n_images: int, c
     return np.divide(summed, count, out=np.full(summed.shape, np.nan), where=count > 0)
 
 
-def detection_scores(truth: pl.DataFrame, predicted: pl.DataFrame, per_type: bool = True,
-                     iou_threshold: float = 0.5, centre_px: float = 4.0) -> dict:
+def detection_scores(
+    truth: pl.DataFrame,
+    predicted: pl.DataFrame,
+    per_type: bool = True,
+    iou_threshold: float = 0.5,
+    centre_px: float = 4.0,
+) -> dict:
     """Score predicted boxes against true boxes, COCO-style and at one operating point.
 
     Parameters
@@ -258,8 +280,7 @@ def detection_scores(truth: pl.DataFrame, predicted: pl.DataFrame, per_type: boo
     elif len(p_box) == 0:
         result.update(ap50=0.0, ap50_95=0.0)
     else:
-        ap = _coco_ap(t_img, t_box, np.ones(len(t_box)), p_img, p_box, np.ones(len(p_box)), score,
-                      n_images, [1])[:, 0]
+        ap = _coco_ap(t_img, t_box, np.ones(len(t_box)), p_img, p_box, np.ones(len(p_box)), score, n_images, [1])[:, 0]
         result.update(ap50=float(ap[0]), ap50_95=float(np.mean(ap)))
     result.update(at_iou)
     result.update({f"{k}_centre": v for k, v in at_centre.items() if k in ("precision", "recall", "f1", "tp")})
@@ -277,8 +298,17 @@ def detection_scores(truth: pl.DataFrame, predicted: pl.DataFrame, per_type: boo
             pc = np.array([codes.get(t, 0) for t in p_type]) if p_type else np.zeros(0, int)
             tk, pk = tc > 0, pc > 0
             if pk.any():
-                ap = _coco_ap(t_img[tk], t_box[tk], tc[tk], p_img[pk], p_box[pk], pc[pk], score[pk],
-                              n_images, list(codes.values()))[0]
+                ap = _coco_ap(
+                    t_img[tk],
+                    t_box[tk],
+                    tc[tk],
+                    p_img[pk],
+                    p_box[pk],
+                    pc[pk],
+                    score[pk],
+                    n_images,
+                    list(codes.values()),
+                )[0]
                 per = {t: float(ap[i]) if not np.isnan(ap[i]) else 0.0 for i, t in enumerate(types)}
             else:
                 per = {t: 0.0 for t in types}

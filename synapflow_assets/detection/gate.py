@@ -12,6 +12,7 @@ was measured on is recorded in the run tag ``val_ap50.source``
 :func:`champion.promote_if_better` only compares scores measured on the same
 set; otherwise it keeps the champion.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,14 +53,17 @@ def validation_score(entry: dict, training_config: dict | None = None) -> tuple[
     """
     raw, real, sim = entry.get("val_raw"), entry.get("val_real"), entry.get("val_sim")
     if isinstance(raw, dict) and _finite(raw.get("ap50")):
-        return float(raw["ap50"]), (f"raw:seed={raw.get('seed', '?')},layers={raw.get('n_images', '?')},"
-                                    f"n_truth={raw.get('n_truth', '?')}")
+        return float(raw["ap50"]), (
+            f"raw:seed={raw.get('seed', '?')},layers={raw.get('n_images', '?')},n_truth={raw.get('n_truth', '?')}"
+        )
     if isinstance(real, dict) and _finite(real.get("ap50")):
         return float(real["ap50"]), f"real:n_truth={real.get('n_truth', '?')}"
     if isinstance(sim, dict) and _finite(sim.get("ap50")):
         config = training_config or entry.get("training_config") or {}
-        return float(sim["ap50"]), (f"sim:seed={config.get('seed', '?')},size={config.get('sim_size', '?')},"
-                                    f"animals={config.get('val_sim_animals', '?')},n_truth={sim.get('n_truth', '?')}")
+        return float(sim["ap50"]), (
+            f"sim:seed={config.get('seed', '?')},size={config.get('sim_size', '?')},"
+            f"animals={config.get('val_sim_animals', '?')},n_truth={sim.get('n_truth', '?')}"
+        )
     raise ValueError(f"evaluation has none of val_raw.ap50, val_real.ap50, val_sim.ap50 (keys {sorted(entry)})")
 
 

@@ -1,4 +1,5 @@
 """Detections imported from another detector's CSV export (the reference column layout)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def load_detections(path: Path, volume_shape: tuple[int, int, int]) -> pl.DataFr
     except BoxError as error:
         raise InputError(path, str(error).removeprefix(f"{path}: ")) from error
     if table["stack"].n_unique() > 1:
-        raise InputError(path, f"boxes of several stacks ({', '.join(table['stack'].unique().sort())}); one session per file")
+        raise InputError(
+            path, f"boxes of several stacks ({', '.join(table['stack'].unique().sort())}); one session per file"
+        )
     nz, ny, nx = volume_shape
     outside = table.filter((pl.col("layer") < 0) | (pl.col("layer") >= nz))
     if len(outside):

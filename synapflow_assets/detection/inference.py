@@ -1,4 +1,5 @@
 """Run a trained spine detector on layers and stacks (tiled, batched); save and load it as safetensors."""
+
 from __future__ import annotations
 
 import json
@@ -77,9 +78,18 @@ class SpineDetector:
         Class names, index = label.
     """
 
-    def __init__(self, model: torch.nn.Module, spec: DetectorSpec, tile: int = 512, overlap: int = 64,
-                 nms_iou: float = 0.5, device: torch.device | str | None = None, upscale: float = 1.0,
-                 box_scale: float = 1.0, pixel_size_um: float | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec: DetectorSpec,
+        tile: int = 512,
+        overlap: int = 64,
+        nms_iou: float = 0.5,
+        device: torch.device | str | None = None,
+        upscale: float = 1.0,
+        box_scale: float = 1.0,
+        pixel_size_um: float | None = None,
+    ):
         self.spec = spec
         self.types = list(spec.types)
         self.tile = int(tile)
@@ -91,8 +101,9 @@ class SpineDetector:
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
 
-    def set_options(self, upscale: float | None = None, box_scale: float | None = None,
-                    tile: int | None = None) -> "SpineDetector":
+    def set_options(
+        self, upscale: float | None = None, box_scale: float | None = None, tile: int | None = None
+    ) -> "SpineDetector":
         """Override ``upscale``, ``box_scale`` and / or ``tile`` (None keeps the current value); returns self.
 
         The model's boxes are sized relative to its input, so a tile much larger
@@ -118,10 +129,19 @@ class SpineDetector:
     # ------------------------------------------------------------ persistence
     def config(self) -> dict:
         """The JSON config saved beside the weights."""
-        return {"format": CONFIG_FORMAT, "version": 1, "spec": self.spec.to_dict(),
-                "inference": {"tile": self.tile, "overlap": self.overlap, "nms_iou": self.nms_iou,
-                              "upscale": self.upscale, "box_scale": self.box_scale,
-                              "pixel_size_um": self.pixel_size_um}}
+        return {
+            "format": CONFIG_FORMAT,
+            "version": 1,
+            "spec": self.spec.to_dict(),
+            "inference": {
+                "tile": self.tile,
+                "overlap": self.overlap,
+                "nms_iou": self.nms_iou,
+                "upscale": self.upscale,
+                "box_scale": self.box_scale,
+                "pixel_size_um": self.pixel_size_um,
+            },
+        }
 
     def save(self, folder) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``folder`` (created if needed).
@@ -184,11 +204,21 @@ class SpineDetector:
         except RuntimeError as error:
             raise DetectorError(f"{weights_path}: weights do not fit {config_path} ({error})") from error
         if missing or unexpected:
-            raise DetectorError(f"{weights_path}: weights do not fit {config_path} "
-                                f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
-        return cls(model, spec, tile=options.get("tile", 512), overlap=options.get("overlap", 64),
-                   nms_iou=options.get("nms_iou", 0.5), device=device, upscale=options.get("upscale", 1.0),
-                   box_scale=options.get("box_scale", 1.0), pixel_size_um=options.get("pixel_size_um"))
+            raise DetectorError(
+                f"{weights_path}: weights do not fit {config_path} "
+                f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})"
+            )
+        return cls(
+            model,
+            spec,
+            tile=options.get("tile", 512),
+            overlap=options.get("overlap", 64),
+            nms_iou=options.get("nms_iou", 0.5),
+            device=device,
+            upscale=options.get("upscale", 1.0),
+            box_scale=options.get("box_scale", 1.0),
+            pixel_size_um=options.get("pixel_size_um"),
+        )
 
     # ------------------------------------------------------------ inference
     @torch.no_grad()
@@ -208,8 +238,7 @@ class SpineDetector:
         results = []
         for b in range(len(tiles)):
             keep = scores[b] >= score_threshold
-            results.append((boxes[b][keep].cpu().numpy(), scores[b][keep].cpu().numpy(),
-                            labels[b][keep].cpu().numpy()))
+            results.append((boxes[b][keep].cpu().numpy(), scores[b][keep].cpu().numpy(), labels[b][keep].cpu().numpy()))
         return results
 
     def _tiles_of(self, layer: np.ndarray):
@@ -233,8 +262,14 @@ class SpineDetector:
             return None
         return estimate_pixel_size(layer).pixel_size_um
 
-    def _detect_layers(self, layers: list[np.ndarray], score_threshold: float, batch_size: int,
-                       min_contrast: float = 0.0, zoom: float = 1.0) -> list[pl.DataFrame]:
+    def _detect_layers(
+        self,
+        layers: list[np.ndarray],
+        score_threshold: float,
+        batch_size: int,
+        min_contrast: float = 0.0,
+        zoom: float = 1.0,
+    ) -> list[pl.DataFrame]:
         """``min_contrast`` is the smallest (high - low) a layer is stretched to, so that a layer of
         pure background in a stack is not stretched into spine-like noise; ``zoom`` resizes each layer."""
         jobs, outputs = [], []  # (layer index, y0, x0, th, tw, normalised tile)
@@ -252,7 +287,7 @@ class SpineDetector:
             if image is None:
                 continue
             for y0, x0, th, tw in self._tiles_of(image):
-                jobs.append((i, y0, x0, th, tw, image[y0:y0 + th, x0:x0 + tw]))
+                jobs.append((i, y0, x0, th, tw, image[y0 : y0 + th, x0 : x0 + tw]))
         # batch tiles of equal size together
         by_size: dict[tuple[int, int], list[int]] = {}
         for j, job in enumerate(jobs):
@@ -260,7 +295,7 @@ class SpineDetector:
         results: dict[int, tuple] = {}
         for indices in by_size.values():
             for start in range(0, len(indices), max(1, batch_size)):
-                chunk = indices[start:start + max(1, batch_size)]
+                chunk = indices[start : start + max(1, batch_size)]
                 for j, result in zip(chunk, self._predict_tiles([jobs[j][5] for j in chunk], score_threshold)):
                     results[j] = result
         per_layer: list[list[TileOutput]] = [[] for _ in layers]
@@ -275,9 +310,19 @@ class SpineDetector:
             assert tile_source is not None  # not empty, so normalised
             boxes, scores, labels = merge_tiles(per_layer[i], tile_source.shape, self.nms_iou)
             boxes = self._rescale(boxes, layer.shape, tile_source.shape)
-            outputs.append(pl.DataFrame({
-                "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
-                "score": scores, "type": [self.types[int(k)] for k in labels]}, schema=BOX_SCHEMA))
+            outputs.append(
+                pl.DataFrame(
+                    {
+                        "xmin": boxes[:, 0],
+                        "ymin": boxes[:, 1],
+                        "xmax": boxes[:, 2],
+                        "ymax": boxes[:, 3],
+                        "score": scores,
+                        "type": [self.types[int(k)] for k in labels],
+                    },
+                    schema=BOX_SCHEMA,
+                )
+            )
         return outputs
 
     def _rescale(self, boxes: np.ndarray, shape: tuple[int, int], zoomed: tuple[int, int]) -> np.ndarray:
@@ -290,8 +335,9 @@ class SpineDetector:
         limit = np.array([shape[1], shape[0]], np.float64)
         return np.concatenate([np.clip(centre - half, 0, limit), np.clip(centre + half, 0, limit)], 1)
 
-    def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5, *,
-                     pixel_size_um: float | None = None) -> pl.DataFrame:
+    def detect_layer(
+        self, layer: np.ndarray, score_threshold: float = 0.5, *, pixel_size_um: float | None = None
+    ) -> pl.DataFrame:
         """Detect spines on one 2D layer.
 
         Parameters
@@ -319,8 +365,15 @@ class SpineDetector:
         zoom = self.zoom_for(self.layer_pixel_size(layer, pixel_size_um))
         return self._detect_layers([layer], score_threshold, 1, zoom=zoom)[0]
 
-    def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5, batch_size: int = 4, *,
-                     pixel_size_um: float | None = None, progress=None) -> pl.DataFrame:
+    def detect_stack(
+        self,
+        stack: np.ndarray,
+        score_threshold: float = 0.5,
+        batch_size: int = 4,
+        *,
+        pixel_size_um: float | None = None,
+        progress=None,
+    ) -> pl.DataFrame:
         """Detect spines on every layer of a (z, y, x) stack, tiles batched.
 
         Parameters
@@ -357,7 +410,9 @@ class SpineDetector:
         chunk = max(1, batch_size)
         for start in range(0, len(stack), chunk):
             layers = [stack[z] for z in range(start, min(start + chunk, len(stack)))]
-            for offset, frame in enumerate(self._detect_layers(layers, score_threshold, batch_size, min_contrast, zoom)):
+            for offset, frame in enumerate(
+                self._detect_layers(layers, score_threshold, batch_size, min_contrast, zoom)
+            ):
                 frames.append(frame.with_columns(pl.lit(start + offset, pl.Int64).alias("layer")))
             if progress is not None:
                 progress(start + len(layers), len(stack), sum(len(f) for f in frames))

@@ -1,4 +1,5 @@
 """The inputs of ``detect``: PNG or TIFF layers and stacks, read as ``ingest`` reads them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def read_input(path: Path, *, channel: int | None = None, pixel_size_um: float | None = None
-               ) -> tuple[np.ndarray, bool, list[str], float | None]:
+def read_input(
+    path: Path, *, channel: int | None = None, pixel_size_um: float | None = None
+) -> tuple[np.ndarray, bool, list[str], float | None]:
     """Read one input of ``detect``: PNG / 2D TIFF -> one layer; multi-layer TIFF or a folder of PNG layers -> stack.
 
     Colour images are read as grey exactly as ``ingest`` reads them, and the pixel size comes from the same
@@ -38,8 +40,11 @@ def read_input(path: Path, *, channel: int | None = None, pixel_size_um: float |
         notes = [note] if note else []
         if pixel_size_um is None:
             pixel_size_um = estimate_pixel_size(array).pixel_size_um
-            notes.append(f"pixel size {pixel_size_um:.3g} um estimated from the dendrite width" if pixel_size_um
-                         else "no pixel size: none stated and no dendrite to estimate it from")
+            notes.append(
+                f"pixel size {pixel_size_um:.3g} um estimated from the dendrite width"
+                if pixel_size_um
+                else "no pixel size: none stated and no dendrite to estimate it from"
+            )
         return array, False, notes, pixel_size_um
     from ..imaging.readers import read_volume
 
@@ -47,8 +52,10 @@ def read_input(path: Path, *, channel: int | None = None, pixel_size_um: float |
     if volume.metadata.get("colour_note"):
         notes.append(volume.metadata["colour_note"])
     if volume.metadata.get("n_channels", 1) > 1:
-        notes.append(f"channel {volume.metadata['channel']} of {volume.metadata['n_channels']} "
-                     f"({volume.metadata['channel_choice']})")
+        notes.append(
+            f"channel {volume.metadata['channel']} of {volume.metadata['n_channels']} "
+            f"({volume.metadata['channel_choice']})"
+        )
     pixel = volume.voxel_size_um[2] if volume.voxel_size_source != "default" else None
     if volume.voxel_size_source == "estimated":
         notes.append(f"pixel size {pixel:.3g} um estimated from the dendrite width")

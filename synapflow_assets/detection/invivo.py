@@ -5,6 +5,7 @@ spines another detector finds on raw acquisitions (noise, background, axons),
 without drawing many more boxes. A peer box counts as found when a box of ours
 overlaps it with IoU >= ``INVIVO_IOU``, one to one (greedy by score).
 """
+
 from __future__ import annotations
 
 import math
@@ -44,14 +45,16 @@ def invivo_layers(folder: Path | None = None) -> list[InVivoLayer]:
             continue
         with Image.open(png) as im:
             image, _ = pil_to_grey(im)
-        peer = pl.read_csv(csv).select(pl.lit(png.stem).alias("image"), *[pl.col(c).cast(pl.Float64) for c in
-                                                                          ("xmin", "ymin", "xmax", "ymax")])
+        peer = pl.read_csv(csv).select(
+            pl.lit(png.stem).alias("image"), *[pl.col(c).cast(pl.Float64) for c in ("xmin", "ymin", "xmax", "ymax")]
+        )
         layers.append(InVivoLayer(png.stem, image, peer))
     return layers
 
 
-def invivo_scores(detector, layers: list[InVivoLayer], score_threshold: float = 0.35,
-                  pixel_size_um: float | None = None) -> dict:
+def invivo_scores(
+    detector, layers: list[InVivoLayer], score_threshold: float = 0.35, pixel_size_um: float | None = None
+) -> dict:
     """How many of the peer's boxes the detector finds at ``score_threshold``, and how many boxes it draws.
 
     Parameters
@@ -80,12 +83,19 @@ def invivo_scores(detector, layers: list[InVivoLayer], score_threshold: float = 
     kept = predicted.filter(pl.col("score") >= score_threshold)
     total = detection_scores(truth, kept, per_type=False, iou_threshold=INVIVO_IOU)
     for layer in layers:
-        one = detection_scores(layer.peer, kept.filter(pl.col("image") == layer.name), per_type=False,
-                               iou_threshold=INVIVO_IOU)
+        one = detection_scores(
+            layer.peer, kept.filter(pl.col("image") == layer.name), per_type=False, iou_threshold=INVIVO_IOU
+        )
         per_layer[layer.name] = {"found": one["recall"], "n_peer": one["n_truth"], "n_predicted": one["n_predicted"]}
     ap = detection_scores(truth, predicted, per_type=False)["ap50"]
     n_peer = total["n_truth"]
-    return {"found": total["recall"], "count_ratio": total["n_predicted"] / n_peer if n_peer else math.nan,
-            "n_peer": n_peer, "n_predicted": total["n_predicted"], "matched": total["tp"], "ap50_vs_peer": ap,
-            "per_layer": per_layer, "boxes": {layer.name: kept.filter(pl.col("image") == layer.name)
-                                              for layer in layers}}
+    return {
+        "found": total["recall"],
+        "count_ratio": total["n_predicted"] / n_peer if n_peer else math.nan,
+        "n_peer": n_peer,
+        "n_predicted": total["n_predicted"],
+        "matched": total["tp"],
+        "ap50_vs_peer": ap,
+        "per_layer": per_layer,
+        "boxes": {layer.name: kept.filter(pl.col("image") == layer.name) for layer in layers},
+    }

@@ -1,4 +1,5 @@
 """The spine detector network: a small RT-DETR built from a config in code (no downloads)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -77,8 +78,16 @@ class DetectorSpec:
 
 def tiny_spec() -> DetectorSpec:
     """A very small detector for tests (trains a few steps in seconds)."""
-    return DetectorSpec(backbone_hidden_sizes=[8, 16, 32, 64], backbone_embedding_size=8, hidden_dim=32,
-                        decoder_layers=1, num_queries=30, num_denoising=10, ffn_dim=64, heads=4)
+    return DetectorSpec(
+        backbone_hidden_sizes=[8, 16, 32, 64],
+        backbone_embedding_size=8,
+        hidden_dim=32,
+        decoder_layers=1,
+        num_queries=30,
+        num_denoising=10,
+        ffn_dim=64,
+        heads=4,
+    )
 
 
 def _unchecked(**options: Any) -> dict[str, Any]:
@@ -101,21 +110,42 @@ def build_config(spec: DetectorSpec):
 
     stage_index = [int(name.removeprefix("stage")) - 1 for name in spec.feature_stages]
     backbone = RTDetrResNetConfig(
-        num_channels=3, embedding_size=spec.backbone_embedding_size, hidden_sizes=list(spec.backbone_hidden_sizes),
-        depths=list(spec.backbone_depths), layer_type="basic", hidden_act="relu", downsample_in_first_stage=False,
-        **_unchecked(out_features=list(spec.feature_stages)))
+        num_channels=3,
+        embedding_size=spec.backbone_embedding_size,
+        hidden_sizes=list(spec.backbone_hidden_sizes),
+        depths=list(spec.backbone_depths),
+        layer_type="basic",
+        hidden_act="relu",
+        downsample_in_first_stage=False,
+        **_unchecked(out_features=list(spec.feature_stages)),
+    )
     in_channels = [spec.backbone_hidden_sizes[i] for i in stage_index]
     labels = {i: name for i, name in enumerate(spec.types)}
     return RTDetrConfig(
-        backbone_config=backbone, **_unchecked(use_pretrained_backbone=False, use_timm_backbone=False),
+        backbone_config=backbone,
+        **_unchecked(use_pretrained_backbone=False, use_timm_backbone=False),
         freeze_backbone_batch_norms=False,
-        encoder_hidden_dim=spec.hidden_dim, encoder_in_channels=in_channels, feat_strides=spec.strides,
-        encoder_layers=1, encoder_ffn_dim=spec.ffn_dim, encoder_attention_heads=spec.heads,
-        encode_proj_layers=[len(stage_index) - 1], d_model=spec.hidden_dim, num_queries=spec.num_queries,
-        decoder_in_channels=[spec.hidden_dim] * len(stage_index), decoder_ffn_dim=spec.ffn_dim,
-        num_feature_levels=len(stage_index), decoder_layers=spec.decoder_layers,
-        decoder_attention_heads=spec.heads, num_denoising=spec.num_denoising, learn_initial_query=False,
-        anchor_image_size=None, with_box_refine=True, id2label=labels, label2id={v: k for k, v in labels.items()})
+        encoder_hidden_dim=spec.hidden_dim,
+        encoder_in_channels=in_channels,
+        feat_strides=spec.strides,
+        encoder_layers=1,
+        encoder_ffn_dim=spec.ffn_dim,
+        encoder_attention_heads=spec.heads,
+        encode_proj_layers=[len(stage_index) - 1],
+        d_model=spec.hidden_dim,
+        num_queries=spec.num_queries,
+        decoder_in_channels=[spec.hidden_dim] * len(stage_index),
+        decoder_ffn_dim=spec.ffn_dim,
+        num_feature_levels=len(stage_index),
+        decoder_layers=spec.decoder_layers,
+        decoder_attention_heads=spec.heads,
+        num_denoising=spec.num_denoising,
+        learn_initial_query=False,
+        anchor_image_size=None,
+        with_box_refine=True,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
 
 
 def build_model(spec: DetectorSpec, seed: int | None = 0) -> torch.nn.Module:

@@ -31,7 +31,6 @@ from typing import NamedTuple
 
 from ..errors import SynapFlowError
 
-
 MODEL_NAME = "spine-detector"
 ALIAS = "champion"
 EXPERIMENT = "spine-detector"
@@ -108,8 +107,12 @@ def open_registry(data_root) -> Registry:
     uri = tracking_uri(data_root)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return Registry(uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
-                     artifact_root=data_root / "mlflow" / "artifacts", data_root=data_root)
+    return Registry(
+        uri=uri,
+        registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
+        artifact_root=data_root / "mlflow" / "artifacts",
+        data_root=data_root,
+    )
 
 
 def mlflow_client(reg: Registry):
@@ -136,8 +139,10 @@ def _check_sqlite(uri: str) -> None:
     except sqlite3.DatabaseError as error:
         problem = str(error)
     if problem is not None:
-        raise RegistryError(f"{path}: not a readable MLflow database ({problem}); restore it from a backup, or move "
-                            "it aside to start an empty registry (the shipped detector is registered again)")
+        raise RegistryError(
+            f"{path}: not a readable MLflow database ({problem}); restore it from a backup, or move "
+            "it aside to start an empty registry (the shipped detector is registered again)"
+        )
 
 
 def _experiment_id(client, reg: Registry) -> str:
@@ -200,9 +205,16 @@ def check_weights(path: Path) -> None:
         raise RegistryError(f"corrupt weights file {path}: no tensors")
 
 
-def log_training_run(model_folder, params: dict, metrics: dict, history: list[dict],
-                     data_root: str | os.PathLike = "data", run_name: str | None = None,
-                     tags: dict | None = None, description: str | None = None) -> str:
+def log_training_run(
+    model_folder,
+    params: dict,
+    metrics: dict,
+    history: list[dict],
+    data_root: str | os.PathLike = "data",
+    run_name: str | None = None,
+    tags: dict | None = None,
+    description: str | None = None,
+) -> str:
     """Log one training run and register its weights as a new version of ``spine-detector``.
 
     Parameters
@@ -247,8 +259,11 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
     reg = open_registry(data_root)
     client = mlflow_client(reg)
     experiment_id = _experiment_id(client, reg)
-    run = client.create_run(experiment_id, run_name=run_name,
-                            tags={"model_name": MODEL_NAME, **{str(k): str(v) for k, v in (tags or {}).items()}})
+    run = client.create_run(
+        experiment_id,
+        run_name=run_name,
+        tags={"model_name": MODEL_NAME, **{str(k): str(v) for k, v in (tags or {}).items()}},
+    )
     run_id = run.info.run_id
     try:
         now = int(time.time() * 1000)
@@ -257,13 +272,14 @@ def log_training_run(model_folder, params: dict, metrics: dict, history: list[di
         for index, row in enumerate(history):
             step = int(row.get("step", index))
             last_step = max(last_step, step)
-            metric_list += [Metric(k, v, now, step) for k, v in _flat_numbers(
-                {k: v for k, v in row.items() if k != "step"}).items()]
+            metric_list += [
+                Metric(k, v, now, step) for k, v in _flat_numbers({k: v for k, v in row.items() if k != "step"}).items()
+            ]
         metric_list += [Metric(k, v, now + 1, last_step) for k, v in _flat_numbers(metrics).items()]
         for start in range(0, max(len(param_list), 1), 100):
-            client.log_batch(run_id, params=param_list[start:start + 100])
+            client.log_batch(run_id, params=param_list[start : start + 100])
         for start in range(0, len(metric_list), 1000):
-            client.log_batch(run_id, metrics=metric_list[start:start + 1000])
+            client.log_batch(run_id, metrics=metric_list[start : start + 1000])
         for name in MODEL_FILES:
             if (folder / name).is_file():
                 client.log_artifact(run_id, str(folder / name), artifact_path=ARTIFACT_PATH)
@@ -319,5 +335,7 @@ def ui_links(data_root: str | os.PathLike, info: "ChampionInfo") -> dict[str, st
     """MLflow UI addresses of a registered version's training run and of the version itself."""
     base = os.environ.get("SYNAPFLOW_MLFLOW_UI", MLFLOW_UI).rstrip("/")
     experiment = mlflow_client(open_registry(data_root)).get_run(info.run_id).info.experiment_id
-    return {"mlflow_run": f"{base}/#/experiments/{experiment}/runs/{info.run_id}",
-            "mlflow_model_version": f"{base}/#/models/{info.name}/versions/{info.version}"}
+    return {
+        "mlflow_run": f"{base}/#/experiments/{experiment}/runs/{info.run_id}",
+        "mlflow_model_version": f"{base}/#/models/{info.name}/versions/{info.version}",
+    }

@@ -1,4 +1,5 @@
 """Copy a trained detector into the package (``detection/shipped``) with its final metrics and history."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ from .training import HISTORY_FILE, STATE_FILE, TrainConfig, score_validation, v
 COMMAND_FILE = "COMMAND"
 
 
-def final_metrics(detector: SpineDetector, seed: int = 0, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                  threads: int = 2) -> dict:
+def final_metrics(
+    detector: SpineDetector, seed: int = 0, score_threshold: float = DEFAULT_SCORE_THRESHOLD, threads: int = 2
+) -> dict:
     """Validation figures of a detector, on the same sets as training's evaluation: held-out raw-like
     layers (the gate's set), the real val split, the in-vivo layers, held-out simulated layers; throughput.
 
@@ -69,13 +71,18 @@ def ship(run_folder, command: str, source: str = "best", dest=None, seed: int = 
     best_step = (state.get("best") or {}).get("step") if source == "best" else state.get("step")
     start = time.perf_counter()
     metrics = final_metrics(detector, seed)
-    metrics.update({
-        "source": f"{source} of the training run", "step": best_step,
-        "training_steps_total": state.get("step"), "training_wall_seconds": state.get("wall_seconds"),
-        "training_config": state.get("config"), "command": command,
-        "parameters": sum(p.numel() for p in detector.model.parameters()),
-        "metrics_seconds": round(time.perf_counter() - start, 1),
-    })
+    metrics.update(
+        {
+            "source": f"{source} of the training run",
+            "step": best_step,
+            "training_steps_total": state.get("step"),
+            "training_wall_seconds": state.get("wall_seconds"),
+            "training_config": state.get("config"),
+            "command": command,
+            "parameters": sum(p.numel() for p in detector.model.parameters()),
+            "metrics_seconds": round(time.perf_counter() - start, 1),
+        }
+    )
     dest.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         shutil.copyfile(run_folder / source / name, dest / name)

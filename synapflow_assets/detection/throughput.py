@@ -1,4 +1,5 @@
 """Inference throughput of a detector (layers per second) on random layers."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,9 @@ import numpy as np
 import torch
 
 
-def layers_per_second(detector, size: int = 512, layers: int = 8, threads: int = 2, batch_size: int = 4,
-                      seed: int = 0) -> float:
+def layers_per_second(
+    detector, size: int = 512, layers: int = 8, threads: int = 2, batch_size: int = 4, seed: int = 0
+) -> float:
     """Layers per second of ``detector.detect_stack`` on ``layers`` random uint16 layers of ``size`` px.
 
     Parameters

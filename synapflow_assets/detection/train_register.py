@@ -4,6 +4,7 @@ Used by both ``python -m synapflow_assets train-detector`` and the asset
 ``spine_detector`` (run config ``train: true``), so a model never reaches the
 registry by another path.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,13 +22,21 @@ def _registered_weights(out: Path, final: dict) -> tuple[Path, dict]:
         return out / BEST_DIR, best["entry"]
     history = final.get("history") or []
     if not history:
-        raise ValueError(f"training into {out} ran no evaluation; nothing to gate (raise --steps or "
-                         f"lower --eval-every)")
+        raise ValueError(
+            f"training into {out} ran no evaluation; nothing to gate (raise --steps or lower --eval-every)"
+        )
     return out / FINAL_DIR, history[-1]
 
 
-def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.PathLike = "data",
-                     run_name: str | None = None, resume=None, shipped_folder=None) -> dict:
+def log_and_register(
+    out,
+    final: dict,
+    config: TrainConfig,
+    data_root: str | os.PathLike = "data",
+    run_name: str | None = None,
+    resume=None,
+    shipped_folder=None,
+) -> dict:
     """Log a finished training run, register its weights and apply the gate.
 
     Parameters
@@ -61,26 +70,57 @@ def log_and_register(out, final: dict, config: TrainConfig, data_root: str | os.
     config_dict = asdict(config)
     score, source = validation_score(entry, config_dict)
     metrics = {k: entry[k] for k in ("val_raw", "val_real", "val_invivo", "val_sim") if isinstance(entry.get(k), dict)}
-    metrics.update({GATE_KEY: score, "registered_step": entry.get("step", final.get("step")),
-                    "steps": final.get("step"), "training_wall_seconds": final.get("wall_seconds")})
+    metrics.update(
+        {
+            GATE_KEY: score,
+            "registered_step": entry.get("step", final.get("step")),
+            "steps": final.get("step"),
+            "training_wall_seconds": final.get("wall_seconds"),
+        }
+    )
     params = {**config_dict, "out": str(out), "resume": str(resume) if resume else "", "weights": folder.name}
     champion.ensure_champion(data_root, **({} if shipped_folder is None else {"shipped_folder": shipped_folder}))
-    description = (f"train-detector --steps {config.steps} --model {config.model}"
-                   + (f" --init {config.init}" if config.init else "") + (f" --extra-labels {config.extra_labels}" if config.extra_labels else "")
-                   + f"; pools {dict(config.pool_weights)}; weights {folder.name} at step {entry.get('step', final.get('step'))}; "
-                   + f"{GATE_KEY} {score:.3f} on {source}")
-    run_id = registry.log_training_run(folder, params, metrics, with_gate_metric(final.get("history") or []),
-                                       data_root=data_root, run_name=run_name, tags={SOURCE_TAG: source},
-                                       description=description)
+    description = (
+        f"train-detector --steps {config.steps} --model {config.model}"
+        + (f" --init {config.init}" if config.init else "")
+        + (f" --extra-labels {config.extra_labels}" if config.extra_labels else "")
+        + f"; pools {dict(config.pool_weights)}; weights {folder.name} at step {entry.get('step', final.get('step'))}; "
+        + f"{GATE_KEY} {score:.3f} on {source}"
+    )
+    run_id = registry.log_training_run(
+        folder,
+        params,
+        metrics,
+        with_gate_metric(final.get("history") or []),
+        data_root=data_root,
+        run_name=run_name,
+        tags={SOURCE_TAG: source},
+        description=description,
+    )
     version = registry.model_version_for_run(run_id, data_root)
     decision = champion.promote_if_better(version, score_key=GATE_KEY, data_root=data_root)
-    return {"run_id": run_id, "version": version, "weights": str(folder), "step": metrics["registered_step"],
-            "score": score, "source": source, "gate": decision}
+    return {
+        "run_id": run_id,
+        "version": version,
+        "weights": str(folder),
+        "step": metrics["registered_step"],
+        "score": score,
+        "source": source,
+        "gate": decision,
+    }
 
 
-def train_and_register(config: TrainConfig, out, data_root: str | os.PathLike = "data", resume=None,
-                       register: bool = True, run_name: str | None = None, log=print, shipped_folder=None,
-                       progress=None) -> dict:
+def train_and_register(
+    config: TrainConfig,
+    out,
+    data_root: str | os.PathLike = "data",
+    resume=None,
+    register: bool = True,
+    run_name: str | None = None,
+    log=print,
+    shipped_folder=None,
+    progress=None,
+) -> dict:
     """Train (or continue) a detector, then log, register and gate it.
 
     Parameters
@@ -112,8 +152,10 @@ def train_and_register(config: TrainConfig, out, data_root: str | os.PathLike = 
     if register:
         result.update(log_and_register(out, final, config, data_root, run_name, resume, shipped_folder))
         gate = result["gate"]
-        log(f"registered {result['weights']} (step {result['step']}) as spine-detector version {result['version']}; "
+        log(
+            f"registered {result['weights']} (step {result['step']}) as spine-detector version {result['version']}; "
             f"gate {GATE_KEY} [{result['source']}]: new {gate['new_score']:.4f} vs champion "
             f"{gate['champion_score'] if gate['champion_score'] is None else round(gate['champion_score'], 4)} "
-            f"-> {'promoted' if gate['promoted'] else 'kept'} ({gate['reason']}); champion is {gate['champion']}")
+            f"-> {'promoted' if gate['promoted'] else 'kept'} ({gate['reason']}); champion is {gate['champion']}"
+        )
     return result

@@ -1,4 +1,5 @@
 """Train the spine detector: simulated pre-training, real fine-tuning, checkpoints, learning curve."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..synthetic.params import SimulationParams
 from .batches import AugmentParams, make_batch
 from .checkpoints import STATE_FILE, load_optimizer, save_checkpoint
 from .data import Sample, raw_like_samples, real_samples, simulated_samples
-from .pools import training_pools
 from .evaluation import detection_scores
 from .inference import SpineDetector
 from .invivo import invivo_layers, invivo_scores
 from .model import DetectorSpec, build_model, count_parameters, tiny_spec
-from ..synthetic.params import SimulationParams
+from .pools import training_pools
 
 #: Pixel size of the chronic simulator's layers.
 SIM_PIXEL_SIZE_UM = SimulationParams().voxel_size_um[2]
@@ -156,8 +157,12 @@ def lr_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, *, start_
     for group in optimizer.param_groups:
         group["initial_lr"] = config.lr
     return get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
-        optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps,
-        min_lr_rate=config.min_lr_fraction, last_epoch=start_step - 1)
+        optimizer,
+        num_warmup_steps=config.warmup_steps,
+        num_training_steps=config.steps,
+        min_lr_rate=config.min_lr_fraction,
+        last_epoch=start_step - 1,
+    )
 
 
 def _box_table(frames: list, names: list[str]):
@@ -171,12 +176,27 @@ def truth_table(samples: list[Sample], types: list[str]):
     """The true boxes of annotated samples as the COCO evaluator's table (``image``, box, ``type``)."""
     import polars as pl
 
-    rows = [pl.DataFrame({"image": [s.name] * len(s.boxes), "xmin": s.boxes[:, 0].astype(np.float64),
-                          "ymin": s.boxes[:, 1].astype(np.float64), "xmax": s.boxes[:, 2].astype(np.float64),
-                          "ymax": s.boxes[:, 3].astype(np.float64),
-                          "type": [types[int(k)] for k in s.labels]},
-                         schema={"image": pl.String, "xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64,
-                                 "ymax": pl.Float64, "type": pl.String}) for s in samples]
+    rows = [
+        pl.DataFrame(
+            {
+                "image": [s.name] * len(s.boxes),
+                "xmin": s.boxes[:, 0].astype(np.float64),
+                "ymin": s.boxes[:, 1].astype(np.float64),
+                "xmax": s.boxes[:, 2].astype(np.float64),
+                "ymax": s.boxes[:, 3].astype(np.float64),
+                "type": [types[int(k)] for k in s.labels],
+            },
+            schema={
+                "image": pl.String,
+                "xmin": pl.Float64,
+                "ymin": pl.Float64,
+                "xmax": pl.Float64,
+                "ymax": pl.Float64,
+                "type": pl.String,
+            },
+        )
+        for s in samples
+    ]
     return pl.concat(rows)
 
 
@@ -202,8 +222,24 @@ def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: fl
     predicted = _box_table(frames, [s.name for s in samples])
     scores = detection_scores(truth, predicted)
     at_threshold = detection_scores(truth, predicted.filter(predicted["score"] >= score_threshold), per_type=False)
-    scores.update({k: at_threshold[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn", "n_predicted",
-                                                 "precision_centre", "recall_centre", "f1_centre", "tp_centre")})
+    scores.update(
+        {
+            k: at_threshold[k]
+            for k in (
+                "precision",
+                "recall",
+                "f1",
+                "tp",
+                "fp",
+                "fn",
+                "n_predicted",
+                "precision_centre",
+                "recall_centre",
+                "f1_centre",
+                "tp_centre",
+            )
+        }
+    )
     scores["score_threshold"] = score_threshold
     return {k: v for k, v in scores.items() if not (isinstance(v, float) and math.isnan(v) and k != "ap50")}
 
@@ -212,9 +248,10 @@ def validation_sets(config: TrainConfig) -> dict:
     """The held-out sets every evaluation scores: ``val_raw`` (raw-like layers of ``VAL_RAW_SEED``, the
     gate's set), ``val_sim`` (chronic-simulator layers), ``val_real`` (``spine2d_polygons/val``, when present
     and ``config.real_val``) and ``val_invivo`` (the in-vivo layers, when present)."""
-    sets: dict[str, list] = {"val_raw": raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads),
-            "val_sim": simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size,
-                                         layers=12)}
+    sets: dict[str, list] = {
+        "val_raw": raw_like_samples(config.val_raw_layers, VAL_RAW_SEED, workers=config.threads),
+        "val_sim": simulated_samples(config.val_sim_animals, 10_000_000 + config.seed, size=config.sim_size, layers=12),
+    }
     if config.real_val:
         sets["val_real"] = real_samples("val")
     sets["val_invivo"] = invivo_layers()
@@ -293,10 +330,12 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
     shares = np.array([weights[n] for n in names], np.float64)
     shares /= shares.sum()
     size = {name: len(samples) for name, (samples, _) in pools.items()}
-    log(f"data: {size['raw']} raw-like layers, {size['real_raw']} real images on raw background, {size['real']} real, "
+    log(
+        f"data: {size['raw']} raw-like layers, {size['real_raw']} real images on raw background, {size['real']} real, "
         f"{size['sim']} simulated, {size['extra']} corrected; val "
         + ", ".join(f"{len(v)} {k.removeprefix('val_')}" for k, v in validation.items())
-        + f" ({time.perf_counter() - t0:.1f} s)")
+        + f" ({time.perf_counter() - t0:.1f} s)"
+    )
     augment = AugmentParams(model_pixel_size_um=config.pixel_size_um)
 
     def wall() -> float:
@@ -312,8 +351,13 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
         return entry
 
     def state_dict(step: int) -> dict:
-        return {"step": step, "wall_seconds": round(wall(), 1), "config": asdict(config), "history": history,
-                "best": best}
+        return {
+            "step": step,
+            "wall_seconds": round(wall(), 1),
+            "config": asdict(config),
+            "history": history,
+            "best": best,
+        }
 
     t_start = time.perf_counter()
     model.train()
@@ -343,19 +387,27 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
         if progress is not None:
             progress(done, config.steps)
         if done % 10 == 0:
-            log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({source}) "
-                f"lr {lr:.2e} wall {wall():.0f} s")
+            log(f"step {done} loss {np.mean(losses[-10:]):.3f} ({source}) lr {lr:.2e} wall {wall():.0f} s")
         timed_out = config.max_minutes > 0 and time.perf_counter() - t_start > config.max_minutes * 60
         if done % config.eval_every == 0 or done == config.steps or timed_out:
-            entry = run_eval(done, float(np.mean(losses[-config.eval_every:])) if losses else float("nan"))
+            entry = run_eval(done, float(np.mean(losses[-config.eval_every :])) if losses else float("nan"))
             history.append(entry)
             key = "val_raw"
-            log(f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 {entry['val_raw'].get('map50', 0):.3f}"
-                f" | sim AP50 {entry.get('val_sim', {}).get('ap50', float('nan')):.3f}" + (
+            log(
+                f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 {entry['val_raw'].get('map50', 0):.3f}"
+                f" | sim AP50 {entry.get('val_sim', {}).get('ap50', float('nan')):.3f}"
+                + (
                     f" | real AP50 {entry['val_real']['ap50']:.3f} mAP50 {entry['val_real'].get('map50', 0):.3f}"
-                    if "val_real" in entry else "") + (
+                    if "val_real" in entry
+                    else ""
+                )
+                + (
                     f" | in vivo found {entry['val_invivo']['found']:.2f} ratio {entry['val_invivo']['count_ratio']:.2f}"
-                    if "val_invivo" in entry else "") + f" ({entry['eval_seconds']} s)")
+                    if "val_invivo" in entry
+                    else ""
+                )
+                + f" ({entry['eval_seconds']} s)"
+            )
             score = entry[key]["ap50"]
             if best is None or score > best["score"]:
                 best = {"step": done, "score": score, "metric": f"{key}.ap50", "entry": entry}

@@ -153,5 +153,4 @@ def split_sequences(truth: pl.DataFrame, predicted: pl.DataFrame) -> dict:
             return table.clear()
         return table.filter(pl.col(SEQUENCE_COLUMN).cast(pl.String) == name)
 
-    return {name: (part(truth, has_truth, name), part(predicted, has_pred, name))
-            for name in sorted(names)}
+    return {name: (part(truth, has_truth, name), part(predicted, has_pred, name)) for name in sorted(names)}

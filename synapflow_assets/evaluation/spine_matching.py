@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 
-from synapflow_assets.geometry import BOX_COLUMNS, box_iou
 from synapflow_assets.evaluation.sequence_data import SEQUENCE_COLUMN
+from synapflow_assets.geometry import BOX_COLUMNS, box_iou
 
 SPINE_COLUMNS = ("id", *BOX_COLUMNS, "z_start", "z_end")
 
@@ -35,14 +35,18 @@ def spines_from_boxes(boxes: pl.DataFrame, frame: str = "layer") -> pl.DataFrame
     keys = [SEQUENCE_COLUMN, "id"] if SEQUENCE_COLUMN in boxes.columns else ["id"]
     return (
         boxes.group_by(keys)
-        .agg(*[pl.col(c).cast(pl.Float64).mean() for c in BOX_COLUMNS],
-             pl.col(frame).min().alias("z_start"), pl.col(frame).max().alias("z_end"))
+        .agg(
+            *[pl.col(c).cast(pl.Float64).mean() for c in BOX_COLUMNS],
+            pl.col(frame).min().alias("z_start"),
+            pl.col(frame).max().alias("z_end"),
+        )
         .sort(keys)
     )
 
 
-def match_matrix(truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame,
-                 z_overlap: float = 0.5, iou_threshold: float = 0.0):
+def match_matrix(
+    truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame, z_overlap: float = 0.5, iou_threshold: float = 0.0
+):
     """Which truth/predicted spine pairs may match, and their x/y IoU.
 
     A pair may match when the mean boxes' IoU is ``> iou_threshold`` and the
@@ -54,8 +58,7 @@ def match_matrix(truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame,
     allowed : numpy.ndarray of bool, shape (n_truth, n_predicted)
     iou : numpy.ndarray of float, shape (n_truth, n_predicted)
     """
-    iou = box_iou(truth_spines.select(BOX_COLUMNS).to_numpy(),
-                  predicted_spines.select(BOX_COLUMNS).to_numpy())
+    iou = box_iou(truth_spines.select(BOX_COLUMNS).to_numpy(), predicted_spines.select(BOX_COLUMNS).to_numpy())
     ts, te = (truth_spines[c].to_numpy().astype(float) for c in ("z_start", "z_end"))
     ps, pe = (predicted_spines[c].to_numpy().astype(float) for c in ("z_start", "z_end"))
     overlap = np.minimum(te[:, None], pe[None, :]) - np.maximum(ts[:, None], ps[None, :]) + 1
@@ -77,8 +80,9 @@ def _match_counts(truth: pl.DataFrame, predicted: pl.DataFrame, z_overlap, iou_t
     return int(allowed[rows, cols].sum())
 
 
-def spine_f1_3d(truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame,
-                z_overlap: float = 0.5, iou_threshold: float = 0.0) -> dict:
+def spine_f1_3d(
+    truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame, z_overlap: float = 0.5, iou_threshold: float = 0.0
+) -> dict:
     """Precision, recall and F1 of 3D spines, one-to-one matched.
 
     Parameters
@@ -103,11 +107,16 @@ def spine_f1_3d(truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame,
         maximising the number of matches.
     """
     if SEQUENCE_COLUMN in truth_spines.columns and SEQUENCE_COLUMN in predicted_spines.columns:
-        names = sorted(set(truth_spines[SEQUENCE_COLUMN].to_list())
-                       | set(predicted_spines[SEQUENCE_COLUMN].to_list()))
-        tp = sum(_match_counts(truth_spines.filter(pl.col(SEQUENCE_COLUMN) == name),
-                               predicted_spines.filter(pl.col(SEQUENCE_COLUMN) == name),
-                               z_overlap, iou_threshold) for name in names)
+        names = sorted(set(truth_spines[SEQUENCE_COLUMN].to_list()) | set(predicted_spines[SEQUENCE_COLUMN].to_list()))
+        tp = sum(
+            _match_counts(
+                truth_spines.filter(pl.col(SEQUENCE_COLUMN) == name),
+                predicted_spines.filter(pl.col(SEQUENCE_COLUMN) == name),
+                z_overlap,
+                iou_threshold,
+            )
+            for name in names
+        )
     else:
         tp = _match_counts(truth_spines, predicted_spines, z_overlap, iou_threshold)
     fp = predicted_spines.height - tp
@@ -116,5 +125,7 @@ def spine_f1_3d(truth_spines: pl.DataFrame, predicted_spines: pl.DataFrame,
         "precision": tp / (tp + fp) if tp + fp else math.nan,
         "recall": tp / (tp + fn) if tp + fn else math.nan,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
-        "tp": tp, "fp": fp, "fn": fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
     }

@@ -1,4 +1,5 @@
 """Scoring time tracking against simulated ground truth: identities and statuses."""
+
 from typing import cast
 
 import polars as pl
@@ -28,7 +29,9 @@ def identity_scores(truth_spines: pl.DataFrame, tracks: pl.DataFrame, spines: pl
     )
 
 
-def status_accuracy(truth_status: pl.DataFrame, observed: pl.DataFrame, tracks: pl.DataFrame) -> tuple[float, pl.DataFrame]:
+def status_accuracy(
+    truth_status: pl.DataFrame, observed: pl.DataFrame, tracks: pl.DataFrame
+) -> tuple[float, pl.DataFrame]:
     """Share of true (spine, session) statuses that the tracks reproduce, for tracks built on true spines.
 
     Parameters

@@ -19,8 +19,17 @@ import trackeval
 from synapflow_assets.evaluation.sequence_data import sequence_data, split_sequences
 
 RATIO_KEYS = ("mota", "motp", "idf1", "idp", "idr", "hota", "deta", "assa", "precision", "recall")
-COUNT_KEYS = ("id_switches", "fragmentations", "num_truth", "num_predicted", "num_matches",
-              "false_positives", "misses", "num_truth_ids", "num_predicted_ids")
+COUNT_KEYS = (
+    "id_switches",
+    "fragmentations",
+    "num_truth",
+    "num_predicted",
+    "num_matches",
+    "false_positives",
+    "misses",
+    "num_truth_ids",
+    "num_predicted_ids",
+)
 
 
 def _evaluate(metric, data: dict) -> dict:
@@ -36,12 +45,12 @@ def _empty_scores() -> dict:
 
 
 def _prepare(truth, predicted, frame) -> dict:
-    return {name: sequence_data(gt, tr, frame)
-            for name, (gt, tr) in split_sequences(truth, predicted).items()}
+    return {name: sequence_data(gt, tr, frame) for name, (gt, tr) in split_sequences(truth, predicted).items()}
 
 
-def tracking_scores(truth: pl.DataFrame, predicted: pl.DataFrame, frame: str = "layer",
-                    iou_threshold: float = 0.5) -> dict:
+def tracking_scores(
+    truth: pl.DataFrame, predicted: pl.DataFrame, frame: str = "layer", iou_threshold: float = 0.5
+) -> dict:
     """Score predicted tracks against true tracks.
 
     Parameters
@@ -118,4 +127,3 @@ def tracking_scores(truth: pl.DataFrame, predicted: pl.DataFrame, frame: str = "
         "num_truth_ids": int(sum(d.num_gt_ids for d in sequences.values())),
         "num_predicted_ids": int(sum(d.num_tracker_ids for d in sequences.values())),
     }
-

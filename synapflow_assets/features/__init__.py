@@ -15,6 +15,7 @@ layer_sizes, spine_sizes
 layer_distances, spine_distances
     Head centre, junction and head-to-dendrite distance per layer and per spine.
 """
+
 from .dendrite import session_density
 from .distance import layer_distances, spine_distances
 from .dynamics import spine_dynamics
@@ -23,6 +24,17 @@ from .per_spine import FEATURE_COLUMNS, spine_features
 from .shape_type import assign_types, type_from_shape
 from .size import layer_sizes, spine_sizes
 
-__all__ = ["FEATURE_COLUMNS", "OPERATORS", "assign_types", "combine_layers", "layer_distances", "layer_sizes",
-           "session_density", "spine_distances", "spine_dynamics", "spine_features", "spine_sizes",
-           "type_from_shape"]
+__all__ = [
+    "FEATURE_COLUMNS",
+    "OPERATORS",
+    "assign_types",
+    "combine_layers",
+    "layer_distances",
+    "layer_sizes",
+    "session_density",
+    "spine_distances",
+    "spine_dynamics",
+    "spine_features",
+    "spine_sizes",
+    "type_from_shape",
+]

@@ -1,4 +1,5 @@
 """Grown boxes of many spines cut out of a volume at once, as a padded stack."""
+
 import numpy as np
 
 
@@ -52,5 +53,7 @@ def grown_crops(volume: np.ndarray, layer, xmin, ymin, xmax, ymax, grow_px: int)
     z = np.clip(np.asarray(layer, np.int64), 0, nz - 1)
     crops = volume[z[:, None, None], np.minimum(yy, ny - 1)[:, :, None], np.minimum(xx, nx - 1)[:, None, :]]
     crops = np.where(valid, crops.astype(np.float64), np.nan)
-    inner = ((yy >= y0[:, None]) & (yy <= y1[:, None]))[:, :, None] & ((xx >= x0[:, None]) & (xx <= x1[:, None]))[:, None, :]
+    inner = ((yy >= y0[:, None]) & (yy <= y1[:, None]))[:, :, None] & ((xx >= x0[:, None]) & (xx <= x1[:, None]))[
+        :, None, :
+    ]
     return crops, np.column_stack([gy0, gx0]), inner & valid

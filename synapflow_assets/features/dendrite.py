@@ -10,6 +10,7 @@ is ``area / width``, with the width twice the median distance-transform value
 on the mask's medial ridge (pixels that are local maxima of the distance
 transform in a 3x3 neighbourhood).
 """
+
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csgraph
@@ -20,12 +21,13 @@ from .thresholds import otsu_threshold
 
 def _disk(radius: float) -> np.ndarray:
     r = int(np.ceil(radius))
-    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    y, x = np.mgrid[-r : r + 1, -r : r + 1]
     return x**2 + y**2 <= radius**2
 
 
-def dendrite_mask_2d(mip: np.ndarray, *, smooth_px: float = 1.5, open_radius_px: float = 3.0,
-                     min_area_px: int = 400) -> np.ndarray:
+def dendrite_mask_2d(
+    mip: np.ndarray, *, smooth_px: float = 1.5, open_radius_px: float = 3.0, min_area_px: int = 400
+) -> np.ndarray:
     """Boolean mask of the dendrites in a 2D image (typically the MIP)."""
     s = ndimage.gaussian_filter(np.asarray(mip, np.float64), smooth_px)
     mask = ndimage.binary_opening(s > otsu_threshold(s), _disk(open_radius_px))
@@ -65,8 +67,12 @@ def session_density(volume: np.ndarray, spines, voxel_size_um) -> dict:
     mip = np.asarray(volume).max(0)
     length, width = dendrite_length_um(dendrite_mask_2d(mip), float(np.mean(voxel_size_um[1:])))
     n = spines if isinstance(spines, int) else spines.height
-    return {"dendrite_length_um": length, "dendrite_width_um": width, "n_spines": int(n),
-            "spines_per_um": n / length if length > 0 else float("nan")}
+    return {
+        "dendrite_length_um": length,
+        "dendrite_width_um": width,
+        "n_spines": int(n),
+        "spines_per_um": n / length if length > 0 else float("nan"),
+    }
 
 
 # ---------------------------------------------------------------- skeleton and position along the dendrite
@@ -74,7 +80,7 @@ def session_density(volume: np.ndarray, spines, voxel_size_um) -> dict:
 #: Step lengths of an 8-connected chain that estimate the length of the underlying curve without
 #: bias over orientations (Kulpa 1977); plain 1 and sqrt(2) overestimate oblique curves by up to 8 %.
 KULPA_AXIAL, KULPA_DIAGONAL = 0.948, 1.343
-_BITS = np.array([[1, 2, 4], [128, 0, 8], [64, 32, 16]])   # P9 P2 P3 / P8 . P4 / P7 P6 P5 (clockwise from north-west)
+_BITS = np.array([[1, 2, 4], [128, 0, 8], [64, 32, 16]])  # P9 P2 P3 / P8 . P4 / P7 P6 P5 (clockwise from north-west)
 
 
 def _zhang_suen_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -82,9 +88,9 @@ def _zhang_suen_tables() -> tuple[np.ndarray, np.ndarray]:
     code = np.arange(256)
     # neighbours P2..P9 clockwise from north: bits 2, 4(P3), 8(P4), 16(P5), 32(P6), 64(P7), 128(P8), 1(P9)
     order = np.array([2, 4, 8, 16, 32, 64, 128, 1])
-    p = (code[:, None] & order[None, :]) > 0                        # (256, 8): P2..P9
+    p = (code[:, None] & order[None, :]) > 0  # (256, 8): P2..P9
     b = p.sum(1)
-    a = (~p & np.roll(p, -1, axis=1)).sum(1)                        # 0 -> 1 transitions in P2..P9, P2
+    a = (~p & np.roll(p, -1, axis=1)).sum(1)  # 0 -> 1 transitions in P2..P9, P2
     p2, p4, p6, p8 = p[:, 0], p[:, 2], p[:, 4], p[:, 6]
     base = (b >= 2) & (b <= 6) & (a == 1)
     first = base & ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
@@ -147,10 +153,10 @@ def skeleton_positions(skeleton: np.ndarray, pixel_size_um: float) -> tuple[np.n
     graph, flat = pixel_graph(skeleton, lambda a, b, dy, dx: KULPA_DIAGONAL if dx and dy else KULPA_AXIAL)
     ry, rx = np.divmod(flat, w)
     lab = labels.ravel()[flat]
-    seeds = np.unique(lab, return_index=True)[1]                     # first pixel (raster order) of each component
-    d0 = csgraph.dijkstra(graph, directed=False, indices=seeds)      # (n, m): from each component's first pixel
+    seeds = np.unique(lab, return_index=True)[1]  # first pixel (raster order) of each component
+    d0 = csgraph.dijkstra(graph, directed=False, indices=seeds)  # (n, m): from each component's first pixel
     own = lab[None, :] == np.arange(1, n + 1)[:, None]
-    far = np.argmax(np.where(own & np.isfinite(d0), d0, -1.0), axis=1)   # one end of each longest path
+    far = np.argmax(np.where(own & np.isfinite(d0), d0, -1.0), axis=1)  # one end of each longest path
     d1 = csgraph.dijkstra(graph, directed=False, indices=far)
     other = np.argmax(np.where(own & np.isfinite(d1), d1, -1.0), axis=1)  # the other end
     # start from the end nearer the top-left corner
@@ -160,8 +166,9 @@ def skeleton_positions(skeleton: np.ndarray, pixel_size_um: float) -> tuple[np.n
     return position, labels
 
 
-def along_dendrite(mip: np.ndarray, y_px, x_px, pixel_size_um: float, *, max_offset_px: float = 40.0,
-                   mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def along_dendrite(
+    mip: np.ndarray, y_px, x_px, pixel_size_um: float, *, max_offset_px: float = 40.0, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Position of points (spine junctions or centres) along the dendrite skeleton of a MIP.
 
     The dendrite mask (:func:`dendrite_mask_2d`) is thinned to a skeleton

@@ -1,5 +1,6 @@
 """The dendrite in a crop around one spine box: sequential RANSAC lines through the foreground
 outside the box, kept when they form a continuous tube, and the dendrite mask near them."""
+
 import numpy as np
 from scipy import ndimage
 
@@ -21,8 +22,10 @@ def _ransac_line(yx: np.ndarray, weight: np.ndarray, tol: float, rng: np.random.
         return None
     i, d, length = i[ok], d[ok], length[ok]
     normal = np.column_stack([-d[:, 1], d[:, 0]]) / length[:, None]
-    dist = np.abs((yx[:, 0][None, :] - yx[i, 0][:, None]) * normal[:, :1]
-                  + (yx[:, 1][None, :] - yx[i, 1][:, None]) * normal[:, 1:])
+    dist = np.abs(
+        (yx[:, 0][None, :] - yx[i, 0][:, None]) * normal[:, :1]
+        + (yx[:, 1][None, :] - yx[i, 1][:, None]) * normal[:, 1:]
+    )
     score = ((dist <= tol) * weight).sum(1)
     return dist[int(np.argmax(score))] <= tol
 
@@ -54,18 +57,26 @@ def _edge_offsets(signed: np.ndarray, fg: np.ndarray, far: np.ndarray, limit: fl
     ok = np.abs(b) <= n
     cnt = np.bincount(b[ok] + n, minlength=2 * n + 1)
     frac = np.bincount(b[ok] + n, weights=fg[far][ok].astype(float), minlength=2 * n + 1) / np.maximum(cnt, 1)
-    if not cnt.any():                        # nothing beside the box to measure: keep the band
+    if not cnt.any():  # nothing beside the box to measure: keep the band
         return -limit, limit
     dense = (frac >= 0.5) & (cnt > 0)
-    up, down = dense[n:], dense[:n + 1][::-1]
+    up, down = dense[n:], dense[: n + 1][::-1]
     hi = (np.argmin(up) - 1 if not up.all() else n) if up[0] else 0
     lo = (np.argmin(down) - 1 if not down.all() else n) if down[0] else 0
     return -min(lo + 0.5, limit), min(hi + 0.5, limit)
 
 
-def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendrites: int = 2,
-                  tol_px: float = RANSAC_TOL_PX, min_pixels: int = 30, min_coverage: float = 0.75,
-                  seed: int = 0) -> np.ndarray | None:
+def dendrite_mask(
+    s: np.ndarray,
+    fg: np.ndarray,
+    inner: np.ndarray,
+    *,
+    max_dendrites: int = 2,
+    tol_px: float = RANSAC_TOL_PX,
+    min_pixels: int = 30,
+    min_coverage: float = 0.75,
+    seed: int = 0,
+) -> np.ndarray | None:
     """Mask of the dendrite(s) crossing a crop, found from the foreground outside the spine box.
 
     Sequential RANSAC on the foreground pixels outside the box (neighbouring
@@ -108,13 +119,13 @@ def dendrite_mask(s: np.ndarray, fg: np.ndarray, inner: np.ndarray, *, max_dendr
         axis = np.array([normal[1], -normal[0]])
         along = (yx[sub][keep] - m) @ axis
         half = float(np.percentile(np.abs((yx[sub][keep] - m) @ normal), 90))
-        if np.ptp(along) < max(4 * half, 0.6 * min(h, w)):     # a blob, not a tube crossing the crop
+        if np.ptp(along) < max(4 * half, 0.6 * min(h, w)):  # a blob, not a tube crossing the crop
             break
         band = np.abs((gy - m[0]) * normal[0] + (gx - m[1]) * normal[1]) <= half + 1
         t_all = np.rint((gy - m[0]) * axis[0] + (gx - m[1]) * axis[1]).astype(np.int64)
         chord = np.unique(t_all[np.abs((gy - m[0]) * normal[0] + (gx - m[1]) * normal[1]) <= 0.71])
         covered = np.isin(chord, np.unique(t_all[band & fg])).mean() if chord.size else 0.0
-        if covered < min_coverage:                  # blobs on a line, not a continuous tube
+        if covered < min_coverage:  # blobs on a line, not a continuous tube
             break
         mask |= band & fg
         signed = (gy - m[0]) * normal[0] + (gx - m[1]) * normal[1]

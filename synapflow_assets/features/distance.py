@@ -50,6 +50,7 @@ Reason codes (``distance_reason``): ``ok``, ``empty_box`` (flat or tiny
 crop), ``no_dendrite``, ``no_head``, ``head_touches_border`` (the head peak lies
 on the image border, its centre is unreliable).
 """
+
 import numpy as np
 import polars as pl
 from scipy import ndimage
@@ -74,9 +75,16 @@ PATH_FLOOR = 0.05
 REASONS = ("ok", "empty_box", "no_dendrite", "no_head", "head_touches_border")
 
 
-def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float = SMOOTH_PX,
-                      min_foreground: float = MIN_FOREGROUND, band_margin_px: float = BAND_MARGIN_PX,
-                      min_snr: float = MIN_SNR, at_image_border: np.ndarray | None = None) -> dict:
+def head_and_junction(
+    crop: np.ndarray,
+    inner: np.ndarray,
+    *,
+    smooth_px: float = SMOOTH_PX,
+    min_foreground: float = MIN_FOREGROUND,
+    band_margin_px: float = BAND_MARGIN_PX,
+    min_snr: float = MIN_SNR,
+    at_image_border: np.ndarray | None = None,
+) -> dict:
     """Find the head centre and the junction with the dendrite in one 2D crop.
 
     Parameters
@@ -109,8 +117,17 @@ def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float =
         ``dendrite_mask`` (bool (h, w) or None).
     """
     nan2 = np.full(2, np.nan)
-    out = {"reason": "empty_box", "head_yx": nan2, "junction_yx": nan2, "distance_px": np.nan,
-           "head_area_px": 0.0, "head_flux": np.nan, "threshold": np.nan, "head_mask": None, "dendrite_mask": None}
+    out = {
+        "reason": "empty_box",
+        "head_yx": nan2,
+        "junction_yx": nan2,
+        "distance_px": np.nan,
+        "head_area_px": 0.0,
+        "head_flux": np.nan,
+        "threshold": np.nan,
+        "head_mask": None,
+        "dendrite_mask": None,
+    }
     h, w = crop.shape
     if h < 5 or w < 5 or not inner.any():
         return out
@@ -149,12 +166,12 @@ def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float =
         out["reason"] = "no_head"
         return out
     peaks = strong & (s >= ndimage.maximum_filter(s, size=5))
-    if peaks.any():     # the local maximum farthest from the dendrite: heads sit at the far end of the box
-        fits = _inside_box(s, peaks, dmask, inner, bg)      # not a neighbour's head reaching into the box
+    if peaks.any():  # the local maximum farthest from the dendrite: heads sit at the far end of the box
+        fits = _inside_box(s, peaks, dmask, inner, bg)  # not a neighbour's head reaching into the box
         if fits.any():
             peaks = fits
         k = int(np.argmax(np.where(peaks, away, -np.inf)))
-    else:               # a head that only forms a shoulder on the dendrite: its brightest pixel
+    else:  # a head that only forms a shoulder on the dendrite: its brightest pixel
         k = int(np.argmax(np.where(strong, excess, -np.inf)))
     py, px = divmod(k, w)
     peak = s[py, px]
@@ -164,13 +181,12 @@ def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float =
     yy, xx = np.mgrid[0:h, 0:w]
     near = head & ((yy - py) ** 2 + (xx - px) ** 2 <= HEAD_WINDOW_PX**2)
     wgt = (s - half_level) * near
-    head_yx = (np.array([(wgt * yy).sum(), (wgt * xx).sum()]) / wgt.sum() if wgt.sum() > 0
-               else np.array([py, px], float))
+    head_yx = np.array([(wgt * yy).sum(), (wgt * xx).sum()]) / wgt.sum() if wgt.sum() > 0 else np.array([py, px], float)
     out["head_mask"] = head
     out["head_area_px"] = float(head.sum())
     flux_px = ndimage.binary_dilation(head, EIGHT, iterations=2) & ~dmask
-    top = np.sort(raw.ravel())[-max(int(0.01 * raw.size), 1):].mean()
-    bg_raw = float(np.sort(raw.ravel())[:max(int(0.2 * raw.size), 1)].mean())
+    top = np.sort(raw.ravel())[-max(int(0.01 * raw.size), 1) :].mean()
+    bg_raw = float(np.sort(raw.ravel())[: max(int(0.2 * raw.size), 1)].mean())
     out["head_flux"] = float(np.clip(raw[flux_px] - bg_raw, 0, None).sum() / max(top - bg_raw, 1e-9))
     out["head_yx"] = head_yx
     if at_image_border is not None and at_image_border[py, px]:
@@ -185,8 +201,16 @@ def head_and_junction(crop: np.ndarray, inner: np.ndarray, *, smooth_px: float =
     return out
 
 
-def _inside_box(s: np.ndarray, peaks: np.ndarray, dmask: np.ndarray, inner: np.ndarray, bg: float, *,
-                radius_px: float = HEAD_FIT_RADIUS_PX, min_inside: float = HEAD_MIN_INSIDE) -> np.ndarray:
+def _inside_box(
+    s: np.ndarray,
+    peaks: np.ndarray,
+    dmask: np.ndarray,
+    inner: np.ndarray,
+    bg: float,
+    *,
+    radius_px: float = HEAD_FIT_RADIUS_PX,
+    min_inside: float = HEAD_MIN_INSIDE,
+) -> np.ndarray:
     """Peaks whose head (half-maximum region within ``radius_px``) lies mostly inside the box grown by 1 px.
 
     The box encloses its own spine's head with a margin; a neighbour's head that
@@ -204,8 +228,17 @@ def _inside_box(s: np.ndarray, peaks: np.ndarray, dmask: np.ndarray, inner: np.n
     return ok
 
 
-def _neck_junction(excess: np.ndarray, dmask: np.ndarray, inner: np.ndarray, peak_yx, head_yx: np.ndarray,
-                   contrast: float, *, reach_px: int = JUNCTION_REACH_PX, floor: float = PATH_FLOOR):
+def _neck_junction(
+    excess: np.ndarray,
+    dmask: np.ndarray,
+    inner: np.ndarray,
+    peak_yx,
+    head_yx: np.ndarray,
+    contrast: float,
+    *,
+    reach_px: int = JUNCTION_REACH_PX,
+    floor: float = PATH_FLOOR,
+):
     """Dendrite-mask pixel where the neck enters the dendrite: the end of the cheapest path from the head.
 
     The path runs over the spine box grown by ``reach_px`` (the box encloses the
@@ -233,8 +266,9 @@ def _neck_junction(excess: np.ndarray, dmask: np.ndarray, inner: np.ndarray, pea
     return int(dy[j]), int(dx[j])
 
 
-def layer_distances(volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, grow_px: int = GROW_PX,
-                    smooth_px: float = SMOOTH_PX) -> pl.DataFrame:
+def layer_distances(
+    volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, grow_px: int = GROW_PX, smooth_px: float = SMOOTH_PX
+) -> pl.DataFrame:
     """Head centre, junction and head-to-dendrite distance of every box on its layer.
 
     One call of :func:`head_and_junction` per box (a second one with twice
@@ -259,18 +293,19 @@ def layer_distances(volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, g
     """
     nz, ny, nx = volume.shape
     n = boxes.height
-    x0, y0, x1, y1 = box_pixels(boxes["xmin"].to_numpy(), boxes["ymin"].to_numpy(), boxes["xmax"].to_numpy(),
-                                boxes["ymax"].to_numpy(), (ny, nx))
+    x0, y0, x1, y1 = box_pixels(
+        boxes["xmin"].to_numpy(), boxes["ymin"].to_numpy(), boxes["xmax"].to_numpy(), boxes["ymax"].to_numpy(), (ny, nx)
+    )
     layer = np.clip(boxes["layer"].to_numpy().astype(np.int64), 0, nz - 1)
     res = np.full((n, 7), np.nan)
     reason = np.empty(n, dtype=object)
     for i in range(n):
-        for grow in (grow_px, 2 * grow_px):     # a wider view when the dendrite is not seen crossing the crop
+        for grow in (grow_px, 2 * grow_px):  # a wider view when the dendrite is not seen crossing the crop
             gx0, gy0 = max(x0[i] - grow, 0), max(y0[i] - grow, 0)
             gx1, gy1 = min(x1[i] + grow, nx - 1), min(y1[i] + grow, ny - 1)
-            crop = volume[layer[i], gy0:gy1 + 1, gx0:gx1 + 1]
+            crop = volume[layer[i], gy0 : gy1 + 1, gx0 : gx1 + 1]
             inner = np.zeros(crop.shape, bool)
-            inner[y0[i] - gy0:y1[i] - gy0 + 1, x0[i] - gx0:x1[i] - gx0 + 1] = True
+            inner[y0[i] - gy0 : y1[i] - gy0 + 1, x0[i] - gx0 : x1[i] - gx0 + 1] = True
             at_border = np.zeros(crop.shape, bool)
             at_border[:, 0] |= gx0 == 0
             at_border[:, -1] |= gx1 == nx - 1
@@ -284,9 +319,16 @@ def layer_distances(volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, g
         reason[i] = r["reason"]
     px_um = float(np.mean(voxel_size_um[1:]))
     return boxes.with_columns(
-        head_y=res[:, 0], head_x=res[:, 1], junction_y=res[:, 2], junction_x=res[:, 3], distance_px=res[:, 4],
-        distance_um=res[:, 4] * px_um, distance_reason=pl.Series(reason.tolist(), dtype=pl.String),
-        head_area_px=res[:, 5], head_flux=res[:, 6])
+        head_y=res[:, 0],
+        head_x=res[:, 1],
+        junction_y=res[:, 2],
+        junction_x=res[:, 3],
+        distance_px=res[:, 4],
+        distance_um=res[:, 4] * px_um,
+        distance_reason=pl.Series(reason.tolist(), dtype=pl.String),
+        head_area_px=res[:, 5],
+        head_flux=res[:, 6],
+    )
 
 
 def spine_distances(per_layer: pl.DataFrame, operator: str = "median") -> pl.DataFrame:
@@ -305,6 +347,8 @@ def spine_distances(per_layer: pl.DataFrame, operator: str = "median") -> pl.Dat
     px = combine_layers(per_layer, "distance_px", operator).rename({"distance_px": "head_to_dendrite_px"})
     why = per_layer.group_by("id").agg(
         distance_n_layers=(pl.col("distance_reason") == "ok").sum().cast(pl.Int64),
-        distance_reason=pl.when((pl.col("distance_reason") == "ok").any()).then(pl.lit("ok"))
-        .otherwise(pl.col("distance_reason").mode().sort().first()))
+        distance_reason=pl.when((pl.col("distance_reason") == "ok").any())
+        .then(pl.lit("ok"))
+        .otherwise(pl.col("distance_reason").mode().sort().first()),
+    )
     return um.join(px, on="id").join(why, on="id").rename({"id": "spine_id"}).sort("spine_id")

@@ -31,6 +31,7 @@ formation is dropped, a spine kept present on image evidence becomes an
 elimination). It covers both the sampling of spines and the doubt about each
 call.
 """
+
 import warnings
 import zlib
 from typing import cast
@@ -39,10 +40,30 @@ import numpy as np
 import polars as pl
 
 IN_VIEW = ("present", "new")
-DYNAMICS_COLUMNS = ["animal", "session", "session_index", "n_in_view", "n_reference", "gained", "lost",
-                    "formation_rate", "elimination_rate", "turnover", "n_survival_reference", "n_surviving",
-                    "survival_fraction", "new_persistent", "new_transient", "mean_size_change",
-                    "formation_low", "formation_high", "elimination_low", "elimination_high", "survival_low", "survival_high"]
+DYNAMICS_COLUMNS = [
+    "animal",
+    "session",
+    "session_index",
+    "n_in_view",
+    "n_reference",
+    "gained",
+    "lost",
+    "formation_rate",
+    "elimination_rate",
+    "turnover",
+    "n_survival_reference",
+    "n_surviving",
+    "survival_fraction",
+    "new_persistent",
+    "new_transient",
+    "mean_size_change",
+    "formation_low",
+    "formation_high",
+    "elimination_low",
+    "elimination_high",
+    "survival_low",
+    "survival_high",
+]
 INTERVAL_COLUMNS = DYNAMICS_COLUMNS[-6:]
 BOOTSTRAP_REPLICATES = 1000
 
@@ -69,8 +90,12 @@ def spine_dynamics(tracks: pl.DataFrame, *, replicates: int = BOOTSTRAP_REPLICAT
     key = ["animal", "track_id"]
     size = pl.col("size") if "size" in tracks.columns else pl.lit(None, pl.Float64)
     t = tracks.select("animal", "session", "session_index", "track_id", "status", size.cast(pl.Float64).alias("size"))
-    prev = t.select(*key, (pl.col("session_index") + 1).alias("session_index"),
-                    pl.col("status").alias("prev_status"), pl.col("size").alias("prev_size"))
+    prev = t.select(
+        *key,
+        (pl.col("session_index") + 1).alias("session_index"),
+        pl.col("status").alias("prev_status"),
+        pl.col("size").alias("prev_size"),
+    )
     first = t.filter(pl.col("session_index") == 0, pl.col("status").is_in(IN_VIEW)).select(*key, first=pl.lit(True))
     j = t.join(prev, on=[*key, "session_index"], how="left").join(first, on=key, how="left")
     in_prev = pl.col("prev_status").is_in(IN_VIEW).fill_null(False)
@@ -88,26 +113,48 @@ def spine_dynamics(tracks: pl.DataFrame, *, replicates: int = BOOTSTRAP_REPLICAT
     )
     n_first = first.group_by("animal").agg(n_first=pl.len())
     out = per.join(n_first, on="animal", how="left").with_columns(
-        n_survival_reference=pl.col("n_first").fill_null(0) - pl.col("n_first_out"))
+        n_survival_reference=pl.col("n_first").fill_null(0) - pl.col("n_first_out")
+    )
     ref = pl.col("n_reference").cast(pl.Float64)
     later = pl.col("session_index") > 0
     out = out.with_columns(
         formation_rate=pl.when(later & (ref > 0)).then(pl.col("gained") / ref),
         elimination_rate=pl.when(later & (ref > 0)).then(pl.col("lost") / ref),
         turnover=pl.when(later & (ref > 0)).then((pl.col("gained") + pl.col("lost")) / (2 * ref)),
-        survival_fraction=pl.when(pl.col("n_survival_reference") > 0)
-        .then(pl.col("n_surviving") / pl.col("n_survival_reference").cast(pl.Float64)),
+        survival_fraction=pl.when(pl.col("n_survival_reference") > 0).then(
+            pl.col("n_surviving") / pl.col("n_survival_reference").cast(pl.Float64)
+        ),
     ).with_columns(
-        [pl.when(later).then(pl.col(c)).alias(c) for c in ("n_reference", "gained", "lost", "new_persistent",
-                                                            "new_transient", "mean_size_change")])
-    ints = ["n_in_view", "n_reference", "gained", "lost", "n_survival_reference", "n_surviving", "new_persistent",
-            "new_transient"]
-    out = out.with_columns([pl.col(c).cast(pl.Int64) for c in ints]).with_columns(pl.col("mean_size_change").cast(pl.Float64))
-    bounds = pl.concat([rate_intervals(group, replicates) for _, group in tracks.group_by("animal", maintain_order=True)]) \
-        if len(tracks) else pl.DataFrame(schema={"animal": pl.String, "session_index": pl.Int64,
-                                                 **{c: pl.Float64 for c in INTERVAL_COLUMNS}})
-    return (out.join(bounds, on=["animal", "session_index"], how="left")
-            .select(DYNAMICS_COLUMNS).sort("animal", "session_index"))
+        [
+            pl.when(later).then(pl.col(c)).alias(c)
+            for c in ("n_reference", "gained", "lost", "new_persistent", "new_transient", "mean_size_change")
+        ]
+    )
+    ints = [
+        "n_in_view",
+        "n_reference",
+        "gained",
+        "lost",
+        "n_survival_reference",
+        "n_surviving",
+        "new_persistent",
+        "new_transient",
+    ]
+    out = out.with_columns([pl.col(c).cast(pl.Int64) for c in ints]).with_columns(
+        pl.col("mean_size_change").cast(pl.Float64)
+    )
+    bounds = (
+        pl.concat([rate_intervals(group, replicates) for _, group in tracks.group_by("animal", maintain_order=True)])
+        if len(tracks)
+        else pl.DataFrame(
+            schema={"animal": pl.String, "session_index": pl.Int64, **{c: pl.Float64 for c in INTERVAL_COLUMNS}}
+        )
+    )
+    return (
+        out.join(bounds, on=["animal", "session_index"], how="left")
+        .select(DYNAMICS_COLUMNS)
+        .sort("animal", "session_index")
+    )
 
 
 def rate_intervals(tracks: pl.DataFrame, replicates: int = BOOTSTRAP_REPLICATES) -> pl.DataFrame:
@@ -149,13 +196,30 @@ def rate_intervals(tracks: pl.DataFrame, replicates: int = BOOTSTRAP_REPLICATES)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a session with no reference in any replicate
             rate = np.where(den > 0, num / den, np.nan)
-            return np.nanpercentile(rate, [2.5, 97.5], axis=0).astype(np.float64) if replicates \
+            return (
+                np.nanpercentile(rate, [2.5, 97.5], axis=0).astype(np.float64)
+                if replicates
                 else np.full((2, n_sessions), np.nan)
+            )
 
-    formation, elimination, survival = share(gained, reference), share(lost, reference), share(surviving, survival_reference)
+    formation, elimination, survival = (
+        share(gained, reference),
+        share(lost, reference),
+        share(surviving, survival_reference),
+    )
     later = np.arange(n_sessions) > 0
-    columns = {"formation_low": formation[0], "formation_high": formation[1], "elimination_low": elimination[0],
-               "elimination_high": elimination[1], "survival_low": survival[0], "survival_high": survival[1]}
-    return pl.DataFrame({"animal": [animal] * n_sessions, "session_index": np.arange(n_sessions),
-                         **{c: np.where(later | c.startswith("survival"), v, np.nan) for c, v in columns.items()}}
-                        ).with_columns([pl.col(c).fill_nan(None) for c in INTERVAL_COLUMNS])
+    columns = {
+        "formation_low": formation[0],
+        "formation_high": formation[1],
+        "elimination_low": elimination[0],
+        "elimination_high": elimination[1],
+        "survival_low": survival[0],
+        "survival_high": survival[1],
+    }
+    return pl.DataFrame(
+        {
+            "animal": [animal] * n_sessions,
+            "session_index": np.arange(n_sessions),
+            **{c: np.where(later | c.startswith("survival"), v, np.nan) for c, v in columns.items()},
+        }
+    ).with_columns([pl.col(c).fill_nan(None) for c in INTERVAL_COLUMNS])

@@ -1,5 +1,6 @@
 """Pictures of an animal's dynamics for the UI and reports: survival, formation and elimination per session
 with their 95% intervals (matplotlib, Agg; small PNGs)."""
+
 from __future__ import annotations
 
 import io
@@ -11,9 +12,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
 RATE_COLUMNS = ("formation_rate", "elimination_rate", "survival_fraction")
-TABLE_COLUMNS = ["session", "n_in_view", "gained", "lost", "formation_rate", "formation_low", "formation_high",
-                 "elimination_rate", "elimination_low", "elimination_high", "survival_fraction", "survival_low",
-                 "survival_high"]
+TABLE_COLUMNS = [
+    "session",
+    "n_in_view",
+    "gained",
+    "lost",
+    "formation_rate",
+    "formation_low",
+    "formation_high",
+    "elimination_rate",
+    "elimination_low",
+    "elimination_high",
+    "survival_fraction",
+    "survival_low",
+    "survival_high",
+]
 
 
 def dynamics_png(dynamics: pl.DataFrame, *, title: str = "") -> bytes:
@@ -28,13 +41,20 @@ def dynamics_png(dynamics: pl.DataFrame, *, title: str = "") -> bytes:
     sessions = d["session"].to_list()
     x = list(range(len(sessions)))
     figure, (left, right) = plt.subplots(1, 2, figsize=(7.5, 2.8), dpi=90)
-    left.fill_between(x, d["survival_low"].fill_null(float("nan")).to_numpy(),
-                      d["survival_high"].fill_null(float("nan")).to_numpy(), color="tab:blue", alpha=0.2, linewidth=0)
+    left.fill_between(
+        x,
+        d["survival_low"].fill_null(float("nan")).to_numpy(),
+        d["survival_high"].fill_null(float("nan")).to_numpy(),
+        color="tab:blue",
+        alpha=0.2,
+        linewidth=0,
+    )
     left.plot(x, d["survival_fraction"].to_numpy(), "o-", color="tab:blue")
     left.set(ylim=(0, 1.05), ylabel="survival")
     left.set_title("spines of the first session kept", fontsize=9)
-    for offset, (name, colour, label) in enumerate((("formation", "tab:green", "formation"),
-                                                    ("elimination", "tab:red", "elimination"))):
+    for offset, (name, colour, label) in enumerate(
+        (("formation", "tab:green", "formation"), ("elimination", "tab:red", "elimination"))
+    ):
         later = d.filter(pl.col("session_index") > 0)
         xs = [x[sessions.index(s)] + (offset - 0.5) * 0.15 for s in later["session"]]
         rate = later[f"{name}_rate"].to_numpy()
@@ -58,8 +78,13 @@ def dynamics_png(dynamics: pl.DataFrame, *, title: str = "") -> bytes:
 
 def dynamics_table(dynamics: pl.DataFrame) -> pl.DataFrame:
     """The per-session numbers a PI reads, rounded to 3 decimals."""
-    return dynamics.sort("session_index").select(TABLE_COLUMNS).with_columns(
-        [pl.col(c).round(3) for c in TABLE_COLUMNS if c not in ("session", "n_in_view", "gained", "lost")])
+    return (
+        dynamics.sort("session_index")
+        .select(TABLE_COLUMNS)
+        .with_columns(
+            [pl.col(c).round(3) for c in TABLE_COLUMNS if c not in ("session", "n_in_view", "gained", "lost")]
+        )
+    )
 
 
 def persistent_sizes(tracks: pl.DataFrame) -> pl.DataFrame:
@@ -77,10 +102,13 @@ def persistent_sizes(tracks: pl.DataFrame) -> pl.DataFrame:
     """
     sized = tracks.filter(pl.col("size").is_not_null() & (pl.col("size") > 0))
     n_sessions = tracks["session_index"].n_unique()
-    persistent = sized.group_by("track_id").agg(pl.col("session_index").n_unique().alias("n")).filter(pl.col("n") == n_sessions)
+    persistent = (
+        sized.group_by("track_id").agg(pl.col("session_index").n_unique().alias("n")).filter(pl.col("n") == n_sessions)
+    )
     kept = sized.join(persistent.select("track_id"), on="track_id").sort("track_id", "session_index")
     return kept.with_columns(relative_size=pl.col("size") / pl.col("size").first().over("track_id")).select(
-        "track_id", "session_index", "session", "relative_size")
+        "track_id", "session_index", "session", "relative_size"
+    )
 
 
 def size_trajectories_png(tracks: pl.DataFrame, *, title: str = "", max_lines: int = 40) -> bytes:
@@ -90,15 +118,28 @@ def size_trajectories_png(tracks: pl.DataFrame, *, title: str = "", max_lines: i
     figure, axis = plt.subplots(figsize=(4.2, 2.8), dpi=90)
     sessions = tracks.select("session_index", "session").unique().sort("session_index")
     if len(sizes):
-        wide = sizes.pivot(on="session_index", index="track_id", values="relative_size", sort_columns=True).drop("track_id")
+        wide = sizes.pivot(on="session_index", index="track_id", values="relative_size", sort_columns=True).drop(
+            "track_id"
+        )
         values = wide.to_numpy()
         x = [int(c) for c in wide.columns]
         axis.plot(x, values[:max_lines].T, color="0.6", linewidth=0.6, alpha=0.7)
-        quartiles = sizes.group_by("session_index").agg(
-            pl.col("relative_size").quantile(q).alias(name) for q, name in ((0.25, "q1"), (0.5, "median"), (0.75, "q3"))
-        ).sort("session_index")
-        axis.fill_between(quartiles["session_index"].to_numpy(), quartiles["q1"].to_numpy(), quartiles["q3"].to_numpy(),
-                          color="tab:purple", alpha=0.25, linewidth=0)
+        quartiles = (
+            sizes.group_by("session_index")
+            .agg(
+                pl.col("relative_size").quantile(q).alias(name)
+                for q, name in ((0.25, "q1"), (0.5, "median"), (0.75, "q3"))
+            )
+            .sort("session_index")
+        )
+        axis.fill_between(
+            quartiles["session_index"].to_numpy(),
+            quartiles["q1"].to_numpy(),
+            quartiles["q3"].to_numpy(),
+            color="tab:purple",
+            alpha=0.25,
+            linewidth=0,
+        )
         axis.plot(quartiles["session_index"].to_numpy(), quartiles["median"].to_numpy(), "o-", color="tab:purple")
     axis.axhline(1.0, color="0.3", linewidth=0.5, linestyle=":")
     axis.set_xticks(sessions["session_index"].to_list(), sessions["session"].to_list(), fontsize=7, rotation=30)

@@ -1,4 +1,5 @@
 """Operators that combine per-layer values of a 3D spine into one value."""
+
 import numpy as np
 import polars as pl
 

@@ -1,23 +1,47 @@
 """All per-spine features of one session in one table."""
+
 import numpy as np
 import polars as pl
 
-from .dendrite import along_dendrite as _along_dendrite, session_density
+from .dendrite import along_dendrite as _along_dendrite
+from .dendrite import session_density
 from .distance import layer_distances, spine_distances
 from .operators import combine_layers
 from .shape_type import assign_types
 from .size import layer_sizes
 
-FEATURE_COLUMNS = ["spine_id", "x_um", "y_um", "z_um", "size", "size_n_layers", "head_to_dendrite_um",
-                   "head_to_dendrite_px", "distance_reason", "distance_n_layers", "head_width_um", "type",
-                   "type_source", "peak_intensity", "dendrite_brightness"]
+FEATURE_COLUMNS = [
+    "spine_id",
+    "x_um",
+    "y_um",
+    "z_um",
+    "size",
+    "size_n_layers",
+    "head_to_dendrite_um",
+    "head_to_dendrite_px",
+    "distance_reason",
+    "distance_n_layers",
+    "head_width_um",
+    "type",
+    "type_source",
+    "peak_intensity",
+    "dendrite_brightness",
+]
 #: Optional columns added by ``spine_features(..., along_dendrite=True)``.
 ALONG_DENDRITE_COLUMNS = ["dendrite_position_um", "dendrite_component"]
 
 
-def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.DataFrame, voxel_size_um, *,
-                   size_operator: str = "median", distance_operator: str = "median",
-                   size_centre: str = "head", along_dendrite: bool = False) -> pl.DataFrame:
+def spine_features(
+    volume: np.ndarray,
+    linked_boxes: pl.DataFrame,
+    spines: pl.DataFrame,
+    voxel_size_um,
+    *,
+    size_operator: str = "median",
+    distance_operator: str = "median",
+    size_centre: str = "head",
+    along_dendrite: bool = False,
+) -> pl.DataFrame:
     """Features of every 3D spine of a session.
 
     Parameters
@@ -63,37 +87,81 @@ def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.Da
     dist = layer_distances(volume, boxes, voxel_size_um)
     if size_centre == "head":
         found = pl.col("distance_reason") == "ok"
-        sized = layer_sizes(volume, dist.select("id", "layer", "xmin", "ymin", "xmax", "ymax",
-                                                gy=pl.when(found).then(pl.col("head_y")),
-                                                gx=pl.when(found).then(pl.col("head_x"))), centre=("gy", "gx"))
+        sized = layer_sizes(
+            volume,
+            dist.select(
+                "id",
+                "layer",
+                "xmin",
+                "ymin",
+                "xmax",
+                "ymax",
+                gy=pl.when(found).then(pl.col("head_y")),
+                gx=pl.when(found).then(pl.col("head_x")),
+            ),
+            centre=("gy", "gx"),
+        )
     elif size_centre == "box":
         sized = layer_sizes(volume, boxes)
     else:
         raise ValueError(f"size_centre must be 'head' or 'box', not {size_centre!r}")
     px_um = float(np.mean(voxel_size_um[1:]))
     dist = dist.with_columns(head_width_um=2 * (pl.col("head_area_px") / np.pi).sqrt() * px_um)
-    per = (combine_layers(sized, "size", size_operator)
-           .join(sized.group_by("id").agg(size_n_layers=pl.col("size").is_finite().sum().cast(pl.Int64),
-                                          peak_intensity=pl.col("peak_intensity").max(),
-                                          dendrite_brightness=pl.col("dendrite_brightness").median()), on="id")
-           .join(combine_layers(dist.filter(pl.col("distance_reason") == "ok"), "head_width_um", "median"),
-                 on="id", how="left")
-           .rename({"id": "spine_id"})
-           .join(spine_distances(dist, distance_operator), on="spine_id", how="left"))
-    out = spines.select("spine_id", "x_um", "y_um", "z_um",
-                        pl.col("type").alias("detector_type") if "type" in spines.columns
-                        else pl.lit(None, pl.String).alias("detector_type")).join(per, on="spine_id", how="left")
-    types = assign_types(out["detector_type"], out["head_width_um"].fill_null(np.nan).to_numpy(),
-                         out["head_to_dendrite_um"].fill_null(np.nan).to_numpy())
+    per = (
+        combine_layers(sized, "size", size_operator)
+        .join(
+            sized.group_by("id").agg(
+                size_n_layers=pl.col("size").is_finite().sum().cast(pl.Int64),
+                peak_intensity=pl.col("peak_intensity").max(),
+                dendrite_brightness=pl.col("dendrite_brightness").median(),
+            ),
+            on="id",
+        )
+        .join(
+            combine_layers(dist.filter(pl.col("distance_reason") == "ok"), "head_width_um", "median"),
+            on="id",
+            how="left",
+        )
+        .rename({"id": "spine_id"})
+        .join(spine_distances(dist, distance_operator), on="spine_id", how="left")
+    )
+    out = spines.select(
+        "spine_id",
+        "x_um",
+        "y_um",
+        "z_um",
+        pl.col("type").alias("detector_type")
+        if "type" in spines.columns
+        else pl.lit(None, pl.String).alias("detector_type"),
+    ).join(per, on="spine_id", how="left")
+    types = assign_types(
+        out["detector_type"],
+        out["head_width_um"].fill_null(np.nan).to_numpy(),
+        out["head_to_dendrite_um"].fill_null(np.nan).to_numpy(),
+    )
     out = pl.concat([out, types], how="horizontal").with_columns(
-        pl.col("distance_reason").fill_null("no_boxes"), pl.col("size_n_layers").fill_null(0),
+        pl.col("distance_reason").fill_null("no_boxes"),
+        pl.col("size_n_layers").fill_null(0),
         pl.col("distance_n_layers").fill_null(0),
-        pl.col("size", "head_to_dendrite_um", "head_to_dendrite_px", "head_width_um", "peak_intensity",
-               "dendrite_brightness").cast(pl.Float64).fill_null(np.nan))
+        pl.col(
+            "size",
+            "head_to_dendrite_um",
+            "head_to_dendrite_px",
+            "head_width_um",
+            "peak_intensity",
+            "dendrite_brightness",
+        )
+        .cast(pl.Float64)
+        .fill_null(np.nan),
+    )
     columns = list(FEATURE_COLUMNS)
     if along_dendrite:
-        junction = dist.filter(pl.col("distance_reason") == "ok").group_by("id").agg(
-            pl.col("junction_y", "junction_x").median()).rename({"id": "spine_id"})
+        junction = (
+            dist.filter(pl.col("distance_reason") == "ok")
+            .group_by("id")
+            .agg(pl.col("junction_y", "junction_x").median())
+            .rename({"id": "spine_id"})
+        )
         out = out.sort("spine_id")
         pts = out.select("spine_id", "y_um", "x_um").join(junction, on="spine_id", how="left", maintain_order="left")
         y = pts["junction_y"].fill_null(np.nan).to_numpy().copy()
@@ -102,8 +170,9 @@ def spine_features(volume: np.ndarray, linked_boxes: pl.DataFrame, spines: pl.Da
         y[none] = pts["y_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[1]
         x[none] = pts["x_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[2]
         pos, comp = _along_dendrite(np.asarray(volume).max(0), y, x, px_um)
-        out = out.with_columns(dendrite_position_um=pl.Series(pos, dtype=pl.Float64),
-                               dendrite_component=pl.Series(comp, dtype=pl.Int64))
+        out = out.with_columns(
+            dendrite_position_um=pl.Series(pos, dtype=pl.Float64), dendrite_component=pl.Series(comp, dtype=pl.Int64)
+        )
         columns += ALONG_DENDRITE_COLUMNS
     return out.select(columns).sort("spine_id")
 

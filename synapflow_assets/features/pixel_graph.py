@@ -1,4 +1,5 @@
 """The 8-connected graph of a set of pixels, for geodesic distances with :mod:`scipy.sparse.csgraph`."""
+
 import numpy as np
 from scipy import sparse
 
@@ -39,6 +40,7 @@ def pixel_graph(region: np.ndarray, step_cost) -> tuple[sparse.csr_matrix, np.nd
         src.append(a)
         dst.append(nb[a])
         wt.append(np.broadcast_to(step_cost(flat[a], flat[nb[a]], dy, dx), a.shape))
-    graph = sparse.coo_matrix((np.concatenate(wt), (np.concatenate(src), np.concatenate(dst))),
-                              shape=(flat.size, flat.size)).tocsr()
+    graph = sparse.coo_matrix(
+        (np.concatenate(wt), (np.concatenate(src), np.concatenate(dst))), shape=(flat.size, flat.size)
+    ).tocsr()
     return graph, flat

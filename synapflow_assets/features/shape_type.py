@@ -11,6 +11,7 @@ neck length ``n = max(head_to_dendrite - w / 2, 0)``; ratio ``L / w``. In order:
 
 A spine without a measured shape gets a null type (``type_source = "none"``).
 """
+
 import numpy as np
 import polars as pl
 
@@ -26,8 +27,15 @@ def type_from_shape(head_width_um, head_to_dendrite_um) -> np.ndarray:
     d = np.asarray(head_to_dendrite_um, float)
     neck = np.maximum(d - w / 2, 0)
     ratio = (d + w / 2) / np.maximum(w, 1e-9)
-    out = np.select([neck < STUBBY_MAX_NECK_UM, (ratio >= FILOPODIUM_MIN_RATIO) & (w < FILOPODIUM_MAX_HEAD_UM),
-                     w >= MUSHROOM_MIN_HEAD_UM], ["stubby", "filopodium", "mushroom"], "thin").astype(object)
+    out = np.select(
+        [
+            neck < STUBBY_MAX_NECK_UM,
+            (ratio >= FILOPODIUM_MIN_RATIO) & (w < FILOPODIUM_MAX_HEAD_UM),
+            w >= MUSHROOM_MIN_HEAD_UM,
+        ],
+        ["stubby", "filopodium", "mushroom"],
+        "thin",
+    ).astype(object)
     out[~(np.isfinite(w) & np.isfinite(d))] = None
     return out
 
@@ -46,5 +54,9 @@ def assign_types(detector_type: pl.Series, head_width_um, head_to_dendrite_um) -
     det = detector_type.cast(pl.String).alias("detector_type")
     return pl.DataFrame([det, shape]).select(
         type=pl.coalesce("detector_type", "shape_type"),
-        type_source=pl.when(pl.col("detector_type").is_not_null()).then(pl.lit("detector"))
-        .when(pl.col("shape_type").is_not_null()).then(pl.lit("shape")).otherwise(pl.lit("none")))
+        type_source=pl.when(pl.col("detector_type").is_not_null())
+        .then(pl.lit("detector"))
+        .when(pl.col("shape_type").is_not_null())
+        .then(pl.lit("shape"))
+        .otherwise(pl.lit("none")),
+    )

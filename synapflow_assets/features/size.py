@@ -27,6 +27,7 @@ Per layer, for a box (xmin, ymin, xmax, ymax) on layer k:
 The 3D size of a spine is one of :data:`~.operators.OPERATORS` over its layers.
 All boxes are processed together in chunks (padded crop stacks), no loop over boxes.
 """
+
 import numpy as np
 import polars as pl
 
@@ -43,7 +44,7 @@ def _sorted_means(crops: np.ndarray, fraction: float, darkest: bool) -> np.ndarr
     """Mean of the darkest / brightest ``fraction`` of each crop's valid pixels."""
     flat = crops.reshape(len(crops), -1)
     count = np.isfinite(flat).sum(1)
-    srt = np.sort(np.where(np.isfinite(flat), flat, np.inf), axis=1)      # padding last
+    srt = np.sort(np.where(np.isfinite(flat), flat, np.inf), axis=1)  # padding last
     cum = np.cumsum(np.where(np.isfinite(srt), srt, 0.0), axis=1)
     k = np.maximum(np.rint(fraction * count).astype(np.int64), 1)
     rows = np.arange(len(flat))
@@ -53,10 +54,18 @@ def _sorted_means(crops: np.ndarray, fraction: float, darkest: bool) -> np.ndarr
     return top / k
 
 
-def layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, *, grow_px: int = GROW_PX,
-                dark_fraction: float = DARK_FRACTION, bright_fraction: float = BRIGHT_FRACTION,
-                sigma_factor: float = SIGMA_FACTOR, weighted_background: bool = True,
-                centre: tuple[str, str] | None = None, chunk: int = 256) -> pl.DataFrame:
+def layer_sizes(
+    volume: np.ndarray,
+    boxes: pl.DataFrame,
+    *,
+    grow_px: int = GROW_PX,
+    dark_fraction: float = DARK_FRACTION,
+    bright_fraction: float = BRIGHT_FRACTION,
+    sigma_factor: float = SIGMA_FACTOR,
+    weighted_background: bool = True,
+    centre: tuple[str, str] | None = None,
+    chunk: int = 256,
+) -> pl.DataFrame:
     """Integrated fluorescence of every box on its layer.
 
     Parameters
@@ -89,16 +98,24 @@ def layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, *, grow_px: int = GROW_
         hy, hx = (boxes[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in centre)
         ok = np.isfinite(hy) & np.isfinite(hx)
         box_cy, box_cx = np.where(ok, hy, box_cy), np.where(ok, hx, box_cx)
-    out = {k: np.full(n, np.nan) for k in ("size", "background", "dendrite_brightness", "peak_intensity",
-                                          "n_foreground")}
+    out = {
+        k: np.full(n, np.nan) for k in ("size", "background", "dendrite_brightness", "peak_intensity", "n_foreground")
+    }
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
-        crops, origin, inner = grown_crops(volume, cols["layer"][sl].astype(np.int64), cols["xmin"][sl],
-                                           cols["ymin"][sl], cols["xmax"][sl], cols["ymax"][sl], grow_px)
+        crops, origin, inner = grown_crops(
+            volume,
+            cols["layer"][sl].astype(np.int64),
+            cols["xmin"][sl],
+            cols["ymin"][sl],
+            cols["xmax"][sl],
+            cols["ymax"][sl],
+            grow_px,
+        )
         bg = _sorted_means(crops, dark_fraction, darkest=True)
         bright = _sorted_means(crops, bright_fraction, darkest=False)
         h, w = crops.shape[1:]
-        yy = origin[:, 0, None] + np.arange(h)                      # image rows (m, h)
+        yy = origin[:, 0, None] + np.arange(h)  # image rows (m, h)
         xx = origin[:, 1, None] + np.arange(w)
         cy, cx = box_cy[sl], box_cx[sl]
         sy = np.maximum(sigma_factor * (cols["ymax"][sl] - cols["ymin"][sl]), 0.5)

@@ -4,6 +4,7 @@ scikit-image returns the centre of the last bin of the lower class; the
 thresholds here are half a bin higher, on the edge to the next class, so that
 ``values > threshold`` splits the histogram exactly where its classes split.
 """
+
 import numpy as np
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
@@ -63,7 +64,7 @@ def multi_otsu_thresholds(values: np.ndarray, classes: int = 3, bins: int = 64) 
     if classes > 2 and values.size and values.min() < values.max():
         try:
             cuts = threshold_multiotsu(values, classes, nbins=bins)
-        except ValueError:          # fewer occupied bins than classes
+        except ValueError:  # fewer occupied bins than classes
             pass
         else:
             return cuts.astype(float) + (values.max() - values.min()) / (2 * bins)

@@ -6,6 +6,7 @@ its colour values: the maximum over red, green and blue (alpha ignored) gives
 the grey image back for any single-hue table. The conversion is recorded in
 the volume's metadata (``colour_note``), never silent.
 """
+
 import numpy as np
 
 COLOUR_NOTE = "colour image read as grey: the maximum of its red, green and blue values (alpha ignored)"

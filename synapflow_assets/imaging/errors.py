@@ -1,4 +1,5 @@
 """Errors raised for bad input files."""
+
 from pathlib import Path
 
 from ..errors import SynapFlowError

@@ -1,4 +1,5 @@
 """Ingest one session: read and validate, register the layers, write OME-Zarr and projection."""
+
 import base64
 import io
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Animal and session keys: what is allowed, and the order of sessions."""
+
 import re
 from datetime import datetime
 

@@ -1,4 +1,5 @@
 """The landing folder: where new sessions arrive as ``<animal>/<session>.tif``."""
+
 import os
 import shutil
 import tempfile
@@ -96,8 +97,18 @@ def scan_landing(root: Path) -> tuple[list[LandedSession], list[str]]:
     return sessions, problems
 
 
-SIDE_FILES = (".done", ".json", ".detections.csv", ".boxes.csv", ".spines.csv", ".transform.json", ".yaml", ".yml",
-              ".md", ".txt")
+SIDE_FILES = (
+    ".done",
+    ".json",
+    ".detections.csv",
+    ".boxes.csv",
+    ".spines.csv",
+    ".transform.json",
+    ".yaml",
+    ".yml",
+    ".md",
+    ".txt",
+)
 """Files beside the sessions that are not sessions: markers, sidecars, the simulator's truth, settings, notes."""
 
 
@@ -106,8 +117,10 @@ def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
         session = session_key_of(entry)
         if session is None:
             if entry.is_file() and not entry.name.startswith(".") and not entry.name.lower().endswith(SIDE_FILES):
-                problems.append(f"{entry}: not a session input (expected <session>.tif, .tiff, .ome.tif or a "
-                                "folder of PNG layers); ignored")
+                problems.append(
+                    f"{entry}: not a session input (expected <session>.tif, .tiff, .ome.tif or a "
+                    "folder of PNG layers); ignored"
+                )
             continue
         try:
             validate_key(animal_dir.name, "animal")
@@ -128,7 +141,10 @@ def find_session_input(root: Path, animal: str, session: str) -> Path:
         _scan_animal(folder, found, [])
     matches = [s.path for s in found if s.session == session]
     if not matches:
-        raise InputError(folder / session, f"no input for animal {animal!r} session {session!r} (expected {session}.tif or a folder of PNG layers)")
+        raise InputError(
+            folder / session,
+            f"no input for animal {animal!r} session {session!r} (expected {session}.tif or a folder of PNG layers)",
+        )
     if len(matches) > 1:
         raise InputError(folder / session, f"several inputs for one session: {', '.join(m.name for m in matches)}")
     return matches[0]

@@ -1,4 +1,5 @@
 """OME-Zarr (NGFF 0.5, zarr v3) volumes written atomically, with their projection."""
+
 import hashlib
 import os
 import shutil
@@ -11,9 +12,9 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.core.array_spec import ArrayConfigParams
 
+from ..failpoints import failpoint
 from ..store.atomic_files import sibling
 from ..store.locations import as_path, file_sizes, is_remote, remove_tree, storage_options
-from ..failpoints import failpoint
 from .errors import InputError
 
 NGFF_VERSION = "0.5"
@@ -32,7 +33,9 @@ def zarr_store(path, *, read_only: bool = True):
     if not is_remote(path):
         return str(path)
     strict = {"allowed_exceptions": ()} if read_only else {}
-    return zarr.storage.FsspecStore.from_url(str(path), storage_options=storage_options(), read_only=read_only, **strict)
+    return zarr.storage.FsspecStore.from_url(
+        str(path), storage_options=storage_options(), read_only=read_only, **strict
+    )
 
 
 @contextmanager
@@ -135,10 +138,15 @@ def write_volume(
             if index + 1 < n_levels:
                 level = downsample_xy(level)
         if mip is not None:
-            group.create_array("mip", data=mip, compressors=_COMPRESSOR, dimension_names=("y", "x"), config=_EVERY_CHUNK)
+            group.create_array(
+                "mip", data=mip, compressors=_COMPRESSOR, dimension_names=("y", "x"), config=_EVERY_CHUNK
+            )
         group.attrs.update(
             {
-                "ome": {"version": NGFF_VERSION, "multiscales": [multiscales_metadata(target.name, voxel_size_um, n_levels)]},
+                "ome": {
+                    "version": NGFF_VERSION,
+                    "multiscales": [multiscales_metadata(target.name, voxel_size_um, n_levels)],
+                },
                 "synapflow": attributes or {},
             }
         )
@@ -182,13 +190,17 @@ def _scale(group: zarr.Group, level: int) -> tuple[float, float, float]:
 def _read_all(path: Path, array) -> np.ndarray:
     """Every pixel of a stored array; a missing or undecodable chunk is an error, never zeros."""
     if array.nchunks_initialized < array.nchunks:
-        raise InputError(path, f"damaged volume: {array.nchunks - array.nchunks_initialized} of {array.nchunks} "
-                               f"chunks of '{array.basename}' missing (ingest rebuilds it)")
+        raise InputError(
+            path,
+            f"damaged volume: {array.nchunks - array.nchunks_initialized} of {array.nchunks} "
+            f"chunks of '{array.basename}' missing (ingest rebuilds it)",
+        )
     try:
         return np.asarray(array[:])
     except Exception as error:  # noqa: BLE001 - codec errors have no common type
-        raise InputError(path, f"damaged volume: '{array.basename}' cannot be decoded ({error}); "
-                               "ingest rebuilds it") from error
+        raise InputError(
+            path, f"damaged volume: '{array.basename}' cannot be decoded ({error}); ingest rebuilds it"
+        ) from error
 
 
 def volume_manifest(path: Path) -> str:
@@ -217,7 +229,9 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
         return f"unreadable ({type(error).__name__}: {error})"
     for array in arrays:
         if array.nchunks_initialized < array.nchunks:
-            return f"{array.nchunks - array.nchunks_initialized} of {array.nchunks} chunks of '{array.basename}' missing"
+            return (
+                f"{array.nchunks - array.nchunks_initialized} of {array.nchunks} chunks of '{array.basename}' missing"
+            )
     if manifest is not None and volume_manifest(path) != manifest:
         return "its files changed since it was written"
     return None

@@ -1,4 +1,5 @@
 """Overlay pictures of boxes on a projection, for the UI."""
+
 import io
 
 import numpy as np
@@ -8,8 +9,11 @@ from PIL import Image, ImageDraw
 def overlay_png(image: np.ndarray, boxes: np.ndarray, labels: list[str] | None = None, max_size: int = 512) -> bytes:
     """An 8-bit RGB PNG of ``image`` with ``boxes`` (n, 4: xmin, ymin, xmax, ymax in pixels) drawn on it."""
     scale = min(1.0, max_size / max(image.shape))
-    small = np.asarray(Image.fromarray(image.astype(np.float32)).resize(
-        (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))))
+    small = np.asarray(
+        Image.fromarray(image.astype(np.float32)).resize(
+            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        )
+    )
     low, high = np.percentile(small, [1, 99.8])
     grey = (np.clip((small - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
     picture = Image.fromarray(grey).convert("RGB")
@@ -23,17 +27,31 @@ def overlay_png(image: np.ndarray, boxes: np.ndarray, labels: list[str] | None =
     return buffer.getvalue()
 
 
-STATUS_COLOURS = {"present": (255, 255, 0), "new": (0, 255, 255), "eliminated": (255, 60, 60),
-                  "unconfirmed": (160, 160, 160)}
+STATUS_COLOURS = {
+    "present": (255, 255, 0),
+    "new": (0, 255, 255),
+    "eliminated": (255, 60, 60),
+    "unconfirmed": (160, 160, 160),
+}
 
 
-def two_session_png(previous: np.ndarray, current: np.ndarray, boxes: np.ndarray, labels: list[str],
-                    statuses: list[str] | None = None, max_size: int = 512) -> bytes:
+def two_session_png(
+    previous: np.ndarray,
+    current: np.ndarray,
+    boxes: np.ndarray,
+    labels: list[str],
+    statuses: list[str] | None = None,
+    max_size: int = 512,
+) -> bytes:
     """Previous projection (registered into the current frame) in magenta, current in green, boxes coloured by
     status (:data:`STATUS_COLOURS`: present yellow, new cyan, eliminated red) and labelled (e.g. track ids)."""
+
     def scaled(image):
-        small = np.asarray(Image.fromarray(image.astype(np.float32)).resize(
-            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))))
+        small = np.asarray(
+            Image.fromarray(image.astype(np.float32)).resize(
+                (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            )
+        )
         low, high = np.percentile(small, [1, 99.8])
         return (np.clip((small - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
 

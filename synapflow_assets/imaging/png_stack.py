@@ -7,6 +7,7 @@ not match the pattern are ignored. All layers must belong to one stack, have
 distinct numbers without gaps (the first number may be anything, e.g. 0 or 1),
 the same size and the same bit depth (8- or 16-bit grey).
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,7 @@ from .validation import check_dtype, check_layer_count, check_shape
 _LAYER = re.compile(r"^(?P<stack>.+?)(?:_layer|-)(?P<n>\d+)\.png$", re.IGNORECASE)
 
 # PIL mode -> numpy dtype of a grey layer.
-_GREY_MODES = {"L": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16,
-               "I": np.int32, "F": np.float32}
+_GREY_MODES = {"L": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I": np.int32, "F": np.float32}
 
 
 def find_png_layers(folder: str | Path) -> list[Path]:
@@ -83,8 +83,7 @@ def _open(path: Path):
     return image
 
 
-def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: int
-                   ) -> tuple[np.ndarray, dict]:
+def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: int) -> tuple[np.ndarray, dict]:
     """Read the layers of ``folder`` into a (z, y, x) array.
 
     Headers are checked (count, size, mode) before any pixel data is decoded.
@@ -104,7 +103,9 @@ def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: in
     for path in layers:
         with _open(path) as image:
             if image.mode not in _GREY_MODES and image.mode not in COLOUR_MODES:
-                raise InputError(path, f"unsupported PNG (mode {image.mode}); grey or colour 8- or 16-bit layers are expected")
+                raise InputError(
+                    path, f"unsupported PNG (mode {image.mode}); grey or colour 8- or 16-bit layers are expected"
+                )
             modes.add("L" if image.mode in COLOUR_MODES else image.mode)
             sizes.add(image.size)
     if len(sizes) > 1:
@@ -112,8 +113,7 @@ def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: in
     if len({_GREY_MODES[m] for m in modes}) > 1:
         raise InputError(folder, f"layers have mixed bit depths (PIL modes {sorted(modes)})")
     width, height = sizes.pop()
-    check_shape(folder, len(layers), height, width,
-                min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
+    check_shape(folder, len(layers), height, width, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
     dtype = np.dtype(_GREY_MODES[modes.pop()])
     check_dtype(folder, dtype)
     data = np.empty((len(layers), height, width), dtype=dtype)

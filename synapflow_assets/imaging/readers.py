@@ -3,16 +3,17 @@
 Public API: :func:`read_volume`, :func:`content_hash`, :func:`find_png_layers`.
 Every problem with an input is reported as :class:`InputError` naming the file.
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
 from pathlib import Path
 
-from .scale import estimate_pixel_size as estimate_scale
 from ..store.locations import as_path
 from .errors import InputError
 from .png_stack import find_png_layers, read_png_stack
+from .scale import estimate_pixel_size as estimate_scale
 from .sidecar import read_sidecar, sidecar_path
 from .tiff_stack import read_tiff_stack
 from .validation import check_values
@@ -28,15 +29,25 @@ _CHUNK = 1 << 20
 def _check_default(default_voxel_size_um) -> tuple[float, float, float]:
     values = tuple(float(v) for v in default_voxel_size_um)
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"default_voxel_size_um must be three positive numbers (z, y, x), got {default_voxel_size_um!r}")
+        raise ValueError(
+            f"default_voxel_size_um must be three positive numbers (z, y, x), got {default_voxel_size_um!r}"
+        )
     return values
 
 
-def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int | None = None,
-                pixel_size_um: float | None = None, z_step_um: float | None = None,
-                default_voxel_size_um: tuple[float, float, float] = (1.0, 0.12, 0.12),
-                min_layers: int = 1, max_layers: int = 2048, max_xy: int = 16384,
-                estimate_pixel_size: bool = True) -> Volume:
+def read_volume(
+    path: str | Path,
+    *,
+    channel: int | None = None,
+    n_channels: int | None = None,
+    pixel_size_um: float | None = None,
+    z_step_um: float | None = None,
+    default_voxel_size_um: tuple[float, float, float] = (1.0, 0.12, 0.12),
+    min_layers: int = 1,
+    max_layers: int = 2048,
+    max_xy: int = 16384,
+    estimate_pixel_size: bool = True,
+) -> Volume:
     """Read and validate one session's z-stack.
 
     Parameters
@@ -93,27 +104,49 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
     if not is_dir and suffix not in _TIFF_SUFFIXES:
         if suffix == ".png":
             raise InputError(path, "a single PNG file; pass the folder holding the per-layer PNGs")
-        raise InputError(path, f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff "
-                               "or a folder of PNG layers")
+        raise InputError(
+            path, f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff or a folder of PNG layers"
+        )
     sidecar = read_sidecar(path)
     side_channel = sidecar.channel if sidecar else None
     side_n = sidecar.n_channels if sidecar else None
     if is_dir:
         chosen = channel if channel is not None else (side_channel if side_channel is not None else 0)
         if chosen != 0 or (n_channels or side_n or 1) != 1:
-            raise InputError(path, f"channel {chosen} of {n_channels or side_n or 1} requested, "
-                                   "but a PNG layer folder has 1 channel (grey)")
+            raise InputError(
+                path,
+                f"channel {chosen} of {n_channels or side_n or 1} requested, "
+                "but a PNG layer folder has 1 channel (grey)",
+            )
         data, extra = read_png_stack(path, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
-        info = {"format": "png-layers", "axes": "ZYX", "channel": 0, "n_channels": 1, "channel_choice": "only channel",
-                "voxel": {}, "acquired_at": None, **extra}
+        info = {
+            "format": "png-layers",
+            "axes": "ZYX",
+            "channel": 0,
+            "n_channels": 1,
+            "channel_choice": "only channel",
+            "voxel": {},
+            "acquired_at": None,
+            **extra,
+        }
     else:
-        data, info = read_tiff_stack(path, channel=channel, n_channels=n_channels,
-                                     sidecar_channel=side_channel, sidecar_n_channels=side_n,
-                                     min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
+        data, info = read_tiff_stack(
+            path,
+            channel=channel,
+            n_channels=n_channels,
+            sidecar_channel=side_channel,
+            sidecar_n_channels=side_n,
+            min_layers=min_layers,
+            max_layers=max_layers,
+            max_xy=max_xy,
+        )
     data = check_values(path, data)
 
-    settings = {axis: value for axis, value in (("z", z_step_um), ("y", pixel_size_um), ("x", pixel_size_um))
-                if value is not None}
+    settings = {
+        axis: value
+        for axis, value in (("z", z_step_um), ("y", pixel_size_um), ("x", pixel_size_um))
+        if value is not None
+    }
     candidates = {"settings": settings, **info.pop("voxel")}
     candidates["sidecar"] = dict(zip(_AXES, sidecar.voxel_size_um)) if sidecar and sidecar.voxel_size_um else {}
     estimate = None
@@ -129,13 +162,21 @@ def read_volume(path: str | Path, *, channel: int | None = None, n_channels: int
 
     metadata = {**info, "dtype": str(data.dtype), "voxel_size_sources": sources}
     if estimate is not None:
-        metadata["pixel_size_estimate"] = {"pixel_size_um": estimate.pixel_size_um,
-                                           "dendrite_width_px": round(estimate.dendrite_width_px, 2),
-                                           "ridge_pixels": estimate.ridge_pixels}
+        metadata["pixel_size_estimate"] = {
+            "pixel_size_um": estimate.pixel_size_um,
+            "dendrite_width_px": round(estimate.dendrite_width_px, 2),
+            "ridge_pixels": estimate.ridge_pixels,
+        }
     if sidecar:
         metadata["sidecar"] = str(sidecar.path)
-    return Volume(data=data, voxel_size_um=voxel, source=path, voxel_size_source=sources["x"],
-                  acquired_at=acquired, metadata=metadata)
+    return Volume(
+        data=data,
+        voxel_size_um=voxel,
+        source=path,
+        voxel_size_source=sources["x"],
+        acquired_at=acquired,
+        metadata=metadata,
+    )
 
 
 def _feed(digest, path) -> None:

@@ -1,4 +1,5 @@
 """Rigid registration of the layers of a z-stack by sub-pixel phase correlation."""
+
 import numpy as np
 from scipy import fft, ndimage
 

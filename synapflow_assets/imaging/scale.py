@@ -7,6 +7,7 @@ about 20-30%. The width is measured at half of the bright level (FWHM-like):
 twice the median of the distance transform along the ridges of the largest
 bright components.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

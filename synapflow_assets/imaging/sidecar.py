@@ -7,6 +7,7 @@ For ``path/day00.tif`` (or ``day00.ome.tif``) the sidecar is
     {"voxel_size_um": [z, y, x], "acquired_at": "ISO-8601",
      "channel": 1, "n_channels": 2}
 """
+
 from __future__ import annotations
 
 import json
@@ -92,8 +93,10 @@ def read_sidecar(path: str | Path) -> Sidecar | None:
         raise InputError(where, "sidecar JSON must be an object with keys such as 'voxel_size_um'")
     voxel = data.get("voxel_size_um")
     if voxel is not None:
-        ok = isinstance(voxel, list) and len(voxel) == 3 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in voxel
+        ok = (
+            isinstance(voxel, list)
+            and len(voxel) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in voxel)
         )
         if not ok:
             raise InputError(where, f"sidecar 'voxel_size_um' must be [z, y, x] numbers, got {voxel!r}")

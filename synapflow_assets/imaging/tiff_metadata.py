@@ -14,6 +14,7 @@ Three flavours of TIFF metadata are understood:
 Every function returns only what the metadata states; the caller decides the
 priority between sources. Sizes are in micrometres.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,11 +24,25 @@ from datetime import datetime
 
 # Length units (lower-cased) -> micrometres per unit.
 _UNIT_TO_UM = {
-    "um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0, "micron": 1.0,
-    "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0, "micrometers": 1.0,
-    "nm": 1e-3, "nanometer": 1e-3, "nanometre": 1e-3,
-    "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6, "pm": 1e-6,
-    "å": 1e-4, "angstrom": 1e-4,
+    "um": 1.0,
+    "µm": 1.0,
+    "μm": 1.0,
+    "\\u00b5m": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "micrometers": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "nanometre": 1e-3,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+    "pm": 1e-6,
+    "å": 1e-4,
+    "angstrom": 1e-4,
 }
 
 _AXES = ("z", "y", "x")
@@ -176,8 +191,11 @@ def scanimage_settings(tif) -> dict | None:
     import tifffile
 
     page = tif.pages.first
-    texts = [item.value for item in (page.tags.get(tag) for tag in ("ImageDescription", "Software", "Artist"))
-             if item is not None and isinstance(item.value, str)]
+    texts = [
+        item.value
+        for item in (page.tags.get(tag) for tag in ("ImageDescription", "Software", "Artist"))
+        if item is not None and isinstance(item.value, str)
+    ]
     is_scanimage = getattr(tif, "is_scanimage", False)
     if not (is_scanimage or any(_SI_MARK.search(text) for text in texts)):
         return None
@@ -238,8 +256,9 @@ def scanimage_info(settings: dict | None) -> dict:
     if settings is None:
         return {}
     info: dict = {"is_scanimage": True}
-    step = (_numbers(_setting(settings, "actualStackZStepSize"))
-            or _numbers(_setting(settings, "stackZStepSize", "state.acq.zStepSize")))
+    step = _numbers(_setting(settings, "actualStackZStepSize")) or _numbers(
+        _setting(settings, "stackZStepSize", "state.acq.zStepSize")
+    )
     if step:
         info["z"] = abs(step[0])
     channels = _setting(settings, "hChannels.channelSave")

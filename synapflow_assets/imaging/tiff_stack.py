@@ -6,6 +6,7 @@ and plain multi-page TIFFs, compressed or not. Singleton axes are squeezed;
 one stack axis (``Z``, ``T``, ``I`` or ``Q``) and at most one channel axis
 (``C``) may remain besides ``Y`` and ``X``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,9 +83,17 @@ def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
             raise InputError(path, f"truncated or corrupt TIFF ({message.split('> ', 1)[-1]})")
 
 
-def plan_axes(path: Path, axes: str, shape: tuple[int, ...], *, channel: int | None,
-              n_channels: int | None, file_n_channels: int | None,
-              sidecar_channel: int | None = None, sidecar_n_channels: int | None = None) -> AxisPlan:
+def plan_axes(
+    path: Path,
+    axes: str,
+    shape: tuple[int, ...],
+    *,
+    channel: int | None,
+    n_channels: int | None,
+    file_n_channels: int | None,
+    sidecar_channel: int | None = None,
+    sidecar_n_channels: int | None = None,
+) -> AxisPlan:
     """Decide, from metadata only, how to extract one channel's z-stack.
 
     Parameters
@@ -143,8 +152,10 @@ def plan_axes(path: Path, axes: str, shape: tuple[int, ...], *, channel: int | N
     stack = [a for a in others if a in _LAYER_AXES]
     if len(stack) > 1:
         sizes = ", ".join(f"{a}={dims[a]}" for a in stack)
-        raise InputError(path, f"unsupported dimension order: {described}; several stack dimensions ({sizes}), "
-                               "one z-stack is expected")
+        raise InputError(
+            path,
+            f"unsupported dimension order: {described}; several stack dimensions ({sizes}), one z-stack is expected",
+        )
     n_pages = dims[stack[0]] if stack else 1
     if "C" in others:
         found = dims["C"]
@@ -158,11 +169,17 @@ def plan_axes(path: Path, axes: str, shape: tuple[int, ...], *, channel: int | N
             raise InputError(path, f"n_channels must be >= 1, got {total}")
         interleaved = total > 1
         if interleaved and n_pages % total:
-            raise InputError(path, f"{n_pages} pages are not a multiple of n_channels={total}; "
-                                   "cannot de-interleave channels")
+            raise InputError(
+                path, f"{n_pages} pages are not a multiple of n_channels={total}; cannot de-interleave channels"
+            )
     chosen = channel if channel is not None else sidecar_channel
-    choice = "configured" if channel is not None else "sidecar" if sidecar_channel is not None else (
-        "only channel" if total == 1 else f"brightest of {total}")
+    choice = (
+        "configured"
+        if channel is not None
+        else "sidecar"
+        if sidecar_channel is not None
+        else ("only channel" if total == 1 else f"brightest of {total}")
+    )
     if chosen is None and total == 1:
         chosen = 0
     if chosen is not None and not 0 <= chosen < total:
@@ -210,9 +227,17 @@ def _format(tif, si: dict) -> str:
     return "tiff"
 
 
-def read_tiff_stack(path: Path, *, channel: int | None, n_channels: int | None,
-                    sidecar_channel: int | None, sidecar_n_channels: int | None,
-                    min_layers: int, max_layers: int, max_xy: int) -> tuple[np.ndarray, dict]:
+def read_tiff_stack(
+    path: Path,
+    *,
+    channel: int | None,
+    n_channels: int | None,
+    sidecar_channel: int | None,
+    sidecar_n_channels: int | None,
+    min_layers: int,
+    max_layers: int,
+    max_xy: int,
+) -> tuple[np.ndarray, dict]:
     """Validate and read one channel of a multi-page TIFF.
 
     Returns
@@ -255,15 +280,34 @@ def read_tiff_stack(path: Path, *, channel: int | None, n_channels: int | None,
                 raise InputError(path, f"truncated or corrupt TIFF ({exc})") from None
             _check_integrity(path, tif, size, warnings)
             if offset is not None and offset + series.nbytes > size:
-                raise InputError(path, f"truncated file: {size} bytes, but the image data needs {offset + series.nbytes}")
+                raise InputError(
+                    path, f"truncated file: {size} bytes, but the image data needs {offset + series.nbytes}"
+                )
             fmt = _format(tif, si)
             if fmt == "tiff" and n_series > 1:
-                raise InputError(path, f"pages of different shapes or types ({n_series} series); one z-stack is expected")
+                raise InputError(
+                    path, f"pages of different shapes or types ({n_series} series); one z-stack is expected"
+                )
             check_dtype(path, dtype)
-            plan = plan_axes(path, axes, shape, channel=channel, n_channels=n_channels,
-                             file_n_channels=si.get("n_channels"), sidecar_channel=sidecar_channel,
-                             sidecar_n_channels=sidecar_n_channels)
-            check_shape(path, plan.n_layers, plan.kept_shape[-2], plan.kept_shape[-1], min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
+            plan = plan_axes(
+                path,
+                axes,
+                shape,
+                channel=channel,
+                n_channels=n_channels,
+                file_n_channels=si.get("n_channels"),
+                sidecar_channel=sidecar_channel,
+                sidecar_n_channels=sidecar_n_channels,
+            )
+            check_shape(
+                path,
+                plan.n_layers,
+                plan.kept_shape[-2],
+                plan.kept_shape[-1],
+                min_layers=min_layers,
+                max_layers=max_layers,
+                max_xy=max_xy,
+            )
             try:
                 data = series.asarray()
             except Exception as exc:  # noqa: BLE001
@@ -273,11 +317,19 @@ def read_tiff_stack(path: Path, *, channel: int | None, n_channels: int | None,
         check_voxel_size(path, sizes, source)
     stack, plan = extract(data, plan)
     info = {
-        "format": fmt, "axes": axes, "channel": plan.channel, "n_channels": plan.n_channels,
-        "channel_choice": plan.channel_choice, "compression": compression, "voxel": voxel, "acquired_at": acquired,
+        "format": fmt,
+        "axes": axes,
+        "channel": plan.channel,
+        "n_channels": plan.n_channels,
+        "channel_choice": plan.channel_choice,
+        "compression": compression,
+        "voxel": voxel,
+        "acquired_at": acquired,
     }
     if plan.colour == "rgb":
         info["colour_note"] = COLOUR_NOTE
     elif plan.colour == "planes":
-        info["colour_note"] = f"{plan.n_layers} sample planes of one page read as {plan.n_layers} layers (a grey stack, not colour)"
+        info["colour_note"] = (
+            f"{plan.n_layers} sample planes of one page read as {plan.n_layers} layers (a grey stack, not colour)"
+        )
     return stack, info

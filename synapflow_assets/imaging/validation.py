@@ -1,4 +1,5 @@
 """Checks shared by the TIFF and PNG readers; each raises InputError."""
+
 from __future__ import annotations
 
 import math
@@ -15,13 +16,10 @@ def check_dtype(path: Path, dtype) -> None:
     """Reject data types that are not plain integers or floats (bool, complex...)."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "uif":
-        raise InputError(
-            path, f"unsupported pixel type {dtype} (non-numeric); expected integer or float grey values"
-        )
+        raise InputError(path, f"unsupported pixel type {dtype} (non-numeric); expected integer or float grey values")
 
 
-def check_shape(path: Path, n_layers: int, y: int, x: int, *,
-                min_layers: int, max_layers: int, max_xy: int) -> None:
+def check_shape(path: Path, n_layers: int, y: int, x: int, *, min_layers: int, max_layers: int, max_xy: int) -> None:
     """Check layer count and layer size, from metadata, before any pixel is read.
 
     Parameters

@@ -1,4 +1,5 @@
 """The in-memory form of one imaging session."""
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path

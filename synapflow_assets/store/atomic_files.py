@@ -3,6 +3,7 @@
 A process killed mid-write leaves its hidden sibling behind; the next run
 removes the siblings whose process no longer exists (:func:`remove_orphans`).
 """
+
 import os
 import re
 import shutil

@@ -1,6 +1,6 @@
 """Per-session CSV exports in the reference tool's column layout, so existing scripts keep working."""
-from pathlib import Path
 
+from pathlib import Path
 
 from .feature_store import query
 

@@ -1,4 +1,5 @@
 """The DuckDB feature store: idempotent partition writes with lineage, read-only queries for users."""
+
 import json
 import os
 import time
@@ -23,10 +24,18 @@ class StoreError(SynapFlowError, RuntimeError):
     """The store is missing, corrupt or locked."""
 
 
-def lineage_columns(run_id: str, code_version: str, model: str | None, model_version: str | None, input_versions: dict) -> dict:
+def lineage_columns(
+    run_id: str, code_version: str, model: str | None, model_version: str | None, input_versions: dict
+) -> dict:
     """The lineage written on every row."""
-    return {"run_id": run_id, "code_version": code_version, "model": model, "model_version": model_version,
-            "input_versions": json.dumps(input_versions, sort_keys=True), "computed_at": datetime.now(timezone.utc)}
+    return {
+        "run_id": run_id,
+        "code_version": code_version,
+        "model": model,
+        "model_version": model_version,
+        "input_versions": json.dumps(input_versions, sort_keys=True),
+        "computed_at": datetime.now(timezone.utc),
+    }
 
 
 WRITER_WAIT_SECONDS = 120.0
@@ -38,8 +47,10 @@ def _is_lock_error(error: Exception) -> bool:
 
 
 def _damaged(path: Path, error: Exception) -> str:
-    return (f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
-            "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it")
+    return (
+        f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
+        "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it"
+    )
 
 
 def _create(path: Path) -> None:
@@ -73,7 +84,8 @@ def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnectio
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"{path}: still in use by another process after {wait_seconds:.0f} s (a `sql` query, an export "
-                    "or another run); the store is intact: run again when that process has finished") from error
+                    "or another run); the store is intact: run again when that process has finished"
+                ) from error
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
@@ -107,8 +119,13 @@ class FeatureStore:
     def corrections(self, animal: str) -> pl.DataFrame:
         """The corrections a person made to an animal's track statuses (see ``tracking.corrections``)."""
         found = self.connection.sql(
-            "SELECT * FROM corrections WHERE animal = $1 ORDER BY corrected_at", params=[animal]).pl()
-        return found.select(CORRECTION_SCHEMA.keys()).cast(CORRECTION_SCHEMA) if len(found) else pl.DataFrame(schema=CORRECTION_SCHEMA)
+            "SELECT * FROM corrections WHERE animal = $1 ORDER BY corrected_at", params=[animal]
+        ).pl()
+        return (
+            found.select(CORRECTION_SCHEMA.keys()).cast(CORRECTION_SCHEMA)
+            if len(found)
+            else pl.DataFrame(schema=CORRECTION_SCHEMA)
+        )
 
     def add_corrections(self, corrections: pl.DataFrame) -> int:
         """Append corrections (:data:`tracking.corrections.CORRECTION_SCHEMA`) in one transaction."""
@@ -121,14 +138,20 @@ class FeatureStore:
 
     def stored_versions(self, table: str, animal: str, session: str | None = None) -> set[tuple[str, str]]:
         """The distinct ``(input_versions, code_version)`` of a partition's rows (empty if it has none)."""
-        sql = f"SELECT DISTINCT input_versions, code_version FROM {table} WHERE animal = ?" + (" AND session = ?" if session else "")
+        sql = f"SELECT DISTINCT input_versions, code_version FROM {table} WHERE animal = ?" + (
+            " AND session = ?" if session else ""
+        )
         return set(self.connection.execute(sql, [animal] + ([session] if session else [])).fetchall())
 
     def is_current(self, table: str, animal: str, session: str | None, input_versions: dict, code_version: str) -> bool:
         """Whether a partition's rows were computed from exactly these inputs by this code."""
-        return self.stored_versions(table, animal, session) == {(json.dumps(input_versions, sort_keys=True), code_version)}
+        return self.stored_versions(table, animal, session) == {
+            (json.dumps(input_versions, sort_keys=True), code_version)
+        }
 
-    def replace_partition(self, tables: dict[str, pl.DataFrame], animal: str, session: str | None, lineage: dict) -> dict[str, int]:
+    def replace_partition(
+        self, tables: dict[str, pl.DataFrame], animal: str, session: str | None, lineage: dict
+    ) -> dict[str, int]:
         """Delete a partition's rows from each table and insert the new ones, in one transaction.
 
         Returns the number of rows written per table.
@@ -158,7 +181,9 @@ class FeatureStore:
         return written
 
 
-def connect_read_only(path: Path, wait_seconds: float = 5.0, *, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+def connect_read_only(
+    path: Path, wait_seconds: float = 5.0, *, config: dict | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open the store read-only, retrying while a writer holds the lock.
 
     ``config`` holds extra DuckDB settings for the connection (see ``sql_sandbox.SANDBOX_CONFIG``).
@@ -171,20 +196,25 @@ def connect_read_only(path: Path, wait_seconds: float = 5.0, *, config: dict | N
     """
     path = Path(path)
     if not path.exists():
-        raise StoreError(f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to build it")
+        raise StoreError(
+            f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to build it"
+        )
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
             return duckdb.connect(str(path), read_only=True, config=dict(config or {}))
         except duckdb.ConnectionException as error:
-            raise StoreError(f"{path}: cannot open ({error}); close the other connection of this process to it "
-                             "first") from error
+            raise StoreError(
+                f"{path}: cannot open ({error}); close the other connection of this process to it first"
+            ) from error
         except duckdb.Error as error:
             if not _is_lock_error(error):
                 raise StoreError(_damaged(path, error)) from error
             if time.monotonic() > deadline:
-                raise StoreError(f"{path}: in use by a writer for over {wait_seconds:.0f} s (an ingest or a run); "
-                                 "the store is intact: query again when it has finished") from error
+                raise StoreError(
+                    f"{path}: in use by a writer for over {wait_seconds:.0f} s (an ingest or a run); "
+                    "the store is intact: query again when it has finished"
+                ) from error
             time.sleep(0.2)
 
 

@@ -11,6 +11,7 @@ renamed; an object is sent in one PUT, which S3 makes visible whole or not
 at all. What must stay on a local disk (caches, locks) goes under
 :func:`local_cache`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,10 +58,12 @@ def location(root: str | os.PathLike) -> Any:
     if not is_remote(text):
         return Path(text)
     try:
-        from upath import UPath
         import s3fs  # noqa: F401 - fsspec finds it by the scheme; importing here makes a missing install clear
+        from upath import UPath
     except ImportError as error:
-        raise StorageError(f"{text}: an object-store data root needs s3fs (pip install 'synapflow_assets[objects]')") from error
+        raise StorageError(
+            f"{text}: an object-store data root needs s3fs (pip install 'synapflow_assets[objects]')"
+        ) from error
     return UPath(text.rstrip("/"), **storage_options())
 
 
@@ -79,8 +82,10 @@ def check_reachable(root: Any) -> None:
     except FileNotFoundError as error:
         raise StorageError(f"{root}: no such bucket at {endpoint()}") from error
     except Exception as error:  # noqa: BLE001 - botocore, aiohttp and OS errors have no common type
-        raise StorageError(f"cannot reach the object store {root} at {endpoint()}: "
-                           f"{type(error).__name__}: {str(error).splitlines()[0][:200]}") from error
+        raise StorageError(
+            f"cannot reach the object store {root} at {endpoint()}: "
+            f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from error
 
 
 def read_parquet(path: Any) -> pl.DataFrame:
@@ -106,7 +111,7 @@ def parquet_rows(path: Any) -> int:
     """The row count of a Parquet file, from its footer."""
     import pyarrow.parquet as pq
 
-    with (path.open("rb") if is_remote(path) else open(path, "rb")) as handle:
+    with path.open("rb") if is_remote(path) else open(path, "rb") as handle:
         return pq.ParquetFile(handle).metadata.num_rows
 
 
@@ -117,8 +122,11 @@ def file_sizes(folder: Any) -> dict[str, int]:
         return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
     found = folder.fs.find(folder.path, detail=True)
     base = PurePosixPath(folder.path)
-    return {PurePosixPath(name).relative_to(base).as_posix(): info["size"] for name, info in found.items()
-            if info.get("type") == "file"}
+    return {
+        PurePosixPath(name).relative_to(base).as_posix(): info["size"]
+        for name, info in found.items()
+        if info.get("type") == "file"
+    }
 
 
 def remove_tree(path: Any) -> None:

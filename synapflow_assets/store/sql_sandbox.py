@@ -11,6 +11,7 @@ Two layers, each enough on its own for the attacks we know of:
    (so ``read_csv('/etc/passwd')``, ``glob('/root/*')`` or ``'other.parquet'`` fail), and the
    configuration locked so a query cannot switch any of it back on.
 """
+
 import re
 from pathlib import Path
 
@@ -31,8 +32,22 @@ SANDBOX_CONFIG = {
 }
 
 #: Pragmas that only describe the catalogue or the engine.
-READ_PRAGMAS = frozenset({"show_tables", "show_tables_expanded", "table_info", "show", "version", "database_size",
-                          "database_list", "storage_info", "functions", "collations", "platform", "user_agent"})
+READ_PRAGMAS = frozenset(
+    {
+        "show_tables",
+        "show_tables_expanded",
+        "table_info",
+        "show",
+        "version",
+        "database_size",
+        "database_list",
+        "storage_info",
+        "functions",
+        "collations",
+        "platform",
+        "user_agent",
+    }
+)
 
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
 _EXPLAIN = re.compile(r"explain\b\s*(?:analy[sz]e\b\s*)?(?:\([^)]*\)\s*)?", re.I)
@@ -46,7 +61,7 @@ class QueryRejected(StoreError):
 def _body(sql: str) -> str:
     """The statement without leading blanks and comments."""
     leading = _LEADING.match(sql)
-    return sql[leading.end():] if leading else sql
+    return sql[leading.end() :] if leading else sql
 
 
 def _keyword(sql: str) -> str:
@@ -72,7 +87,7 @@ def _refusal(statement: duckdb.Statement) -> str | None:
         explain = _EXPLAIN.match(text)
         if explain:
             try:
-                inner = duckdb.extract_statements(text[explain.end():])
+                inner = duckdb.extract_statements(text[explain.end() :])
             except duckdb.Error:
                 inner = []
             if len(inner) == 1:

@@ -3,6 +3,7 @@
 Used by :mod:`.raw_layer` (rendered layers) and by the detector's training data
 (masked real images given a raw background).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -27,8 +28,9 @@ def upsample(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return zoomed[: shape[0], : shape[1]].astype(np.float32)
 
 
-def spine_snr(boxes_px: np.ndarray, spine_photons: np.ndarray, other_photons: np.ndarray,
-              saturated: np.ndarray) -> np.ndarray:
+def spine_snr(
+    boxes_px: np.ndarray, spine_photons: np.ndarray, other_photons: np.ndarray, saturated: np.ndarray
+) -> np.ndarray:
     """Visibility of each spine: its expected photons above everything else, summed over the part of the
     spine above half its peak, over the shot noise of that region (what an eye or a detector integrates);
     0 where the image is saturated without it at its peak (the spine cannot show).
@@ -38,21 +40,22 @@ def spine_snr(boxes_px: np.ndarray, spine_photons: np.ndarray, other_photons: np
     """
     snr = np.zeros(len(boxes_px))
     for i, (x0, y0, x1, y1) in enumerate(np.round(boxes_px).astype(int)):  # one slice per spine
-        spine = spine_photons[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+        spine = spine_photons[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
         if spine.size == 0:
             continue
         at = np.unravel_index(int(np.argmax(spine)), spine.shape)
         if saturated[y0:, x0:][at]:
             continue
         region = spine >= 0.5 * spine[at]
-        other = other_photons[y0:y0 + spine.shape[0], x0:x0 + spine.shape[1]][region]
+        other = other_photons[y0 : y0 + spine.shape[0], x0 : x0 + spine.shape[1]][region]
         total = float(spine[region].sum())
         snr[i] = total / np.sqrt(max(total + float(other.sum()), 1.0))
     return snr
 
 
-def acquire(signal: np.ndarray, rng: np.random.Generator, params: "RawLayerParams",
-            pixel_size_um: float = 0.12) -> np.ndarray:
+def acquire(
+    signal: np.ndarray, rng: np.random.Generator, params: "RawLayerParams", pixel_size_um: float = 0.12
+) -> np.ndarray:
     """Image a signal (um of labelled thickness x brightness, ~1 on a dendrite) as raw counts.
 
     Adds autofluorescence (a smooth field), Poisson shot noise, gain, offset

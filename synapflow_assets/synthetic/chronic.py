@@ -6,18 +6,19 @@ are ``present``), ``new`` (formed for this session, in view), ``eliminated``
 (disappeared for this session; listed only there) and ``out_of_view`` (exists,
 but its head centre is outside the image in x/y or z).
 """
+
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import polars as pl
 
-from .morphology import Spines, grow_spines, initial_spine_count, make_dendrites, separated, HEAD_RADIUS_LIMITS_UM
+from .morphology import HEAD_RADIUS_LIMITS_UM, Spines, grow_spines, initial_spine_count, make_dendrites, separated
 from .params import SimulationParams
 from .render import dendrite_points, layer_jitter, render, spine_points
 from .transform import SessionTransform, draw_transform
 from .truth import boxes_table, dendrite_length_in_view, geometry_table, in_view, spines_table
-from typing import cast
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def _grow_separated(params: SimulationParams, dendrites, n: int, first_id: int, rng, existing: Spines | None = None
-                    ) -> Spines:
+def _grow_separated(
+    params: SimulationParams, dendrites, n: int, first_id: int, rng, existing: Spines | None = None
+) -> Spines:
     """``n`` new spines (fewer only where the dendrites are full) whose heads keep ``params.min_head_gap_um``."""
     candidates = grow_spines(params, dendrites, 3 * n + 4, first_id, rng)
     chosen = candidates.take(np.flatnonzero(separated(candidates, existing, params.min_head_gap_um))[:n])
@@ -84,8 +86,9 @@ def _turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, 
     return kept.concat(new), eliminated, new.spine_id
 
 
-def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: int = 3, seed: int = 0,
-                    skip_render: Collection[int] = ()) -> list[SimulatedSession]:
+def simulate_animal(
+    params: SimulationParams = SimulationParams(), n_sessions: int = 3, seed: int = 0, skip_render: Collection[int] = ()
+) -> list[SimulatedSession]:
     """Simulate ``n_sessions`` chronic sessions of one animal.
 
     Parameters
@@ -123,23 +126,51 @@ def simulate_animal(params: SimulationParams = SimulationParams(), n_sessions: i
         status = np.where(visible, np.where(np.isin(alive.spine_id, new_ids), "new", "present"), "out_of_view")
         both = alive.concat(eliminated)
         spines = spines_table(
-            params, both.spine_id, np.concatenate([status, np.full(len(eliminated), "eliminated")]), both.type_code,
-            tr.to_pixels(both.head_centre_um, params), both.head_volume_um3, both.head_radius_um,
-            both.neck_length_um, both.dendrite_id)
+            params,
+            both.spine_id,
+            np.concatenate([status, np.full(len(eliminated), "eliminated")]),
+            both.type_code,
+            tr.to_pixels(both.head_centre_um, params),
+            both.head_volume_um3,
+            both.head_radius_um,
+            both.neck_length_um,
+            both.dendrite_id,
+        )
         d = alive.direction[visible, 0]
         r, a = alive.head_radius_um[visible], (alive.head_radius_um * alive.head_elongation)[visible]
-        boxes = boxes_table(params, alive.spine_id[visible], alive.type_code[visible], s_px[visible],
-                            head_px[visible], np.sqrt((a * d) ** 2 + r**2 * (1 - d**2)))
+        boxes = boxes_table(
+            params,
+            alive.spine_id[visible],
+            alive.type_code[visible],
+            s_px[visible],
+            head_px[visible],
+            np.sqrt((a * d) ** 2 + r**2 * (1 - d**2)),
+        )
         shifts = layer_jitter(params.shape[0], params.layer_jitter_px, noise)
         volume = None
         if i not in skip_render:
             points = np.concatenate([tr.to_pixels(d_points, params), s_px.reshape(-1, 3)])
-            volume = render(params, points, np.concatenate([d_weights, s_weights.ravel()]), tr.brightness,
-                            shifts, noise)
+            volume = render(
+                params, points, np.concatenate([d_weights, s_weights.ravel()]), tr.brightness, shifts, noise
+            )
         geometry = geometry_table(params, alive.spine_id, head_px, tr.to_pixels(alive.base_um, params))
         length = dendrite_length_in_view(params, [tr.to_pixels(d.centre_um, params) for d in dendrites])
-        sessions.append(SimulatedSession(i, volume, boxes, spines, shifts, tr.drift_px, tr.rotation_deg,
-                                         tr.brightness, cast(tuple[float, float, float], tuple(params.voxel_size_um)), tr, geometry, length))
+        sessions.append(
+            SimulatedSession(
+                i,
+                volume,
+                boxes,
+                spines,
+                shifts,
+                tr.drift_px,
+                tr.rotation_deg,
+                tr.brightness,
+                cast(tuple[float, float, float], tuple(params.voxel_size_um)),
+                tr,
+                geometry,
+                length,
+            )
+        )
     return sessions
 
 
@@ -149,10 +180,29 @@ def project_session(sim: SimulatedSession) -> SimulatedSession:
 
     Simulate with ``layer_jitter_px=0`` for a projection a lab would make from a registered stack.
     """
-    boxes = sim.boxes.group_by("spine_id", maintain_order=True).agg(
-        pl.col("xmin").min(), pl.col("ymin").min(), pl.col("xmax").max(), pl.col("ymax").max(), pl.col("type").first(),
-    ).select(pl.col("spine_id"), pl.lit(0, pl.Int32).alias("layer"), "xmin", "ymin", "xmax", "ymax", "type")
+    boxes = (
+        sim.boxes.group_by("spine_id", maintain_order=True)
+        .agg(
+            pl.col("xmin").min(),
+            pl.col("ymin").min(),
+            pl.col("xmax").max(),
+            pl.col("ymax").max(),
+            pl.col("type").first(),
+        )
+        .select(pl.col("spine_id"), pl.lit(0, pl.Int32).alias("layer"), "xmin", "ymin", "xmax", "ymax", "type")
+    )
     volume = None if sim.volume is None else sim.volume.max(axis=0, keepdims=True)
-    return SimulatedSession(sim.index, volume, boxes.cast(sim.boxes.schema), sim.spines, np.zeros((1, 2)), sim.drift_px,
-                            sim.rotation_deg, sim.brightness, sim.voxel_size_um, sim.transform, sim.geometry,
-                            sim.dendrite_length_um)
+    return SimulatedSession(
+        sim.index,
+        volume,
+        boxes.cast(sim.boxes.schema),
+        sim.spines,
+        np.zeros((1, 2)),
+        sim.drift_px,
+        sim.rotation_deg,
+        sim.brightness,
+        sim.voxel_size_um,
+        sim.transform,
+        sim.geometry,
+        sim.dendrite_length_um,
+    )

@@ -1,4 +1,5 @@
 """Writing simulated sessions to disk the way a microscope would land them."""
+
 import json
 import os
 from datetime import datetime, timedelta, timezone
@@ -28,8 +29,13 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
-def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", session: str | None = None,
-                  acquired_at: datetime | None = None) -> dict[str, Path]:
+def write_session(
+    sim: SimulatedSession,
+    out_dir,
+    animal: str = "mouse01",
+    session: str | None = None,
+    acquired_at: datetime | None = None,
+) -> dict[str, Path]:
     """Write one session as ``out_dir/<animal>/<session>.{json,boxes.csv,spines.csv,transform.json,detections.csv,tif}``.
 
     ``detections.csv`` is simulated detector output (ground truth with jitter,
@@ -65,19 +71,28 @@ def write_session(sim: SimulatedSession, out_dir, animal: str = "mouse01", sessi
     folder.mkdir(parents=True, exist_ok=True)
     vz, vy, vx = sim.voxel_size_um
     sidecar = {"voxel_size_um": [vz, vy, vx], "acquired_at": acquired_at.isoformat(), "simulated": True}
-    transform = {"drift_px": list(sim.drift_px), "rotation_deg": sim.rotation_deg, "brightness": sim.brightness,
-                 "layer_shifts": np.asarray(sim.layer_shifts).tolist()}
+    transform = {
+        "drift_px": list(sim.drift_px),
+        "rotation_deg": sim.rotation_deg,
+        "brightness": sim.brightness,
+        "layer_shifts": np.asarray(sim.layer_shifts).tolist(),
+    }
     paths = {
         "sidecar": _atomic(folder / f"{name}.json", lambda p: p.write_text(json.dumps(sidecar, indent=1))),
         "transform": _atomic(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
         "boxes": _atomic(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
         "spines": _atomic(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
-        "detections": _atomic(folder / f"{name}.detections.csv", lambda p: simulated_detections(
-            sim.boxes, name, volume.shape[1:], seed=sim.index).write_csv(p)),
+        "detections": _atomic(
+            folder / f"{name}.detections.csv",
+            lambda p: simulated_detections(sim.boxes, name, volume.shape[1:], seed=sim.index).write_csv(p),
+        ),
     }
-    paths["tif"] = _atomic(folder / f"{name}.tif", lambda p: tifffile.imwrite(
-        p, volume, imagej=True, resolution=(1 / vx, 1 / vy),
-        metadata={"spacing": vz, "unit": "um", "axes": "ZYX"}))
+    paths["tif"] = _atomic(
+        folder / f"{name}.tif",
+        lambda p: tifffile.imwrite(
+            p, volume, imagej=True, resolution=(1 / vx, 1 / vy), metadata={"spacing": vz, "unit": "um", "axes": "ZYX"}
+        ),
+    )
     paths["done"] = _atomic(folder / f"{name}.done", lambda p: p.write_text(""))
     return paths
 
@@ -91,9 +106,15 @@ def read_truth(tif_path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return boxes, spines
 
 
-def simulate_landing(out_dir, animals: int = 2, sessions: int = 3, seed: int = 0,
-                     params: SimulationParams = SimulationParams(), skip_existing: bool = True,
-                     single_plane: bool = False) -> list[Path]:
+def simulate_landing(
+    out_dir,
+    animals: int = 2,
+    sessions: int = 3,
+    seed: int = 0,
+    params: SimulationParams = SimulationParams(),
+    skip_existing: bool = True,
+    single_plane: bool = False,
+) -> list[Path]:
     """Simulate several animals and write their sessions as a microscope would.
 
     Animals are ``mouse01, mouse02, ...``; sessions ``day00, day04, ...`` acquired

@@ -3,6 +3,7 @@
 The world frame is the registered frame of session 0: world point ``p`` (um)
 lies at pixel ``p / voxel_size_um`` of an unmoved session.
 """
+
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -86,8 +87,7 @@ class Spines:
 
     def concat(self, other: "Spines") -> "Spines":
         """This population followed by ``other``."""
-        return Spines(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                         for f in fields(self)})
+        return Spines(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)})
 
 
 def make_dendrites(params: SimulationParams, rng: np.random.Generator) -> list[Dendrite]:
@@ -109,19 +109,27 @@ def make_dendrites(params: SimulationParams, rng: np.random.Generator) -> list[D
         lam, phase = rng.uniform(20, 60, 3), rng.uniform(0, 2 * np.pi, 3)
         lateral = (amp * np.sin(2 * np.pi * s[:, None] / lam + phase)).sum(1)
         z = size_um[0] * rng.uniform(0.3, 0.7) + params.dendrite_depth_wiggle_um * np.sin(
-            2 * np.pi * s / rng.uniform(40, 100) + rng.uniform(0, 2 * np.pi))
+            2 * np.pi * s / rng.uniform(40, 100) + rng.uniform(0, 2 * np.pi)
+        )
         yx = p0 + s[:, None] * u + lateral[:, None] * v
         centre = np.column_stack([z, yx])
         keep = np.all((yx > -m) & (yx < size_um[1:] + m), axis=1)
         tangent = np.gradient(centre, axis=0)
         tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
-        out.append(Dendrite(centre[keep], tangent[keep], rng.uniform(*params.dendrite_radius_um),
-                            rng.uniform(*params.spine_density_per_um)))
+        out.append(
+            Dendrite(
+                centre[keep],
+                tangent[keep],
+                rng.uniform(*params.dendrite_radius_um),
+                rng.uniform(*params.spine_density_per_um),
+            )
+        )
     return out
 
 
-def grow_spines(params: SimulationParams, dendrites: list[Dendrite], n: int, first_id: int,
-                rng: np.random.Generator) -> Spines:
+def grow_spines(
+    params: SimulationParams, dendrites: list[Dendrite], n: int, first_id: int, rng: np.random.Generator
+) -> Spines:
     """Draw ``n`` new spines at random positions along the dendrites.
 
     Positions are uniform along the dendrites, weighted by each dendrite's
@@ -139,7 +147,9 @@ def grow_spines(params: SimulationParams, dendrites: list[Dendrite], n: int, fir
     angle += np.deg2rad(params.spine_angle_xy_deg) * rng.standard_normal(n)
     tilt = np.deg2rad(params.spine_tilt_z_deg) * rng.standard_normal(n)
     direction = np.column_stack([np.sin(tilt), np.cos(tilt) * np.sin(angle), np.cos(tilt) * np.cos(angle)])
-    t = rng.choice(len(NECK_RADIUS_UM), size=n, p=np.asarray(params.type_probabilities) / sum(params.type_probabilities))
+    t = rng.choice(
+        len(NECK_RADIUS_UM), size=n, p=np.asarray(params.type_probabilities) / sum(params.type_probabilities)
+    )
     u = rng.random((n, 3))
     span = lambda table, k: table[t, 0] + u[:, k] * (table[t, 1] - table[t, 0])  # noqa: E731
     return Spines(

@@ -1,4 +1,5 @@
 """Parameters of the chronic two-photon simulator, all with physical meaning."""
+
 from dataclasses import dataclass
 
 #: Spine types, in the order of their integer codes.

@@ -12,6 +12,7 @@ same physics serves pre-training, validation and the scale-estimate tests.
 Tubes and balls are rendered from distance transforms of their rasterised
 centres (one transform per kind of object), never by looping over pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -114,8 +115,9 @@ class RawLayer:
     snr: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def smooth_curve(rng: np.random.Generator, field_um: float, *, step_um: float = 0.05,
-                 curvature: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+def smooth_curve(
+    rng: np.random.Generator, field_um: float, *, step_um: float = 0.05, curvature: float = 0.08
+) -> tuple[np.ndarray, np.ndarray]:
     """A smooth random curve crossing a square field: points (m, 2) (y, x) um and unit tangents (m, 2).
 
     Starts outside one side, heads across with a slowly wandering direction
@@ -175,8 +177,9 @@ class _Tissue:
         out = np.zeros(canvas, np.float32)
         for level in np.unique(gains):  # a few brightness groups, never pixels
             pick = gains == level
-            out = np.maximum(out, level * pixel_um * _ball_thickness(canvas, centres[pick] / pixel_um,
-                                                                     radii[pick] / pixel_um))
+            out = np.maximum(
+                out, level * pixel_um * _ball_thickness(canvas, centres[pick] / pixel_um, radii[pick] / pixel_um)
+            )
         return out
 
 
@@ -229,13 +232,26 @@ def _spine(rng: np.random.Generator, kind: int, base: np.ndarray, direction: np.
         heads.append((tip + tip_dir * hr * 0.9 + along * tip_dir, np.full(3, hr)))
 
     def join(parts):
-        return (np.concatenate([p[0].reshape(-1, 2) for p in parts]),
-                np.concatenate([np.asarray(p[1], np.float64).reshape(-1) for p in parts]))
+        return (
+            np.concatenate([p[0].reshape(-1, 2) for p in parts]),
+            np.concatenate([np.asarray(p[1], np.float64).reshape(-1) for p in parts]),
+        )
+
     return join(necks), join(heads)
 
 
-def _dendrite(rng, params: RawLayerParams, field_um: float, pixel_um: float, gain: float,
-              tissue: _Tissue, necks: _Tissue, heads: _Tissue, boxes: list, labels: list) -> float:
+def _dendrite(
+    rng,
+    params: RawLayerParams,
+    field_um: float,
+    pixel_um: float,
+    gain: float,
+    tissue: _Tissue,
+    necks: _Tissue,
+    heads: _Tissue,
+    boxes: list,
+    labels: list,
+) -> float:
     points, tangent = smooth_curve(rng, field_um, curvature=0.04)
     radius = rng.uniform(*params.dendrite_radius_um)
     wobble = 1 + 0.12 * ndimage.gaussian_filter1d(rng.normal(0, 1, len(points)), 20, mode="nearest") * 4
@@ -267,13 +283,18 @@ def _axon(rng, field_um: float, pixel_um: float, gain: float, tissue: _Tissue) -
     tissue.add(*_tube(points, rng.uniform(0.08, 0.2), pixel_um), gain=gain)
     arc_step = rng.uniform(2.0, 6.0)
     every = max(1, int(arc_step / 0.05))
-    for p in points[rng.integers(0, every)::every]:
+    for p in points[rng.integers(0, every) :: every]:
         tissue.add(p[None], rng.uniform(0.25, 0.6), gain=gain * rng.uniform(0.8, 1.6))
 
 
-def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayerParams(), *,
-                     pixel_size_um: float | None = None, field_um: float | None = None,
-                     acquisition_rng: np.random.Generator | None = None) -> RawLayer:
+def render_raw_layer(
+    rng: np.random.Generator,
+    params: RawLayerParams = RawLayerParams(),
+    *,
+    pixel_size_um: float | None = None,
+    field_um: float | None = None,
+    acquisition_rng: np.random.Generator | None = None,
+) -> RawLayer:
     """Draw and image one raw layer.
 
     Parameters
@@ -303,8 +324,9 @@ def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayer
     labels: list = []
     radii = []
     for _ in range(rng.integers(params.n_dendrites[0], params.n_dendrites[1] + 1)):
-        radii.append(_dendrite(rng, params, field_um, fine, loguniform(rng, (0.35, 1.0)), tissue, necks, heads,
-                                boxes, labels))
+        radii.append(
+            _dendrite(rng, params, field_um, fine, loguniform(rng, (0.35, 1.0)), tissue, necks, heads, boxes, labels)
+        )
     loose_signal, haze = distractors(rng, canvas, fine, params, field_um=field_um)
     without = np.maximum(tissue.render(canvas, fine), loose_signal)
     signal = np.maximum(np.maximum(without, necks.render(canvas, fine)), heads.render(canvas, fine))
@@ -327,13 +349,26 @@ def render_raw_layer(rng: np.random.Generator, params: RawLayerParams = RawLayer
     keep &= snr >= params.visible_snr
     box_px = box_px[keep].astype(np.float32)
     size_um = np.sqrt(np.prod(box_px[:, 2:] - box_px[:, :2], axis=1)) * pixel
-    return RawLayer(image, box_px, np.asarray(labels, np.int64)[keep], pixel, np.asarray(radii), size_um,
-                    np.flatnonzero(keep), snr[keep])
+    return RawLayer(
+        image,
+        box_px,
+        np.asarray(labels, np.int64)[keep],
+        pixel,
+        np.asarray(radii),
+        size_um,
+        np.flatnonzero(keep),
+        snr[keep],
+    )
 
 
-def distractors(rng: np.random.Generator, canvas: tuple[int, int], pixel_um: float,
-                params: RawLayerParams = RawLayerParams(), *, field_um: float | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def distractors(
+    rng: np.random.Generator,
+    canvas: tuple[int, int],
+    pixel_um: float,
+    params: RawLayerParams = RawLayerParams(),
+    *,
+    field_um: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Hard negatives of a field: axons with boutons and loose debris (in focus), and the haze of
     out-of-focus dendrites (already blurred), as signals on a ``canvas`` of ``pixel_um`` pixels.
 
@@ -347,8 +382,9 @@ def distractors(rng: np.random.Generator, canvas: tuple[int, int], pixel_um: flo
         _axon(rng, field_um, pixel_um, loguniform(rng, (0.3, 1.5)), loose)
     n_debris = rng.integers(params.n_debris[0], params.n_debris[1] + 1)
     if n_debris:
-        loose.add(rng.uniform(0, field_um, (n_debris, 2)), rng.uniform(0.2, 0.7, n_debris),
-                  gain=loguniform(rng, (0.3, 1.5)))
+        loose.add(
+            rng.uniform(0, field_um, (n_debris, 2)), rng.uniform(0.2, 0.7, n_debris), gain=loguniform(rng, (0.3, 1.5))
+        )
     for _ in range(rng.integers(params.n_blurred[0], params.n_blurred[1] + 1)):
         points, _ = smooth_curve(rng, field_um)
         blurred.add(*_tube(points, rng.uniform(0.5, 1.2), pixel_um), gain=loguniform(rng, (0.1, 0.5)))

@@ -5,6 +5,7 @@ the object's volume, in units of one voxel's volume), splatted into the grid
 with trilinear weights, blurred by an anisotropic Gaussian PSF, and turned
 into photon counts with background, shot noise and read noise.
 """
+
 import numpy as np
 from scipy import ndimage
 
@@ -18,10 +19,10 @@ def _grid_in_unit_ball(spacing: float, dims: int) -> np.ndarray:
     return g[np.linalg.norm(g, axis=1) <= 1]
 
 
-BALL = _grid_in_unit_ball(0.2, 3)          # head template (unit ball)
-DISC = _grid_in_unit_ball(0.2, 2)          # dendrite cross-section template (unit disc)
-NECK_DISC = _grid_in_unit_ball(0.5, 2)     # neck cross-section template
-NECK_AXIS = (np.arange(16) + 0.5) / 16     # neck positions along its length (0..1)
+BALL = _grid_in_unit_ball(0.2, 3)  # head template (unit ball)
+DISC = _grid_in_unit_ball(0.2, 2)  # dendrite cross-section template (unit disc)
+NECK_DISC = _grid_in_unit_ball(0.5, 2)  # neck cross-section template
+NECK_AXIS = (np.arange(16) + 0.5) / 16  # neck positions along its length (0..1)
 
 
 def _frame(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,14 +53,19 @@ def spine_points(spines: Spines, voxel_size_um) -> tuple[np.ndarray, np.ndarray]
     e1, e2 = _frame(spines.direction)
     e1, e2 = e1[:, None, :], e2[:, None, :]
     r, a = spines.head_radius_um[:, None, None], (spines.head_radius_um * spines.head_elongation)[:, None, None]
-    head = spines.head_centre_um[:, None, :] + a * BALL[:, 0, None] * d + r * (BALL[:, 1, None] * e1 + BALL[:, 2, None] * e2)
+    head = (
+        spines.head_centre_um[:, None, :]
+        + a * BALL[:, 0, None] * d
+        + r * (BALL[:, 1, None] * e1 + BALL[:, 2, None] * e2)
+    )
     length, nr = spines.neck_length_um[:, None, None], spines.neck_radius_um[:, None, None]
     along = np.repeat(NECK_AXIS, len(NECK_DISC))[:, None]
     cross = np.tile(NECK_DISC, (len(NECK_AXIS), 1))
     neck = spines.base_um[:, None, :] + length * along * d + nr * (cross[:, 0, None] * e1 + cross[:, 1, None] * e2)
     w_head = np.broadcast_to((spines.head_volume_um3 / len(BALL) / vox)[:, None], head.shape[:2])
-    w_neck = np.broadcast_to((np.pi * spines.neck_radius_um**2 * spines.neck_length_um / neck.shape[1] / vox)[:, None],
-                             neck.shape[:2])
+    w_neck = np.broadcast_to(
+        (np.pi * spines.neck_radius_um**2 * spines.neck_length_um / neck.shape[1] / vox)[:, None], neck.shape[:2]
+    )
     return np.concatenate([neck, head], axis=1), np.concatenate([w_neck, w_head], axis=1)
 
 
@@ -98,16 +104,23 @@ def background(params: SimulationParams, rng: np.random.Generator) -> np.ndarray
     return photons[None] * depth
 
 
-def render(params: SimulationParams, points_px: np.ndarray, weights: np.ndarray, brightness: float,
-           shifts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def render(
+    params: SimulationParams,
+    points_px: np.ndarray,
+    weights: np.ndarray,
+    brightness: float,
+    shifts: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Render weighted points (session pixels) into a noisy uint16 (z, y, x) volume.
 
     ``shifts`` (z, 2) are the (dy, dx) sub-pixel shifts moving the content of
     each layer after the blur (motion during acquisition).
     """
     density = splat(points_px, weights, params.shape)
-    density = ndimage.gaussian_filter(density, (params.psf_sigma_layers, params.psf_sigma_px, params.psf_sigma_px),
-                                      mode="constant")
+    density = ndimage.gaussian_filter(
+        density, (params.psf_sigma_layers, params.psf_sigma_px, params.psf_sigma_px), mode="constant"
+    )
     if np.any(shifts):
         for k in range(params.shape[0]):
             density[k] = ndimage.shift(density[k], shifts[k], order=1, mode="nearest")

@@ -3,6 +3,7 @@
 The transform acts on geometry points, not on images, so the ground truth of
 every session is exact.
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,8 +57,9 @@ class SessionTransform:
         return np.stack([p[..., 0] + dz, y + ddy, x + ddx], axis=-1)
 
 
-def draw_transform(params: SimulationParams, rng: np.random.Generator, index: int,
-                   n_modes: int = 3) -> SessionTransform:
+def draw_transform(
+    params: SimulationParams, rng: np.random.Generator, index: int, n_modes: int = 3
+) -> SessionTransform:
     """Random transform of session ``index`` within the configured maxima.
 
     Drift components are uniform in ``[-max, max]``; the deformation's summed
@@ -77,5 +79,7 @@ def draw_transform(params: SimulationParams, rng: np.random.Generator, index: in
         drift_px=(float(drift[0]), float(drift[1]), float(drift[2])),
         rotation_deg=float(motion() * params.max_rotation_deg),
         brightness=float(1 + rng.uniform(-1, 1) * params.max_brightness_change),
-        wave_vectors=waves, phases=rng.uniform(0, 2 * np.pi, n_modes), amplitudes=amps,
+        wave_vectors=waves,
+        phases=rng.uniform(0, 2 * np.pi, n_modes),
+        amplitudes=amps,
     )

@@ -1,15 +1,34 @@
 """Ground-truth tables of one session: per-layer boxes and per-spine records."""
+
 import numpy as np
 import polars as pl
 
 from .params import SPINE_TYPES, SimulationParams
 
-BOX_SCHEMA = {"spine_id": pl.Int64, "layer": pl.Int32, "xmin": pl.Float64, "ymin": pl.Float64,
-              "xmax": pl.Float64, "ymax": pl.Float64, "type": pl.String}
-SPINE_SCHEMA = {"spine_id": pl.Int64, "status": pl.String, "type": pl.String,
-                "z": pl.Float64, "y": pl.Float64, "x": pl.Float64,
-                "z_um": pl.Float64, "y_um": pl.Float64, "x_um": pl.Float64, "size": pl.Float64,
-                "head_radius_um": pl.Float64, "neck_length_um": pl.Float64, "dendrite_id": pl.Int64}
+BOX_SCHEMA = {
+    "spine_id": pl.Int64,
+    "layer": pl.Int32,
+    "xmin": pl.Float64,
+    "ymin": pl.Float64,
+    "xmax": pl.Float64,
+    "ymax": pl.Float64,
+    "type": pl.String,
+}
+SPINE_SCHEMA = {
+    "spine_id": pl.Int64,
+    "status": pl.String,
+    "type": pl.String,
+    "z": pl.Float64,
+    "y": pl.Float64,
+    "x": pl.Float64,
+    "z_um": pl.Float64,
+    "y_um": pl.Float64,
+    "x_um": pl.Float64,
+    "size": pl.Float64,
+    "head_radius_um": pl.Float64,
+    "neck_length_um": pl.Float64,
+    "dendrite_id": pl.Int64,
+}
 BOX_MARGIN_PX = 1.5
 
 
@@ -18,8 +37,14 @@ def in_view(head_px: np.ndarray, shape) -> np.ndarray:
     return np.all((head_px >= 0) & (head_px <= np.asarray(shape) - 1), axis=1)
 
 
-def boxes_table(params: SimulationParams, spine_id, type_code, points_px: np.ndarray, head_px: np.ndarray,
-                head_half_depth_um: np.ndarray) -> pl.DataFrame:
+def boxes_table(
+    params: SimulationParams,
+    spine_id,
+    type_code,
+    points_px: np.ndarray,
+    head_px: np.ndarray,
+    head_half_depth_um: np.ndarray,
+) -> pl.DataFrame:
     """One box per (spine, layer) on which a spine is visible.
 
     Parameters
@@ -49,30 +74,58 @@ def boxes_table(params: SimulationParams, spine_id, type_code, points_px: np.nda
     ymax = np.clip(points_px[..., 1].max(1) + BOX_MARGIN_PX, 0, ny - 1)
     xmin = np.clip(points_px[..., 2].min(1) - BOX_MARGIN_PX, 0, nx - 1)
     xmax = np.clip(points_px[..., 2].max(1) + BOX_MARGIN_PX, 0, nx - 1)
-    return pl.DataFrame({
-        "spine_id": np.asarray(spine_id)[rows], "layer": layer, "xmin": xmin[rows], "ymin": ymin[rows],
-        "xmax": xmax[rows], "ymax": ymax[rows], "type": np.array(SPINE_TYPES, dtype=object)[type_code[rows]],
-    }, schema=BOX_SCHEMA)
+    return pl.DataFrame(
+        {
+            "spine_id": np.asarray(spine_id)[rows],
+            "layer": layer,
+            "xmin": xmin[rows],
+            "ymin": ymin[rows],
+            "xmax": xmax[rows],
+            "ymax": ymax[rows],
+            "type": np.array(SPINE_TYPES, dtype=object)[type_code[rows]],
+        },
+        schema=BOX_SCHEMA,
+    )
 
 
-def spines_table(params: SimulationParams, spine_id, status, type_code, head_px, size, head_radius_um,
-                 neck_length_um, dendrite_id) -> pl.DataFrame:
+def spines_table(
+    params: SimulationParams, spine_id, status, type_code, head_px, size, head_radius_um, neck_length_um, dendrite_id
+) -> pl.DataFrame:
     """One row per spine with a status in this session, sorted by id."""
     head_px = np.asarray(head_px, float).reshape(-1, 3)
     um = head_px * np.asarray(params.voxel_size_um)
-    df = pl.DataFrame({
-        "spine_id": spine_id, "status": np.asarray(status, dtype=object),
-        "type": np.array(SPINE_TYPES, dtype=object)[np.asarray(type_code, int)],
-        "z": head_px[:, 0], "y": head_px[:, 1], "x": head_px[:, 2],
-        "z_um": um[:, 0], "y_um": um[:, 1], "x_um": um[:, 2], "size": size,
-        "head_radius_um": head_radius_um, "neck_length_um": neck_length_um, "dendrite_id": dendrite_id,
-    }, schema=SPINE_SCHEMA)
+    df = pl.DataFrame(
+        {
+            "spine_id": spine_id,
+            "status": np.asarray(status, dtype=object),
+            "type": np.array(SPINE_TYPES, dtype=object)[np.asarray(type_code, int)],
+            "z": head_px[:, 0],
+            "y": head_px[:, 1],
+            "x": head_px[:, 2],
+            "z_um": um[:, 0],
+            "y_um": um[:, 1],
+            "x_um": um[:, 2],
+            "size": size,
+            "head_radius_um": head_radius_um,
+            "neck_length_um": neck_length_um,
+            "dendrite_id": dendrite_id,
+        },
+        schema=SPINE_SCHEMA,
+    )
     return df.sort("spine_id")
 
 
-GEOMETRY_SCHEMA = {"spine_id": pl.Int64, "head_z": pl.Float64, "head_y": pl.Float64, "head_x": pl.Float64,
-                   "base_z": pl.Float64, "base_y": pl.Float64, "base_x": pl.Float64,
-                   "head_to_dendrite_px": pl.Float64, "head_to_dendrite_um": pl.Float64}
+GEOMETRY_SCHEMA = {
+    "spine_id": pl.Int64,
+    "head_z": pl.Float64,
+    "head_y": pl.Float64,
+    "head_x": pl.Float64,
+    "base_z": pl.Float64,
+    "base_y": pl.Float64,
+    "base_x": pl.Float64,
+    "head_to_dendrite_px": pl.Float64,
+    "head_to_dendrite_um": pl.Float64,
+}
 
 
 def geometry_table(params: SimulationParams, spine_id, head_px, base_px) -> pl.DataFrame:
@@ -96,12 +149,20 @@ def geometry_table(params: SimulationParams, spine_id, head_px, base_px) -> pl.D
     head_px = np.asarray(head_px, float).reshape(-1, 3)
     base_px = np.asarray(base_px, float).reshape(-1, 3)
     d = head_px - base_px
-    return pl.DataFrame({
-        "spine_id": spine_id, "head_z": head_px[:, 0], "head_y": head_px[:, 1], "head_x": head_px[:, 2],
-        "base_z": base_px[:, 0], "base_y": base_px[:, 1], "base_x": base_px[:, 2],
-        "head_to_dendrite_px": np.hypot(d[:, 1], d[:, 2]),
-        "head_to_dendrite_um": np.linalg.norm(d * np.asarray(params.voxel_size_um), axis=1),
-    }, schema=GEOMETRY_SCHEMA).sort("spine_id")
+    return pl.DataFrame(
+        {
+            "spine_id": spine_id,
+            "head_z": head_px[:, 0],
+            "head_y": head_px[:, 1],
+            "head_x": head_px[:, 2],
+            "base_z": base_px[:, 0],
+            "base_y": base_px[:, 1],
+            "base_x": base_px[:, 2],
+            "head_to_dendrite_px": np.hypot(d[:, 1], d[:, 2]),
+            "head_to_dendrite_um": np.linalg.norm(d * np.asarray(params.voxel_size_um), axis=1),
+        },
+        schema=GEOMETRY_SCHEMA,
+    ).sort("spine_id")
 
 
 def dendrite_length_in_view(params: SimulationParams, centres_px: list[np.ndarray]) -> float:

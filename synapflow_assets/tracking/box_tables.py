@@ -1,13 +1,14 @@
 """Box tables: the reference CSV layout, and linking whole tables of boxes."""
+
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
 
 from ..geometry import BOX_COLUMNS
 from .depth import BoxError, DepthLinkParams, check_boxes, link_layers
-from typing import cast
 
 REFERENCE_COLUMNS = ["filename", "width", "height", "class", "score", "xmin", "ymin", "xmax", "ymax"]
 _LAYER_NAME = re.compile(r"^(?P<stack>.+?)(?:_layer|-)(?P<layer>\d+)\.[A-Za-z]+$")
@@ -46,7 +47,10 @@ def read_reference_boxes(path: Path) -> pl.DataFrame:
     try:
         parsed = [parse_layer_name(name) for name in table["filename"].cast(pl.String)]
         table = table.with_columns(
-            [pl.col(c).cast(pl.Float64, strict=True) for c in ("width", "height", "score", "xmin", "ymin", "xmax", "ymax")]
+            [
+                pl.col(c).cast(pl.Float64, strict=True)
+                for c in ("width", "height", "score", "xmin", "ymin", "xmax", "ymax")
+            ]
         )
     except (BoxError, pl.exceptions.InvalidOperationError) as error:
         raise BoxError(f"{path}: {error}") from error
@@ -102,12 +106,23 @@ def _gap_rows(linked: pl.DataFrame, gap_parts: list, by: str) -> pl.DataFrame | 
     if not gaps:
         return None
     values = np.concatenate([g for _, g in gaps])
-    template = linked.group_by(by, maintain_order=True).first().drop(*BOX_COLUMNS, "layer", "score", "id", "interpolated", strict=False)
-    filled = pl.DataFrame({
-        by: np.concatenate([[stack] * len(g) for stack, g in gaps]),
-        "id": values[:, 0].astype(np.int64), "layer": values[:, 1].astype(np.int64),
-        **{c: values[:, 2 + k] for k, c in enumerate(BOX_COLUMNS)},
-    }).join(template, on=by, how="left").with_columns(interpolated=pl.lit(True))
+    template = (
+        linked.group_by(by, maintain_order=True)
+        .first()
+        .drop(*BOX_COLUMNS, "layer", "score", "id", "interpolated", strict=False)
+    )
+    filled = (
+        pl.DataFrame(
+            {
+                by: np.concatenate([[stack] * len(g) for stack, g in gaps]),
+                "id": values[:, 0].astype(np.int64),
+                "layer": values[:, 1].astype(np.int64),
+                **{c: values[:, 2 + k] for k, c in enumerate(BOX_COLUMNS)},
+            }
+        )
+        .join(template, on=by, how="left")
+        .with_columns(interpolated=pl.lit(True))
+    )
     if "filename" in filled.columns:
         filled = filled.with_columns(
             filename=pl.Series([layer_file_name(f, k) for f, k in zip(filled["filename"], filled["layer"])])
@@ -127,7 +142,10 @@ def smooth_track_boxes(linked: pl.DataFrame, half_window: int = 2, by: str = "st
     linked = linked.sort(by, "id", "layer")
     if linked.is_empty():
         return linked.with_columns(**{f"raw_{c}": pl.col(c) for c in BOX_COLUMNS})
-    group = linked[by].rank("dense").to_numpy().astype(np.int64) * (int(cast(int, linked["id"].max())) + 2) + linked["id"].to_numpy()
+    group = (
+        linked[by].rank("dense").to_numpy().astype(np.int64) * (int(cast(int, linked["id"].max())) + 2)
+        + linked["id"].to_numpy()
+    )
     boxes = linked.select(BOX_COLUMNS).to_numpy()
     total = np.zeros_like(boxes)
     norm = np.zeros(len(boxes))
@@ -139,6 +157,10 @@ def smooth_track_boxes(linked: pl.DataFrame, half_window: int = 2, by: str = "st
         total[valid] += weight * boxes[source[valid]]
         norm[valid] += weight
     smoothed = np.where((linked["id"].to_numpy() >= 0)[:, None], total / norm[:, None], boxes)
-    return linked.with_columns(
-        **{f"raw_{c}": pl.col(c) for c in BOX_COLUMNS},
-    ).with_columns(**{c: pl.Series(smoothed[:, k]) for k, c in enumerate(BOX_COLUMNS)}).sort(by, "layer", "id")
+    return (
+        linked.with_columns(
+            **{f"raw_{c}": pl.col(c) for c in BOX_COLUMNS},
+        )
+        .with_columns(**{c: pl.Series(smoothed[:, k]) for k, c in enumerate(BOX_COLUMNS)})
+        .sort(by, "layer", "id")
+    )

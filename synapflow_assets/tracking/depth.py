@@ -1,4 +1,5 @@
 """Depth tracking: link the 2D boxes of consecutive layers of one stack into 3D spines."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,9 @@ class DepthLinkParams:
     smooth_layers: int = 2
 
 
-METHOD_PARAMS = DepthLinkParams(inactive_wait=1, max_centre_distance_px=None, min_layers=1, fill_gaps=0, smooth_layers=0)
+METHOD_PARAMS = DepthLinkParams(
+    inactive_wait=1, max_centre_distance_px=None, min_layers=1, fill_gaps=0, smooth_layers=0
+)
 
 
 def check_boxes(layers: np.ndarray, boxes: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:

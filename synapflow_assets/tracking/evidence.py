@@ -6,6 +6,7 @@ detector usually still answers there below its threshold, and the place is
 brighter than its surroundings by about as much as where the spine was
 detected. A spine that is gone leaves neither.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,9 @@ class EvidenceParams:
     ring_px: float = 4.0
 
 
-def detector_response(candidates: pl.DataFrame, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray,
-                      min_iou: float) -> np.ndarray:
+def detector_response(
+    candidates: pl.DataFrame, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray, min_iou: float
+) -> np.ndarray:
     """Highest candidate score over each box's layers (+-1) among candidates overlapping it by ``min_iou``.
 
     Parameters
@@ -116,8 +118,9 @@ def summed_volume(volume: np.ndarray) -> SummedVolume:
     return SummedVolume(table, float(max(high - low, 1e-6)))
 
 
-def box_contrast(volume: SummedVolume, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray,
-                 ring_px: float) -> np.ndarray:
+def box_contrast(
+    volume: SummedVolume, boxes: np.ndarray, first_layer: np.ndarray, last_layer: np.ndarray, ring_px: float
+) -> np.ndarray:
     """Mean intensity inside each box minus the mean of a ``ring_px`` ring around it, over the box's layers,
     in units of the session's structure brightness (no loop over spines or pixels).
 
@@ -134,8 +137,16 @@ def box_contrast(volume: SummedVolume, boxes: np.ndarray, first_layer: np.ndarra
     def box_sum(x0, y0, x1, y1):
         x0, x1 = np.clip(np.floor(x0), 0, nx).astype(int), np.clip(np.ceil(x1), 0, nx).astype(int)
         y0, y1 = np.clip(np.floor(y0), 0, ny).astype(int), np.clip(np.ceil(y1), 0, ny).astype(int)
-        total = (table[z1, y1, x1] - table[z0, y1, x1] - table[z1, y0, x1] - table[z1, y1, x0]
-                 + table[z0, y0, x1] + table[z0, y1, x0] + table[z1, y0, x0] - table[z0, y0, x0])
+        total = (
+            table[z1, y1, x1]
+            - table[z0, y1, x1]
+            - table[z1, y0, x1]
+            - table[z1, y1, x0]
+            + table[z0, y0, x1]
+            + table[z0, y1, x0]
+            + table[z1, y0, x0]
+            - table[z0, y0, x0]
+        )
         return total, (x1 - x0) * (y1 - y0) * (z1 - z0)
 
     inner, inner_n = box_sum(*boxes.T)

@@ -1,4 +1,5 @@
 """Track an animal incrementally: session pairs are aligned and linked once, then reused from a cache."""
+
 import json
 import os
 import time
@@ -48,8 +49,7 @@ def _save_alignment(path: Path, alignment: Alignment, meta: dict) -> None:
     scalars = {k: v for k, v in asdict(alignment).items() if k not in _FIELDS}
     tmp = path.with_name(f".{path.name}.tmp.npz")
     back = alignment.field_back_yx if alignment.field_back_yx is not None else np.zeros(0)
-    np.savez(tmp, field_yx=alignment.field_yx, field_back_yx=back, scalars=json.dumps(scalars),
-             meta=json.dumps(meta))
+    np.savez(tmp, field_yx=alignment.field_yx, field_back_yx=back, scalars=json.dumps(scalars), meta=json.dumps(meta))
     os.replace(tmp, path)
 
 
@@ -78,7 +78,9 @@ class AnimalTracker:
     creates new pairs and the pairs it replaced are no longer used.
     """
 
-    def __init__(self, cache_dir: Path, align_params: AlignParams = AlignParams(), link_params: TimeLinkParams = TimeLinkParams()):
+    def __init__(
+        self, cache_dir: Path, align_params: AlignParams = AlignParams(), link_params: TimeLinkParams = TimeLinkParams()
+    ):
         self.cache_dir = Path(cache_dir)
         self.align_params, self.link_params = align_params, link_params
         self.computed: list[str] = []
@@ -97,7 +99,9 @@ class AnimalTracker:
             self._alignments[a.key, b.key] = (meta, cached)
             return cached
         if a.shape_zyx[1:] != b.shape_zyx[1:]:
-            raise ValueError(f"sessions {a.key} and {b.key} have different layer sizes {a.shape_zyx[1:]} and {b.shape_zyx[1:]}")
+            raise ValueError(
+                f"sessions {a.key} and {b.key} have different layer sizes {a.shape_zyx[1:]} and {b.shape_zyx[1:]}"
+            )
         start = time.perf_counter()
         result = align_sessions(a.load_volume(), b.load_volume(), self.align_params)
         self.computed.append(f"align {a.key}->{b.key} ({time.perf_counter() - start:.2f} s)")
@@ -115,8 +119,10 @@ class AnimalTracker:
         if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
             self.reused.append(f"links {first.key}->{last.key}")
             stored = pl.read_parquet(path)
-            return SessionLinks(stored.filter(pl.col("later_id") >= 0).select("earlier_id", "later_id", "cost"),
-                                set(stored.filter(pl.col("later_id") < 0)["earlier_id"].to_list()))
+            return SessionLinks(
+                stored.filter(pl.col("later_id") >= 0).select("earlier_id", "later_id", "cost"),
+                set(stored.filter(pl.col("later_id") < 0)["earlier_id"].to_list()),
+            )
         steps = [self.alignment(a, b) for a, b in zip(chain, chain[1:])]
         ok = all(step.ok for step in steps)
 
@@ -125,14 +131,22 @@ class AnimalTracker:
                 yx = step.map_points(yx)
             return yx
 
-        projected = project_spines(first.spines, map_points, sum(s.z_shift for s in steps), last.shape_zyx,
-                                   self.link_params.border_px)
+        projected = project_spines(
+            first.spines, map_points, sum(s.z_shift for s in steps), last.shape_zyx, self.link_params.border_px
+        )
         if not ok:
             projected = projected.with_columns(in_view=pl.lit(False))
         costs = link_costs(projected, last.spines, self.link_params)
         gone = projected.filter(~pl.col("in_view"))["spine_id"].to_list()
-        stored = pl.concat([costs, pl.DataFrame({"earlier_id": gone, "later_id": [-1] * len(gone), "cost": [np.nan] * len(gone)},
-                                                schema=costs.schema)])
+        stored = pl.concat(
+            [
+                costs,
+                pl.DataFrame(
+                    {"earlier_id": gone, "later_id": [-1] * len(gone), "cost": [np.nan] * len(gone)},
+                    schema=costs.schema,
+                ),
+            ]
+        )
         write_parquet_atomic(stored, path)
         meta_path.write_text(json.dumps(meta))
         return SessionLinks(costs, set(gone))
@@ -154,20 +168,36 @@ class AnimalTracker:
         report = []
         for t in range(1, len(sessions)):
             step = self.alignment(sessions[t - 1], sessions[t])
-            report.append({
-                "from": sessions[t - 1].key, "to": sessions[t].key, "ok": step.ok, "rotation_deg": _round(step.rotation_deg, 3),
-                "shift_yx_px": [_round(v, 2) for v in step.shift_yx], "z_shift": step.z_shift, "peak": _round(step.peak, 1),
-                "trusted_blocks": _round(step.trusted_blocks, 2), "residual_px": _round(step.residual_px, 3),
-                "trusted_blocks_back": _round(step.trusted_blocks_back, 2), "residual_back_px": _round(step.residual_back_px, 3),
-                "consistency_px": _round(step.consistency_px, 3), "structure_blocks": step.structure_blocks,
-                "problem": step.problem(),
-            })
+            report.append(
+                {
+                    "from": sessions[t - 1].key,
+                    "to": sessions[t].key,
+                    "ok": step.ok,
+                    "rotation_deg": _round(step.rotation_deg, 3),
+                    "shift_yx_px": [_round(v, 2) for v in step.shift_yx],
+                    "z_shift": step.z_shift,
+                    "peak": _round(step.peak, 1),
+                    "trusted_blocks": _round(step.trusted_blocks, 2),
+                    "residual_px": _round(step.residual_px, 3),
+                    "trusted_blocks_back": _round(step.trusted_blocks_back, 2),
+                    "residual_back_px": _round(step.residual_back_px, 3),
+                    "consistency_px": _round(step.consistency_px, 3),
+                    "structure_blocks": step.structure_blocks,
+                    "problem": step.problem(),
+                }
+            )
         failed = [r for r in report if not r["ok"]]
         if failed and require_aligned:
-            raise AlignmentFailed("; ".join(f"sessions {r['from']} -> {r['to']} do not align: {r['problem']}" for r in failed)
-                                  + " (check that both show the same field of view, or relax the alignment settings)")
-        tracks = build_tracks([s.key for s in sessions], {s.key: s.spines["spine_id"].to_numpy() for s in sessions},
-                              links_for, self.link_params.max_gap)
+            raise AlignmentFailed(
+                "; ".join(f"sessions {r['from']} -> {r['to']} do not align: {r['problem']}" for r in failed)
+                + " (check that both show the same field of view, or relax the alignment settings)"
+            )
+        tracks = build_tracks(
+            [s.key for s in sessions],
+            {s.key: s.spines["spine_id"].to_numpy() for s in sessions},
+            links_for,
+            self.link_params.max_gap,
+        )
         return tracks, report
 
 

@@ -10,11 +10,11 @@ changes. Each remaining event gets a confidence and its reason; a weak
 one-layer detection seen in one session only, with no support around it, is
 ``unconfirmed`` and left out of the rates.
 """
+
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,10 +27,21 @@ VIRTUAL_ID = 1 << 40
 
 KEPT_VOLUMES = 3
 PLACE_COLUMNS = ["xmin", "ymin", "xmax", "ymax", "first_layer", "last_layer"]
-EVIDENCE_SCHEMA: dict[Any, Any] = {"session_index": pl.Int64, "source_index": pl.Int64, "source_id": pl.Int64,
-                   "xmin": pl.Float64, "ymin": pl.Float64, "xmax": pl.Float64, "ymax": pl.Float64,
-                   "first_layer": pl.Int64, "last_layer": pl.Int64, "in_view": pl.Boolean,
-                   "response": pl.Float64, "contrast_ratio": pl.Float64, "present": pl.Boolean}
+EVIDENCE_SCHEMA: dict[Any, Any] = {
+    "session_index": pl.Int64,
+    "source_index": pl.Int64,
+    "source_id": pl.Int64,
+    "xmin": pl.Float64,
+    "ymin": pl.Float64,
+    "xmax": pl.Float64,
+    "ymax": pl.Float64,
+    "first_layer": pl.Int64,
+    "last_layer": pl.Int64,
+    "in_view": pl.Boolean,
+    "response": pl.Float64,
+    "contrast_ratio": pl.Float64,
+    "present": pl.Boolean,
+}
 
 
 @dataclass
@@ -62,33 +73,59 @@ class _Sessions:
                 continue
             spines = pl.concat([s.spines, extra.select(s.spines.columns)], how="vertical_relaxed")
             tag = ",".join(str(i) for i in extra["spine_id"].to_list())
-            out.append(SessionInput(s.key, spines, s.shape_zyx, f"{s.version}+redetected:{tag}", s.load_volume,
-                                    s.volume_version or s.version, s.candidates))
+            out.append(
+                SessionInput(
+                    s.key,
+                    spines,
+                    s.shape_zyx,
+                    f"{s.version}+redetected:{tag}",
+                    s.load_volume,
+                    s.volume_version or s.version,
+                    s.candidates,
+                )
+            )
         return out
 
     def spines(self, index: int) -> pl.DataFrame:
-        return pl.concat([self.sessions[index].spines, self.virtual[index].select(self.sessions[index].spines.columns)],
-                         how="vertical_relaxed")
+        return pl.concat(
+            [self.sessions[index].spines, self.virtual[index].select(self.sessions[index].spines.columns)],
+            how="vertical_relaxed",
+        )
 
     def move(self, boxes: pl.DataFrame, source: int, target: int) -> pl.DataFrame:
         """Boxes (``PLACE_COLUMNS``) of session ``source`` at their aligned place in ``target`` (either direction)."""
         ends = (source, target) if source < target else (target, source)
-        steps = [self.tracker.alignment(a, b) for a, b in zip(self.sessions[ends[0]:ends[1] + 1],
-                                                             self.sessions[ends[0] + 1:ends[1] + 1])]
+        steps = [
+            self.tracker.alignment(a, b)
+            for a, b in zip(self.sessions[ends[0] : ends[1] + 1], self.sessions[ends[0] + 1 : ends[1] + 1])
+        ]
         centre = boxes.select((pl.col("ymin") + pl.col("ymax")) / 2, (pl.col("xmin") + pl.col("xmax")) / 2).to_numpy()
         yx, dz = centre.copy(), 0
-        for step in (steps if source < target else steps[::-1]):
+        for step in steps if source < target else steps[::-1]:
             yx = step.map_points(yx) if source < target else step.map_points_back(yx)
             dz += step.z_shift if source < target else -step.z_shift
         nz, ny, nx = self.sessions[target].shape_zyx
         d = yx - centre
         border = self.tracker.link_params.border_px
         moved = boxes.with_columns(
-            ymin=pl.col("ymin") + d[:, 0], ymax=pl.col("ymax") + d[:, 0], xmin=pl.col("xmin") + d[:, 1],
-            xmax=pl.col("xmax") + d[:, 1], first_layer=pl.col("first_layer") + dz, last_layer=pl.col("last_layer") + dz)
-        return moved.with_columns(in_view=pl.Series(
-            (yx[:, 0] >= border) & (yx[:, 0] <= ny - 1 - border) & (yx[:, 1] >= border) & (yx[:, 1] <= nx - 1 - border)
-            & (moved["last_layer"].to_numpy() >= 0) & (moved["first_layer"].to_numpy() <= nz - 1), dtype=pl.Boolean))
+            ymin=pl.col("ymin") + d[:, 0],
+            ymax=pl.col("ymax") + d[:, 0],
+            xmin=pl.col("xmin") + d[:, 1],
+            xmax=pl.col("xmax") + d[:, 1],
+            first_layer=pl.col("first_layer") + dz,
+            last_layer=pl.col("last_layer") + dz,
+        )
+        return moved.with_columns(
+            in_view=pl.Series(
+                (yx[:, 0] >= border)
+                & (yx[:, 0] <= ny - 1 - border)
+                & (yx[:, 1] >= border)
+                & (yx[:, 1] <= nx - 1 - border)
+                & (moved["last_layer"].to_numpy() >= 0)
+                & (moved["first_layer"].to_numpy() <= nz - 1),
+                dtype=pl.Boolean,
+            )
+        )
 
 
 def _queries(tracks: pl.DataFrame) -> pl.DataFrame:
@@ -99,12 +136,15 @@ def _queries(tracks: pl.DataFrame) -> pl.DataFrame:
     detected = pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID)
     ordered = tracks.sort("track_id", "session_index").with_columns(
         last_index=pl.when(detected).then(pl.col("session_index")).forward_fill().shift(1).over("track_id"),
-        last_id=pl.when(detected).then(pl.col("spine_id")).forward_fill().shift(1).over("track_id"))
+        last_id=pl.when(detected).then(pl.col("spine_id")).forward_fill().shift(1).over("track_id"),
+    )
     absent = (pl.col("status") == "eliminated") | ((pl.col("status") == "present") & pl.col("spine_id").is_null())
     eliminated = ordered.filter(absent & pl.col("last_id").is_not_null()).select(
-        "session_index", source_index="last_index", source_id="last_id")
+        "session_index", source_index="last_index", source_id="last_id"
+    )
     formed = ordered.filter((pl.col("status") == "new") & (pl.col("session_index") > 0) & detected).select(
-        (pl.col("session_index") - 1).alias("session_index"), source_index="session_index", source_id="spine_id")
+        (pl.col("session_index") - 1).alias("session_index"), source_index="session_index", source_id="spine_id"
+    )
     return pl.concat([eliminated, formed]).cast(pl.Int64).unique().sort(pl.all())
 
 
@@ -116,14 +156,25 @@ def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
         spines = state.spines(source).join(group.select(spine_id="source_id"), on="spine_id").sort("spine_id")
         boxes = spines.select("spine_id", *PLACE_COLUMNS)
         moved = state.move(boxes.drop("spine_id"), source, target)
-        box, first, last = (moved.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-                            moved["first_layer"].to_numpy(), moved["last_layer"].to_numpy())
+        box, first, last = (
+            moved.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+            moved["first_layer"].to_numpy(),
+            moved["last_layer"].to_numpy(),
+        )
         candidates = state.sessions[target].candidates
-        response = detector_response(candidates, box, first, last, p.min_candidate_iou) if candidates is not None \
+        response = (
+            detector_response(candidates, box, first, last, p.min_candidate_iou)
+            if candidates is not None
             else np.zeros(len(box))
+        )
         here = box_contrast(state.volume(target), box, first, last, p.ring_px)
-        there = box_contrast(state.volume(source), boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-                             boxes["first_layer"].to_numpy(), boxes["last_layer"].to_numpy(), p.ring_px)
+        there = box_contrast(
+            state.volume(source),
+            boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+            boxes["first_layer"].to_numpy(),
+            boxes["last_layer"].to_numpy(),
+            p.ring_px,
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(there > 0, here / there, np.nan)
         in_view = moved["in_view"].to_numpy()
@@ -131,12 +182,21 @@ def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
         if p.contrast_present is not None:
             present |= (response >= p.response_support) & (np.nan_to_num(ratio) >= p.contrast_present)
         present &= in_view & (abs(target - source) == 1)  # a spine is redetected in the session next to a detection
-        found.append(moved.select(*PLACE_COLUMNS, "in_view").with_columns(
-            session_index=pl.lit(target), source_index=pl.lit(source), source_id=boxes["spine_id"],
-            response=pl.Series(response, dtype=pl.Float64), contrast_ratio=pl.Series(ratio, dtype=pl.Float64),
-            present=pl.Series(present, dtype=pl.Boolean)))
-    return pl.concat(found, how="diagonal_relaxed").select(EVIDENCE_SCHEMA.keys()).cast(EVIDENCE_SCHEMA) if found \
+        found.append(
+            moved.select(*PLACE_COLUMNS, "in_view").with_columns(
+                session_index=pl.lit(target),
+                source_index=pl.lit(source),
+                source_id=boxes["spine_id"],
+                response=pl.Series(response, dtype=pl.Float64),
+                contrast_ratio=pl.Series(ratio, dtype=pl.Float64),
+                present=pl.Series(present, dtype=pl.Boolean),
+            )
+        )
+    return (
+        pl.concat(found, how="diagonal_relaxed").select(EVIDENCE_SCHEMA.keys()).cast(EVIDENCE_SCHEMA)
+        if found
         else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    )
 
 
 def _redetected_spines(state: _Sessions, evidence: pl.DataFrame) -> None:
@@ -148,15 +208,23 @@ def _redetected_spines(state: _Sessions, evidence: pl.DataFrame) -> None:
             spine_id=pl.int_range(start, start + len(group), dtype=pl.Int64),
             n_layers=(pl.col("last_layer") - pl.col("first_layer") + 1),
             mean_score=pl.col("response"),
-            x_px=(pl.col("xmin") + pl.col("xmax")) / 2, y_px=(pl.col("ymin") + pl.col("ymax")) / 2,
+            x_px=(pl.col("xmin") + pl.col("xmax")) / 2,
+            y_px=(pl.col("ymin") + pl.col("ymax")) / 2,
             z_px=(pl.col("first_layer") + pl.col("last_layer")) / 2,
-            peak_layer=((pl.col("first_layer") + pl.col("last_layer")) // 2))
+            peak_layer=((pl.col("first_layer") + pl.col("last_layer")) // 2),
+        )
         missing = [c for c in template.columns if c not in new.columns]
-        new = new.with_columns([pl.lit(None).alias(c) for c in missing]).select(template.columns).cast(
-            {c: template.schema[c] for c in template.columns}, strict=False)
-        state.origin.append(new.select("spine_id", session_index=pl.lit(target, pl.Int64)).with_columns(
-            origin_index=group.sort("source_index", "source_id")["source_index"],
-            origin_id=group.sort("source_index", "source_id")["source_id"]))
+        new = (
+            new.with_columns([pl.lit(None).alias(c) for c in missing])
+            .select(template.columns)
+            .cast({c: template.schema[c] for c in template.columns}, strict=False)
+        )
+        state.origin.append(
+            new.select("spine_id", session_index=pl.lit(target, pl.Int64)).with_columns(
+                origin_index=group.sort("source_index", "source_id")["source_index"],
+                origin_id=group.sort("source_index", "source_id")["source_id"],
+            )
+        )
         state.virtual[target] = pl.concat([state.virtual[target], new], how="vertical_relaxed")
 
 
@@ -164,8 +232,13 @@ def _sigmoid(x: pl.Expr, centre: float, scale: float) -> pl.Expr:
     return 1 / (1 + ((centre - x) / scale).exp())
 
 
-def track_with_evidence(tracker: AnimalTracker, sessions: list[SessionInput], params: EvidenceParams = EvidenceParams(),
-                        *, redetect: bool = True) -> tuple[pl.DataFrame, list[dict]]:
+def track_with_evidence(
+    tracker: AnimalTracker,
+    sessions: list[SessionInput],
+    params: EvidenceParams = EvidenceParams(),
+    *,
+    redetect: bool = True,
+) -> tuple[pl.DataFrame, list[dict]]:
     """:meth:`AnimalTracker.track`, then redetection from image evidence until nothing changes.
 
     With ``redetect`` False the tracks are the tracker's, and the evidence
@@ -184,7 +257,9 @@ def track_with_evidence(tracker: AnimalTracker, sessions: list[SessionInput], pa
     report : list of dict
         One alignment report per consecutive pair.
     """
-    state = _Sessions(tracker, sessions, params, [s.spines.head(0) for s in sessions], pl.DataFrame(schema=EVIDENCE_SCHEMA))
+    state = _Sessions(
+        tracker, sessions, params, [s.spines.head(0) for s in sessions], pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    )
     tracks, report = tracker.track(sessions)
     for _ in range(len(sessions) if redetect else 0):
         queries = _queries(tracks).join(state.evidence, on=["session_index", "source_index", "source_id"], how="anti")
@@ -209,31 +284,64 @@ for a formation the place looked at in the session before)."""
 
 def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.DataFrame:
     p = state.params
-    places = pl.concat([state.spines(i).select("spine_id", *PLACE_COLUMNS, "mean_score", "n_layers")
-                        .with_columns(session_index=pl.lit(i, pl.Int64)) for i in range(len(state.sessions))],
-                       how="vertical_relaxed")
+    places = pl.concat(
+        [
+            state.spines(i)
+            .select("spine_id", *PLACE_COLUMNS, "mean_score", "n_layers")
+            .with_columns(session_index=pl.lit(i, pl.Int64))
+            for i in range(len(state.sessions))
+        ],
+        how="vertical_relaxed",
+    )
     residual = {i + 1: r.get("consistency_px") for i, r in enumerate(report)}
     new = pl.col("status") == "new"
     ordered = tracks.sort("track_id", "session_index").with_columns(
-        source_index=pl.when(new).then(pl.col("session_index"))
-        .otherwise(pl.when(pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID))
-                   .then(pl.col("session_index")).forward_fill().shift(1).over("track_id")),
-        source_id=pl.when(new).then(pl.col("spine_id"))
-        .otherwise(pl.when(pl.col("spine_id") < VIRTUAL_ID).then(pl.col("spine_id")).forward_fill().shift(1).over("track_id")),
-        target_index=pl.when(new).then(pl.col("session_index") - 1).otherwise(pl.col("session_index")))
-    origin = pl.concat(state.origin) if state.origin else pl.DataFrame(
-        schema={"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64})
+        source_index=pl.when(new)
+        .then(pl.col("session_index"))
+        .otherwise(
+            pl.when(pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID))
+            .then(pl.col("session_index"))
+            .forward_fill()
+            .shift(1)
+            .over("track_id")
+        ),
+        source_id=pl.when(new)
+        .then(pl.col("spine_id"))
+        .otherwise(
+            pl.when(pl.col("spine_id") < VIRTUAL_ID).then(pl.col("spine_id")).forward_fill().shift(1).over("track_id")
+        ),
+        target_index=pl.when(new).then(pl.col("session_index") - 1).otherwise(pl.col("session_index")),
+    )
+    origin = (
+        pl.concat(state.origin)
+        if state.origin
+        else pl.DataFrame(
+            schema={"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64}
+        )
+    )
     ordered = ordered.join(origin, on=["session_index", "spine_id"], how="left").with_columns(
-        source_index=pl.coalesce("origin_index", "source_index"), source_id=pl.coalesce("origin_id", "source_id"),
-        target_index=pl.when(pl.col("origin_id").is_not_null()).then(pl.col("session_index")).otherwise(pl.col("target_index")))
+        source_index=pl.coalesce("origin_index", "source_index"),
+        source_id=pl.coalesce("origin_id", "source_id"),
+        target_index=pl.when(pl.col("origin_id").is_not_null())
+        .then(pl.col("session_index"))
+        .otherwise(pl.col("target_index")),
+    )
     looked = state.evidence.rename({"session_index": "target_index"}).select(
-        "target_index", "source_index", "source_id", "response", "contrast_ratio",
-        *[pl.col(c).alias(f"{c}_seen") for c in (*PLACE_COLUMNS, "in_view")])
-    source = places.select("session_index", "spine_id", *[pl.col(c).alias(f"{c}_source") for c in PLACE_COLUMNS],
-                           source_score="mean_score")
-    out = (ordered.join(places, on=["session_index", "spine_id"], how="left")
-           .join(looked, on=["target_index", "source_index", "source_id"], how="left")
-           .join(source, left_on=["source_index", "source_id"], right_on=["session_index", "spine_id"], how="left"))
+        "target_index",
+        "source_index",
+        "source_id",
+        "response",
+        "contrast_ratio",
+        *[pl.col(c).alias(f"{c}_seen") for c in (*PLACE_COLUMNS, "in_view")],
+    )
+    source = places.select(
+        "session_index", "spine_id", *[pl.col(c).alias(f"{c}_source") for c in PLACE_COLUMNS], source_score="mean_score"
+    )
+    out = (
+        ordered.join(places, on=["session_index", "spine_id"], how="left")
+        .join(looked, on=["target_index", "source_index", "source_id"], how="left")
+        .join(source, left_on=["source_index", "source_id"], right_on=["session_index", "spine_id"], how="left")
+    )
     redetected = (pl.col("spine_id") >= VIRTUAL_ID).fill_null(False)
     bridged = (pl.col("status") == "present") & pl.col("spine_id").is_null()
     event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~redetected
@@ -246,56 +354,107 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         redetected=redetected,
         evidence_score=pl.when(event | redetected_or_bridged).then(pl.col("response").fill_null(0.0)),
         contrast_ratio=pl.when(event | redetected_or_bridged).then(pl.col("contrast_ratio").fill_nan(None)),
-        confidence=pl.when(redetected_or_bridged).then(p_present).when(~event).then(None)
-        .when(pl.col("status") == "eliminated").then(1 - p_present)
+        confidence=pl.when(redetected_or_bridged)
+        .then(p_present)
+        .when(~event)
+        .then(None)
+        .when(pl.col("status") == "eliminated")
+        .then(1 - p_present)
         .otherwise((1 - pl.max_horizontal(p_present, pl.lit(p.formation_doubt))) * strength),
         other_session_index=pl.when(event | redetected_or_bridged).then(
-            pl.when(new).then(pl.col("target_index")).otherwise(pl.col("source_index"))),
-        **{f"other_{c}": pl.when(event | redetected_or_bridged).then(other[c]) for c in ("xmin", "ymin", "xmax", "ymax")},
+            pl.when(new).then(pl.col("target_index")).otherwise(pl.col("source_index"))
+        ),
+        **{
+            f"other_{c}": pl.when(event | redetected_or_bridged).then(other[c])
+            for c in ("xmin", "ymin", "xmax", "ymax")
+        },
         other_layer=pl.when(event | redetected_or_bridged).then((other["first_layer"] + other["last_layer"]) // 2),
         **{c: pl.coalesce(c, f"{c}_seen") for c in PLACE_COLUMNS},
     )
     alignment = pl.col("session_index").replace_strict(residual, default=None, return_dtype=pl.Float64)
     text = lambda expr: expr.round(2).cast(pl.String).fill_null("n/a")  # noqa: E731
-    out = out.with_columns(reason=pl.when(pl.col("confidence").is_not_null()).then(pl.format(
-        "{}: detector {} at the aligned place {} (counts as seen from {}), contrast {} of where it was detected, "
-        "detection score {}, alignment residual {} px",
-        pl.when(redetected).then(pl.lit("redetected")).when(bridged).then(pl.lit("present between two detections"))
-        .otherwise(pl.col("status")), text(pl.col("evidence_score")),
-        pl.when(new).then(pl.lit("in the previous session")).otherwise(pl.lit("in this session")),
-        pl.lit(f"{p.response_present:g}"), text(pl.col("contrast_ratio")), text(pl.col("source_score")), text(alignment))))
+    out = out.with_columns(
+        reason=pl.when(pl.col("confidence").is_not_null()).then(
+            pl.format(
+                "{}: detector {} at the aligned place {} (counts as seen from {}), contrast {} of where it was detected, "
+                "detection score {}, alignment residual {} px",
+                pl.when(redetected)
+                .then(pl.lit("redetected"))
+                .when(bridged)
+                .then(pl.lit("present between two detections"))
+                .otherwise(pl.col("status")),
+                text(pl.col("evidence_score")),
+                pl.when(new).then(pl.lit("in the previous session")).otherwise(pl.lit("in this session")),
+                pl.lit(f"{p.response_present:g}"),
+                text(pl.col("contrast_ratio")),
+                text(pl.col("source_score")),
+                text(alignment),
+            )
+        )
+    )
     entered = new & pl.col("in_view_seen").not_().fill_null(False)
     out = out.with_columns(
         status=pl.when(entered).then(pl.lit("present")).otherwise(pl.col("status")),
         confidence=pl.when(entered).then(None).otherwise(pl.col("confidence")),
-        reason=pl.when(entered).then(pl.lit("present: entered the field of view (its place in the previous session "
-                                            "lies outside it), not a formation")).otherwise(pl.col("reason")))
+        reason=pl.when(entered)
+        .then(
+            pl.lit(
+                "present: entered the field of view (its place in the previous session "
+                "lies outside it), not a formation"
+            )
+        )
+        .otherwise(pl.col("reason")),
+    )
     weak = _weak_single_sessions(out, p)
     unconfirmed = pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_not_null()
     out = out.with_columns(
         status=pl.when(unconfirmed).then(pl.lit("unconfirmed")).otherwise(pl.col("status")),
         confidence=pl.when(unconfirmed).then(None).otherwise(pl.col("confidence")),
-        reason=pl.when(unconfirmed).then(pl.format(
-            "unconfirmed: seen in this session only, on {} layer, detection score {} (below {}), no detector answer "
-            "around it in the sessions before and after", pl.col("n_layers"), text(pl.col("mean_score")),
-            pl.lit(f"{p.weak_score:g}"))).otherwise(pl.col("reason")))
+        reason=pl.when(unconfirmed)
+        .then(
+            pl.format(
+                "unconfirmed: seen in this session only, on {} layer, detection score {} (below {}), no detector answer "
+                "around it in the sessions before and after",
+                pl.col("n_layers"),
+                text(pl.col("mean_score")),
+                pl.lit(f"{p.weak_score:g}"),
+            )
+        )
+        .otherwise(pl.col("reason")),
+    )
     out = out.filter(~(pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_null()))
-    return out.with_columns(spine_id=pl.when(redetected).then(None).otherwise(pl.col("spine_id"))).select(
-        *tracks.columns, "redetected", *PLACE_COLUMNS, "evidence_score", "contrast_ratio", "confidence", "reason",
-        *OTHER_COLUMNS).sort("session_index", "track_id")
+    return (
+        out.with_columns(spine_id=pl.when(redetected).then(None).otherwise(pl.col("spine_id")))
+        .select(
+            *tracks.columns,
+            "redetected",
+            *PLACE_COLUMNS,
+            "evidence_score",
+            "contrast_ratio",
+            "confidence",
+            "reason",
+            *OTHER_COLUMNS,
+        )
+        .sort("session_index", "track_id")
+    )
 
 
 def _weak_single_sessions(tracks: pl.DataFrame, params: EvidenceParams) -> pl.Series:
     """Tracks seen (by the detector) in one session only, on one layer, with a weak score and no evidence
     in the session before (formations) nor after (eliminations) it."""
     per = tracks.group_by("track_id").agg(
-        seen=pl.col("spine_id").is_not_null().sum(), redetected=pl.col("redetected").any(),
+        seen=pl.col("spine_id").is_not_null().sum(),
+        redetected=pl.col("redetected").any(),
         layers=pl.col("n_layers").filter(pl.col("spine_id").is_not_null()).first(),
         score=pl.col("mean_score").filter(pl.col("spine_id").is_not_null()).first(),
         before=pl.col("evidence_score").filter(pl.col("status") == "new").max(),
-        after=pl.col("evidence_score").filter(pl.col("status") == "eliminated").max())
-    return per.filter((pl.col("seen") == 1) & ~pl.col("redetected") & (pl.col("layers") <= 1)
-                      & (pl.col("score") < params.weak_score)
-                      & (pl.col("before").fill_null(0.0) < params.response_support)
-                      & (pl.col("after").fill_null(0.0) < params.response_support))["track_id"]
-
+        after=pl.col("evidence_score").filter(pl.col("status") == "eliminated").max(),
+    )
+    return per.filter(
+        (pl.col("seen") == 1)
+        & ~pl.col("redetected")
+        & (pl.col("layers") <= 1)
+        & (pl.col("score") < params.weak_score)
+        & (pl.col("before").fill_null(0.0) < params.response_support)
+        & (pl.col("after").fill_null(0.0) < params.response_support)
+    )["track_id"]

@@ -1,4 +1,5 @@
 """A smooth local displacement field through block matches, weighted by what each block pins down."""
+
 import numpy as np
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
@@ -10,7 +11,10 @@ def _second_differences(ny: int, nx: int) -> sparse.csr_matrix:
     stencils = [
         ((index[:-2], index[1:-1], index[2:]), (1.0, -2.0, 1.0)),
         ((index[:, :-2], index[:, 1:-1], index[:, 2:]), (1.0, -2.0, 1.0)),
-        ((index[:-1, :-1], index[1:, 1:], index[:-1, 1:], index[1:, :-1]), (np.sqrt(2), np.sqrt(2), -np.sqrt(2), -np.sqrt(2))),
+        (
+            (index[:-1, :-1], index[1:, 1:], index[:-1, 1:], index[1:, :-1]),
+            (np.sqrt(2), np.sqrt(2), -np.sqrt(2), -np.sqrt(2)),
+        ),
     ]
     rows, cols, values, start = [], [], [], 0
     for nodes, weights in stencils:
@@ -20,11 +24,19 @@ def _second_differences(ny: int, nx: int) -> sparse.csr_matrix:
             cols.append(node.ravel())
             values.append(np.full(count, weight))
         start += count
-    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(start, ny * nx))
+    return sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(start, ny * nx)
+    )
 
 
-def fit_field(displacement: np.ndarray, trusted: np.ndarray, tensors: np.ndarray, smoothness: float,
-               iterations: int = 3, robust_px: float = 1.0) -> tuple[np.ndarray, float]:
+def fit_field(
+    displacement: np.ndarray,
+    trusted: np.ndarray,
+    tensors: np.ndarray,
+    smoothness: float,
+    iterations: int = 3,
+    robust_px: float = 1.0,
+) -> tuple[np.ndarray, float]:
     """A smooth (2, gy, gx) field through the trusted block displacements, and its residual (px).
 
     Minimises ``sum_b (d_b - f_b)' W_b (d_b - f_b) + smoothness * |second differences of f|^2``
@@ -53,7 +65,9 @@ def fit_field(displacement: np.ndarray, trusted: np.ndarray, tensors: np.ndarray
     for _ in range(iterations):
         weighted = info * weights[:, None, None]
         data = sparse.csr_matrix((weighted.ravel(), (rows.ravel(), cols.ravel())), shape=(2 * n, 2 * n))
-        f = sparse_linalg.spsolve((regulariser + data).tocsc(), np.einsum("nkm,nm->nk", weighted, d).ravel()).reshape(n, 2)
+        f = sparse_linalg.spsolve((regulariser + data).tocsc(), np.einsum("nkm,nm->nk", weighted, d).ravel()).reshape(
+            n, 2
+        )
         misfit = d - f
         normalised = info / np.maximum(np.linalg.eigvalsh(info)[:, 1], 1e-12)[:, None, None]
         along = np.sqrt(np.einsum("nk,nkm,nm->n", misfit, normalised, misfit))

@@ -1,9 +1,25 @@
 """3D spine summaries from linked 2D boxes."""
+
 import polars as pl
 
 SPINE_COLUMNS = [
-    "spine_id", "first_layer", "last_layer", "n_layers", "xmin", "ymin", "xmax", "ymax",
-    "x_px", "y_px", "z_px", "x_um", "y_um", "z_um", "peak_layer", "mean_score", "type",
+    "spine_id",
+    "first_layer",
+    "last_layer",
+    "n_layers",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "x_px",
+    "y_px",
+    "z_px",
+    "x_um",
+    "y_um",
+    "z_um",
+    "peak_layer",
+    "mean_score",
+    "type",
 ]
 
 

@@ -1,4 +1,5 @@
 """Time tracking: the cost of linking the 3D spines of one session to those of a later one."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,11 +77,22 @@ def project_spines(spines: pl.DataFrame, map_points, z_shift: int, shape_zyx, bo
     y, x = centre[:, 0] + moved[:, 0], centre[:, 1] + moved[:, 1]
     first = spines["first_layer"].to_numpy() + z_shift
     last = spines["last_layer"].to_numpy() + z_shift
-    in_view = (y >= border_px) & (y <= ny - 1 - border_px) & (x >= border_px) & (x <= nx - 1 - border_px) & (last >= 0) & (first <= nz - 1)
+    in_view = (
+        (y >= border_px)
+        & (y <= ny - 1 - border_px)
+        & (x >= border_px)
+        & (x <= nx - 1 - border_px)
+        & (last >= 0)
+        & (first <= nz - 1)
+    )
     return spines.with_columns(
-        ymin=pl.col("ymin") + moved[:, 0], ymax=pl.col("ymax") + moved[:, 0],
-        xmin=pl.col("xmin") + moved[:, 1], xmax=pl.col("xmax") + moved[:, 1],
-        first_layer=pl.Series(first), last_layer=pl.Series(last), in_view=pl.Series(in_view, dtype=pl.Boolean),
+        ymin=pl.col("ymin") + moved[:, 0],
+        ymax=pl.col("ymax") + moved[:, 0],
+        xmin=pl.col("xmin") + moved[:, 1],
+        xmax=pl.col("xmax") + moved[:, 1],
+        first_layer=pl.Series(first),
+        last_layer=pl.Series(last),
+        in_view=pl.Series(in_view, dtype=pl.Boolean),
     )
 
 
@@ -100,11 +112,18 @@ def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkPar
     a = candidates.select("xmin", "ymin", "xmax", "ymax").to_numpy()
     b = later.select("xmin", "ymin", "xmax", "ymax").to_numpy()
     cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
-        candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"])
+        candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"]
+    )
     distance = centre_distance(a, b)
     i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_px))
-    return pl.DataFrame({
-        "earlier_id": candidates["spine_id"].to_numpy()[i].astype(np.int64),
-        "later_id": later["spine_id"].to_numpy()[j].astype(np.int64),
-        "cost": cost[i, j],
-    }) if len(i) else empty
+    return (
+        pl.DataFrame(
+            {
+                "earlier_id": candidates["spine_id"].to_numpy()[i].astype(np.int64),
+                "later_id": later["spine_id"].to_numpy()[j].astype(np.int64),
+                "cost": cost[i, j],
+            }
+        )
+        if len(i)
+        else empty
+    )

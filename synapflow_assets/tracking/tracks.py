@@ -1,4 +1,5 @@
 """Tracks: one persistent identity per spine across the sessions of an animal."""
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -8,8 +9,12 @@ import polars as pl
 from .depth import FORBIDDEN, assign
 
 TRACK_SCHEMA = {
-    "session": pl.String, "session_index": pl.Int64, "track_id": pl.Int64,
-    "spine_id": pl.Int64, "status": pl.String, "detected": pl.Boolean,
+    "session": pl.String,
+    "session_index": pl.Int64,
+    "track_id": pl.Int64,
+    "spine_id": pl.Int64,
+    "status": pl.String,
+    "detected": pl.Boolean,
 }
 
 
@@ -43,8 +48,12 @@ def _match(costs: pl.DataFrame, earlier: list[int], later: list[int]) -> list[tu
     return list(zip(rows[r].tolist(), cols[c].tolist()))
 
 
-def build_tracks(sessions: list[str], spine_ids: dict[str, np.ndarray],
-                 links_for: Callable[[int, int], SessionLinks], max_gap: int = 1) -> pl.DataFrame:
+def build_tracks(
+    sessions: list[str],
+    spine_ids: dict[str, np.ndarray],
+    links_for: Callable[[int, int], SessionLinks],
+    max_gap: int = 1,
+) -> pl.DataFrame:
     """Chain session-to-session links into tracks.
 
     Session by session, the spines still followed are linked to the new
@@ -79,8 +88,13 @@ def build_tracks(sessions: list[str], spine_ids: dict[str, np.ndarray],
         continued: dict[int, int] = {}
         for index in range(t - 1, -1, -1):
             gap = t - index
-            waiting = {s.spine: k for k, s in tracks.items() if s.index == index and k not in continued
-                       and (gap == 1 or s.mode == "out_of_view" or (s.mode == "missing" and gap <= max_gap + 1))}
+            waiting = {
+                s.spine: k
+                for k, s in tracks.items()
+                if s.index == index
+                and k not in continued
+                and (gap == 1 or s.mode == "out_of_view" or (s.mode == "missing" and gap <= max_gap + 1))
+            }
             if waiting and unmatched:
                 for earlier_spine, later_spine in _match(links_for(index, t).costs, list(waiting), sorted(unmatched)):
                     continued[waiting[earlier_spine]] = later_spine
@@ -109,5 +123,11 @@ def build_tracks(sessions: list[str], spine_ids: dict[str, np.ndarray],
 
 
 def _row(session: str, index: int, track: int, spine: int | None, status: str, detected: bool = True) -> dict:
-    return {"session": session, "session_index": index, "track_id": track, "spine_id": spine,
-            "status": status, "detected": detected}
+    return {
+        "session": session,
+        "session_index": index,
+        "track_id": track,
+        "spine_id": spine,
+        "status": status,
+        "detected": detected,
+    }
