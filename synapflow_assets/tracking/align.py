@@ -3,6 +3,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
+from skimage.transform import EuclideanTransform
 
 from ..imaging.registration import phase_correlation
 from .smooth_field import fit_field
@@ -291,22 +292,22 @@ def _structure_tensors(blocks: np.ndarray) -> np.ndarray:
 
 
 def fit_rigid(points: np.ndarray, targets: np.ndarray, iterations: int = 3, max_error_px: float = 1.5):
-    """Least-squares rotation + translation (2D Kabsch) of points onto targets, refit without outliers.
+    """Least-squares rotation + translation of points onto targets, refit without outliers.
 
-    Returns the rotation (degrees, about the origin), translation (2,) and inlier mask.
+    Each fit is ``skimage.transform.EuclideanTransform.from_estimate`` (Umeyama's
+    least squares). Returns the rotation (degrees, about the origin), translation
+    (2,) and inlier mask.
     """
     inliers = np.ones(len(points), dtype=bool)
     angle, translation = 0.0, np.zeros(2)
     for _ in range(iterations):
         if inliers.sum() < 3:
             break
-        p, q = points[inliers], targets[inliers]
-        pc, qc = p - p.mean(0), q - q.mean(0)
-        h = pc.T @ qc
-        angle = np.arctan2(h[0, 1] - h[1, 0], h[0, 0] + h[1, 1])
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        translation = q.mean(0) - p.mean(0) @ rot.T
-        error = np.linalg.norm(points @ rot.T + translation - targets, axis=1)
+        fit = EuclideanTransform.from_estimate(points[inliers], targets[inliers])
+        if not fit:
+            break
+        angle, translation = fit.rotation, fit.translation
+        error = np.linalg.norm(fit(points) - targets, axis=1)
         inliers = error <= max(max_error_px, 2.5 * np.median(error[inliers]))
     return float(np.rad2deg(angle)), translation, inliers
 
