@@ -1,4 +1,4 @@
-"""Classical baseline: Laplacian-of-Gaussian blob detection with scipy (plain Python, no dagster).
+"""Classical baseline: Laplacian-of-Gaussian blob detection with scipy and scikit-image (no dagster).
 
 For comparison with the transformer detector in the benchmark, and selectable
 by configuration; it is never used silently in place of the model.
@@ -10,11 +10,14 @@ clipped), then filtered with the scale-normalised LoG ``-sigma**2 *
 LoG_sigma`` at every ``sigmas`` (pixels). A bright Gaussian blob of
 amplitude ``A`` (normalised units) and width ``s`` gives ``A / 2`` at
 ``sigma = s``. Candidates are the local maxima in space and scale (3 x 3 x 3
-neighbourhood) whose response exceeds the threshold; maxima on elongated
-structures (dendrite shafts) are rejected with the Hessian ratio test of
-Lowe (2004) when ``edge_ratio`` is set. Overlapping candidates are thinned by
-non-maximum suppression. A blob of scale ``sigma`` gets a square box of side
-``2 * sqrt(2) * sigma`` (its LoG zero-crossing diameter) around its centre.
+neighbourhood, ``skimage.feature.peak_local_max``) whose response exceeds the
+threshold; maxima on elongated structures (dendrite shafts) are rejected with
+the Hessian ratio test of Lowe (2004) when ``edge_ratio`` is set. Overlapping
+candidates are thinned by box non-maximum suppression
+(:func:`synapflow_assets.geometry.nms`). A blob of scale ``sigma`` gets a
+square box of side ``2 * sqrt(2) * sigma`` (its LoG zero-crossing diameter)
+around its centre. ``skimage.feature.blob_log`` is not used: it takes only
+evenly spaced scales, has no edge test and prunes by circle overlap.
 
 Score: ``response / (response + threshold)``, monotone in the response and
 0.5 at the threshold, so ``score_threshold=0.5`` applies the detector's own
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from scipy import ndimage
+from skimage.feature import peak_local_max
 
 from ..geometry import BOX_SCHEMA, nms
 
@@ -94,9 +98,12 @@ class LogBlobDetector:
         return np.clip((np.where(finite, layer, lo) - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
     def response(self, layer: np.ndarray) -> np.ndarray:
-        """Scale-normalised negative LoG of the normalised layer, shape (n_sigmas, y, x)."""
-        image = self.normalise(_check_layer(layer))
-        return np.stack([-(s**2) * ndimage.gaussian_laplace(image, s, mode="reflect") for s in self.sigmas])
+        """Scale-normalised negative LoG of the normalised layer, float64, shape (n_sigmas, y, x)."""
+        return self._scale_space(self.normalise(_check_layer(layer)))
+
+    def _scale_space(self, image: np.ndarray) -> np.ndarray:
+        return np.stack([-(s**2) * ndimage.gaussian_laplace(image, s, mode="reflect")
+                         for s in np.asarray(self.sigmas, float)])
 
     def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
         """Detect bright blobs on one 2D layer.
@@ -120,10 +127,9 @@ class LogBlobDetector:
         layer = _check_layer(layer)
         image = self.normalise(layer)
         sigmas = np.asarray(self.sigmas, float)
-        resp = np.stack([-(s**2) * ndimage.gaussian_laplace(image, s, mode="reflect") for s in sigmas])
+        resp = self._scale_space(image)
         cut = self.threshold * score_threshold / (1 - score_threshold)
-        peaks = (resp == ndimage.maximum_filter(resp, size=3, mode="nearest")) & (resp > cut)
-        k, y, x = np.nonzero(peaks)
+        k, y, x = peak_local_max(resp, footprint=np.ones((3, 3, 3), bool), threshold_abs=cut, exclude_border=False).T
         value = resp[k, y, x]
         if self.edge_ratio is not None and len(k):
             keep = np.zeros(len(k), bool)

@@ -3,6 +3,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
+from skimage.transform import EuclideanTransform
 
 from ..imaging.registration import phase_correlation
 from .smooth_field import fit_field
@@ -132,40 +133,57 @@ class Alignment:
         return rigid_unmap(yx + self._local(field, yx), self.rotation_deg, self.shift_yx, self.shape_yx)
 
 
+def _rigid_affine(rotation_deg: float, shift_yx, shape_yx, *, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The rigid map as ``(matrix, offset)`` on (y, x) points: ``yx -> matrix @ yx + offset``.
+
+    Parameters
+    ----------
+    rotation_deg : float
+        Rotation about the image centre, counter-clockwise in x/y.
+    shift_yx : (float, float)
+        Shift applied after the rotation.
+    shape_yx : (int, int)
+        Layer shape; its centre is ``(shape - 1) / 2``.
+    inverse : bool
+        The inverse map (unshift, then rotate back) instead.
+
+    Returns
+    -------
+    matrix : numpy.ndarray, shape (2, 2)
+    offset : numpy.ndarray, shape (2,)
+        In the convention of ``scipy.ndimage.affine_transform``.
+    """
+    centre = (np.asarray(shape_yx, dtype=np.float64) - 1) / 2
+    shift = np.asarray(shift_yx, dtype=np.float64)
+    a = np.deg2rad(rotation_deg)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    if inverse:
+        return rotation.T, centre - rotation.T @ (centre + shift)
+    return rotation, centre - rotation @ centre + shift
+
+
 def rigid_map(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
     """Rotate points about the image centre by ``rotation_deg`` (counter-clockwise in x/y), then shift."""
-    centre = (np.asarray(shape_yx, dtype=np.float64) - 1) / 2
-    a = np.deg2rad(rotation_deg)
-    dy, dx = yx[:, 0] - centre[0], yx[:, 1] - centre[1]
-    y = centre[0] + np.cos(a) * dy - np.sin(a) * dx + shift_yx[0]
-    x = centre[1] + np.sin(a) * dy + np.cos(a) * dx + shift_yx[1]
-    return np.stack([y, x], axis=1)
+    matrix, offset = _rigid_affine(rotation_deg, shift_yx, shape_yx)
+    return yx @ matrix.T + offset
 
 
 def rigid_unmap(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
     """The inverse of ``rigid_map``: unshift, then rotate back about the image centre."""
-    centre = (np.asarray(shape_yx, dtype=np.float64) - 1) / 2
-    a = np.deg2rad(rotation_deg)
-    dy, dx = yx[:, 0] - shift_yx[0] - centre[0], yx[:, 1] - shift_yx[1] - centre[1]
-    y = centre[0] + np.cos(a) * dy + np.sin(a) * dx
-    x = centre[1] - np.sin(a) * dy + np.cos(a) * dx
-    return np.stack([y, x], axis=1)
+    matrix, offset = _rigid_affine(rotation_deg, shift_yx, shape_yx, inverse=True)
+    return yx @ matrix.T + offset
 
 
 def warp_to_moving(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
     """Resample a reference 2D image onto the moving grid through the inverse rigid map."""
-    ny, nx = image.shape
-    grid = np.stack(np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij"), axis=-1).reshape(-1, 2)
-    source = rigid_unmap(grid.astype(np.float64), rotation_deg, shift_yx, image.shape)
-    return ndimage.map_coordinates(image, source.T, order=1, mode="constant", cval=float(np.median(image))).reshape(ny, nx)
+    matrix, offset = _rigid_affine(rotation_deg, shift_yx, image.shape, inverse=True)
+    return ndimage.affine_transform(image, matrix, offset, order=1, mode="constant", cval=float(np.median(image)))
 
 
 def warp_to_reference(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
     """Resample a moving 2D image onto the reference grid through the rigid map."""
-    ny, nx = image.shape
-    grid = np.stack(np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij"), axis=-1).reshape(-1, 2)
-    source = rigid_map(grid.astype(np.float64), rotation_deg, shift_yx, image.shape)
-    return ndimage.map_coordinates(image, source.T, order=1, mode="constant", cval=float(np.median(image))).reshape(ny, nx)
+    matrix, offset = _rigid_affine(rotation_deg, shift_yx, image.shape)
+    return ndimage.affine_transform(image, matrix, offset, order=1, mode="constant", cval=float(np.median(image)))
 
 
 def _prepare(mip: np.ndarray) -> np.ndarray:
@@ -274,22 +292,22 @@ def _structure_tensors(blocks: np.ndarray) -> np.ndarray:
 
 
 def fit_rigid(points: np.ndarray, targets: np.ndarray, iterations: int = 3, max_error_px: float = 1.5):
-    """Least-squares rotation + translation (2D Kabsch) of points onto targets, refit without outliers.
+    """Least-squares rotation + translation of points onto targets, refit without outliers.
 
-    Returns the rotation (degrees, about the origin), translation (2,) and inlier mask.
+    Each fit is ``skimage.transform.EuclideanTransform.from_estimate`` (Umeyama's
+    least squares). Returns the rotation (degrees, about the origin), translation
+    (2,) and inlier mask.
     """
     inliers = np.ones(len(points), dtype=bool)
     angle, translation = 0.0, np.zeros(2)
     for _ in range(iterations):
         if inliers.sum() < 3:
             break
-        p, q = points[inliers], targets[inliers]
-        pc, qc = p - p.mean(0), q - q.mean(0)
-        h = pc.T @ qc
-        angle = np.arctan2(h[0, 1] - h[1, 0], h[0, 0] + h[1, 1])
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        translation = q.mean(0) - p.mean(0) @ rot.T
-        error = np.linalg.norm(points @ rot.T + translation - targets, axis=1)
+        fit = EuclideanTransform.from_estimate(points[inliers], targets[inliers])
+        if not fit:
+            break
+        angle, translation = fit.rotation, fit.translation
+        error = np.linalg.norm(fit(points) - targets, axis=1)
         inliers = error <= max(max_error_px, 2.5 * np.median(error[inliers]))
     return float(np.rad2deg(angle)), translation, inliers
 
