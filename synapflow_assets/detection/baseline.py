@@ -102,8 +102,9 @@ class LogBlobDetector:
         return self._scale_space(self.normalise(_check_layer(layer)))
 
     def _scale_space(self, image: np.ndarray) -> np.ndarray:
-        return np.stack([-(s**2) * ndimage.gaussian_laplace(image, s, mode="reflect")
-                         for s in np.asarray(self.sigmas, float)])
+        return np.stack(
+            [-(s**2) * ndimage.gaussian_laplace(image, s, mode="reflect") for s in np.asarray(self.sigmas, float)]
+        )
 
     def detect_layer(self, layer: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
         """Detect bright blobs on one 2D layer.
@@ -139,14 +140,23 @@ class LogBlobDetector:
             k, y, x, value = k[keep], y[keep], x[keep], value[keep]
         half = np.sqrt(2) * sigmas[k]
         ny, nx = layer.shape
-        boxes = np.stack([np.clip(x - half, 0, nx), np.clip(y - half, 0, ny),
-                          np.clip(x + half, 0, nx), np.clip(y + half, 0, ny)], axis=1).reshape(-1, 4)
+        boxes = np.stack(
+            [np.clip(x - half, 0, nx), np.clip(y - half, 0, ny), np.clip(x + half, 0, nx), np.clip(y + half, 0, ny)],
+            axis=1,
+        ).reshape(-1, 4)
         keep = nms(boxes, value, iou_threshold=self.nms_iou)  # by decreasing response
         boxes, value = boxes[keep], value[keep]
-        return pl.DataFrame({
-            "xmin": boxes[:, 0], "ymin": boxes[:, 1], "xmax": boxes[:, 2], "ymax": boxes[:, 3],
-            "score": value / (value + self.threshold), "type": [self.spine_type] * len(value),
-        }, schema=BOX_SCHEMA)
+        return pl.DataFrame(
+            {
+                "xmin": boxes[:, 0],
+                "ymin": boxes[:, 1],
+                "xmax": boxes[:, 2],
+                "ymax": boxes[:, 3],
+                "score": value / (value + self.threshold),
+                "type": [self.spine_type] * len(value),
+            },
+            schema=BOX_SCHEMA,
+        )
 
     def detect_stack(self, stack: np.ndarray, score_threshold: float = 0.5) -> pl.DataFrame:
         """Detect on every layer of a (z, y, x) stack.
@@ -159,8 +169,10 @@ class LogBlobDetector:
         stack = np.asarray(stack)
         if stack.ndim != 3:
             raise ValueError(f"expected a 3D stack (z, y, x), got shape {stack.shape}")
-        tables = [self.detect_layer(layer, score_threshold).with_columns(layer=pl.lit(z, pl.Int64))
-                  for z, layer in enumerate(stack)]
+        tables = [
+            self.detect_layer(layer, score_threshold).with_columns(layer=pl.lit(z, pl.Int64))
+            for z, layer in enumerate(stack)
+        ]
         if not tables:
             return pl.DataFrame(schema={"layer": pl.Int64, **BOX_SCHEMA})
         return pl.concat(tables).select("layer", *BOX_SCHEMA)
@@ -170,8 +182,7 @@ def _check_layer(layer) -> np.ndarray:
     layer = np.asarray(layer)
     if layer.ndim != 2:
         raise ValueError(f"expected a 2D layer (y, x), got shape {layer.shape}")
-    if not (np.issubdtype(layer.dtype, np.integer) or np.issubdtype(layer.dtype, np.floating)
-            or layer.dtype == bool):
+    if not (np.issubdtype(layer.dtype, np.integer) or np.issubdtype(layer.dtype, np.floating) or layer.dtype == bool):
         raise ValueError(f"expected a real-valued layer, got dtype {layer.dtype}")
     if min(layer.shape) < 3:
         raise ValueError(f"layer too small for blob detection: shape {layer.shape}")
@@ -185,4 +196,3 @@ def _not_ridge(image: np.ndarray, sigma: float, y: np.ndarray, x: np.ndarray, ra
     hxy = ndimage.gaussian_filter(image, sigma, order=(1, 1))[y, x]
     trace, det = hxx + hyy, hxx * hyy - hxy**2
     return (det > 0) & (trace**2 * ratio < (ratio + 1) ** 2 * det)
-

@@ -1,4 +1,5 @@
 """Align one session's volume to another's: global rotation and 3D shift, then a smooth local field."""
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -94,24 +95,33 @@ class Alignment:
     @property
     def ok(self) -> bool:
         """Whether the global match is trustworthy (the sessions overlap)."""
-        return bool(self.peak >= self.min_global_peak and self.structure_blocks >= 3
-                    and self.trusted_blocks >= self.min_trusted_blocks)
+        return bool(
+            self.peak >= self.min_global_peak
+            and self.structure_blocks >= 3
+            and self.trusted_blocks >= self.min_trusted_blocks
+        )
 
     def problem(self) -> str | None:
         """Why the alignment is not trusted, in one sentence; None when it is."""
         if self.ok:
             return None
         if self.peak < self.min_global_peak:
-            return (f"the projections do not match (correlation peak {self.peak:.1f} sigma < "
-                    f"min_global_peak {self.min_global_peak:g}): the sessions do not overlap")
+            return (
+                f"the projections do not match (correlation peak {self.peak:.1f} sigma < "
+                f"min_global_peak {self.min_global_peak:g}): the sessions do not overlap"
+            )
         if self.structure_blocks < 3:
             return f"only {self.structure_blocks} blocks of the reference hold structure: nothing to align"
-        return (f"only {self.trusted_blocks:.0%} of the {self.structure_blocks} blocks holding structure match "
-                f"(min_trusted_blocks {self.min_trusted_blocks:.0%})")
+        return (
+            f"only {self.trusted_blocks:.0%} of the {self.structure_blocks} blocks holding structure match "
+            f"(min_trusted_blocks {self.min_trusted_blocks:.0%})"
+        )
 
     def _local(self, field: np.ndarray, yx: np.ndarray) -> np.ndarray:
         coordinates = ((yx - self.grid_origin) / self.grid_step).T
-        return np.stack([ndimage.map_coordinates(field[k], coordinates, order=1, mode="nearest") for k in range(2)], axis=1)
+        return np.stack(
+            [ndimage.map_coordinates(field[k], coordinates, order=1, mode="nearest") for k in range(2)], axis=1
+        )
 
     def map_points(self, yx: np.ndarray) -> np.ndarray:
         """Reference (y, x) points (n, 2) to moving-session coordinates."""
@@ -221,6 +231,7 @@ def z_shift(reference: np.ndarray, moving_aligned: np.ndarray, max_shift: int) -
     """
     if min(reference.shape[0], moving_aligned.shape[0]) < 3:
         return 0, float("nan")
+
     def normalised(volume):
         flat = np.asarray(volume, dtype=np.float32).reshape(volume.shape[0], -1)
         flat = flat - flat.mean(axis=1, keepdims=True)
@@ -335,16 +346,22 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
         raise ValueError(f"sessions have different layer sizes: {reference.shape[1:]} and {moving.shape[1:]}")
     ref_mip, mov_mip = reference.max(axis=0).astype(np.float32), moving.max(axis=0).astype(np.float32)
     angle, shift, peak = global_rotation_shift(ref_mip, mov_mip, params)
-    centres, displacement, trusted, step, tensors = block_displacements(ref_mip, warp_to_reference(mov_mip, angle, shift), params)
+    centres, displacement, trusted, step, tensors = block_displacements(
+        ref_mip, warp_to_reference(mov_mip, angle, shift), params
+    )
     if trusted.sum() >= 3:
         points = centres[trusted]
         targets = rigid_map(points + displacement[trusted], angle, shift, ref_mip.shape)
         centre = (np.asarray(ref_mip.shape, dtype=np.float64) - 1) / 2
         angle, translation, _ = fit_rigid(points - centre, targets - centre)
         shift = tuple(translation)
-        centres, displacement, trusted, step, tensors = block_displacements(ref_mip, warp_to_reference(mov_mip, angle, shift), params)
+        centres, displacement, trusted, step, tensors = block_displacements(
+            ref_mip, warp_to_reference(mov_mip, angle, shift), params
+        )
     field, residual = fit_field(displacement, trusted, tensors, params.field_smoothness)
-    _, displacement_back, trusted_back, _, tensors_back = block_displacements(mov_mip, warp_to_moving(ref_mip, angle, shift), params)
+    _, displacement_back, trusted_back, _, tensors_back = block_displacements(
+        mov_mip, warp_to_moving(ref_mip, angle, shift), params
+    )
     field_back, residual_back = fit_field(displacement_back, trusted_back, tensors_back, params.field_smoothness)
 
     small = lambda v: ndimage.zoom(np.asarray(v, dtype=np.float32), (1, 0.5, 0.5), order=1)
@@ -353,10 +370,25 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
     dz, z_score = z_shift(small(reference), warped, params.max_z_shift)
     content, content_back = structure_blocks(ref_mip, params), structure_blocks(mov_mip, params)
     share = lambda ok, mask: float((ok & mask).sum() / mask.sum()) if mask.any() else 0.0
-    result = Alignment(angle, (float(shift[0]), float(shift[1])), dz, field, step, float(centres[0, 0, 0]),
-                       tuple(reference.shape[1:]), peak, z_score, residual, share(trusted, content), field_back,
-                       share(trusted_back, content_back), residual_back, structure_blocks=int(content.sum()),
-                       min_global_peak=params.min_global_peak, min_trusted_blocks=params.min_trusted_blocks)
+    result = Alignment(
+        angle,
+        (float(shift[0]), float(shift[1])),
+        dz,
+        field,
+        step,
+        float(centres[0, 0, 0]),
+        tuple(reference.shape[1:]),
+        peak,
+        z_score,
+        residual,
+        share(trusted, content),
+        field_back,
+        share(trusted_back, content_back),
+        residual_back,
+        structure_blocks=int(content.sum()),
+        min_global_peak=params.min_global_peak,
+        min_trusted_blocks=params.min_trusted_blocks,
+    )
     return replace(result, consistency_px=forward_backward_consistency(result, margin_px=step))
 
 
@@ -364,11 +396,17 @@ def forward_backward_consistency(alignment: Alignment, margin_px: float = 0.0, s
     """Mean distance (px) between reference grid points and their images forward then back,
     over the points whose forward image lies inside the moving session (``margin_px`` from its edge)."""
     ny, nx = alignment.shape_yx
-    grid = np.stack(np.meshgrid(np.arange(0, ny, step_px), np.arange(0, nx, step_px), indexing="ij"), axis=-1).reshape(-1, 2)
+    grid = np.stack(np.meshgrid(np.arange(0, ny, step_px), np.arange(0, nx, step_px), indexing="ij"), axis=-1).reshape(
+        -1, 2
+    )
     grid = grid.astype(np.float64)
     forward = alignment.map_points(grid)
-    inside = ((forward[:, 0] >= margin_px) & (forward[:, 0] <= ny - 1 - margin_px)
-              & (forward[:, 1] >= margin_px) & (forward[:, 1] <= nx - 1 - margin_px))
+    inside = (
+        (forward[:, 0] >= margin_px)
+        & (forward[:, 0] <= ny - 1 - margin_px)
+        & (forward[:, 1] >= margin_px)
+        & (forward[:, 1] <= nx - 1 - margin_px)
+    )
     if not inside.any():
         return float("nan")
     back = alignment.map_points_back(forward[inside])
