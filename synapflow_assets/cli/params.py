@@ -4,8 +4,6 @@ are written once, in the dataclass."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -13,36 +11,7 @@ from typing import Any
 
 import click
 
-_ROLE = re.compile(r":\w+:`~?\.?([^`]+)`")
-
-
-def field_docs(model: type) -> dict[str, str]:
-    """The descriptions of the ``Attributes`` section of a numpydoc class docstring.
-
-    Parameters
-    ----------
-    model : type
-
-    Returns
-    -------
-    dict of str to str
-        ``{field name: description}``; a field listed without a description is absent.
-    """
-    lines = (inspect.getdoc(model) or "").splitlines()
-    docs: dict[str, list[str]] = {}
-    names: list[str] = []
-    inside = False
-    for line, below in zip(lines, lines[1:] + [""]):
-        if line.strip() == "Attributes" and set(below.strip()) == {"-"}:
-            inside = True
-        elif inside and line and not line[0].isspace():
-            if " : " not in line and not set(line.strip()) <= {"-"}:
-                break
-            names = [name.strip() for name in line.split(" : ")[0].split(",")] if " : " in line else names
-        elif inside and line.strip():
-            for name in names:
-                docs.setdefault(name, []).append(line.strip())
-    return {name: _ROLE.sub(r"\1", " ".join(text)).replace("``", "") for name, text in docs.items()}
+from ..parameters import field_docs
 
 
 def _click_type(annotation) -> type:

@@ -1,39 +1,47 @@
 """Asset `spine_detector`: the champion detector of the MLflow registry (trained on request)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 from ..detection.champion import ensure_champion
 from ..detection.registry import RegistryError, ui_links
+from ..detection.train_config import TrainConfig
+from .config_models import config_schema
 from .metadata import labels
 from .resources import DataLake
 
+TRAINING_OPTIONS = (
+    "steps",
+    "seed",
+    "model",
+    "batch_size",
+    "sim_animals",
+    "sim_size",
+    "sim_crop",
+    "val_sim_animals",
+    "raw_layers",
+    "val_raw_layers",
+    "init",
+    "extra_labels",
+    "eval_every",
+    "real_val",
+)
+"""The `TrainConfig` fields that the asset's run config exposes (the others keep their defaults)."""
 
-class DetectorTrainingConfig(dg.Config):
-    """Run config of `spine_detector`: leave `train` off to only make sure a champion exists.
-
-    With `train: true` the asset runs the same training, MLflow logging, registration and
-    champion gate as `python -m synapflow_assets train-detector`; the other fields are
-    that command's options of the same name (small values give a quick smoke run).
-    """
-
-    train: bool = False
-    steps: int = 600
-    seed: int = 0
-    model: str = "default"
-    batch_size: int = 4
-    sim_animals: int = 40
-    sim_size: int = 256
-    sim_crop: int = 256
-    val_sim_animals: int = 2
-    raw_layers: int = 300
-    val_raw_layers: int = 16
-    init: str = ""
-    extra_labels: str = ""
-    eval_every: int = 100
-    real_val: bool = True
+TRAINING_CONFIG = config_schema(
+    TrainConfig,
+    names=TRAINING_OPTIONS,
+    defaults={"steps": 600},
+    extra={"train": (bool, False, "Train a new detector (off: only make sure a champion exists).")},
+)
+"""Run config of `spine_detector`: leave `train` off to only make sure a champion exists. With `train: true` the
+asset runs the same training, MLflow logging, registration and champion gate as `python -m synapflow_assets
+train-detector`; the other fields are `TrainConfig`'s (600 steps by default here: small values give a quick run)."""
 
 
-def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingConfig, log=print) -> dict:
+def train_and_register(lake: DataLake, run_name: str, config: Mapping[str, Any], log=print) -> dict:
     """Train a detector into `<data>/models/<run_name>`, log it to MLflow, register it and gate it.
 
     Returns
@@ -42,23 +50,30 @@ def train_and_register(lake: DataLake, run_name: str, config: DetectorTrainingCo
         See :func:`synapflow_assets.detection.train_register.train_and_register`.
     """
     from ..detection.train_register import train_and_register as train_register
-    from ..detection.training import TrainConfig
 
-    options = {k: v for k, v in config.model_dump().items() if k != "train"}
-    train_config = TrainConfig(**options, checkpoint_every=max(config.eval_every, 50))
+    options = {k: v for k, v in config.items() if k != "train"}
+    train_config = TrainConfig(**options, checkpoint_every=max(options["eval_every"], 50))
     return train_register(train_config, lake.model_runs / run_name, lake.registry_root, run_name=run_name, log=log)
 
 
-@dg.asset(code_version="1", kinds={"mlflow", "pytorch"}, group_name="detection", pool="mlflow", **labels("model"))
+@dg.asset(
+    code_version="1",
+    kinds={"mlflow", "pytorch"},
+    group_name="detection",
+    pool="mlflow",
+    config_schema=TRAINING_CONFIG,
+    **labels("model"),
+)
 def spine_detector(
-    context: dg.AssetExecutionContext, config: DetectorTrainingConfig, lake: DataLake
+    context: dg.AssetExecutionContext,
+    lake: DataLake,
 ) -> dg.MaterializeResult:
     """The transformer spine detector (RT-DETR) registered as `spine-detector`; its data version is the
     registered version of the alias `champion`, so detections downstream go stale when it changes."""
     metadata = {}
     try:
-        if config.train:
-            result = train_and_register(lake, context.run.run_id, config, log=context.log.info)
+        if context.op_config["train"]:
+            result = train_and_register(lake, context.run.run_id, context.op_config, log=context.log.info)
             gate = result["gate"]
             metadata = {
                 "trained_version": result["version"],

@@ -12,43 +12,32 @@ from ..store.locations import read_parquet, write_parquet
 from ..tracking.box_tables import link_table
 from ..tracking.depth import DepthLinkParams
 from ..tracking.spines import summarize_spines
+from .config_models import config_schema
 from .detection_assets import detections_2d, session_keys
 from .lineage import upstream_versions
 from .metadata import column_schema, labels, table_metadata
 from .partitions import SESSIONS
 from .resources import DataLake
 
-_DEFAULTS = DepthLinkParams()
-
-
-class DepthTrackingConfig(dg.Config):
-    """Depth-linking parameters (see `DepthLinkParams`); defaults are ours, not the method's."""
-
-    max_cost: float = _DEFAULTS.max_cost
-    inactive_wait: int = _DEFAULTS.inactive_wait
-    max_centre_distance_px: float | None = _DEFAULTS.max_centre_distance_px
-    min_layers: int = _DEFAULTS.min_layers
-    fill_gaps: int = _DEFAULTS.fill_gaps
-    smooth_layers: int = _DEFAULTS.smooth_layers
-
-    def params(self) -> DepthLinkParams:
-        return DepthLinkParams(**self.model_dump())
-
 
 @dg.asset(
     partitions_def=SESSIONS,
     deps=[detections_2d],
+    config_schema=config_schema(DepthLinkParams),
     code_version="1",
     kinds={"parquet"},
     group_name="tracking",
     **labels("depth-linking"),
 )
-def spines_3d(context: dg.AssetExecutionContext, config: DepthTrackingConfig, lake: DataLake) -> dg.MaterializeResult:
+def spines_3d(
+    context: dg.AssetExecutionContext,
+    lake: DataLake,
+) -> dg.MaterializeResult:
     """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres."""
     animal, session = session_keys(context)
     detections = read_parquet(lake.detections_path(animal, session))
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
-    linked = link_table(detections.with_columns(stack=pl.lit(session)), config.params())
+    linked = link_table(detections.with_columns(stack=pl.lit(session)), DepthLinkParams(**context.op_config))
     spines = summarize_spines(linked, voxel_size).with_columns(
         animal=pl.lit(animal),
         session=pl.lit(session),

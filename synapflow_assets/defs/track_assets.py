@@ -18,24 +18,13 @@ from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
+from .config_models import config_schema
 from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
 from .partitions import ANIMALS, SESSIONS_OF_ANIMAL, sessions_of
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
 
-_LINK = TimeLinkParams()
 MAX_CONSISTENCY_PX = 1.0
-
-
-class TimeTrackingConfig(dg.Config):
-    """Weights and gates of linking across sessions (see `TimeLinkParams`)."""
-
-    giou_weight: float = _LINK.giou_weight
-    z_weight: float = _LINK.z_weight
-    max_cost: float = _LINK.max_cost
-    max_centre_distance_px: float = _LINK.max_centre_distance_px
-    max_gap: int = _LINK.max_gap
-    border_px: float = _LINK.border_px
 
 
 def volume_pixels(path) -> np.ndarray:
@@ -120,6 +109,7 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
 @dg.asset(
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=SESSIONS_OF_ANIMAL)],
+    config_schema=config_schema(TimeLinkParams),
     code_version="3",
     kinds={"parquet"},
     group_name="tracking",
@@ -134,7 +124,9 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
     ],
 )
 def spine_tracks(
-    context: dg.AssetExecutionContext, config: TimeTrackingConfig, lake: DataLake, alignment: AlignmentSettings
+    context: dg.AssetExecutionContext,
+    lake: DataLake,
+    alignment: AlignmentSettings,
 ) -> dg.MaterializeResult:
     """Tracks of one animal: per session and track its spine (or none), and its status
     (present, new, eliminated, out_of_view, unconfirmed). Before a spine is called eliminated or new, the image
@@ -147,7 +139,7 @@ def spine_tracks(
     try:
         settings = alignment.settings(lake, animal)
         tracker = AnimalTracker(
-            lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**config.model_dump())
+            lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**context.op_config)
         )
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")

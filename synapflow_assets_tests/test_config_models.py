@@ -1,0 +1,30 @@
+"""The run configs of the assets come from the parameter dataclasses: same names, defaults, descriptions."""
+
+import dataclasses
+
+from synapflow_assets.defs.detector_assets import TRAINING_OPTIONS, spine_detector
+from synapflow_assets.defs.spine_assets import spines_3d
+from synapflow_assets.defs.track_assets import spine_tracks
+from synapflow_assets.detection.train_config import TrainConfig
+from synapflow_assets.tracking.depth import DepthLinkParams
+from synapflow_assets.tracking.time import TimeLinkParams
+
+
+def fields(asset):
+    return asset.op.config_schema.as_field().config_type.fields
+
+
+def test_depth_and_time_linking_configs_are_their_dataclasses():
+    for asset, params in ((spines_3d, DepthLinkParams()), (spine_tracks, TimeLinkParams())):
+        schema = fields(asset)
+        assert {name: field.default_value for name, field in schema.items()} == dataclasses.asdict(params)
+        assert all(field.description for field in schema.values()), asset.key
+
+
+def test_the_detector_config_exposes_training_options_with_a_short_default_run():
+    schema = fields(spine_detector)
+    defaults = dataclasses.asdict(TrainConfig())
+    assert set(schema) == {*TRAINING_OPTIONS, "train"}
+    assert schema["steps"].default_value == 600 and defaults["steps"] == 2000
+    assert schema["train"].default_value is False
+    assert all(schema[name].default_value == defaults[name] for name in TRAINING_OPTIONS if name != "steps")
