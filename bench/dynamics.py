@@ -192,7 +192,8 @@ def bench_profile(root: Path, profile: str, args) -> dict:
         print(
             f"{profile} / {name}: mean abs error formation {errors['formation_rate']:.3f}, elimination "
             f"{errors['elimination_rate']:.3f}, survival {errors['survival_fraction']:.3f}; spine count error "
-            f"{errors['count_error']:+.1%}; new-persistent fraction {errors['new_persistent_fraction']:.3f}; IDF1 {errors['idf1']:.3f}, HOTA {errors['hota']:.3f}"
+            f"{errors['count_error']:+.1%}; new-persistent fraction {errors['new_persistent_fraction']:.3f}; "
+            f"IDF1 {errors['idf1']:.3f}, HOTA {errors['hota']:.3f}"
             + (f"; 95% intervals hold the truth in {errors['coverage']:.0%}" if "coverage" in errors else "")
         )
         summary[name] = {
@@ -219,7 +220,8 @@ def main() -> None:
         summary[profile] = bench_profile(root, profile, args)
     for profile in args.profiles.split(","):
         print(
-            f"{profile}: true mean rates {summary[profile]['true_rates']}, {summary[profile]['mean_spines']} spines in view"
+            f"{profile}: true mean rates {summary[profile]['true_rates']}, {summary[profile]['mean_spines']} "
+            "spines in view"
         )
     print(json.dumps({"bench": "dynamics", **summary}, default=str))
     if args.root is None:

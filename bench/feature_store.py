@@ -23,11 +23,17 @@ from synapflow_assets.store.feature_store import FeatureStore, connect_read_only
 
 QUERIES = {
     "survival curve per animal": "SELECT animal, session_index, survival_fraction FROM survival_curve",
-    "size trajectories": "SELECT animal, track_id, list(size ORDER BY session_index) AS sizes FROM size_trajectories GROUP BY ALL",
-    "per-session counts": "SELECT animal, session, count(*) AS n, median(size) AS size FROM spine_features GROUP BY ALL",
+    "size trajectories": (
+        "SELECT animal, track_id, list(size ORDER BY session_index) AS sizes FROM size_trajectories GROUP BY ALL"
+    ),
+    "per-session counts": (
+        "SELECT animal, session, count(*) AS n, median(size) AS size FROM spine_features GROUP BY ALL"
+    ),
     "features joined with tracks": """SELECT t.status, avg(f.size) AS size, count(*) AS n FROM tracks t
         JOIN spine_features f USING (spine_key) GROUP BY t.status""",
-    "filter on type": "SELECT animal, session, spine_id, size FROM spine_features WHERE type = 'mushroom' AND size > 40",
+    "filter on type": (
+        "SELECT animal, session, spine_id, size FROM spine_features WHERE type = 'mushroom' AND size > 40"
+    ),
 }
 TYPES = np.array(["mushroom", "stubby", "thin", "filopodium"])
 

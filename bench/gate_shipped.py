@@ -63,7 +63,8 @@ def main() -> None:
         print(
             f"{name}: raw-like AP50 {raw['ap50']:.3f} (mAP50 {raw.get('map50', float('nan')):.3f}), "
             f"spine2d val AP50 {real.get('ap50', float('nan')):.3f} (mAP50 {real.get('map50', float('nan')):.3f}), "
-            f"in vivo found {invivo.get('found', float('nan')):.2f} at {invivo.get('count_ratio', float('nan')):.2f}x boxes"
+            f"in vivo found {invivo.get('found', float('nan')):.2f} at "
+            f"{invivo.get('count_ratio', float('nan')):.2f}x boxes"
         )
     print(f"gate on {GATE_KEY} [{source}]: {'promoted' if decision['promoted'] else 'kept'} ({decision['reason']})")
     print(

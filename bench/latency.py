@@ -127,7 +127,8 @@ def main() -> None:
     for name, seconds in stages.items():
         print(f"{name:<45} {seconds:7.1f} s")
     print(
-        f"{'landing -> updated dynamics':<45} {total:7.1f} s ({total - detection:.1f} s excluding detection; target <= 60)"
+        f"{'landing -> updated dynamics':<45} {total:7.1f} s ({total - detection:.1f} s excluding detection; "
+        "target <= 60)"
     )
     print(
         json.dumps(

@@ -293,9 +293,11 @@ def mlflow_through_server(work: Path, env: dict, stack: Path) -> dict:
             (
                 "import json, sys; from synapflow_assets.detection import registry as R, champion as C; "
                 "root = sys.argv[1]; metrics, history, tags = C.folder_metrics(R.SHIPPED_FOLDER); "
-                "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, history=history, "
+                "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, "
+                "history=history, "
                 "data_root=root, run_name='candidate', tags=tags); "
-                "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root), default=str))"
+                "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root), "
+                "default=str))"
             ),
             str(work / "registry-server"),
         ],

@@ -231,7 +231,8 @@ def main() -> None:
     print(f"truth_*: tracked from the true 3D spines on {PARAMS.shape[0]}x{PARAMS.shape[1]}x{PARAMS.shape[2]} sessions")
     if "simulated" in modes:
         print(
-            f"simulated_*: simulated detector output (truth with jitter, misses, false positives) linked through depth, "
+            f"simulated_*: simulated detector output (truth with jitter, misses, false positives) linked "
+            "through depth, "
             f"same {PARAMS.shape[0]}x{PARAMS.shape[1]}x{PARAMS.shape[2]} sessions"
         )
     if "detector" in modes:
@@ -241,8 +242,10 @@ def main() -> None:
         if detector_params.shape != PARAMS.shape:
             full = default_session_detector_seconds(detector)
             note = (
-                f" (smaller than the default 32x512x512 to keep the run short: here the detector takes {per_session:.0f} s per "
-                f"{shape} session and about {full:.0f} s per 32x512x512 one, i.e. ~{full * args.animals * args.sessions / 60:.0f} min "
+                f" (smaller than the default 32x512x512 to keep the run short: here the detector takes "
+                f"{per_session:.0f} s per "
+                f"{shape} session and about {full:.0f} s per 32x512x512 one, i.e. "
+                f"~{full * args.animals * args.sessions / 60:.0f} min "
                 f"for {args.animals}x{args.sessions} sessions)"
             )
         print(
@@ -250,7 +253,8 @@ def main() -> None:
         )
     pair_seconds = float(np.mean([r["truth_seconds"] for r in rows]) / (args.sessions - 1))
     print(
-        f"align + match one 32x512x512 pair: {pair_seconds:.2f} s (first run, both directions of the local field included)"
+        f"align + match one 32x512x512 pair: {pair_seconds:.2f} s (first run, both directions of the local "
+        "field included)"
     )
     print(f"adding a session after 2 sessions: {add_2:.2f} s; after 10 sessions: {add_10:.2f} s")
     for r in rows:

@@ -168,7 +168,8 @@ def external_input_hash(asset_key: dg.AssetKey, item: LandedSession, detection: 
 def session_settings(
     item: LandedSession, imaging: ImagingSettings | None = None, detection: DetectionSettings | None = None
 ) -> LabSettings:
-    """The settings a session is processed with: its landing folder's ``synapflow.yaml`` files and the explicit values."""
+    """The settings a session is processed with: its landing folder's ``synapflow.yaml`` files and the
+    explicit values."""
     overrides = {**(imaging or ImagingSettings()).overrides(), **(detection or DetectionSettings()).overrides()}
     return load_settings(item.path.parents[1], item.animal, overrides)
 

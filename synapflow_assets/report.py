@@ -45,7 +45,8 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
     sessions = query(
         store,
         f"""SELECT session, acquired_at, layers, n_spines, round(spines_per_um, 3) AS spines_per_um,
-        model, model_version, run_id, code_version, computed_at FROM sessions WHERE animal = '{safe}' ORDER BY acquired_at, session""",
+        model, model_version, run_id, code_version, computed_at FROM sessions WHERE animal = '{safe}'
+        ORDER BY acquired_at, session""",
     )
     parts = [f"<h2>{html.escape(animal)}</h2>"]
     if len(dynamics):

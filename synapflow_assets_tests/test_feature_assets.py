@@ -31,7 +31,8 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
     assert {(a, s): n for a, s, n in counts.rows()} == spines
     lineage = query(
         lake.store_path,
-        "SELECT DISTINCT model, code_version, run_id IS NOT NULL AS has_run FROM spine_features WHERE session = 'day04' AND animal = 'm1'",
+        "SELECT DISTINCT model, code_version, run_id IS NOT NULL AS has_run FROM spine_features WHERE session = "
+        "'day04' AND animal = 'm1'",
     )
     assert lineage.rows() == [("imported:day04.detections.csv", "2", True)]
     assert query(lake.store_path, "SELECT count(*) FROM dynamics").item() == 4

@@ -36,7 +36,8 @@ def test_partition_writes_are_idempotent_and_carry_lineage(tmp_path):
             )
     counts = query(
         path,
-        "SELECT animal, count(*) n, any_value(run_id) run, any_value(model_version) v FROM dynamics GROUP BY animal ORDER BY animal",
+        "SELECT animal, count(*) n, any_value(run_id) run, any_value(model_version) v FROM dynamics GROUP BY "
+        "animal ORDER BY animal",
     )
     assert counts.rows() == [("m1", 3, "run-1", "v3"), ("m2", 2, "run-1", "v3")]
 

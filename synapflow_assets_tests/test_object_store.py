@@ -96,7 +96,8 @@ def test_a_lab_on_the_object_store_gives_the_tables_of_a_local_one(s3_server, tm
         a, b = table(tmp_path / "local" / "features.duckdb", name), table(tmp_path / "remote.duckdb", name)
         differing = [c for c in a.columns if not a[c].equals(b[c])] if a.shape == b.shape else ["shape"]
         assert len(a) > 0 and not differing, (
-            f"{name}: {differing} {a.select(differing[:1]).head(3) if differing != ['shape'] else ''} {b.select(differing[:1]).head(3) if differing != ['shape'] else ''}"
+            f"{name}: {differing} {a.select(differing[:1]).head(3) if differing != ['shape'] else ''} "
+            f"{b.select(differing[:1]).head(3) if differing != ['shape'] else ''}"
         )
     stored = set(bucket.fs.find("lab/run1"))
     for key in (

@@ -101,8 +101,10 @@ def test_local_field_in_both_directions_is_consistent(default_pair):
     round_trip = np.hypot(*(step.map_points_back(step.map_points(earlier)) - earlier).T)
     back = np.hypot(*(step.map_points_back(later) - earlier).T)
     print(
-        f"round trip mean {round_trip.mean():.2f} px, 95% {np.percentile(round_trip, 95):.2f} px, max {round_trip.max():.2f} px; backward error {back.mean():.2f} px; "
-        f"consistency residual {step.consistency_px:.2f} px, residuals {step.residual_px:.2f} / {step.residual_back_px:.2f} px"
+        f"round trip mean {round_trip.mean():.2f} px, 95% {np.percentile(round_trip, 95):.2f} px, max "
+        f"{round_trip.max():.2f} px; backward error {back.mean():.2f} px; "
+        f"consistency residual {step.consistency_px:.2f} px, residuals {step.residual_px:.2f} / "
+        f"{step.residual_back_px:.2f} px"
     )
     assert round_trip.mean() < 0.5 and np.percentile(round_trip, 95) < 1.0 and round_trip.max() < 2.0
     assert back.mean() < 1.0
@@ -227,6 +229,7 @@ def test_the_previous_projection_registered_into_the_current_frame_matches_it(an
     inside = warped > 0
     correlation = lambda a, b: np.corrcoef(a[inside], b[inside])[0, 1]  # noqa: E731
     print(
-        f"correlation with the current projection: raw {correlation(before, after):.2f}, registered {correlation(warped, after):.2f}"
+        f"correlation with the current projection: raw {correlation(before, after):.2f}, registered "
+        f"{correlation(warped, after):.2f}"
     )
     assert correlation(warped, after) > 0.8 > correlation(before, after) + 0.2

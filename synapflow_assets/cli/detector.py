@@ -92,7 +92,8 @@ def train_detector(
     best = final.get("best") or {}
     print(
         f"done: step {final['step']}, {final['wall_seconds']:.0f} s of training "
-        f"({time.perf_counter() - start:.0f} s this run); best {best.get('metric')} {best.get('score', float('nan')):.3f} "
+        f"({time.perf_counter() - start:.0f} s this run); best {best.get('metric')} "
+        f"{best.get('score', float('nan')):.3f} "
         f"at step {best.get('step')}; model in {Path(out) / 'model'}, best in {Path(out) / 'best'}"
     )
     return 0

@@ -192,7 +192,8 @@ def run_ingest(*, data: str, resources: dict) -> int:
             print(pl.DataFrame(rows))
     animals = sorted({row["partition"].split("/")[0] for row in rows})
     print(
-        f"{len(rows)} sessions of {len(animals)} animals; outputs under {data.rstrip('/')}/volumes, /detections, /spines"
+        f"{len(rows)} sessions of {len(animals)} animals; outputs under {data.rstrip('/')}/volumes, "
+        "/detections, /spines"
     )
     print(
         f"dagster instance: {instance_home(data)} (open it with `make ui`, or DAGSTER_HOME={instance_home(data)} "

@@ -95,7 +95,8 @@ def detection_count_problem(count: int, others: list[int]) -> str | None:
     if others:
         typical = float(np.median(others))
         if count < MIN_SHARE_OF_OTHERS * typical:
-            return f"{count} boxes, under {MIN_SHARE_OF_OTHERS:.0%} of the median of the animal's other sessions ({typical:.0f})"
+            share = f"{MIN_SHARE_OF_OTHERS:.0%}"
+            return f"{count} boxes, under {share} of the median of the animal's other sessions ({typical:.0f})"
     return None
 
 
@@ -120,8 +121,9 @@ def detections_2d(
     context: dg.AssetExecutionContext, lake: DataLake, detection: DetectionSettings
 ) -> dg.MaterializeResult:
     """2D spine boxes per layer: one row per box with layer, box, score, type and the model (name and version)
-    that made it, and beside them the detector's weaker boxes (candidates, evidence for spine tracking); by default the champion of the model registry, else imported from another detector's CSV
-    or the LoG baseline (`source` of the `detection` resource)."""
+    that made it, and beside them the detector's weaker boxes (candidates, evidence for spine tracking); by
+    default the champion of the model registry, else imported from another detector's CSV or the LoG baseline
+    (`source` of the `detection` resource)."""
     animal, session = session_keys(context)
     upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
     try:

@@ -162,7 +162,8 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     tracks = read_parquet(lake.tracks_path(animal))
     with FeatureStore(lake.store_path) as store:
         sizes = store.connection.sql(
-            "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE animal = $1",
+            "SELECT session, spine_id, size, input_versions, model, model_version FROM spine_features WHERE "
+            "animal = $1",
             params=[animal],
         ).pl()
         require_all_sessions(

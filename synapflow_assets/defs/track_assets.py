@@ -118,7 +118,8 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
         dg.AssetCheckSpec(
             "sessions_aligned",
             asset="spine_tracks",
-            description=f"every consecutive pair aligns consistently (forward-backward residual <= {MAX_CONSISTENCY_PX} px); "
+            description="every consecutive pair aligns consistently "
+            f"(forward-backward residual <= {MAX_CONSISTENCY_PX} px); "
             "a pair that does not overlap fails the asset instead",
         )
     ],

@@ -79,7 +79,8 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "voxel_size_source": report.voxel_size_source,
             "voxel_size_sources": dg.MetadataValue.json(meta.get("voxel_size_sources", {})),
             "format": meta.get("format", "unknown"),
-            "channel": f"{meta.get('channel', 0)} of {meta.get('n_channels', 1)} ({meta.get('channel_choice', 'only channel')})",
+            "channel": f"{meta.get('channel', 0)} of {meta.get('n_channels', 1)} "
+            f"({meta.get('channel_choice', 'only channel')})",
             "colour": meta.get("colour_note") or "grey",
             "settings": settings_metadata(options.fingerprint()),
             "acquired_at": report.acquired_at or "unknown",

@@ -1,4 +1,5 @@
-"""Tiling of the detector: tile origins and the merge of tile outputs into one layer (NMS: :mod:`synapflow_assets.geometry`)."""
+"""Tiling of the detector: tile origins and the merge of tile outputs into one layer
+(NMS: :mod:`synapflow_assets.geometry`)."""
 
 from __future__ import annotations
 

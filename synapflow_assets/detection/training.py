@@ -302,7 +302,8 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
             history.append(entry)
             key = "val_raw"
             log(
-                f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 {entry['val_raw'].get('map50', 0):.3f}"
+                f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 "
+                f"{entry['val_raw'].get('map50', 0):.3f}"
                 f" | sim AP50 {entry.get('val_sim', {}).get('ap50', float('nan')):.3f}"
                 + (
                     f" | real AP50 {entry['val_real']['ap50']:.3f} mAP50 {entry['val_real'].get('map50', 0):.3f}"
@@ -310,7 +311,8 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
                     else ""
                 )
                 + (
-                    f" | in vivo found {entry['val_invivo']['found']:.2f} ratio {entry['val_invivo']['count_ratio']:.2f}"
+                    f" | in vivo found {entry['val_invivo']['found']:.2f} ratio "
+                    f"{entry['val_invivo']['count_ratio']:.2f}"
                     if "val_invivo" in entry
                     else ""
                 )

@@ -27,7 +27,8 @@ SMOOTHING_PX = (1.0, 2.0)
 MIN_WIDTH_PER_SMOOTHING = 6.0
 FRAGMENTED_SHARE = 0.75
 
-#: The bright level must stand this many sigmas of the smoothed pixel noise (from neighbour differences) above the median.
+#: The bright level must stand this many sigmas of the smoothed pixel noise (from neighbour differences)
+#: above the median.
 MIN_CONTRAST_SIGMA = 8.0
 
 #: Share of the bright area the kept components cover (the largest first); loose blobs are left out.

@@ -197,7 +197,8 @@ def connect_read_only(
     path = Path(path)
     if not path.exists():
         raise StoreError(
-            f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to build it"
+            f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to "
+            "build it"
         )
     deadline = time.monotonic() + wait_seconds
     while True:

@@ -53,7 +53,8 @@ def storage_options() -> dict:
 
 
 def location(root: str | os.PathLike) -> Any:
-    """A local `Path`, or a `UPath` on the object store for ``s3://...`` (fsspec options from :func:`storage_options`)."""
+    """A local `Path`, or a `UPath` on the object store for ``s3://...`` (fsspec options from
+    :func:`storage_options`)."""
     text = str(root)
     if not is_remote(text):
         return Path(text)
@@ -142,7 +143,8 @@ def remove_tree(path: Any) -> None:
 
 def local_cache(root: Any, *parts: str) -> Path:
     """A local folder for what an object-store root keeps on the machine (caches, locks, downloads):
-    the root itself when it is local, else ``$SYNAPFLOW_CACHE`` (default ``~/.cache/synapflow``) / a digest of the root."""
+    the root itself when it is local, else ``$SYNAPFLOW_CACHE`` (default ``~/.cache/synapflow``) / a digest of
+    the root."""
     if not is_remote(root):
         return Path(root).joinpath(*parts)
     base = Path(os.environ.get("SYNAPFLOW_CACHE") or Path.home() / ".cache" / "synapflow")

@@ -113,7 +113,8 @@ def check_read_only(sql: str) -> list[duckdb.Statement]:
     Raises
     ------
     QueryRejected
-        For the first statement that is not a read query, as ``sql: only read queries are allowed on the read-only store (got COPY)``.
+        For the first statement that is not a read query, as
+        ``sql: only read queries are allowed on the read-only store (got COPY)``.
     duckdb.ParserException
         When the text is not valid SQL.
     """

@@ -36,7 +36,8 @@ def write_session(
     session: str | None = None,
     acquired_at: datetime | None = None,
 ) -> dict[str, Path]:
-    """Write one session as ``out_dir/<animal>/<session>.{json,boxes.csv,spines.csv,transform.json,detections.csv,tif}``.
+    """Write one session as
+    ``out_dir/<animal>/<session>.{json,boxes.csv,spines.csv,transform.json,detections.csv,tif}``.
 
     ``detections.csv`` is simulated detector output (ground truth with jitter,
     misses and false positives, in the reference CSV layout): what a lab would

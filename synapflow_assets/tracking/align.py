@@ -267,7 +267,8 @@ def _blocks_of(image: np.ndarray, block: int):
 
 
 def structure_blocks(reference: np.ndarray, params: AlignParams) -> np.ndarray:
-    """Which half-overlapping blocks of a projection hold structure (gy, gx), as ``block_displacements`` lays them out."""
+    """Which half-overlapping blocks of a projection hold structure (gy, gx), as ``block_displacements`` lays
+    them out."""
     prepared = _prepare(reference)
     iy, ix, *_ = _blocks_of(prepared, min(params.block_px, *prepared.shape))
     return foreground(prepared)[iy, ix].mean(axis=(-2, -1)) >= params.min_structure

@@ -376,7 +376,8 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
     out = out.with_columns(
         reason=pl.when(pl.col("confidence").is_not_null()).then(
             pl.format(
-                "{}: detector {} at the aligned place {} (counts as seen from {}), contrast {} of where it was detected, "
+                "{}: detector {} at the aligned place {} (counts as seen from {}), contrast {} of where it was "
+                "detected, "
                 "detection score {}, alignment residual {} px",
                 pl.when(redetected)
                 .then(pl.lit("redetected"))
@@ -413,7 +414,8 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         reason=pl.when(unconfirmed)
         .then(
             pl.format(
-                "unconfirmed: seen in this session only, on {} layer, detection score {} (below {}), no detector answer "
+                "unconfirmed: seen in this session only, on {} layer, detection score {} (below {}), no "
+                "detector answer "
                 "around it in the sessions before and after",
                 pl.col("n_layers"),
                 text(pl.col("mean_score")),

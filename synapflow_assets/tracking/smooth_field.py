@@ -6,7 +6,8 @@ from scipy.sparse import linalg as sparse_linalg
 
 
 def _second_differences(ny: int, nx: int) -> sparse.csr_matrix:
-    """Sparse rows of the discrete second derivatives (yy, xx and sqrt(2) xy) of a (ny, nx) grid, flattened row-major."""
+    """Sparse rows of the discrete second derivatives (yy, xx and sqrt(2) xy) of a (ny, nx) grid, flattened
+    row-major."""
     index = np.arange(ny * nx).reshape(ny, nx)
     stencils = [
         ((index[:-2], index[1:-1], index[2:]), (1.0, -2.0, 1.0)),

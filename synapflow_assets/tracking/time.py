@@ -45,7 +45,8 @@ class TimeLinkParams:
 
 
 def z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
-    """The method's z cost for all pairs: ``1 - overlap / min(length)`` if the ranges overlap, else the gap in layers."""
+    """The method's z cost for all pairs: ``1 - overlap / min(length)`` if the ranges overlap, else the gap in
+    layers."""
     first_a, last_a = np.asarray(first_a, float)[:, None], np.asarray(last_a, float)[:, None]
     first_b, last_b = np.asarray(first_b, float)[None, :], np.asarray(last_b, float)[None, :]
     overlap = np.minimum(last_a, last_b) - np.maximum(first_a, first_b) + 1
