@@ -66,14 +66,14 @@ def main() -> None:
             f"in vivo found {invivo.get('found', float('nan')):.2f} at "
             f"{invivo.get('count_ratio', float('nan')):.2f}x boxes"
         )
-    print(f"gate on {GATE_KEY} [{source}]: {'promoted' if decision['promoted'] else 'kept'} ({decision['reason']})")
+    print(f"gate on {GATE_KEY} [{source}]: {'promoted' if decision.promoted else 'kept'} ({decision.reason})")
     print(
         json.dumps(
             {
                 "bench": "gate_shipped",
                 "root": str(root),
                 "source": source,
-                "decision": {k: v for k, v in decision.items() if isinstance(v, (str, int, float, bool, type(None)))},
+                "decision": decision.as_dict(),
             },
             default=str,
         )

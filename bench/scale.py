@@ -296,7 +296,7 @@ def mlflow_through_server(work: Path, env: dict, stack: Path) -> dict:
                 "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, "
                 "history=history, "
                 "data_root=root, run_name='candidate', tags=tags); "
-                "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root), "
+                "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root).as_dict(), "
                 "default=str))"
             ),
             str(work / "registry-server"),

@@ -93,7 +93,7 @@ def registered_versions(data_root) -> list[int]:
     )
 
 
-def promote_shipped_copy(data_root, folder) -> dict:
+def promote_shipped_copy(data_root, folder):
     """Register a copy of the shipped detector (in ``folder``) as a run scoring val_ap50 0.99 and
     put it through the champion gate; returns the gate's decision."""
     from synapflow_assets.detection import champion, registry

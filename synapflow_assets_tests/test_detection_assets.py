@@ -38,7 +38,7 @@ def test_champion_detects_spines_and_a_new_champion_makes_detections_stale(tmp_p
     assert process_landed(instance, lake).materialized == []
 
     decision = promote_shipped_copy(lake.root, tmp_path / "better")
-    assert decision["promoted"] and decision["champion"] == "2"
+    assert decision.promoted and decision.champion == "2"
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
     rerun = process_landed(instance, lake)
     assert rerun.materialized[0] == "mouse01/day00 (detections_2d, spines_3d, spine_features)"

@@ -84,18 +84,18 @@ def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
     run2, v2 = train(0.7)
     assert [m.value for m in client.get_metric_history(run2, "loss")] == [2.0, 1.0, 2.0 / 3]
     better = C.promote_if_better(v2, data_root=data_root)
-    assert better["promoted"] and (better["version"], better["previous_champion"], better["champion"]) == (
+    assert better.promoted and (better.version, better.previous_champion, better.champion) == (
         "2",
         "1",
         "2",
     )
-    assert (better["new_score"], better["champion_score"]) == (0.7, 0.5)
+    assert (better.new_score, better.champion_score) == (0.7, 0.5)
     run3, v3 = train(0.6)
     worse = C.promote_if_better(v3, data_root=data_root)
-    assert not worse["promoted"] and worse["champion"] == "2" and worse["champion_score"] == 0.7
+    assert not worse.promoted and worse.champion == "2" and worse.champion_score == 0.7
     run4, v4 = train(0.7)
     tie = C.promote_if_better(v4, data_root=data_root)
-    assert not tie["promoted"] and tie["champion"] == "2"
+    assert not tie.promoted and tie.champion == "2"
     assert C.champion_info(data_root).version == "2" and registered_versions(data_root) == [1, 2, 3, 4]
     logged = client.get_run(run3).data
     assert logged.tags["gate.decision"] == "kept" and logged.tags["gate.previous_champion"] == "2"

@@ -107,7 +107,7 @@ def test_a_new_detector_version_replaces_exactly_the_detection_derived_rows(tmp_
     features_before, dynamics_before = stamps(lake, "spine_features"), stamps(lake, "dynamics", "animal")
     assert process_landed(instance, lake).materialized == []
 
-    assert promote_shipped_copy(lake.root, tmp_path / "v2")["promoted"]
+    assert promote_shipped_copy(lake.root, tmp_path / "v2").promoted
     dg.materialize([spine_detector], instance=instance, resources={"lake": lake})
 
     report = process_landed(instance, lake)

@@ -78,22 +78,7 @@ def spine_detector(
             metadata = {
                 "trained_version": result["version"],
                 "training_run_id": result["run_id"],
-                "gate": dg.MetadataValue.json(
-                    {
-                        k: gate[k]
-                        for k in (
-                            "promoted",
-                            "reason",
-                            "score_key",
-                            "new_score",
-                            "champion_score",
-                            "new_source",
-                            "champion_source",
-                            "previous_champion",
-                            "champion",
-                        )
-                    }
-                ),
+                "gate": dg.MetadataValue.json({k: v for k, v in gate.as_dict().items() if k != "version"}),
             }
         champion = ensure_champion(lake.registry_root)
         links = ui_links(lake.registry_root, champion)

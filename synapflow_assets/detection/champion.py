@@ -13,7 +13,9 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -83,7 +85,45 @@ def _run_score(client, run_id: str, key: str) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.PathLike = "data") -> dict:
+@dataclass(frozen=True)
+class GateDecision:
+    """What the champion gate decided for one registered version.
+
+    Attributes
+    ----------
+    promoted : bool
+        Whether the version became the champion.
+    version : str
+        The candidate version.
+    previous_champion, champion : str or None
+        The champion before and after the gate.
+    score_key : str
+        The metric compared (``val_ap50``).
+    new_score, champion_score : float or None
+        The candidate's and the previous champion's score (None: the champion has none).
+    new_source, champion_source : str or None
+        The validation sets each score was measured on; scores of different sets are not compared.
+    reason : str
+        One line: why.
+    """
+
+    promoted: bool
+    version: str
+    previous_champion: str | None
+    champion: str | None
+    score_key: str
+    new_score: float
+    champion_score: float | None
+    new_source: str | None
+    champion_source: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (for metadata and printed results)."""
+        return asdict(self)
+
+
+def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.PathLike = "data") -> GateDecision:
     """Move the alias ``champion`` to ``version`` only if its validation score beats the champion's.
 
     Parameters
@@ -100,12 +140,8 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
 
     Returns
     -------
-    dict
-        ``promoted`` (bool), ``version``, ``previous_champion`` (version or
-        None), ``champion`` (version after the decision), ``score_key``,
-        ``new_score``, ``champion_score`` (None if absent), ``new_source``,
-        ``champion_source`` (validation sets, None if unknown), ``reason``. The
-        same is logged on the new version's run: tags ``gate.decision``,
+    GateDecision
+        The decision. The same is logged on the new version's run: tags ``gate.decision``,
         ``gate.previous_champion``, ``gate.reason``, ``gate.score_key`` and
         metrics ``gate.new_score``, ``gate.champion_score``; and as tags of
         the model version.
@@ -155,18 +191,18 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     if promoted:
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
     previous = None if current is None else str(current.version)
-    result = {
-        "promoted": promoted,
-        "version": version,
-        "previous_champion": previous,
-        "champion": version if promoted else previous,
-        "score_key": score_key,
-        "new_score": new_score,
-        "champion_score": champion_score,
-        "new_source": new_source,
-        "champion_source": champion_source,
-        "reason": reason,
-    }
+    result = GateDecision(
+        promoted=promoted,
+        version=version,
+        previous_champion=previous,
+        champion=version if promoted else previous,
+        score_key=score_key,
+        new_score=new_score,
+        champion_score=champion_score,
+        new_source=new_source,
+        champion_source=champion_source,
+        reason=reason,
+    )
     decision = "promoted" if promoted else "kept"
     tags = {
         "gate.decision": decision,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from .gate import GATE_KEY, SOURCE_TAG, validation_score, with_gate_metric
 from .training import BEST_DIR, FINAL_DIR, TrainConfig, train
@@ -148,14 +149,14 @@ def train_and_register(
         :func:`log_and_register`.
     """
     final = train(config, Path(out), Path(resume) if resume else None, log=log, progress=progress)
-    result = {"final": {k: v for k, v in final.items() if k != "history"}}
+    result: dict[str, Any] = {"final": {k: v for k, v in final.items() if k != "history"}}
     if register:
         result.update(log_and_register(out, final, config, data_root, run_name, resume, shipped_folder))
         gate = result["gate"]
         log(
             f"registered {result['weights']} (step {result['step']}) as spine-detector version {result['version']}; "
-            f"gate {GATE_KEY} [{result['source']}]: new {gate['new_score']:.4f} vs champion "
-            f"{gate['champion_score'] if gate['champion_score'] is None else round(gate['champion_score'], 4)} "
-            f"-> {'promoted' if gate['promoted'] else 'kept'} ({gate['reason']}); champion is {gate['champion']}"
+            f"gate {GATE_KEY} [{result['source']}]: new {gate.new_score:.4f} vs champion "
+            f"{gate.champion_score if gate.champion_score is None else round(gate.champion_score, 4)} "
+            f"-> {'promoted' if gate.promoted else 'kept'} ({gate.reason}); champion is {gate.champion}"
         )
     return result
