@@ -7,6 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..store.locations import as_path, is_remote
 from .errors import InputError
@@ -191,7 +192,10 @@ def staged_input(path, session: str):
     folder = Path(tempfile.mkdtemp(prefix="synapflow_landing_")) / path.parent.name
     try:
         folder.mkdir()
-        for item in [path, sidecar_of(path), path.parent / f"{session}.detections.csv"]:
+        companions: dict[str, Any] = {
+            str(p): p for p in (path, sidecar_of(path), path.parent / f"{session}.detections.csv")
+        }
+        for item in companions.values():  # the detections CSV staged for itself is copied once
             if item.exists():
                 item.fs.get(item.path, str(folder / item.name), recursive=item.is_dir())
         try:

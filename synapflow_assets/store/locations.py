@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import SynapFlowError
+from .atomic_files import write_parquet_atomic
 
 REMOTE_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "memory://")
 
@@ -36,15 +37,19 @@ def is_remote(path: Any) -> bool:
     return str(path).startswith(REMOTE_SCHEMES)
 
 
+def _endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
 def endpoint() -> str:
     """The S3 endpoint in use (for messages): ``AWS_ENDPOINT_URL`` or AWS itself."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+    return _endpoint_url() or "AWS"
 
 
 def storage_options() -> dict:
     """fsspec options of an S3 root: short time-outs and few retries, so that an unreachable store fails in
     seconds with a clear message, and no listing cache, so that files written by other processes are seen."""
-    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    url = _endpoint_url()
     return {
         **({"endpoint_url": url} if url else {}),
         "use_listings_cache": False,
@@ -98,8 +103,6 @@ def read_parquet(path: Any) -> pl.DataFrame:
 
 def write_parquet(table: pl.DataFrame, path: Any) -> Any:
     """Write `table` so that readers see the old file or the new one, never a part; returns `path`."""
-    from .atomic_files import write_parquet_atomic
-
     if not is_remote(path):
         return write_parquet_atomic(table, path)
     buffer = io.BytesIO()
