@@ -21,7 +21,7 @@ from pathlib import Path
 
 def scored_copy(folder: Path, dest: Path) -> dict:
     from synapflow_assets.detection.inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector
-    from synapflow_assets.detection.shipping import final_metrics
+    from synapflow_assets.detection.lifecycle import final_metrics
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS_FILE, CONFIG_FILE):
@@ -38,15 +38,15 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="throwaway data root (default: a temporary folder)")
     args = parser.parse_args()
 
-    from synapflow_assets.detection import champion, registry
-    from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG, validation_score
+    from synapflow_assets.detection import lifecycle
+    from synapflow_assets.detection.lifecycle import GATE_KEY, SOURCE_TAG, validation_score
 
     root = args.root or Path(tempfile.mkdtemp(prefix="gate-"))
     old = scored_copy(args.old, root / "old")
     new = scored_copy(args.new, root / "new")
-    champion.ensure_champion(root, shipped_folder=root / "old")
+    lifecycle.ensure_champion(root, shipped_folder=root / "old")
     score, source = validation_score(new)
-    run_id = registry.log_training_run(
+    run_id = lifecycle.log_training_run(
         root / "new",
         {"folder": str(args.new)},
         {**new, GATE_KEY: score},
@@ -55,8 +55,8 @@ def main() -> None:
         run_name="candidate",
         tags={SOURCE_TAG: source},
     )
-    version = registry.model_version_for_run(run_id, root)
-    decision = champion.promote_if_better(version, score_key=GATE_KEY, data_root=root)
+    version = lifecycle.model_version_for_run(run_id, root)
+    decision = lifecycle.promote_if_better(version, score_key=GATE_KEY, data_root=root)
     for name, metrics in (("old", old), ("new", new)):
         raw, real = metrics["val_raw"], metrics.get("val_real", {})
         invivo = metrics.get("val_invivo", {})

@@ -291,12 +291,12 @@ def mlflow_through_server(work: Path, env: dict, stack: Path) -> dict:
             sys.executable,
             "-c",
             (
-                "import json, sys; from synapflow_assets.detection import registry as R, champion as C; "
-                "root = sys.argv[1]; metrics, history, tags = C.folder_metrics(R.SHIPPED_FOLDER); "
-                "run = R.log_training_run(R.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, "
+                "import json, sys; from synapflow_assets.detection import lifecycle as L; "
+                "root = sys.argv[1]; metrics, history, tags = L.folder_metrics(L.SHIPPED_FOLDER); "
+                "run = L.log_training_run(L.SHIPPED_FOLDER, params={'source': 'scale test'}, metrics=metrics, "
                 "history=history, "
                 "data_root=root, run_name='candidate', tags=tags); "
-                "print(json.dumps(C.promote_if_better(R.model_version_for_run(run, root), data_root=root).as_dict(), "
+                "print(json.dumps(L.promote_if_better(L.model_version_for_run(run, root), data_root=root).as_dict(), "
                 "default=str))"
             ),
             str(work / "registry-server"),

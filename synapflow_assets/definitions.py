@@ -3,17 +3,15 @@
 import dagster as dg
 
 from .defs.animal_sensor import animal_sensor, update_animals_job
-from .defs.detection_assets import detections_2d
 from .defs.detector_assets import spine_detector
-from .defs.feature_assets import spine_dynamics, spine_features
+from .defs.feature_assets import spine_features
+from .defs.landed_inputs import LANDED
 from .defs.landing_sensor import failure_summary_sensor, landing_sensor, process_sessions_job
 from .defs.resources import AlignmentSettings, DetectionSettings, ImagingSettings, lake_from_environment
-from .defs.spine_assets import spines_3d
-from .defs.track_assets import spine_tracks
-from .defs.volume_assets import raw_volume
+from .defs.staleness import ANIMAL_ASSETS, SESSION_ASSETS
 
 defs = dg.Definitions(
-    assets=[spine_detector, raw_volume, detections_2d, spines_3d, spine_tracks, spine_features, spine_dynamics],
+    assets=[*LANDED, spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS],
     jobs=[process_sessions_job, update_animals_job],
     sensors=[
         landing_sensor,

@@ -2,40 +2,35 @@
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import cast
 
 import dagster as dg
 from filelock import FileLock, Timeout
 
 from .defs.animal_sensor import update_animals_job
-from .defs.detection_assets import detections_2d
 from .defs.detector_assets import spine_detector
-from .defs.feature_assets import spine_dynamics, spine_features
+from .defs.feature_assets import spine_dynamics
+from .defs.landed_inputs import LANDED
 from .defs.landing_sensor import process_sessions_job
-from .defs.metadata import settings_fingerprint
 from .defs.partition_upgrade import upgrade_partitions
 from .defs.partitions import ANIMALS_NAME, SESSIONS_NAME, register_sessions, session_partition_key, split_session_key
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
+from .defs.run_messages import failed_checks, failure_message
 from .defs.run_recovery import command_line_tags, recover_dead_runs
-from .defs.spine_assets import spines_3d
-from .defs.track_assets import animal_sessions, spine_tracks
+from .defs.staleness import (
+    ANIMAL_ASSETS,
+    SESSION_ASSETS,
+    latest_materialization,
+    stale_animal_assets,
+    stale_session_assets,
+)
 from .defs.volume_assets import raw_volume
-from .detection.imported import detections_file
 from .errors import SynapFlowError
 from .imaging.errors import InputError
-from .imaging.landing import LandedSession, is_complete, scan_landing, settle_seconds_default
-from .imaging.ome_zarr import volume_problem
-from .imaging.readers import content_hash
-from .settings import LabSettings, load_settings
+from .imaging.landing import is_complete, scan_landing, settle_seconds_default
 from .store.atomic_files import remove_orphans
 from .store.feature_store import stored_partitions
 from .store.locations import check_reachable
-
-SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
-ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
-EXTERNAL = {raw_volume.key, detections_2d.key}
-
 
 INGEST_LOCK_WAIT_SECONDS = 3600
 
@@ -62,177 +57,6 @@ class PipelineReport:
     waiting: list[str] = field(default_factory=list)
 
 
-def step_failure_line(failure: dg.DagsterEvent, run_id: str) -> str:
-    """One line for a failed step: a ``Failure``'s description, or the first line of an unexpected
-    error with its type and where the full traceback is."""
-    if failure.step_failure_data.user_failure_data is not None:
-        description = failure.step_failure_data.user_failure_data.description or "failed"
-        return description.strip().splitlines()[0]
-    error = failure.step_failure_data.error
-    if error is None:
-        return f"failed (see run {run_id} in the Dagster UI)"
-    cause = error.cause if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause else error
-    lines = [line.strip() for line in cause.message.strip().splitlines() if line.strip()]
-    text = lines[0] if lines else cause.cls_name or "error"
-    return f"{text} (unexpected {cause.cls_name}: full traceback in run {run_id} in the Dagster UI)"
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """One line: the error of the first failed step of a run, and where its full log is."""
-    failure = next((e for e in result.all_events if e.is_step_failure), None)
-    if failure is None:
-        return f"run failed (see run {result.run_id} in the Dagster UI)"
-    return step_failure_line(failure, result.run_id)
-
-
-def failed_checks(result: dg.ExecuteInProcessResult, partition: str) -> list[str]:
-    """One line per asset check of a run that did not pass: ``partition: asset check: why``."""
-    lines = []
-    for event in result.all_events:
-        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            continue
-        evaluation = event.event_specific_data
-        if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
-            why = evaluation.description or ", ".join(f"{k}={v.value}" for k, v in evaluation.metadata.items())
-            lines.append(f"{partition}: {evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {why}")
-    return lines
-
-
-def materialization(record: dg.EventLogRecord) -> dg.AssetMaterialization:
-    """The materialization of a record fetched with `fetch_materializations` (which holds one)."""
-    event = record.asset_materialization
-    if event is None:
-        raise TypeError(f"event {record.storage_id} is not a materialization")
-    return event
-
-
-def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None) -> dict | None:
-    """Data and code version of the last materialization of one partition, and the upstream
-    data versions it was computed from (its ``upstream_versions`` metadata); None if never."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    if not records:
-        return None
-    event = materialization(records[0])
-    upstream = event.metadata.get("upstream_versions")
-    settings = event.metadata.get("settings")
-    checksum = event.metadata.get("checksum")
-    return {
-        "checksum": checksum.value if checksum is not None else None,
-        "settings": settings_fingerprint(settings.value) if settings is not None else None,
-        "data": (event.tags or {}).get("dagster/data_version"),
-        "code": (event.tags or {}).get("dagster/code_version"),
-        "upstream": upstream.value if upstream is not None else {},
-    }
-
-
-def output_problem(asset_key: dg.AssetKey, record: dict, lake: DataLake, animal: str, session: str) -> str | None:
-    """What is wrong with the stored output of a materialized session asset, or None when it is intact:
-    missing files, missing volume chunks, or a file whose content no longer matches what was recorded."""
-
-    def file(path: Path, expected: str | None = None) -> str | None:
-        if not path.is_file():
-            return f"{path} is missing"
-        if expected is not None and content_hash(path) != expected:
-            return f"{path} was altered (checksum differs)"
-        return None
-
-    if asset_key == raw_volume.key:
-        problem = volume_problem(lake.volume_path(animal, session), record.get("checksum"))
-        return f"{lake.volume_path(animal, session)}: {problem}" if problem else None
-    if asset_key == detections_2d.key:
-        return file(lake.detections_path(animal, session), record.get("checksum")) or file(
-            lake.candidates_path(animal, session)
-        )
-    if asset_key == spines_3d.key:
-        spines, boxes = lake.spines_path(animal, session), lake.spine_boxes_path(animal, session)
-        missing = file(spines) or file(boxes)
-        if missing:
-            return missing
-        if record["data"] != f"{content_hash(spines)[:16]}{content_hash(boxes)[:16]}":
-            return f"{spines} was altered (checksum differs)"
-    return None
-
-
-def external_input_hash(asset_key: dg.AssetKey, item: LandedSession, detection: DetectionSettings) -> str | None:
-    """Content hash of the file an asset reads from the landing folder, if it reads one."""
-    if asset_key == raw_volume.key:
-        return content_hash(item.path)
-    if asset_key == detections_2d.key and detection.source == "imported":
-        csv = detections_file(item.path)
-        return content_hash(csv) if csv.exists() else None
-    return None
-
-
-def session_settings(
-    item: LandedSession, imaging: ImagingSettings | None = None, detection: DetectionSettings | None = None
-) -> LabSettings:
-    """The settings a session is processed with: its landing folder's ``synapflow.yaml`` files and the
-    explicit values."""
-    overrides = {**(imaging or ImagingSettings()).overrides(), **(detection or DetectionSettings()).overrides()}
-    return load_settings(item.path.parents[1], item.animal, overrides)
-
-
-def stale_assets(
-    instance: dg.DagsterInstance,
-    item: LandedSession,
-    in_store: set | None = None,
-    detection: DetectionSettings | None = None,
-    imaging: ImagingSettings | None = None,
-    lake: DataLake | None = None,
-    damage: list[str] | None = None,
-) -> list[dg.AssetKey]:
-    """Assets of one session partition whose last materialization no longer matches its inputs.
-
-    Stale means: never materialized, a different code version, a landing file
-    whose content hash differs from the recorded data version, or an upstream
-    asset that is stale or whose data version differs from the one recorded
-    in this asset's ``upstream_versions`` metadata; for ``spine_features``,
-    also a partition missing from the feature store ``in_store``; for
-    ``raw_volume`` and ``detections_2d``, also settings (``synapflow.yaml``
-    sections ``imaging`` and ``detection``, and explicit values) that differ
-    from those recorded. With `lake`, also an output that is missing,
-    truncated or altered (:func:`output_problem`); each such finding is
-    appended to `damage` as one line.
-    """
-    detection = detection or DetectionSettings()
-    settings = session_settings(item, imaging, detection)
-    fingerprints = {
-        raw_volume.key: settings.imaging.fingerprint(),
-        detections_2d.key: detection.fingerprint(settings.detection),
-    }
-    partition = session_partition_key(item.animal, item.session)
-    stale = []
-    latest: dict[dg.AssetKey, dict | None] = {
-        spine_detector.key: latest_versions(instance, spine_detector.key, None) or {"data": None}
-    }
-    for asset in SESSION_ASSETS:
-        latest[asset.key] = record = latest_versions(instance, asset.key, partition)
-        upstream = [key for key in asset.dependency_keys if key in latest]
-        external = external_input_hash(asset.key, item, detection) if asset.key in EXTERNAL else None
-        outdated = (
-            record is None
-            or record["code"] != asset.code_versions_by_key[asset.key]
-            or (external is not None and external != record["data"])
-            or (asset.key in fingerprints and record["settings"] != fingerprints[asset.key])
-            or any(key in stale for key in upstream)
-            or any(record["upstream"].get(key.to_user_string()) != (latest[key] or {}).get("data") for key in upstream)
-            or (
-                asset.key == spine_features.key and in_store is not None and (item.animal, item.session) not in in_store
-            )
-        )
-        if record is not None and not outdated and lake is not None:
-            problem = output_problem(asset.key, record, lake, item.animal, item.session)
-            if problem:
-                outdated = True
-                if damage is not None:
-                    damage.append(f"{partition}: {asset.key.to_user_string()} output damaged ({problem}); recomputed")
-        if outdated:
-            stale.append(asset.key)
-    return stale
-
-
 def process_landed(
     instance: dg.DagsterInstance,
     lake: DataLake,
@@ -243,8 +67,8 @@ def process_landed(
 ) -> PipelineReport:
     """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
-    Each session partition runs only the assets that :func:`stale_assets`
-    finds stale (and what depends on them); ``spine_tracks`` of an animal
+    Each session partition runs only the assets that
+    :func:`~.defs.staleness.stale_session_assets` finds stale (and what depends on them); ``spine_tracks`` of an animal
     runs when one of its sessions changed. A failing partition is reported
     and does not stop the others, but an animal with a failed session is not
     tracked (its dynamics would silently skip that session); failed asset checks (warnings) are
@@ -319,11 +143,15 @@ def _process_landed(
     for done, item in enumerate(sessions):
         partition = session_partition_key(item.animal, item.session)
         try:
-            stale = stale_assets(instance, item, in_store, detection, imaging, lake, report.warnings)
+            found = stale_session_assets(
+                instance, item, imaging=imaging, detection=detection, lake=lake, in_store=in_store
+            )
         except InputError as error:
             report.failed[str(partition)] = str(error)
             failed_animals.add(item.animal)
             continue
+        report.warnings.extend(found.damage)
+        stale = found.stale
         if not stale:
             report.up_to_date.append(str(partition))
             progress(done, total, f"{partition}: up to date")
@@ -366,7 +194,9 @@ def run_job(
         "alignment": AlignmentSettings(),
         **resources,
     }
-    defs = dg.Definitions(assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS], jobs=[job], resources=resources)
+    defs = dg.Definitions(
+        assets=[*LANDED, spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS], jobs=[job], resources=resources
+    )
     return defs.resolve_job_def(job.name).execute_in_process(
         instance=instance,
         partition_key=partition,
@@ -379,8 +209,9 @@ def run_job(
 
 def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: PipelineReport) -> None:
     """Materialize ``spine_detector`` (register the shipped weights as champion) when it never was."""
-    record = latest_versions(instance, spine_detector.key, None)
-    if record is not None and record["code"] == spine_detector.code_versions_by_key[spine_detector.key]:
+    latest = latest_materialization(instance, spine_detector.key, None)
+    code = (latest[1].tags or {}).get("dagster/code_version") if latest else None
+    if code == spine_detector.code_versions_by_key[spine_detector.key]:
         return
     result = dg.materialize(
         [spine_detector],
@@ -394,27 +225,6 @@ def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: Pipel
         report.failed["spine_detector"] = failure_message(result)
 
 
-def animal_assets_stale(
-    instance: dg.DagsterInstance, lake: DataLake, animal: str, alignment: AlignmentSettings | None = None
-) -> bool:
-    """Whether ``spine_tracks`` of an animal misses a session, was computed from other session versions
-    or with other alignment settings."""
-    record = latest_versions(instance, spine_tracks.key, animal)
-    if record is None or record["code"] != spine_tracks.code_versions_by_key[spine_tracks.key]:
-        return True
-    if not lake.tracks_path(animal).is_file():
-        return True
-    try:
-        if record["settings"] != (alignment or AlignmentSettings()).settings(lake, animal).tracking_fingerprint():
-            return True
-    except InputError:
-        return True
-    try:
-        return record["upstream"] != {s.key: s.version for s in animal_sessions(lake, animal)}
-    except ValueError:
-        return True
-
-
 def _run_animal_assets(
     instance: dg.DagsterInstance,
     lake: DataLake,
@@ -424,15 +234,7 @@ def _run_animal_assets(
     alignment: AlignmentSettings,
     progress,
 ) -> None:
-    stale = [spine_tracks.key] if animal_assets_stale(instance, lake, animal, alignment) else []
-    dynamics = latest_versions(instance, spine_dynamics.key, animal)
-    if (
-        stale
-        or sessions_changed
-        or dynamics is None
-        or dynamics["code"] != spine_dynamics.code_versions_by_key[spine_dynamics.key]
-    ):
-        stale.append(spine_dynamics.key)
+    stale = stale_animal_assets(instance, lake, animal, sessions_changed=sessions_changed, alignment=alignment)
     if not stale:
         report.up_to_date.append(animal)
         progress(f"{animal}: up to date")
@@ -463,10 +265,8 @@ def session_summary(instance: dg.DagsterInstance) -> list[dict]:
     for partition in sorted(set(instance.get_materialized_partitions(raw_volume.key)) & registered):
         meta = {}
         for asset in SESSION_ASSETS:
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[partition]), limit=1
-            ).records
-            meta[asset.key] = materialization(records[0]).metadata if records else {}
+            latest = latest_materialization(instance, asset.key, partition)
+            meta[asset.key] = latest[1].metadata if latest else {}
         volume, detections, spines, _ = (meta[a.key] for a in SESSION_ASSETS)
         rows.append(
             {

@@ -82,8 +82,10 @@ class DetectionOptions(_Section):
 class AlignmentOptions(_Section):
     """How consecutive sessions are aligned and when an alignment is trusted (see ``AlignParams``)."""
 
-    max_rotation_deg: float = Field(_ALIGN.max_rotation_deg, ge=0)
-    max_z_shift: int = Field(_ALIGN.max_z_shift, ge=0)
+    max_rotation_deg: float = Field(
+        _ALIGN.max_rotation_deg, ge=0, description="largest rotation between sessions searched (degrees)"
+    )
+    max_z_shift: int = Field(_ALIGN.max_z_shift, ge=0, description="largest z-shift between sessions searched (layers)")
     min_peak: float = Field(_ALIGN.min_peak, gt=0, description="block correlation peak (sigma) for a trusted block")
     min_global_peak: float = Field(_ALIGN.min_global_peak, gt=0, description="global correlation peak (sigma)")
     min_trusted_blocks: float = Field(

@@ -13,6 +13,7 @@ import pytest
 from synapflow_assets.definitions import defs
 from synapflow_assets.defs.animal_sensor import animal_sensor
 from synapflow_assets.defs.partitions import SESSIONS, register_sessions, session_partition_key
+from synapflow_assets.defs.resources import AlignmentSettings, DataLake
 
 SESSION_ASSETS = ["raw_volume", "detections_2d", "spines_3d"]
 
@@ -31,7 +32,7 @@ def requested(result, asset):
 
 
 @pytest.fixture
-def automation():
+def automation(tmp_path):
     """A temporary instance with a champion detector and a first tick of the automation conditions."""
     with dg.instance_for_test() as instance:
         instance.report_runless_asset_event(dg.AssetMaterialization("spine_detector"))
@@ -43,10 +44,18 @@ def automation():
             return result
 
         def sensor():
-            result = animal_sensor(dg.build_sensor_context(instance=instance, cursor=state["sensor"], definitions=defs))
+            context = dg.build_sensor_context(
+                instance=instance,
+                cursor=state["sensor"],
+                definitions=defs,
+                resources={"lake": DataLake(root=str(tmp_path)), "alignment": AlignmentSettings()},
+            )
+            result = animal_sensor(context)
             if isinstance(result, dg.SkipReason):
                 return []
             state["sensor"] = result.cursor
+            for request in result.run_requests:  # no tracks yet: both animal assets are stale
+                assert request.asset_selection == [dg.AssetKey("spine_tracks"), dg.AssetKey("spine_dynamics")]
             return sorted(r.partition_key for r in result.run_requests)
 
         yield instance, tick, sensor

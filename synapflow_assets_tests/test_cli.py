@@ -63,6 +63,38 @@ def test_generated_training_flags_keep_their_names_and_the_models_defaults():
     assert found["steps"].help.startswith("Total optimiser steps")
 
 
+def test_generated_settings_flags_keep_their_names_and_reach_the_resources():
+    from synapflow_assets.cli.ingest import settings_resources
+    from synapflow_assets.settings import AlignmentOptions, DetectionOptions
+
+    found = options("ingest")
+    assert found["pixel_size_um"].opts == ["--pixel-size"] and found["score_threshold"].opts == ["--score"]
+    assert found["estimate_pixel_size"].opts == ["--no-pixel-size-estimate"]
+    assert found["max_rotation_deg"].help.startswith(AlignmentOptions.model_fields["max_rotation_deg"].description)
+    assert f"default {DetectionOptions().score_threshold}" in found["score_threshold"].help
+    assert all(option.default is None for name, option in found.items() if name not in ("data", "source"))
+
+    command = app.get_command(click.Context(app), "ingest")
+    context = command.make_context(
+        "ingest", ["--pixel-size", "0.1", "--no-pixel-size-estimate", "--score", "0.3", "--max-z-shift", "4"]
+    )
+    flags = {k: v for k, v in context.params.items() if k not in ("data", "source")}
+    resources = settings_resources(source="imported", **flags)
+    assert resources["imaging"].overrides() == {
+        "imaging": {
+            "pixel_size_um": 0.1,
+            "estimate_pixel_size": False,
+            "z_step_um": None,
+            "channel": None,
+            "n_channels": None,
+            "min_layers": None,
+            "max_layer_shift_px": None,
+        }
+    }
+    assert resources["detection"].source == "imported" and resources["detection"].score_threshold == 0.3
+    assert resources["alignment"].max_z_shift == 4 and resources["alignment"].max_rotation_deg is None
+
+
 def test_generated_depth_flags_take_the_models_defaults_but_fill_no_gaps():
     found = options("track-depth")
     defaults = DepthLinkParams()

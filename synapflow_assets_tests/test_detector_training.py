@@ -106,13 +106,13 @@ def test_gate_moves_the_champion_only_when_the_new_run_scores_higher(tmp_path, d
     assert final["best"]["metric"] == "val_raw.ap50" and gate_source(final).startswith("raw:seed=")
     champion = _champion_folder(tmp_path, tiny_run, new_score + margin)
     result = log_and_register(out, final, TINY_CONFIG, data_root, shipped_folder=champion)
-    gate = result["gate"]
-    assert result["version"] == "2" and registered_versions(data_root) == [1, 2]
+    gate = result.gate
+    assert result.version == "2" and registered_versions(data_root) == [1, 2]
     assert gate.promoted is promoted and C.champion_info(data_root).version == ("2" if promoted else "1")
     assert gate.new_score == pytest.approx(new_score)
     assert gate.champion_score == pytest.approx(new_score + margin)
-    assert gate.new_source == gate.champion_source == result["source"]
-    run = mlflow_client(data_root).get_run(result["run_id"]).data
+    assert gate.new_source == gate.champion_source == result.source
+    run = mlflow_client(data_root).get_run(result.run_id).data
     assert run.metrics["gate.new_score"] == pytest.approx(new_score)
     assert run.metrics["gate.champion_score"] == pytest.approx(new_score + margin)
     assert run.tags["gate.decision"] == ("promoted" if promoted else "kept")

@@ -124,3 +124,43 @@ def test_the_private_name_check_finds_one(tmp_path):
         "synapflow_assets.imaging.keys._pattern in synapflow_assets.imaging.planted",
         "synapflow_assets.tracking.depth._secret in synapflow_assets.imaging.planted",
     ]
+
+
+def test_defs_never_import_the_pipeline():
+    """`pipeline` (ingest) builds on `defs/`; a sensor needing ingest's code means that code belongs in `defs/`."""
+    found = {
+        name: sorted(m for m in imports(name, path) if within(m, ("synapflow_assets.pipeline",)))
+        for name, path in modules().items()
+        if within(name, ("synapflow_assets.defs",))
+    }
+    assert {name: names for name, names in found.items() if names} == {}
+
+
+def test_only_two_modules_use_dagsters_private_modules():
+    """Dagster's stale-status resolver and its step-execution API have no public import: the staleness decision
+    and the Dask executor hold them, so a Dagster upgrade touches those two files."""
+    found = {
+        name
+        for name, path in modules().items()
+        if any(
+            m.split(".")[0] == "dagster" and m.split(".")[1:2] and m.split(".")[1].startswith("_")
+            for m in imports(name, path)
+        )
+    }
+    assert found == {"synapflow_assets.defs.staleness", "synapflow_assets.defs.dask_executor"}
+
+
+LIFECYCLE = tuple(
+    f"synapflow_assets.detection.{name}" for name in ("registry", "champion", "gate", "train_register", "shipping")
+)
+
+
+def test_the_model_lifecycle_is_used_through_its_one_module():
+    """Outside the lifecycle's own modules, the package and the benchmarks import `detection.lifecycle` only."""
+    bench = {f"bench.{p.stem}": p for p in sorted((PACKAGE.parent / "bench").glob("*.py"))}
+    found = {
+        name: sorted(m for m in imports(name, path) if within(m, LIFECYCLE))
+        for name, path in {**modules(), **bench}.items()
+        if not within(name, (*LIFECYCLE, "synapflow_assets.detection.lifecycle"))
+    }
+    assert {name: names for name, names in found.items() if names} == {}

@@ -235,8 +235,8 @@ def test_a_failed_run_gives_one_line_to_the_failure_sensor(tmp_path, instance):
     from synapflow_assets.defs.landing_sensor import failure_summary_line, failure_summary_sensor
     from synapflow_assets.defs.partitions import register_sessions, session_partition_key
     from synapflow_assets.defs.resources import ImagingSettings
+    from synapflow_assets.defs.run_messages import step_failure_line
     from synapflow_assets.defs.volume_assets import raw_volume
-    from synapflow_assets.pipeline import step_failure_line
 
     (tmp_path / "landing" / "m1").mkdir(parents=True)
     (tmp_path / "landing" / "m1" / "day00.tif").write_text("not an image")

@@ -316,7 +316,8 @@ def test_reliability_dynamics_refuse_an_animal_with_a_session_without_features(t
 
     from synapflow_assets.defs.animal_sensor import update_animals_job
     from synapflow_assets.defs.feature_assets import spine_dynamics
-    from synapflow_assets.pipeline import failure_message, run_job
+    from synapflow_assets.defs.run_messages import failure_message
+    from synapflow_assets.pipeline import run_job
 
     root = tmp_path / "data"
     land(root)

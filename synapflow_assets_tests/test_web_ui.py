@@ -14,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
+    "landed_volume",
+    "detection_inputs",
     "spine_detector",
     "raw_volume",
     "detections_2d",
@@ -115,9 +117,19 @@ def test_the_ui_serves_the_asset_lineage(webserver):
         time.sleep(1)
     graph = {n["assetKey"]["path"][-1]: {d["path"][-1] for d in n["dependencyKeys"]} for n in nodes}
     assert set(graph) == ASSETS
-    assert graph["detections_2d"] == {"raw_volume", "spine_detector"}
+    assert graph["raw_volume"] == {"landed_volume"}
+    assert graph["detections_2d"] == {"raw_volume", "spine_detector", "detection_inputs"}
     assert graph["spines_3d"] == {"detections_2d"}
     assert "spines_3d" in graph["spine_tracks"] and graph["spine_dynamics"] >= {"spine_tracks", "spine_features"}
+
+
+def test_the_ui_stale_badge_agrees_with_ingest(webserver):
+    """`ingest` left every session up to date; the web server's own stale status says the same."""
+    keys = ", ".join(f'{{path: ["{name}"]}}' for name in ("raw_volume", "detections_2d", "spines_3d", "spine_features"))
+    for partition in ("m1/day04", "m2/day06"):
+        query = f'{{ assetNodes(assetKeys: [{keys}]) {{ assetKey {{ path }} staleStatus(partition: "{partition}") }} }}'
+        status = {n["assetKey"]["path"][-1]: n["staleStatus"] for n in _graphql(webserver, query)["assetNodes"]}
+        assert status == dict.fromkeys(("raw_volume", "detections_2d", "spines_3d", "spine_features"), "FRESH")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs Debian's chromium)")

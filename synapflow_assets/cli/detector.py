@@ -72,7 +72,7 @@ def train_detector(
     *, out: str, resume: str | None, no_register: bool, data_root: str, run_name: str | None, **options
 ) -> int:
     """Train, checkpoint, evaluate and save a detector; register and gate it unless ``--no-register``."""
-    from ..detection.train_register import train_and_register
+    from ..detection.lifecycle import train_and_register
     from ..progress import Progress
 
     config = TrainConfig(**model_values(TrainConfig, options))
@@ -88,7 +88,7 @@ def train_detector(
             log=bar.line,
             progress=lambda done, total: bar.step(done, f"step {done}/{total}"),
         )
-    final = result["final"]
+    final = result.final
     best = final.get("best") or {}
     print(
         f"done: step {final['step']}, {final['wall_seconds']:.0f} s of training "
@@ -101,9 +101,8 @@ def train_detector(
 
 def _load_detector(*, model: str | None, data_root: str):
     """The detector of ``--model``, else the registry's champion, and where it came from."""
-    from ..detection.champion import ensure_champion, load_champion
     from ..detection.inference import SpineDetector
-    from ..detection.registry import tracking_uri
+    from ..detection.lifecycle import ensure_champion, load_champion, tracking_uri
 
     if model:
         return SpineDetector.load(model), model

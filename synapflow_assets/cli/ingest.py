@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import typing
 from pathlib import Path
+from typing import cast
 
 import click
+from pydantic import BaseModel
 
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..settings import LabSettings
 from .app import app, data_option
 
 DEMO_QUERY = (
@@ -19,27 +22,29 @@ DEMO_QUERY = (
     "FROM survival_curve"
 )
 
-#: ``(flag, type, help)`` of the flags that override ``synapflow.yaml`` (see :mod:`synapflow_assets.settings`).
-SETTINGS_FLAGS = (
-    ("--pixel-size", float, "x/y pixel size in um (overrides the file's metadata)"),
-    (
-        "--no-pixel-size-estimate",
-        bool,
-        "use the default pixel size, not the estimate from the dendrite width, for files without one",
-    ),
-    ("--z-step", float, "z step in um (overrides the file's metadata)"),
-    ("--channel", int, "channel of multi-channel files (default: the brightest)"),
-    ("--n-channels", int, "channels interleaved page by page, when the file does not say"),
-    ("--min-layers", int, "refuse files with fewer layers (default 1: single planes accepted)"),
-    ("--score", float, f"minimal detection score (default {DEFAULT_SCORE_THRESHOLD})"),
-    ("--upscale", float, "detector test-time zoom (default: the model's)"),
-    ("--box-scale", float, "detector box-size factor (default: the model's)"),
-    ("--tile", int, "detector tile size in pixels (default: the model's)"),
-    ("--min-trusted-blocks", float, "share of the blocks holding structure that must match for two sessions to align"),
-    ("--min-global-peak", float, "global correlation peak (sigma) for two sessions to overlap"),
-    ("--max-rotation", float, "largest rotation between sessions searched (degrees)"),
-    ("--max-z-shift", int, "largest z-shift between sessions searched (layers)"),
-)
+SETTINGS_FLAGS = {
+    "pixel-size": ("imaging", "pixel_size_um"),
+    "pixel-size-estimate": ("imaging", "estimate_pixel_size"),
+    "z-step": ("imaging", "z_step_um"),
+    "channel": ("imaging", "channel"),
+    "n-channels": ("imaging", "n_channels"),
+    "min-layers": ("imaging", "min_layers"),
+    "score": ("detection", "score_threshold"),
+    "upscale": ("detection", "upscale"),
+    "box-scale": ("detection", "box_scale"),
+    "tile": ("detection", "tile"),
+    "min-trusted-blocks": ("alignment", "min_trusted_blocks"),
+    "min-global-peak": ("alignment", "min_global_peak"),
+    "max-rotation": ("alignment", "max_rotation_deg"),
+    "max-z-shift": ("alignment", "max_z_shift"),
+}
+"""``{flag: (section, option)}`` of the flags that override ``synapflow.yaml``; type, help and default come
+from the option in :mod:`synapflow_assets.settings`. A true-by-default switch is ``--no-<flag>``."""
+
+
+def _settings_field(section: str, name: str):
+    model = LabSettings.model_fields[section].annotation
+    return cast(type[BaseModel], model).model_fields[name]
 
 
 def simulation_options(function):
@@ -58,26 +63,33 @@ def simulation_options(function):
 
 
 def settings_options(function):
-    """The :data:`SETTINGS_FLAGS` (unset: from the landing's ``synapflow.yaml`` files, else the default)."""
-    for flag, kind, help_text in reversed(SETTINGS_FLAGS):
-        option = (
-            click.option(flag, is_flag=True, help=help_text)
-            if kind is bool
-            else click.option(flag, type=kind, default=None, help=help_text)
-        )
+    """The :data:`SETTINGS_FLAGS` as options named after their settings fields (unset: None, so the landing's
+    ``synapflow.yaml`` files, else the default, decide)."""
+    for flag, (section, name) in reversed(SETTINGS_FLAGS.items()):
+        field = _settings_field(section, name)
+        help_text = f"{field.description} [{section}.{name}"
+        help_text += "]" if field.default is None or isinstance(field.default, bool) else f", default {field.default}]"
+        if field.annotation is bool:
+            option = click.option(
+                f"--no-{flag}", name, is_flag=True, flag_value=False, default=None, help=f"turn off: {help_text}"
+            )
+        else:
+            kind = next(t for t in typing.get_args(field.annotation) or (field.annotation,) if t is not type(None))
+            option = click.option(f"--{flag}", name, type=kind, default=None, help=help_text)
         function = option(function)
     return function
 
 
-def settings_resources(*, source: str = "model", **flags) -> dict:
+def settings_resources(*, source: str = "model", **values) -> dict:
     """The ``imaging``, ``detection`` and ``alignment`` resources of the settings flags.
 
     Parameters
     ----------
     source : str, optional
         Where boxes come from (``model``, ``imported`` or ``baseline``).
-    **flags
-        The :data:`SETTINGS_FLAGS` by their parameter names (``pixel_size``, ...); unset or None: the default.
+    **values
+        Settings options by field name (``pixel_size_um``, ...; see :data:`SETTINGS_FLAGS`); unset or None:
+        not overridden.
 
     Returns
     -------
@@ -86,29 +98,14 @@ def settings_resources(*, source: str = "model", **flags) -> dict:
     """
     from ..defs.resources import AlignmentSettings, DetectionSettings, ImagingSettings
 
-    get = flags.get
+    sections: dict[str, dict] = {"imaging": {}, "detection": {"source": source}, "alignment": {}}
+    for section, name in SETTINGS_FLAGS.values():
+        if values.get(name) is not None:
+            sections[section][name] = values[name]
     return {
-        "imaging": ImagingSettings(
-            pixel_size_um=get("pixel_size"),
-            z_step_um=get("z_step"),
-            channel=get("channel"),
-            n_channels=get("n_channels"),
-            min_layers=get("min_layers"),
-            estimate_pixel_size=False if get("no_pixel_size_estimate") else None,
-        ),
-        "detection": DetectionSettings(
-            source=source,
-            score_threshold=get("score"),
-            upscale=get("upscale"),
-            box_scale=get("box_scale"),
-            tile=get("tile"),
-        ),
-        "alignment": AlignmentSettings(
-            min_trusted_blocks=get("min_trusted_blocks"),
-            min_global_peak=get("min_global_peak"),
-            max_rotation_deg=get("max_rotation"),
-            max_z_shift=get("max_z_shift"),
-        ),
+        "imaging": ImagingSettings(**sections["imaging"]),
+        "detection": DetectionSettings(**sections["detection"]),
+        "alignment": AlignmentSettings(**sections["alignment"]),
     }
 
 

@@ -4,6 +4,8 @@ import dagster as dg
 
 from .feature_assets import spine_dynamics, spine_features
 from .partitions import SEPARATOR, sessions_of, split_session_key
+from .resources import AlignmentSettings, DataLake
+from .staleness import stale_animal_assets
 from .track_assets import spine_tracks
 
 update_animals_job = dg.define_asset_job(
@@ -44,8 +46,11 @@ def animals_to_update(
 
 
 @dg.sensor(job=update_animals_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
-def animal_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """When a session's `spine_features` are written, run `spine_tracks` and `spine_dynamics` of its animal.
+def animal_sensor(
+    context: dg.SensorEvaluationContext, lake: DataLake, alignment: AlignmentSettings
+) -> dg.SensorResult | dg.SkipReason:
+    """When a session's `spine_features` are written, run its animal's stale assets (`spine_dynamics`, and
+    `spine_tracks` unless its session inputs are unchanged: `staleness.stale_animal_assets`, as `ingest`).
 
     An animal runs once every one of its session partitions has features, so
     its dynamics never silently skip a session that is still processing or
@@ -58,6 +63,15 @@ def animal_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.S
     if cursor == after:
         return dg.SkipReason("no new session features")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{animal}:{cursor}", partition_key=animal) for animal in ready],
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"{animal}:{cursor}",
+                partition_key=animal,
+                asset_selection=stale_animal_assets(
+                    instance=context.instance, lake=lake, animal=animal, sessions_changed=True, alignment=alignment
+                ),
+            )
+            for animal in ready
+        ],
         cursor=str(cursor),
     )

@@ -27,7 +27,7 @@ def config_schema(
     extra: Mapping[str, tuple[Any, Any, str]] | None = None,
 ) -> dict[str, dg.Field]:
     """An asset's `config_schema`: one optional field per field of the dataclass `model`, with its type,
-    default and description (the asset reads them as `context.op_config`).
+    default and description (the asset reads them as `context.op_execution_context.op_config`).
 
     Parameters
     ----------

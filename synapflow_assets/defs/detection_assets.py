@@ -2,16 +2,14 @@
 
 import hashlib
 import json
-from typing import cast
 
 import dagster as dg
 import numpy as np
 import polars as pl
 
 from ..detection import baseline
-from ..detection.champion import ensure_champion, load_champion
 from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
-from ..detection.registry import RegistryError
+from ..detection.lifecycle import RegistryError, ensure_champion, load_champion
 from ..failpoints import failpoint
 from ..imaging.errors import InputError
 from ..imaging.ingest import png_markdown
@@ -22,7 +20,8 @@ from ..imaging.readers import content_hash
 from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.locations import parquet_rows, write_parquet
 from .detector_assets import spine_detector
-from .lineage import upstream_versions
+from .landed_inputs import detection_inputs
+from .lineage import latest_data_versions
 from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, DetectionSettings
@@ -102,7 +101,7 @@ def detection_count_problem(count: int, others: list[int]) -> str | None:
 
 @dg.asset(
     partitions_def=SESSIONS,
-    deps=[raw_volume, spine_detector],
+    deps=[raw_volume, spine_detector, detection_inputs],
     code_version="3",
     kinds={"parquet"},
     pool="detection",
@@ -125,7 +124,7 @@ def detections_2d(
     default the champion of the model registry, else imported from another detector's CSV or the LoG baseline
     (`source` of the `detection` resource)."""
     animal, session = session_keys(context)
-    upstream = upstream_versions(context, raw_volume.key, spine_detector.key, unpartitioned=(spine_detector.key,))
+    upstream = latest_data_versions(context, raw_volume.key)
     try:
         options = detection.settings(lake, animal).detection
         shape, voxel_size_um, volume_attrs = read_volume_info(lake.volume_path(animal, session))
@@ -150,7 +149,7 @@ def detections_2d(
             if detection.source == "model":
                 decisive.append(round(float(voxel_size_um[2]), 6))  # the detector resamples by the pixel size
             data_version = hashlib.sha256(
-                json.dumps([model, version, cast(dict, upstream.value)["raw_volume"], *decisive]).encode()
+                json.dumps([model, version, upstream["raw_volume"], *decisive]).encode()
             ).hexdigest()[:32]
     except InputError as error:
         raise dg.Failure(
@@ -187,7 +186,6 @@ def detections_2d(
             "settings": settings_metadata(detection.fingerprint(options)),
             "model": model,
             "model_version": version,
-            "upstream_versions": upstream,
             "per_layer": table_metadata(
                 pl.DataFrame({"layer": list(range(shape[0])), "boxes": detections_per_layer(table, shape[0])})
             ),

@@ -5,8 +5,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..detection.champion import ensure_champion
-from ..detection.registry import RegistryError, ui_links
+from ..detection.lifecycle import RegistryError, ensure_champion, ui_links
 from ..detection.train_config import TrainConfig
 from .config_models import config_schema
 from .metadata import labels
@@ -41,19 +40,21 @@ asset runs the same training, MLflow logging, registration and champion gate as 
 train-detector`; the other fields are `TrainConfig`'s (600 steps by default here: small values give a quick run)."""
 
 
-def train_and_register(lake: DataLake, run_name: str, config: Mapping[str, Any], log=print) -> dict:
+def train_and_register(lake: DataLake, run_name: str, config: Mapping[str, Any], log=print):
     """Train a detector into `<data>/models/<run_name>`, log it to MLflow, register it and gate it.
 
     Returns
     -------
-    dict
-        See :func:`synapflow_assets.detection.train_register.train_and_register`.
+    TrainingOutcome
+        See :func:`synapflow_assets.detection.lifecycle.train_and_register`.
     """
-    from ..detection.train_register import train_and_register as train_register
+    from ..detection import lifecycle
 
     options = {k: v for k, v in config.items() if k != "train"}
     train_config = TrainConfig(**options, checkpoint_every=max(options["eval_every"], 50))
-    return train_register(train_config, lake.model_runs / run_name, lake.registry_root, run_name=run_name, log=log)
+    return lifecycle.train_and_register(
+        train_config, lake.model_runs / run_name, lake.registry_root, run_name=run_name, log=log
+    )
 
 
 @dg.asset(
@@ -72,12 +73,16 @@ def spine_detector(
     registered version of the alias `champion`, so detections downstream go stale when it changes."""
     metadata = {}
     try:
-        if context.op_config["train"]:
-            result = train_and_register(lake, context.run.run_id, context.op_config, log=context.log.info)
-            gate = result["gate"]
+        if context.op_execution_context.op_config["train"]:
+            result = train_and_register(
+                lake, context.run.run_id, context.op_execution_context.op_config, log=context.log.info
+            )
+            done = result.registration
+            assert done is not None  # registered: train_and_register was asked to
+            gate = done.gate
             metadata = {
-                "trained_version": result["version"],
-                "training_run_id": result["run_id"],
+                "trained_version": done.version,
+                "training_run_id": done.run_id,
                 "gate": dg.MetadataValue.json({k: v for k, v in gate.as_dict().items() if k != "version"}),
             }
         champion = ensure_champion(lake.registry_root)

@@ -13,16 +13,10 @@ import os
 import dagster as dg
 
 from .dask_executor import serialized_dask_executor
-from .detection_assets import detections_2d
 from .detector_assets import spine_detector
-from .feature_assets import spine_dynamics, spine_features
+from .landed_inputs import LANDED
 from .resources import AlignmentSettings, DetectionSettings, ImagingSettings, lake_from_environment
-from .spine_assets import spines_3d
-from .track_assets import spine_tracks
-from .volume_assets import raw_volume
-
-SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
-ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
+from .staleness import ANIMAL_ASSETS, SESSION_ASSETS
 
 
 def _executor() -> dg.ExecutorDefinition:
@@ -37,7 +31,7 @@ def distributed_definitions() -> dg.Definitions:
     executor = _executor()
     detection = DetectionSettings(source=os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model"))
     return dg.Definitions(
-        assets=[spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS],
+        assets=[*LANDED, spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS],
         jobs=[
             dg.define_asset_job(
                 "process_sessions",

@@ -10,7 +10,9 @@ from .feature_assets import spine_features
 from .partition_upgrade import old_layout, upgrade_partitions
 from .partitions import add_requests, session_partition_key
 from .resources import DataLake, DetectionSettings, ImagingSettings
+from .run_messages import step_failure_line
 from .spine_assets import spines_3d
+from .staleness import stale_session_assets
 from .volume_assets import raw_volume
 
 process_sessions_job = dg.define_asset_job(
@@ -30,12 +32,11 @@ def landing_sensor(
     A file is taken once it is complete (a `<session>.done` marker, or size
     and modification time unchanged over two ticks); a file whose content
     changes later (or whose `<session>.detections.csv` changes) is requested
-    again. Only the assets that are stale for that session are requested, and
-    nothing when it is up to date (e.g. ingested by `python -m synapflow_assets
+    again. The session's landed inputs are observed, and only the assets that
+    are stale for that session (`staleness.stale_session_assets`, the same
+    decision as `ingest`) are requested, and nothing when it is up to date (e.g. ingested by `python -m synapflow_assets
     ingest`). The cursor makes restarts safe.
     """
-    from ..pipeline import stale_assets
-
     if old_layout(context.instance):
         moved = upgrade_partitions(context.instance)
         context.log.info(f"moved {len(moved)} session partitions from animal|session to animal/session")
@@ -47,21 +48,23 @@ def landing_sensor(
     requests = []
     for s in ready:
         try:
-            damage: list[str] = []
-            stale = stale_assets(context.instance, s, None, detection, imaging, lake, damage)
-            for line in damage:
-                context.log.warning(line)
+            found = stale_session_assets(context.instance, s, imaging=imaging, detection=detection, lake=lake)
         except ValueError as error:
             context.log.error(f"FAILED {s.animal}/{s.session}: {error}")
             continue
-        if not stale:
+        for line in found.damage:
+            context.log.warning(line)
+        if not found.stale:
             context.log.info(f"{s.animal}/{s.session} is up to date: nothing to run")
             continue
+        context.log.info(
+            f"{s.animal}/{s.session}: " + "; ".join(f"{name} ({why})" for name, why in found.reasons.items())
+        )
         requests.append(
             dg.RunRequest(
                 run_key=f"{s.animal}/{s.session}/{s.fingerprint}",
                 partition_key=session_partition_key(s.animal, s.session),
-                asset_selection=stale,
+                asset_selection=found.stale,
                 tags={"synapflow/source": str(s.path)},
             )
         )
@@ -74,8 +77,6 @@ def landing_sensor(
 
 def failure_summary_line(context: dg.RunFailureSensorContext) -> str:
     """`FAILED <partition>: <first error> (run <id>)` for a failed run."""
-    from ..pipeline import step_failure_line
-
     run = context.dagster_run
     failures = context.get_step_failure_events()
     message = (

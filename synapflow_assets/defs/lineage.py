@@ -1,19 +1,14 @@
-"""Recording which upstream versions an asset partition was computed from."""
-
-from typing import cast
+"""The data versions of the upstream assets a step reads."""
 
 import dagster as dg
 
 
-def upstream_versions(
+def latest_data_versions(
     context: dg.AssetExecutionContext, *keys: dg.AssetKey, unpartitioned: tuple[dg.AssetKey, ...] = ()
-) -> dg.JsonMetadataValue:
-    """Latest data version of each upstream asset for this run's partition, as metadata.
-
-    Stored on every materialization as `upstream_versions`, so that
-    `pipeline.stale_assets` can tell when an upstream changed since. Keys in
-    `unpartitioned` are read without a partition.
-    """
+) -> dict[str, str | None]:
+    """Latest data version of each upstream asset for this run's partition (keys in `unpartitioned` are read
+    without a partition): what a step's own data version and the feature store's lineage columns are made of.
+    Dagster records the same versions on each materialization (`dagster/input_data_version/...` tags)."""
     versions = {}
     for key in keys:
         records = context.instance.fetch_materializations(
@@ -22,11 +17,6 @@ def upstream_versions(
             ),
             limit=1,
         ).records
-        tags = records[0].asset_materialization.tags if records else {}
+        tags = records[0].asset_materialization.tags if records and records[0].asset_materialization else {}
         versions[key.to_user_string()] = (tags or {}).get("dagster/data_version")
-    return dg.MetadataValue.json(versions)
-
-
-def latest_data_versions(context: dg.AssetExecutionContext, *keys: dg.AssetKey) -> dict[str, str | None]:
-    """Latest data version of each upstream asset for this run's partition."""
-    return cast(dict[str, str | None], upstream_versions(context, *keys).value)
+    return versions

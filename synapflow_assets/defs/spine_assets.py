@@ -14,7 +14,6 @@ from ..tracking.depth import DepthLinkParams
 from ..tracking.spines import summarize_spines
 from .config_models import config_schema
 from .detection_assets import detections_2d, session_keys
-from .lineage import upstream_versions
 from .metadata import column_schema, labels, table_metadata
 from .partitions import SESSIONS
 from .resources import DataLake
@@ -37,7 +36,9 @@ def spines_3d(
     animal, session = session_keys(context)
     detections = read_parquet(lake.detections_path(animal, session))
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
-    linked = link_table(detections.with_columns(stack=pl.lit(session)), DepthLinkParams(**context.op_config))
+    linked = link_table(
+        detections.with_columns(stack=pl.lit(session)), DepthLinkParams(**context.op_execution_context.op_config)
+    )
     spines = summarize_spines(linked, voxel_size).with_columns(
         animal=pl.lit(animal),
         session=pl.lit(session),
@@ -71,6 +72,5 @@ def spines_3d(
                 )
             ),
             "layers": shape[0],
-            "upstream_versions": upstream_versions(context, detections_2d.key),
         },
     )

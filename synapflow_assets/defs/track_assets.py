@@ -140,7 +140,9 @@ def spine_tracks(
     try:
         settings = alignment.settings(lake, animal)
         tracker = AnimalTracker(
-            lake.tracks_cache(animal), settings.alignment.params(), TimeLinkParams(**context.op_config)
+            lake.tracks_cache(animal),
+            settings.alignment.params(),
+            TimeLinkParams(**context.op_execution_context.op_config),
         )
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")

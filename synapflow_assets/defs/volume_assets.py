@@ -8,6 +8,7 @@ from ..imaging.errors import InputError
 from ..imaging.ingest import ingest_session, png_markdown, preview_png
 from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, volume_manifest
+from .landed_inputs import landed_volume
 from .metadata import labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
@@ -28,6 +29,7 @@ CHECKS = [
 
 @dg.asset(
     partitions_def=SESSIONS,
+    deps=[landed_volume],
     code_version="1",
     check_specs=CHECKS,
     kinds={"zarr"},

@@ -8,12 +8,43 @@ registry by another path.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .gate import GATE_KEY, SOURCE_TAG, validation_score, with_gate_metric
 from .training import BEST_DIR, FINAL_DIR, TrainConfig, train
+
+if TYPE_CHECKING:
+    from .champion import GateDecision
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A finished training run logged to MLflow, the version registered from it and the gate's decision."""
+
+    run_id: str
+    version: str
+    weights: str
+    """The folder registered (``best/`` when written, else ``model/``)."""
+    step: int | None
+    """The training step of those weights."""
+    score: float
+    """The gate metric (`GATE_KEY`) of those weights."""
+    source: str
+    """The validation set the score was measured on."""
+    gate: GateDecision
+    """The decision of :func:`champion.promote_if_better`, with both scores."""
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What :func:`train_and_register` did."""
+
+    final: dict
+    """The training state (as :func:`training.train` returned it, without the history)."""
+    registration: Registration | None
+    """None when trained with ``register=False``."""
 
 
 def _registered_weights(out: Path, final: dict) -> tuple[Path, dict]:
@@ -37,7 +68,7 @@ def log_and_register(
     run_name: str | None = None,
     resume=None,
     shipped_folder=None,
-) -> dict:
+) -> Registration:
     """Log a finished training run, register its weights and apply the gate.
 
     Parameters
@@ -58,11 +89,7 @@ def log_and_register(
 
     Returns
     -------
-    dict
-        ``run_id``, ``version``, ``weights`` (folder registered), ``step``
-        (of those weights), ``score`` and ``source`` (gate metric and its
-        validation set) and ``gate`` (the decision of
-        :func:`champion.promote_if_better`, with both scores).
+    Registration
     """
     from . import champion, registry
 
@@ -100,15 +127,7 @@ def log_and_register(
     )
     version = registry.model_version_for_run(run_id, data_root)
     decision = champion.promote_if_better(version, score_key=GATE_KEY, data_root=data_root)
-    return {
-        "run_id": run_id,
-        "version": version,
-        "weights": str(folder),
-        "step": metrics["registered_step"],
-        "score": score,
-        "source": source,
-        "gate": decision,
-    }
+    return Registration(run_id, version, str(folder), metrics["registered_step"], score, source, decision)
 
 
 def train_and_register(
@@ -121,7 +140,7 @@ def train_and_register(
     log=print,
     shipped_folder=None,
     progress=None,
-) -> dict:
+) -> TrainingOutcome:
     """Train (or continue) a detector, then log, register and gate it.
 
     Parameters
@@ -144,19 +163,18 @@ def train_and_register(
 
     Returns
     -------
-    dict
-        ``final`` (the training state) and, when registered, the keys of
-        :func:`log_and_register`.
+    TrainingOutcome
     """
     final = train(config, Path(out), Path(resume) if resume else None, log=log, progress=progress)
-    result: dict[str, Any] = {"final": {k: v for k, v in final.items() if k != "history"}}
-    if register:
-        result.update(log_and_register(out, final, config, data_root, run_name, resume, shipped_folder))
-        gate = result["gate"]
-        log(
-            f"registered {result['weights']} (step {result['step']}) as spine-detector version {result['version']}; "
-            f"gate {GATE_KEY} [{result['source']}]: new {gate.new_score:.4f} vs champion "
-            f"{gate.champion_score if gate.champion_score is None else round(gate.champion_score, 4)} "
-            f"-> {'promoted' if gate.promoted else 'kept'} ({gate.reason}); champion is {gate.champion}"
-        )
-    return result
+    state = {k: v for k, v in final.items() if k != "history"}
+    if not register:
+        return TrainingOutcome(state, None)
+    done = log_and_register(out, final, config, data_root, run_name, resume, shipped_folder)
+    gate = done.gate
+    log(
+        f"registered {done.weights} (step {done.step}) as spine-detector version {done.version}; "
+        f"gate {GATE_KEY} [{done.source}]: new {gate.new_score:.4f} vs champion "
+        f"{gate.champion_score if gate.champion_score is None else round(gate.champion_score, 4)} "
+        f"-> {'promoted' if gate.promoted else 'kept'} ({gate.reason}); champion is {gate.champion}"
+    )
+    return TrainingOutcome(state, done)
