@@ -156,7 +156,8 @@ def _process_landed(
             report.up_to_date.append(str(partition))
             progress(done, total, f"{partition}: up to date")
             continue
-        progress(done, total, f"{partition}: {', '.join(k.to_user_string() for k in stale)}")
+        first_reason = next(iter(found.reasons.values()))
+        progress(done, total, f"{partition}: {', '.join(k.to_user_string() for k in stale)} ({first_reason})")
         result = run_job(
             process_sessions_job, instance, partition, stale, {"lake": lake, "imaging": imaging, "detection": detection}
         )

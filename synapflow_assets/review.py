@@ -25,7 +25,7 @@ from .store.feature_store import query
 from .tracking.corrections import CORRECTION_SCHEMA, STATUSES
 
 CROP_MARGIN_PX = 24
-REVIEW_COLUMNS = [
+FROM_TRACKS = [
     "animal",
     "session",
     "session_index",
@@ -37,14 +37,9 @@ REVIEW_COLUMNS = [
     "x_um",
     "y_um",
     "z_um",
-    "x_px",
-    "y_px",
-    "layer",
-    "other_session",
-    "picture",
-    "corrected_status",
-    "note",
 ]
+"""Review columns copied from the event's row of `tracks`."""
+REVIEW_COLUMNS = [*FROM_TRACKS, "x_px", "y_px", "layer", "other_session", "picture", "corrected_status", "note"]
 LABEL_COLUMNS = ["volume", "layer", "xmin", "ymin", "xmax", "ymax", "type"]
 
 
@@ -143,23 +138,7 @@ def export_review(root: Path, animal: str, out: Path, *, limit: int = 20) -> pl.
         picture.save(out / name)
         rows.append(
             {
-                **{
-                    c: event[c]
-                    for c in (
-                        "animal",
-                        "session",
-                        "session_index",
-                        "track_id",
-                        "status",
-                        "redetected",
-                        "confidence",
-                        "reason",
-                        "x_um",
-                        "y_um",
-                        "z_um",
-                        "other_session",
-                    )
-                },
+                **{c: event[c] for c in (*FROM_TRACKS, "other_session")},
                 "x_px": (event["xmin"] + event["xmax"]) / 2,
                 "y_px": (event["ymin"] + event["ymax"]) / 2,
                 "layer": layer,

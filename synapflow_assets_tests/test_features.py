@@ -189,17 +189,17 @@ def test_distance_reason_codes():
     flat = np.full((40, 40), 200.0)
     inner = np.zeros((40, 40), bool)
     inner[15:25, 15:25] = True
-    assert head_and_junction(flat, inner)["reason"] == "empty_box"
+    assert head_and_junction(flat, inner).reason == "empty_box"
     yy, xx = np.mgrid[0:40, 0:40]
     blob = 100 + 800 * np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 8.0)
     r = head_and_junction(blob, inner)
-    assert r["reason"] == "no_dendrite" and np.isnan(r["distance_px"])
+    assert r.reason == "no_dendrite" and np.isnan(r.distance_px)
     bar = np.full((40, 40), 100.0)
     bar[np.abs(yy - 20) <= 3] = 1000.0
     bar += np.random.default_rng(1).normal(0, 5, bar.shape)
     inner2 = np.zeros((40, 40), bool)
     inner2[8:20, 16:24] = True
-    assert head_and_junction(bar, inner2)["reason"] == "no_head"
+    assert head_and_junction(bar, inner2).reason == "no_head"
 
 
 def test_spine_without_boxes_gets_reason_and_nan():

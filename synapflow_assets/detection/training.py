@@ -179,6 +179,60 @@ def score_validation(detector: SpineDetector, sets: dict, score_threshold: float
     return entry
 
 
+def _starting_detector(config: TrainConfig, resume: Path | None, device, log) -> tuple[SpineDetector, dict]:
+    """The detector training starts from (a checkpoint, the ``init`` weights or a new model set to the
+    training's tile and pixel size) and the state it had reached: step, wall seconds, history and best."""
+    state: dict = {"step": 0, "wall_seconds": 0.0, "history": [], "best": None}
+    if resume is not None:
+        resume = Path(resume)
+        detector = SpineDetector.load(resume, device=device)
+        state.update(json.loads((resume / STATE_FILE).read_text()))
+        state["history"] = state.get("history") or []
+        log(
+            f"resumed from {resume} at step {int(state['step'])} "
+            f"({float(state['wall_seconds']):.0f} s of earlier training)"
+        )
+    elif config.init:
+        detector = SpineDetector.load(config.init, device=device)
+        log(f"fine-tuning {config.init}")
+    else:
+        torch.manual_seed(config.seed)
+        spec = model_spec(config.model)
+        detector = SpineDetector(build_model(spec, config.seed), spec, device=device)
+    detector.tile = max(config.crop, config.sim_crop)
+    detector.pixel_size_um = config.pixel_size_um
+    detector.upscale, detector.box_scale = 1.0, 1.0
+    return detector, state
+
+
+def _pool_of_step(config: TrainConfig, step: int, names: list[str], shares: np.ndarray, rng) -> str:
+    """The training pool one step draws its batch from (raw-like only during pre-training from scratch)."""
+    source = names[int(rng.choice(len(names), p=shares))]
+    if step < config.pretrain_steps and not config.init and "raw" in names:
+        source = "raw"
+    return source
+
+
+def _eval_line(done: int, entry: dict) -> str:
+    """One log line of an evaluation during training."""
+    return (
+        f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 "
+        f"{entry['val_raw'].get('map50', 0):.3f}"
+        f" | sim AP50 {entry.get('val_sim', {}).get('ap50', float('nan')):.3f}"
+        + (
+            f" | real AP50 {entry['val_real']['ap50']:.3f} mAP50 {entry['val_real'].get('map50', 0):.3f}"
+            if "val_real" in entry
+            else ""
+        )
+        + (
+            f" | in vivo found {entry['val_invivo']['found']:.2f} ratio {entry['val_invivo']['count_ratio']:.2f}"
+            if "val_invivo" in entry
+            else ""
+        )
+        + f" ({entry['eval_seconds']} s)"
+    )
+
+
 def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print, progress=None) -> dict:
     """Train (or continue) a detector; write checkpoints, ``history.json``, ``best/`` and ``model/``.
 
@@ -203,24 +257,9 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, config.threads))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    start_step, wall_before, history, best = 0, 0.0, [], None
-    if resume is not None:
-        resume = Path(resume)
-        detector = SpineDetector.load(resume, device=device)
-        state = json.loads((resume / STATE_FILE).read_text())
-        start_step, wall_before = int(state["step"]), float(state["wall_seconds"])
-        history, best = state.get("history", []), state.get("best")
-        log(f"resumed from {resume} at step {start_step} ({wall_before:.0f} s of earlier training)")
-    elif config.init:
-        detector = SpineDetector.load(config.init, device=device)
-        log(f"fine-tuning {config.init}")
-    else:
-        torch.manual_seed(config.seed)
-        spec = model_spec(config.model)
-        detector = SpineDetector(build_model(spec, config.seed), spec, device=device)
-    detector.tile = max(config.crop, config.sim_crop)
-    detector.pixel_size_um = config.pixel_size_um
-    detector.upscale, detector.box_scale = 1.0, 1.0
+    detector, earlier = _starting_detector(config, resume, device, log)
+    start_step, wall_before = int(earlier["step"]), float(earlier["wall_seconds"])
+    history, best = earlier["history"], earlier["best"]
     model = detector.model
     log(f"model: {count_parameters(model) / 1e6:.2f}M parameters, strides {detector.spec.strides}, device {device}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -274,9 +313,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
     for step in range(start_step, config.steps):
         rng = np.random.default_rng([config.seed, step])
         torch.manual_seed(config.seed * 1_000_003 + step)
-        source = names[int(rng.choice(len(names), p=shares))]
-        if step < config.pretrain_steps and not config.init and "raw" in names:
-            source = "raw"
+        source = _pool_of_step(config, step, names, shares, rng)
         pool, crop = pools[source]
         pixels, targets = make_batch(pool, config.batch_size, crop, rng, augment)
         pixels = pixels.to(device)
@@ -301,23 +338,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
             entry = run_eval(done, float(np.mean(losses[-config.eval_every :])) if losses else float("nan"))
             history.append(entry)
             key = "val_raw"
-            log(
-                f"eval step {done}: raw AP50 {entry['val_raw']['ap50']:.3f} mAP50 "
-                f"{entry['val_raw'].get('map50', 0):.3f}"
-                f" | sim AP50 {entry.get('val_sim', {}).get('ap50', float('nan')):.3f}"
-                + (
-                    f" | real AP50 {entry['val_real']['ap50']:.3f} mAP50 {entry['val_real'].get('map50', 0):.3f}"
-                    if "val_real" in entry
-                    else ""
-                )
-                + (
-                    f" | in vivo found {entry['val_invivo']['found']:.2f} ratio "
-                    f"{entry['val_invivo']['count_ratio']:.2f}"
-                    if "val_invivo" in entry
-                    else ""
-                )
-                + f" ({entry['eval_seconds']} s)"
-            )
+            log(_eval_line(done, entry))
             score = entry[key]["ap50"]
             if best is None or score > best["score"]:
                 best = {"step": done, "score": score, "metric": f"{key}.ap50", "entry": entry}

@@ -51,6 +51,8 @@ crop), ``no_dendrite``, ``no_head``, ``head_touches_border`` (the head peak lies
 on the image border, its centre is unreliable).
 """
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import polars as pl
 from scipy import ndimage
@@ -75,6 +77,24 @@ PATH_FLOOR = 0.05
 REASONS = ("ok", "empty_box", "no_dendrite", "no_head", "head_touches_border")
 
 
+@dataclass(frozen=True)
+class HeadAndJunction:
+    """What :func:`head_and_junction` finds in one crop (crop pixels; NaN where not found)."""
+
+    reason: str = "empty_box"
+    """See :data:`REASONS`."""
+    head_yx: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+    junction_yx: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+    distance_px: float = np.nan
+    head_area_px: float = 0.0
+    head_flux: float = np.nan
+    """Background-subtracted fluorescence of the head region grown by 2 px, outside the dendrite, in units of
+    the dendrite brightness minus background: a head-only size."""
+    threshold: float = np.nan
+    head_mask: np.ndarray | None = None
+    dendrite_mask: np.ndarray | None = None
+
+
 def head_and_junction(
     crop: np.ndarray,
     inner: np.ndarray,
@@ -84,7 +104,7 @@ def head_and_junction(
     band_margin_px: float = BAND_MARGIN_PX,
     min_snr: float = MIN_SNR,
     at_image_border: np.ndarray | None = None,
-) -> dict:
+) -> HeadAndJunction:
     """Find the head centre and the junction with the dendrite in one 2D crop.
 
     Parameters
@@ -108,54 +128,67 @@ def head_and_junction(
 
     Returns
     -------
-    dict
-        ``reason`` (see :data:`REASONS`), ``head_yx``, ``junction_yx`` (crop
-        pixels, NaN when not found), ``distance_px``, ``head_area_px``,
-        ``head_flux`` (background-subtracted fluorescence of the head region
-        grown by 2 px, outside the dendrite, in units of the dendrite
-        brightness minus background: a head-only size), ``threshold``, ``head_mask`` (bool (h, w) or None) and
-        ``dendrite_mask`` (bool (h, w) or None).
+    HeadAndJunction
     """
-    nan2 = np.full(2, np.nan)
-    out = {
-        "reason": "empty_box",
-        "head_yx": nan2,
-        "junction_yx": nan2,
-        "distance_px": np.nan,
-        "head_area_px": 0.0,
-        "head_flux": np.nan,
-        "threshold": np.nan,
-        "head_mask": None,
-        "dendrite_mask": None,
-    }
     h, w = crop.shape
     if h < 5 or w < 5 or not inner.any():
-        return out
+        return HeadAndJunction()
     raw = crop.astype(np.float64)
     s = ndimage.gaussian_filter(raw, smooth_px, mode="nearest")
     if np.ptp(s) < 1e-9:
-        return out
+        return HeadAndJunction()
     thr = otsu_threshold(s)
     if (s > thr).mean() < min_foreground:
         thr = multi_otsu_thresholds(s, 3)[0]
-    fg = s > thr
-    out["threshold"] = thr
-    dmask = dendrite_mask(s, fg, inner)
+    dmask = dendrite_mask(s, s > thr, inner)
     if dmask is None:
-        out["reason"] = "no_dendrite"
-        return out
-    out["dendrite_mask"] = dmask
+        return HeadAndJunction("no_dendrite", threshold=thr)
     away = ndimage.distance_transform_edt(~dmask)
-    # head: the brightest significant peak in the box, away from the dendrite
     bg = float(np.percentile(s, 20))
+    found = _head_peak(raw, s, inner, dmask, away, bg, smooth_px, band_margin_px, min_snr)
+    if found is None:
+        return HeadAndJunction("no_head", threshold=thr, dendrite_mask=dmask)
+    (py, px), excess = found
+    head, head_yx = _head_region(s, dmask, (py, px), bg)
+    measured = {
+        "threshold": thr,
+        "dendrite_mask": dmask,
+        "head_mask": head,
+        "head_area_px": float(head.sum()),
+        "head_flux": _head_flux(raw, head, dmask),
+        "head_yx": head_yx,
+    }
+    if at_image_border is not None and at_image_border[py, px]:
+        return HeadAndJunction("head_touches_border", **measured)
+    # junction: where the neck enters the dendrite (pixel centre moved half a pixel out towards the head)
+    jy, jx = _neck_junction(excess, dmask, inner, (py, px), head_yx, max(float(s[py, px] - bg), 1e-9))
+    dist = float(np.hypot(head_yx[0] - jy, head_yx[1] - jx))
+    direction = (head_yx - [jy, jx]) / max(dist, 1e-9)
+    junction = np.array([jy, jx], float) + 0.5 * direction
+    return HeadAndJunction("ok", junction_yx=junction, distance_px=float(max(dist - 0.5, 0.0)), **measured)
+
+
+def _head_peak(
+    raw: np.ndarray,
+    s: np.ndarray,
+    inner: np.ndarray,
+    dmask: np.ndarray,
+    away: np.ndarray,
+    bg: float,
+    smooth_px: float,
+    band_margin_px: float,
+    min_snr: float,
+) -> tuple[tuple[int, int], np.ndarray] | None:
+    """The head peak (the brightest significant peak in the box, away from the dendrite) and the excess over
+    the dendrite's own blurred profile; None when no pixel of the box stands out enough."""
+    h, w = s.shape
     hf = raw - s
     noise = 1.4826 * float(np.median(np.abs(hf - np.median(hf)))) / (2 * np.sqrt(np.pi) * smooth_px)
     cand = ndimage.binary_dilation(inner, iterations=1) & (away > band_margin_px)
     cand[[0, 1, -2, -1], :] = False
     cand[:, [0, 1, -2, -1]] = False
     if not cand.any():
-        out["reason"] = "no_head"
-        return out
+        return None
     # excess over the dendrite's own blurred profile (median of s at the same distance outside the box)
     bins = np.minimum(np.rint(away).astype(np.int64), 64)
     profile = np.asarray(ndimage.median(s, np.where(inner, 0, bins + 1), np.arange(1, 67)), float)
@@ -163,8 +196,7 @@ def head_and_junction(
     excess = s - np.maximum(profile[bins], bg)
     strong = cand & (excess >= min_snr * max(noise, 1e-9))
     if not strong.any():
-        out["reason"] = "no_head"
-        return out
+        return None
     peaks = strong & (s >= ndimage.maximum_filter(s, size=5))
     if peaks.any():  # the local maximum farthest from the dendrite: heads sit at the far end of the box
         fits = _inside_box(s, peaks, dmask, inner, bg)  # not a neighbour's head reaching into the box
@@ -174,31 +206,30 @@ def head_and_junction(
     else:  # a head that only forms a shoulder on the dendrite: its brightest pixel
         k = int(np.argmax(np.where(strong, excess, -np.inf)))
     py, px = divmod(k, w)
-    peak = s[py, px]
-    half_level = bg + 0.5 * (peak - bg)
+    return (py, px), excess
+
+
+def _head_region(s: np.ndarray, dmask: np.ndarray, peak_yx: tuple[int, int], bg: float):
+    """The head (half-maximum region around the peak, outside the dendrite) and its centre: the
+    intensity-weighted centroid within ``HEAD_WINDOW_PX`` of the peak."""
+    h, w = s.shape
+    py, px = peak_yx
+    half_level = bg + 0.5 * (s[py, px] - bg)
     region, _ = ndimage.label((s >= half_level) & ~dmask, EIGHT)
     head = region == region[py, px]
     yy, xx = np.mgrid[0:h, 0:w]
     near = head & ((yy - py) ** 2 + (xx - px) ** 2 <= HEAD_WINDOW_PX**2)
     wgt = (s - half_level) * near
     head_yx = np.array([(wgt * yy).sum(), (wgt * xx).sum()]) / wgt.sum() if wgt.sum() > 0 else np.array([py, px], float)
-    out["head_mask"] = head
-    out["head_area_px"] = float(head.sum())
+    return head, head_yx
+
+
+def _head_flux(raw: np.ndarray, head: np.ndarray, dmask: np.ndarray) -> float:
+    """See :attr:`HeadAndJunction.head_flux`."""
     flux_px = ndimage.binary_dilation(head, EIGHT, iterations=2) & ~dmask
     top = np.sort(raw.ravel())[-max(int(0.01 * raw.size), 1) :].mean()
     bg_raw = float(np.sort(raw.ravel())[: max(int(0.2 * raw.size), 1)].mean())
-    out["head_flux"] = float(np.clip(raw[flux_px] - bg_raw, 0, None).sum() / max(top - bg_raw, 1e-9))
-    out["head_yx"] = head_yx
-    if at_image_border is not None and at_image_border[py, px]:
-        out["reason"] = "head_touches_border"
-        return out
-    # junction: where the neck enters the dendrite (pixel centre moved half a pixel out towards the head)
-    jy, jx = _neck_junction(excess, dmask, inner, (py, px), head_yx, max(float(peak - bg), 1e-9))
-    dist = float(np.hypot(head_yx[0] - jy, head_yx[1] - jx))
-    direction = (head_yx - [jy, jx]) / max(dist, 1e-9)
-    junction = np.array([jy, jx], float) + 0.5 * direction
-    out.update(reason="ok", junction_yx=junction, distance_px=float(max(dist - 0.5, 0.0)))
-    return out
+    return float(np.clip(raw[flux_px] - bg_raw, 0, None).sum() / max(top - bg_raw, 1e-9))
 
 
 def _inside_box(
@@ -312,11 +343,11 @@ def layer_distances(
             at_border[0, :] |= gy0 == 0
             at_border[-1, :] |= gy1 == ny - 1
             r = head_and_junction(crop, inner, smooth_px=smooth_px, at_image_border=at_border)
-            if r["reason"] != "no_dendrite":
+            if r.reason != "no_dendrite":
                 break
         off = np.array([gy0, gx0])
-        res[i] = [*(r["head_yx"] + off), *(r["junction_yx"] + off), r["distance_px"], r["head_area_px"], r["head_flux"]]
-        reason[i] = r["reason"]
+        res[i] = [*(r.head_yx + off), *(r.junction_yx + off), r.distance_px, r.head_area_px, r.head_flux]
+        reason[i] = r.reason
     px_um = float(np.mean(voxel_size_um[1:]))
     return boxes.with_columns(
         head_y=res[:, 0],

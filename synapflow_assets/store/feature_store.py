@@ -66,28 +66,39 @@ def _create(path: Path) -> None:
         os.replace(tmp, path)
 
 
-def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
-    """A read-write connection, retried with backoff while another process holds the file.
+def _connect_when_free(path: Path, wait_seconds: float, busy: str, **options) -> duckdb.DuckDBPyConnection:
+    """A connection (``options`` of `duckdb.connect`), retried with backoff while another process holds the file.
 
-    A held lock is waited for (up to `wait_seconds`), never reported as damage;
+    A held lock is waited for (up to `wait_seconds`), then reported as ``<path>: <busy>``, never as damage;
     a file DuckDB cannot read is reported with how to rebuild it.
     """
-    if not path.exists():
-        _create(path)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
         try:
-            return duckdb.connect(str(path))
+            return duckdb.connect(str(path), **options)
+        except duckdb.ConnectionException as error:
+            raise StoreError(
+                f"{path}: cannot open ({error}); close the other connection of this process to it first"
+            ) from error
         except duckdb.Error as error:
             if not _is_lock_error(error):
                 raise StoreError(_damaged(path, error)) from error
             if time.monotonic() > deadline:
-                raise StoreError(
-                    f"{path}: still in use by another process after {wait_seconds:.0f} s (a `sql` query, an export "
-                    "or another run); the store is intact: run again when that process has finished"
-                ) from error
+                raise StoreError(f"{path}: {busy}") from error
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+
+def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """A read-write connection once no other process holds the file (created when missing)."""
+    if not path.exists():
+        _create(path)
+    return _connect_when_free(
+        path,
+        wait_seconds,
+        f"still in use by another process after {wait_seconds:.0f} s (a `sql` query, an export or another run); "
+        "the store is intact: run again when that process has finished",
+    )
 
 
 class FeatureStore:
@@ -200,23 +211,14 @@ def connect_read_only(
             f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to "
             "build it"
         )
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True, config=dict(config or {}))
-        except duckdb.ConnectionException as error:
-            raise StoreError(
-                f"{path}: cannot open ({error}); close the other connection of this process to it first"
-            ) from error
-        except duckdb.Error as error:
-            if not _is_lock_error(error):
-                raise StoreError(_damaged(path, error)) from error
-            if time.monotonic() > deadline:
-                raise StoreError(
-                    f"{path}: in use by a writer for over {wait_seconds:.0f} s (an ingest or a run); "
-                    "the store is intact: query again when it has finished"
-                ) from error
-            time.sleep(0.2)
+    return _connect_when_free(
+        path,
+        wait_seconds,
+        f"in use by a writer for over {wait_seconds:.0f} s (an ingest or a run); the store is intact: query again "
+        "when it has finished",
+        read_only=True,
+        config=dict(config or {}),
+    )
 
 
 def query(path: Path, sql: str, wait_seconds: float = 5.0) -> pl.DataFrame:
