@@ -85,26 +85,7 @@ def spine_features(
     boxes = linked_boxes.filter(pl.col("id") >= 0).select("id", "layer", "xmin", "ymin", "xmax", "ymax")
     boxes = boxes.filter(pl.col("id").is_in(spines["spine_id"].implode()))
     dist = layer_distances(volume, boxes, voxel_size_um)
-    if size_centre == "head":
-        found = pl.col("distance_reason") == "ok"
-        sized = layer_sizes(
-            volume,
-            dist.select(
-                "id",
-                "layer",
-                "xmin",
-                "ymin",
-                "xmax",
-                "ymax",
-                gy=pl.when(found).then(pl.col("head_y")),
-                gx=pl.when(found).then(pl.col("head_x")),
-            ),
-            centre=("gy", "gx"),
-        )
-    elif size_centre == "box":
-        sized = layer_sizes(volume, boxes)
-    else:
-        raise ValueError(f"size_centre must be 'head' or 'box', not {size_centre!r}")
+    sized = _layer_sizes(volume, boxes, dist, size_centre)
     px_um = float(np.mean(voxel_size_um[1:]))
     dist = dist.with_columns(head_width_um=2 * (pl.col("head_area_px") / np.pi).sqrt() * px_um)
     per = (
@@ -156,25 +137,54 @@ def spine_features(
     )
     columns = list(FEATURE_COLUMNS)
     if along_dendrite:
-        junction = (
-            dist.filter(pl.col("distance_reason") == "ok")
-            .group_by("id")
-            .agg(pl.col("junction_y", "junction_x").median())
-            .rename({"id": "spine_id"})
-        )
-        out = out.sort("spine_id")
-        pts = out.select("spine_id", "y_um", "x_um").join(junction, on="spine_id", how="left", maintain_order="left")
-        y = pts["junction_y"].fill_null(np.nan).to_numpy().copy()
-        x = pts["junction_x"].fill_null(np.nan).to_numpy().copy()
-        none = ~(np.isfinite(y) & np.isfinite(x))
-        y[none] = pts["y_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[1]
-        x[none] = pts["x_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[2]
-        pos, comp = _along_dendrite(np.asarray(volume).max(0), y, x, px_um)
-        out = out.with_columns(
-            dendrite_position_um=pl.Series(pos, dtype=pl.Float64), dendrite_component=pl.Series(comp, dtype=pl.Int64)
-        )
+        out = _with_dendrite_position(out.sort("spine_id"), dist, volume, voxel_size_um)
         columns += ALONG_DENDRITE_COLUMNS
     return out.select(columns).sort("spine_id")
 
 
 __all__ = ["ALONG_DENDRITE_COLUMNS", "FEATURE_COLUMNS", "session_density", "spine_features"]
+
+
+def _layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, dist: pl.DataFrame, size_centre: str) -> pl.DataFrame:
+    """Size of every box on its layer, its Gaussian weight centred on the head found there (`head`, the box
+    centre where none was found) or on the box centre (`box`)."""
+    if size_centre == "box":
+        return layer_sizes(volume, boxes)
+    if size_centre != "head":
+        raise ValueError(f"size_centre must be 'head' or 'box', not {size_centre!r}")
+    found = pl.col("distance_reason") == "ok"
+    return layer_sizes(
+        volume,
+        dist.select(
+            "id",
+            "layer",
+            "xmin",
+            "ymin",
+            "xmax",
+            "ymax",
+            gy=pl.when(found).then(pl.col("head_y")),
+            gx=pl.when(found).then(pl.col("head_x")),
+        ),
+        centre=("gy", "gx"),
+    )
+
+
+def _with_dendrite_position(out: pl.DataFrame, dist: pl.DataFrame, volume: np.ndarray, voxel_size_um) -> pl.DataFrame:
+    """`out` (sorted by spine) with the :data:`ALONG_DENDRITE_COLUMNS` of each spine's junction with the dendrite
+    (median over the layers where it was found), else of its centre."""
+    junction = (
+        dist.filter(pl.col("distance_reason") == "ok")
+        .group_by("id")
+        .agg(pl.col("junction_y", "junction_x").median())
+        .rename({"id": "spine_id"})
+    )
+    pts = out.select("spine_id", "y_um", "x_um").join(junction, on="spine_id", how="left", maintain_order="left")
+    y = pts["junction_y"].fill_null(np.nan).to_numpy().copy()
+    x = pts["junction_x"].fill_null(np.nan).to_numpy().copy()
+    none = ~(np.isfinite(y) & np.isfinite(x))
+    y[none] = pts["y_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[1]
+    x[none] = pts["x_um"].fill_null(np.nan).to_numpy()[none] / voxel_size_um[2]
+    pos, comp = _along_dendrite(np.asarray(volume).max(0), y, x, float(np.mean(voxel_size_um[1:])))
+    return out.with_columns(
+        dendrite_position_um=pl.Series(pos, dtype=pl.Float64), dendrite_component=pl.Series(comp, dtype=pl.Int64)
+    )

@@ -282,8 +282,35 @@ OTHER_COLUMNS = ["other_session_index", "other_xmin", "other_ymin", "other_xmax"
 for a formation the place looked at in the session before)."""
 
 
+def _text(expr: pl.Expr) -> pl.Expr:
+    """A number in a reason: two decimals, ``n/a`` when missing."""
+    return expr.round(2).cast(pl.String).fill_null("n/a")
+
+
 def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.DataFrame:
-    p = state.params
+    """Evidence, confidence and reason of every event and redetection; spines that entered the field of view
+    are present, weak one-session tracks unconfirmed."""
+    out = _judged(_with_evidence(tracks, state), state.params, report)
+    out = _entered_view(out)
+    return (
+        _unconfirmed(out, state.params)
+        .select(
+            *tracks.columns,
+            "redetected",
+            *PLACE_COLUMNS,
+            "evidence_score",
+            "contrast_ratio",
+            "confidence",
+            "reason",
+            *OTHER_COLUMNS,
+        )
+        .sort("session_index", "track_id")
+    )
+
+
+def _with_evidence(tracks: pl.DataFrame, state: _Sessions) -> pl.DataFrame:
+    """Each track row with where the image was looked at: the source spine (the one it continues, or for a
+    new spine itself) and the detector's answer and contrast at the aligned place in the target session."""
     places = pl.concat(
         [
             state.spines(i)
@@ -293,7 +320,6 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         ],
         how="vertical_relaxed",
     )
-    residual = {i + 1: r.get("consistency_px") for i, r in enumerate(report)}
     new = pl.col("status") == "new"
     ordered = tracks.sort("track_id", "session_index").with_columns(
         source_index=pl.when(new)
@@ -342,6 +368,13 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         .join(looked, on=["target_index", "source_index", "source_id"], how="left")
         .join(source, left_on=["source_index", "source_id"], right_on=["session_index", "spine_id"], how="left")
     )
+    return out
+
+
+def _judged(out: pl.DataFrame, p: EvidenceParams, report: list[dict]) -> pl.DataFrame:
+    """Evidence score, confidence, the other session's box and the reason of events and redetections."""
+    residual = {i + 1: r.get("consistency_px") for i, r in enumerate(report)}
+    new = pl.col("status") == "new"
     redetected = (pl.col("spine_id") >= VIRTUAL_ID).fill_null(False)
     bridged = (pl.col("status") == "present") & pl.col("spine_id").is_null()
     event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~redetected
@@ -372,7 +405,6 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         **{c: pl.coalesce(c, f"{c}_seen") for c in PLACE_COLUMNS},
     )
     alignment = pl.col("session_index").replace_strict(residual, default=None, return_dtype=pl.Float64)
-    text = lambda expr: expr.round(2).cast(pl.String).fill_null("n/a")  # noqa: E731
     out = out.with_columns(
         reason=pl.when(pl.col("confidence").is_not_null()).then(
             pl.format(
@@ -384,15 +416,21 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
                 .when(bridged)
                 .then(pl.lit("present between two detections"))
                 .otherwise(pl.col("status")),
-                text(pl.col("evidence_score")),
+                _text(pl.col("evidence_score")),
                 pl.when(new).then(pl.lit("in the previous session")).otherwise(pl.lit("in this session")),
                 pl.lit(f"{p.response_present:g}"),
-                text(pl.col("contrast_ratio")),
-                text(pl.col("source_score")),
-                text(alignment),
+                _text(pl.col("contrast_ratio")),
+                _text(pl.col("source_score")),
+                _text(alignment),
             )
         )
     )
+    return out
+
+
+def _entered_view(out: pl.DataFrame) -> pl.DataFrame:
+    """A new spine whose place in the previous session lies outside its field of view is present, not formed."""
+    new = (pl.col("status") == "new") & ~pl.col("redetected")
     entered = new & pl.col("in_view_seen").not_().fill_null(False)
     out = out.with_columns(
         status=pl.when(entered).then(pl.lit("present")).otherwise(pl.col("status")),
@@ -406,6 +444,12 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
         )
         .otherwise(pl.col("reason")),
     )
+    return out
+
+
+def _unconfirmed(out: pl.DataFrame, p: EvidenceParams) -> pl.DataFrame:
+    """Tracks seen in one session only, weakly, without support: ``unconfirmed`` (and their gaps dropped); the
+    ids of redetections are cleared."""
     weak = _weak_single_sessions(out, p)
     unconfirmed = pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_not_null()
     out = out.with_columns(
@@ -418,27 +462,14 @@ def _annotate(tracks: pl.DataFrame, state: _Sessions, report: list[dict]) -> pl.
                 "detector answer "
                 "around it in the sessions before and after",
                 pl.col("n_layers"),
-                text(pl.col("mean_score")),
+                _text(pl.col("mean_score")),
                 pl.lit(f"{p.weak_score:g}"),
             )
         )
         .otherwise(pl.col("reason")),
     )
     out = out.filter(~(pl.col("track_id").is_in(weak.implode()) & pl.col("spine_id").is_null()))
-    return (
-        out.with_columns(spine_id=pl.when(redetected).then(None).otherwise(pl.col("spine_id")))
-        .select(
-            *tracks.columns,
-            "redetected",
-            *PLACE_COLUMNS,
-            "evidence_score",
-            "contrast_ratio",
-            "confidence",
-            "reason",
-            *OTHER_COLUMNS,
-        )
-        .sort("session_index", "track_id")
-    )
+    return out.with_columns(spine_id=pl.when(pl.col("redetected")).then(None).otherwise(pl.col("spine_id")))
 
 
 def _weak_single_sessions(tracks: pl.DataFrame, params: EvidenceParams) -> pl.Series:
