@@ -97,51 +97,11 @@ def read_volume(
     """
     path = Path(path)
     default = _check_default(default_voxel_size_um)
-    if not path.exists():
-        raise InputError(path, "does not exist")
-    is_dir = path.is_dir()
-    suffix = path.suffix.lower()
-    if not is_dir and suffix not in _TIFF_SUFFIXES:
-        if suffix == ".png":
-            raise InputError(path, "a single PNG file; pass the folder holding the per-layer PNGs")
-        raise InputError(
-            path, f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff or a folder of PNG layers"
-        )
+    _check_input_path(path)
     sidecar = read_sidecar(path)
-    side_channel = sidecar.channel if sidecar else None
-    side_n = sidecar.n_channels if sidecar else None
-    if is_dir:
-        chosen = channel if channel is not None else (side_channel if side_channel is not None else 0)
-        if chosen != 0 or (n_channels or side_n or 1) != 1:
-            raise InputError(
-                path,
-                f"channel {chosen} of {n_channels or side_n or 1} requested, "
-                "but a PNG layer folder has 1 channel (grey)",
-            )
-        data, extra = read_png_stack(path, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
-        info = {
-            "format": "png-layers",
-            "axes": "ZYX",
-            "channel": 0,
-            "n_channels": 1,
-            "channel_choice": "only channel",
-            "voxel": {},
-            "acquired_at": None,
-            **extra,
-        }
-    else:
-        data, info = read_tiff_stack(
-            path,
-            channel=channel,
-            n_channels=n_channels,
-            sidecar_channel=side_channel,
-            sidecar_n_channels=side_n,
-            min_layers=min_layers,
-            max_layers=max_layers,
-            max_xy=max_xy,
-        )
+    limits = {"min_layers": min_layers, "max_layers": max_layers, "max_xy": max_xy}
+    data, info = _read_pixels(path, sidecar, channel, n_channels, limits)
     data = check_values(path, data)
-
     settings = {
         axis: value
         for axis, value in (("z", z_step_um), ("y", pixel_size_um), ("x", pixel_size_um))
@@ -156,8 +116,7 @@ def read_volume(
             candidates["estimated"] = {"y": estimate.pixel_size_um, "x": estimate.pixel_size_um}
     candidates["default"] = dict(zip(_AXES, default))
     sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}
-    vz, vy, vx = (float(candidates[sources[a]][a]) for a in _AXES)
-    voxel = (vz, vy, vx)
+    voxel = tuple(float(candidates[sources[a]][a]) for a in _AXES)
     acquired = info.pop("acquired_at") or (sidecar.acquired_at if sidecar else None)
 
     metadata = {**info, "dtype": str(data.dtype), "voxel_size_sources": sources}
@@ -171,12 +130,59 @@ def read_volume(
         metadata["sidecar"] = str(sidecar.path)
     return Volume(
         data=data,
-        voxel_size_um=voxel,
+        voxel_size_um=(voxel[0], voxel[1], voxel[2]),
         source=path,
         voxel_size_source=sources["x"],
         acquired_at=acquired,
         metadata=metadata,
     )
+
+
+def _check_input_path(path: Path) -> None:
+    """An existing TIFF file or a folder (of PNG layers); `InputError` otherwise."""
+    if not path.exists():
+        raise InputError(path, "does not exist")
+    suffix = path.suffix.lower()
+    if not path.is_dir() and suffix not in _TIFF_SUFFIXES:
+        if suffix == ".png":
+            raise InputError(path, "a single PNG file; pass the folder holding the per-layer PNGs")
+        raise InputError(
+            path, f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff or a folder of PNG layers"
+        )
+
+
+def _read_pixels(path: Path, sidecar, channel: int | None, n_channels: int | None, limits: dict) -> tuple:
+    """The layers of one channel and what the file says (format, axes, channel choice, voxel sizes by source,
+    acquisition time): a TIFF through :func:`read_tiff_stack`, a PNG layer folder (one grey channel)."""
+    side_channel = sidecar.channel if sidecar else None
+    side_n = sidecar.n_channels if sidecar else None
+    if not path.is_dir():
+        return read_tiff_stack(
+            path,
+            channel=channel,
+            n_channels=n_channels,
+            sidecar_channel=side_channel,
+            sidecar_n_channels=side_n,
+            **limits,
+        )
+    chosen = channel if channel is not None else (side_channel if side_channel is not None else 0)
+    if chosen != 0 or (n_channels or side_n or 1) != 1:
+        raise InputError(
+            path,
+            f"channel {chosen} of {n_channels or side_n or 1} requested, but a PNG layer folder has 1 channel (grey)",
+        )
+    data, extra = read_png_stack(path, **limits)
+    info = {
+        "format": "png-layers",
+        "axes": "ZYX",
+        "channel": 0,
+        "n_channels": 1,
+        "channel_choice": "only channel",
+        "voxel": {},
+        "acquired_at": None,
+        **extra,
+    }
+    return data, info
 
 
 def _feed(digest, path) -> None:
