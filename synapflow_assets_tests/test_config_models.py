@@ -28,3 +28,23 @@ def test_the_detector_config_exposes_training_options_with_a_short_default_run()
     assert schema["steps"].default_value == 600 and defaults["steps"] == 2000
     assert schema["train"].default_value is False
     assert all(schema[name].default_value == defaults[name] for name in TRAINING_OPTIONS if name != "steps")
+
+
+def test_each_settings_resource_overrides_options_of_its_section_only_with_their_types():
+    """The resources' override fields (None: not set) are options of their `synapflow.yaml` section, so that
+    `settings.py` stays the one place of defaults, bounds and descriptions."""
+    import typing
+
+    from synapflow_assets.defs.resources import AlignmentSettings, DetectionSettings, ImagingSettings
+    from synapflow_assets.settings import LabSettings
+
+    own = {"default_voxel_size_um", "source", "batch_size"}  # how a resource runs, not a lab setting
+    for resource in (ImagingSettings, DetectionSettings, AlignmentSettings):
+        section = LabSettings.model_fields[resource._section].annotation.model_fields
+        overrides = {name: field for name, field in resource.model_fields.items() if name not in own}
+        assert overrides and set(overrides) <= set(section), resource.__name__
+        for name, field in overrides.items():
+            assert field.default is None, (resource.__name__, name)
+            wanted = {t for t in typing.get_args(section[name].annotation) or (section[name].annotation,)}
+            assert set(typing.get_args(field.annotation)) == wanted | {type(None)}, (resource.__name__, name)
+        assert set(resource().overrides()[resource._section]) == set(overrides)
