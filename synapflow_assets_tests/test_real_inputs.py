@@ -13,8 +13,8 @@ from PIL import Image
 
 from synapflow_assets.defs.detection_assets import detection_count_problem
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
-from synapflow_assets.detection.cli import _read_input
 from synapflow_assets.detection.data import shared_data_root
+from synapflow_assets.detection.inputs import read_input
 from synapflow_assets.imaging.colour import COLOUR_NOTE
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.pipeline import process_landed
@@ -170,7 +170,7 @@ def test_colour_is_read_as_grey_identically_by_ingest_and_detect(tmp_path):
     grey = rgb.max(axis=-1)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     volume = read_volume(tmp_path / "rgb.tif")
-    detected, is_stack, notes, _ = _read_input(tmp_path / "rgb.tif")
+    detected, is_stack, notes, _ = read_input(tmp_path / "rgb.tif")
     np.testing.assert_array_equal(volume.data, grey)
     np.testing.assert_array_equal(detected, volume.data)
     assert is_stack and notes[0] == volume.metadata["colour_note"] == COLOUR_NOTE
@@ -180,7 +180,7 @@ def test_colour_is_read_as_grey_identically_by_ingest_and_detect(tmp_path):
     for k in range(3):
         Image.fromarray(rgb[k]).save(folder / f"s1_layer{k:02d}.png")
     from_folder = read_volume(folder)
-    single, _, single_notes, _ = _read_input(folder / "s1_layer01.png")
+    single, _, single_notes, _ = read_input(folder / "s1_layer01.png")
     np.testing.assert_array_equal(from_folder.data, grey)
     np.testing.assert_array_equal(single, grey[1])
     assert from_folder.metadata["colour_note"] == single_notes[0] == COLOUR_NOTE

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..cli import main
-from .inputs import read_input as _read_input
 
-__all__ = ["detect_main", "train_detector_main", "_read_input"]
+__all__ = ["detect_main", "train_detector_main"]
 
 
 def train_detector_main(argv: Sequence[str]) -> int:
