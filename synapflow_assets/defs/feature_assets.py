@@ -14,7 +14,7 @@ from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
 from ..store.feature_store import FeatureStore, lineage_columns
 from ..store.locations import read_parquet
 from ..tracking.corrections import apply_corrections
-from ..tracking.redetection import OTHER_COLUMNS
+from ..tracking.event_confidence import OTHER_COLUMNS
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
 from .metadata import column_schema, labels, rounded, table_metadata
