@@ -116,9 +116,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from synapflow_assets.detection.data import raw_like_samples, real_samples
+    from synapflow_assets.detection.data import raw_like_samples
     from synapflow_assets.detection.inference import SpineDetector
     from synapflow_assets.detection.invivo import invivo_layers, invivo_scores
+    from synapflow_assets.detection.real_data import real_samples
     from synapflow_assets.detection.throughput import layers_per_second
     from synapflow_assets.detection.training import evaluate
 

@@ -8,9 +8,10 @@ import torch
 
 from synapflow_assets.detection.batches import AugmentParams, augment, make_batch
 from synapflow_assets.detection.box_merge import TileOutput, merge_tiles, tile_origins
-from synapflow_assets.detection.data import make_sample, read_yolo_labels, real_split_folder, simulated_samples
+from synapflow_assets.detection.data import make_sample, simulated_samples
 from synapflow_assets.detection.inference import DetectorError, SpineDetector
 from synapflow_assets.detection.model import SPINE_TYPES, build_model, tiny_spec
+from synapflow_assets.detection.real_data import read_yolo_labels, real_split_folder
 from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.training import SIM_PIXEL_SIZE_UM, evaluate
 from synapflow_assets.geometry import box_iou, nms
@@ -252,7 +253,7 @@ def test_shipped_model_finds_simulated_spines():
 
 @pytest.mark.skipif(not real_split_folder("val").is_dir(), reason="../shared/data/spine2d_polygons absent")
 def test_real_val_split_reads():
-    from synapflow_assets.detection.data import real_samples
+    from synapflow_assets.detection.real_data import real_samples
 
     samples = real_samples("val")
     assert len(samples) == 15

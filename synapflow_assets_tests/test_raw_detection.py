@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from synapflow_assets.detection.cli import detect_main
-from synapflow_assets.detection.data import raw_like_samples, resample, shared_data_root
+from synapflow_assets.detection.data import raw_like_samples, resample
 from synapflow_assets.detection.evaluation import detection_scores
 from synapflow_assets.detection.gate import validation_score
 from synapflow_assets.detection.inference import SpineDetector
 from synapflow_assets.detection.invivo import INVIVO_IOU, invivo_layers
+from synapflow_assets.detection.real_data import shared_data_root
 from synapflow_assets.detection.registry import SHIPPED_FOLDER
 from synapflow_assets.detection.training import VAL_RAW_SEED, TrainConfig, train
 from synapflow_assets.imaging.readers import read_volume

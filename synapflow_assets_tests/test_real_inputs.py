@@ -13,8 +13,8 @@ from PIL import Image
 
 from synapflow_assets.defs.detection_assets import detection_count_problem
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
-from synapflow_assets.detection.data import shared_data_root
 from synapflow_assets.detection.inputs import read_input
+from synapflow_assets.detection.real_data import shared_data_root
 from synapflow_assets.imaging.colour import COLOUR_NOTE
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.pipeline import process_landed
@@ -269,7 +269,7 @@ REAL_LAYERS = sorted((shared_data_root() / "real_layers").glob("*.png"))
 @pytest.mark.parametrize("shift, rotation", [((56.0, -57.0), 1.4), ((-30.0, 20.0), -0.8)])
 def test_a_real_in_vivo_layer_moved_80_px_and_rotated_aligns(shift, rotation):
     """Real texture (dendrites, axons, background) displaced as between two sessions, with fresh shot noise."""
-    from synapflow_assets.tracking.align import rigid_map, warp_to_moving
+    from synapflow_assets.tracking.rigid import rigid_map, warp_to_moving
 
     image = np.asarray(Image.open(REAL_LAYERS[0]), dtype=np.float32)
     image = image[..., :3].max(-1) if image.ndim == 3 else image

@@ -137,7 +137,7 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(
 ):
     from synapflow_assets.detection import registry as R
     from synapflow_assets.detection.cli import train_detector_main
-    from synapflow_assets.detection.data import labelled_samples
+    from synapflow_assets.detection.real_data import labelled_samples
 
     from .conftest import mlflow_client, registered_versions
     from .test_detector_training import TINY_ARGS

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .data import shared_data_root
 from .evaluation import detection_scores
+from .real_data import shared_data_root
 
 INVIVO_IOU = 0.3
 #: Targets of issue [2/7]: share of the peer's boxes found, and most boxes per peer box.

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import Sample, labelled_samples, raw_like_samples, real_samples, simulated_samples, with_raw_background
+from .data import Sample, raw_like_samples, simulated_samples, with_raw_background
+from .real_data import labelled_samples, real_samples
 
 if TYPE_CHECKING:
     from .training import TrainConfig

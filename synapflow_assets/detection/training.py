@@ -14,12 +14,13 @@ import torch
 from ..synthetic.params import SimulationParams
 from .batches import AugmentParams, make_batch
 from .checkpoints import STATE_FILE, load_optimizer, save_checkpoint
-from .data import Sample, raw_like_samples, real_samples, simulated_samples
+from .data import Sample, raw_like_samples, simulated_samples
 from .evaluation import detection_scores
 from .inference import SpineDetector
 from .invivo import invivo_layers, invivo_scores
 from .model import DetectorSpec, build_model, count_parameters, tiny_spec
 from .pools import training_pools
+from .real_data import real_samples
 from .train_config import TrainConfig
 
 #: Pixel size of the chronic simulator's layers.
