@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 def scored_copy(folder: Path, dest: Path) -> dict:
-    from synapflow_assets.detection.inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector
+    from synapflow_assets.detection.detector_files import CONFIG_FILE, WEIGHTS_FILE
+    from synapflow_assets.detection.inference import SpineDetector
     from synapflow_assets.detection.lifecycle import final_metrics
 
     dest.mkdir(parents=True, exist_ok=True)

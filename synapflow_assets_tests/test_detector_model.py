@@ -9,7 +9,8 @@ import torch
 from synapflow_assets.detection.batches import AugmentParams, augment, make_batch
 from synapflow_assets.detection.box_merge import TileOutput, merge_tiles, tile_origins
 from synapflow_assets.detection.data import make_sample, simulated_samples
-from synapflow_assets.detection.inference import DetectorError, SpineDetector
+from synapflow_assets.detection.detector_files import DetectorError
+from synapflow_assets.detection.inference import SpineDetector
 from synapflow_assets.detection.model import SPINE_TYPES, build_model, tiny_spec
 from synapflow_assets.detection.real_data import read_yolo_labels, real_split_folder
 from synapflow_assets.detection.registry import SHIPPED_FOLDER

@@ -56,7 +56,7 @@ def test_every_error_of_the_package_is_a_synapflow_error():
         ("synapflow_assets.imaging.errors.InputError", ValueError),
         ("synapflow_assets.imaging.keys.InvalidKeyError", ValueError),
         ("synapflow_assets.tracking.depth.BoxError", ValueError),
-        ("synapflow_assets.detection.inference.DetectorError", ValueError),
+        ("synapflow_assets.detection.detector_files.DetectorError", ValueError),
         ("synapflow_assets.tracking.incremental.AlignmentFailed", ValueError),
         ("synapflow_assets.pipeline.IngestBusy", RuntimeError),
         ("synapflow_assets.detection.registry.RegistryError", RuntimeError),

@@ -1,30 +1,20 @@
-"""Run a trained spine detector on layers and stacks (tiled, batched); save and load it as safetensors."""
+"""Run a trained spine detector on layers and stacks (tiled, batched); saved and loaded through
+:mod:`.detector_files`."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
-from ..errors import SynapFlowError
 from ..geometry import BOX_SCHEMA, centres
 from ..imaging.scale import estimate_pixel_size
 from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, resample, robust_range
-from .model import DetectorSpec, build_model
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-CONFIG_FORMAT = "synapflow-spine-detector"
+from .detector_files import CONFIG_FORMAT, read_detector_files, write_detector_files
+from .model import DetectorSpec
 
 STACK_CONTRAST_FRACTION = 0.5
-
-
-class DetectorError(SynapFlowError, ValueError):
-    """A detector folder that cannot be used (missing or corrupt file); the message names the file."""
 
 
 def default_device() -> torch.device:
@@ -150,13 +140,7 @@ class SpineDetector:
         ----------
         folder : path-like
         """
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": CONFIG_FORMAT})
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config(), indent=2))
+        write_detector_files(folder, self.model, self.config())
 
     @classmethod
     def load(cls, folder, device: torch.device | str | None = None) -> "SpineDetector":
@@ -178,36 +162,7 @@ class SpineDetector:
             Naming the file: missing folder or file, unreadable JSON, an unknown
             config, corrupt weights or weights that do not fit the config.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise DetectorError(f"{path}: detector file is missing")
-        try:
-            config = json.loads(config_path.read_text())
-            if config.get("format") != CONFIG_FORMAT:
-                raise ValueError(f"not a {CONFIG_FORMAT} config")
-            spec = DetectorSpec.from_dict(config["spec"])
-            options = config.get("inference", {})
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise DetectorError(f"{config_path}: invalid detector config ({error})") from error
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise DetectorError(f"{weights_path}: corrupt or unreadable weights ({error})") from error
-        model = build_model(spec, seed=None)
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as error:
-            raise DetectorError(f"{weights_path}: weights do not fit {config_path} ({error})") from error
-        if missing or unexpected:
-            raise DetectorError(
-                f"{weights_path}: weights do not fit {config_path} "
-                f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})"
-            )
+        model, spec, options = read_detector_files(folder)
         return cls(
             model,
             spec,

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from ..settings import DEFAULT_SCORE_THRESHOLD
-from .inference import CONFIG_FILE, WEIGHTS_FILE, SpineDetector
+from .detector_files import CONFIG_FILE, WEIGHTS_FILE
+from .inference import SpineDetector
 from .registry import SHIPPED_FOLDER
 from .throughput import layers_per_second
 from .training import HISTORY_FILE, STATE_FILE, TrainConfig, score_validation, validation_sets
