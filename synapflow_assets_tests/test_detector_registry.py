@@ -142,3 +142,29 @@ def test_the_shipped_detector_logs_its_training_config_as_params_and_links_to_th
     links = R.ui_links(data_root, info)
     assert links["mlflow_model_version"] == f"http://127.0.0.1:5999/#/models/spine-detector/versions/{info.version}"
     assert links["mlflow_run"].endswith(f"/runs/{info.run_id}") and "/#/experiments/" in links["mlflow_run"]
+
+
+@pytest.mark.parametrize(
+    "champion, champion_score, sources, promoted, reason",
+    [
+        (None, None, (None, None), True, "no 'champion' alias yet"),
+        ("3", 0.5, (None, None), False, "version 3 already is 'champion'"),
+        ("1", None, (None, None), True, "'champion' version 1 has no 'val_ap50'"),
+        ("1", 0.2, ("raw:seed=1", "raw:seed=2"), False, "different validation sets (raw:seed=1 vs raw:seed=2)"),
+        ("1", 0.4, ("raw:seed=1", "raw:seed=1"), True, "val_ap50 0.5000 > 0.4000"),
+        ("1", 0.5, ("raw:seed=1", None), False, "val_ap50 0.5000 <= 0.5000 (ties keep the champion)"),
+    ],
+)
+def test_the_gate_rule(champion, champion_score, sources, promoted, reason):
+    from synapflow_assets.detection.lifecycle import gate_rule
+
+    decided, why = gate_rule(
+        version="3",
+        champion=champion,
+        score_key="val_ap50",
+        new_score=0.5,
+        champion_score=champion_score,
+        new_source=sources[0],
+        champion_source=sources[1],
+    )
+    assert decided is promoted and reason in why

@@ -162,35 +162,26 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
             f"'{score_key}' in {reg.describe()}; cannot gate it"
         )
     current = _champion_version(client, reg)
-    champion_score = None
-    if current is None:
-        promoted, reason = True, f"no '{ALIAS}' alias yet"
-        new_source = champion_source = None
-    elif str(current.version) == version:
-        champion_score, new_source, champion_source = new_score, None, None
-        promoted, reason = False, f"version {version} already is '{ALIAS}'"
-    else:
+    previous = None if current is None else str(current.version)
+    champion_score = new_source = champion_source = None
+    if previous == version:
+        champion_score = new_score
+    elif current is not None:
         champion_score = _run_score(client, current.run_id, score_key)
         new_source, champion_source = (
             client.get_run(run_id).data.tags.get(SOURCE_TAG) for run_id in (candidate.run_id, current.run_id)
         )
-        if champion_score is None:
-            promoted, reason = True, f"'{ALIAS}' version {current.version} has no '{score_key}'"
-        elif new_source and champion_source and new_source != champion_source:
-            promoted, reason = (
-                False,
-                (
-                    f"{score_key} measured on different validation sets ({new_source} vs "
-                    f"{champion_source}): the champion is kept"
-                ),
-            )
-        elif new_score > champion_score:
-            promoted, reason = True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
-        else:
-            promoted, reason = False, f"{score_key} {new_score:.4f} <= {champion_score:.4f} (ties keep the champion)"
+    promoted, reason = gate_rule(
+        version=version,
+        champion=previous,
+        score_key=score_key,
+        new_score=new_score,
+        champion_score=champion_score,
+        new_source=new_source,
+        champion_source=champion_source,
+    )
     if promoted:
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
-    previous = None if current is None else str(current.version)
     result = GateDecision(
         promoted=promoted,
         version=version,
@@ -203,23 +194,55 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
         champion_source=champion_source,
         reason=reason,
     )
-    decision = "promoted" if promoted else "kept"
+    _record(client, candidate.run_id, result)
+    return result
+
+
+def gate_rule(
+    *,
+    version: str,
+    champion: str | None,
+    score_key: str,
+    new_score: float,
+    champion_score: float | None,
+    new_source: str | None,
+    champion_source: str | None,
+) -> tuple[bool, str]:
+    """Whether ``version`` takes the alias from ``champion``, and why (see :func:`promote_if_better`)."""
+    if champion is None:
+        return True, f"no '{ALIAS}' alias yet"
+    if champion == version:
+        return False, f"version {version} already is '{ALIAS}'"
+    if champion_score is None:
+        return True, f"'{ALIAS}' version {champion} has no '{score_key}'"
+    if new_source and champion_source and new_source != champion_source:
+        return False, (
+            f"{score_key} measured on different validation sets ({new_source} vs {champion_source}): "
+            "the champion is kept"
+        )
+    if new_score > champion_score:
+        return True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
+    return False, f"{score_key} {new_score:.4f} <= {champion_score:.4f} (ties keep the champion)"
+
+
+def _record(client, run_id: str, result: GateDecision) -> None:
+    """The decision as tags of the candidate's run and model version, and its scores as run metrics."""
+    decision = "promoted" if result.promoted else "kept"
     tags = {
         "gate.decision": decision,
-        "gate.previous_champion": str(previous),
-        "gate.reason": reason,
-        "gate.score_key": score_key,
-        "gate.new_source": str(new_source),
-        "gate.champion_source": str(champion_source),
+        "gate.previous_champion": str(result.previous_champion),
+        "gate.reason": result.reason,
+        "gate.score_key": result.score_key,
+        "gate.new_source": str(result.new_source),
+        "gate.champion_source": str(result.champion_source),
     }
     for key, value in tags.items():
-        client.set_tag(candidate.run_id, key, value)
-        client.set_model_version_tag(MODEL_NAME, version, key, value)
-    client.log_metric(candidate.run_id, "gate.new_score", new_score)
-    if champion_score is not None:
-        client.log_metric(candidate.run_id, "gate.champion_score", champion_score)
-    log.info("gate for %s version %s: %s (%s)", MODEL_NAME, version, decision, reason)
-    return result
+        client.set_tag(run_id, key, value)
+        client.set_model_version_tag(MODEL_NAME, result.version, key, value)
+    client.log_metric(run_id, "gate.new_score", result.new_score)
+    if result.champion_score is not None:
+        client.log_metric(run_id, "gate.champion_score", result.champion_score)
+    log.info("gate for %s version %s: %s (%s)", MODEL_NAME, result.version, decision, result.reason)
 
 
 def _lock(reg: Registry) -> FileLock:

@@ -16,7 +16,7 @@ package, and no benchmark, imports them directly.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .champion import GateDecision, champion_info, ensure_champion, load_champion, promote_if_better
+from .champion import GateDecision, champion_info, ensure_champion, gate_rule, load_champion, promote_if_better
 from .gate import GATE_KEY, SOURCE_TAG, folder_metrics, validation_score
 from .registry import (
     ALIAS,
@@ -64,6 +64,7 @@ __all__ = [
     "champion_info",
     "ensure_champion",
     "final_metrics",
+    "gate_rule",
     "folder_metrics",
     "load_champion",
     "log_and_register",
