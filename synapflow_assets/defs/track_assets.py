@@ -158,20 +158,13 @@ def spine_tracks(
     tracks = tracks.with_columns(animal=pl.lit(animal))
     failpoint("tracking")
     path = write_parquet(tracks, lake.tracks_path(animal))
-    counts = (
-        tracks.group_by("session_index", "session", "status")
-        .len()
-        .pivot("status", index=["session_index", "session"], values="len")
-        .sort("session_index")
-        .fill_null(0)
-    )
     metadata: dict[str, Any] = {
         "path": dg.MetadataValue.path(str(path)),
         "dagster/row_count": len(tracks),
         "dagster/column_schema": column_schema(tracks),
         "sessions": len(sessions),
         "tracks": int(tracks["track_id"].n_unique()) if len(tracks) else 0,
-        "status_counts": table_metadata(counts.drop("session_index")),
+        "status_counts": table_metadata(status_counts(tracks)),
         "alignment": table_metadata(alignment_table(report)),
         "max_consistency_px": rounded(
             max((r["consistency_px"] for r in report if r["consistency_px"] is not None), default=None)
@@ -184,26 +177,7 @@ def spine_tracks(
         "unconfirmed": int((tracks["status"] == "unconfirmed").sum()),
     }
     if len(sessions) >= 2:
-        last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("xmin").is_not_null())
-        step = tracker.alignment(sessions[-2], sessions[-1])
-        previous = step.reference_in_moving_frame(read_mip(lake.volume_path(animal, sessions[-2].key)))
-        picture = two_session_png(
-            previous,
-            read_mip(lake.volume_path(animal, sessions[-1].key)),
-            last.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-            [str(t) for t in last["track_id"]],
-            last["status"].to_list(),
-        )
-        metadata = {
-            "last_two_sessions": dg.MetadataValue.md(
-                png_markdown(
-                    picture,
-                    f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
-                    "yellow present, cyan new, red eliminated (where it was), grey unconfirmed",
-                )
-            ),
-            **metadata,
-        }
+        metadata = {"last_two_sessions": last_two_sessions(lake, animal, sessions, tracks, tracker), **metadata}
     inconsistent = [f"{r['from']}->{r['to']}" for r in report if (r["consistency_px"] or 0.0) > MAX_CONSISTENCY_PX]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(content_hash(path)),
@@ -216,6 +190,42 @@ def spine_tracks(
                 metadata={"inconsistent_pairs": dg.MetadataValue.json(inconsistent)},
             )
         ],
+    )
+
+
+def status_counts(tracks: pl.DataFrame) -> pl.DataFrame:
+    """Spines per status (columns) and session (rows, in order)."""
+    return (
+        tracks.group_by("session_index", "session", "status")
+        .len()
+        .pivot("status", index=["session_index", "session"], values="len")
+        .sort("session_index")
+        .fill_null(0)
+        .drop("session_index")
+    )
+
+
+def last_two_sessions(
+    lake: DataLake, animal: str, sessions: list[SessionInput], tracks: pl.DataFrame, tracker: AnimalTracker
+) -> dg.MarkdownMetadataValue:
+    """The last two sessions' projections overlaid (the earlier registered onto the later), with the track ids
+    and statuses of the later one."""
+    last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("xmin").is_not_null())
+    step = tracker.alignment(sessions[-2], sessions[-1])
+    previous = step.reference_in_moving_frame(read_mip(lake.volume_path(animal, sessions[-2].key)))
+    picture = two_session_png(
+        previous,
+        read_mip(lake.volume_path(animal, sessions[-1].key)),
+        last.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+        [str(t) for t in last["track_id"]],
+        last["status"].to_list(),
+    )
+    return dg.MetadataValue.md(
+        png_markdown(
+            picture,
+            f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
+            "yellow present, cyan new, red eliminated (where it was), grey unconfirmed",
+        )
     )
 
 
