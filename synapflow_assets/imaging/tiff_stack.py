@@ -83,6 +83,40 @@ def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
             raise InputError(path, f"truncated or corrupt TIFF ({message.split('> ', 1)[-1]})")
 
 
+def _colour_layout(path: Path, axes: str, shape: tuple[int, ...]) -> tuple[str | None, str, tuple[int, ...]]:
+    """How colour samples are stored (None, ``"planes"`` or ``"rgb"``) and the axes and shape without them
+    (sample planes become layers)."""
+    dims = dict(zip(axes, shape))
+    if dims.get("S", 1) <= 1:
+        return None, axes, tuple(shape)
+    samples = dims["S"]
+    if samples not in (3, 4):
+        raise InputError(path, f"{samples} samples per pixel (axes {axes}) are not supported")
+    if axes.index("S") < axes.index("Y") and all(dims[a] == 1 for a in axes if a not in "SYX"):
+        return "planes", axes.replace("S", "Z"), tuple(shape)
+    if axes.endswith("YXS"):
+        return "rgb", axes[:-1], tuple(shape[:-1])
+    raise InputError(path, f"unsupported colour layout (axes {axes}); save each channel as grey")
+
+
+def _channel_choice(path: Path, channel: int | None, sidecar_channel: int | None, total: int) -> tuple[int | None, str]:
+    """The channel to read (None: the brightest, decided on the pixels) of ``total``, and which rule chose it."""
+    chosen = channel if channel is not None else sidecar_channel
+    choice = (
+        "configured"
+        if channel is not None
+        else "sidecar"
+        if sidecar_channel is not None
+        else ("only channel" if total == 1 else f"brightest of {total}")
+    )
+    if chosen is None and total == 1:
+        chosen = 0
+    if chosen is not None and not 0 <= chosen < total:
+        word = "channel" if total == 1 else "channels"
+        raise InputError(path, f"channel {chosen} is out of range: the file has {total} {word} (0..{total - 1})")
+    return chosen, choice
+
+
 def plan_axes(
     path: Path,
     axes: str,
@@ -126,20 +160,8 @@ def plan_axes(
         axis, a channel count that disagrees with the file or does not divide
         the page count, a channel out of range.
     """
+    colour, axes, shape = _colour_layout(path, axes, shape)
     dims = dict(zip(axes, shape))
-    colour = None
-    if dims.get("S", 1) > 1:
-        samples = dims["S"]
-        if samples not in (3, 4):
-            raise InputError(path, f"{samples} samples per pixel (axes {axes}) are not supported")
-        if axes.index("S") < axes.index("Y") and all(dims[a] == 1 for a in axes if a not in "SYX"):
-            colour, axes = "planes", axes.replace("S", "Z")
-        elif axes.endswith("YXS"):
-            colour = "rgb"
-            axes, shape = axes[:-1], tuple(shape[:-1])
-        else:
-            raise InputError(path, f"unsupported colour layout (axes {axes}); save each channel as grey")
-        dims = dict(zip(axes, shape))
     kept = [(a, n) for a, n in zip(axes, shape) if n > 1 or a in "YX"]
     kept_axes = "".join(a for a, _ in kept)
     described = f"axes {axes} with shape {tuple(shape)}"
@@ -172,19 +194,7 @@ def plan_axes(
             raise InputError(
                 path, f"{n_pages} pages are not a multiple of n_channels={total}; cannot de-interleave channels"
             )
-    chosen = channel if channel is not None else sidecar_channel
-    choice = (
-        "configured"
-        if channel is not None
-        else "sidecar"
-        if sidecar_channel is not None
-        else ("only channel" if total == 1 else f"brightest of {total}")
-    )
-    if chosen is None and total == 1:
-        chosen = 0
-    if chosen is not None and not 0 <= chosen < total:
-        word = "channel" if total == 1 else "channels"
-        raise InputError(path, f"channel {chosen} is out of range: the file has {total} {word} (0..{total - 1})")
+    chosen, choice = _channel_choice(path, channel, sidecar_channel, total)
     n_layers = n_pages // total if interleaved else n_pages
     return AxisPlan(kept_axes, tuple(n for _, n in kept), chosen, total, interleaved, n_layers, colour, choice)
 
