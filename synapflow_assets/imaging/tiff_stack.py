@@ -259,13 +259,7 @@ def read_tiff_stack(
         ``voxel`` (``{source: {axis: µm}}`` for ome/imagej/scanimage) and
         ``acquired_at`` (OME).
     """
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(path, "empty file (0 bytes)")
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if head not in _MAGIC:
-        raise InputError(path, f"not a TIFF file (starts with {head!r})")
+    size = _checked_size(path)
     import tifffile
 
     with _tifffile_warnings() as warnings:
@@ -336,10 +330,25 @@ def read_tiff_stack(
         "voxel": voxel,
         "acquired_at": acquired,
     }
-    if plan.colour == "rgb":
-        info["colour_note"] = COLOUR_NOTE
-    elif plan.colour == "planes":
-        info["colour_note"] = (
-            f"{plan.n_layers} sample planes of one page read as {plan.n_layers} layers (a grey stack, not colour)"
-        )
+    if plan.colour is not None:
+        info["colour_note"] = _colour_note(plan)
     return stack, info
+
+
+def _checked_size(path: Path) -> int:
+    """The size of a file that is not empty and starts like a TIFF; `InputError` otherwise."""
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head not in _MAGIC:
+        raise InputError(path, f"not a TIFF file (starts with {head!r})")
+    return size
+
+
+def _colour_note(plan: AxisPlan) -> str:
+    """What was done with colour samples."""
+    if plan.colour == "rgb":
+        return COLOUR_NOTE
+    return f"{plan.n_layers} sample planes of one page read as {plan.n_layers} layers (a grey stack, not colour)"
