@@ -234,6 +234,41 @@ def _eval_line(done: int, entry: dict) -> str:
     )
 
 
+def _pool_mix(config: TrainConfig, pools: dict) -> tuple[list[str], np.ndarray]:
+    """The training pools that have samples and a weight, and their shares of the batches."""
+    weights = dict(config.pool_weights)
+    names = [n for n in pools if pools[n][0] and weights.get(n, 0) > 0]
+    if not names:
+        raise ValueError("no training data: every pool with a weight is empty")
+    shares = np.array([weights[n] for n in names], np.float64)
+    return names, shares / shares.sum()
+
+
+def _optimise(model, optimizer, pixels, targets, device, grad_clip: float) -> float | None:
+    """One optimiser step on a batch (gradients clipped); its loss, or None when the loss is not finite (the
+    step is skipped)."""
+    pixels = pixels.to(device)
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    loss = model(pixel_values=pixels, labels=targets).loss
+    optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return None
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _keep_if_best(best: dict | None, done: int, entry: dict, detector: SpineDetector, out: Path) -> dict | None:
+    """The best evaluation so far (by raw-like AP50); a new best is saved to ``best/`` with its metrics."""
+    score = entry["val_raw"]["ap50"]
+    if best is not None and not score > best["score"]:
+        return best
+    detector.save(out / BEST_DIR)
+    (out / BEST_DIR / "metrics.json").write_text(json.dumps(entry, indent=2))
+    return {"step": done, "score": score, "metric": "val_raw.ap50", "entry": entry}
+
+
 def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print, progress=None) -> dict:
     """Train (or continue) a detector; write checkpoints, ``history.json``, ``best/`` and ``model/``.
 
@@ -271,12 +306,7 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
     t0 = time.perf_counter()
     pools = training_pools(config)
     validation = validation_sets(config)
-    weights = dict(config.pool_weights)
-    names = [n for n in pools if pools[n][0] and weights.get(n, 0) > 0]
-    if not names:
-        raise ValueError("no training data: every pool with a weight is empty")
-    shares = np.array([weights[n] for n in names], np.float64)
-    shares /= shares.sum()
+    names, shares = _pool_mix(config, pools)
     size = {name: len(samples) for name, (samples, _) in pools.items()}
     log(
         f"data: {size['raw']} raw-like layers, {size['real_raw']} real images on raw background, {size['real']} real, "
@@ -317,16 +347,9 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
         source = _pool_of_step(config, step, names, shares, rng)
         pool, crop = pools[source]
         pixels, targets = make_batch(pool, config.batch_size, crop, rng, augment)
-        pixels = pixels.to(device)
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        output = model(pixel_values=pixels, labels=targets)
-        loss = output.loss
-        optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        loss = _optimise(model, optimizer, pixels, targets, device, config.grad_clip)
+        if loss is not None:
+            losses.append(loss)
         lr = schedule.get_last_lr()[0]
         schedule.step()
         done = step + 1
@@ -338,13 +361,8 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
         if done % config.eval_every == 0 or done == config.steps or timed_out:
             entry = run_eval(done, float(np.mean(losses[-config.eval_every :])) if losses else float("nan"))
             history.append(entry)
-            key = "val_raw"
             log(_eval_line(done, entry))
-            score = entry[key]["ap50"]
-            if best is None or score > best["score"]:
-                best = {"step": done, "score": score, "metric": f"{key}.ap50", "entry": entry}
-                detector.save(out / BEST_DIR)
-                (out / BEST_DIR / "metrics.json").write_text(json.dumps(entry, indent=2))
+            best = _keep_if_best(best, done, entry, detector, out)
             (out / HISTORY_FILE).write_text(json.dumps(history, indent=2))
         if done % config.checkpoint_every == 0 or done == config.steps or timed_out:
             save_checkpoint(out / CHECKPOINT_DIR, detector, optimizer, state_dict(done))
