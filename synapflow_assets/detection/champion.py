@@ -13,14 +13,12 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 
 from ..store.atomic_files import sibling
-from .gate import SOURCE_TAG, folder_metrics
+from .gate import SOURCE_TAG, GateDecision, folder_metrics, gate_rule
 from .registry import (
     ALIAS,
     ARTIFACT_PATH,
@@ -83,44 +81,6 @@ def _champion_version(client, reg: Registry):
 def _run_score(client, run_id: str, key: str) -> float | None:
     value = client.get_run(run_id).data.metrics.get(key)
     return None if value is None or not math.isfinite(value) else float(value)
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What the champion gate decided for one registered version.
-
-    Attributes
-    ----------
-    promoted : bool
-        Whether the version became the champion.
-    version : str
-        The candidate version.
-    previous_champion, champion : str or None
-        The champion before and after the gate.
-    score_key : str
-        The metric compared (``val_ap50``).
-    new_score, champion_score : float or None
-        The candidate's and the previous champion's score (None: the champion has none).
-    new_source, champion_source : str or None
-        The validation sets each score was measured on; scores of different sets are not compared.
-    reason : str
-        One line: why.
-    """
-
-    promoted: bool
-    version: str
-    previous_champion: str | None
-    champion: str | None
-    score_key: str
-    new_score: float
-    champion_score: float | None
-    new_source: str | None
-    champion_source: str | None
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict (for metadata and printed results)."""
-        return asdict(self)
 
 
 def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.PathLike = "data") -> GateDecision:
@@ -196,33 +156,6 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
     )
     _record(client, candidate.run_id, result)
     return result
-
-
-def gate_rule(
-    *,
-    version: str,
-    champion: str | None,
-    score_key: str,
-    new_score: float,
-    champion_score: float | None,
-    new_source: str | None,
-    champion_source: str | None,
-) -> tuple[bool, str]:
-    """Whether ``version`` takes the alias from ``champion``, and why (see :func:`promote_if_better`)."""
-    if champion is None:
-        return True, f"no '{ALIAS}' alias yet"
-    if champion == version:
-        return False, f"version {version} already is '{ALIAS}'"
-    if champion_score is None:
-        return True, f"'{ALIAS}' version {champion} has no '{score_key}'"
-    if new_source and champion_source and new_source != champion_source:
-        return False, (
-            f"{score_key} measured on different validation sets ({new_source} vs {champion_source}): "
-            "the champion is kept"
-        )
-    if new_score > champion_score:
-        return True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
-    return False, f"{score_key} {new_score:.4f} <= {champion_score:.4f} (ties keep the champion)"
 
 
 def _record(client, run_id: str, result: GateDecision) -> None:

@@ -10,14 +10,19 @@ was measured on is recorded in the run tag ``val_ap50.source``
 (``raw:seed=424242,layers=16,n_truth=...``, ``real:n_truth=102`` or
 ``sim:seed=0,size=256,animals=2,n_truth=215``), and
 :func:`champion.promote_if_better` only compares scores measured on the same
-set; otherwise it keeps the champion.
+set; otherwise it keeps the champion. The rule itself, :func:`gate_rule`, and its
+result, :class:`GateDecision`, are plain (no registry).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from .registry import ALIAS
 
 GATE_KEY = "val_ap50"
 SOURCE_TAG = "val_ap50.source"
@@ -127,3 +132,68 @@ def folder_metrics(folder) -> tuple[dict, list[dict], dict]:
     else:
         metrics[GATE_KEY], tags[SOURCE_TAG] = score, source
     return metrics, with_gate_metric(history), tags
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What the champion gate decided for one registered version.
+
+    Attributes
+    ----------
+    promoted : bool
+        Whether the version became the champion.
+    version : str
+        The candidate version.
+    previous_champion, champion : str or None
+        The champion before and after the gate.
+    score_key : str
+        The metric compared (``val_ap50``).
+    new_score, champion_score : float or None
+        The candidate's and the previous champion's score (None: the champion has none).
+    new_source, champion_source : str or None
+        The validation sets each score was measured on; scores of different sets are not compared.
+    reason : str
+        One line: why.
+    """
+
+    promoted: bool
+    version: str
+    previous_champion: str | None
+    champion: str | None
+    score_key: str
+    new_score: float
+    champion_score: float | None
+    new_source: str | None
+    champion_source: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (for metadata and printed results)."""
+        return asdict(self)
+
+
+def gate_rule(
+    *,
+    version: str,
+    champion: str | None,
+    score_key: str,
+    new_score: float,
+    champion_score: float | None,
+    new_source: str | None,
+    champion_source: str | None,
+) -> tuple[bool, str]:
+    """Whether ``version`` takes the alias from ``champion``, and why (see :func:`promote_if_better`)."""
+    if champion is None:
+        return True, f"no '{ALIAS}' alias yet"
+    if champion == version:
+        return False, f"version {version} already is '{ALIAS}'"
+    if champion_score is None:
+        return True, f"'{ALIAS}' version {champion} has no '{score_key}'"
+    if new_source and champion_source and new_source != champion_source:
+        return False, (
+            f"{score_key} measured on different validation sets ({new_source} vs {champion_source}): "
+            "the champion is kept"
+        )
+    if new_score > champion_score:
+        return True, f"{score_key} {new_score:.4f} > {champion_score:.4f}"
+    return False, f"{score_key} {new_score:.4f} <= {champion_score:.4f} (ties keep the champion)"

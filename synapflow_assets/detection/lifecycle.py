@@ -16,8 +16,8 @@ package, and no benchmark, imports them directly.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .champion import GateDecision, champion_info, ensure_champion, gate_rule, load_champion, promote_if_better
-from .gate import GATE_KEY, SOURCE_TAG, folder_metrics, validation_score
+from .champion import champion_info, ensure_champion, load_champion, promote_if_better
+from .gate import GATE_KEY, SOURCE_TAG, GateDecision, folder_metrics, gate_rule, validation_score
 from .registry import (
     ALIAS,
     MODEL_NAME,

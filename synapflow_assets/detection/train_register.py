@@ -16,7 +16,7 @@ from .gate import GATE_KEY, SOURCE_TAG, validation_score, with_gate_metric
 from .training import BEST_DIR, FINAL_DIR, TrainConfig, train
 
 if TYPE_CHECKING:
-    from .champion import GateDecision
+    from .gate import GateDecision
 
 
 @dataclass(frozen=True)
