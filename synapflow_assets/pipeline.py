@@ -98,7 +98,14 @@ def process_landed(
                 f"{INGEST_LOCK_WAIT_SECONDS / 60:.0f} min; run again when it has finished"
             ) from error
     try:
-        return _process_landed(instance, lake, imaging, detection, alignment, progress)
+        return _process_landed(
+            instance,
+            lake,
+            imaging or ImagingSettings(),
+            detection or DetectionSettings(),
+            alignment or AlignmentSettings(),
+            progress or (lambda done, total, line: None),
+        )
     finally:
         lock.release()
 
@@ -106,14 +113,11 @@ def process_landed(
 def _process_landed(
     instance: dg.DagsterInstance,
     lake: DataLake,
-    imaging: ImagingSettings | None = None,
-    detection: DetectionSettings | None = None,
-    alignment: AlignmentSettings | None = None,
-    progress=None,
+    imaging: ImagingSettings,
+    detection: DetectionSettings,
+    alignment: AlignmentSettings,
+    progress,
 ) -> PipelineReport:
-    imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
-    alignment = alignment or AlignmentSettings()
-    progress = progress or (lambda done, total, line: None)
     sessions, problems = scan_landing(lake.landing)
     report = PipelineReport(skipped=problems)
     report.waiting = [

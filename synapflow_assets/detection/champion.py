@@ -14,6 +14,7 @@ import shutil
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -131,15 +132,14 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
         new_source, champion_source = (
             client.get_run(run_id).data.tags.get(SOURCE_TAG) for run_id in (candidate.run_id, current.run_id)
         )
-    promoted, reason = gate_rule(
-        version=version,
-        champion=previous,
-        score_key=score_key,
-        new_score=new_score,
-        champion_score=champion_score,
-        new_source=new_source,
-        champion_source=champion_source,
-    )
+    scores: dict[str, Any] = {
+        "score_key": score_key,
+        "new_score": new_score,
+        "champion_score": champion_score,
+        "new_source": new_source,
+        "champion_source": champion_source,
+    }
+    promoted, reason = gate_rule(version=version, champion=previous, **scores)
     if promoted:
         client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
     result = GateDecision(
@@ -147,12 +147,8 @@ def promote_if_better(version, score_key: str = "val_ap50", data_root: str | os.
         version=version,
         previous_champion=previous,
         champion=version if promoted else previous,
-        score_key=score_key,
-        new_score=new_score,
-        champion_score=champion_score,
-        new_source=new_source,
-        champion_source=champion_source,
         reason=reason,
+        **scores,
     )
     _record(client, candidate.run_id, result)
     return result
