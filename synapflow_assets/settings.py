@@ -10,7 +10,7 @@ lab may need to set, read from ``synapflow.yaml`` files in the landing folder.
     detection:
       score_threshold: 0.3
     alignment:
-      min_trusted_blocks: 0.2
+      min_margin: 1.5
 
 Each section has its own fingerprint, so a changed setting makes exactly the assets that use that
 section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``, ``alignment`` ->
@@ -88,8 +88,16 @@ class AlignmentOptions(_Section):
     max_z_shift: int = Field(_ALIGN.max_z_shift, ge=0, description="largest z-shift between sessions searched (layers)")
     min_peak: float = Field(_ALIGN.min_peak, gt=0, description="block correlation peak (sigma) for a trusted block")
     min_global_peak: float = Field(_ALIGN.min_global_peak, gt=0, description="global correlation peak (sigma)")
+    min_margin: float = Field(
+        _ALIGN.min_margin,
+        gt=0,
+        description="the pair's correlation peak over the best peak of the same field flipped (no correspondence)",
+    )
     min_trusted_blocks: float = Field(
-        _ALIGN.min_trusted_blocks, ge=0, le=1, description="share of the blocks holding structure that must match"
+        _ALIGN.min_trusted_blocks,
+        ge=0,
+        le=1,
+        description="share of the blocks holding structure that must match (0: not required)",
     )
     min_structure: float = Field(
         _ALIGN.min_structure, gt=0, le=1, description="share of foreground pixels for a block to hold structure"

@@ -35,6 +35,7 @@ SETTINGS_FLAGS = {
     "tile": ("detection", "tile"),
     "min-trusted-blocks": ("alignment", "min_trusted_blocks"),
     "min-global-peak": ("alignment", "min_global_peak"),
+    "min-margin": ("alignment", "min_margin"),
     "max-rotation": ("alignment", "max_rotation_deg"),
     "max-z-shift": ("alignment", "max_z_shift"),
 }
@@ -112,13 +113,44 @@ def settings_resources(*, source: str = "model", **values) -> dict:
 @app.command("simulate", help="Write simulated sessions with ground truth to a landing folder.")
 @click.option("--out", default="data/landing", show_default=True)
 @click.option("--single-plane", is_flag=True, help="write each session as one plane (its projection)")
+@click.option(
+    "--profile",
+    type=click.Choice(["default", "mip-timelapse", "mip-days"]),
+    default="default",
+    show_default=True,
+    help="mip-*: a lab's single-plane 1024 px uint8 MIP time-lapse without pixel size (--animals series of "
+    "--sessions sessions; --layers, --size and --single-plane do not apply); mip-timelapse: hours apart on one "
+    "day, mip-days: days apart with turnover",
+)
+@click.option(
+    "--detections", is_flag=True, help="mip profiles: also write imported detections with a real detector's defects"
+)
 @simulation_options
 def simulate(
-    *, out: str, single_plane: bool = False, animals: int, sessions: int, layers: int, size: int, seed: int
+    *,
+    out: str,
+    single_plane: bool = False,
+    profile: str = "default",
+    detections: bool = False,
+    animals: int,
+    sessions: int,
+    layers: int,
+    size: int,
+    seed: int,
 ) -> int:
-    """Simulate ``animals`` x ``sessions`` stacks of ``layers`` x ``size`` x ``size`` pixels into ``out``."""
+    """Simulate ``animals`` x ``sessions`` stacks of ``layers`` x ``size`` x ``size`` pixels into ``out``
+    (``--profile default``), or ``animals`` series of ``sessions`` MIP sessions (``mip-timelapse``, ``mip-days``)."""
     from ..synthetic import SimulationParams, simulate_landing
 
+    if profile != "default":
+        from ..synthetic.mip_timelapse import simulate_mip_timelapse
+
+        start = time.perf_counter()
+        paths = simulate_mip_timelapse(
+            Path(out), series=animals, sessions=sessions, seed=seed, profile=profile, detections=detections
+        )
+        print(f"{len(paths)} sessions ({profile}) in {out} ({time.perf_counter() - start:.1f} s)")
+        return 0
     params = SimulationParams(shape=(layers, size, size))
     if single_plane:
         params = dataclasses.replace(params, layer_jitter_px=0.0)

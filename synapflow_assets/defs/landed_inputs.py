@@ -11,15 +11,17 @@ in the UI, `staleness.stale_session_assets`) follows a changed file or setting.
 
 import hashlib
 import json
+from typing import Any
 
 import dagster as dg
 
 from ..detection.imported import detections_file
+from ..imaging.animal_scale import AnimalScale, landed_scale
 from ..imaging.landing import LandedSession
 from ..imaging.readers import content_hash
 from ..settings import LabSettings, load_settings
 from .partitions import SESSIONS, session_partition_key
-from .resources import DetectionSettings, ImagingSettings
+from .resources import DataLake, DetectionSettings, ImagingSettings
 
 landed_volume = dg.AssetSpec(
     "landed_volume",
@@ -49,20 +51,35 @@ def session_settings(
     return load_settings(item.path.parents[1], item.animal, overrides)
 
 
+def animal_scale(lake: DataLake, animal: str, settings: LabSettings) -> AnimalScale | None:
+    """The animal's pooled pixel size when its settings state none (pooled over its landed sessions and
+    recorded the first time it is asked for)."""
+    return landed_scale(lake.landing, animal, lake.pixel_size_record(animal), **settings.imaging.model_dump())
+
+
 def _version(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def observations(
-    item: LandedSession, imaging: ImagingSettings, detection: DetectionSettings
+    item: LandedSession,
+    imaging: ImagingSettings,
+    detection: DetectionSettings,
+    lake: DataLake | None = None,
 ) -> list[dg.AssetObservation]:
     """The current observation of each landed input of one session.
+
+    With `lake`, the animal's pooled pixel size (recorded on first sight, see `imaging.animal_scale`) is part of
+    the volume's version: a session is read at it when its file states no size.
 
     Raises `InputError` (from the settings) when a ``synapflow.yaml`` is invalid.
     """
     settings = session_settings(item, imaging, detection)
     partition = session_partition_key(item.animal, item.session)
-    volume = {"content": content_hash(item.path), "settings": settings.imaging.fingerprint()}
+    volume: dict[str, Any] = {"content": content_hash(item.path), "settings": settings.imaging.fingerprint()}
+    if lake is not None:
+        scale = animal_scale(lake, item.animal, settings)
+        volume["animal_pixel_size_um"] = scale.pixel_size_um if scale else None
     csv = detections_file(item.path)
     boxes = {
         "settings": detection.fingerprint(settings.detection),

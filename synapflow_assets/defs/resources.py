@@ -106,6 +106,10 @@ class DataLake(dg.ConfigurableResource):
     def tracks_cache(self, animal: str) -> Path:
         return self.local_root / "tracks" / self._animal(animal)
 
+    def pixel_size_record(self, animal: str):
+        """The animal's pooled pixel-size estimate (`imaging.animal_scale`), recorded once."""
+        return self._under_root("volumes", self._animal(animal), "pixel_size.json")
+
     def spine_boxes_path(self, animal: str, session: str):
         return self._under_root("spines", self._animal(animal), f"{self._session(session)}.boxes.parquet")
 
@@ -195,5 +199,6 @@ class AlignmentSettings(_Overrides):
     max_z_shift: int | None = None
     min_peak: float | None = None
     min_global_peak: float | None = None
+    min_margin: float | None = None
     min_trusted_blocks: float | None = None
     min_structure: float | None = None

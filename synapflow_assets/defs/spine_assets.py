@@ -11,6 +11,7 @@ from ..imaging.readers import content_hash
 from ..store.locations import read_parquet, write_parquet
 from ..tracking.box_tables import link_table
 from ..tracking.depth import DepthLinkParams
+from ..tracking.duplicates import duplicate_keeper, merge_duplicate_boxes
 from ..tracking.spines import summarize_spines
 from .config_models import config_schema
 from .detection_assets import detections_2d, session_keys
@@ -23,7 +24,7 @@ from .resources import DataLake
     partitions_def=SESSIONS,
     deps=[detections_2d],
     config_schema=config_schema(DepthLinkParams),
-    code_version="1",
+    code_version="2",
     kinds={"parquet"},
     group_name="tracking",
     **labels("depth-linking"),
@@ -32,13 +33,16 @@ def spines_3d(
     context: dg.AssetExecutionContext,
     lake: DataLake,
 ) -> dg.MaterializeResult:
-    """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres."""
+    """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres.
+    Stacked duplicate boxes of one spine (see `tracking.duplicates`) are merged into one spine."""
     animal, session = session_keys(context)
     detections = read_parquet(lake.detections_path(animal, session))
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
     linked = link_table(
         detections.with_columns(stack=pl.lit(session)), DepthLinkParams(**context.op_execution_context.op_config)
     )
+    keepers = duplicate_keeper(summarize_spines(linked, voxel_size))
+    linked = merge_duplicate_boxes(linked, keepers)
     spines = summarize_spines(linked, voxel_size).with_columns(
         animal=pl.lit(animal),
         session=pl.lit(session),
@@ -63,6 +67,7 @@ def spines_3d(
             "dagster/row_count": len(spines),
             "dagster/column_schema": column_schema(spines),
             "spines": len(spines),
+            "duplicates_merged": int((keepers["spine_id"] != keepers["keeper_id"]).sum()),
             "boxes_linked": int((linked["id"] >= 0).sum()),
             "boxes_interpolated": int(linked["interpolated"].sum()),
             "layers_per_spine": table_metadata(

@@ -193,7 +193,7 @@ def stale_session_assets(
     """
     imaging, detection = imaging or ImagingSettings(), detection or DetectionSettings()
     partition = session_partition_key(item.animal, item.session)
-    found = observations(item, imaging, detection)
+    found = observations(item, imaging, detection, lake)
     observe(instance, found)
     result = SessionStaleness()
     unmatched = adopt_landed_inputs(instance, partition, found)

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from ..failpoints import failpoint
+from ..imaging.animal_scale import SAME_SIZE_TOLERANCE, same_size
 from ..imaging.ingest import png_markdown
 from ..imaging.keys import order_sessions
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
@@ -24,7 +25,8 @@ from .partitions import ANIMALS, SESSIONS_OF_ANIMAL, sessions_of
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
 
-MAX_CONSISTENCY_PX = 1.0
+#: Forward-backward consistency limit of an alignment (um): a quarter of a spine head, whatever the pixel size.
+MAX_CONSISTENCY_UM = 0.25
 
 
 def volume_pixels(path) -> np.ndarray:
@@ -43,11 +45,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
         infos[session] = (path, shape, tuple(voxel), attrs)
         acquired = attrs.get("acquired_at")
         found[session] = pl.Series([acquired]).str.to_datetime(time_zone="UTC").item() if acquired else None
-    voxels = {info[2] for info in infos.values()}
-    if len(voxels) > 1:
-        raise ValueError(
-            f"sessions of {animal} have different voxel sizes: " + ", ".join(f"{k}: {v[2]}" for k, v in infos.items())
-        )
+    check_one_scale(animal, {k: (v[2], v[3].get("voxel_size_source", "unknown")) for k, v in infos.items()})
     inputs = []
     for session in order_sessions(found):
         path, shape, _, attrs = infos[session]
@@ -67,6 +65,19 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
             )
         )
     return inputs
+
+
+def check_one_scale(animal: str, voxels: dict[str, tuple[tuple, str]]) -> None:
+    """Raise one line naming each session's size when the sessions of an animal were not imaged at one voxel size
+    (sizes within `SAME_SIZE_TOLERANCE` of each other, e.g. rounded headers, are one size)."""
+    for axis, name in ((2, "x/y pixel size"), (0, "z step")):
+        sizes = {session: voxel[axis] for session, (voxel, _) in voxels.items()}
+        if not same_size(sizes):
+            listed = ", ".join(f"{s} {sizes[s]:.4g} um ({source})" for s, (_, source) in voxels.items())
+            raise ValueError(
+                f"sessions differ in {name} by more than {SAME_SIZE_TOLERANCE:.0%}: {listed}; if they are one "
+                "field at one zoom, state imaging.pixel_size_um (and z_step_um) in its synapflow.yaml"
+            )
 
 
 def require_all_sessions(instance: dg.DagsterInstance, animal: str, present: set[str], what: str) -> None:
@@ -119,7 +130,7 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
             "sessions_aligned",
             asset="spine_tracks",
             description="every consecutive pair aligns consistently "
-            f"(forward-backward residual <= {MAX_CONSISTENCY_PX} px); "
+            f"(forward-backward residual <= {MAX_CONSISTENCY_UM} um); "
             "a pair that does not overlap fails the asset instead",
         )
     ],
@@ -152,9 +163,8 @@ def spine_tracks(
         )
     except ValueError as error:
         raise dg.Failure(description=f"{animal}: {error}") from error
-    tracks = with_positions(
-        tracks, sessions, read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None
-    )
+    voxel = read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None
+    tracks = with_positions(tracks, sessions, voxel)
     tracks = tracks.with_columns(animal=pl.lit(animal))
     failpoint("tracking")
     path = write_parquet(tracks, lake.tracks_path(animal))
@@ -178,7 +188,9 @@ def spine_tracks(
     }
     if len(sessions) >= 2:
         metadata = {"last_two_sessions": last_two_sessions(lake, animal, sessions, tracks, tracker), **metadata}
-    inconsistent = [f"{r['from']}->{r['to']}" for r in report if (r["consistency_px"] or 0.0) > MAX_CONSISTENCY_PX]
+    pixel_um = float(voxel[2]) if voxel is not None else 1.0
+    consistency_um = {f"{r['from']}->{r['to']}": (r["consistency_px"] or 0.0) * pixel_um for r in report}
+    inconsistent = [pair for pair, um in consistency_um.items() if um > MAX_CONSISTENCY_UM]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(content_hash(path)),
         metadata=metadata,
@@ -187,6 +199,10 @@ def spine_tracks(
                 check_name="sessions_aligned",
                 passed=not inconsistent,
                 severity=dg.AssetCheckSeverity.WARN,
+                description=None
+                if not inconsistent
+                else f"forward-backward residual above {MAX_CONSISTENCY_UM} um: "
+                + ", ".join(f"{p} {consistency_um[p]:.2f} um" for p in inconsistent),
                 metadata={"inconsistent_pairs": dg.MetadataValue.json(inconsistent)},
             )
         ],

@@ -4,11 +4,12 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from ..imaging.animal_scale import ESTIMATE_DISAGREEMENT, AnimalScale
 from ..imaging.errors import InputError
-from ..imaging.ingest import ingest_session, png_markdown, preview_png
+from ..imaging.ingest import IngestReport, ingest_session, png_markdown, preview_png
 from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, volume_manifest
-from .landed_inputs import landed_volume
+from .landed_inputs import animal_scale, landed_volume
 from .metadata import labels, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
@@ -40,14 +41,17 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
     """One session's z-stack: read, validated, layers registered, written as OME-Zarr with its MIP."""
     animal, session = split_session_key(context.partition_key)
     try:
-        options = imaging.settings(lake, animal).imaging
+        settings = imaging.settings(lake, animal)
+        options = settings.imaging
         source = find_session_input(lake.landing, animal, session)
+        scale = animal_scale(lake, animal, settings)
         with staged_input(source, session) as local:
             report = ingest_session(
                 local,
                 lake.volume_path(animal, session),
                 default_voxel_size_um=tuple(imaging.default_voxel_size_um),
                 origin=str(source),
+                animal_pixel_size_um=scale.pixel_size_um if scale else None,
                 **options.model_dump(),
             )
     except InputError as error:
@@ -57,15 +61,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
     z, y, x = report.shape
     shift_size = np.hypot(*report.layer_shifts.T) if z > 1 else np.zeros(1)
     pixel_known = report.voxel_size_source not in ("default", "estimated")
-    pixel_note = (
-        None
-        if pixel_known
-        else (
-            f"no x/y pixel size in {report.source.name}; {report.voxel_size_um[2]:.3g} um "
-            + ("estimated from the dendrite width" if report.voxel_size_source == "estimated" else "assumed")
-            + " (set imaging.pixel_size_um in synapflow.yaml)"
-        )
-    )
+    pixel_note = None if pixel_known else unknown_pixel_size_note(report, scale)
     if pixel_note:
         context.log.warning(pixel_note)
     meta = report.metadata
@@ -80,6 +76,8 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             "voxel_size_um_zyx": [rounded(v, 4) for v in report.voxel_size_um],
             "voxel_size_source": report.voxel_size_source,
             "voxel_size_sources": dg.MetadataValue.json(meta.get("voxel_size_sources", {})),
+            "pixel_size_estimate": dg.MetadataValue.json(meta.get("pixel_size_estimate") or {}),
+            "animal_pixel_size": scale.describe() if scale else "not pooled (stated or not estimated)",
             "format": meta.get("format", "unknown"),
             "channel": f"{meta.get('channel', 0)} of {meta.get('n_channels', 1)} "
             f"({meta.get('channel_choice', 'only channel')})",
@@ -120,4 +118,23 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
                 metadata={"residual_px": report.residual_px, "max_px": MAX_RESIDUAL_PX},
             ),
         ],
+    )
+
+
+def unknown_pixel_size_note(report: IngestReport, scale: AnimalScale | None) -> str:
+    """One line on a pixel size that no file or setting states: estimated for the animal, this session's own
+    estimate when it disagrees with the animal's, or assumed."""
+    size = report.voxel_size_um[2]
+    if report.voxel_size_source != "estimated":
+        how = "assumed (no dendrite to estimate it from)"
+    elif scale is None:
+        how = "estimated from the dendrite width"
+    else:
+        how = f"estimated for the animal: {scale.describe()}"
+        own = (report.metadata.get("pixel_size_estimate") or {}).get("pixel_size_um")
+        if own is not None and abs(own / scale.pixel_size_um - 1.0) > ESTIMATE_DISAGREEMENT:
+            how += f"; this session alone gives {own:.4g} um/px"
+    return (
+        f"no x/y pixel size in {report.source.name}; {size:.4g} um/px {how} "
+        "(set imaging.pixel_size_um in synapflow.yaml)"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..store.locations import as_path
 from .errors import InputError
-from .png_stack import find_png_layers, read_png_stack
+from .png_stack import find_png_layers, is_layer_file, read_png_image, read_png_stack
 from .scale import estimate_pixel_size as estimate_scale
 from .sidecar import read_sidecar, sidecar_path
 from .tiff_stack import read_tiff_stack
@@ -47,6 +47,7 @@ def read_volume(
     max_layers: int = 2048,
     max_xy: int = 16384,
     estimate_pixel_size: bool = True,
+    animal_pixel_size_um: float | None = None,
 ) -> Volume:
     """Read and validate one session's z-stack.
 
@@ -72,6 +73,10 @@ def read_volume(
         When nothing states the x/y pixel size, estimate it from the width of
         the dendrites (source ``estimated``, see :mod:`.scale`); the default
         is used only when no dendrite is found.
+    animal_pixel_size_um : float, optional
+        The animal's pooled estimate (:mod:`.animal_scale`): used instead of
+        this session's own estimate when nothing states the size (source
+        ``estimated``); the session's own estimate stays in the metadata.
     min_layers, max_layers : int
         Accepted number of layers (a single plane has 1 layer).
     max_xy : int
@@ -112,8 +117,9 @@ def read_volume(
     estimate = None
     if estimate_pixel_size and not any("x" in sizes for sizes in candidates.values()):
         estimate = estimate_scale(data)
-        if estimate.pixel_size_um is not None:
-            candidates["estimated"] = {"y": estimate.pixel_size_um, "x": estimate.pixel_size_um}
+        chosen = animal_pixel_size_um if animal_pixel_size_um is not None else estimate.pixel_size_um
+        if chosen is not None:
+            candidates["estimated"] = {"y": chosen, "x": chosen}
     candidates["default"] = dict(zip(_AXES, default))
     sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}
     voxel = tuple(float(candidates[sources[a]][a]) for a in _AXES)
@@ -125,6 +131,7 @@ def read_volume(
             "pixel_size_um": estimate.pixel_size_um,
             "dendrite_width_px": round(estimate.dendrite_width_px, 2),
             "ridge_pixels": estimate.ridge_pixels,
+            "animal_pixel_size_um": animal_pixel_size_um,
         }
     if sidecar:
         metadata["sidecar"] = str(sidecar.path)
@@ -139,24 +146,34 @@ def read_volume(
 
 
 def _check_input_path(path: Path) -> None:
-    """An existing TIFF file or a folder (of PNG layers); `InputError` otherwise."""
+    """An existing TIFF file, a single PNG (a one-layer session) or a folder (of PNG layers); `InputError`
+    otherwise, and for one layer of a PNG folder stack (``<stack>_layerNN.png``) given on its own."""
     if not path.exists():
         raise InputError(path, "does not exist")
     suffix = path.suffix.lower()
-    if not path.is_dir() and suffix not in _TIFF_SUFFIXES:
-        if suffix == ".png":
-            raise InputError(path, "a single PNG file; pass the folder holding the per-layer PNGs")
-        raise InputError(
-            path, f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff or a folder of PNG layers"
-        )
+    if path.is_dir() or suffix in _TIFF_SUFFIXES:
+        return
+    if suffix == ".png":
+        if is_layer_file(path.name):
+            raise InputError(
+                path, "a single PNG layer of a folder stack (<stack>_layerNN.png); pass the folder holding the layers"
+            )
+        return
+    raise InputError(
+        path,
+        f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff, a single-plane .png "
+        "or a folder of PNG layers",
+    )
 
 
 def _read_pixels(path: Path, sidecar, channel: int | None, n_channels: int | None, limits: dict) -> tuple:
     """The layers of one channel and what the file says (format, axes, channel choice, voxel sizes by source,
-    acquisition time): a TIFF through :func:`read_tiff_stack`, a PNG layer folder (one grey channel)."""
+    acquisition time): a TIFF through :func:`read_tiff_stack`, a PNG layer folder or a single PNG (one grey
+    channel)."""
     side_channel = sidecar.channel if sidecar else None
     side_n = sidecar.n_channels if sidecar else None
-    if not path.is_dir():
+    single_png = not path.is_dir() and path.suffix.lower() == ".png"
+    if not path.is_dir() and not single_png:
         return read_tiff_stack(
             path,
             channel=channel,
@@ -169,11 +186,12 @@ def _read_pixels(path: Path, sidecar, channel: int | None, n_channels: int | Non
     if chosen != 0 or (n_channels or side_n or 1) != 1:
         raise InputError(
             path,
-            f"channel {chosen} of {n_channels or side_n or 1} requested, but a PNG layer folder has 1 channel (grey)",
+            f"channel {chosen} of {n_channels or side_n or 1} requested, but a "
+            f"{'PNG image' if single_png else 'PNG layer folder'} has 1 channel (grey)",
         )
-    data, extra = read_png_stack(path, **limits)
+    data, extra = read_png_image(path, **limits) if single_png else read_png_stack(path, **limits)
     info = {
-        "format": "png-layers",
+        "format": "png" if single_png else "png-layers",
         "axes": "ZYX",
         "channel": 0,
         "n_channels": 1,

@@ -30,11 +30,19 @@ class AlignParams:
         Correlation peak of a block (in standard deviations) below which its match is not trusted.
     min_global_peak : float
         Correlation peak of the whole projections below which the sessions do not overlap.
+    min_margin : float
+        The correspondence test: the correlation peak of the pair must exceed,
+        by this factor, the best peak the moving projection reaches against
+        the reference when flipped (and, for square layers, transposed). A
+        flipped field has the same texture (dendrites along the same axis,
+        the same brightness and noise) but no correspondence, so its peak is
+        what chance gives between two unrelated fields of this kind.
     min_trusted_blocks : float
         Fraction of the blocks that hold structure (see ``min_structure``) whose
-        match must be trusted for the sessions to count as overlapping. Empty
-        background blocks have nothing to match and are not counted, so a
-        sparse field is judged by its dendrites.
+        match must be trusted for the sessions to count as overlapping (0: not
+        required; the share is reported either way). Sparse fields of fine
+        pixels whose dendrites run along one axis match in few blocks even
+        when the pair is the same field, so the correspondence test decides.
     min_structure : float
         Fraction of a block's pixels that must be foreground (brighter than the
         background by 4 noise standard deviations, after smoothing) for the
@@ -50,7 +58,8 @@ class AlignParams:
     max_local_px: float = 6.0
     min_peak: float = 6.0
     min_global_peak: float = 8.0
-    min_trusted_blocks: float = 0.25
+    min_margin: float = 1.5
+    min_trusted_blocks: float = 0.0
     min_structure: float = 0.02
     field_smoothness: float = 0.1
 
@@ -67,9 +76,11 @@ class Alignment:
     reference point and where it lands after going forward and back (the
     forward-backward consistency residual, in the overlap of the sessions).
     ``trusted_blocks`` is the share of the blocks holding structure whose
-    match is trusted (``structure_blocks`` of them). ``ok`` uses the
-    ``min_global_peak`` and ``min_trusted_blocks`` the alignment was computed
-    with. ``z_shift`` is 0 and ``z_score`` NaN when a session has fewer than
+    match is trusted (``structure_blocks`` of them). ``decoy_peak`` is the best
+    peak of the flipped (and transposed) moving projection: what a pair with no
+    correspondence reaches (see ``AlignParams.min_margin``). ``ok`` uses the
+    ``min_global_peak``, ``min_margin`` and ``min_trusted_blocks`` the
+    alignment was computed with. ``z_shift`` is 0 and ``z_score`` NaN when a session has fewer than
     3 layers (single planes or projections: there is no z to search).
     """
 
@@ -89,8 +100,15 @@ class Alignment:
     residual_back_px: float = float("nan")
     consistency_px: float = float("nan")
     structure_blocks: int = 0
+    decoy_peak: float = float("nan")
     min_global_peak: float = AlignParams.min_global_peak
+    min_margin: float = AlignParams.min_margin
     min_trusted_blocks: float = AlignParams.min_trusted_blocks
+
+    @property
+    def margin(self) -> float:
+        """The pair's correlation peak over the best decoy's."""
+        return float(self.peak / self.decoy_peak) if self.decoy_peak > 0 else float("inf")
 
     @property
     def ok(self) -> bool:
@@ -98,6 +116,7 @@ class Alignment:
         return bool(
             self.peak >= self.min_global_peak
             and self.structure_blocks >= 3
+            and not self.margin < self.min_margin
             and self.trusted_blocks >= self.min_trusted_blocks
         )
 
@@ -112,6 +131,11 @@ class Alignment:
             )
         if self.structure_blocks < 3:
             return f"only {self.structure_blocks} blocks of the reference hold structure: nothing to align"
+        if self.margin < self.min_margin:
+            return (
+                f"no correspondence: the match (peak {self.peak:.1f} sigma) is no better than the same field "
+                f"flipped (peak {self.decoy_peak:.1f}; ratio {self.margin:.2f} < min_margin {self.min_margin:g})"
+            )
         return (
             f"only {self.trusted_blocks:.0%} of the {self.structure_blocks} blocks holding structure match "
             f"(min_trusted_blocks {self.min_trusted_blocks:.0%})"
@@ -167,6 +191,18 @@ def global_rotation_shift(reference: np.ndarray, moving: np.ndarray, params: Ali
     a = np.deg2rad(angle)
     dy, dx = -float(shift[0]), -float(shift[1])
     return float(angle), (np.cos(a) * dy - np.sin(a) * dx, np.sin(a) * dy + np.cos(a) * dx), float(peak)
+
+
+def decoy_peak(reference: np.ndarray, moving: np.ndarray) -> float:
+    """The best phase-correlation peak of ``moving`` flipped in y, in x and in both (and, for square images,
+    transposed with each flip) against ``reference``: the null model of the correspondence test."""
+    ref, mov = _prepare(reference), _prepare(moving)
+    decoys = [mov[::-1], mov[:, ::-1], mov[::-1, ::-1]]
+    if mov.shape[0] == mov.shape[1]:
+        decoys += [mov.T, mov.T[::-1], mov.T[:, ::-1], mov.T[::-1, ::-1]]
+    stacked = np.stack([np.ascontiguousarray(d) for d in decoys])
+    _, peaks = phase_correlation(np.broadcast_to(ref, stacked.shape), stacked)
+    return float(peaks.max())
 
 
 def z_shift(reference: np.ndarray, moving_aligned: np.ndarray, max_shift: int) -> tuple[int, float]:
@@ -313,7 +349,9 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
         share(trusted_back, content_back),
         residual_back,
         structure_blocks=int(content.sum()),
+        decoy_peak=decoy_peak(ref_mip, mov_mip),
         min_global_peak=params.min_global_peak,
+        min_margin=params.min_margin,
         min_trusted_blocks=params.min_trusted_blocks,
     )
     return replace(result, consistency_px=forward_backward_consistency(result, margin_px=step))

@@ -38,9 +38,9 @@ class SessionInput:
     candidates: pl.DataFrame | None = None
 
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 """Bumped whenever what is cached per pair changes (2: the backward field and the consistency residual;
-3: the gate counts only blocks holding structure)."""
+3: the gate counts only blocks holding structure; 4: the decoy peak of the correspondence test)."""
 
 _FIELDS = ("field_yx", "field_back_yx")
 
@@ -177,6 +177,7 @@ class AnimalTracker:
                     "shift_yx_px": [_round(v, 2) for v in step.shift_yx],
                     "z_shift": step.z_shift,
                     "peak": _round(step.peak, 1),
+                    "decoy_peak": _round(step.decoy_peak, 1),
                     "trusted_blocks": _round(step.trusted_blocks, 2),
                     "residual_px": _round(step.residual_px, 3),
                     "trusted_blocks_back": _round(step.trusted_blocks_back, 2),

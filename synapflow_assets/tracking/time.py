@@ -26,8 +26,10 @@ class TimeLinkParams:
         elimination and survival fall from 0.013 / 0.017 / 0.033 to
         0.010 / 0.012 / 0.022, since a new spine next to an eliminated one is
         no longer taken for it.
-    max_centre_distance_px : float
-        Projected centres farther apart are never linked.
+    max_centre_distance_um : float
+        Projected centres farther apart are never linked (in um, so the gate
+        means the same at any pixel size; 1.8 um is the former 15 px at
+        0.12 um/px).
     max_gap : int
         Sessions a spine may be missed and still be re-linked (0: method).
     border_px : float
@@ -39,7 +41,7 @@ class TimeLinkParams:
     giou_weight: float = 1.5
     z_weight: float = 0.3
     max_cost: float = 0.0
-    max_centre_distance_px: float = 15.0
+    max_centre_distance_um: float = 1.8
     max_gap: int = 1
     border_px: float = 2.0
 
@@ -97,6 +99,20 @@ def project_spines(spines: pl.DataFrame, map_points, z_shift: int, shape_zyx, bo
     )
 
 
+#: Pixel size assumed for spine tables that carry no micrometre positions (the simulator's default).
+DEFAULT_PIXEL_UM = 0.12
+
+
+def pixel_size_um(spines: pl.DataFrame) -> float:
+    """x pixel size of a session's spine table, from its ``x_um`` over ``x_px`` (``DEFAULT_PIXEL_UM``
+    when it has no positions in um)."""
+    if not {"x_um", "x_px"} <= set(spines.columns):
+        return DEFAULT_PIXEL_UM
+    ratio = spines.filter(pl.col("x_px") > 0).select(pl.col("x_um") / pl.col("x_px"))
+    value = ratio.to_series().median() if len(ratio) else None
+    return float(value) if isinstance(value, float) and value > 0 else DEFAULT_PIXEL_UM
+
+
 def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkParams) -> pl.DataFrame:
     """All acceptable links (cost <= ``max_cost``) between projected earlier spines and later spines.
 
@@ -115,8 +131,8 @@ def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkPar
     cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
         candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"]
     )
-    distance = centre_distance(a, b)
-    i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_px))
+    distance = centre_distance(a, b) * pixel_size_um(later)
+    i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_um))
     return (
         pl.DataFrame(
             {

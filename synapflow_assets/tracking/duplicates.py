@@ -1,0 +1,90 @@
+"""Duplicate 3D spines of one session: a detector's stacked boxes on one spine, merged into one.
+
+A detector may put two boxes on one spine (shifted by a fraction of its size,
+the second a little weaker), and class-agnostic NMS at IoU 0.5 keeps both when
+they overlap less. Linked through depth they become two 3D spines at one
+place, and across sessions one of them has no partner: one spine turns into an
+"eliminated" and a "new" track. Real spine heads do not overlap (they keep a
+gap), so two 3D spines whose median boxes cover most of the smaller one, on
+overlapping layers, are one spine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+#: Share of the smaller median box that the other must cover for two spines to be one.
+MIN_COVER = 0.5
+
+
+def duplicate_keeper(spines: pl.DataFrame, *, min_cover: float = MIN_COVER) -> pl.DataFrame:
+    """For each spine, the spine it is merged into (itself when it has no duplicate).
+
+    Parameters
+    ----------
+    spines : polars.DataFrame
+        ``spine_id, first_layer, last_layer, xmin, ymin, xmax, ymax, mean_score``.
+    min_cover : float
+        Spines whose median boxes intersect over at least this share of the smaller box's area, with
+        overlapping layer ranges, are duplicates; chains of duplicates are one spine, kept as its
+        highest-scoring member.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``spine_id, keeper_id``.
+    """
+    ids = spines["spine_id"].to_numpy()
+    if len(spines) < 2:
+        return pl.DataFrame({"spine_id": ids, "keeper_id": ids}, schema={"spine_id": pl.Int64, "keeper_id": pl.Int64})
+    box = spines.select("xmin", "ymin", "xmax", "ymax").to_numpy().astype(np.float64)
+    width = np.clip(
+        np.minimum(box[:, None, 2], box[None, :, 2]) - np.maximum(box[:, None, 0], box[None, :, 0]), 0, None
+    )
+    height = np.clip(
+        np.minimum(box[:, None, 3], box[None, :, 3]) - np.maximum(box[:, None, 1], box[None, :, 1]), 0, None
+    )
+    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    cover = width * height / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
+    first, last = spines["first_layer"].to_numpy(), spines["last_layer"].to_numpy()
+    layers = (np.minimum(last[:, None], last[None, :]) - np.maximum(first[:, None], first[None, :])) >= 0
+    i, j = np.nonzero(np.triu((cover >= min_cover) & layers, k=1))
+    n = len(spines)
+    _, component = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    score = spines["mean_score"].fill_null(0.0).to_numpy()
+    order = np.lexsort((ids, -score, component))  # best score first within each component
+    first_of = np.unique(component[order], return_index=True)[1]
+    keeper_of_component = ids[order][first_of]
+    return pl.DataFrame(
+        {"spine_id": ids, "keeper_id": keeper_of_component[component]},
+        schema={"spine_id": pl.Int64, "keeper_id": pl.Int64},
+    )
+
+
+def merge_duplicate_boxes(linked: pl.DataFrame, keepers: pl.DataFrame) -> pl.DataFrame:
+    """Linked boxes with each duplicate spine's boxes given to the spine it merges into; where both had a box
+    on one layer, the stronger box is kept and the other gets id -1 (part of no spine).
+
+    Parameters
+    ----------
+    linked : polars.DataFrame
+        Boxes with ``id`` (the 3D spine, -1 for none), ``layer``, ``score``, and a grouping column
+        ``stack`` when present.
+    keepers : polars.DataFrame
+        From :func:`duplicate_keeper`.
+    """
+    if not len(linked) or bool((keepers["spine_id"] == keepers["keeper_id"]).all()):
+        return linked
+    by = ["stack"] if "stack" in linked.columns else []
+    merged = (
+        linked.with_row_index("_row")
+        .join(keepers, left_on="id", right_on="spine_id", how="left")
+        .with_columns(id=pl.coalesce("keeper_id", "id"))
+        .drop("keeper_id")
+    )
+    rank = pl.col("score").fill_null(-1.0).rank("ordinal", descending=True).over([*by, "id", "layer"])
+    merged = merged.with_columns(id=pl.when((pl.col("id") >= 0) & (rank > 1)).then(-1).otherwise(pl.col("id")))
+    return merged.sort("_row").drop("_row")
