@@ -111,7 +111,7 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
     safe = animal.replace("'", "''")
     tracks = query(lake.store_path, f"SELECT * FROM tracks WHERE animal = '{safe}'")
     sizes = query(lake.store_path, f"SELECT session, spine_id, size FROM spine_features WHERE animal = '{safe}'")
-    sessions, steps = animal_alignments(lake, animal)
+    sessions, steps, _ = animal_alignments(lake, animal)
     written = write_napari(Path(lake.root), animal, Path(out), [s.key for s in sessions], steps, tracks, sizes)
     print(
         f"{len(sessions)} registered volumes, tracks.csv and points.csv in {out} "
@@ -141,14 +141,14 @@ def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
     )
     alignments = {}
     for name in animals:
-        sessions, aligned = animal_alignments(lake, name)
-        steps = [(a.key, b.key, step) for a, b, step in zip(sessions, sessions[1:], aligned)]
+        sessions, aligned, passed = animal_alignments(lake, name)
+        steps = [(a.key, b.key, step, ok) for a, b, step, ok in zip(sessions, sessions[1:], aligned, passed)]
         alignments[name] = pl.DataFrame(
             [
                 {
                     "from": a,
                     "to": b,
-                    "aligned": s.ok,
+                    "aligned": ok,
                     "rotation_deg": round(s.rotation_deg, 2),
                     "shift_y_px": round(s.shift_yx[0], 1),
                     "shift_x_px": round(s.shift_yx[1], 1),
@@ -156,7 +156,7 @@ def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
                     "residual_px": round(s.residual_px, 2),
                     "consistency_px": round(s.consistency_px, 2),
                 }
-                for a, b, s in steps
+                for a, b, s, ok in steps
             ]
         )
     page = build_report(Path(lake.root), animals, alignments)

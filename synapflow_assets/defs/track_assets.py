@@ -103,18 +103,23 @@ def alignment_table(report: list[dict]) -> pl.DataFrame:
         "residual_back_px": pl.Float64,
         "consistency_px": pl.Float64,
         "peak": pl.Float64,
+        "decoy_peak": pl.Float64,
+        "spines_refound": pl.Float64,
+        "decoys_refound": pl.Float64,
         "problem": pl.String,
     }
     table = pl.DataFrame([{k: r.get(k) for k in columns} for r in report], schema=columns)
     return table.with_columns(pl.col(pl.Float64).round(3))
 
 
-def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], list]:
-    """An animal's sessions in acquisition order and the alignment of each consecutive pair (from the tracks
-    cache when its inputs are unchanged), with the animal's alignment settings."""
+def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], list, list[bool]]:
+    """An animal's sessions in acquisition order, the alignment of each consecutive pair (from the tracks
+    cache when its inputs are unchanged) with the animal's alignment settings, and whether each pair passed
+    the gate (`AnimalTracker.gate`)."""
     sessions = animal_sessions(lake, animal)
     tracker = AnimalTracker(lake.tracks_cache(animal), AlignmentSettings().settings(lake, animal).alignment.params())
-    return sessions, [tracker.alignment(a, b) for a, b in zip(sessions, sessions[1:])]
+    pairs = list(zip(sessions, sessions[1:]))
+    return sessions, [tracker.alignment(a, b) for a, b in pairs], [tracker.gate(a, b)[0] for a, b in pairs]
 
 
 @dg.asset(

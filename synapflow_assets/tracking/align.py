@@ -193,16 +193,21 @@ def global_rotation_shift(reference: np.ndarray, moving: np.ndarray, params: Ali
     return float(angle), (np.cos(a) * dy - np.sin(a) * dx, np.sin(a) * dy + np.cos(a) * dx), float(peak)
 
 
-def decoy_peak(reference: np.ndarray, moving: np.ndarray) -> float:
+def decoy_peak(reference: np.ndarray, moving: np.ndarray, params: AlignParams = AlignParams()) -> float:
     """The best phase-correlation peak of ``moving`` flipped in y, in x and in both (and, for square images,
-    transposed with each flip) against ``reference``: the null model of the correspondence test."""
+    transposed with each flip) against ``reference``, each at five rotations across the searched range: the
+    null model of the correspondence test. The pair's own peak is the best of a rotation search, so the
+    decoys get a search of the same size."""
     ref, mov = _prepare(reference), _prepare(moving)
     decoys = [mov[::-1], mov[:, ::-1], mov[::-1, ::-1]]
     if mov.shape[0] == mov.shape[1]:
         decoys += [mov.T, mov.T[::-1], mov.T[:, ::-1], mov.T[::-1, ::-1]]
-    stacked = np.stack([np.ascontiguousarray(d) for d in decoys])
-    _, peaks = phase_correlation(np.broadcast_to(ref, stacked.shape), stacked)
-    return float(peaks.max())
+    best = 0.0
+    for angle in np.linspace(-params.max_rotation_deg, params.max_rotation_deg, 5):
+        stacked = np.stack([warp_to_reference(np.ascontiguousarray(d), float(angle), (0.0, 0.0)) for d in decoys])
+        _, peaks = phase_correlation(np.broadcast_to(ref, stacked.shape), stacked)
+        best = max(best, float(peaks.max()))
+    return best
 
 
 def z_shift(reference: np.ndarray, moving_aligned: np.ndarray, max_shift: int) -> tuple[int, float]:
@@ -349,7 +354,7 @@ def align_sessions(reference: np.ndarray, moving: np.ndarray, params: AlignParam
         share(trusted_back, content_back),
         residual_back,
         structure_blocks=int(content.sum()),
-        decoy_peak=decoy_peak(ref_mip, mov_mip),
+        decoy_peak=decoy_peak(ref_mip, mov_mip, params),
         min_global_peak=params.min_global_peak,
         min_margin=params.min_margin,
         min_trusted_blocks=params.min_trusted_blocks,

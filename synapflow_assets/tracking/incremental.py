@@ -13,6 +13,7 @@ import polars as pl
 from ..errors import SynapFlowError
 from ..store.atomic_files import write_parquet_atomic
 from .align import Alignment, AlignParams, align_sessions
+from .correspondence import Correspondence, spine_correspondence
 from .time import TimeLinkParams, link_costs, project_spines
 from .tracks import SessionLinks, build_tracks
 
@@ -110,6 +111,20 @@ class AnimalTracker:
         self._alignments[a.key, b.key] = (meta, result)
         return result
 
+    def gate(self, a: SessionInput, b: SessionInput) -> tuple[bool, str | None, Correspondence]:
+        """Whether consecutive sessions ``a`` and ``b`` show the same field, why not, and the spine evidence.
+
+        The spines decide when both sessions have enough of them in the overlap
+        (:mod:`.correspondence`: re-found under the alignment against shifted
+        decoys); otherwise the image test of the alignment does
+        (:attr:`.align.Alignment.ok`).
+        """
+        step = self.alignment(a, b)
+        found = spine_correspondence(a.spines, b.spines, step.map_points, (b.shape_zyx[1], b.shape_zyx[2]))
+        if not found.decisive:
+            return step.ok, step.problem(), found
+        return found.ok, None if found.ok else f"no correspondence: {found.describe()}", found
+
     def links(self, chain: list[SessionInput]) -> SessionLinks:
         """Links from ``chain[0]`` to ``chain[-1]`` through the alignments of consecutive members."""
         first, last = chain[0], chain[-1]
@@ -124,7 +139,7 @@ class AnimalTracker:
                 set(stored.filter(pl.col("later_id") < 0)["earlier_id"].to_list()),
             )
         steps = [self.alignment(a, b) for a, b in zip(chain, chain[1:])]
-        ok = all(step.ok for step in steps)
+        ok = all(self.gate(a, b)[0] for a, b in zip(chain, chain[1:]))
 
         def map_points(yx):
             for step in steps:
@@ -168,11 +183,12 @@ class AnimalTracker:
         report = []
         for t in range(1, len(sessions)):
             step = self.alignment(sessions[t - 1], sessions[t])
+            ok, problem, found = self.gate(sessions[t - 1], sessions[t])
             report.append(
                 {
                     "from": sessions[t - 1].key,
                     "to": sessions[t].key,
-                    "ok": step.ok,
+                    "ok": ok,
                     "rotation_deg": _round(step.rotation_deg, 3),
                     "shift_yx_px": [_round(v, 2) for v in step.shift_yx],
                     "z_shift": step.z_shift,
@@ -184,7 +200,9 @@ class AnimalTracker:
                     "residual_back_px": _round(step.residual_back_px, 3),
                     "consistency_px": _round(step.consistency_px, 3),
                     "structure_blocks": step.structure_blocks,
-                    "problem": step.problem(),
+                    "spines_refound": _round(found.matched, 3),
+                    "decoys_refound": _round(found.decoy, 3),
+                    "problem": problem,
                 }
             )
         failed = [r for r in report if not r["ok"]]

@@ -1,0 +1,105 @@
+"""Whether two sessions show the same field: spines re-found under the alignment against shifted decoys.
+
+The aligner optimises how well the images match, so an image score says how
+alike two textures are: two unrelated fields of dendrites running along one
+axis match well when their dendrites are laid on each other. The spines were
+not used to find the alignment, so they test it: under the right transform
+most spines of one session land on a spine of the other; under the same
+transform shifted by a few spine sizes (decoys, in every direction, including
+along the dendrites) only chance meetings remain. Two unrelated fields
+aligned by their dendrites re-find spines no more often than the decoys do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy.spatial import cKDTree
+
+#: Fewer spines than this in either session (in the overlap): the spines cannot decide, the image test does.
+MIN_SPINES = 8
+#: Share of the spines that must be re-found, and by how much more than the decoys' 95th percentile.
+MIN_MATCHED = 0.3
+MIN_EXCESS = 0.2
+#: Decoy shifts: 16 directions at these multiples of the match radius.
+DECOY_RADII = (3.0, 4.5, 6.0, 8.0, 11.0)
+DECOY_DIRECTIONS = 16
+
+
+@dataclass(frozen=True)
+class Correspondence:
+    """Spines of the earlier session re-found in the later one, under the alignment and under decoys.
+
+    Attributes
+    ----------
+    matched : float
+        Share of the earlier spines mapped into the later session's view that land within ``radius_px``
+        of one of its spines.
+    decoy : float
+        95th percentile of the same share under the decoy shifts.
+    n_spines : int
+        Earlier spines mapped into view (the smaller of that and the later session's spines decides
+        whether the test can decide).
+    radius_px : float
+    """
+
+    matched: float
+    decoy: float
+    n_spines: int
+    radius_px: float
+
+    @property
+    def decisive(self) -> bool:
+        return self.n_spines >= MIN_SPINES
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.matched >= MIN_MATCHED and self.matched >= self.decoy + MIN_EXCESS)
+
+    def describe(self) -> str:
+        return (
+            f"{self.matched:.0%} of {self.n_spines} spines re-found under the alignment, "
+            f"{self.decoy:.0%} under shifted decoys (95th percentile)"
+        )
+
+
+def _centres(spines: pl.DataFrame) -> np.ndarray:
+    return spines.select((pl.col("ymin") + pl.col("ymax")) / 2, (pl.col("xmin") + pl.col("xmax")) / 2).to_numpy()
+
+
+def spine_correspondence(
+    earlier: pl.DataFrame,
+    later: pl.DataFrame,
+    map_points: Callable[[np.ndarray], np.ndarray],
+    shape_yx: tuple[int, int],
+) -> Correspondence:
+    """Spines of ``earlier`` mapped by ``map_points`` into ``later`` (both with ``xmin, ymin, xmax, ymax``),
+    against the same under decoy shifts.
+
+    The match radius is half the median box side of the later session (at least 2 px).
+    """
+    if not len(earlier) or not len(later):
+        return Correspondence(0.0, 0.0, 0, 0.0)
+    sides = later.select(((pl.col("xmax") - pl.col("xmin")) + (pl.col("ymax") - pl.col("ymin"))) / 2).to_numpy()
+    radius = max(0.5 * float(np.median(sides)), 2.0)
+    target = _centres(later)
+    mapped = map_points(_centres(earlier))
+    angles = np.linspace(0, 2 * np.pi, DECOY_DIRECTIONS, endpoint=False)
+    steps = np.array(DECOY_RADII)[:, None] * radius
+    offsets = np.concatenate(
+        [np.zeros((1, 2)), np.stack([steps * np.sin(angles), steps * np.cos(angles)], axis=-1).reshape(-1, 2)]
+    )
+    points = mapped[None, :, :] + offsets[:, None, :]  # (decoys + 1, spines, 2)
+    ny, nx = shape_yx
+    inside = (points[..., 0] >= 0) & (points[..., 0] <= ny - 1) & (points[..., 1] >= 0) & (points[..., 1] <= nx - 1)
+    distance, _ = cKDTree(target).query(points.reshape(-1, 2), distance_upper_bound=radius)
+    hit = np.isfinite(distance).reshape(points.shape[:2]) & inside
+    counted = np.maximum(inside.sum(axis=1), 1)
+    share = hit.sum(axis=1) / counted
+    usable = inside[1:].sum(axis=1) >= max(1, inside[0].sum() // 2)
+    decoy = float(np.percentile(share[1:][usable], 95)) if usable.any() else 0.0
+    n_spines = int(min(inside[0].sum(), len(later)))
+    return Correspondence(float(share[0]), decoy, n_spines, radius)
