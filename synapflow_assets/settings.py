@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .features.plausibility import PlausibilityLimits
 from .imaging.errors import InputError
 from .store.locations import as_path
 from .tracking.align import AlignParams
@@ -137,6 +138,28 @@ class EvidenceOptions(_Section):
         return EvidenceParams(**self.model_dump(exclude={"enabled"})) if self.enabled else None
 
 
+_PLAUSIBLE = PlausibilityLimits()
+
+
+class PlausibilityOptions(_Section):
+    """When an animal's numbers are implausible (warnings on `spine_dynamics`, see ``PlausibilityLimits``)."""
+
+    max_split_share: float = Field(
+        _PLAUSIBLE.max_split_share, ge=0, le=1, description="share of events that may overlap another track"
+    )
+    max_count_jump: float = Field(
+        _PLAUSIBLE.max_count_jump, gt=0, description="relative change of a session's spine count from its neighbours"
+    )
+    max_loss_per_day: float = Field(
+        _PLAUSIBLE.max_loss_per_day, ge=0, le=1, description="survival over d days (at least 1) must be >= 1 - this * d"
+    )
+    min_survival: float = Field(_PLAUSIBLE.min_survival, ge=0, le=1, description="the survival floor never goes below")
+    density_per_um: tuple[float, float] = Field(_PLAUSIBLE.density_per_um, description="plausible spines per um")
+
+    def limits(self) -> PlausibilityLimits:
+        return PlausibilityLimits(**self.model_dump())
+
+
 class LabSettings(BaseModel):
     """Everything a lab may set without code, by section."""
 
@@ -146,6 +169,7 @@ class LabSettings(BaseModel):
     detection: DetectionOptions = DetectionOptions()
     alignment: AlignmentOptions = AlignmentOptions()
     evidence: EvidenceOptions = EvidenceOptions()
+    plausibility: PlausibilityOptions = PlausibilityOptions()
 
     def tracking_fingerprint(self) -> str:
         """What decides the tracks: the ``alignment`` and ``evidence`` sections."""

@@ -9,8 +9,10 @@ import polars as pl
 
 from .. import features as science
 from ..features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
+from ..features.plausibility import split_identity_share
 from ..imaging.ingest import png_markdown
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
+from ..settings import load_settings
 from ..store.feature_store import FeatureStore, lineage_columns
 from ..store.locations import read_parquet
 from ..tracking.corrections import apply_corrections
@@ -19,6 +21,7 @@ from .detection_assets import session_keys
 from .lineage import latest_data_versions
 from .metadata import column_schema, labels, rounded, table_metadata
 from .partitions import ANIMALS, SESSIONS, SESSIONS_OF_ANIMAL
+from .plausibility_checks import PLAUSIBILITY_CHECKS, check_results, findings
 from .resources import DataLake
 from .spine_assets import spines_3d
 from .track_assets import require_all_sessions, spine_tracks
@@ -152,6 +155,7 @@ TRACK_COLUMNS = [
     group_name="features",
     **labels("dynamics"),
     deps=[spine_tracks, dg.AssetDep(spine_features, partition_mapping=SESSIONS_OF_ANIMAL)],
+    check_specs=PLAUSIBILITY_CHECKS,
 )
 def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Formation, elimination, turnover, survival and size change per session of one animal with 95% intervals,
@@ -184,8 +188,14 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             if len(corrections)
             else None,
         }
+        limits = load_settings(lake.landing, animal).plausibility.limits()
         if store.is_current("dynamics", animal, None, inputs, code):
-            return _unchanged(inputs, code)
+            stored = store.connection.sql("SELECT * FROM dynamics WHERE animal = $1", params=[animal]).pl()
+            found = findings(store.connection, animal, apply_corrections(tracks, corrections), stored, limits)
+            unchanged = _unchanged(inputs, code)
+            return dg.MaterializeResult(
+                data_version=unchanged.data_version, metadata=unchanged.metadata, check_results=check_results(found)
+            )
         tracks = apply_corrections(tracks, corrections)
         with_sizes = tracks.join(sizes.select("session", "spine_id", "size"), on=["session", "spine_id"], how="left")
         dynamics = science.spine_dynamics(with_sizes)
@@ -198,8 +208,13 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             None,
             lineage_columns(context.run.run_id, code, model, version, inputs),
         )
+        found = findings(store.connection, animal, tracks, dynamics, limits)
+    for finding in found:
+        if not finding.passed:
+            context.log.warning(f"{animal}: implausible {finding.name}: {finding.line}")
     last = dynamics.sort("session_index").tail(1)
     return dg.MaterializeResult(
+        check_results=check_results(found),
         data_version=_version(inputs, code),
         metadata={
             "dynamics_plot": dg.MetadataValue.md(
@@ -214,6 +229,7 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             "rows_written": dg.MetadataValue.json(written),
             "sessions": len(dynamics),
             "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
+            "split_identity_share": rounded(split_identity_share(tracks), 3),
             "corrections_applied": int(tracks["corrected_by"].is_not_null().sum()),
             "upstream_versions": dg.MetadataValue.json(
                 {**inputs, "spine_features": {s: json.loads(v) for s, v in inputs["spine_features"].items()}}

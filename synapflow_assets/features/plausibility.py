@@ -1,0 +1,229 @@
+"""Checks a lab would make on an animal's dynamics before believing them: each one line, warn only.
+
+- ``split_identity``: events (new, eliminated) whose place overlaps another track of the same
+  session: one spine turned into an "eliminated" and a "new" track.
+- ``count_jump``: a session whose spine count differs by more than a share from its neighbours.
+- ``survival_floor``: survival over an interval below what the interval allows (within a day
+  nearly every spine persists; over days a few % to 15% turn over).
+- ``density``: spines per um of dendrite outside the range of cortical dendrites.
+- ``intervals``: a rate outside its own 95% interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+EVENTS = ("new", "eliminated")
+TRACKED = ("present", "new", "eliminated")
+
+
+@dataclass(frozen=True)
+class PlausibilityLimits:
+    """Where a lab's numbers stop being plausible (section ``plausibility`` of ``synapflow.yaml``).
+
+    Attributes
+    ----------
+    max_split_share : float
+        Share of events that may overlap another track of their session.
+    max_count_jump : float
+        Relative change of a session's spine count from each of its neighbours.
+    max_loss_per_day : float
+        Survival over an interval of ``d`` days (at least 1) must be at least
+        ``1 - max_loss_per_day * d`` (within one day: 0.95 at the default).
+    min_survival : float
+        The floor never goes below this, however long the interval.
+    density_per_um : tuple of float
+        Plausible spines per um of dendrite.
+    min_overlap : float
+        Share of the smaller box two places must share to overlap.
+    """
+
+    max_split_share: float = 0.05
+    max_count_jump: float = 0.3
+    max_loss_per_day: float = 0.05
+    min_survival: float = 0.5
+    density_per_um: tuple[float, float] = (0.2, 3.0)
+    min_overlap: float = 0.3
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check: its name, whether it passed, and one line saying why."""
+
+    name: str
+    passed: bool
+    line: str
+
+
+def _cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller area of every pair of xyxy boxes (n, m)."""
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return w * h / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+
+
+def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimits.min_overlap) -> pl.DataFrame:
+    """The events whose place overlaps the place of another track in the same session.
+
+    Parameters
+    ----------
+    tracks : polars.DataFrame
+        ``session, track_id, status, xmin, ymin, xmax, ymax`` (the place in that session's frame).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``session, track_id, status, other_track_id`` of each overlapping event.
+    """
+    placed = tracks.filter(pl.col("status").is_in(TRACKED) & pl.col("xmin").is_not_null())
+    found = []
+    for (session,), rows in placed.group_by("session"):
+        event = rows["status"].is_in(EVENTS).to_numpy()
+        if not event.any():
+            continue
+        boxes = rows.select("xmin", "ymin", "xmax", "ymax").to_numpy().astype(np.float64)
+        ids = rows["track_id"].to_numpy()
+        cover = _cover(boxes[event], boxes)
+        cover[ids[event][:, None] == ids[None, :]] = 0.0
+        best = cover.argmax(axis=1)
+        hit = cover[np.arange(len(best)), best] >= min_overlap
+        found.append(
+            pl.DataFrame(
+                {
+                    "session": [session] * int(hit.sum()),
+                    "track_id": ids[event][hit],
+                    "status": rows["status"].to_numpy()[event][hit],
+                    "other_track_id": ids[best[hit]],
+                }
+            )
+        )
+    schema = {"session": pl.String, "track_id": pl.Int64, "status": pl.String, "other_track_id": pl.Int64}
+    return pl.concat(found).cast(schema) if found else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
+
+
+def split_identity_share(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimits.min_overlap) -> float:
+    """Share of the events (new, eliminated) that overlap another track of their session (0 without events)."""
+    events = int(tracks["status"].is_in(EVENTS).sum())
+    return len(split_events(tracks, min_overlap=min_overlap)) / events if events else 0.0
+
+
+def _ordered(dynamics: pl.DataFrame) -> pl.DataFrame:
+    return dynamics.sort("session_index")
+
+
+def count_jumps(dynamics: pl.DataFrame, *, max_jump: float) -> list[str]:
+    """Sessions whose ``n_in_view`` differs by more than ``max_jump`` from every neighbour."""
+    table = _ordered(dynamics)
+    n = table["n_in_view"].cast(pl.Float64).to_numpy()
+    if len(n) < 2:
+        return []
+    change = np.abs(n[1:] - n[:-1]) / np.maximum(np.minimum(n[1:], n[:-1]), 1.0)
+    jump = change > max_jump
+    before = np.concatenate([[True], jump])  # a missing neighbour does not clear a session
+    after = np.concatenate([jump, [True]])
+    flagged = before & after
+    sessions = table["session"].to_list()
+    return [f"{sessions[i]} {int(n[i])} spines" for i in np.flatnonzero(flagged)]
+
+
+def survival_floor(days: float, limits: PlausibilityLimits) -> float:
+    """The lowest plausible survival over an interval of ``days``."""
+    return max(limits.min_survival, 1.0 - limits.max_loss_per_day * max(days, 1.0))
+
+
+def low_survival(dynamics: pl.DataFrame, days: list[float | None], limits: PlausibilityLimits) -> list[str]:
+    """Intervals whose survival (1 - elimination rate) is below the floor for their length.
+
+    ``days[i]`` is the time from session ``i - 1`` to ``i`` (None when unknown: one day is assumed).
+    """
+    table = _ordered(dynamics)
+    out = []
+    for row, interval in zip(table.iter_rows(named=True), days):
+        rate = row.get("elimination_rate")
+        if row["session_index"] == 0 or rate is None:
+            continue
+        floor = survival_floor(interval if interval is not None else 1.0, limits)
+        if 1.0 - rate < floor:
+            span = f"{interval:.2g} d" if interval is not None else "unknown interval"
+            out.append(f"{row['session']} {1.0 - rate:.2f} over {span} (floor {floor:.2f})")
+    return out
+
+
+def density_outside(densities: dict[str, float | None], limits: PlausibilityLimits) -> list[str]:
+    """Sessions whose spines per um of dendrite fall outside ``limits.density_per_um``."""
+    low, high = limits.density_per_um
+    return [f"{s} {d:.2f}/um" for s, d in densities.items() if d is not None and not low <= d <= high]
+
+
+def rates_outside_intervals(dynamics: pl.DataFrame) -> list[str]:
+    """Rates that lie outside their own 95% interval."""
+    pairs = {
+        "formation_rate": ("formation_low", "formation_high"),
+        "elimination_rate": ("elimination_low", "elimination_high"),
+        "survival_fraction": ("survival_low", "survival_high"),
+    }
+    out = []
+    for rate, (low, high) in pairs.items():
+        if not {rate, low, high} <= set(dynamics.columns):
+            continue
+        bad = dynamics.filter(
+            pl.col(rate).is_not_null()
+            & pl.col(low).is_not_null()
+            & ((pl.col(rate) < pl.col(low) - 1e-9) | (pl.col(rate) > pl.col(high) + 1e-9))
+        )
+        out += [
+            f"{r['session']} {rate} {r[rate]:.3f} not in [{r[low]:.3f}, {r[high]:.3f}]"
+            for r in bad.iter_rows(named=True)
+        ]
+    return out
+
+
+def plausibility(
+    tracks: pl.DataFrame,
+    dynamics: pl.DataFrame,
+    *,
+    days: list[float | None],
+    densities: dict[str, float | None],
+    limits: PlausibilityLimits = PlausibilityLimits(),
+) -> list[Finding]:
+    """Every check on one animal, each with one line."""
+    events = int(tracks["status"].is_in(EVENTS).sum())
+    splits = split_events(tracks, min_overlap=limits.min_overlap)
+    share = len(splits) / events if events else 0.0
+    findings = [
+        Finding(
+            "split_identity",
+            share <= limits.max_split_share,
+            f"{len(splits)} of {events} events ({share:.0%}) overlap another track of their session "
+            f"(limit {limits.max_split_share:.0%})",
+        )
+    ]
+    low, high = limits.density_per_um
+    for name, found, passed_line, failed_line in (
+        (
+            "count_jump",
+            count_jumps(dynamics, max_jump=limits.max_count_jump),
+            f"spine counts change by at most {limits.max_count_jump:.0%} between sessions",
+            f"count jumps by more than {limits.max_count_jump:.0%} from its neighbours",
+        ),
+        (
+            "survival_floor",
+            low_survival(dynamics, days, limits),
+            "survival of every interval is above its floor",
+            "survival below the floor for the interval",
+        ),
+        (
+            "density",
+            density_outside(densities, limits),
+            f"spine density within {low}-{high} spines per um",
+            f"spines per um outside {low}-{high}",
+        ),
+        ("intervals", rates_outside_intervals(dynamics), "every rate lies in its 95% interval", "rate outside it"),
+    ):
+        findings.append(Finding(name, not found, f"{failed_line}: " + "; ".join(found) if found else passed_line))
+    return findings

@@ -1,0 +1,100 @@
+"""Each plausibility check fires on a case built for it and stays quiet on plausible numbers."""
+
+import polars as pl
+
+from synapflow_assets.features.plausibility import (
+    PlausibilityLimits,
+    plausibility,
+    split_events,
+    split_identity_share,
+    survival_floor,
+)
+
+
+def tracks(rows):
+    return pl.DataFrame(
+        rows, schema=["session", "track_id", "status", "xmin", "ymin", "xmax", "ymax"], orient="row"
+    ).with_columns(pl.col("xmin", "ymin", "xmax", "ymax").cast(pl.Float64))
+
+
+def dynamics(counts, eliminated=None, sessions=None):
+    sessions = sessions or [f"s{i}" for i in range(len(counts))]
+    eliminated = eliminated or [None] + [0.02] * (len(counts) - 1)
+    return pl.DataFrame(
+        {
+            "session": sessions,
+            "session_index": list(range(len(counts))),
+            "n_in_view": counts,
+            "elimination_rate": eliminated,
+            "elimination_low": [None if e is None else max(e - 0.05, 0) for e in eliminated],
+            "elimination_high": [None if e is None else e + 0.05 for e in eliminated],
+        }
+    )
+
+
+PLAUSIBLE = tracks(
+    [
+        ("s0", 1, "present", 0, 0, 40, 40),
+        ("s1", 1, "present", 2, 0, 42, 40),
+        ("s1", 2, "new", 200, 0, 240, 40),
+        ("s1", 3, "eliminated", 400, 0, 440, 40),
+    ]
+)
+
+
+def by_name(found):
+    return {f.name: f for f in found}
+
+
+def test_plausible_numbers_pass_every_check():
+    found = by_name(
+        plausibility(PLAUSIBLE, dynamics([30, 31, 30]), days=[None, 0.2, 0.2], densities={"s0": 1.0, "s1": 1.1})
+    )
+    assert all(f.passed for f in found.values()), [f.line for f in found.values() if not f.passed]
+    assert set(found) == {"split_identity", "count_jump", "survival_floor", "density", "intervals"}
+
+
+def test_one_spine_split_into_an_eliminated_and_a_new_track_is_found():
+    split = tracks(
+        [
+            ("s1", 1, "eliminated", 100, 100, 140, 140),  # where the spine was, aligned
+            ("s1", 2, "new", 104, 102, 144, 142),  # the same spine, a new id
+            ("s1", 3, "present", 300, 100, 340, 140),
+            ("s1", 4, "new", 500, 100, 540, 140),
+        ]
+    )
+    events = split_events(split)
+    assert sorted(events["track_id"].to_list()) == [1, 2] and split_identity_share(split) == 2 / 3
+    found = by_name(plausibility(split, dynamics([30, 31]), days=[None, 1.0], densities={}))
+    assert not found["split_identity"].passed and "2 of 3 events (67%)" in found["split_identity"].line
+
+
+def test_a_session_count_jumping_from_its_neighbours_is_found():
+    found = by_name(plausibility(PLAUSIBLE, dynamics([30, 14, 29, 31]), days=[None, 1, 1, 1], densities={}))
+    assert not found["count_jump"].passed and found["count_jump"].line.endswith("s1 14 spines")
+    steady = by_name(plausibility(PLAUSIBLE, dynamics([30, 26, 23, 21]), days=[None, 1, 1, 1], densities={}))
+    assert steady["count_jump"].passed  # a slow decline is not a jump
+
+
+def test_survival_below_the_floor_for_the_interval_is_found_and_settable():
+    limits = PlausibilityLimits()
+    assert (
+        survival_floor(0.1, limits) == 0.95 and survival_floor(4, limits) == 0.8 and survival_floor(40, limits) == 0.5
+    )
+    table = dynamics([30, 30, 30], eliminated=[None, 0.3, 0.15])
+    found = by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}))
+    assert not found["survival_floor"].passed and "s1 0.70 over 0.1 d (floor 0.95)" in found["survival_floor"].line
+    assert "s2" not in found["survival_floor"].line  # 0.85 over 4 days is plausible
+    lenient = PlausibilityLimits(max_loss_per_day=0.5)
+    assert by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}, limits=lenient))[
+        "survival_floor"
+    ].passed
+
+
+def test_density_outside_the_range_and_rates_outside_their_interval_are_found():
+    table = dynamics([30, 30]).with_columns(elimination_high=pl.Series([None, 0.01]))
+    found = by_name(plausibility(PLAUSIBLE, table, days=[None, 1.0], densities={"s0": 0.05, "s1": 1.0}))
+    assert not found["density"].passed and "s0 0.05/um" in found["density"].line and "s1" not in found["density"].line
+    assert (
+        not found["intervals"].passed and "s1 elimination_rate 0.020 not in [0.000, 0.010]" in found["intervals"].line
+    )
