@@ -80,8 +80,9 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
     polars.DataFrame
         ``session, track_id, status, other_track_id`` of each overlapping event.
     """
+    schema = {"session": pl.String, "track_id": pl.Int64, "status": pl.String, "other_track_id": pl.Int64}
     placed = tracks.filter(pl.col("status").is_in(TRACKED) & pl.col("xmin").is_not_null())
-    found = []
+    found = [pl.DataFrame(schema=schema)]
     for (session,), rows in placed.group_by("session"):
         event = rows["status"].is_in(EVENTS).to_numpy()
         if not event.any():
@@ -95,15 +96,15 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
         found.append(
             pl.DataFrame(
                 {
-                    "session": [session] * int(hit.sum()),
-                    "track_id": ids[event][hit],
-                    "status": rows["status"].to_numpy()[event][hit],
-                    "other_track_id": ids[best[hit]],
-                }
+                    "session": [str(session)] * int(hit.sum()),
+                    "track_id": ids[event][hit].tolist(),
+                    "status": rows.filter(pl.Series(event))["status"].filter(pl.Series(hit)).to_list(),
+                    "other_track_id": ids[best[hit]].tolist(),
+                },
+                schema=schema,
             )
         )
-    schema = {"session": pl.String, "track_id": pl.Int64, "status": pl.String, "other_track_id": pl.Int64}
-    return pl.concat(found).cast(schema) if found else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
+    return pl.concat(found)
 
 
 def split_identity_share(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimits.min_overlap) -> float:
