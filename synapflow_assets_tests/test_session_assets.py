@@ -111,7 +111,9 @@ def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, insta
         tmp_path / "landing" / "m1" / "day04.tif", layers=16, size=(256, 256), seed=11, spacing=2.0, pixel_um=0.2
     )
     report = process_landed(instance, lake, detection=IMPORTED)
-    assert "different voxel sizes" in report.failed["m1"] and "day04: (2.0, 0.2, 0.2)" in report.failed["m1"]
+    message = report.failed["m1"]
+    assert "sessions differ in z step by more than 5%" in message and "day04 2 um" in message, message
+    assert "day00 1.5 um" in message and "\n" not in message
 
 
 def test_a_session_that_does_not_overlap_fails_the_animal_and_writes_nothing_downstream(landed, instance, tmp_path):
