@@ -14,8 +14,8 @@ simulator's imperfect detections with stacked duplicates). Printed per profile
 and in one JSON line:
 
 - sessions failed, null rates;
-- same-field pairs accepted (the gate), other-field pairs accepted (first
-  sessions of different series, the same gate), alignment error (px) of the
+- same-field pairs accepted (the gate), other-field pairs accepted (the
+  sessions of the same index in different series, the same gate), alignment error (px) of the
   true spine centres mapped through each accepted pair;
 - mean absolute errors of formation, elimination and survival against the
   truth, spine count error;
@@ -73,12 +73,12 @@ def alignment_figures(root: Path, landing: Path) -> dict:
 
     lake = DataLake(root=str(root))
     animals = sorted(p.name for p in landing.iterdir() if p.is_dir())
-    same, errors, firsts = [], [], []
+    same, errors, series = [], [], []
     cache = Path(tempfile.mkdtemp(prefix="gate-"))
     try:
         for animal in animals:
             sessions = animal_sessions(lake, animal)
-            firsts.append(sessions[0])
+            series.append(sessions)
             tracker = AnimalTracker(lake.tracks_cache(animal))
             for a, b in zip(sessions, sessions[1:]):
                 ok, _, _ = tracker.gate(a, b)
@@ -91,7 +91,12 @@ def alignment_figures(root: Path, landing: Path) -> dict:
                 mapped = tracker.alignment(a, b).map_points(both.select("y", "x").to_numpy())
                 errors.append(np.linalg.norm(mapped - both.select("y_b", "x_b").to_numpy(), axis=1))
         other_tracker = AnimalTracker(cache)
-        other = [other_tracker.gate(a, b)[0] for i, a in enumerate(firsts) for b in firsts[i + 1 :]]
+        other = [
+            other_tracker.gate(a, b)[0]
+            for i, first in enumerate(series)
+            for second in series[i + 1 :]
+            for a, b in zip(first, second)
+        ]
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     error = np.concatenate(errors) if errors else np.array([np.nan])

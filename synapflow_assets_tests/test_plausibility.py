@@ -98,3 +98,13 @@ def test_density_outside_the_range_and_rates_outside_their_interval_are_found():
     assert (
         not found["intervals"].passed and "s1 elimination_rate 0.020 not in [0.000, 0.010]" in found["intervals"].line
     )
+
+
+def test_tracks_of_different_animals_never_overlap_each_other():
+    two = pl.concat(
+        [
+            tracks([("s1", 1, "new", 100, 100, 140, 140)]).with_columns(animal=pl.lit("a")),
+            tracks([("s1", 2, "present", 100, 100, 140, 140)]).with_columns(animal=pl.lit("b")),
+        ]
+    )
+    assert split_identity_share(two) == 0.0

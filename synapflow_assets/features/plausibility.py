@@ -73,7 +73,8 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
     Parameters
     ----------
     tracks : polars.DataFrame
-        ``session, track_id, status, xmin, ymin, xmax, ymax`` (the place in that session's frame).
+        ``session, track_id, status, xmin, ymin, xmax, ymax`` (the place in that session's frame), and
+        ``animal`` when it holds several animals.
 
     Returns
     -------
@@ -83,7 +84,9 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
     schema = {"session": pl.String, "track_id": pl.Int64, "status": pl.String, "other_track_id": pl.Int64}
     placed = tracks.filter(pl.col("status").is_in(TRACKED) & pl.col("xmin").is_not_null())
     found = [pl.DataFrame(schema=schema)]
-    for (session,), rows in placed.group_by("session"):
+    by = ["animal", "session"] if "animal" in tracks.columns else ["session"]
+    for key, rows in placed.group_by(by):
+        session = key[-1]
         event = rows["status"].is_in(EVENTS).to_numpy()
         if not event.any():
             continue
