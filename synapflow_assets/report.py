@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .features.dynamics import IN_VIEW
 from .features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
 from .imaging.errors import InputError
 from .imaging.ome_zarr import read_mip
@@ -37,6 +38,42 @@ def _table(frame: pl.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
+def persistent_size_rows(sizes: pl.DataFrame, n_sessions: int) -> pl.DataFrame:
+    """The track rows of an animal with ``size`` kept only where the spine is persistent: its track is in view
+    (``present`` or ``new``, what the ``dynamics`` table's ``n_in_view`` counts) with a size in each of the
+    animal's ``n_sessions`` sessions (null elsewhere, so the plot counts and draws only those).
+
+    Parameters
+    ----------
+    sizes : polars.DataFrame
+        ``session, session_index, track_id, status, size`` (null without a detected spine).
+    n_sessions : int
+        Sessions of the animal (rows of its ``dynamics``).
+    """
+    seen = pl.col("status").is_in(IN_VIEW) & pl.col("size").is_not_null() & (pl.col("size") > 0)
+    persistent = (
+        sizes.filter(seen)
+        .group_by("track_id")
+        .agg(n=pl.col("session_index").n_unique())
+        .filter(pl.col("n") == n_sessions)["track_id"]
+    )
+    return sizes.with_columns(size=pl.when(seen & pl.col("track_id").is_in(persistent.implode())).then(pl.col("size")))
+
+
+def counts_line(dynamics: pl.DataFrame, sizes: pl.DataFrame) -> str:
+    """What the counts of an animal are, all from its ``dynamics`` table but the persistent spines, which are
+    counted from the same tracks with the same statuses (a subset of those in view in every session)."""
+    d = dynamics.sort("session_index")
+    persistent = sizes.filter(pl.col("size").is_not_null())["track_id"].n_unique()
+    first, last = d.row(0, named=True), d.row(-1, named=True)
+    return (
+        f"<p>Spines in view (present or new): {first['n_in_view']} in {html.escape(str(first['session']))}, "
+        f"{last['n_in_view']} in {html.escape(str(last['session']))}; of those in view in the first session, "
+        f"{last['n_surviving']} of {last['n_survival_reference']} still present in the last. "
+        f"Persistent spines (in view with a size in all {len(d)} sessions, as plotted): {persistent}.</p>"
+    )
+
+
 def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = None) -> str:
     """One animal: dynamics plot and table, sessions, overlays, alignment, detector and lineage."""
     store = root / "features.duckdb"
@@ -52,11 +89,13 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
     if len(dynamics):
         sizes = query(
             store,
-            f"""SELECT t.session, t.session_index, t.track_id, f.size FROM tracks t
+            f"""SELECT t.session, t.session_index, t.track_id, t.status, f.size FROM tracks t
             LEFT JOIN spine_features f ON f.animal = t.animal AND f.session = t.session AND f.spine_id = t.spine_id
             WHERE t.animal = '{safe}'""",
         )
+        sizes = persistent_size_rows(sizes, len(dynamics))
         parts += [
+            counts_line(dynamics, sizes),
             _img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"),
             _img(size_trajectories_png(sizes, title=animal), f"{animal} size of persistent spines"),
             _table(dynamics_table(dynamics)),

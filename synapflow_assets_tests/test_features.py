@@ -389,3 +389,75 @@ def test_dynamics_small_hand_case():
     assert d["formation_rate"] == pytest.approx(1 / 3) and d["turnover"] == pytest.approx(1 / 3)
     assert d["survival_fraction"] == pytest.approx(2 / 3)
     assert d["mean_size_change"] == pytest.approx(0.0)
+
+
+def _random_tracks(rng: np.random.Generator, n_tracks: int, n_sessions: int) -> pl.DataFrame:
+    """Tracks of one animal with random histories (a track appears, stays, leaves the view, is eliminated,
+    or is a weak lone detection) and random confidences on events and on spines kept on evidence."""
+    rows = []
+    for track in range(n_tracks):
+        start = int(rng.integers(0, n_sessions))
+        status = "present" if start == 0 else "new"
+        if rng.random() < 0.05:
+            status = "unconfirmed"
+        for t in range(start, n_sessions):
+            confidence = None
+            if status in ("new", "eliminated") or (status == "present" and rng.random() < 0.2):
+                confidence = float(rng.choice([1.0, rng.random(), rng.beta(0.5, 0.5)]))
+            rows.append((track, t, status, confidence))
+            if status in ("eliminated", "unconfirmed"):
+                break
+            status = str(rng.choice(["present", "eliminated", "out_of_view"], p=[0.75, 0.15, 0.1]))
+            if rows[-1][2] == "out_of_view":
+                status = str(rng.choice(["out_of_view", "present"]))
+    frame = pl.DataFrame(
+        rows,
+        schema={"track_id": pl.Int64, "session_index": pl.Int64, "status": pl.String, "confidence": pl.Float64},
+        orient="row",
+    )
+    return frame.with_columns(animal=pl.lit("a"), session=pl.format("d{}", pl.col("session_index")))
+
+
+def test_every_rate_lies_inside_its_own_interval_over_random_tracks():
+    rng = np.random.default_rng(20240607)
+    checked = 0
+    for _ in range(300):
+        tracks = _random_tracks(rng, int(rng.integers(1, 60)), int(rng.integers(2, 6)))
+        dyn = spine_dynamics(tracks)
+        for rate, low, high in (
+            ("formation_rate", "formation_low", "formation_high"),
+            ("elimination_rate", "elimination_low", "elimination_high"),
+            ("survival_fraction", "survival_low", "survival_high"),
+        ):
+            rated = dyn.filter(pl.col(rate).is_not_null())
+            assert rated[low].is_not_null().all() and rated[high].is_not_null().all()
+            assert ((rated[low] <= rated[rate]) & (rated[rate] <= rated[high])).all(), rated
+            assert (rated[low] >= 0).all() and (rate == "formation_rate" or (rated[high] <= 1).all())
+            assert dyn.filter(pl.col(rate).is_null())[low].is_null().all()
+            later = rated.filter(pl.col("session_index") > 0)
+            assert (later[high] > later[low]).all()  # a judged rate is never certain
+            checked += len(rated)
+    assert checked > 1000
+
+
+def test_rate_intervals_are_score_intervals_of_the_rates_own_counts():
+    tracks = pl.DataFrame(
+        {
+            "animal": "a",
+            "session": ["s0"] * 50 + ["s1"] * 60,
+            "session_index": [0] * 50 + [1] * 60,
+            "track_id": list(range(50)) + list(range(60)),
+            "status": ["present"] * 50 + ["present"] * 40 + ["eliminated"] * 10 + ["new"] * 10,
+        }
+    )
+    row = spine_dynamics(tracks).row(1, named=True)
+    z = 1.959963984540054
+    k, n = 10, 50
+    centre, half = (k + z**2 / 2) / (n + z**2), z * np.sqrt(k * (n - k) / n + z**2 / 4) / (n + z**2)
+    assert row["elimination_low"] == pytest.approx(centre - half) and row["elimination_high"] == pytest.approx(
+        centre + half
+    )
+    assert row["formation_rate"] == 0.2 and row["formation_low"] < 0.2 < row["formation_high"]
+    assert row["survival_low"] == pytest.approx(1 - row["elimination_high"])  # 40 of 50 kept
+    first = spine_dynamics(tracks).row(0, named=True)
+    assert first["survival_fraction"] == first["survival_low"] == first["survival_high"] == 1.0

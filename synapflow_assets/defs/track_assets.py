@@ -62,6 +62,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
                 partial(volume_pixels, volume_path),
                 volume_version=str(attrs.get("input_hash")),
                 candidates=candidates,
+                pixel_size_um=float(infos[session][2][2]),
             )
         )
     return inputs

@@ -153,7 +153,8 @@ def low_survival(dynamics: pl.DataFrame, days: list[float | None], limits: Plaus
         rate = row.get("elimination_rate")
         if row["session_index"] == 0 or rate is None:
             continue
-        best = 1.0 - (row.get("elimination_low") if row.get("elimination_low") is not None else rate)
+        low = row.get("elimination_low")
+        best = 1.0 - (low if low is not None else rate)
         floor = survival_floor(interval if interval is not None else 1.0, limits)
         if best < floor:
             span = f"{interval:.2g} d" if interval is not None else "unknown interval"

@@ -4,9 +4,16 @@ A formation or elimination gets a confidence from the detector's answer at the
 spine's aligned place (a sigmoid around ``response_midpoint``), weighed for
 formations by the detection's own score; a redetected spine, or one present
 between two detections, the confidence that it is there. Every such row gets a
-one-line reason with the numbers behind it. A new spine whose previous place
-lies outside the previous field of view is present, not formed; a weak
-one-layer detection seen in one session only, with no support before nor
+one-line reason with the numbers behind it, judged by the rule that redetection
+applies (:func:`.evidence.seen`): the reason cites its threshold where the answer
+falls short of it, names the condition that failed where the answer reaches it
+(too far from a detection, outside the field of view), and says why an event
+stands whose evidence the rule counts as seen (the spine redetected there
+continues another track, or redetection is off). So no event reads as seen. A
+redetected spine that starts its track, found from a later detection, is a
+formation: it is judged in the session before, like one. A new spine whose
+previous place lies outside the previous field of view is present, not formed;
+a weak one-layer detection seen in one session only, with no support before nor
 after, is ``unconfirmed``.
 """
 
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .evidence import EvidenceParams
+from .evidence import EvidenceParams, seen_rule, unseen_because
 
 VIRTUAL_ID = 1 << 40
 """Redetected spines get ids from here on (never a detector's spine id)."""
@@ -33,6 +40,19 @@ def _sigmoid(x: pl.Expr, centre: float, scale: float) -> pl.Expr:
 def _text(expr: pl.Expr) -> pl.Expr:
     """A number in a reason: two decimals, ``n/a`` when missing."""
     return expr.round(2).cast(pl.String).fill_null("n/a")
+
+
+def _answer_text(answer: pl.Expr, threshold: float) -> pl.Expr:
+    """The detector's answer in a reason: two decimals, on the same side of ``threshold`` as the answer (0.199
+    reads 0.19, not 0.2, beside "counts as seen from 0.2")."""
+    shown = answer.round(2)
+    return _text(
+        pl.when((answer < threshold) & (shown >= threshold))
+        .then((answer * 100).floor() / 100)
+        .when((answer >= threshold) & (shown < threshold))
+        .then((answer * 100).ceil() / 100)
+        .otherwise(shown)
+    )
 
 
 def annotate_events(
@@ -109,12 +129,19 @@ def _with_evidence(
         ),
         target_index=pl.when(new).then(pl.col("session_index") - 1).otherwise(pl.col("session_index")),
     )
-    ordered = ordered.join(origin, on=["session_index", "spine_id"], how="left").with_columns(
-        source_index=pl.coalesce("origin_index", "source_index"),
-        source_id=pl.coalesce("origin_id", "source_id"),
-        target_index=pl.when(pl.col("origin_id").is_not_null())
-        .then(pl.col("session_index"))
-        .otherwise(pl.col("target_index")),
+    # a redetected spine is judged where it was looked for (its own session, from the detection it was found
+    # from), except one that starts its track, found from a later detection: a formation, judged like one in the
+    # session before
+    ordered = (
+        ordered.join(origin, on=["session_index", "spine_id"], how="left")
+        .with_columns(virtual_formation=(new & (pl.col("origin_index") > pl.col("session_index"))).fill_null(False))
+        .with_columns(
+            source_index=pl.coalesce("origin_index", "source_index"),
+            source_id=pl.coalesce("origin_id", "source_id"),
+            target_index=pl.when(pl.col("origin_id").is_not_null() & ~pl.col("virtual_formation"))
+            .then(pl.col("session_index"))
+            .otherwise(pl.col("target_index")),
+        )
     )
     looked = evidence.rename({"session_index": "target_index"}).select(
         "target_index",
@@ -122,14 +149,18 @@ def _with_evidence(
         "source_id",
         "response",
         "contrast_ratio",
-        *[pl.col(c).alias(f"{c}_seen") for c in (*PLACE_COLUMNS, "in_view")],
+        *[pl.col(c).alias(f"{c}_seen") for c in (*PLACE_COLUMNS, "in_view", "present")],
     )
+    redetected_there = origin.select(
+        target_index="session_index", source_index="origin_index", source_id="origin_id", redetected_there=pl.lit(True)
+    ).unique()
     source = places.select(
         "session_index", "spine_id", *[pl.col(c).alias(f"{c}_source") for c in PLACE_COLUMNS], source_score="mean_score"
     )
     out = (
         ordered.join(places, on=["session_index", "spine_id"], how="left")
         .join(looked, on=["target_index", "source_index", "source_id"], how="left")
+        .join(redetected_there, on=["target_index", "source_index", "source_id"], how="left")
         .join(source, left_on=["source_index", "source_id"], right_on=["session_index", "spine_id"], how="left")
     )
     return out
@@ -140,10 +171,12 @@ def _judged(out: pl.DataFrame, p: EvidenceParams, report: list[dict]) -> pl.Data
     residual = {i + 1: r.get("consistency_px") for i, r in enumerate(report)}
     new = pl.col("status") == "new"
     redetected = (pl.col("spine_id") >= VIRTUAL_ID).fill_null(False)
+    formed_virtual = pl.col("virtual_formation") & pl.col("response").is_not_null()
+    kept = redetected & ~formed_virtual  # a redetection whose confidence is that the spine is there
     bridged = (pl.col("status") == "present") & pl.col("spine_id").is_null()
-    event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~redetected
-    new = new & ~redetected
-    redetected_or_bridged = redetected | bridged
+    event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~kept
+    new = new & ~kept
+    redetected_or_bridged = kept | bridged
     p_present = _sigmoid(pl.col("response").fill_null(0.0), p.response_midpoint, p.response_scale)
     strength = _sigmoid(pl.col("mean_score").fill_null(0.0), p.weak_score - 0.1, 0.05)
     other = {c: pl.when(new).then(pl.col(f"{c}_seen")).otherwise(pl.col(f"{c}_source")) for c in PLACE_COLUMNS}
@@ -169,20 +202,45 @@ def _judged(out: pl.DataFrame, p: EvidenceParams, report: list[dict]) -> pl.Data
         **{c: pl.coalesce(c, f"{c}_seen") for c in PLACE_COLUMNS},
     )
     alignment = pl.col("session_index").replace_strict(residual, default=None, return_dtype=pl.Float64)
+    # what decided, by the rule that redetection applies (evidence.seen): the rule, when the answer falls short
+    # of it; the condition that failed, when it does not; for an event the evidence saw, why it still stands
+    why_not = unseen_because(
+        p,
+        pl.col("response"),
+        pl.col("contrast_ratio"),
+        pl.col("in_view_seen"),
+        (pl.col("target_index") - pl.col("source_index")).abs(),
+    )
+    verdict = (
+        pl.when(kept & (pl.col("status") == "new") & (pl.col("origin_index") < pl.col("session_index")))
+        .then(pl.lit("seen, but its track does not continue the spine detected there in the session before"))
+        .when(pl.col("present_seen").fill_null(False) & event)
+        .then(
+            pl.when(pl.col("redetected_there").fill_null(False))
+            .then(pl.lit("seen, but the spine redetected there continues another track"))
+            .otherwise(pl.lit("seen, but not redetected: redetection is off"))
+        )
+        .when(pl.col("present_seen").fill_null(False))
+        .then(pl.lit(seen_rule(p)))
+        .when(why_not.is_not_null())
+        .then(pl.format("not counted as seen: {}", why_not))
+        .otherwise(pl.lit(seen_rule(p)))
+    )
     out = out.with_columns(
         reason=pl.when(pl.col("confidence").is_not_null()).then(
             pl.format(
-                "{}: detector {} at the aligned place {} (counts as seen from {}), contrast {} of where it was "
-                "detected, "
+                "{}: detector {} at the aligned place {} ({}), contrast {} of where it was detected, "
                 "detection score {}, alignment residual {} px",
-                pl.when(redetected)
+                pl.when(kept)
                 .then(pl.lit("redetected"))
+                .when(formed_virtual)
+                .then(pl.format("new, redetected in this session (detector {})", _text(pl.col("mean_score"))))
                 .when(bridged)
                 .then(pl.lit("present between two detections"))
                 .otherwise(pl.col("status")),
-                _text(pl.col("evidence_score")),
+                _answer_text(pl.col("evidence_score"), p.response_present),
                 pl.when(new).then(pl.lit("in the previous session")).otherwise(pl.lit("in this session")),
-                pl.lit(f"{p.response_present:g}"),
+                verdict,
                 _text(pl.col("contrast_ratio")),
                 _text(pl.col("source_score")),
                 _text(alignment),
@@ -194,7 +252,7 @@ def _judged(out: pl.DataFrame, p: EvidenceParams, report: list[dict]) -> pl.Data
 
 def _entered_view(out: pl.DataFrame) -> pl.DataFrame:
     """A new spine whose place in the previous session lies outside its field of view is present, not formed."""
-    new = (pl.col("status") == "new") & ~pl.col("redetected")
+    new = (pl.col("status") == "new") & (~pl.col("redetected") | pl.col("virtual_formation"))
     entered = new & pl.col("in_view_seen").not_().fill_null(False)
     out = out.with_columns(
         status=pl.when(entered).then(pl.lit("present")).otherwise(pl.col("status")),

@@ -56,6 +56,11 @@ class EvidenceParams:
         ``unconfirmed`` and left out of the rates.
     ring_px : float
         Width of the ring around a box that the box is compared with.
+    redetect_within : int
+        A missed spine is redetected only this many sessions from its last
+        detection (a redetection does not start a chain: a neighbour that
+        answers at the place of a spine that is gone would otherwise keep it
+        forever). Evidence further away is reported, not used to decide.
     """
 
     min_candidate_iou: float = 0.5
@@ -67,6 +72,57 @@ class EvidenceParams:
     contrast_present: float | None = None
     weak_score: float = 0.5
     ring_px: float = 4.0
+    redetect_within: int = 1
+
+
+def answers(params: EvidenceParams, response: pl.Expr, contrast_ratio: pl.Expr) -> pl.Expr:
+    """Whether the image answers for a spine at a place: the detector's best answer there reaches
+    ``response_present``, or (with ``contrast_present``) it reaches ``response_support`` with that protrusion."""
+    out = response.fill_null(0.0) >= params.response_present
+    if params.contrast_present is not None:
+        out = out | (
+            (response.fill_null(0.0) >= params.response_support)
+            & (contrast_ratio.fill_nan(None).fill_null(0.0) >= params.contrast_present)
+        )
+    return out
+
+
+def seen(params: EvidenceParams, response: pl.Expr, contrast_ratio: pl.Expr, in_view: pl.Expr, gap: pl.Expr) -> pl.Expr:
+    """The rule that redetects a missed spine (the only one: redetection decides with it, and the reasons of the
+    events cite it): the image answers (:func:`answers`) at its aligned place, the place is in the field of view,
+    and it is at most ``redetect_within`` sessions (``gap``) from the detection it is compared with."""
+    return answers(params, response, contrast_ratio) & in_view.fill_null(False) & (gap <= params.redetect_within)
+
+
+def seen_rule(params: EvidenceParams) -> str:
+    """The threshold of :func:`answers` as a reason cites it (``counts as seen from 0.2``)."""
+    text = f"counts as seen from {params.response_present:g}"
+    if params.contrast_present is not None:
+        text += f", or from {params.response_support:g} with contrast {params.contrast_present:g}"
+    return text
+
+
+def unseen_because(
+    params: EvidenceParams, response: pl.Expr, contrast_ratio: pl.Expr, in_view: pl.Expr, gap: pl.Expr
+) -> pl.Expr:
+    """Why an answer that reaches the threshold did not count as seen (null where it did, or where it does not
+    reach the threshold): the other conditions of :func:`seen`."""
+    within = params.redetect_within
+    return (
+        pl.when(~answers(params, response, contrast_ratio))
+        .then(None)
+        .when(~in_view.fill_null(False))
+        .then(pl.lit("the aligned place is outside the field of view"))
+        .when(gap > within)
+        .then(
+            pl.format(
+                "{} sessions away from the detection it is compared with; a missed spine is redetected only "
+                "within {} of a detection",
+                gap,
+                pl.lit("1 session" if within == 1 else f"{within} sessions"),
+            )
+        )
+    )
 
 
 def detector_response(

@@ -28,6 +28,8 @@ class SessionInput:
     computed or the image is looked at. ``candidates`` are the detector's
     boxes down to a low threshold (``layer, xmin, ymin, xmax, ymax, score``),
     used as evidence for spines it missed (see ``tracking.redetection``).
+    ``pixel_size_um`` (x/y) lets fine layers be aligned binned (see
+    ``AlignParams.working_pixel_um``).
     """
 
     key: str
@@ -37,6 +39,7 @@ class SessionInput:
     load_volume: Callable[[], np.ndarray]
     volume_version: str | None = None
     candidates: pl.DataFrame | None = None
+    pixel_size_um: float | None = None
 
 
 CACHE_FORMAT = 4
@@ -90,7 +93,12 @@ class AnimalTracker:
 
     def alignment(self, a: SessionInput, b: SessionInput) -> Alignment:
         versions = [a.volume_version or a.version, b.volume_version or b.version]
-        meta = {"versions": versions, "params": repr(self.align_params), "format": CACHE_FORMAT}
+        meta = {
+            "versions": versions,
+            "params": repr(self.align_params),
+            "format": CACHE_FORMAT,
+            "pixel_size_um": a.pixel_size_um,
+        }
         if (memo := self._alignments.get((a.key, b.key))) is not None and memo[0] == meta:
             return memo[1]
         path = self.cache_dir / f"align__{a.key}__{b.key}.npz"
@@ -104,7 +112,7 @@ class AnimalTracker:
                 f"sessions {a.key} and {b.key} have different layer sizes {a.shape_zyx[1:]} and {b.shape_zyx[1:]}"
             )
         start = time.perf_counter()
-        result = align_sessions(a.load_volume(), b.load_volume(), self.align_params)
+        result = align_sessions(a.load_volume(), b.load_volume(), self.align_params, pixel_size_um=a.pixel_size_um)
         self.computed.append(f"align {a.key}->{b.key} ({time.perf_counter() - start:.2f} s)")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         _save_alignment(path, result, meta)

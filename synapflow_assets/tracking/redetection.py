@@ -4,11 +4,12 @@ Each missed detection would otherwise become a false elimination (and a false
 formation when the spine is found again). After the tracks are built, every
 elimination at session ``t`` is checked at the spine's aligned place in ``t``,
 and every formation at ``t`` at its aligned place in ``t - 1``
-(:mod:`tracking.evidence`). A spine the image still shows is added to that
-session as a *redetected* spine and the tracks are rebuilt, until nothing
-changes. Each remaining event gets a confidence and its reason (:mod:`.event_confidence`); a weak
-one-layer detection seen in one session only, with no support around it, is
-``unconfirmed`` and left out of the rates.
+(:mod:`tracking.evidence`). A spine the image still shows (``evidence.seen``,
+within ``redetect_within`` sessions of a detection) is added to that session as
+a *redetected* spine and the tracks are rebuilt, until nothing changes. Each
+remaining event gets a confidence and its reason (:mod:`.event_confidence`); a
+weak one-layer detection seen in one session only, with no support around it,
+is ``unconfirmed`` and left out of the rates.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from .event_confidence import PLACE_COLUMNS, VIRTUAL_ID, annotate_events
-from .evidence import EvidenceParams, SummedVolume, box_contrast, detector_response, summed_volume
+from .evidence import EvidenceParams, SummedVolume, box_contrast, detector_response, seen, summed_volume
 from .incremental import AnimalTracker, SessionInput
 
 KEPT_VOLUMES = 3
@@ -83,6 +84,21 @@ class _Sessions:
             )
         return out
 
+    def origins(self) -> pl.DataFrame:
+        """``spine_id, session_index, origin_index, origin_id`` of every redetected spine."""
+        return (
+            pl.concat(self.origin)
+            if self.origin
+            else pl.DataFrame(
+                schema={
+                    "spine_id": pl.Int64,
+                    "session_index": pl.Int64,
+                    "origin_index": pl.Int64,
+                    "origin_id": pl.Int64,
+                }
+            )
+        )
+
     def spines(self, index: int) -> pl.DataFrame:
         return pl.concat(
             [self.sessions[index].spines, self.virtual[index].select(self.sessions[index].spines.columns)],
@@ -125,11 +141,12 @@ class _Sessions:
         )
 
 
-def _queries(tracks: pl.DataFrame) -> pl.DataFrame:
+def _queries(tracks: pl.DataFrame, origin: pl.DataFrame) -> pl.DataFrame:
     """Where to look: ``session_index`` (target), ``source_index``, ``source_id`` for every elimination and
     every gap closed without a detection (the track's last detected spine, at that session), and every
-    formation after the first session (the new spine, one session earlier). Sources are detected spines,
-    never redetected ones."""
+    formation after the first session (the new spine, one session earlier; for a redetected spine that starts
+    its track, the later detection it was found from, ``origin``). Sources are detected spines, never
+    redetected ones."""
     detected = pl.col("spine_id").is_not_null() & (pl.col("spine_id") < VIRTUAL_ID)
     ordered = tracks.sort("track_id", "session_index").with_columns(
         last_index=pl.when(detected).then(pl.col("session_index")).forward_fill().shift(1).over("track_id"),
@@ -142,7 +159,15 @@ def _queries(tracks: pl.DataFrame) -> pl.DataFrame:
     formed = ordered.filter((pl.col("status") == "new") & (pl.col("session_index") > 0) & detected).select(
         (pl.col("session_index") - 1).alias("session_index"), source_index="session_index", source_id="spine_id"
     )
-    return pl.concat([eliminated, formed]).cast(pl.Int64).unique().sort(pl.all())
+    formed_virtual = (
+        ordered.filter((pl.col("status") == "new") & (pl.col("session_index") > 0))
+        .join(origin, on=["session_index", "spine_id"])
+        .filter(pl.col("origin_index") > pl.col("session_index"))
+        .select(
+            (pl.col("session_index") - 1).alias("session_index"), source_index="origin_index", source_id="origin_id"
+        )
+    )
+    return pl.concat([eliminated, formed, formed_virtual.cast(pl.Int64)]).cast(pl.Int64).unique().sort(pl.all())
 
 
 def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
@@ -174,19 +199,23 @@ def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(there > 0, here / there, np.nan)
-        in_view = moved["in_view"].to_numpy()
-        present = response >= p.response_present
-        if p.contrast_present is not None:
-            present |= (response >= p.response_support) & (np.nan_to_num(ratio) >= p.contrast_present)
-        present &= in_view & (abs(target - source) == 1)  # a spine is redetected in the session next to a detection
         found.append(
-            moved.select(*PLACE_COLUMNS, "in_view").with_columns(
+            moved.select(*PLACE_COLUMNS, "in_view")
+            .with_columns(
                 session_index=pl.lit(target),
                 source_index=pl.lit(source),
                 source_id=boxes["spine_id"],
                 response=pl.Series(response, dtype=pl.Float64),
                 contrast_ratio=pl.Series(ratio, dtype=pl.Float64),
-                present=pl.Series(present, dtype=pl.Boolean),
+            )
+            .with_columns(
+                present=seen(
+                    p,
+                    pl.col("response"),
+                    pl.col("contrast_ratio"),
+                    pl.col("in_view"),
+                    pl.lit(abs(target - source)),
+                )
             )
         )
     return (
@@ -254,8 +283,14 @@ def track_with_evidence(
         tracker, sessions, params, [s.spines.head(0) for s in sessions], pl.DataFrame(schema=EVIDENCE_SCHEMA)
     )
     tracks, report = tracker.track(sessions)
-    for _ in range(len(sessions) if redetect else 0):
-        queries = _queries(tracks).join(state.evidence, on=["session_index", "source_index", "source_id"], how="anti")
+    # until nothing changes: each round that goes on redetects at least one spine not looked at before, and a
+    # spine is redetected only near a detection, so there are at most 2 * redetect_within rounds per detected
+    # spine (the bound is never reached; evidence left unused would contradict the events' reasons)
+    detected = sum(len(s.spines) for s in sessions)
+    for _ in range(2 * params.redetect_within * detected + 1 if redetect else 0):
+        queries = _queries(tracks, state.origins()).join(
+            state.evidence, on=["session_index", "source_index", "source_id"], how="anti"
+        )
         if not len(queries):
             break
         looked = _look(state, queries)
@@ -264,8 +299,11 @@ def track_with_evidence(
             break
         _redetected_spines(state, looked)
         tracks, report = tracker.track(state.augmented())
-    pending = _queries(tracks).join(state.evidence, on=["session_index", "source_index", "source_id"], how="anti")
-    if len(pending):
+    origin = state.origins()
+    pending = _queries(tracks, origin).join(
+        state.evidence, on=["session_index", "source_index", "source_id"], how="anti"
+    )
+    if len(pending):  # not acted on: with ``redetect`` False, the evidence only sets the confidences
         state.evidence = pl.concat([state.evidence, _look(state, pending)])
     places = pl.concat(
         [
@@ -275,13 +313,6 @@ def track_with_evidence(
             for i in range(len(state.sessions))
         ],
         how="vertical_relaxed",
-    )
-    origin = (
-        pl.concat(state.origin)
-        if state.origin
-        else pl.DataFrame(
-            schema={"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64}
-        )
     )
     annotated = annotate_events(
         tracks, places=places, origin=origin, evidence=state.evidence, params=params, report=report
