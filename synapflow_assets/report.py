@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .features.dynamics import IN_VIEW
-from .features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
+from .features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
 from .imaging.errors import InputError
 from .imaging.ome_zarr import read_mip
 from .imaging.overlay import overlay_png
@@ -36,28 +35,6 @@ def _table(frame: pl.DataFrame) -> str:
         for row in frame.iter_rows()
     )
     return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def persistent_size_rows(sizes: pl.DataFrame, n_sessions: int) -> pl.DataFrame:
-    """The track rows of an animal with ``size`` kept only where the spine is persistent: its track is in view
-    (``present`` or ``new``, what the ``dynamics`` table's ``n_in_view`` counts) with a size in each of the
-    animal's ``n_sessions`` sessions (null elsewhere, so the plot counts and draws only those).
-
-    Parameters
-    ----------
-    sizes : polars.DataFrame
-        ``session, session_index, track_id, status, size`` (null without a detected spine).
-    n_sessions : int
-        Sessions of the animal (rows of its ``dynamics``).
-    """
-    seen = pl.col("status").is_in(IN_VIEW) & pl.col("size").is_not_null() & (pl.col("size") > 0)
-    persistent = (
-        sizes.filter(seen)
-        .group_by("track_id")
-        .agg(n=pl.col("session_index").n_unique())
-        .filter(pl.col("n") == n_sessions)["track_id"]
-    )
-    return sizes.with_columns(size=pl.when(seen & pl.col("track_id").is_in(persistent.implode())).then(pl.col("size")))
 
 
 def counts_line(dynamics: pl.DataFrame, sizes: pl.DataFrame) -> str:

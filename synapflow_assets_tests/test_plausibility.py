@@ -83,7 +83,10 @@ def test_survival_below_the_floor_for_the_interval_is_found_and_settable():
     )
     table = dynamics([30, 30, 30], eliminated=[None, 0.3, 0.15])
     found = by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}))
-    assert not found["survival_floor"].passed and "s1 0.70 (at most 0.75) over 0.1 d (floor 0.95)" in found["survival_floor"].line
+    assert (
+        not found["survival_floor"].passed
+        and "s1 0.70 (at most 0.75) over 0.1 d (floor 0.95)" in found["survival_floor"].line
+    )
     assert "s2" not in found["survival_floor"].line  # 0.85 over 4 days is plausible
     lenient = PlausibilityLimits(max_loss_per_day=0.5)
     assert by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}, limits=lenient))[

@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from .. import features as science
-from ..features.dynamics_plots import dynamics_png, dynamics_table, size_trajectories_png
+from ..features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
 from ..features.plausibility import split_identity_share
 from ..imaging.ingest import png_markdown
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
@@ -222,7 +222,10 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             ),
             "per_session": table_metadata(dynamics_table(dynamics)),
             "size_trajectories": dg.MetadataValue.md(
-                png_markdown(size_trajectories_png(with_sizes, title=animal), f"{animal}: size of persistent spines")
+                png_markdown(
+                    size_trajectories_png(persistent_size_rows(with_sizes, len(dynamics)), title=animal),
+                    f"{animal}: size of persistent spines",
+                )
             ),
             "dagster/row_count": len(dynamics),
             "dagster/column_schema": column_schema(dynamics),

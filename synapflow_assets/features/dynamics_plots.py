@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
+from .dynamics import IN_VIEW  # noqa: E402
+
 RATE_COLUMNS = ("formation_rate", "elimination_rate", "survival_fraction")
 TABLE_COLUMNS = [
     "session",
@@ -150,3 +152,25 @@ def size_trajectories_png(tracks: pl.DataFrame, *, title: str = "", max_lines: i
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+
+
+def persistent_size_rows(sizes: pl.DataFrame, n_sessions: int) -> pl.DataFrame:
+    """The track rows of an animal with ``size`` kept only where the spine is persistent: its track is in view
+    (``present`` or ``new``, what the ``dynamics`` table's ``n_in_view`` counts) with a size in each of the
+    animal's ``n_sessions`` sessions (null elsewhere, so the plot counts and draws only those).
+
+    Parameters
+    ----------
+    sizes : polars.DataFrame
+        ``session, session_index, track_id, status, size`` (null without a detected spine).
+    n_sessions : int
+        Sessions of the animal (rows of its ``dynamics``).
+    """
+    seen = pl.col("status").is_in(IN_VIEW) & pl.col("size").is_not_null() & (pl.col("size") > 0)
+    persistent = (
+        sizes.filter(seen)
+        .group_by("track_id")
+        .agg(n=pl.col("session_index").n_unique())
+        .filter(pl.col("n") == n_sessions)["track_id"]
+    )
+    return sizes.with_columns(size=pl.when(seen & pl.col("track_id").is_in(persistent.implode())).then(pl.col("size")))
