@@ -12,9 +12,11 @@ import numpy as np
 import polars as pl
 
 from .features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
+from .features.plausibility import animal_plausibility
 from .imaging.errors import InputError
 from .imaging.ome_zarr import read_mip
 from .imaging.overlay import overlay_png
+from .settings import load_settings
 from .store.feature_store import query
 
 STYLE = (
@@ -35,6 +37,21 @@ def _table(frame: pl.DataFrame) -> str:
         for row in frame.iter_rows()
     )
     return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def plausibility_list(root: Path, animal: str, dynamics: pl.DataFrame) -> str:
+    """The animal's plausibility checks (`features.plausibility`, limits from its `synapflow.yaml`), one line
+    each, the failed ones first and marked."""
+    store, safe = root / "features.duckdb", animal.replace("'", "''")
+    tracks = query(store, f"SELECT * FROM tracks WHERE animal = '{safe}'")
+    sessions = query(store, f"SELECT session, acquired_at, spines_per_um FROM sessions WHERE animal = '{safe}'")
+    limits = load_settings(root / "landing", animal).plausibility.limits()
+    found = sorted(animal_plausibility(tracks, dynamics, sessions, limits), key=lambda f: f.passed)
+    items = "".join(
+        f"<li>{'ok' if f.passed else '<b>implausible</b>'} {html.escape(f.name)}: {html.escape(f.line)}</li>"
+        for f in found
+    )
+    return f"<h3>Plausibility</h3><ul>{items}</ul>"
 
 
 def counts_line(dynamics: pl.DataFrame, sizes: pl.DataFrame) -> str:
@@ -73,6 +90,7 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
         sizes = persistent_size_rows(sizes, len(dynamics))
         parts += [
             counts_line(dynamics, sizes),
+            plausibility_list(root, animal, dynamics),
             _img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"),
             _img(size_trajectories_png(sizes, title=animal), f"{animal} size of persistent spines"),
             _table(dynamics_table(dynamics)),

@@ -131,3 +131,31 @@ def test_ingest_leaves_a_session_that_is_still_being_written(tmp_path, monkeypat
             .value[0]
             == 6
         )
+
+
+def test_a_single_png_is_a_session_and_a_stray_layer_png_is_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNAPFLOW_SETTLE_SECONDS", "10")
+    touch(tmp_path / "m1" / "day00.tif")
+    png = touch(tmp_path / "m1" / "day04.png")
+    touch(tmp_path / "m1" / "day08.PNG")
+    touch(tmp_path / "m1" / "x_layer03.png")  # one layer of a folder stack, copied beside the sessions
+    touch(tmp_path / "m1" / "day04.detections.csv", b"filename\n")
+    sessions, problems = scan_landing(tmp_path)
+    assert [(s.session, s.path.name) for s in sessions] == [
+        ("day00", "day00.tif"),
+        ("day04", "day04.png"),
+        ("day08", "day08.PNG"),
+    ]
+    assert (
+        len(problems) == 1 and "x_layer03.png" in problems[0] and "PNG layer outside its session folder" in problems[0]
+    )
+    assert find_session_input(tmp_path, "m1", "day04") == png
+    day04 = sessions[1]
+    assert day04.fingerprint.startswith("2:")  # the PNG and its detections CSV
+    assert day04.done_marker == tmp_path / "m1" / "day04.done"
+    assert not is_complete(day04) and is_complete(day04, now=day04.modified + 10)
+    touch(tmp_path / "m1" / "day04.done", b"")
+    assert is_complete(day04)
+    touch(tmp_path / "m1" / "day00.png")
+    with pytest.raises(InputError, match="several inputs for one session: day00.png, day00.tif"):
+        find_session_input(tmp_path, "m1", "day00")

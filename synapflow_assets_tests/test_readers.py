@@ -293,3 +293,57 @@ def test_content_hash_png_folder(tmp_path):
     assert content_hash(folder) != second
     with pytest.raises(InputError, match="does not exist"):
         content_hash(tmp_path / "nope.tif")
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "RGB", "P"])
+def test_single_png_is_a_one_layer_volume(tmp_path, mode):
+    grey = ramp((48, 40), "uint16" if mode == "I;16" else "uint8", seed=3)
+    path = tmp_path / "day04.png"
+    if mode == "RGB":  # a green look-up table
+        Image.fromarray(np.stack([np.zeros_like(grey), grey, np.zeros_like(grey)], -1)).save(path)
+    elif mode == "P":
+        Image.fromarray(np.stack([grey, grey, grey], -1)).convert("P", palette=Image.Palette.ADAPTIVE).save(path)
+    else:
+        Image.fromarray(grey).save(path)
+    vol = read_volume(path, estimate_pixel_size=False)
+    assert vol.shape == (1, 48, 40) and vol.metadata["format"] == "png" and vol.data.dtype == grey.dtype
+    assert vol.voxel_size_source == "default"
+    if mode == "P":  # an adaptive palette approximates the grey values
+        assert np.abs(vol.data[0].astype(int) - grey).max() <= 8
+    else:
+        np.testing.assert_array_equal(vol.data[0], grey)
+    assert ("colour_note" in vol.metadata) == (mode in ("RGB", "P"))
+    with pytest.raises(InputError, match="at least 2 layers"):
+        read_volume(path, min_layers=2)
+    with pytest.raises(InputError, match="channel 1 of 1 requested, but a PNG image has 1 channel"):
+        read_volume(path, channel=1)
+
+
+def test_bad_single_png_names_the_file_and_the_problem(tmp_path):
+    noisy = np.random.default_rng(2).integers(0, 255, (64, 64)).astype(np.uint8)
+    good = tmp_path / "good.png"
+    Image.fromarray(noisy).save(good)
+    raw = good.read_bytes()
+    cases = {
+        "cut.png": (raw[: len(raw) * 2 // 3], "corrupt or truncated PNG"),
+        "garbled.png": (raw[:40] + b"\x00" * 20 + raw[60:], "corrupt"),
+        "notes.png": (b"hello, not an image\n", "not a PNG file"),
+        "empty.png": (b"", "empty file"),
+    }
+    for name, (content, problem) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(InputError, match=problem) as caught:
+            read_volume(path)
+        assert caught.value.path == path and name in str(caught.value)
+    tifffile.imwrite(tmp_path / "tiff.png", ramp((32, 32)))
+    with pytest.raises(InputError, match="not a PNG file"):
+        read_volume(tmp_path / "tiff.png")
+    with pytest.raises(InputError, match="too small"):
+        Image.fromarray(noisy[:8, :8]).save(tmp_path / "tiny.png")
+        read_volume(tmp_path / "tiny.png")
+    layer = tmp_path / "stack" / "stack_layer01.png"
+    layer.parent.mkdir()
+    Image.fromarray(noisy).save(layer)
+    with pytest.raises(InputError, match="single PNG layer of a folder stack"):
+        read_volume(layer)

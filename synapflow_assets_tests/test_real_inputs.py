@@ -160,7 +160,8 @@ def test_scanimage_pixel_size_is_read_and_a_missing_one_is_said(tmp_path, instan
         if line.startswith("m1/day00: raw_volume check pixel_size_known: no x/y pixel size in day00.tif; ")
     ]
     assert len(said) == 1 and re.search(
-        r"; [\d.]+ um (estimated from the dendrite width|assumed) \(set imaging", said[0]
+        r"; [\d.]+ um/px (estimated for the animal: [\d.]+ um/px, the median of 1 session|assumed).* \(set imaging",
+        said[0],
     ), report.warnings
 
 

@@ -54,3 +54,11 @@ def test_stacked_duplicates_are_merged_and_the_checks_pass(lab):
     assert len(checks) == len(DESCRIPTIONS)
     failed = {k.name: c.status.value for k, c in checks.items() if c.status.value != "SUCCEEDED"}
     assert not failed, failed
+
+
+def test_the_report_lists_the_plausibility_checks(lab):
+    from synapflow_assets.report import build_report
+
+    page = build_report(lab[0])
+    assert "<h3>Plausibility</h3>" in page and page.count("<li>ok ") == len(DESCRIPTIONS)
+    assert "events (0%) overlap another track" in page or "implausible" not in page

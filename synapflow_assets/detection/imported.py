@@ -15,7 +15,7 @@ DETECTION_COLUMNS = ["layer", "xmin", "ymin", "xmax", "ymax", "score", "type"]
 def detections_file(session_input: Path) -> Path:
     """Where a session's imported detections are expected: ``<session>.detections.csv`` beside it."""
     name = session_input.name
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break

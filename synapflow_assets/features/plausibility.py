@@ -235,3 +235,25 @@ def plausibility(
     ):
         findings.append(Finding(name, not found, f"{failed_line}: " + "; ".join(found) if found else passed_line))
     return findings
+
+
+def session_facts(sessions: pl.DataFrame, order: list[str]) -> tuple[list[float | None], dict[str, float | None]]:
+    """Days since the previous session (None where a time is unknown) in ``order``, and spines per um.
+
+    ``sessions``: ``session, acquired_at`` (ISO text), ``spines_per_um`` (the feature store's table).
+    """
+    times = sessions["acquired_at"].cast(pl.String).str.to_datetime(time_zone="UTC", strict=False).to_list()
+    when = dict(zip(sessions["session"], times))
+    ordered: list = [when.get(s) for s in order]
+    days: list[float | None] = [None]
+    days += [(b - a).total_seconds() / 86400 if a and b else None for a, b in zip(ordered, ordered[1:])]
+    return days, dict(zip(sessions["session"], sessions["spines_per_um"]))
+
+
+def animal_plausibility(
+    tracks: pl.DataFrame, dynamics: pl.DataFrame, sessions: pl.DataFrame, limits: PlausibilityLimits
+) -> list[Finding]:
+    """:func:`plausibility` of one animal from its tables in the feature store (``tracks``, ``dynamics``,
+    ``sessions``)."""
+    days, densities = session_facts(sessions, dynamics.sort("session_index")["session"].to_list())
+    return plausibility(tracks, dynamics, days=days, densities=densities, limits=limits)

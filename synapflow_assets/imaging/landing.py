@@ -1,4 +1,5 @@
-"""The landing folder: where new sessions arrive as ``<animal>/<session>.tif``."""
+"""The landing folder: where new sessions arrive as ``<animal>/<session>.tif``, a single-plane
+``<animal>/<session>.png`` or a folder ``<animal>/<session>/`` of PNG layers."""
 
 import os
 import shutil
@@ -12,9 +13,13 @@ from typing import Any
 from ..store.locations import as_path, is_remote
 from .errors import InputError
 from .keys import InvalidKeyError, validate_key
+from .png_stack import is_layer_file
 from .sidecar import sidecar_path as sidecar_of
 
 TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
+#: A single-plane session stored as one PNG (grey or colour, 8 or 16 bit).
+PNG_SUFFIX = ".png"
+EXPECTED = "<session>.tif, .tiff, .ome.tif, a single-plane <session>.png or a folder of PNG layers"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ def session_key_of(path: Path) -> str | None:
     for suffix in TIFF_SUFFIXES:
         if lower.endswith(suffix):
             return name[: -len(suffix)]
+    if lower.endswith(PNG_SUFFIX) and not is_layer_file(name):
+        return name[: -len(PNG_SUFFIX)]
     return None
 
 
@@ -118,10 +125,8 @@ def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
         session = session_key_of(entry)
         if session is None:
             if entry.is_file() and not entry.name.startswith(".") and not entry.name.lower().endswith(SIDE_FILES):
-                problems.append(
-                    f"{entry}: not a session input (expected <session>.tif, .tiff, .ome.tif or a "
-                    "folder of PNG layers); ignored"
-                )
+                layer = " (a PNG layer outside its session folder)" if is_layer_file(entry.name) else ""
+                problems.append(f"{entry}: not a session input{layer} (expected {EXPECTED}); ignored")
             continue
         try:
             validate_key(animal_dir.name, "animal")
@@ -134,7 +139,8 @@ def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
 
 
 def find_session_input(root: Path, animal: str, session: str) -> Path:
-    """The input file or PNG folder of one session, or an InputError naming where it was sought."""
+    """The input file (TIFF or single PNG) or PNG folder of one session, or an InputError naming where it
+    was sought."""
     folder = as_path(root) / validate_key(animal, "animal")
     validate_key(session, "session")
     found: list[LandedSession] = []
@@ -144,7 +150,8 @@ def find_session_input(root: Path, animal: str, session: str) -> Path:
     if not matches:
         raise InputError(
             folder / session,
-            f"no input for animal {animal!r} session {session!r} (expected {session}.tif or a folder of PNG layers)",
+            f"no input for animal {animal!r} session {session!r} "
+            f"(expected {session}.tif, {session}.png or a folder of PNG layers)",
         )
     if len(matches) > 1:
         raise InputError(folder / session, f"several inputs for one session: {', '.join(m.name for m in matches)}")

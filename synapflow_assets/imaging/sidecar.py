@@ -47,7 +47,7 @@ def sidecar_path(path: str | Path) -> Path:
     where = as_path(path)
     name = where.name.rstrip("/")
     lower = name.lower()
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png"):
         if lower.endswith(suffix) and not where.is_dir():
             name = name[: -len(suffix)]
             break
