@@ -1,5 +1,5 @@
 """A data root and Dagster instance made by main at a925089 (``animal x session`` multi-partitions) upgrade
-to ``animal/session`` partitions without losing history or recomputing anything.
+to ``animal/session`` partitions without losing history or recomputing anything the code did not change.
 
 The archive holds what ``process_landed`` of that commit made from two animals
 of two sessions each (m1: day00, day04; m2: day00, day06) with imported boxes:
@@ -22,6 +22,11 @@ from synapflow_assets.store.feature_store import query
 ARCHIVE = Path(__file__).parent / "data" / "lab_made_by_a925089.tar.xz"
 SESSION_KEYS = ["m1/day00", "m1/day04", "m2/day00", "m2/day06"]
 SESSION_ASSETS = ["raw_volume", "detections_2d", "spines_3d", "spine_features"]
+#: What the code changed since the archive recomputes (by Dagster's code versions, not the upgrade): `spines_3d`
+#: 1 -> 2 merges stacked duplicate boxes, so each session's spines and features and each animal run again.
+CODE_CHANGED = [f"{key} (spines_3d, spine_features)" for key in SESSION_KEYS] + [
+    f"{animal} (spine_tracks, spine_dynamics)" for animal in ("m1", "m2")
+]
 
 
 @pytest.fixture
@@ -68,20 +73,31 @@ def test_upgrade_keeps_versions_and_history_and_nothing_is_recomputed(old_lab):
         assert latest(instance, asset, key.replace("/", "|")) == before  # the history stays
     assert upgrade_partitions(instance) == []
 
-    report = process_landed(instance, DataLake(root=str(root)), detection=DetectionSettings(source="imported"))
+    lake = DataLake(root=str(root))
+    report = process_landed(instance, lake, detection=DetectionSettings(source="imported"))
+    assert report.failed == {} and report.materialized == CODE_CHANGED
+    for key in SESSION_KEYS:  # raw volumes and detections, whose code did not change, are kept
+        for asset in ("raw_volume", "detections_2d"):
+            assert (
+                latest(instance, asset, key).tags["dagster/data_version"]
+                == old[asset, key].tags["dagster/data_version"]
+            )
+    report = process_landed(instance, lake, detection=DetectionSettings(source="imported"))
     assert report.failed == {} and report.materialized == []
     assert sorted(report.up_to_date) == ["m1", *SESSION_KEYS[:2], "m2", *SESSION_KEYS[2:]]
-    assert {t: query(store, f"select count(*) as n from {t}")["n"][0] for t in counts} == counts
+    assert query(store, "select count(*) as n from dynamics")["n"][0] == counts["dynamics"]
 
 
 def test_ingest_upgrades_by_itself_and_a_new_session_runs_only_its_animal(old_lab):
     root, instance = old_lab
     from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
+    lake = DataLake(root=str(root))
+    assert process_landed(instance, lake, detection=DetectionSettings(source="imported")).materialized == CODE_CHANGED
+    assert not old_layout(instance)
     third = simulate_animal(SimulationParams(shape=(6, 192, 192)), n_sessions=3, seed=4)[2]
     write_session(third, root / "landing", "m2", "day10")
-    report = process_landed(instance, DataLake(root=str(root)), detection=DetectionSettings(source="imported"))
-    assert not old_layout(instance)
+    report = process_landed(instance, lake, detection=DetectionSettings(source="imported"))
     assert [m.split(" ")[0] for m in report.materialized] == ["m2/day10", "m2"]
     assert sorted(report.up_to_date) == ["m1", *SESSION_KEYS]
     assert instance.get_dynamic_partitions(SESSIONS.name) == [*SESSION_KEYS, "m2/day10"]

@@ -112,8 +112,8 @@ def test_sessions_with_different_voxel_sizes_fail_tracking_clearly(landed, insta
     )
     report = process_landed(instance, lake, detection=IMPORTED)
     message = report.failed["m1"]
-    assert "sessions differ in z step by more than 5%" in message and "day04 2 um" in message, message
-    assert "day00 1.5 um" in message and "\n" not in message
+    assert "sessions differ in x/y pixel size by more than 5%" in message, message
+    assert "day00 0.12 um (imagej), day04 0.2 um (imagej)" in message and "\n" not in message
 
 
 def test_a_session_that_does_not_overlap_fails_the_animal_and_writes_nothing_downstream(landed, instance, tmp_path):

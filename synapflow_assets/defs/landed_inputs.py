@@ -79,7 +79,8 @@ def observations(
     volume: dict[str, Any] = {"content": content_hash(item.path), "settings": settings.imaging.fingerprint()}
     if lake is not None:
         scale = animal_scale(lake, item.animal, settings)
-        volume["animal_pixel_size_um"] = scale.pixel_size_um if scale else None
+        if scale is not None:
+            volume["animal_pixel_size_um"] = scale.pixel_size_um
     csv = detections_file(item.path)
     boxes = {
         "settings": detection.fingerprint(settings.detection),

@@ -67,7 +67,7 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def _grow_separated(
+def grow_separated(
     params: SimulationParams, dendrites, n: int, first_id: int, rng, existing: Spines | None = None
 ) -> Spines:
     """``n`` new spines (fewer only where the dendrites are full) whose heads keep ``params.min_head_gap_um``."""
@@ -76,13 +76,13 @@ def _grow_separated(
     return Spines(**{**chosen.__dict__, "spine_id": np.arange(first_id, first_id + len(chosen), dtype=np.int64)})
 
 
-def _turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, rng):
+def turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, rng):
     """Eliminate, grow and resize spines before a session; returns (alive, eliminated, new_ids)."""
     gone = rng.random(len(alive)) < params.elimination_prob
     eliminated, kept = alive.take(gone), alive.take(~gone)
     radius = kept.head_radius_um * np.exp(params.size_walk_sigma * rng.standard_normal(len(kept)))
     kept = Spines(**{**kept.__dict__, "head_radius_um": np.clip(radius, *HEAD_RADIUS_LIMITS_UM)})
-    new = _grow_separated(params, dendrites, int(rng.poisson(params.formation_rate * len(alive))), next_id, rng, kept)
+    new = grow_separated(params, dendrites, int(rng.poisson(params.formation_rate * len(alive))), next_id, rng, kept)
     return kept.concat(new), eliminated, new.spine_id
 
 
@@ -108,7 +108,7 @@ def simulate_animal(
     """
     world = _rng(seed, 0)
     dendrites = make_dendrites(params, world)
-    alive = _grow_separated(params, dendrites, initial_spine_count(dendrites, params, world), 1, world)
+    alive = grow_separated(params, dendrites, initial_spine_count(dendrites, params, world), 1, world)
     next_id = 1 + len(alive)
     d_points, d_weights = dendrite_points(dendrites, params.voxel_size_um)
     sessions = []
@@ -116,7 +116,7 @@ def simulate_animal(
         rng, noise = _rng(seed, 1, i), _rng(seed, 2, i)
         eliminated, new_ids = alive.take(np.zeros(0, int)), np.zeros(0, np.int64)
         if i > 0:
-            alive, eliminated, new_ids = _turnover(params, alive, dendrites, next_id, rng)
+            alive, eliminated, new_ids = turnover(params, alive, dendrites, next_id, rng)
             next_id += len(new_ids)
         tr = draw_transform(params, rng, i)
         s_points, s_weights = spine_points(alive, params.voxel_size_um)

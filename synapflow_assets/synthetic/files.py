@@ -18,7 +18,7 @@ DAYS_BETWEEN_SESSIONS = 4
 FIRST_DAY = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
     """Call ``write(tmp)`` on a hidden temporary name beside ``path``, then rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -79,22 +79,22 @@ def write_session(
         "layer_shifts": np.asarray(sim.layer_shifts).tolist(),
     }
     paths = {
-        "sidecar": _atomic(folder / f"{name}.json", lambda p: p.write_text(json.dumps(sidecar, indent=1))),
-        "transform": _atomic(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
-        "boxes": _atomic(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
-        "spines": _atomic(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
-        "detections": _atomic(
+        "sidecar": atomic_write(folder / f"{name}.json", lambda p: p.write_text(json.dumps(sidecar, indent=1))),
+        "transform": atomic_write(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
+        "boxes": atomic_write(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
+        "spines": atomic_write(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
+        "detections": atomic_write(
             folder / f"{name}.detections.csv",
             lambda p: simulated_detections(sim.boxes, name, volume.shape[1:], seed=sim.index).write_csv(p),
         ),
     }
-    paths["tif"] = _atomic(
+    paths["tif"] = atomic_write(
         folder / f"{name}.tif",
         lambda p: tifffile.imwrite(
             p, volume, imagej=True, resolution=(1 / vx, 1 / vy), metadata={"spacing": vz, "unit": "um", "axes": "ZYX"}
         ),
     )
-    paths["done"] = _atomic(folder / f"{name}.done", lambda p: p.write_text(""))
+    paths["done"] = atomic_write(folder / f"{name}.done", lambda p: p.write_text(""))
     return paths
 
 

@@ -40,9 +40,9 @@ import polars as pl
 import tifffile
 from scipy import ndimage
 
-from .chronic import SimulatedSession, _grow_separated, _turnover, project_session
+from .chronic import SimulatedSession, grow_separated, project_session, turnover
 from .detector_noise import perturb_boxes
-from .files import _atomic
+from .files import atomic_write
 from .morphology import Dendrite, Spines, initial_spine_count
 from .params import SimulationParams
 from .render import background, dendrite_points, spine_points, splat
@@ -407,7 +407,7 @@ def _session_truth(series: _Series, seed: int, attempt: int, i: int, state: _Sta
     if i == 0:
         tr = SessionTransform()
     else:
-        state.alive, eliminated, new_ids = _turnover(
+        state.alive, eliminated, new_ids = turnover(
             series.coarse, state.alive, series.dendrites, state.next_id, _rng(seed, attempt, 3, i)
         )
         state.next_id += len(new_ids)
@@ -471,7 +471,7 @@ def _accepted_series(prof: MipProfile, seed: int, start: datetime, horizon: int)
 def _initial_state(series: _Series, seed: int, attempt: int) -> _State:
     world = _rng(seed, attempt, 4)
     n = initial_spine_count(series.dendrites, series.coarse, world)
-    alive = _grow_separated(series.coarse, series.dendrites, n, 1, world)
+    alive = grow_separated(series.coarse, series.dendrites, n, 1, world)
     return _State(alive, 1 + len(alive), np.zeros(2), 0.0, 0.0)
 
 
@@ -787,23 +787,23 @@ def write_mip_session(
         "visibility": {str(k): round(v, 4) for k, v in mip.visibility.iter_rows()},
     }
     paths = {
-        "transform": _atomic(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
-        "boxes": _atomic(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
-        "spines": _atomic(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
+        "transform": atomic_write(folder / f"{name}.transform.json", lambda p: p.write_text(json.dumps(transform))),
+        "boxes": atomic_write(folder / f"{name}.boxes.csv", lambda p: sim.boxes.write_csv(p)),
+        "spines": atomic_write(folder / f"{name}.spines.csv", lambda p: sim.spines.write_csv(p)),
     }
     if sidecar:
         text = json.dumps({"acquired_at": mip.acquired_at.isoformat(), "simulated": True}, indent=1)
-        paths["sidecar"] = _atomic(folder / f"{name}.json", lambda p: p.write_text(text))
+        paths["sidecar"] = atomic_write(folder / f"{name}.json", lambda p: p.write_text(text))
     if detections:
         table = mip_detections(sim.boxes, mip.visibility, name, image.shape, seed=mip.index)
-        paths["detections"] = _atomic(folder / f"{name}.detections.csv", lambda p: table.write_csv(p))
-    paths["tif"] = _atomic(
+        paths["detections"] = atomic_write(folder / f"{name}.detections.csv", lambda p: table.write_csv(p))
+    paths["tif"] = atomic_write(
         folder / f"{name}.tif",
         lambda p: tifffile.imwrite(
             p, image, photometric="minisblack", resolution=(72.0, 72.0), resolutionunit="INCH", metadata=None
         ),
     )
-    paths["done"] = _atomic(folder / f"{name}.done", lambda p: p.write_text(""))
+    paths["done"] = atomic_write(folder / f"{name}.done", lambda p: p.write_text(""))
     return paths
 
 
