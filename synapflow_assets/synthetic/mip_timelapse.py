@@ -138,7 +138,7 @@ class MipProfile:
     psf_sigma_z_um: float = 0.7
     n_dendrites: tuple[int, int] = (1, 3)
     dendrite_tilt_deg: float = 15.0
-    dendrite_radius_um: tuple[float, float] = (0.35, 0.55)
+    dendrite_radius_um: tuple[float, float] = (0.4, 0.6)
     dendrite_wiggle_um: float = 1.5
     dendrite_depth_wiggle_um: float = 0.6
     world_margin_um: float = 12.0
