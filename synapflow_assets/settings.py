@@ -147,6 +147,9 @@ class PlausibilityOptions(_Section):
     max_split_share: float = Field(
         _PLAUSIBLE.max_split_share, ge=0, le=1, description="share of events that may overlap another track"
     )
+    min_split_events: int = Field(
+        _PLAUSIBLE.min_split_events, ge=1, description="overlapping events from which the split check fires"
+    )
     max_count_jump: float = Field(
         _PLAUSIBLE.max_count_jump, gt=0, description="relative change of a session's spine count from its neighbours"
     )

@@ -111,3 +111,13 @@ def test_tracks_of_different_animals_never_overlap_each_other():
         ]
     )
     assert split_identity_share(two) == 0.0
+
+
+def test_spines_above_each_other_in_a_stack_are_not_a_split_and_one_event_is_not_a_pattern():
+    stacked = tracks(
+        [("s1", 1, "eliminated", 100, 100, 140, 140), ("s1", 2, "present", 100, 100, 140, 140)]
+    ).with_columns(first_layer=pl.Series([2, 9]), last_layer=pl.Series([4, 12]))
+    assert split_identity_share(stacked) == 0.0
+    one = tracks([("s1", 1, "eliminated", 100, 100, 140, 140), ("s1", 2, "present", 104, 100, 144, 140)])
+    assert split_identity_share(one) == 1.0
+    assert by_name(plausibility(one, dynamics([30, 30]), days=[None, 1.0], densities={}))["split_identity"].passed

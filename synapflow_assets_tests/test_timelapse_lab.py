@@ -62,3 +62,26 @@ def test_the_report_lists_the_plausibility_checks(lab):
     page = build_report(lab[0])
     assert "<h3>Plausibility</h3>" in page and page.count("<li>ok ") == len(DESCRIPTIONS)
     assert "events (0%) overlap another track" in page or "implausible" not in page
+
+
+def test_a_png_time_lapse_ingests_one_file_per_session(tmp_path):
+    """`<session>.png` sessions (8-bit, no pixel size, with their imported detections) are tracked."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from synapflow_assets.synthetic import SimulationParams, project_session, simulate_animal, write_session
+
+    params = SimulationParams(shape=(8, 256, 256), layer_jitter_px=0.0)
+    for sim in simulate_animal(params, n_sessions=2, seed=3):
+        paths = write_session(project_session(sim), tmp_path / "landing", "m1", f"day{4 * sim.index:02d}")
+        layer = tifffile.imread(paths["tif"]).astype(np.float64)
+        grey = np.round(255 * (layer - layer.min()) / (layer.max() - layer.min())).astype(np.uint8)
+        Image.fromarray(grey).save(paths["tif"].with_suffix(".png"))
+        paths["tif"].unlink()
+    with dg.instance_for_test() as instance:
+        lake = DataLake(root=str(tmp_path))
+        report = process_landed(instance, lake, detection=DetectionSettings(source="imported"))
+    assert not report.failed, report.failed
+    assert read_volume_info(lake.volume_path("m1", "day04"))[0] == (1, 256, 256)
+    assert query(lake.store_path, "SELECT count(*) FROM dynamics WHERE animal = 'm1'").item() == 2

@@ -28,6 +28,8 @@ class PlausibilityLimits:
     ----------
     max_split_share : float
         Share of events that may overlap another track of their session.
+    min_split_events : int
+        A single overlapping event is not a pattern: the check fires from this many on.
     max_count_jump : float
         Relative change of a session's spine count from each of its neighbours.
     max_loss_per_day : float
@@ -42,6 +44,7 @@ class PlausibilityLimits:
     """
 
     max_split_share: float = 0.05
+    min_split_events: int = 2
     max_count_jump: float = 0.3
     max_loss_per_day: float = 0.05
     min_survival: float = 0.5
@@ -73,7 +76,8 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
     Parameters
     ----------
     tracks : polars.DataFrame
-        ``session, track_id, status, xmin, ymin, xmax, ymax`` (the place in that session's frame), and
+        ``session, track_id, status, xmin, ymin, xmax, ymax`` (the place in that session's frame),
+        ``first_layer, last_layer`` when known (places on layers that do not overlap do not overlap), and
         ``animal`` when it holds several animals.
 
     Returns
@@ -94,6 +98,13 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
         ids = rows["track_id"].to_numpy()
         cover = _cover(boxes[event], boxes)
         cover[ids[event][:, None] == ids[None, :]] = 0.0
+        if {"first_layer", "last_layer"} <= set(rows.columns):  # in a z-stack, spines above each other differ
+            first = rows["first_layer"].fill_null(-(10**9)).to_numpy()
+            last = rows["last_layer"].fill_null(10**9).to_numpy()
+            layers = np.minimum(last[event][:, None], last[None, :]) >= np.maximum(
+                first[event][:, None], first[None, :]
+            )
+            cover[~layers] = 0.0
         best = cover.argmax(axis=1)
         hit = cover[np.arange(len(best)), best] >= min_overlap
         found.append(
@@ -206,7 +217,7 @@ def plausibility(
     findings = [
         Finding(
             "split_identity",
-            share <= limits.max_split_share,
+            share <= limits.max_split_share or len(splits) < limits.min_split_events,
             f"{len(splits)} of {events} events ({share:.0%}) overlap another track of their session "
             f"(limit {limits.max_split_share:.0%})",
         )
