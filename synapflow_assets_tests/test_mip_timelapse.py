@@ -15,7 +15,8 @@ from synapflow_assets.cli import app
 from synapflow_assets.detection.imported import load_detections
 from synapflow_assets.imaging.readers import read_volume
 from synapflow_assets.synthetic import read_truth
-from synapflow_assets.synthetic.mip_timelapse import FIRST_DAY, PROFILES, simulate_mip_series
+from synapflow_assets.synthetic.mip_profile import PROFILES
+from synapflow_assets.synthetic.mip_timelapse import FIRST_DAY, simulate_mip_series
 
 IN_VIEW = ["present", "new"]
 
