@@ -133,6 +133,11 @@ class EvidenceOptions(_Section):
         _EVIDENCE.weak_score, gt=0, le=1, description="one-session, one-layer detections below this score need support"
     )
     ring_px: float = Field(_EVIDENCE.ring_px, gt=0, description="ring around a box for the contrast test")
+    redetect_within: int = Field(
+        _EVIDENCE.redetect_within,
+        ge=1,
+        description="sessions from its last detection within which a missed spine can be redetected",
+    )
 
     def params(self) -> EvidenceParams | None:
         return EvidenceParams(**self.model_dump(exclude={"enabled"})) if self.enabled else None

@@ -81,3 +81,19 @@ def test_spines_decide_the_gate_against_shifted_decoys():
     assert other.matched < other.decoy + 0.2
     few = spine_correspondence(as_spines(earlier[:3]), as_spines(kept[:3]), lambda yx: yx + shift, (1024, 1024))
     assert not few.decisive  # too few spines: the image test decides
+
+
+def test_fine_layers_are_aligned_binned_and_the_result_is_at_full_resolution():
+    from synapflow_assets.tracking.align import binning_factor
+
+    assert binning_factor(0.025, 0.1) == 4 and binning_factor(0.12, 0.1) == 1 and binning_factor(None, 0.1) == 1
+    same_world = world(6)
+    reference, moving = view(same_world, 0, 0, seed=1), view(same_world, 50, -70, seed=2)
+    full = align_sessions(reference, moving)
+    binned = align_sessions(reference, moving, pixel_size_um=0.05)  # binned 2x
+    assert binned.shape_yx == full.shape_yx == (480, 480)
+    assert np.allclose(binned.shift_yx, (-50, 70), atol=1.0) and np.allclose(full.shift_yx, (-50, 70), atol=1.0)
+    grid = np.stack(np.meshgrid(np.arange(40, 440, 40), np.arange(40, 440, 40), indexing="ij"), -1).reshape(-1, 2)
+    full_error, binned_error = (np.linalg.norm(a.map_points(grid) - (grid - [50, -70]), axis=1) for a in (full, binned))
+    assert np.median(binned_error) < 1.0 and np.median(binned_error) <= np.median(full_error)
+    assert binned.consistency_px < 1.0  # forward then back, in the overlap, at full resolution

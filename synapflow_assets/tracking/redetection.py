@@ -14,7 +14,7 @@ is ``unconfirmed`` and left out of the rates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,14 +72,11 @@ class _Sessions:
             spines = pl.concat([s.spines, extra.select(s.spines.columns)], how="vertical_relaxed")
             tag = ",".join(str(i) for i in extra["spine_id"].to_list())
             out.append(
-                SessionInput(
-                    s.key,
-                    spines,
-                    s.shape_zyx,
-                    f"{s.version}+redetected:{tag}",
-                    s.load_volume,
-                    s.volume_version or s.version,
-                    s.candidates,
+                replace(
+                    s,
+                    spines=spines,
+                    version=f"{s.version}+redetected:{tag}",
+                    volume_version=s.volume_version or s.version,
                 )
             )
         return out
