@@ -62,3 +62,34 @@ def test_keeper_is_vectorised_over_many_spines():
     rows = [(0, xi, 0, xi + 40, 40, 0.9) for xi in x] + [(0, xi + 8, 4, xi + 48, 44, 0.4) for xi in x[::2]]
     spines, merged = spines_of(boxes(rows))
     assert len(spines) == 400 and (merged["id"] == -1).sum() == 200
+
+
+def test_in_a_stack_spines_above_each_other_stay_two_and_coinciding_boxes_merge():
+    above_below = boxes(
+        [
+            (2, 100, 100, 140, 140, 0.8),
+            (3, 100, 100, 140, 140, 0.8),
+            (4, 104, 102, 144, 142, 0.7),
+            (5, 104, 102, 144, 142, 0.7),
+        ]
+    )
+    linked = link_table(above_below)
+    assert len(summarize_spines(linked, VOXEL)) == 1  # depth linking joins them: nothing to merge
+    two = pl.DataFrame(
+        {
+            "spine_id": [1, 2, 3],
+            "first_layer": [2, 4, 8],
+            "last_layer": [4, 6, 10],
+            "peak_layer": [3, 5, 9],
+            "xmin": [100.0, 101.0, 300.0],
+            "ymin": [100.0, 101.0, 100.0],
+            "xmax": [140.0, 141.0, 340.0],
+            "ymax": [140.0, 141.0, 140.0],
+            "mean_score": [0.8, 0.7, 0.9],
+        }
+    )
+    assert duplicate_keeper(two)["keeper_id"].to_list() == [1, 2, 3]  # one above the other: two spines
+    same = two.with_columns(
+        first_layer=pl.Series([2, 2, 8]), last_layer=pl.Series([4, 4, 10]), peak_layer=pl.Series([3, 3, 9])
+    )
+    assert duplicate_keeper(same)["keeper_id"].to_list() == [1, 1, 3]
