@@ -245,11 +245,14 @@ def test_no_event_contradicts_the_evidence_its_reason_cites_over_random_tables()
 
 
 def test_a_spine_redetected_then_missed_again_is_not_called_eliminated_as_if_seen(animal, tmp_path):
-    """Detected, missed twice with the detector answering 0.3 both times: redetected in the session next to the
-    detection, not in the one after (no chains of redetections); the reason says so."""
+    """Detected, missed twice with the detector answering 0.3 both times: with ``redetect_within=1`` redetected
+    in the session next to the detection, not in the one after; the reason says so. At the default bound (8
+    sessions) it stays present in both."""
     spine = persistent_spine(animal, 1)
     inputs = session_inputs(animal, drop={1: [spine], 2: [spine]})
-    tracks = run(tmp_path, inputs)
+    kept = track_of(run(tmp_path / "default", inputs), inputs, 0, spine)
+    assert kept["status"].to_list() == ["present"] * 3 and kept["redetected"].to_list() == [False, True, True]
+    tracks = run(tmp_path, inputs, params=EvidenceParams(redetect_within=1))
     rows = track_of(tracks, inputs, 0, spine)
     assert rows["status"].to_list() == ["present", "present", "eliminated"]
     assert rows["redetected"].to_list() == [False, True, False]

@@ -39,8 +39,10 @@ class PlausibilityLimits:
         The floor never goes below this, however long the interval.
     density_per_um : tuple of float
         Plausible spines per um of dendrite.
-    min_overlap : float
-        Share of the smaller box two places must share to overlap.
+    min_iou : float
+        Intersection over union from which two places of one session are one spine's (the same spine
+        found twice overlaps itself at 0.5 or more; neighbours in a dense stack, whose boxes share half of
+        the smaller one, stay below 0.25).
     """
 
     max_split_share: float = 0.05
@@ -49,7 +51,7 @@ class PlausibilityLimits:
     max_loss_per_day: float = 0.05
     min_survival: float = 0.5
     density_per_um: tuple[float, float] = (0.2, 3.0)
-    min_overlap: float = 0.3
+    min_iou: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,17 @@ class Finding:
     line: str
 
 
-def _cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller area of every pair of xyxy boxes (n, m)."""
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every pair of xyxy boxes (n, m)."""
     w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return w * h / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
+    inter = w * h
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimits.min_overlap) -> pl.DataFrame:
+def split_events(tracks: pl.DataFrame, *, min_iou: float = PlausibilityLimits.min_iou) -> pl.DataFrame:
     """The events whose place overlaps the place of another track in the same session.
 
     Parameters
@@ -96,7 +99,7 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
             continue
         boxes = rows.select("xmin", "ymin", "xmax", "ymax").to_numpy().astype(np.float64)
         ids = rows["track_id"].to_numpy()
-        cover = _cover(boxes[event], boxes)
+        cover = _iou(boxes[event], boxes)
         cover[ids[event][:, None] == ids[None, :]] = 0.0
         if {"first_layer", "last_layer"} <= set(rows.columns):  # in a z-stack, spines above each other differ
             first = rows["first_layer"].fill_null(-(10**9)).to_numpy()
@@ -106,7 +109,7 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
             )
             cover[~layers] = 0.0
         best = cover.argmax(axis=1)
-        hit = cover[np.arange(len(best)), best] >= min_overlap
+        hit = cover[np.arange(len(best)), best] >= min_iou
         found.append(
             pl.DataFrame(
                 {
@@ -121,10 +124,10 @@ def split_events(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimit
     return pl.concat(found)
 
 
-def split_identity_share(tracks: pl.DataFrame, *, min_overlap: float = PlausibilityLimits.min_overlap) -> float:
+def split_identity_share(tracks: pl.DataFrame, *, min_iou: float = PlausibilityLimits.min_iou) -> float:
     """Share of the events (new, eliminated) that overlap another track of their session (0 without events)."""
     events = int(tracks["status"].is_in(EVENTS).sum())
-    return len(split_events(tracks, min_overlap=min_overlap)) / events if events else 0.0
+    return len(split_events(tracks, min_iou=min_iou)) / events if events else 0.0
 
 
 def _ordered(dynamics: pl.DataFrame) -> pl.DataFrame:
@@ -212,7 +215,7 @@ def plausibility(
 ) -> list[Finding]:
     """Every check on one animal, each with one line."""
     events = int(tracks["status"].is_in(EVENTS).sum())
-    splits = split_events(tracks, min_overlap=limits.min_overlap)
+    splits = split_events(tracks, min_iou=limits.min_iou)
     share = len(splits) / events if events else 0.0
     findings = [
         Finding(
