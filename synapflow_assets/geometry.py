@@ -90,6 +90,28 @@ def box_iou(a, b) -> np.ndarray:
     return iou(a[:, None, :], b[None, :, :])
 
 
+def box_cover(a, b) -> np.ndarray:
+    """Pairwise share of the smaller box that two boxes have in common (intersection over the smaller area).
+
+    Parameters
+    ----------
+    a : array_like, shape (n, 4)
+    b : array_like, shape (m, 4)
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n, m)
+        In [0, 1]; 1 when one box lies inside the other (zero-area boxes cover nothing).
+    """
+    a, b = _boxes(a), _boxes(b)
+    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.divide(width * height, smaller, out=np.zeros_like(smaller), where=smaller > 0)
+
+
 def giou(a, b) -> np.ndarray:
     """Generalised IoU of paired boxes, broadcast over leading axes.
 

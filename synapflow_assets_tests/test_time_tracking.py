@@ -106,7 +106,8 @@ def test_local_field_in_both_directions_is_consistent(default_pair):
         f"consistency residual {step.consistency_px:.2f} px, residuals {step.residual_px:.2f} / "
         f"{step.residual_back_px:.2f} px"
     )
-    assert round_trip.mean() < 0.5 and np.percentile(round_trip, 95) < 1.0 and round_trip.max() < 2.0
+    # blocks of 32 px follow local deformations; the price is an occasional point near the edge of the overlap
+    assert round_trip.mean() < 0.5 and np.percentile(round_trip, 95) < 1.0 and round_trip.max() < 2.5
     assert back.mean() < 1.0
     assert 0 <= step.consistency_px < 1.0
     assert step.field_back_yx.shape == step.field_yx.shape and step.trusted_blocks_back >= 0.25

@@ -15,6 +15,7 @@ from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
 from ..imaging.readers import content_hash
 from ..store.locations import read_parquet, write_parquet
+from ..tracking.consensus import ConsensusParams, with_consensus
 from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
@@ -63,6 +64,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
                 volume_version=str(attrs.get("input_hash")),
                 candidates=candidates,
                 pixel_size_um=float(infos[session][2][2]),
+                voxel_size_um=tuple(float(v) for v in infos[session][2]),
             )
         )
     return inputs
@@ -127,7 +129,7 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=SESSIONS_OF_ANIMAL)],
     config_schema=config_schema(TimeLinkParams),
-    code_version="3",
+    code_version="4",
     kinds={"parquet"},
     group_name="tracking",
     **labels("time-tracking"),
@@ -164,8 +166,9 @@ def spine_tracks(
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")
         evidence = settings.evidence.params()
+        sessions, agreed = with_consensus(tracker, sessions, ConsensusParams())
         tracks, report = track_with_evidence(
-            tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None
+            tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None, consensus=agreed
         )
     except ValueError as error:
         raise dg.Failure(description=f"{animal}: {error}") from error
@@ -190,6 +193,7 @@ def spine_tracks(
         "upstream_versions": dg.MetadataValue.json({s.key: s.version for s in sessions}),
         "settings": settings_metadata(settings.tracking_fingerprint()),
         "redetected": int(tracks["redetected"].sum()),
+        "consensus_spines": len(agreed),
         "unconfirmed": int((tracks["status"] == "unconfirmed").sum()),
     }
     if len(sessions) >= 2:

@@ -56,19 +56,27 @@ class AlignParams:
         resolution. At 0.02-0.05 um/px a dendrite is 20-50 px wide and the
         blocks would hold pieces of one shaft: binned, the median alignment
         error on the MIP time-lapse stand-in falls from 2.3 to about 1.3 px.
+
+    Blocks of 32 working pixels (3.2 um at 0.1 um/px) with light smoothing
+    follow local deformations of a few micrometres' wavelength: against 64 px
+    and a smoothness of 0.1, the median error of one pair's alignment falls
+    from 1.6 to 1.1 px on the MIP time-lapse stand-in and from 0.47 to 0.40 px
+    on the simulated z-stacks. Lighter smoothing (0.01) gains a little more
+    there but makes a field of a pure translation noisier (forward-backward
+    residual 1.5 instead of 1.2 px).
     """
 
     max_rotation_deg: float = 4.0
     rotation_step_deg: float = 0.5
     max_z_shift: int = 8
-    block_px: int = 64
+    block_px: int = 32
     max_local_px: float = 6.0
     min_peak: float = 6.0
     min_global_peak: float = 8.0
     min_margin: float = 1.5
     min_trusted_blocks: float = 0.0
     min_structure: float = 0.02
-    field_smoothness: float = 0.1
+    field_smoothness: float = 0.03
     working_pixel_um: float = 0.1
 
 

@@ -22,6 +22,8 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..geometry import box_cover
+
 #: Share of the smaller box that the other must cover for two spines of a single plane to be one.
 MIN_COVER = 0.5
 #: In a z-stack: the same share, and the overlap of the two layer ranges over their union.
@@ -58,15 +60,8 @@ def duplicate_keeper(
     ids = spines["spine_id"].to_numpy()
     if len(spines) < 2:
         return pl.DataFrame({"spine_id": ids, "keeper_id": ids}, schema={"spine_id": pl.Int64, "keeper_id": pl.Int64})
-    box = spines.select("xmin", "ymin", "xmax", "ymax").to_numpy().astype(np.float64)
-    width = np.clip(
-        np.minimum(box[:, None, 2], box[None, :, 2]) - np.maximum(box[:, None, 0], box[None, :, 0]), 0, None
-    )
-    height = np.clip(
-        np.minimum(box[:, None, 3], box[None, :, 3]) - np.maximum(box[:, None, 1], box[None, :, 1]), 0, None
-    )
-    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-    cover = width * height / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
+    box = spines.select("xmin", "ymin", "xmax", "ymax").to_numpy()
+    cover = box_cover(box, box)
     first, last = spines["first_layer"].to_numpy(), spines["last_layer"].to_numpy()
     if int(last.max()) == 0:
         same = cover >= min_cover

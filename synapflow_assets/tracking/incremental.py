@@ -29,7 +29,8 @@ class SessionInput:
     boxes down to a low threshold (``layer, xmin, ymin, xmax, ymax, score``),
     used as evidence for spines it missed (see ``tracking.redetection``).
     ``pixel_size_um`` (x/y) lets fine layers be aligned binned (see
-    ``AlignParams.working_pixel_um``).
+    ``AlignParams.working_pixel_um``); ``voxel_size_um`` (z, y, x) gives spines found later (see
+    ``tracking.consensus``) their micrometres.
     """
 
     key: str
@@ -40,6 +41,7 @@ class SessionInput:
     volume_version: str | None = None
     candidates: pl.DataFrame | None = None
     pixel_size_um: float | None = None
+    voxel_size_um: tuple[float, float, float] | None = None
 
 
 CACHE_FORMAT = 4

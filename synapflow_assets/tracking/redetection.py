@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .aligned_place import move_boxes
+from .consensus import explain_consensus
 from .event_confidence import PLACE_COLUMNS, VIRTUAL_ID, annotate_events
 from .evidence import EvidenceParams, SummedVolume, box_contrast, detector_response, seen, summed_volume
 from .incremental import AnimalTracker, SessionInput
@@ -103,39 +105,8 @@ class _Sessions:
         )
 
     def move(self, boxes: pl.DataFrame, source: int, target: int) -> pl.DataFrame:
-        """Boxes (``PLACE_COLUMNS``) of session ``source`` at their aligned place in ``target`` (either direction)."""
-        ends = (source, target) if source < target else (target, source)
-        steps = [
-            self.tracker.alignment(a, b)
-            for a, b in zip(self.sessions[ends[0] : ends[1] + 1], self.sessions[ends[0] + 1 : ends[1] + 1])
-        ]
-        centre = boxes.select((pl.col("ymin") + pl.col("ymax")) / 2, (pl.col("xmin") + pl.col("xmax")) / 2).to_numpy()
-        yx, dz = centre.copy(), 0
-        for step in steps if source < target else steps[::-1]:
-            yx = step.map_points(yx) if source < target else step.map_points_back(yx)
-            dz += step.z_shift if source < target else -step.z_shift
-        nz, ny, nx = self.sessions[target].shape_zyx
-        d = yx - centre
-        border = self.tracker.link_params.border_px
-        moved = boxes.with_columns(
-            ymin=pl.col("ymin") + d[:, 0],
-            ymax=pl.col("ymax") + d[:, 0],
-            xmin=pl.col("xmin") + d[:, 1],
-            xmax=pl.col("xmax") + d[:, 1],
-            first_layer=pl.col("first_layer") + dz,
-            last_layer=pl.col("last_layer") + dz,
-        )
-        return moved.with_columns(
-            in_view=pl.Series(
-                (yx[:, 0] >= border)
-                & (yx[:, 0] <= ny - 1 - border)
-                & (yx[:, 1] >= border)
-                & (yx[:, 1] <= nx - 1 - border)
-                & (moved["last_layer"].to_numpy() >= 0)
-                & (moved["first_layer"].to_numpy() <= nz - 1),
-                dtype=pl.Boolean,
-            )
-        )
+        """Boxes (``PLACE_COLUMNS``) of session ``source`` at their aligned place in ``target``."""
+        return move_boxes(self.tracker, self.sessions, boxes, source, target)
 
 
 def _queries(tracks: pl.DataFrame, origin: pl.DataFrame) -> pl.DataFrame:
@@ -257,11 +228,14 @@ def track_with_evidence(
     params: EvidenceParams = EvidenceParams(),
     *,
     redetect: bool = True,
+    consensus: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, list[dict]]:
     """:meth:`AnimalTracker.track`, then redetection from image evidence until nothing changes.
 
     With ``redetect`` False the tracks are the tracker's, and the evidence
-    only sets the confidences.
+    only sets the confidences. ``consensus`` (from
+    :func:`.consensus.with_consensus`, whose sessions these are) gives the
+    reasons and confidences of the spines found by temporal consensus.
 
     Returns
     -------
@@ -314,4 +288,12 @@ def track_with_evidence(
     annotated = annotate_events(
         tracks, places=places, origin=origin, evidence=state.evidence, params=params, report=report
     )
+    if consensus is not None:
+        annotated = explain_consensus(
+            annotated,
+            consensus,
+            [s.key for s in sessions],
+            midpoint=params.response_midpoint,
+            scale=params.response_scale,
+        )
     return annotated, report
