@@ -32,7 +32,7 @@ scale-test: $(VENV)/.installed
 	$(PY) bench/scale.py --animals 2 --sessions 3 --workers 2
 
 ui: $(VENV)/.installed
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	$(VENV)/bin/dg dev -w workspace.yaml
 
 mlflow-ui: $(VENV)/.installed
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///data/mlflow/mlflow.db \

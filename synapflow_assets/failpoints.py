@@ -9,13 +9,15 @@ committed), `after_commit` (rows committed, the run not yet recorded),
 
 import os
 import signal
+import time
 
 POINTS = ("detection", "zarr_write", "store_transaction", "after_commit", "tracking")
 
 
 def failpoint(name: str) -> None:
     """Kill this process with SIGKILL when `SYNAPFLOW_FAILPOINT` names this point; with
-    `SYNAPFLOW_FAILPOINT_ONCE=<file>`, only the first time (the file records that it fired)."""
+    `SYNAPFLOW_FAILPOINT_ONCE=<file>`, only the first time (the file records that it fired); with
+    `SYNAPFLOW_FAILPOINT_SIGNAL=TERM`, ask it to stop with SIGTERM instead (as `kill` or a timeout would)."""
     if os.environ.get("SYNAPFLOW_FAILPOINT") != name:
         return
     once = os.environ.get("SYNAPFLOW_FAILPOINT_ONCE")
@@ -25,4 +27,7 @@ def failpoint(name: str) -> None:
                 pass
         except FileExistsError:
             return
-    os.kill(os.getpid(), signal.SIGKILL)
+    terminate = os.environ.get("SYNAPFLOW_FAILPOINT_SIGNAL") == "TERM"
+    os.kill(os.getpid(), signal.SIGTERM if terminate else signal.SIGKILL)
+    if terminate:
+        time.sleep(1)  # the handler runs here, as it would wherever a real signal arrives

@@ -28,11 +28,14 @@ from .defs.volume_assets import raw_volume
 from .errors import SynapFlowError
 from .imaging.errors import InputError
 from .imaging.landing import is_complete, scan_landing, settle_seconds_default
+from .stopping import check_stop, stop_requested
 from .store.atomic_files import remove_orphans
 from .store.feature_store import stored_partitions
 from .store.locations import check_reachable
 
 INGEST_LOCK_WAIT_SECONDS = 3600
+SETTLE_WAIT_SECONDS = 600
+"""How long the `ingest` command waits for files still being written before it lists them as WAITING."""
 
 
 class IngestBusy(SynapFlowError, RuntimeError):
@@ -55,6 +58,7 @@ class PipelineReport:
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 def process_landed(
@@ -64,6 +68,7 @@ def process_landed(
     detection: DetectionSettings | None = None,
     alignment: AlignmentSettings | None = None,
     progress=None,
+    settle_wait: float = 0.0,
 ) -> PipelineReport:
     """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
@@ -79,6 +84,9 @@ def process_landed(
     One ingest at a time per data root (a file lock, `.ingest.lock`): a
     second one waits, then finds what the first did up to date; a command
     killed mid-run leaves its runs to :func:`recover_dead_runs` of the next.
+
+    Sessions still being written are waited for up to ``settle_wait`` seconds (the command line: 10 min), then
+    listed in ``waiting``.
     """
     check_reachable(lake.root)
     if lake.landing_root:
@@ -105,6 +113,7 @@ def process_landed(
             detection or DetectionSettings(),
             alignment or AlignmentSettings(),
             progress or (lambda done, total, line: None),
+            settle_wait,
         )
     finally:
         lock.release()
@@ -117,8 +126,9 @@ def _process_landed(
     detection: DetectionSettings,
     alignment: AlignmentSettings,
     progress,
+    settle_wait: float,
 ) -> PipelineReport:
-    sessions, problems = scan_landing(lake.landing)
+    sessions, problems = _settled_scan(lake, progress, settle_wait)
     report = PipelineReport(skipped=problems)
     report.waiting = [
         f"{s.animal}/{s.session}: still being written (last change {time.time() - s.modified:.0f} s ago); "
@@ -126,6 +136,7 @@ def _process_landed(
         for s in sessions
         if not is_complete(s)
     ]
+    landed = sessions
     sessions = [s for s in sessions if is_complete(s)]
     if orphans := remove_orphans(lake.local_root):
         report.warnings.append(
@@ -139,12 +150,14 @@ def _process_landed(
     if detection.source == "model":
         _ensure_detector(instance, lake, report)
     upgrade_partitions(instance)
+    report.removed = _removed_sessions(instance, landed, report.skipped)
     register_sessions(instance, [(s.animal, s.session) for s in sessions])
     in_store = stored_partitions(lake.store_path, "spine_features")
     failed_animals = set()
     animals = sorted({s.animal for s in sessions})
     total = len(sessions) + len(animals)
     for done, item in enumerate(sessions):
+        check_stop(f"{done} of {total} partitions checked")
         partition = session_partition_key(item.animal, item.session)
         try:
             found = stale_session_assets(
@@ -165,6 +178,7 @@ def _process_landed(
         result = run_job(
             process_sessions_job, instance, partition, stale, {"lake": lake, "imaging": imaging, "detection": detection}
         )
+        _stop_if_requested(instance, result, f"{done} of {total} partitions checked, {partition} interrupted")
         report.warnings.extend(failed_checks(result, str(partition)))
         if result.success:
             report.materialized.append(f"{partition} ({', '.join(k.to_user_string() for k in stale)})")
@@ -174,6 +188,7 @@ def _process_landed(
     changed = {split_session_key(key.split(" ")[0])[0] for key in report.materialized if "/" in key.split(" ")[0]}
     with_dynamics = {row[0] for row in stored_partitions(lake.store_path, "dynamics")}
     for done, animal in enumerate(animals, start=len(sessions)):
+        check_stop(f"{done} of {total} partitions checked")
         step = lambda line, done=done: progress(done, total, line)
         if animal in failed_animals:
             bad = sorted(k.split("/")[1] for k in report.failed if k.startswith(f"{animal}/"))
@@ -186,6 +201,47 @@ def _process_landed(
             instance, lake, animal, animal in changed or animal not in with_dynamics, report, alignment, step
         )
     return report
+
+
+def _settled_scan(lake: DataLake, progress, settle_wait: float) -> tuple[list, list[str]]:
+    """The landing folder's scan once no session is still being written (up to `settle_wait` seconds): files
+    copied just before the command are waited for, with a line naming them, rather than skipped."""
+    sessions, problems = scan_landing(lake.landing)
+    deadline, said = time.monotonic() + settle_wait, None
+    while (unsettled := [s for s in sessions if not is_complete(s)]) and time.monotonic() < deadline:
+        check_stop("waiting for files still being written")
+        names = ", ".join(f"{s.animal}/{s.session}" for s in unsettled[:3]) + (" ..." if len(unsettled) > 3 else "")
+        if names != said:
+            progress(
+                0,
+                0,
+                f"waiting for {len(unsettled)} session(s) still being written ({names}): taken once unchanged for "
+                f"{settle_seconds_default():.0f} s or with a <session>.done marker",
+            )
+            said = names
+        time.sleep(0.5)
+        sessions, problems = scan_landing(lake.landing)
+    return sessions, problems
+
+
+def _removed_sessions(instance: dg.DagsterInstance, landed: list, skipped: list[str]) -> list[str]:
+    """One line per registered session partition whose input is gone from the landing folder (and not merely
+    skipped this time). Its outputs and store rows are kept as they were (the documented default), so the
+    animal's dynamics still count it until the partition is deleted."""
+    present = {session_partition_key(s.animal, s.session) for s in landed}
+    lines = []
+    for key in sorted(set(instance.get_dynamic_partitions(SESSIONS_NAME)) - present):
+        try:
+            animal, session = split_session_key(key)
+        except ValueError:
+            continue
+        if any(f"/{animal}/{session}" in line for line in skipped):
+            continue
+        lines.append(
+            f"{key}: no longer in the landing folder; its outputs and feature-store rows are kept and still "
+            f"count in {animal}'s dynamics (land it again, or delete the partition {key} to drop it)"
+        )
+    return lines
 
 
 def run_job(
@@ -210,6 +266,16 @@ def run_job(
         run_config=QUIET,
         tags=command_line_tags(),
     )
+
+
+def _stop_if_requested(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, done: str) -> None:
+    """After a run: when a stop was requested, record the run (failed by the interrupt) as canceled and stop."""
+    if (signum := stop_requested()) is None:
+        return
+    run = instance.get_run_by_id(result.run_id)
+    if run is not None and not result.success:
+        instance.report_run_canceled(run, message=f"stopped by {signum.name}")
+    check_stop(done)
 
 
 def _ensure_detector(instance: dg.DagsterInstance, lake: DataLake, report: PipelineReport) -> None:
@@ -246,6 +312,7 @@ def _run_animal_assets(
         return
     progress(f"{animal}: {', '.join(k.to_user_string() for k in stale)}")
     result = run_job(update_animals_job, instance, animal, stale, {"lake": lake, "alignment": alignment})
+    _stop_if_requested(instance, result, f"{animal} interrupted")
     report.warnings.extend(failed_checks(result, animal))
     if result.success:
         report.materialized.append(f"{animal} ({', '.join(k.to_user_string() for k in stale)})")

@@ -22,12 +22,19 @@ from .store.feature_store import query
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:12px}"
     "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} th{background:#eee}"
-    "img{max-width:100%} .overlays img{width:260px;margin:2px} h2{border-top:2px solid #444;padding-top:.5em}"
+    "img{max-width:100%} .overlays img{width:260px} h2{border-top:2px solid #444;padding-top:.5em}"
+    "figure{margin:.5em 0} .overlays figure{display:inline-block;vertical-align:top;width:260px;margin:2px}"
+    "figcaption{font-size:12px;color:#333}"
 )
 
 
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _figure(png: bytes, caption: str) -> str:
+    """A picture with its caption visible under it (and as its alternative text)."""
+    return f"<figure>{_img(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
 def _table(frame: pl.DataFrame) -> str:
@@ -91,8 +98,16 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
         parts += [
             counts_line(dynamics, sizes),
             plausibility_list(root, animal, dynamics),
-            _img(dynamics_png(dynamics, title=animal), f"{animal} dynamics"),
-            _img(size_trajectories_png(sizes, title=animal), f"{animal} size of persistent spines"),
+            _figure(
+                dynamics_png(dynamics, title=animal),
+                f"{animal}: survival of the first session's spines (left), formation and elimination per session "
+                "(right), with 95% intervals",
+            ),
+            _figure(
+                size_trajectories_png(sizes, title=animal),
+                f"{animal}: size of each persistent spine relative to the first session (grey), median and "
+                "interquartile band (purple)",
+            ),
             _table(dynamics_table(dynamics)),
         ]
     else:
@@ -108,9 +123,9 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
         )
         mip = read_mip(root / "volumes" / animal / f"{session}.ome.zarr")
         overlays.append(
-            _img(
+            _figure(
                 overlay_png(mip, spines.to_numpy() if len(spines) else np.zeros((0, 4)), max_size=260),
-                f"{session} 3D spines",
+                f"{session}: {len(spines)} 3D spines (orange boxes) on the maximum projection",
             )
         )
     parts.append('<h3>3D spines on each projection</h3><div class="overlays">' + "".join(overlays) + "</div>")

@@ -20,13 +20,18 @@ section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .features.plausibility import PlausibilityLimits
 from .imaging.errors import InputError
+from .imaging.validation import MAX_DECODED_MB
 from .store.locations import as_path
 from .tracking.align import AlignParams
 from .tracking.evidence import EvidenceParams
@@ -35,73 +40,121 @@ SETTINGS_FILE = "synapflow.yaml"
 DEFAULT_SCORE_THRESHOLD = 0.35
 """The one default score threshold of ``detect``, the pipeline and the benchmarks (the shipped detector's best F1)."""
 
+MAX_SETTINGS_BYTES = 64 * 1024
+"""A settings file is a few lines; anything larger is refused before it is parsed."""
+
 _ALIGN = AlignParams()
 _EVIDENCE = EvidenceParams()
+
+
+def _number(
+    default: Any,
+    description: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A finite real option within its bounds; a bool or a string is refused."""
+    return Field(default, description=description, strict=True, allow_inf_nan=False, ge=ge, gt=gt, le=le, lt=lt)
+
+
+def _integer(default: Any, description: str, *, ge: int | None = None, le: int | None = None) -> Any:
+    """A whole-number option within its bounds; a bool, a float or a string is refused."""
+    return Field(default, description=description, strict=True, ge=ge, le=le)
+
+
+def _switch(default: bool, description: str) -> Any:
+    """A true/false option; a number or a string is refused."""
+    return Field(default, description=description, strict=True)
+
+
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""``1e-3``: a number in YAML 1.2, a string to PyYAML (YAML 1.1 wants ``1.0e-3``)."""
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _exponent_numbers(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        return {k: float(v) if isinstance(v, str) and _EXPONENT.fullmatch(v) else v for k, v in values.items()}
+
+    _UNVERSIONED: ClassVar[frozenset[str]] = frozenset()
+
     def fingerprint(self) -> str:
-        """The section's values as sorted JSON: what a materialization records and staleness compares."""
-        return json.dumps(self.model_dump(), sort_keys=True)
+        """The section's values as sorted JSON: what a materialization records and staleness compares (limits
+        that change no result are left out)."""
+        return json.dumps(self.model_dump(exclude=set(self._UNVERSIONED)), sort_keys=True)
 
 
 class ImagingOptions(_Section):
     """How a session's file is read."""
 
-    pixel_size_um: float | None = Field(None, gt=0, description="x/y pixel size (um); overrides the file's metadata")
-    z_step_um: float | None = Field(None, gt=0, description="z step (um); overrides the file's metadata")
-    channel: int | None = Field(None, ge=0, description="channel of a multi-channel file; default: the brightest")
-    n_channels: int | None = Field(
-        None, ge=1, description="channels interleaved page by page, when the file does not say"
+    pixel_size_um: float | None = _number(None, "x/y pixel size (um); overrides the file's metadata", ge=0.005, le=5)
+    z_step_um: float | None = _number(None, "z step (um); overrides the file's metadata", ge=0.05, le=50)
+    channel: int | None = _integer(None, "channel of a multi-channel file; default: the brightest", ge=0, le=63)
+    n_channels: int | None = _integer(
+        None, "channels interleaved page by page, when the file does not say", ge=1, le=64
     )
-    min_layers: int = Field(1, ge=1, description="files with fewer layers are refused (1 accepts single planes)")
-    estimate_pixel_size: bool = Field(
+    min_layers: int = _integer(1, "files with fewer layers are refused (1 accepts single planes)", ge=1, le=10000)
+    estimate_pixel_size: bool = _switch(
         True,
-        description="estimate the x/y pixel size from the dendrite width when "
-        "neither the settings nor the file state it",
+        "estimate the x/y pixel size from the dendrite width when neither the settings nor the file state it",
     )
-    max_layer_shift_px: float = Field(20.0, gt=0, description="largest motion between consecutive layers taken as real")
+    max_layer_shift_px: float = _number(20.0, "largest motion between consecutive layers taken as real", gt=0, le=1000)
+    max_decoded_mb: int = _integer(
+        MAX_DECODED_MB,
+        "largest decoded size of one session (MB), checked from the file's header before any pixel is read",
+        ge=16,
+        le=262144,
+    )
+
+    _UNVERSIONED = frozenset({"max_decoded_mb"})  # a limit: it decides whether a file is read, not what comes out
 
 
 class DetectionOptions(_Section):
     """How the detector runs on a session."""
 
-    score_threshold: float = Field(DEFAULT_SCORE_THRESHOLD, gt=0, le=1, description="minimal box score")
-    upscale: float | None = Field(None, gt=0, description="test-time zoom (default: the model's)")
-    box_scale: float | None = Field(None, gt=0, description="box-size factor (default: the model's)")
-    tile: int | None = Field(None, gt=0, description="tile size in pixels (default: the model's)")
-    candidate_threshold: float = Field(
+    score_threshold: float = _number(DEFAULT_SCORE_THRESHOLD, "minimal box score", gt=0, le=1)
+    upscale: float | None = _number(None, "test-time zoom (default: the model's)", ge=0.25, le=8)
+    box_scale: float | None = _number(None, "box-size factor (default: the model's)", ge=0.1, le=10)
+    tile: int | None = _integer(None, "tile size in pixels (default: the model's)", ge=32, le=8192)
+    candidate_threshold: float = _number(
         0.1,
+        "boxes down to this score are kept as evidence for spines missed in a session (section evidence)",
         gt=0,
         le=1,
-        description="boxes down to this score are kept as evidence for spines missed in a session (section evidence)",
     )
 
 
 class AlignmentOptions(_Section):
     """How consecutive sessions are aligned and when an alignment is trusted (see ``AlignParams``)."""
 
-    max_rotation_deg: float = Field(
-        _ALIGN.max_rotation_deg, ge=0, description="largest rotation between sessions searched (degrees)"
+    max_rotation_deg: float = _number(
+        _ALIGN.max_rotation_deg, "largest rotation between sessions searched (degrees)", ge=0, le=45
     )
-    max_z_shift: int = Field(_ALIGN.max_z_shift, ge=0, description="largest z-shift between sessions searched (layers)")
-    min_peak: float = Field(_ALIGN.min_peak, gt=0, description="block correlation peak (sigma) for a trusted block")
-    min_global_peak: float = Field(_ALIGN.min_global_peak, gt=0, description="global correlation peak (sigma)")
-    min_margin: float = Field(
+    max_z_shift: int = _integer(_ALIGN.max_z_shift, "largest z-shift between sessions searched (layers)", ge=0, le=200)
+    min_peak: float = _number(_ALIGN.min_peak, "block correlation peak (sigma) for a trusted block", gt=0, le=1000)
+    min_global_peak: float = _number(_ALIGN.min_global_peak, "global correlation peak (sigma)", gt=0, le=1000)
+    min_margin: float = _number(
         _ALIGN.min_margin,
+        "the pair's correlation peak over the best peak of the same field flipped (no correspondence)",
         gt=0,
-        description="the pair's correlation peak over the best peak of the same field flipped (no correspondence)",
+        le=100,
     )
-    min_trusted_blocks: float = Field(
+    min_trusted_blocks: float = _number(
         _ALIGN.min_trusted_blocks,
+        "share of the blocks holding structure that must match (0: not required)",
         ge=0,
         le=1,
-        description="share of the blocks holding structure that must match (0: not required)",
     )
-    min_structure: float = Field(
-        _ALIGN.min_structure, gt=0, le=1, description="share of foreground pixels for a block to hold structure"
+    min_structure: float = _number(
+        _ALIGN.min_structure, "share of foreground pixels for a block to hold structure", gt=0, le=1
     )
 
     def params(self) -> AlignParams:
@@ -111,32 +164,32 @@ class AlignmentOptions(_Section):
 class EvidenceOptions(_Section):
     """When the image overrides a missed detection (see ``EvidenceParams``)."""
 
-    enabled: bool = Field(True, description="look at the image before calling a spine eliminated or new")
-    response_present: float = Field(
+    enabled: bool = _switch(True, "look at the image before calling a spine eliminated or new")
+    response_present: float = _number(
         _EVIDENCE.response_present,
+        "detector answer at the aligned place that keeps a missed spine present",
         gt=0,
         le=1,
-        description="detector answer at the aligned place that keeps a missed spine present",
     )
-    response_support: float = Field(
-        _EVIDENCE.response_support, gt=0, le=1, description="weakest detector answer that counts as support"
+    response_support: float = _number(
+        _EVIDENCE.response_support, "weakest detector answer that counts as support", gt=0, le=1
     )
-    contrast_present: float | None = Field(
+    contrast_present: float | None = _number(
         _EVIDENCE.contrast_present,
+        "contrast ratio that, with support, also keeps a missed spine present (off by default: it kept 10-20% "
+        "of true eliminations in the benchmark)",
         gt=0,
-        description=(
-            "contrast ratio that, with support, also keeps a missed spine present (off by default: it kept 10-20% "
-            "of true eliminations in the benchmark)"
-        ),
+        le=100,
     )
-    weak_score: float = Field(
-        _EVIDENCE.weak_score, gt=0, le=1, description="one-session, one-layer detections below this score need support"
+    weak_score: float = _number(
+        _EVIDENCE.weak_score, "one-session, one-layer detections below this score need support", gt=0, le=1
     )
-    ring_px: float = Field(_EVIDENCE.ring_px, gt=0, description="ring around a box for the contrast test")
-    redetect_within: int = Field(
+    ring_px: float = _number(_EVIDENCE.ring_px, "ring around a box for the contrast test", gt=0, le=100)
+    redetect_within: int = _integer(
         _EVIDENCE.redetect_within,
+        "sessions from its last detection within which a missed spine can be redetected",
         ge=1,
-        description="sessions from its last detection within which a missed spine can be redetected",
+        le=1000,
     )
 
     def params(self) -> EvidenceParams | None:
@@ -149,20 +202,35 @@ _PLAUSIBLE = PlausibilityLimits()
 class PlausibilityOptions(_Section):
     """When an animal's numbers are implausible (warnings on `spine_dynamics`, see ``PlausibilityLimits``)."""
 
-    max_split_share: float = Field(
-        _PLAUSIBLE.max_split_share, ge=0, le=1, description="share of events that may overlap another track"
+    max_split_share: float = _number(
+        _PLAUSIBLE.max_split_share, "share of events that may overlap another track", ge=0, le=1
     )
-    min_split_events: int = Field(
-        _PLAUSIBLE.min_split_events, ge=1, description="overlapping events from which the split check fires"
+    min_split_events: int = _integer(
+        _PLAUSIBLE.min_split_events, "overlapping events from which the split check fires", ge=1, le=100000
     )
-    max_count_jump: float = Field(
-        _PLAUSIBLE.max_count_jump, gt=0, description="relative change of a session's spine count from its neighbours"
+    max_count_jump: float = _number(
+        _PLAUSIBLE.max_count_jump, "relative change of a session's spine count from its neighbours", gt=0, le=100
     )
-    max_loss_per_day: float = Field(
-        _PLAUSIBLE.max_loss_per_day, ge=0, le=1, description="survival over d days (at least 1) must be >= 1 - this * d"
+    max_loss_per_day: float = _number(
+        _PLAUSIBLE.max_loss_per_day, "survival over d days (at least 1) must be >= 1 - this * d", ge=0, le=1
     )
-    min_survival: float = Field(_PLAUSIBLE.min_survival, ge=0, le=1, description="the survival floor never goes below")
-    density_per_um: tuple[float, float] = Field(_PLAUSIBLE.density_per_um, description="plausible spines per um")
+    min_survival: float = _number(_PLAUSIBLE.min_survival, "the survival floor never goes below", ge=0, le=1)
+    density_per_um: tuple[float, float] = Field(
+        _PLAUSIBLE.density_per_um, description="plausible spines per um (low, high; each 0-100)"
+    )
+
+    @field_validator("density_per_um", mode="before")
+    @classmethod
+    def _density_range(cls, value: Any) -> Any:
+        pair = list(value) if isinstance(value, list | tuple) else None
+        if (
+            pair is None
+            or len(pair) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+            or not 0 <= pair[0] <= pair[1] <= 100
+        ):
+            raise ValueError("must be two finite numbers low <= high within 0-100")
+        return tuple(float(v) for v in pair)
 
     def limits(self) -> PlausibilityLimits:
         return PlausibilityLimits(**self.model_dump())
@@ -193,21 +261,76 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def allowed_range(section: str, option: str) -> str | None:
+    """The values an option accepts, in words (``a number from 0.005 to 5``), or None when it has no bounds."""
+    model = LabSettings.model_fields[section].annotation if section in LabSettings.model_fields else None
+    field = getattr(model, "model_fields", {}).get(option)
+    if field is None:
+        return None
+    if field.annotation in (bool, bool | None):
+        return "true or false"
+    ge = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    gt = next((m.gt for m in field.metadata if isinstance(m, Gt)), None)
+    le = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    lt = next((m.lt for m in field.metadata if isinstance(m, Lt)), None)
+    if ge is not None and le is not None:
+        bounds = [f"from {ge:g} to {le:g}"]
+    else:
+        bounds = [
+            f"{words} {value:g}"
+            for words, value in (("at least", ge), ("greater than", gt), ("at most", le), ("less than", lt))
+            if value is not None
+        ]
+    if not bounds:
+        return None
+    kind = "a whole number" if field.annotation in (int, int | None) else "a finite number"
+    return f"{kind} {', '.join(bounds)}"
+
+
+def _problems(error: ValidationError) -> str:
+    """One clause per invalid option: where, what was given, what is allowed."""
+    clauses = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"]]
+        clause = f"{'.'.join(loc)}: {item['msg']}"
+        if len(loc) >= 2 and item["type"] != "extra_forbidden":
+            given = item.get("input")
+            if isinstance(given, bool | int | float | str | None):
+                clause += f" (got {given!r})"
+            if (where := allowed_range(loc[0], loc[1])) is not None:
+                clause += f"; allowed: {where}"
+        clauses.append(clause)
+    return "invalid settings: " + "; ".join(clauses)
+
+
 def _read(path: Path) -> dict:
+    """One settings file, parsed and validated; every problem is one :class:`InputError` line naming it."""
     try:
-        content = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as error:
+        raise InputError(path, f"cannot read the settings file ({error.strerror or error})") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise InputError(path, f"a settings file of over {MAX_SETTINGS_BYTES // 1024} KiB is refused (a few lines)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(path, f"not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: bounded nesting, no Python recursion
+    try:
+        content = yaml.load(text, Loader=loader) or {}  # noqa: S506 - a safe loader
+    except yaml.YAMLError as error:
         raise InputError(path, f"cannot read the settings file ({str(error).splitlines()[0]})") from None
+    except RecursionError:
+        raise InputError(path, "cannot read the settings file (nested too deeply)") from None
     if not isinstance(content, dict):
         raise InputError(path, "a settings file must be a mapping of sections (imaging, detection, alignment)")
     try:
         LabSettings(**content)
     except ValidationError as error:
-        raise InputError(
-            path,
-            "invalid settings: "
-            + "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()),
-        ) from None
+        raise InputError(path, _problems(error)) from None
+    except RecursionError:
+        raise InputError(path, "invalid settings: nested too deeply") from None
     return content
 
 
@@ -238,8 +361,4 @@ def load_settings(landing: Path | None = None, animal: str | None = None, overri
     try:
         return LabSettings(**merged)
     except ValidationError as error:
-        raise InputError(
-            Path("command line"),
-            "invalid settings: "
-            + "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()),
-        ) from None
+        raise InputError(Path("command line"), _problems(error)) from None

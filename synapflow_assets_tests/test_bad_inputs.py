@@ -155,6 +155,13 @@ CASES = {
         "non-positive",
         {},
     ),
+    "imagej_zero_resolution": lambda t: (
+        tif(t, "r0.tif", stack(), imagej=True, resolution=((0, 1), (0, 1)), metadata={"unit": "um", "axes": "ZYX"}),
+        "r0.tif",
+        "resolution of 0 pixels per unit",
+        {},
+    ),
+    "int64_pixels": lambda t: (tif(t, "i64.tif", stack(dtype="int64")), "i64.tif", "unsupported pixel type int64", {}),
     "png_none": lambda t: ((t / "empty_dir").mkdir() or t / "empty_dir", "empty_dir", "no PNG layers", {}),
     "png_gap": lambda t: (png_folder(t, "gap", [(1, grey()), (2, grey(5)), (4, grey(9))]), "gap", "gap", {}),
     "png_duplicate": lambda t: (_duplicate_png(t), "dup", "duplicate", {}),

@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "report",
     "review",
     "simulate",
+    "snapshot",
     "sql",
     "track-depth",
     "train-detector",
@@ -72,13 +73,14 @@ def test_generated_settings_flags_keep_their_names_and_reach_the_resources():
     assert found["estimate_pixel_size"].opts == ["--no-pixel-size-estimate"]
     assert found["max_rotation_deg"].help.startswith(AlignmentOptions.model_fields["max_rotation_deg"].description)
     assert f"default {DetectionOptions().score_threshold}" in found["score_threshold"].help
-    assert all(option.default is None for name, option in found.items() if name not in ("data", "source"))
+    own = ("data", "source", "create", "wait")  # the command's own options, not settings
+    assert all(option.default is None for name, option in found.items() if name not in own)
 
     command = app.get_command(click.Context(app), "ingest")
     context = command.make_context(
         "ingest", ["--pixel-size", "0.1", "--no-pixel-size-estimate", "--score", "0.3", "--max-z-shift", "4"]
     )
-    flags = {k: v for k, v in context.params.items() if k not in ("data", "source")}
+    flags = {k: v for k, v in context.params.items() if k not in own}
     resources = settings_resources(source="imported", **flags)
     assert resources["imaging"].overrides() == {
         "imaging": {

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from synapflow_assets.detection import champion as C
+from synapflow_assets.detection import lifecycle as C
 from synapflow_assets.detection.figures import END, START, figure_rows, shipped_block
-from synapflow_assets.detection.registry import SHIPPED_FOLDER
+from synapflow_assets.detection.lifecycle import SHIPPED_FOLDER
 
 from .conftest import mlflow_client
 

@@ -1,10 +1,12 @@
 """Confidences and intervals in the store, and the review loop: export, correct, apply, survive a rerun."""
 
+import re
 from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 import pytest
+import zarr
 from PIL import Image
 
 from synapflow_assets.__main__ import main
@@ -225,34 +227,27 @@ def test_persistent_sizes_are_relative_to_the_first_session():
 def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(processed, tmp_path, capsys):
     import numpy as np
 
-    from synapflow_assets.imaging.ome_zarr import read_volume_zarr
-
     assert main(["export-napari", "--animal", "m1", "--out", str(tmp_path / "napari"), "--data", str(tmp_path)]) == 0
     tracks = pl.read_csv(tmp_path / "napari" / "tracks.csv")
     points = pl.read_csv(tmp_path / "napari" / "points.csv")
-    assert tracks.columns == ["track_id", "t", "z", "y", "x"] and set(tracks["t"]) == {0, 1, 2}
+    assert tracks.columns == ["track_id", "t", "z_um", "y_um", "x_um"] and set(tracks["t"]) == {0, 1, 2}
     assert {"status", "size"} <= set(points.columns)
-    # a spine kept through the sessions stays at one place in the first session's frame
-    spread = tracks.group_by("track_id").agg(pl.len(), pl.col("y").std(), pl.col("x").std()).filter(pl.col("len") == 3)
-    assert len(spread) > 10 and spread["y"].median() < 1.5 and spread["x"].median() < 1.5
-    volumes = [
-        np.asarray(read_volume_zarr(tmp_path / "napari" / f"{s}.ome.zarr")[0]) for s in ("day00", "day04", "day08")
-    ]
+    # a spine kept through the sessions stays at one place in the first session's frame (0.12 um pixels)
+    spread = (
+        tracks.group_by("track_id").agg(pl.len(), pl.col("y_um").std(), pl.col("x_um").std()).filter(pl.col("len") == 3)
+    )
+    assert len(spread) > 10 and spread["y_um"].median() < 0.2 and spread["x_um"].median() < 0.2
+    volumes = np.asarray(zarr.open_group(str(tmp_path / "napari" / "m1.ome.zarr"), mode="r")["0"][:])
+    assert volumes.shape[0] == 3
     first, last = volumes[0].max(axis=0).astype(float), volumes[2].max(axis=0).astype(float)
     inside = last > 0
     assert np.corrcoef(first[inside], last[inside])[0, 1] > 0.8
-    # the points sit on bright structure of their registered volume
-    nz, ny, nx = volumes[0].shape
-    present = points.filter(
-        pl.col("status") == "present",
-        pl.col("z").round().is_between(0, nz - 1),
-        pl.col("y").round().is_between(0, ny - 1),
-        pl.col("x").round().is_between(0, nx - 1),
-    )
-    values = [
-        volumes[t][int(round(z)), int(round(y)), int(round(x))]
-        for t, z, y, x in present.select("t", "z", "y", "x").iter_rows()
-    ]
+    # the points, put on the volume's grid through its scale, sit on bright structure of their session
+    voxel = query(processed.store_path, "SELECT voxel_z_um, voxel_y_um, voxel_x_um FROM sessions LIMIT 1").row(0)
+    present = points.filter(pl.col("status") == "present")
+    index = np.rint(present.select("z_um", "y_um", "x_um").to_numpy() / np.asarray(voxel)).astype(int)
+    inside = np.all((index >= 0) & (index < volumes.shape[1:]), axis=1)
+    values = [volumes[t, z, y, x] for t, (z, y, x) in zip(present["t"].to_numpy()[inside], index[inside])]
     assert np.median(values) > np.percentile(volumes[0], 95)
     assert main(["export-napari", "--animal", "nobody", "--out", str(tmp_path / "n"), "--data", str(tmp_path)]) == 2
 
@@ -274,6 +269,8 @@ def test_report_is_one_self_contained_html_page_per_animal(processed, tmp_path, 
     parser.feed(page)
     assert len(parser.sources) == 2 + 3 and all(s.startswith("data:image/png;base64,") for s in parser.sources)
     assert "<h2>m1</h2>" in page and "Alignment of consecutive sessions" in page and "day04</td><td>day08" in page
+    captions = re.findall(r"<figcaption>([^<]+)</figcaption>", page)  # visible, one under every picture
+    assert len(captions) == len(parser.sources) and "day04: " in captions[3] and "on the maximum projection" in page
     dynamics = query(processed.store_path, "SELECT round(formation_high, 3) AS h FROM dynamics WHERE session_index = 1")
     assert f"<td>{dynamics['h'][0]}</td>" in page
     assert "Detector: " in page and "imported:day00.detections.csv version " in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -48,6 +49,43 @@ def describe(error: BaseException) -> str:
     return str(error)
 
 
+SYSTEM_ERRNOS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system"}
+SYSTEM_SIGNS = {
+    "no space left on device": "disk full",
+    "database or disk is full": "disk full",
+    "attempt to write a readonly database": "read-only database",
+}
+
+
+def system_problem(error: BaseException) -> str | None:
+    """One line for an error of the machine rather than of the command (a full disk, a read-only file system, no
+    memory), found anywhere in the exception's chain (a library may wrap it), or None.
+
+    Parameters
+    ----------
+    error : BaseException
+
+    Returns
+    -------
+    str or None
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError):
+            return "out of memory; close other programs or give this one more memory, then run again"
+        if isinstance(current, OSError) and current.errno in SYSTEM_ERRNOS:
+            where = f"{current.filename}: " if current.filename else ""
+            return f"{where}{SYSTEM_ERRNOS[current.errno]} ({current.strerror}); free space or fix it, then run again"
+        text = str(current).lower()
+        for sign, problem in SYSTEM_SIGNS.items():
+            if sign in text:
+                return f"{problem} ({sign}); free space or fix it, then run again"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class Command(click.Command):
     """A subcommand whose expected errors end it with ``error: <message>`` on stderr and no traceback.
 
@@ -75,6 +113,13 @@ class Command(click.Command):
         except (SynapFlowError, ValidationError, *self.expected) as error:  # type: ignore[misc]
             click.echo(f"error: {describe(error)}", err=True)
             status = getattr(error, "exit_code", 2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as error:
+            if (problem := system_problem(error)) is None:
+                raise
+            click.echo(f"error: {problem}", err=True)
+            status = 1
         if status:
             ctx.exit(status)
         return 0
@@ -93,6 +138,7 @@ COMMANDS = {
     "report": "lab",
     "review": "lab",
     "export-napari": "lab",
+    "snapshot": "snapshot",
     "train-detector": "detector",
     "detect": "detector",
 }
@@ -150,6 +196,36 @@ def data_option(help: str | None = None):
         A click option decorator.
     """
     return click.option("--data", default=data_root, show_default="$SYNAPFLOW_DATA, else data", help=help)
+
+
+def check_data_root(data: str, *, create: bool = False) -> None:
+    """Refuse, in one line, a local data root that is a file, is not writable, or does not exist (unless
+    ``create``: a typo in ``--data`` must not silently start a new, empty root).
+
+    Parameters
+    ----------
+    data : str
+        The ``--data`` value (an object-store URL is not checked here).
+    create : bool, optional
+        Whether a missing root may be created.
+
+    Raises
+    ------
+    CommandError
+    """
+    from ..store.locations import is_remote
+
+    if is_remote(data):
+        return
+    root = Path(data)
+    if root.exists() and not root.is_dir():
+        raise CommandError(f"{root}: not a folder (--data names a data root, the folder holding landing/)")
+    if not root.exists():
+        if not create:
+            raise CommandError(f"{root}: no such data root; check --data, or add --create to start a new one")
+        return
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise CommandError(f"{root}: the data root is not writable by this user")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

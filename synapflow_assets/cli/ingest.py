@@ -12,8 +12,10 @@ from typing import cast
 import click
 from pydantic import BaseModel
 
-from ..settings import LabSettings
-from .app import app, data_option
+from ..imaging.errors import InputError
+from ..settings import LabSettings, load_settings
+from ..stopping import stop_on_signals
+from .app import CommandError, app, check_data_root, data_option
 
 DEMO_QUERY = (
     "SELECT animal, session, round(survival_fraction, 3) AS survival, "
@@ -103,6 +105,13 @@ def settings_resources(*, source: str = "model", **values) -> dict:
     for section, name in SETTINGS_FLAGS.values():
         if values.get(name) is not None:
             sections[section][name] = values[name]
+    try:  # the flags meet the bounds of the settings model before anything runs
+        load_settings(overrides={k: {n: v for n, v in o.items() if n != "source"} for k, o in sections.items()})
+    except InputError as error:
+        message = error.problem
+        for flag, (section, name) in SETTINGS_FLAGS.items():
+            message = message.replace(f"{section}.{name}:", f"--{flag} ({section}.{name}):")
+        raise CommandError(message) from None
     return {
         "imaging": ImagingSettings(**sections["imaging"]),
         "detection": DetectionSettings(**sections["detection"]),
@@ -162,9 +171,9 @@ def simulate(
     return 0
 
 
-def _process(instance, lake, resources: dict) -> tuple:
+def _process(instance, lake, resources: dict, wait: bool) -> tuple:
     """Run :func:`~synapflow_assets.pipeline.process_landed` with a progress bar; its report and the session rows."""
-    from ..pipeline import process_landed, session_summary
+    from ..pipeline import SETTLE_WAIT_SECONDS, process_landed, session_summary
     from ..progress import Progress
 
     with Progress(0, "partitions", unit="partition") as bar:
@@ -177,11 +186,13 @@ def _process(instance, lake, resources: dict) -> tuple:
             elif not line.endswith("up to date"):
                 bar.line(f"  running {line}")
 
-        report = process_landed(instance, lake, **resources, progress=progress)
+        report = process_landed(
+            instance, lake, **resources, progress=progress, settle_wait=SETTLE_WAIT_SECONDS if wait else 0.0
+        )
         return report, session_summary(instance)
 
 
-def run_ingest(*, data: str, resources: dict) -> int:
+def run_ingest(*, data: str, resources: dict, wait: bool = True) -> int:
     """Materialize the stale assets of every landed session under ``data`` and print what happened.
 
     Parameters
@@ -190,6 +201,8 @@ def run_ingest(*, data: str, resources: dict) -> int:
         The data root (a folder or an object-store URL).
     resources : dict
         :func:`settings_resources`.
+    wait : bool, optional
+        Wait (up to 10 min, saying so) for sessions still being written, rather than list them as WAITING.
 
     Returns
     -------
@@ -201,9 +214,9 @@ def run_ingest(*, data: str, resources: dict) -> int:
 
     lake = lake_from_environment(data)
     start = time.perf_counter()
-    with open_instance(data) as instance:
+    with stop_on_signals(), open_instance(data) as instance:
         lake.store_path  # noqa: B018 - an object-store root without a feature-store file fails here, before any run
-        report, rows = _process(instance, lake, resources)
+        report, rows = _process(instance, lake, resources, wait)
     print(
         f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
         f"{len(report.failed)} failed, {len(report.skipped)} skipped ({time.perf_counter() - start:.1f} s)"
@@ -214,6 +227,8 @@ def run_ingest(*, data: str, resources: dict) -> int:
         print(f"  WARNING {line}")
     for line in report.waiting:
         print(f"  WAITING {line}")
+    for line in report.removed:
+        print(f"  REMOVED {line}")
     if rows:
         import polars as pl
 
@@ -257,9 +272,20 @@ def run_ingest(*, data: str, resources: dict) -> int:
     help="where boxes come from: the champion detector, <session>.detections.csv beside each session, "
     "or the LoG baseline",
 )
-def ingest(*, data: str, **settings) -> int:
+@click.option("--create", is_flag=True, help="start a new data root when --data names none yet")
+@click.option(
+    "--no-wait",
+    "wait",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="list sessions still being written as WAITING instead of waiting for them (up to 10 min)",
+)
+def ingest(*, data: str, create: bool = False, wait: bool = True, **settings) -> int:
     """Ingest the landed sessions with the settings flags."""
-    return run_ingest(data=data, resources=settings_resources(**settings))
+    resources = settings_resources(**settings)
+    check_data_root(data, create=create)
+    return run_ingest(data=data, resources=resources, wait=wait)
 
 
 @app.command("demo", help="Simulate an example and run every asset.")
@@ -270,7 +296,8 @@ def demo(*, data: str, **simulation) -> int:
     from .store import run_sql
 
     assert simulate.callback is not None
-    simulate.callback(out=str(Path(data) / "landing"), **simulation)
+    with stop_on_signals():
+        simulate.callback(out=str(Path(data) / "landing"), **simulation)
     status = run_ingest(data=data, resources=settings_resources())
     store = Path(data) / "features.duckdb"
     print(f'\nfeature store {store}: python -m synapflow_assets sql "{DEMO_QUERY}"')
@@ -284,6 +311,7 @@ def upgrade(*, data: str) -> int:
     from ..defs.instance import instance_home, open_instance
     from ..defs.partition_upgrade import old_layout, upgrade_partitions
 
+    check_data_root(data)
     home = instance_home(data)
     with open_instance(data) as instance:
         if not old_layout(instance):

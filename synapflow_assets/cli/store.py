@@ -22,6 +22,8 @@ def run_sql(
     format: str = "table",
     out: str | None = None,
     limit: int = 40,
+    timeout: float | None = None,
+    memory: str | None = None,
 ) -> int:
     """Run a read-only query on the feature store and print or write its result.
 
@@ -38,6 +40,10 @@ def run_sql(
         Write the result here instead of standard output (needed for parquet).
     limit : int, optional
         Rows shown in table format.
+    timeout : float, optional
+        Seconds before the query is stopped (default: the sandbox's).
+    memory : str, optional
+        The query's memory limit, e.g. ``512MB`` (default: the sandbox's).
 
     Returns
     -------
@@ -47,7 +53,7 @@ def run_sql(
     import duckdb
     import polars as pl
 
-    from ..store.feature_store import query as run_query
+    from ..store.sql_sandbox import MEMORY_LIMIT, TIMEOUT_SECONDS, run_read_query
 
     try:
         sql = Path(file).read_text() if file else query
@@ -56,9 +62,11 @@ def run_sql(
     if not sql:
         raise CommandError("give a query or --file")
     try:
-        result = run_query(Path(store), sql)
+        result = run_read_query(
+            Path(store), sql, timeout_seconds=timeout or TIMEOUT_SECONDS, memory_limit=memory or MEMORY_LIMIT
+        )
     except duckdb.Error as error:
-        raise CommandError(str(error), exit_code=1) from error
+        raise CommandError(" ".join(str(error).split()) or type(error).__name__, exit_code=1) from error
     if format == "table":
         with pl.Config(
             tbl_rows=limit, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40, tbl_hide_dataframe_shape=True
@@ -83,8 +91,19 @@ def run_sql(
 @click.option("--out", help="write the result here instead of standard output")
 @click.option("--limit", type=int, default=40, show_default=True, help="rows shown in table format")
 @click.option("--store", default=default_store, show_default=STORE_DEFAULT)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=30.0,
+    show_default=True,
+    help="seconds before the query is stopped (it also stops when an ingest needs the store)",
+)
+@click.option(
+    "--memory", default="512MB", show_default=True, help="most memory the query may use (nothing spills to disk)"
+)
 def sql(**options) -> int:
-    """``sql [QUERY] [--file F] [--format table|csv|json|parquet] [--out F] [--limit N] [--store F]``."""
+    """``sql [QUERY] [--file F] [--format table|csv|json|parquet] [--out F] [--limit N] [--store F]
+    [--timeout S] [--memory M]``."""
     return run_sql(**options)
 
 

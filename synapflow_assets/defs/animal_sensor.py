@@ -5,7 +5,7 @@ import dagster as dg
 from .feature_assets import spine_dynamics, spine_features
 from .partitions import SEPARATOR, sessions_of, split_session_key
 from .resources import AlignmentSettings, DataLake
-from .staleness import stale_animal_assets
+from .staleness import latest_materialization, stale_animal_assets
 from .track_assets import spine_tracks
 
 update_animals_job = dg.define_asset_job(
@@ -45,6 +45,21 @@ def animals_to_update(
     return ready, waiting, records[-1].storage_id
 
 
+def features_newer_than_dynamics(instance: dg.DagsterInstance, animal: str) -> bool:
+    """Whether a session of the animal wrote features after its latest `spine_dynamics` (a run that
+    found its features unchanged and wrote nothing does not count)."""
+    latest = latest_materialization(instance, spine_dynamics.key, animal)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=spine_features.key,
+            asset_partitions=sessions_of(instance, animal),
+            after_storage_id=latest[0] if latest else None,
+        ),
+        limit=10_000,
+    ).records
+    return any(r.asset_materialization is None or "unchanged" not in r.asset_materialization.metadata for r in records)
+
+
 @dg.sensor(job=update_animals_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
 def animal_sensor(
     context: dg.SensorEvaluationContext, lake: DataLake, alignment: AlignmentSettings
@@ -54,7 +69,10 @@ def animal_sensor(
 
     An animal runs once every one of its session partitions has features, so
     its dynamics never silently skip a session that is still processing or
-    failed; the sessions it waits for are logged.
+    failed; the sessions it waits for are logged. An animal whose dynamics are
+    newer than every feature of its sessions and whose assets are not stale is
+    not requested, so the first tick of a new daemon (its cursor empty) does not
+    rerun every animal.
     """
     after = int(context.cursor) if context.cursor else 0
     ready, waiting, cursor = animals_to_update(context.instance, after)
@@ -62,16 +80,19 @@ def animal_sensor(
         context.log.info(f"{animal} waits for the features of {', '.join(missing)}")
     if cursor == after:
         return dg.SkipReason("no new session features")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"{animal}:{cursor}",
-                partition_key=animal,
-                asset_selection=stale_animal_assets(
-                    instance=context.instance, lake=lake, animal=animal, sessions_changed=True, alignment=alignment
-                ),
+    requests = []
+    for animal in ready:
+        selection = stale_animal_assets(
+            instance=context.instance,
+            lake=lake,
+            animal=animal,
+            sessions_changed=features_newer_than_dynamics(context.instance, animal),
+            alignment=alignment,
+        )
+        if selection:
+            requests.append(
+                dg.RunRequest(run_key=f"{animal}:{cursor}", partition_key=animal, asset_selection=selection)
             )
-            for animal in ready
-        ],
-        cursor=str(cursor),
-    )
+        else:
+            context.log.info(f"{animal} is up to date")
+    return dg.SensorResult(run_requests=requests, cursor=str(cursor))

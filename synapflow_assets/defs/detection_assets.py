@@ -10,6 +10,7 @@ import polars as pl
 from ..detection import baseline
 from ..detection.imported import DETECTION_COLUMNS, detections_file, detections_per_layer, load_detections
 from ..detection.lifecycle import RegistryError, ensure_champion, load_champion
+from ..detection.model import SPINE_TYPES
 from ..failpoints import failpoint
 from ..imaging.errors import InputError
 from ..imaging.ingest import png_markdown
@@ -43,7 +44,38 @@ def imported_detections(lake: DataLake, animal: str, session: str, shape) -> tup
             "CSV layout, or set the detection resource's source to 'model')",
         )
     with staged_input(csv, session) as local:
-        return load_detections(local, shape), f"imported:{csv.name}", content_hash(local)
+        table = load_detections(local, shape)
+        check_imported(csv, table)
+        return table, f"imported:{csv.name}", content_hash(local)
+
+
+KNOWN_CLASSES = frozenset({*SPINE_TYPES, "spine"})
+"""The class names an imported detection may carry: the detector's spine types, or a generic ``spine``."""
+
+
+def check_imported(path, table: pl.DataFrame) -> None:
+    """Refuse imported detections whose score is not a number in [0, 1] or whose class is unknown: one clause
+    per bad box (its layer and corners; the first 5, then how many in all), in one line naming the file. Box
+    corners are checked by `load_detections`."""
+    score, kind = pl.col("score"), pl.col("type")
+    bad = table.with_columns(
+        bad_score=score.is_null() | score.is_nan() | (score < 0) | (score > 1),
+        bad_class=kind.is_null() | ~kind.is_in(sorted(KNOWN_CLASSES)),
+    ).filter(pl.col("bad_score") | pl.col("bad_class"))
+    if not len(bad):
+        return
+    clauses = []
+    for row in bad.head(5).iter_rows(named=True):
+        where = f"layer {row['layer']} box ({row['xmin']:g}, {row['ymin']:g}, {row['xmax']:g}, {row['ymax']:g})"
+        what = [f"score {row['score']} not in [0, 1]"] if row["bad_score"] else []
+        what += [f"unknown class {str(row['type'])[:40]!r}"] if row["bad_class"] else []
+        clauses.append(f"{where}: {', '.join(what)}")
+    more = f"; {len(bad) - 5} more" if len(bad) > 5 else ""
+    raise InputError(
+        path,
+        f"{len(bad)} bad detections, nothing imported (scores must lie in [0, 1], classes be one of "
+        f"{', '.join(sorted(KNOWN_CLASSES))}): " + "; ".join(clauses) + more,
+    )
 
 
 def model_detections(

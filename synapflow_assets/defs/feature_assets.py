@@ -42,7 +42,7 @@ def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
 @dg.asset(
     partitions_def=SESSIONS,
     deps=[spines_3d, raw_volume],
-    code_version="2",
+    code_version="3",
     pool="duckdb",
     kinds={"duckdb"},
     group_name="features",
@@ -50,8 +50,9 @@ def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
     automation_condition=dg.AutomationCondition.eager(),
 )
 def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
-    """Per-spine size, head-to-dendrite distance, type, position and brightness of one session, with the
-    session's dendrite density, its linked detections and 3D spines, written to the feature store."""
+    """Per-spine size, head-to-dendrite distance, head diameter, neck length, head volume, type, position and
+    brightness of one session, with the session's dendrite density, its linked detections and 3D spines, written
+    to the feature store."""
     animal, session = session_keys(context)
     code = context.assets_def.code_versions_by_key[context.asset_key]
     inputs = latest_data_versions(context, spines_3d.key, raw_volume.key)
@@ -106,17 +107,37 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         data_version=_version(inputs, code),
         metadata={
             "dagster/row_count": len(features),
-            "dagster/column_schema": column_schema(features),
+            "dagster/column_schema": _feature_schema(features),
             "rows_written": dg.MetadataValue.json(written),
             "spines": len(features),
             "spines_per_um": rounded(density["spines_per_um"]),
             "dendrite_length_um": rounded(density["dendrite_length_um"]),
             "median_size": rounded(features["size"].median()) if len(features) else None,
             "distance_found": rounded(features["head_to_dendrite_um"].is_not_nan().mean()) if len(features) else None,
+            "median_head_diameter_um": rounded(features["head_diameter_um"].median()) if len(features) else None,
+            "median_head_volume_um3": rounded(features["head_volume_um3"].median()) if len(features) else None,
             "upstream_versions": dg.MetadataValue.json(inputs),
             "store": dg.MetadataValue.path(str(lake.store_path)),
         },
     )
+
+
+def _feature_schema(features: pl.DataFrame) -> dg.TableSchema:
+    """The per-spine features' column schema, each column described with its unit (`features.FEATURE_UNITS`)."""
+    columns = []
+    for column in column_schema(features).columns:
+        unit, what = science.FEATURE_UNITS.get(column.name, ("", ""))
+        description = f"{what} [{unit}]" if unit else what
+        columns.append(dg.TableColumn(column.name, column.type, description=description or None))
+    return dg.TableSchema(columns=columns)
+
+
+def _stored_dynamics(store: FeatureStore, animal: str) -> pl.DataFrame:
+    """The dynamics rows of an animal as stored, without their lineage columns (as `spine_dynamics` computes them)."""
+    stored = store.connection.sql(
+        "SELECT * FROM dynamics WHERE animal = $1 ORDER BY session_index", params=[animal]
+    ).pl()
+    return stored.drop(*lineage_columns("", "", None, None, {}), strict=False)
 
 
 TRACK_COLUMNS = [
@@ -189,28 +210,26 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             else None,
         }
         limits = load_settings(lake.landing, animal).plausibility.limits()
-        if store.is_current("dynamics", animal, None, inputs, code):
-            stored = store.connection.sql("SELECT * FROM dynamics WHERE animal = $1", params=[animal]).pl()
-            found = findings(store.connection, animal, apply_corrections(tracks, corrections), stored, limits)
-            unchanged = _unchanged(inputs, code)
-            return dg.MaterializeResult(
-                data_version=unchanged.data_version, metadata=unchanged.metadata, check_results=check_results(found)
-            )
         tracks = apply_corrections(tracks, corrections)
         with_sizes = tracks.join(sizes.select("session", "spine_id", "size"), on=["session", "spine_id"], how="left")
-        dynamics = science.spine_dynamics(with_sizes)
-        written = store.replace_partition(
-            {
-                "tracks": tracks.select(TRACK_COLUMNS),
-                "dynamics": dynamics.drop("animal", strict=False),
-            },
-            animal,
-            None,
-            lineage_columns(context.run.run_id, code, model, version, inputs),
-        )
+        unchanged = store.is_current("dynamics", animal, None, inputs, code)
+        if unchanged:  # nothing new: the stored rows stay, and so do the plot, table and schema
+            dynamics = _stored_dynamics(store, animal)
+            written: dict = {}
+        else:
+            dynamics = science.spine_dynamics(with_sizes)
+            written = store.replace_partition(
+                {
+                    "tracks": tracks.select(TRACK_COLUMNS),
+                    "dynamics": dynamics.drop("animal", strict=False),
+                },
+                animal,
+                None,
+                lineage_columns(context.run.run_id, code, model, version, inputs),
+            )
         found = findings(store.connection, animal, tracks, dynamics, limits)
     for finding in found:
-        if not finding.passed:
+        if not finding.passed and not unchanged:
             context.log.warning(f"{animal}: implausible {finding.name}: {finding.line}")
     last = dynamics.sort("session_index").tail(1)
     return dg.MaterializeResult(
@@ -229,7 +248,11 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             ),
             "dagster/row_count": len(dynamics),
             "dagster/column_schema": column_schema(dynamics),
-            "rows_written": dg.MetadataValue.json(written),
+            **(
+                {"rows_written": 0, "unchanged": True}
+                if unchanged
+                else {"rows_written": dg.MetadataValue.json(written)}
+            ),
             "sessions": len(dynamics),
             "survival_fraction_last": rounded(last["survival_fraction"][0]) if len(last) else None,
             "split_identity_share": rounded(split_identity_share(tracks), 3),

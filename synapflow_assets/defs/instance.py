@@ -79,4 +79,40 @@ def open_instance(data_root: str | Path) -> dg.DagsterInstance:
         config = home / "dagster.yaml"
         if not config.exists():
             config.write_text(yaml.safe_dump(instance_config(home), sort_keys=False))
+        else:
+            retarget(config, home)
         return dg.DagsterInstance.from_config(str(home))
+
+
+_OWN_PATHS = ("storage", "local_artifact_storage", "compute_logs")
+
+
+def _stored_home(config: dict) -> Path | None:
+    """The instance folder our `dagster.yaml` layout names (its SQLite storage is `<home>/storage`), or None
+    for a configuration of another kind (Postgres, a hand-written one): that is left alone."""
+    base = ((config.get("storage") or {}).get("sqlite") or {}).get("base_dir")
+    if not isinstance(base, str) or Path(base).name != "storage":
+        return None
+    return Path(base).parent
+
+
+def retarget(config_path: Path, home: Path) -> bool:
+    """Point the instance of a copied or moved data root at its own folders.
+
+    `dagster.yaml` holds absolute paths; after `cp -a A B` they would still name A's storage (B's runs would
+    land in A's history) and after `mv A B` a folder that no longer exists (Dagster would create it outside the
+    root). Its storage was copied or moved with the root, so the paths are rewritten to `home`: a copy keeps
+    its own history from then on, a moved root keeps its history. True when the file was rewritten.
+    """
+    try:
+        config = yaml.safe_load(config_path.read_text()) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+        raise StorageError(f"{config_path}: cannot read the instance settings ({error})") from None
+    stored = _stored_home(config) if isinstance(config, dict) else None
+    if stored is None or stored == home.resolve():
+        return False
+    config.update({key: instance_config(home)[key] for key in _OWN_PATHS})
+    temporary = config_path.with_name(f".{config_path.name}.tmp-{os.getpid()}")
+    temporary.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(temporary, config_path)
+    return True

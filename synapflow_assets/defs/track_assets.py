@@ -49,7 +49,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
     check_one_scale(animal, {k: (v[2], v[3].get("voxel_size_source", "unknown")) for k, v in infos.items()})
     inputs = []
     for session in order_sessions(found):
-        path, shape, _, attrs = infos[session]
+        path, shape, size, attrs = infos[session]
         volume_path = lake.volume_path(animal, session)
         candidates_path = lake.candidates_path(animal, session)
         candidates = read_parquet(candidates_path) if candidates_path.exists() else None
@@ -64,7 +64,7 @@ def animal_sessions(lake: DataLake, animal: str) -> list[SessionInput]:
                 volume_version=str(attrs.get("input_hash")),
                 candidates=candidates,
                 pixel_size_um=float(infos[session][2][2]),
-                voxel_size_um=tuple(float(v) for v in infos[session][2]),
+                voxel_size_um=(float(size[0]), float(size[1]), float(size[2])),
             )
         )
     return inputs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .registry import SHIPPED_FOLDER
+from .lifecycle import SHIPPED_FOLDER
 
 START, END = "<!-- detector-figures:start -->", "<!-- detector-figures:end -->"
 

@@ -168,6 +168,42 @@ def is_missing(error) -> bool:
 # --------------------------------------------------------------------------- logging
 
 
+SETTING_KEYS = frozenset({"score_threshold", "iou_threshold", "centre_px", "seed"})
+"""Leaves of an evaluation that are the settings it was made with, not measurements: logged as parameters."""
+
+
+def split_settings(values: dict, prefix: str = "") -> tuple[dict, dict]:
+    """A (nested) dict of results without its settings (:data:`SETTING_KEYS`, at any depth), and those
+    settings as ``{"a.b": value}``."""
+    measured, settings = {}, {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            measured[key], found = split_settings(value, f"{prefix}{key}.")
+            settings.update(found)
+        elif key in SETTING_KEYS:
+            settings[f"{prefix}{key}"] = value
+        else:
+            measured[key] = value
+    return measured, settings
+
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+
+
+def portable(value, data_root: str | os.PathLike = "data") -> str:
+    """A parameter value as logged: an absolute path of this machine becomes relative (to the working folder,
+    the data root or the package's folder, in that order), or its last two components when it lies elsewhere;
+    anything else is its string."""
+    text = str(value)
+    if not os.path.isabs(text):
+        return text
+    path = Path(text).resolve()
+    for base in (Path.cwd(), Path(data_root).resolve(), PACKAGE_PARENT):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix() or "."
+    return "/".join(path.parts[-2:])
+
+
 def _flat_numbers(values: dict, prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a (nested) dict as ``{"a.b": float}``; NaN and non-numbers are dropped."""
     out = {}
@@ -223,16 +259,18 @@ def log_training_run(
         Folder with ``model.safetensors`` and ``config.json`` (and optionally
         ``metrics.json``); its files are logged under the artifact path ``model``.
     params : dict
-        Training parameters (values are logged as strings).
+        Training parameters (values are logged as strings; absolute paths relative, see :func:`portable`).
     metrics : dict
         Final metrics, logged at the last step of ``history`` (after its
         values, so they are the run's latest); nested dicts are flattened to ``a.b`` names and
         non-numeric or NaN values are skipped. The gate reads ``val_ap50`` by
-        default, so log the validation score under that name.
+        default, so log the validation score under that name. The settings
+        among them (:data:`SETTING_KEYS`, e.g. ``val_raw.score_threshold``) are
+        logged as parameters instead.
     history : list of dict
         Learning curves: one dict per evaluation with ``step`` (else its index)
         and any numeric values (``loss``, ``val_f1`` ...), each logged as a
-        metric at that step.
+        metric at that step (settings are not).
     data_root : path-like
         Data folder holding ``mlflow/``.
     run_name : str, optional
@@ -267,7 +305,10 @@ def log_training_run(
     run_id = run.info.run_id
     try:
         now = int(time.time() * 1000)
-        param_list = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
+        history = [split_settings(row)[0] for row in history]
+        metrics, settings = split_settings(metrics)
+        logged = {**{k: str(v) for k, v in settings.items()}, **{k: portable(v, data_root) for k, v in params.items()}}
+        param_list = [Param(str(k)[:250], v[:6000]) for k, v in logged.items()]
         metric_list, last_step = [], 0
         for index, row in enumerate(history):
             step = int(row.get("step", index))

@@ -33,7 +33,8 @@ the dendrite). Then:
    8-connected path from the head peak to the dendrite mask over the box grown
    by ``JUNCTION_REACH_PX``, each step costing ``1 / (PATH_FLOOR + q)`` with
    ``q`` the excess in units of the head's contrast, so the path follows the
-   faint neck (see :func:`_neck_junction`). The nearest point of the mask's
+   faint neck (see :mod:`.neck`; the path is kept, its length gives the neck
+   length). The nearest point of the mask's
    edge would shorten every spine that leaves the dendrite at an angle (by
    ``L (1 - cos angle)``: 2 px for a 17 px spine at 30 degrees).
 4. **Distance** head centre -> junction, in pixels and micrometres (x/y voxel
@@ -56,12 +57,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 from scipy import ndimage
-from scipy.sparse import csgraph
 
 from .crops import box_pixels
 from .dendrite_lines import EIGHT, dendrite_mask
+from .neck import neck_path
 from .operators import combine_layers
-from .pixel_graph import pixel_graph
 from .thresholds import multi_otsu_thresholds, otsu_threshold
 
 GROW_PX = 15
@@ -70,10 +70,8 @@ MIN_FOREGROUND = 0.05
 BAND_MARGIN_PX = 1.5
 MIN_SNR = 5.0
 HEAD_WINDOW_PX = 3.0
-JUNCTION_REACH_PX = 3
 HEAD_FIT_RADIUS_PX = 6.0
 HEAD_MIN_INSIDE = 0.8
-PATH_FLOOR = 0.05
 REASONS = ("ok", "empty_box", "no_dendrite", "no_head", "head_touches_border")
 
 
@@ -91,6 +89,11 @@ class HeadAndJunction:
     """Background-subtracted fluorescence of the head region grown by 2 px, outside the dendrite, in units of
     the dendrite brightness minus background: a head-only size."""
     threshold: float = np.nan
+    path_length_px: float = np.nan
+    """Length of the neck path from the head peak to the junction (:mod:`.neck`), less the half pixel by which
+    the junction pixel lies inside the dendrite mask."""
+    neck_path_yx: np.ndarray | None = None
+    """The path's pixels (m, 2), head peak first."""
     head_mask: np.ndarray | None = None
     dendrite_mask: np.ndarray | None = None
 
@@ -161,11 +164,19 @@ def head_and_junction(
     if at_image_border is not None and at_image_border[py, px]:
         return HeadAndJunction("head_touches_border", **measured)
     # junction: where the neck enters the dendrite (pixel centre moved half a pixel out towards the head)
-    jy, jx = _neck_junction(excess, dmask, inner, (py, px), head_yx, max(float(s[py, px] - bg), 1e-9))
+    neck = neck_path(excess, dmask, inner, (py, px), head_yx, max(float(s[py, px] - bg), 1e-9))
+    jy, jx = neck.junction
     dist = float(np.hypot(head_yx[0] - jy, head_yx[1] - jx))
     direction = (head_yx - [jy, jx]) / max(dist, 1e-9)
     junction = np.array([jy, jx], float) + 0.5 * direction
-    return HeadAndJunction("ok", junction_yx=junction, distance_px=float(max(dist - 0.5, 0.0)), **measured)
+    return HeadAndJunction(
+        "ok",
+        junction_yx=junction,
+        distance_px=float(max(dist - 0.5, 0.0)),
+        path_length_px=float(max(neck.length_px - 0.5, 0.0)),
+        neck_path_yx=neck.path_yx,
+        **measured,
+    )
 
 
 def _head_peak(
@@ -259,44 +270,6 @@ def _inside_box(
     return ok
 
 
-def _neck_junction(
-    excess: np.ndarray,
-    dmask: np.ndarray,
-    inner: np.ndarray,
-    peak_yx,
-    head_yx: np.ndarray,
-    contrast: float,
-    *,
-    reach_px: int = JUNCTION_REACH_PX,
-    floor: float = PATH_FLOOR,
-):
-    """Dendrite-mask pixel where the neck enters the dendrite: the end of the cheapest path from the head.
-
-    The path runs over the spine box grown by ``reach_px`` (the box encloses the
-    spine from its base to its head), 8-connected, each step costing its length
-    times ``1 / (floor + q)`` with ``q`` the excess over the dendrite's own
-    profile in units of the head's contrast, clipped to [0, 1]: it follows the
-    (faint) neck instead of cutting through the background to the nearest edge
-    point, which shortens spines that leave the dendrite at an angle. Falls back
-    to the mask pixel nearest to the head centre when no mask pixel is reachable.
-    """
-    h, w = dmask.shape
-    region = ndimage.binary_dilation(inner, EIGHT, iterations=reach_px)
-    region[peak_yx] = True
-    targets = region & dmask
-    if targets.any():
-        cost = np.where(dmask, 1.0 / (floor + 1.0), 1.0 / (floor + np.clip(excess / contrast, 0.0, 1.0))).ravel()
-        graph, flat = pixel_graph(region, lambda p, q, dy, dx: 0.5 * (cost[p] + cost[q]) * np.hypot(dy, dx))
-        geo = csgraph.dijkstra(graph, directed=False, indices=int(np.searchsorted(flat, peak_yx[0] * w + peak_yx[1])))
-        tgt = np.flatnonzero(targets.ravel()[flat])
-        if np.isfinite(geo[tgt]).any():
-            k = flat[tgt[int(np.argmin(geo[tgt]))]]
-            return divmod(int(k), w)
-    dy, dx = np.nonzero(dmask)
-    j = int(np.argmin(np.hypot(dy - head_yx[0], dx - head_yx[1])))
-    return int(dy[j]), int(dx[j])
-
-
 def layer_distances(
     volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, grow_px: int = GROW_PX, smooth_px: float = SMOOTH_PX
 ) -> pl.DataFrame:
@@ -320,7 +293,8 @@ def layer_distances(
     polars.DataFrame
         ``boxes`` with ``head_y, head_x, junction_y, junction_x`` (image
         pixels), ``distance_px``, ``distance_um``, ``distance_reason``,
-        ``head_area_px``, ``head_flux``.
+        ``head_area_px``, ``head_flux``, ``path_length_px`` (the neck path,
+        :attr:`HeadAndJunction.path_length_px`).
     """
     nz, ny, nx = volume.shape
     n = boxes.height
@@ -328,7 +302,7 @@ def layer_distances(
         boxes["xmin"].to_numpy(), boxes["ymin"].to_numpy(), boxes["xmax"].to_numpy(), boxes["ymax"].to_numpy(), (ny, nx)
     )
     layer = np.clip(boxes["layer"].to_numpy().astype(np.int64), 0, nz - 1)
-    res = np.full((n, 7), np.nan)
+    res = np.full((n, 8), np.nan)
     reason = np.empty(n, dtype=object)
     for i in range(n):
         for grow in (grow_px, 2 * grow_px):  # a wider view when the dendrite is not seen crossing the crop
@@ -346,7 +320,14 @@ def layer_distances(
             if r.reason != "no_dendrite":
                 break
         off = np.array([gy0, gx0])
-        res[i] = [*(r.head_yx + off), *(r.junction_yx + off), r.distance_px, r.head_area_px, r.head_flux]
+        res[i] = [
+            *(r.head_yx + off),
+            *(r.junction_yx + off),
+            r.distance_px,
+            r.head_area_px,
+            r.head_flux,
+            r.path_length_px,
+        ]
         reason[i] = r.reason
     px_um = float(np.mean(voxel_size_um[1:]))
     return boxes.with_columns(
@@ -359,6 +340,7 @@ def layer_distances(
         distance_reason=pl.Series(reason.tolist(), dtype=pl.String),
         head_area_px=res[:, 5],
         head_flux=res[:, 6],
+        path_length_px=res[:, 7],
     )
 
 

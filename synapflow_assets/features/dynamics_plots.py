@@ -68,7 +68,7 @@ def dynamics_png(dynamics: pl.DataFrame, *, title: str = "") -> bytes:
     right.legend(fontsize=7, frameon=False)
     for axis in (left, right):
         axis.set_xticks(x, sessions, fontsize=7, rotation=30)
-        axis.set_xlim(-0.5, len(x) - 0.5)
+        axis.set_xlim(-0.5, max(len(x), 1) - 0.5)  # never identical limits (no session yet: one empty slot)
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
@@ -145,7 +145,7 @@ def size_trajectories_png(tracks: pl.DataFrame, *, title: str = "", max_lines: i
         axis.plot(quartiles["session_index"].to_numpy(), quartiles["median"].to_numpy(), "o-", color="tab:purple")
     axis.axhline(1.0, color="0.3", linewidth=0.5, linestyle=":")
     axis.set_xticks(sessions["session_index"].to_list(), sessions["session"].to_list(), fontsize=7, rotation=30)
-    axis.set(ylabel="size / first session")
+    axis.set(ylabel="size / first session", xlim=(-0.5, max(sessions["session_index"].to_list(), default=0) + 0.5))
     axis.set_title(f"{title + ': ' if title else ''}{sizes['track_id'].n_unique()} persistent spines", fontsize=9)
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -6,6 +6,7 @@ import polars as pl
 from .dendrite import along_dendrite as _along_dendrite
 from .dendrite import session_density
 from .distance import layer_distances, spine_distances
+from .head_shape import PSF_SIGMA_UM, spine_morphology
 from .operators import combine_layers
 from .shape_type import assign_types
 from .size import layer_sizes
@@ -22,11 +23,51 @@ FEATURE_COLUMNS = [
     "distance_reason",
     "distance_n_layers",
     "head_width_um",
+    "head_diameter_um",
+    "head_diameter_fwhm_um",
+    "neck_length_um",
+    "head_volume_um3",
+    "size_shaft_um",
+    "shaft_diameter_um",
     "type",
     "type_source",
     "peak_intensity",
     "dendrite_brightness",
 ]
+MORPHOLOGY_COLUMNS = [
+    "head_diameter_um",
+    "head_diameter_fwhm_um",
+    "neck_length_um",
+    "head_volume_um3",
+    "size_shaft_um",
+    "shaft_diameter_um",
+]
+#: Unit and meaning of every column of :data:`FEATURE_COLUMNS` (and :data:`ALONG_DENDRITE_COLUMNS`).
+FEATURE_UNITS = {
+    "spine_id": ("", "spine id of the session"),
+    "x_um": ("um", "head centre x"),
+    "y_um": ("um", "head centre y"),
+    "z_um": ("um", "head centre z"),
+    "size": ("1", "integrated fluorescence / dendrite brightness (SynapFlow recipe)"),
+    "size_n_layers": ("layers", "layers with a size"),
+    "head_to_dendrite_um": ("um", "head centre to junction with the dendrite"),
+    "head_to_dendrite_px": ("px", "head centre to junction with the dendrite"),
+    "distance_reason": ("", "ok or why the head or junction was not found"),
+    "distance_n_layers": ("layers", "layers with a distance"),
+    "head_width_um": ("um", "diameter of the disc of the head's half-maximum area"),
+    "head_diameter_um": ("um", "geometric mean of head_diameter_fwhm_um and the head volume's sphere diameter"),
+    "head_diameter_fwhm_um": ("um", "head FWHM across the spine axis, PSF-corrected"),
+    "neck_length_um": ("um", "neck path from head to dendrite, less the head radius"),
+    "head_volume_um3": ("um^3", "head fluorescence / local shaft fluorescence per um x shaft cross-section"),
+    "size_shaft_um": ("um", "head fluorescence in um of local dendrite shaft"),
+    "shaft_diameter_um": ("um", "local dendrite shaft FWHM, PSF-corrected"),
+    "type": ("", "spine type"),
+    "type_source": ("", "detector, shape or none"),
+    "peak_intensity": ("counts", "brightest box pixel"),
+    "dendrite_brightness": ("counts", "mean of the brightest 1 % of the grown box"),
+    "dendrite_position_um": ("um", "arc length along the dendrite skeleton"),
+    "dendrite_component": ("", "dendrite skeleton component"),
+}
 #: Optional columns added by ``spine_features(..., along_dendrite=True)``.
 ALONG_DENDRITE_COLUMNS = ["dendrite_position_um", "dendrite_component"]
 
@@ -41,6 +82,7 @@ def spine_features(
     distance_operator: str = "median",
     size_centre: str = "head",
     along_dendrite: bool = False,
+    psf_sigma_um: tuple[float, float] = PSF_SIGMA_UM,
 ) -> pl.DataFrame:
     """Features of every 3D spine of a session.
 
@@ -69,6 +111,9 @@ def spine_features(
         comparable within one component only). The point placed on the skeleton
         is the spine's junction with the dendrite (median over the layers where
         it was found), else its centre.
+    psf_sigma_um : (float, float)
+        Gaussian PSF sigma (z, x/y) in um, for the morphology
+        (:func:`.head_shape.spine_morphology`).
 
     Returns
     -------
@@ -80,7 +125,10 @@ def spine_features(
         ``distance_n_layers`` (:mod:`.distance`), ``head_width_um``, ``type``
         and ``type_source`` (:mod:`.shape_type`), ``peak_intensity`` (brightest
         box pixel over the layers) and ``dendrite_brightness`` (median over the
-        layers of the mean of the brightest 1 % of the grown box).
+        layers of the mean of the brightest 1 % of the grown box); the
+        morphology of :func:`.head_shape.spine_morphology`:
+        ``head_diameter_um``, ``head_diameter_fwhm_um``, ``neck_length_um``, ``head_volume_um3``,
+        ``size_shaft_um`` and ``shaft_diameter_um``. Units: :data:`FEATURE_UNITS`.
     """
     boxes = linked_boxes.filter(pl.col("id") >= 0).select("id", "layer", "xmin", "ymin", "xmax", "ymax")
     boxes = boxes.filter(pl.col("id").is_in(spines["spine_id"].implode()))
@@ -105,6 +153,13 @@ def spine_features(
         )
         .rename({"id": "spine_id"})
         .join(spine_distances(dist, distance_operator), on="spine_id", how="left")
+        .join(
+            spine_morphology(
+                volume, dist.with_columns(background=sized["background"]), voxel_size_um, psf_sigma_um=psf_sigma_um
+            ),
+            on="spine_id",
+            how="left",
+        )
     )
     out = spines.select(
         "spine_id",
@@ -129,6 +184,7 @@ def spine_features(
             "head_to_dendrite_um",
             "head_to_dendrite_px",
             "head_width_um",
+            *MORPHOLOGY_COLUMNS,
             "peak_intensity",
             "dendrite_brightness",
         )
@@ -142,7 +198,7 @@ def spine_features(
     return out.select(columns).sort("spine_id")
 
 
-__all__ = ["ALONG_DENDRITE_COLUMNS", "FEATURE_COLUMNS", "session_density", "spine_features"]
+__all__ = ["ALONG_DENDRITE_COLUMNS", "FEATURE_COLUMNS", "FEATURE_UNITS", "session_density", "spine_features"]
 
 
 def _layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, dist: pl.DataFrame, size_centre: str) -> pl.DataFrame:

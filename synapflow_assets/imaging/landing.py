@@ -1,8 +1,10 @@
 """The landing folder: where new sessions arrive as ``<animal>/<session>.tif``, a single-plane
 ``<animal>/<session>.png`` or a folder ``<animal>/<session>/`` of PNG layers."""
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -100,9 +102,38 @@ def scan_landing(root: Path) -> tuple[list[LandedSession], list[str]]:
     problems: list[str] = []
     if not root.is_dir():
         return sessions, problems
-    for animal_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        _scan_animal(animal_dir, sessions, problems)
+    inside = None if is_remote(root) else Path(os.path.realpath(root))
+    for entry in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        if inside is not None and (problem := entry_problem(entry, inside)) is not None:
+            problems.append(problem)
+        elif entry.is_dir():
+            _scan_animal(entry, sessions, problems, inside)
     return sessions, problems
+
+
+def entry_problem(entry: Path, inside: Path) -> str | None:
+    """Why a local landing entry is refused, or None: a symbolic link is resolved once and must end at an
+    existing file or folder under ``inside`` (the landing folder, resolved); a FIFO, socket or device is no
+    input. The reason is one line naming the entry."""
+    try:
+        if entry.is_symlink():
+            try:
+                target = Path(os.path.realpath(entry, strict=True))
+            except FileNotFoundError:
+                return f"{entry}: dangling symbolic link (to {os.readlink(entry)}); ignored"
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    return f"{entry}: symbolic link loop; refused"
+                raise
+            if not target.is_relative_to(inside):
+                return f"{entry}: symbolic link to {target}, outside the landing folder {inside}; refused"
+        mode = entry.stat().st_mode
+    except OSError as error:
+        return f"{entry}: cannot be read ({error.strerror or error}); ignored"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"{entry}: {kind}, not a regular file or folder; ignored"
 
 
 SIDE_FILES = (
@@ -120,8 +151,15 @@ SIDE_FILES = (
 """Files beside the sessions that are not sessions: markers, sidecars, the simulator's truth, settings, notes."""
 
 
-def _scan_animal(animal_dir: Path, sessions: list, problems: list) -> None:
+def _scan_animal(animal_dir: Path, sessions: list, problems: list, inside: Path | None = None) -> None:
     for entry in sorted(animal_dir.iterdir()):
+        if inside is not None and not entry.name.startswith("."):
+            found = entry_problem(entry, inside)
+            if found is None and entry.is_dir():  # a folder of PNG layers: each layer too
+                found = next((p for f in sorted(entry.glob("*.png")) if (p := entry_problem(f, inside))), None)
+            if found is not None:
+                problems.append(found)
+                continue
         session = session_key_of(entry)
         if session is None:
             if entry.is_file() and not entry.name.startswith(".") and not entry.name.lower().endswith(SIDE_FILES):
@@ -145,7 +183,7 @@ def find_session_input(root: Path, animal: str, session: str) -> Path:
     validate_key(session, "session")
     found: list[LandedSession] = []
     if folder.is_dir():
-        _scan_animal(folder, found, [])
+        _scan_animal(folder, found, [], None if is_remote(folder) else Path(os.path.realpath(as_path(root))))
     matches = [s.path for s in found if s.session == session]
     if not matches:
         raise InputError(

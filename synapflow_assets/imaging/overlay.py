@@ -3,7 +3,7 @@
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def overlay_png(image: np.ndarray, boxes: np.ndarray, labels: list[str] | None = None, max_size: int = 512) -> bytes:
@@ -35,6 +35,34 @@ STATUS_COLOURS = {
 }
 
 
+SESSION_COLOURS = {"previous": (255, 0, 255), "current": (0, 255, 0), "both": (255, 255, 255)}
+"""Channel colours of :func:`two_session_png`: the earlier session magenta, the later green, both white."""
+
+
+def legend_strip(width: int, entries: list[tuple[tuple[int, int, int], str, bool]]) -> Image.Image:
+    """A black strip ``width`` pixels wide with one swatch and label per entry, wrapped onto as many rows as
+    needed; an entry ``(colour, label, filled)`` draws a filled square (an image channel) or an outline (a box)."""
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    rows: list[list[tuple[int, tuple[int, int, int], str, bool]]] = [[]]
+    x = 4
+    for colour, label, filled in entries:
+        size = 14 + int(measure.textlength(label, font=font)) + 10
+        if rows[-1] and x + size > width:
+            rows.append([])
+            x = 4
+        rows[-1].append((x, colour, label, filled))
+        x += size
+    strip = Image.new("RGB", (width, 14 * len(rows) + 4), (0, 0, 0))
+    draw = ImageDraw.Draw(strip)
+    for k, row in enumerate(rows):
+        top = 3 + 14 * k
+        for x, colour, label, filled in row:
+            draw.rectangle((x, top, x + 9, top + 9), outline=colour, fill=colour if filled else None, width=2)
+            draw.text((x + 13, top - 1), label, fill=(230, 230, 230), font=font)
+    return strip
+
+
 def two_session_png(
     previous: np.ndarray,
     current: np.ndarray,
@@ -42,9 +70,14 @@ def two_session_png(
     labels: list[str],
     statuses: list[str] | None = None,
     max_size: int = 512,
+    *,
+    names: tuple[str, str] = ("previous session", "current session"),
+    legend: bool = True,
 ) -> bytes:
     """Previous projection (registered into the current frame) in magenta, current in green, boxes coloured by
-    status (:data:`STATUS_COLOURS`: present yellow, new cyan, eliminated red) and labelled (e.g. track ids)."""
+    status (:data:`STATUS_COLOURS`: present yellow, new cyan, eliminated red) and labelled (e.g. track ids),
+    with a legend of those colours below the picture (``names`` label the two sessions; the statuses listed
+    are those drawn)."""
 
     def scaled(image):
         small = np.asarray(
@@ -64,6 +97,21 @@ def two_session_png(
         colour = STATUS_COLOURS.get(status, (255, 255, 255))
         draw.rectangle(box.tolist(), outline=colour)
         draw.text((box[0], box[3] + 1), label, fill=colour)
+    if legend:
+        drawn = [s for s in STATUS_COLOURS if s in set(statuses)]
+        strip = legend_strip(
+            picture.width,
+            [
+                (SESSION_COLOURS["previous"], names[0], True),
+                (SESSION_COLOURS["current"], names[1], True),
+                (SESSION_COLOURS["both"], "both", True),
+                *((STATUS_COLOURS[s], s, False) for s in drawn),
+            ],
+        )
+        framed = Image.new("RGB", (picture.width, picture.height + strip.height))
+        framed.paste(picture, (0, 0))
+        framed.paste(strip, (0, picture.height))
+        picture = framed
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

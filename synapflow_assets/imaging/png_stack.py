@@ -20,7 +20,7 @@ import numpy as np
 
 from .colour import COLOUR_MODES, pil_to_grey
 from .errors import InputError
-from .validation import check_dtype, check_layer_count, check_shape
+from .validation import MAX_DECODED_MB, check_decoded_size, check_dtype, check_layer_count, check_shape
 
 _LAYER = re.compile(r"^(?P<stack>.+?)(?:_layer|-)(?P<n>\d+)\.png$", re.IGNORECASE)
 #: A file named like a layer of a folder stack (``<stack>_layerNN.png``): never a session on its own.
@@ -128,7 +128,9 @@ def _narrow(data: np.ndarray) -> np.ndarray:
     return data
 
 
-def read_png_image(path: Path, *, min_layers: int, max_layers: int, max_xy: int) -> tuple[np.ndarray, dict]:
+def read_png_image(
+    path: Path, *, min_layers: int, max_layers: int, max_xy: int, max_bytes: int = MAX_DECODED_MB * 2**20
+) -> tuple[np.ndarray, dict]:
     """Read one PNG file as a one-layer (1, y, x) stack.
 
     The header (mode, size) is checked before the pixel data is decoded.
@@ -154,6 +156,7 @@ def read_png_image(path: Path, *, min_layers: int, max_layers: int, max_xy: int)
         width, height = image.size
         check_shape(path, 1, height, width, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
         check_dtype(path, np.dtype(_GREY_MODES[mode]))
+        check_decoded_size(path, height * width * max(np.dtype(_GREY_MODES[mode]).itemsize, 4), max_bytes)
         plane, note = _decode(path, image)
     if plane.shape != (height, width):
         raise InputError(path, f"decoded image has shape {plane.shape}, the header says {height}x{width}")
@@ -163,7 +166,9 @@ def read_png_image(path: Path, *, min_layers: int, max_layers: int, max_xy: int)
     return _narrow(plane[np.newaxis]), info
 
 
-def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: int) -> tuple[np.ndarray, dict]:
+def read_png_stack(
+    folder: Path, *, min_layers: int, max_layers: int, max_xy: int, max_bytes: int = MAX_DECODED_MB * 2**20
+) -> tuple[np.ndarray, dict]:
     """Read the layers of ``folder`` into a (z, y, x) array.
 
     Headers are checked (count, size, mode) before any pixel data is decoded.
@@ -192,6 +197,7 @@ def read_png_stack(folder: Path, *, min_layers: int, max_layers: int, max_xy: in
     check_shape(folder, len(layers), height, width, min_layers=min_layers, max_layers=max_layers, max_xy=max_xy)
     dtype = np.dtype(_GREY_MODES[modes.pop()])
     check_dtype(folder, dtype)
+    check_decoded_size(folder, len(layers) * height * width * dtype.itemsize, max_bytes)
     data = np.empty((len(layers), height, width), dtype=dtype)
     notes = set()
     for index, path in enumerate(layers):

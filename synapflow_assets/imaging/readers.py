@@ -16,7 +16,7 @@ from .png_stack import find_png_layers, is_layer_file, read_png_image, read_png_
 from .scale import estimate_pixel_size as estimate_scale
 from .sidecar import read_sidecar, sidecar_path
 from .tiff_stack import read_tiff_stack
-from .validation import check_values
+from .validation import MAX_DECODED_MB, check_values
 from .volume import Volume
 
 __all__ = ["read_volume", "content_hash", "find_png_layers"]
@@ -46,6 +46,7 @@ def read_volume(
     min_layers: int = 1,
     max_layers: int = 2048,
     max_xy: int = 16384,
+    max_decoded_mb: int = MAX_DECODED_MB,
     estimate_pixel_size: bool = True,
     animal_pixel_size_um: float | None = None,
 ) -> Volume:
@@ -82,6 +83,9 @@ def read_volume(
     max_xy : int
         Largest accepted layer width/height in pixels (at least 16 px are
         required).
+    max_decoded_mb : int
+        Largest decoded size of the file's pixels (MB), checked from its
+        header before anything is allocated.
 
     Returns
     -------
@@ -104,7 +108,7 @@ def read_volume(
     default = _check_default(default_voxel_size_um)
     _check_input_path(path)
     sidecar = read_sidecar(path)
-    limits = {"min_layers": min_layers, "max_layers": max_layers, "max_xy": max_xy}
+    limits = {"min_layers": min_layers, "max_layers": max_layers, "max_xy": max_xy, "max_bytes": max_decoded_mb * 2**20}
     data, info = _read_pixels(path, sidecar, channel, n_channels, limits)
     data = check_values(path, data)
     settings = {

@@ -20,7 +20,7 @@ import numpy as np
 from .colour import COLOUR_NOTE, colour_to_grey
 from .errors import InputError
 from .tiff_metadata import imagej_voxel_size, ome_info, scanimage_info, scanimage_settings
-from .validation import check_dtype, check_shape, check_voxel_size
+from .validation import MAX_DECODED_MB, check_decoded_size, check_dtype, check_shape, check_voxel_size
 
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _LAYER_AXES = "ZTIQ"
@@ -68,12 +68,20 @@ def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
         if match and int(match.group(1)) >= size:
             raise InputError(path, f"truncated file: {size} bytes, but the TIFF refers to offset {match.group(1)}")
     try:
+        seen: dict[int, int] = {}
         for page in tif.pages:
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 if count and offset + count > size:
                     raise InputError(
                         path, f"truncated file: {size} bytes, but page {page.index} needs bytes up to {offset + count}"
                     )
+                if count and offset in seen:
+                    raise InputError(
+                        path,
+                        f"pages {seen[offset]} and {page.index} share their pixel data (offset {offset}), as in a "
+                        "decompression bomb; refused",
+                    )
+                seen[offset] = page.index
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - tifffile raises various errors here
@@ -247,8 +255,10 @@ def read_tiff_stack(
     min_layers: int,
     max_layers: int,
     max_xy: int,
+    max_bytes: int = MAX_DECODED_MB * 2**20,
 ) -> tuple[np.ndarray, dict]:
-    """Validate and read one channel of a multi-page TIFF.
+    """Validate and read one channel of a multi-page TIFF (refused from its header when its pixels would take
+    more than ``max_bytes`` decoded, or when pages share their pixel data, as a decompression bomb's do).
 
     Returns
     -------
@@ -312,6 +322,7 @@ def read_tiff_stack(
                 max_layers=max_layers,
                 max_xy=max_xy,
             )
+            check_decoded_size(path, series.nbytes, max_bytes)
             try:
                 data = series.asarray()
             except Exception as exc:  # noqa: BLE001

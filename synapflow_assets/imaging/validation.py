@@ -17,6 +17,8 @@ def check_dtype(path: Path, dtype) -> None:
     dtype = np.dtype(dtype)
     if dtype.kind not in "uif":
         raise InputError(path, f"unsupported pixel type {dtype} (non-numeric); expected integer or float grey values")
+    if dtype.kind in "ui" and dtype.itemsize > 4:
+        raise InputError(path, f"unsupported pixel type {dtype}; expected 8, 16 or 32-bit integers or floats")
 
 
 def check_shape(path: Path, n_layers: int, y: int, x: int, *, min_layers: int, max_layers: int, max_xy: int) -> None:
@@ -36,6 +38,22 @@ def check_shape(path: Path, n_layers: int, y: int, x: int, *, min_layers: int, m
         raise InputError(path, f"layer size {y}x{x} px is too large (max_xy={max_xy})")
     if y < MIN_XY or x < MIN_XY:
         raise InputError(path, f"layer size {y}x{x} px is too small (at least {MIN_XY} px expected)")
+
+
+MAX_DECODED_MB = 4096
+"""Default largest decoded size of one session (``imaging.max_decoded_mb``)."""
+
+
+def check_decoded_size(path: Path, n_bytes: int, max_bytes: int) -> None:
+    """Reject an input whose pixels would take more than ``max_bytes`` once decoded, from its header, before any
+    memory is allocated (a decompression bomb is a few KB on disk)."""
+    if n_bytes > max_bytes:
+        raise InputError(
+            path,
+            f"decoded size {n_bytes / 2**20:,.0f} MB exceeds the limit of {max_bytes / 2**20:,.0f} MB "
+            f"({path.stat().st_size if path.is_file() else 0:,} bytes on disk); raise imaging.max_decoded_mb in "
+            "synapflow.yaml for a stack this large",
+        )
 
 
 def check_layer_count(path: Path, n_layers: int, *, min_layers: int, max_layers: int) -> None:
@@ -82,5 +100,9 @@ def check_values(path: Path, data: np.ndarray) -> np.ndarray:
 def check_voxel_size(path: Path, sizes: dict[str, float], source: str) -> None:
     """Reject non-positive or non-finite voxel sizes stated by ``source``."""
     for axis, value in sizes.items():
+        if math.isinf(value):
+            raise InputError(
+                path, f"{source} metadata gives a resolution of 0 pixels per unit along {axis} (no voxel size)"
+            )
         if not (math.isfinite(value) and value > 0):
             raise InputError(path, f"{source} metadata gives a non-positive voxel size {axis}={value}")

@@ -46,6 +46,20 @@ def _is_lock_error(error: Exception) -> bool:
     return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
 
 
+DAMAGE_SIGNS = ("corrupt database file", "could not read enough bytes", "checksum")
+"""What DuckDB says when a block of the file is damaged or missing (found only when a query reads it)."""
+
+
+def is_damage(error: Exception) -> bool:
+    """Whether a DuckDB error reports a damaged or truncated file rather than a problem of the query."""
+    return any(sign in str(error).lower() for sign in DAMAGE_SIGNS)
+
+
+def damaged_store(path: Path, error: Exception) -> StoreError:
+    """The one-line error of a damaged store, saying how to rebuild it."""
+    return StoreError(_damaged(path, error))
+
+
 def _damaged(path: Path, error: Exception) -> str:
     return (
         f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
@@ -66,11 +80,37 @@ def _create(path: Path) -> None:
         os.replace(tmp, path)
 
 
-def _connect_when_free(path: Path, wait_seconds: float, busy: str, **options) -> duckdb.DuckDBPyConnection:
+def writer_marker(path: Path) -> Path:
+    """The file a writer keeps beside the store while it waits for readers: sandboxed queries stop when they see
+    it (:mod:`.sql_sandbox`), so a query never makes a writer fail."""
+    return Path(f"{path}.writer-waiting")
+
+
+def writer_waiting(path: Path) -> bool:
+    """Whether a live writer process waits for the store (a marker left by a killed one does not count)."""
+    marker = writer_marker(path)
+    try:
+        pid = int(marker.read_text() or 0)
+        fresh = time.time() - marker.stat().st_mtime < WRITER_WAIT_SECONDS + 30
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return fresh
+    except (OSError, OverflowError):
+        return False
+    return fresh
+
+
+def _connect_when_free(
+    path: Path, wait_seconds: float, busy: str, on_wait=None, **options
+) -> duckdb.DuckDBPyConnection:
     """A connection (``options`` of `duckdb.connect`), retried with backoff while another process holds the file.
 
     A held lock is waited for (up to `wait_seconds`), then reported as ``<path>: <busy>``, never as damage;
-    a file DuckDB cannot read is reported with how to rebuild it.
+    a file DuckDB cannot read is reported with how to rebuild it. ``on_wait`` is called once, before the
+    first wait.
     """
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
@@ -85,6 +125,8 @@ def _connect_when_free(path: Path, wait_seconds: float, busy: str, **options) ->
                 raise StoreError(_damaged(path, error)) from error
             if time.monotonic() > deadline:
                 raise StoreError(f"{path}: {busy}") from error
+            if on_wait is not None:
+                on_wait, _ = None, on_wait()
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
@@ -93,12 +135,17 @@ def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnectio
     """A read-write connection once no other process holds the file (created when missing)."""
     if not path.exists():
         _create(path)
-    return _connect_when_free(
-        path,
-        wait_seconds,
-        f"still in use by another process after {wait_seconds:.0f} s (a `sql` query, an export or another run); "
-        "the store is intact: run again when that process has finished",
-    )
+    marker = writer_marker(path)
+    try:
+        return _connect_when_free(
+            path,
+            wait_seconds,
+            f"still in use by another process after {wait_seconds:.0f} s (an export, a report or another run); "
+            "the store is intact: run again when that process has finished",
+            on_wait=lambda: marker.write_text(str(os.getpid())),
+        )
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 class FeatureStore:
@@ -221,15 +268,16 @@ def connect_read_only(
     )
 
 
-def query(path: Path, sql: str, wait_seconds: float = 5.0) -> pl.DataFrame:
+def query(path: Path, sql: str, wait_seconds: float = 5.0, *, yield_to_writer: bool = True) -> pl.DataFrame:
     """Run read queries on the store in the SQL sandbox and return the (last) result.
 
     Statements other than read queries, and queries reaching for files, network or extensions, raise
     ``sql_sandbox.QueryRejected`` (a :class:`StoreError`); see :mod:`synapflow_assets.store.sql_sandbox`.
+    ``yield_to_writer=False`` (the pipeline's own short reads) is not interrupted when a writer waits.
     """
     from .sql_sandbox import run_read_query
 
-    return run_read_query(path, sql, wait_seconds=wait_seconds)
+    return run_read_query(path, sql, wait_seconds=wait_seconds, yield_to_writer=yield_to_writer)
 
 
 def stored_partitions(path: Path, table: str) -> set[tuple]:
@@ -237,4 +285,4 @@ def stored_partitions(path: Path, table: str) -> set[tuple]:
     if not Path(path).exists():
         return set()
     columns = "animal" if table == "dynamics" else "animal, session"
-    return set(query(path, f"SELECT DISTINCT {columns} FROM {table}").iter_rows())
+    return set(query(path, f"SELECT DISTINCT {columns} FROM {table}", yield_to_writer=False).iter_rows())

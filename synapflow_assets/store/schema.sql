@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS dynamics (
 -- stores written before distance along the dendrite existed
 ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_position_um DOUBLE;
 ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_component BIGINT;
+-- stores written before the spine morphology existed (and new ones: the columns come from here)
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS head_diameter_um DOUBLE;
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS head_diameter_fwhm_um DOUBLE;
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS neck_length_um DOUBLE;
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS head_volume_um3 DOUBLE;
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS size_shaft_um DOUBLE;
+ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS shaft_diameter_um DOUBLE;
 -- Corrections a person made to track statuses (``review --apply``). They are never deleted by a
 -- recomputation: ``spine_dynamics`` applies each to the track at the same place (within 1 um) of its session.
 CREATE TABLE IF NOT EXISTS corrections (

@@ -13,12 +13,14 @@ Two layers, each enough on its own for the attacks we know of:
 """
 
 import re
+import threading
+import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from .feature_store import StoreError, connect_read_only
+from .feature_store import StoreError, connect_read_only, damaged_store, is_damage, writer_waiting
 
 #: The DuckDB settings of a sandboxed connection (all exist in DuckDB 2.0.1; ``lock_configuration`` is given
 #: at connect time rather than by ``SET`` so a second connection of the same process can share the instance).
@@ -28,8 +30,15 @@ SANDBOX_CONFIG = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
+    "threads": 1,
+    "temp_directory": "",
+    "max_temp_directory_size": "0 bytes",
     "lock_configuration": True,
 }
+#: What one sandboxed query may use: memory (DuckDB's ``memory_limit``; no spill to disk: ``temp_directory`` is
+#: off) and time (then it is interrupted); a query also stops as soon as a writer waits for the store.
+MEMORY_LIMIT = "512MB"
+TIMEOUT_SECONDS = 30.0
 
 #: Pragmas that only describe the catalogue or the engine.
 READ_PRAGMAS = frozenset(
@@ -52,6 +61,15 @@ READ_PRAGMAS = frozenset(
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
 _EXPLAIN = re.compile(r"explain\b\s*(?:analy[sz]e\b\s*)?(?:\([^)]*\)\s*)?", re.I)
 _PRAGMA = re.compile(r"pragma\s+(\w+)\s*(?:\([^;]*\))?\s*;?\s*$", re.I | re.S)
+
+
+_FILE_FUNCTIONS = re.compile(
+    r"\b(read_(?:blob|text|csv\w*|json\w*|ndjson\w*|parquet|xlsx)|parquet_\w+|sniff_csv|glob|st_read|"
+    r"delta_scan|iceberg_\w+)\s*\(",
+    re.I,
+)
+"""Table functions that read files: refused by name, since DuckDB lets them read the database file itself (its
+raw pages hold deleted rows) even with external access off."""
 
 
 class QueryRejected(StoreError):
@@ -123,11 +141,16 @@ def check_read_only(sql: str) -> list[duckdb.Statement]:
         refused = _refusal(statement)
         if refused is not None:
             raise QueryRejected(f"sql: only read queries are allowed on the read-only store (got {refused})")
+        if reader := _FILE_FUNCTIONS.search(statement.query):
+            raise QueryRejected(f"sql: queries may not read files ({reader.group(1)}); query the store's tables")
     return statements
 
 
-def connect_sandboxed(path: Path, *, wait_seconds: float = 5.0) -> duckdb.DuckDBPyConnection:
-    """Open the feature store read-only with :data:`SANDBOX_CONFIG` (no files, network or extensions; locked).
+def connect_sandboxed(
+    path: Path, *, wait_seconds: float = 5.0, memory_limit: str = MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
+    """Open the feature store read-only with :data:`SANDBOX_CONFIG` (no files, network, extensions or spill to
+    disk; one thread; ``memory_limit``; locked).
 
     Parameters
     ----------
@@ -135,16 +158,41 @@ def connect_sandboxed(path: Path, *, wait_seconds: float = 5.0) -> duckdb.DuckDB
         The DuckDB file.
     wait_seconds : float, optional
         How long to retry while a writer holds the file.
+    memory_limit : str, optional
+        DuckDB's memory limit of the connection (e.g. ``512MB``).
 
     Raises
     ------
     StoreError
         When the file is missing, corrupt, stays locked, or is open in this process with other settings.
     """
-    return connect_read_only(path, wait_seconds, config=SANDBOX_CONFIG)
+    return connect_read_only(path, wait_seconds, config={**SANDBOX_CONFIG, "memory_limit": memory_limit})
 
 
-def run_read_query(path: Path, sql: str, *, wait_seconds: float = 5.0) -> pl.DataFrame:
+def _watch(connection: duckdb.DuckDBPyConnection, path: Path | None, timeout: float, done: threading.Event, why: list):
+    """Interrupt the connection's query after ``timeout`` seconds, or as soon as a writer waits for the store
+    (``path``; None: never)."""
+    deadline = time.monotonic() + timeout
+    while not done.wait(0.1):
+        if time.monotonic() > deadline:
+            why.append(f"it ran over its time limit of {timeout:g} s")
+        elif path is not None and writer_waiting(path):
+            why.append("a writer (an ingest or a run) needs the store; query again when it has finished")
+        else:
+            continue
+        connection.interrupt()
+        return
+
+
+def run_read_query(
+    path: Path,
+    sql: str,
+    *,
+    wait_seconds: float = 5.0,
+    timeout_seconds: float = TIMEOUT_SECONDS,
+    memory_limit: str = MEMORY_LIMIT,
+    yield_to_writer: bool = True,
+) -> pl.DataFrame:
     """Check ``sql`` with :func:`check_read_only`, run it in a sandboxed connection, return the last result.
 
     Parameters
@@ -155,6 +203,12 @@ def run_read_query(path: Path, sql: str, *, wait_seconds: float = 5.0) -> pl.Dat
         Read queries; with several statements the result of the last is returned.
     wait_seconds : float, optional
         How long to retry while a writer holds the file.
+    timeout_seconds : float, optional
+        The query is interrupted after this long (and whenever a writer waits for the store).
+    memory_limit : str, optional
+        The most memory the query may use; nothing spills to disk.
+    yield_to_writer : bool, optional
+        Stop the query when a writer waits for the store (default).
 
     Returns
     -------
@@ -164,19 +218,36 @@ def run_read_query(path: Path, sql: str, *, wait_seconds: float = 5.0) -> pl.Dat
     Raises
     ------
     QueryRejected
-        For a statement that is not a read query, or one that tried to reach files, network or extensions.
+        For a statement that is not a read query, one that tried to reach files, network or extensions, or
+        one stopped by its time or memory limit or for a writer.
     StoreError
         When the store cannot be opened.
     duckdb.Error
         For any other error of the query (syntax, unknown table, ...).
     """
     check_read_only(sql)
-    connection = connect_sandboxed(path, wait_seconds=wait_seconds)
+    connection = connect_sandboxed(path, wait_seconds=wait_seconds, memory_limit=memory_limit)
+    done, why = threading.Event(), list[str]()
+    watched = Path(path) if yield_to_writer else None
+    watcher = threading.Thread(target=_watch, args=(connection, watched, timeout_seconds, done, why), daemon=True)
+    watcher.start()
     try:
         relation = connection.sql(sql)
         return relation.pl() if relation is not None else pl.DataFrame()
     except duckdb.PermissionException as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise QueryRejected(f"sql: queries may not use files, network or extensions ({detail})") from error
+    except duckdb.InterruptException as error:
+        raise QueryRejected(f"sql: query stopped: {why[0] if why else 'interrupted'}") from error
+    except duckdb.OutOfMemoryException as error:
+        raise QueryRejected(
+            f"sql: query stopped: it needs more than its memory limit of {memory_limit} (nothing spills to disk)"
+        ) from error
+    except duckdb.Error as error:
+        if is_damage(error):
+            raise damaged_store(Path(path), error) from error
+        raise
     finally:
+        done.set()
+        watcher.join()
         connection.close()

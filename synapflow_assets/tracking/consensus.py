@@ -34,13 +34,15 @@ from .spines import SPINE_COLUMNS, summarize_spines
 
 #: Ids of spines found by consensus start here (below the redetected spines' ``VIRTUAL_ID``).
 CONSENSUS_ID = 1 << 36
-CONSENSUS_SCHEMA = {
-    "session_index": pl.Int64,
-    "spine_id": pl.Int64,
-    "score": pl.Float64,
-    "other_session_index": pl.Int64,
-    "other_score": pl.Float64,
-}
+CONSENSUS_SCHEMA = pl.Schema(
+    {
+        "session_index": pl.Int64(),
+        "spine_id": pl.Int64(),
+        "score": pl.Float64(),
+        "other_session_index": pl.Int64(),
+        "other_score": pl.Float64(),
+    }
+)
 
 
 @dataclass(frozen=True)

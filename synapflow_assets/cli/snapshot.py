@@ -1,0 +1,35 @@
+"""``snapshot``: freeze an animal's numbers, with their lineage, into a read-only Parquet bundle a paper can cite."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .app import CommandError, app, data_option
+
+
+@app.command(
+    "snapshot",
+    help="Freeze the dynamics, tracks, features and their lineage into a read-only Parquet bundle with a manifest.",
+)
+@click.option("--name", required=True, help="the snapshot's name (its folder under <data>/snapshots/)")
+@click.option("--animal", multiple=True, help="animal to include (repeatable; default: all)")
+@data_option()
+def snapshot(*, name: str, animal: tuple[str, ...], data: str) -> int:
+    """Write ``<data>/snapshots/<name>/`` (see :mod:`synapflow_assets.snapshot`); a snapshot is never rewritten."""
+    from ..snapshot import TABLES, make_snapshot
+    from ..store.locations import is_remote
+
+    if is_remote(data):
+        raise CommandError(f"{data}: `snapshot` reads a local data root; run it on a copy")
+    start = time.perf_counter()
+    made = make_snapshot(Path(data), name, animals=list(animal) or None)
+    rows = ", ".join(f"{made.manifest['tables'][table]['rows']} {table}" for table in TABLES)
+    state = "written, read-only" if made.created else "unchanged (already frozen with these bytes)"
+    print(
+        f"snapshot {name} of {', '.join(made.manifest['animals'])}: {rows}; {made.folder} {state} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
+    return 0
