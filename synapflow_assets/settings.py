@@ -34,6 +34,7 @@ from .imaging.errors import InputError
 from .imaging.validation import MAX_DECODED_MB
 from .store.locations import as_path
 from .tracking.align import AlignParams
+from .tracking.consensus import ConsensusParams
 from .tracking.evidence import EvidenceParams
 
 SETTINGS_FILE = "synapflow.yaml"
@@ -45,6 +46,7 @@ MAX_SETTINGS_BYTES = 64 * 1024
 
 _ALIGN = AlignParams()
 _EVIDENCE = EvidenceParams()
+_CONSENSUS = ConsensusParams()
 
 
 def _number(
@@ -191,9 +193,19 @@ class EvidenceOptions(_Section):
         ge=1,
         le=1000,
     )
+    consensus_score: float | None = _number(
+        _CONSENSUS.min_score,
+        "weakest detector answer that, at one aligned place in two consecutive sessions, makes a spine in both "
+        "(temporal consensus; null: off)",
+        gt=0,
+        le=1,
+    )
 
     def params(self) -> EvidenceParams | None:
-        return EvidenceParams(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+        return EvidenceParams(**self.model_dump(exclude={"enabled", "consensus_score"})) if self.enabled else None
+
+    def consensus(self) -> ConsensusParams:
+        return ConsensusParams(min_score=self.consensus_score)
 
 
 _PLAUSIBLE = PlausibilityLimits()

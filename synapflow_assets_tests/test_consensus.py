@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import polars as pl
+import pytest
 
 from synapflow_assets.tracking.consensus import CONSENSUS_ID, ConsensusParams, weak_spines, with_consensus
 from synapflow_assets.tracking.incremental import AnimalTracker
@@ -102,3 +103,16 @@ def test_a_weak_box_on_a_detected_spine_is_that_spine_and_consensus_can_be_off(a
     assert len(agreed) == 0
     _, agreed = with_consensus(AnimalTracker(tmp_path / "high"), dropped, ConsensusParams(min_score=WEAK + 0.01))
     assert len(agreed) == 0
+
+
+def test_the_lab_settings_turn_consensus_off_or_stricter():
+    import pydantic
+
+    from synapflow_assets.settings import EvidenceOptions
+
+    assert EvidenceOptions().consensus() == ConsensusParams()
+    assert EvidenceOptions(consensus_score=None).consensus().min_score is None
+    assert EvidenceOptions(consensus_score=0.3).consensus().min_score == 0.3
+    for bad in (0.0, 1.5, float("inf"), True):
+        with pytest.raises(pydantic.ValidationError):
+            EvidenceOptions(consensus_score=bad)

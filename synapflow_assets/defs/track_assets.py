@@ -15,7 +15,7 @@ from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
 from ..imaging.readers import content_hash
 from ..store.locations import read_parquet, write_parquet
-from ..tracking.consensus import ConsensusParams, with_consensus
+from ..tracking.consensus import with_consensus
 from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
@@ -166,7 +166,7 @@ def spine_tracks(
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")
         evidence = settings.evidence.params()
-        sessions, agreed = with_consensus(tracker, sessions, ConsensusParams())
+        sessions, agreed = with_consensus(tracker, sessions, settings.evidence.consensus())
         tracks, report = track_with_evidence(
             tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None, consensus=agreed
         )
