@@ -44,6 +44,8 @@ def read_export(path: str | list[str]) -> list[tuple]:
     folder = Path(path[0] if isinstance(path, list) else path)
     sidecar = json.loads((folder / SIDECAR).read_text())
     image = zarr.open_group(str(folder / sidecar["image"]), mode="r")["0"]
+    if not isinstance(image, zarr.Array):
+        raise ValueError(f"{folder / sidecar['image']}: no image array '0' (not written by export-napari)")
     axes = sidecar["axes"]
     units = tuple("" if a == "t" else sidecar["units"] for a in axes)
     sample = np.asarray(image[0, :, ::4, ::4], dtype=np.float32)  # the first session, coarsely

@@ -116,3 +116,24 @@ def test_the_lab_settings_turn_consensus_off_or_stricter():
     for bad in (0.0, 1.5, float("inf"), True):
         with pytest.raises(pydantic.ValidationError):
             EvidenceOptions(consensus_score=bad)
+
+
+def test_an_animal_with_consensus_spines_is_up_to_date_after_its_ingest(tmp_path):
+    """The tracks record the versions of the sessions they read, not of the sessions with their consensus spines:
+    a second ingest runs nothing (a stand-in MIP series, the champion detector and its candidates)."""
+    import dagster as dg
+
+    from synapflow_assets.defs.resources import AlignmentSettings, DataLake
+    from synapflow_assets.defs.staleness import tracks_stale
+    from synapflow_assets.pipeline import process_landed
+    from synapflow_assets.synthetic.mip_timelapse import simulate_mip_timelapse
+
+    simulate_mip_timelapse(tmp_path / "landing", series=1, sessions=3, seed=5)
+    lake = DataLake(root=str(tmp_path))
+    with dg.instance_for_test() as instance:
+        first = process_landed(instance, lake)
+        assert not first.failed and "series01 (spine_tracks, spine_dynamics)" in first.materialized
+        tracks = pl.read_parquet(lake.tracks_path("series01"))
+        assert tracks.filter(pl.col("spine_id") >= CONSENSUS_ID).height > 0
+        assert not tracks_stale(instance, lake, "series01", AlignmentSettings())
+        assert process_landed(instance, lake).materialized == []

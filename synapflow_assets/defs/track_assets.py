@@ -166,14 +166,16 @@ def spine_tracks(
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")
         evidence = settings.evidence.params()
-        sessions, agreed = with_consensus(tracker, sessions, settings.evidence.consensus())
+        # the spines found by consensus join the sessions for tracking; the sessions' own versions stay the
+        # record of what was read (`upstream_versions`)
+        augmented, agreed = with_consensus(tracker, sessions, settings.evidence.consensus())
         tracks, report = track_with_evidence(
-            tracker, sessions, evidence or EvidenceParams(), redetect=evidence is not None, consensus=agreed
+            tracker, augmented, evidence or EvidenceParams(), redetect=evidence is not None, consensus=agreed
         )
     except ValueError as error:
         raise dg.Failure(description=f"{animal}: {error}") from error
     voxel = read_volume_info(lake.volume_path(animal, sessions[0].key))[1] if sessions else None
-    tracks = with_positions(tracks, sessions, voxel)
+    tracks = with_positions(tracks, augmented, voxel)
     tracks = tracks.with_columns(animal=pl.lit(animal))
     failpoint("tracking")
     path = write_parquet(tracks, lake.tracks_path(animal))
@@ -245,6 +247,7 @@ def last_two_sessions(
         last.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
         [str(t) for t in last["track_id"]],
         last["status"].to_list(),
+        names=(sessions[-2].key, sessions[-1].key),
     )
     return dg.MetadataValue.md(
         png_markdown(
