@@ -32,6 +32,7 @@ scale-test: $(VENV)/.installed
 	$(PY) bench/scale.py --animals 2 --sessions 3 --workers 2
 
 ui: $(VENV)/.installed
+	mkdir -p .nux && printf 'seen: 1\n' > .nux/nux.yaml  # no newsletter pop-up over a new user's first pages
 	$(VENV)/bin/dg dev -w workspace.yaml
 
 mlflow-ui: $(VENV)/.installed

@@ -117,3 +117,11 @@ def test_reliability_a_full_disk_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     print(f"\nresult written to a full disk | {err}")
     assert len(err) == 1 and err[0].startswith("error: disk full"), err
+
+
+def test_an_instance_of_ours_shows_no_newsletter_pop_up(tmp_path):
+    from synapflow_assets.defs.instance import open_instance
+
+    with open_instance(tmp_path / "lab"):
+        pass
+    assert (tmp_path / "lab" / "dagster" / ".nux" / "nux.yaml").read_text() == "seen: 1\n"

@@ -114,8 +114,9 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
     sessions, steps, _ = animal_alignments(lake, animal)
     written = write_napari(Path(lake.root), animal, Path(out), [s.key for s in sessions], steps, tracks, sizes)
     print(
-        f"{len(sessions)} registered volumes, tracks.csv and points.csv in {out} "
-        f"(napari: open the .ome.zarr folders, then tracks.csv as Tracks and points.csv as Points)"
+        f"{animal}.ome.zarr ({len(sessions)} sessions on its t axis, registered into one frame, in um), "
+        f"tracks.csv and points.csv (um) in {out}; open with `napari {out}` (the synapflow reader plugin: "
+        "pip install '.[napari]')"
     )
     return 0 if written else 1
 

@@ -81,6 +81,10 @@ def open_instance(data_root: str | Path) -> dg.DagsterInstance:
             config.write_text(yaml.safe_dump(instance_config(home), sort_keys=False))
         else:
             retarget(config, home)
+        seen = home / ".nux" / "nux.yaml"  # the web UI's newsletter pop-up would cover a new user's first pages
+        if not seen.exists():
+            seen.parent.mkdir(exist_ok=True)
+            seen.write_text("seen: 1\n")
         return dg.DagsterInstance.from_config(str(home))
 
 
