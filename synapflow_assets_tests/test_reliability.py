@@ -362,6 +362,21 @@ def test_reliability_a_corrupt_registry_is_one_line(tmp_path, capsys):
     assert all("\n" not in line for line in report.failed.values())
 
 
+@pytest.mark.parametrize("schema", ["CREATE TABLE spines (id INTEGER)", "CREATE TABLE experiments (x INTEGER)"])
+def test_reliability_a_registry_of_another_schema_is_one_line(tmp_path, schema):
+    import sqlite3
+
+    from synapflow_assets.detection.lifecycle import RegistryError, ensure_champion
+
+    root = tmp_path / "data"
+    (root / "mlflow").mkdir(parents=True)
+    with sqlite3.connect(root / "mlflow" / "mlflow.db") as connection:
+        connection.execute(schema)
+    with pytest.raises(RegistryError, match="not a readable MLflow database .*are not MLflow's") as error:
+        ensure_champion(root)
+    assert "\n" not in str(error.value)
+
+
 def test_reliability_one_data_root_one_instance(tmp_path):
     import yaml
 

@@ -134,8 +134,13 @@ def _check_sqlite(uri: str) -> None:
         return
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            connection.execute("PRAGMA schema_version").fetchone()  # reads the header only: cheap on every open
-        problem = None
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # an empty database is fine (MLflow creates its tables); another application's is not
+        problem = (
+            None
+            if not tables or {"experiments", "alembic_version"} <= tables
+            else (f"its tables ({', '.join(sorted(tables)[:4])}) are not MLflow's")
+        )
     except sqlite3.DatabaseError as error:
         problem = str(error)
     if problem is not None:
