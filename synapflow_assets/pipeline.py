@@ -1,7 +1,9 @@
 """Run the assets in-process on what has landed, skipping partitions that are up to date."""
 
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import dagster as dg
@@ -30,7 +32,7 @@ from .imaging.errors import InputError
 from .imaging.landing import is_complete, scan_landing, settle_seconds_default
 from .stopping import check_stop, stop_requested
 from .store.atomic_files import remove_orphans
-from .store.feature_store import stored_partitions
+from .store.feature_store import FeatureStore, stored_partitions
 from .store.locations import check_reachable
 
 INGEST_LOCK_WAIT_SECONDS = 3600
@@ -69,6 +71,7 @@ def process_landed(
     alignment: AlignmentSettings | None = None,
     progress=None,
     settle_wait: float = 0.0,
+    drop_removed: bool = False,
 ) -> PipelineReport:
     """Register every landed session as partitions and materialize its stale assets, then each animal's tracks.
 
@@ -114,6 +117,7 @@ def process_landed(
             alignment or AlignmentSettings(),
             progress or (lambda done, total, line: None),
             settle_wait,
+            drop_removed,
         )
     finally:
         lock.release()
@@ -127,6 +131,7 @@ def _process_landed(
     alignment: AlignmentSettings,
     progress,
     settle_wait: float,
+    drop_removed: bool = False,
 ) -> PipelineReport:
     sessions, problems = _settled_scan(lake, progress, settle_wait)
     report = PipelineReport(skipped=problems)
@@ -151,6 +156,8 @@ def _process_landed(
         _ensure_detector(instance, lake, report)
     upgrade_partitions(instance)
     report.removed = _removed_sessions(instance, landed, report.skipped)
+    if drop_removed and report.removed:
+        report.removed = [drop_session(instance, lake, line.split(":", 1)[0]) for line in report.removed]
     register_sessions(instance, [(s.animal, s.session) for s in sessions])
     in_store = stored_partitions(lake.store_path, "spine_features")
     failed_animals = set()
@@ -242,6 +249,32 @@ def _removed_sessions(instance: dg.DagsterInstance, landed: list, skipped: list[
             f"count in {animal}'s dynamics (land it again, or delete the partition {key} to drop it)"
         )
     return lines
+
+
+#: The feature-store tables that hold rows per session.
+SESSION_TABLES = ("sessions", "detections", "spines", "spine_features")
+
+
+def drop_session(instance: dg.DagsterInstance, lake: DataLake, key: str) -> str:
+    """Drop a session that left the landing folder: its rows in the feature store, its outputs and then its
+    partition (in that order, so that an interrupted drop is finished by the next one); its animal's tracks and
+    dynamics are then recomputed without it. One line saying what was dropped."""
+    animal, session = split_session_key(key)
+    with FeatureStore(lake.store_path) as store:
+        rows = sum(store.drop_partition(SESSION_TABLES, animal, session).values())
+    for path in (
+        lake.spines_path(animal, session),
+        lake.spine_boxes_path(animal, session),
+        lake.detections_path(animal, session),
+        lake.candidates_path(animal, session),
+    ):
+        Path(path).unlink(missing_ok=True)
+    shutil.rmtree(lake.volume_path(animal, session), ignore_errors=True)
+    instance.delete_dynamic_partition(SESSIONS_NAME, key)
+    return (
+        f"{key}: no longer in the landing folder; dropped ({rows} store rows, its outputs and its partition), "
+        f"{animal}'s tracks and dynamics are recomputed without it"
+    )
 
 
 def run_job(

@@ -82,6 +82,18 @@ def test_reliability_a_session_removed_from_landing_is_reported(tmp_path):
     print(f"\nsession removed from landing | exit {run.returncode}: {removed}")
     assert run.returncode == 0 and len(removed) == 1 and removed[0].startswith("REMOVED m1/day04: no longer in")
     assert "kept" in removed[0]
+    # the lab's other choice: drop it, and recompute the animal without it
+    from synapflow_assets.store.feature_store import query
+
+    dropped = subprocess.run([*command, "--drop-removed"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    lines = [line.strip() for line in dropped.stdout.splitlines() if "REMOVED" in line]
+    assert dropped.returncode == 0 and len(lines) == 1 and "dropped" in lines[0], dropped.stdout + dropped.stderr
+    store = root / "features.duckdb"
+    assert query(store, "SELECT count(*) AS n FROM spine_features WHERE session = 'day04'")["n"][0] == 0
+    assert query(store, "SELECT session FROM dynamics WHERE animal = 'm1'")["session"].to_list() == ["day00"]
+    assert not (root / "volumes" / "m1" / "day04.ome.zarr").exists()
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0 and "REMOVED" not in again.stdout, again.stdout
 
 
 def test_reliability_ingest_waits_for_files_still_being_copied(tmp_path):

@@ -171,7 +171,7 @@ def simulate(
     return 0
 
 
-def _process(instance, lake, resources: dict, wait: bool) -> tuple:
+def _process(instance, lake, resources: dict, wait: bool, drop_removed: bool = False) -> tuple:
     """Run :func:`~synapflow_assets.pipeline.process_landed` with a progress bar; its report and the session rows."""
     from ..pipeline import SETTLE_WAIT_SECONDS, process_landed, session_summary
     from ..progress import Progress
@@ -187,12 +187,17 @@ def _process(instance, lake, resources: dict, wait: bool) -> tuple:
                 bar.line(f"  running {line}")
 
         report = process_landed(
-            instance, lake, **resources, progress=progress, settle_wait=SETTLE_WAIT_SECONDS if wait else 0.0
+            instance,
+            lake,
+            **resources,
+            progress=progress,
+            settle_wait=SETTLE_WAIT_SECONDS if wait else 0.0,
+            drop_removed=drop_removed,
         )
         return report, session_summary(instance)
 
 
-def run_ingest(*, data: str, resources: dict, wait: bool = True) -> int:
+def run_ingest(*, data: str, resources: dict, wait: bool = True, drop_removed: bool = False) -> int:
     """Materialize the stale assets of every landed session under ``data`` and print what happened.
 
     Parameters
@@ -203,6 +208,8 @@ def run_ingest(*, data: str, resources: dict, wait: bool = True) -> int:
         :func:`settings_resources`.
     wait : bool, optional
         Wait (up to 10 min, saying so) for sessions still being written, rather than list them as WAITING.
+    drop_removed : bool, optional
+        Drop the sessions gone from the landing folder (see :func:`~synapflow_assets.pipeline.drop_session`).
 
     Returns
     -------
@@ -216,7 +223,7 @@ def run_ingest(*, data: str, resources: dict, wait: bool = True) -> int:
     start = time.perf_counter()
     with stop_on_signals(), open_instance(data) as instance:
         lake.store_path  # noqa: B018 - an object-store root without a feature-store file fails here, before any run
-        report, rows = _process(instance, lake, resources, wait)
+        report, rows = _process(instance, lake, resources, wait, drop_removed)
     print(
         f"partitions: {len(report.materialized)} run, {len(report.up_to_date)} up to date, "
         f"{len(report.failed)} failed, {len(report.skipped)} skipped ({time.perf_counter() - start:.1f} s)"
@@ -281,11 +288,17 @@ def run_ingest(*, data: str, resources: dict, wait: bool = True) -> int:
     default=True,
     help="list sessions still being written as WAITING instead of waiting for them (up to 10 min)",
 )
-def ingest(*, data: str, create: bool = False, wait: bool = True, **settings) -> int:
+@click.option(
+    "--drop-removed",
+    is_flag=True,
+    help="drop the sessions gone from the landing folder (their store rows, outputs and partitions) and "
+    "recompute their animals without them; by default they are kept, counted, and reported as REMOVED",
+)
+def ingest(*, data: str, create: bool = False, wait: bool = True, drop_removed: bool = False, **settings) -> int:
     """Ingest the landed sessions with the settings flags."""
     resources = settings_resources(**settings)
     check_data_root(data, create=create)
-    return run_ingest(data=data, resources=resources, wait=wait)
+    return run_ingest(data=data, resources=resources, wait=wait, drop_removed=drop_removed)
 
 
 @app.command("demo", help="Simulate an example and run every asset.")

@@ -207,6 +207,23 @@ class FeatureStore:
             (json.dumps(input_versions, sort_keys=True), code_version)
         }
 
+    def drop_partition(self, tables: tuple[str, ...], animal: str, session: str | None) -> dict[str, int]:
+        """Delete a partition's rows from each table, in one transaction; the rows deleted per table."""
+        condition = "animal = ?" + (" AND session = ?" if session is not None else "")
+        keys = [animal] + ([session] if session is not None else [])
+        dropped = {}
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            for table in tables:
+                found = self.connection.execute(f"SELECT count(*) FROM {table} WHERE {condition}", keys).fetchone()
+                self.connection.execute(f"DELETE FROM {table} WHERE {condition}", keys)
+                dropped[table] = int(found[0]) if found else 0
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        return dropped
+
     def replace_partition(
         self, tables: dict[str, pl.DataFrame], animal: str, session: str | None, lineage: dict
     ) -> dict[str, int]:
