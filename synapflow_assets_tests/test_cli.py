@@ -73,7 +73,7 @@ def test_generated_settings_flags_keep_their_names_and_reach_the_resources():
     assert found["estimate_pixel_size"].opts == ["--no-pixel-size-estimate"]
     assert found["max_rotation_deg"].help.startswith(AlignmentOptions.model_fields["max_rotation_deg"].description)
     assert f"default {DetectionOptions().score_threshold}" in found["score_threshold"].help
-    own = ("data", "source", "create", "wait")  # the command's own options, not settings
+    own = ("data", "source", "create", "wait", "drop_removed")  # the command's own options, not settings
     assert all(option.default is None for name, option in found.items() if name not in own)
 
     command = app.get_command(click.Context(app), "ingest")
