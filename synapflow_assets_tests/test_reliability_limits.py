@@ -2,6 +2,7 @@
 and never makes an ingest fail."""
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -221,3 +222,28 @@ def test_reliability_a_damaged_store_is_one_line(tmp_path, ingested, damage):
         assert run.returncode == 2 and len(lines) == 1, run.stderr[-2000:]
         assert f"{store}: not a readable feature store" in lines[0] and "move it aside" in lines[0]
     print(f"\nstore {damage} | " + " / ".join(outcomes))
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
+def test_reliability_running_out_of_memory_is_one_line_and_fails_only_its_partition(tmp_path):
+    """Under a 3 GB address-space limit, a session that decodes to 1.5 GiB (a small zlib file, under the decoded
+    size limit) fails in one line naming its file; the command ends with exit 1 and no traceback."""
+    landing = tmp_path / "data" / "landing" / "m1"
+    landing.mkdir(parents=True)
+    volume = np.zeros((48, 4096, 4096), np.uint16)
+    volume[:, ::64, ::64] = 100
+    tifffile.imwrite(landing / "day00.tif", volume, compression="zlib", imagej=True, resolution=(10, 10))
+    del volume
+    (landing / "day00.done").write_text("")
+    command = [sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(tmp_path / "data")]
+    run = subprocess.run(
+        ["prlimit", "--as=3000000000", *command, "--source", "baseline", "--no-wait"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    failed = [line.strip() for line in (run.stdout + run.stderr).splitlines() if "FAILED m1/day00" in line]
+    print(f"\nout of memory | exit {run.returncode}: {failed}")
+    assert run.returncode == 1 and "Traceback" not in run.stdout + run.stderr
+    assert len(failed) == 1 and "day00.tif" in failed[0] and "allocate" in failed[0]
