@@ -12,7 +12,9 @@ import numpy as np
 import polars as pl
 
 from .features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
+from .features.morphology_plots import morphology_png, relative_size_png
 from .features.plausibility import animal_plausibility
+from .features.size_change import HEAD_VOLUME_CV, log_ratio_half_width, relative_sizes, size_changes
 from .imaging.errors import InputError
 from .imaging.ome_zarr import read_mip
 from .imaging.overlay import overlay_png
@@ -75,6 +77,52 @@ def counts_line(dynamics: pl.DataFrame, sizes: pl.DataFrame) -> str:
     )
 
 
+def morphology_section(root: Path, animal: str, sessions: list[str]) -> str:
+    """Head diameter, neck length and head volume per session, the head volume of persistent spines across
+    sessions with intervals, and the size changes (first to last session) beyond the measurement noise."""
+    store, safe = root / "features.duckdb", animal.replace("'", "''")
+    features = query(
+        store,
+        "SELECT session, head_diameter_um, neck_length_um, head_volume_um3 FROM spine_features "
+        f"WHERE animal = '{safe}'",
+    )
+    parts = [
+        "<h3>Spine morphology</h3>",
+        _figure(
+            morphology_png(features, sessions, title=animal),
+            f"{animal}: head diameter (um), neck length (um) and head volume (um^3) of the spines of each session "
+            "(box: quartiles and median, whiskers: 5-95%)",
+        ),
+    ]
+    tracks = query(
+        store,
+        f"""SELECT t.track_id, t.session, t.session_index, t.status, f.head_volume_um3 FROM tracks t
+        LEFT JOIN spine_features f ON f.spine_key = t.spine_key WHERE t.animal = '{safe}'""",
+    )
+    if not len(tracks):
+        return "\n".join(parts)
+    half = log_ratio_half_width()
+    parts.append(
+        _figure(
+            relative_size_png(relative_sizes(tracks), sessions, half_width=half, title=animal),
+            f"{animal}: head volume of each persistent spine relative to its first session (grey), their median "
+            f"with its 95% interval (purple), and the 95% band of an unchanged spine from the measurement noise "
+            f"(shaded, CV {HEAD_VOLUME_CV:.1%} per session)",
+        )
+    )
+    changes = size_changes(tracks)
+    if len(changes):
+        grew = int((changes["size_change_low"] > 0).sum())
+        shrank = int((changes["size_change_high"] < 0).sum())
+        median = changes.select(pl.col("size_change").median()).item()
+        parts.append(
+            f"<p>Head volume change from the first to the last session in view ({len(changes)} spines in view in "
+            f"at least two sessions, view <code>size_changes</code>): median {median:+.1%}; "
+            f"{grew} grew and {shrank} shrank beyond the measurement noise (95% interval excluding 0).</p>"
+        )
+    return "\n".join(parts)
+
+
 def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = None) -> str:
     """One animal: dynamics plot and table, sessions, overlays, alignment, detector and lineage."""
     store = root / "features.duckdb"
@@ -112,6 +160,7 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
         ]
     else:
         parts.append("<p>No dynamics (tracks not computed, or the sessions do not align).</p>")
+    parts.append(morphology_section(root, animal, sessions["session"].to_list()))
     parts += [
         "<h3>Sessions</h3>",
         _table(sessions.select("session", "acquired_at", "layers", "n_spines", "spines_per_um")),
@@ -142,9 +191,17 @@ def animal_section(root: Path, animal: str, alignment: pl.DataFrame | None = Non
 
 
 def build_report(
-    root: Path, animals: list[str] | None = None, alignments: dict[str, pl.DataFrame] | None = None
+    root: Path,
+    animals: list[str] | None = None,
+    alignments: dict[str, pl.DataFrame] | None = None,
+    *,
+    source: str | None = None,
+    changes: tuple[str, list[str]] | None = None,
 ) -> str:
     """The HTML of the report over ``animals`` (default: every animal in the store).
+
+    ``source`` names where the numbers come from (default: ``root``), e.g. a snapshot; ``changes`` is
+    ``(since, lines)``: what changed since another snapshot (``snapshot_query.snapshot_changes``), listed first.
 
     Raises
     ------
@@ -158,9 +215,14 @@ def build_report(
         if animal not in known:
             raise InputError(root / "features.duckdb", f"no sessions of animal {animal!r} in the feature store")
     body = "\n".join(animal_section(root, a, (alignments or {}).get(a)) for a in animals)
+    if changes is not None:
+        since, lines = changes
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines) or "<li>no change of the dynamics</li>"
+        body = f"<h2>Changes since snapshot {html.escape(since)}</h2><ul>{items}</ul>\n{body}"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>SynapFlow report</title><style>{STYLE}</style>"
-        f"</head><body><h1>Dendritic spine dynamics</h1><p>{len(animals)} animal(s), from {html.escape(str(root))}, "
+        f"</head><body><h1>Dendritic spine dynamics</h1><p>{len(animals)} animal(s), "
+        f"from {html.escape(source or str(root))}, "
         f"{stamp}. Rates are per session with their 95% intervals.</p>{body}</body></html>"
     )

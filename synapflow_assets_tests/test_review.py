@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 import zarr
@@ -13,6 +14,7 @@ from synapflow_assets.__main__ import main
 from synapflow_assets.defs.feature_assets import spine_dynamics
 from synapflow_assets.defs.resources import AlignmentSettings, DataLake, DetectionSettings
 from synapflow_assets.defs.track_assets import spine_tracks
+from synapflow_assets.features.size_change import size_changes
 from synapflow_assets.pipeline import process_landed, recompute_dynamics
 from synapflow_assets.review import export_review, labels_from_corrections, read_review
 from synapflow_assets.store.feature_store import FeatureStore, query
@@ -225,8 +227,6 @@ def test_persistent_sizes_are_relative_to_the_first_session():
 
 
 def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(processed, tmp_path, capsys):
-    import numpy as np
-
     assert main(["export-napari", "--animal", "m1", "--out", str(tmp_path / "napari"), "--data", str(tmp_path)]) == 0
     tracks = pl.read_csv(tmp_path / "napari" / "tracks.csv")
     points = pl.read_csv(tmp_path / "napari" / "points.csv")
@@ -267,10 +267,24 @@ def test_report_is_one_self_contained_html_page_per_animal(processed, tmp_path, 
 
     parser = Images()
     parser.feed(page)
-    assert len(parser.sources) == 2 + 3 and all(s.startswith("data:image/png;base64,") for s in parser.sources)
+    assert len(parser.sources) == 4 + 3 and all(s.startswith("data:image/png;base64,") for s in parser.sources)
     assert "<h2>m1</h2>" in page and "Alignment of consecutive sessions" in page and "day04</td><td>day08" in page
     captions = re.findall(r"<figcaption>([^<]+)</figcaption>", page)  # visible, one under every picture
-    assert len(captions) == len(parser.sources) and "day04: " in captions[3] and "on the maximum projection" in page
+    assert len(captions) == len(parser.sources) and "day04: " in captions[5] and "on the maximum projection" in page
+    assert captions[2].startswith("m1: head diameter (um), neck length (um) and head volume (um^3) of the spines")
+    assert captions[3].startswith("m1: head volume of each persistent spine relative to its first session")
+    assert "Head volume change from the first to the last session in view" in page
+    # the store's view of size changes is the pure function's, on the same rows
+    tracks = query(
+        processed.store_path,
+        """SELECT t.animal, t.track_id, t.session, t.session_index, t.status, f.head_volume_um3 FROM tracks t
+        LEFT JOIN spine_features f ON f.spine_key = t.spine_key""",
+    )
+    view = query(processed.store_path, "SELECT * FROM size_changes ORDER BY animal, track_id")
+    expected = size_changes(tracks).sort("animal", "track_id")
+    assert len(view) > 10 and view["track_id"].to_list() == expected["track_id"].to_list()
+    for column in ("size_change", "size_change_low", "size_change_high"):
+        assert np.allclose(view[column].to_numpy(), expected[column].to_numpy())
     dynamics = query(processed.store_path, "SELECT round(formation_high, 3) AS h FROM dynamics WHERE session_index = 1")
     assert f"<td>{dynamics['h'][0]}</td>" in page
     assert "Detector: " in page and "imported:day00.detections.csv version " in page

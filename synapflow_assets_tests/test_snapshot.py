@@ -59,8 +59,52 @@ def test_a_snapshot_is_frozen_byte_identical_and_says_what_it_holds(tmp_path, in
     later = json.loads((tmp_path / "snapshots" / "paper-v2" / "manifest.json").read_text())
     assert later["tables"]["dynamics"]["rows"] == 3 and not list((tmp_path / "snapshots").glob(".*"))
 
+    # a snapshot is queried by name, with the store's views, while the store has moved on
+    store = str(tmp_path / "features.duckdb")
+    count = "SELECT count(*) AS n FROM dynamics"
+    capsys.readouterr()
+    assert main(["sql", "--snapshot", "paper-v1", "--store", store, "--format", "csv", count]) == 0
+    assert capsys.readouterr().out.split() == ["n", "2"]
+    assert main(["sql", "--store", store, "--format", "csv", count]) == 0 and capsys.readouterr().out.split()[1] == "3"
+    assert main(["sql", "--snapshot", "paper-v1", "--store", store, "SELECT count(*) FROM size_changes"]) == 0
+    assert main(["sql", "--snapshot", "nope", "--store", store, count]) == 2
+    assert "no snapshot 'nope'" in capsys.readouterr().err
+    # a snapshot's report, saying what changed since another
+    out = tmp_path / "v2.html"
+    args = ["--out", str(out), "--data", str(tmp_path)]
+    assert main(["report", "--snapshot", "paper-v2", "--since", "paper-v1", *args]) == 0
+    page = out.read_text()
+    assert "<h2>Changes since snapshot paper-v1</h2>" in page and "<li>m1/day08: added since paper-v1</li>" in page
+    assert f"from snapshot paper-v2 of {tmp_path}" in page and "<h2>m1</h2>" in page
+    assert main(["report", "--since", "paper-v1", *args]) == 2
+
 
 @pytest.mark.parametrize("args", [["--name", "../escape"], ["--name", "ok", "--animal", "nobody"]])
 def test_a_bad_name_or_animal_is_one_line(tmp_path, args, capsys):
     assert main(["snapshot", *args, "--data", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "snapshots" / "ok").exists()
+
+
+def test_what_changed_between_two_snapshots_is_one_line_per_number(tmp_path):
+    from synapflow_assets.snapshot import SnapshotError
+    from synapflow_assets.snapshot_query import COMPARED, checked_manifest, snapshot_changes
+
+    def bundle(name: str, n_in_view: list[int]) -> None:
+        n = len(n_in_view)
+        frame = pl.DataFrame(
+            {"animal": ["m1"] * n, "session": [f"day{4 * i:02d}" for i in range(n)], "session_index": list(range(n))}
+        ).with_columns(pl.lit(0.1).alias(c) for c in COMPARED)
+        folder = tmp_path / "snapshots" / name
+        folder.mkdir(parents=True)
+        frame.with_columns(n_in_view=pl.Series(n_in_view)).write_parquet(folder / "dynamics.parquet")
+        sha = hashlib.sha256((folder / "dynamics.parquet").read_bytes()).hexdigest()
+        manifest = {"tables": {"dynamics": {"file": "dynamics.parquet", "rows": n, "sha256": sha}}}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    bundle("v1", [79, 75])
+    bundle("v2", [79, 77, 80])
+    assert snapshot_changes(tmp_path, "v2", "v1") == ["m1/day08: added since v1", "m1/day04: n_in_view 75 -> 77"]
+    assert snapshot_changes(tmp_path, "v1", "v1") == []
+    (tmp_path / "snapshots" / "v1" / "dynamics.parquet").write_bytes(b"changed")
+    with pytest.raises(SnapshotError, match="dynamics.parquet is missing or differs from its manifest"):
+        checked_manifest(tmp_path, "v1")

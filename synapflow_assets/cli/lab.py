@@ -124,8 +124,10 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
 @app.command("report", expected=(ValueError,), help="A self-contained HTML report of the animals' dynamics.")
 @click.option("--out", required=True, help="HTML file to write")
 @click.option("--animal", multiple=True, help="animal to include (repeatable; default: all)")
+@click.option("--snapshot", help="render this snapshot (<data>/snapshots/NAME) instead of the live store")
+@click.option("--since", help="with --snapshot: list what changed since this other snapshot")
 @data_option()
-def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
+def report(*, out: str, animal: tuple[str, ...], data: str, snapshot: str | None, since: str | None) -> int:
     """Write one HTML page with the dynamics, overlays, alignment and detector of the animals."""
     import polars as pl
 
@@ -135,6 +137,10 @@ def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
     from ..store.feature_store import query
 
     _local_root(data, "report")
+    if since and not snapshot:
+        raise CommandError("--since needs --snapshot NAME")
+    if snapshot:
+        return _snapshot_report(Path(data), snapshot, since=since, out=Path(out), animals=list(animal))
     lake = DataLake(root=data)
     animals = (
         list(animal)
@@ -160,9 +166,25 @@ def report(*, out: str, animal: tuple[str, ...], data: str) -> int:
                 for a, b, s, ok in steps
             ]
         )
-    page = build_report(Path(lake.root), animals, alignments)
-    path = Path(out)
+    return _write_report(build_report(Path(lake.root), animals, alignments), Path(out), len(animals))
+
+
+def _snapshot_report(root: Path, name: str, *, since: str | None, out: Path, animals: list[str]) -> int:
+    """The report of a snapshot (its frozen numbers; the alignments are not frozen, so not shown)."""
+    from ..report import build_report
+    from ..snapshot_query import opened_snapshot, snapshot_changes
+    from ..store.feature_store import query
+
+    changes = (since, snapshot_changes(root, name, since)) if since else None
+    with opened_snapshot(root, name) as frozen:
+        page = build_report(frozen, animals or None, source=f"snapshot {name} of {root}", changes=changes)
+        n_animals = len(animals) or len(query(frozen / "features.duckdb", "SELECT DISTINCT animal FROM sessions"))
+    return _write_report(page, out, n_animals)
+
+
+def _write_report(page: str, path: Path, n_animals: int) -> int:
+    """Write the page and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
-    print(f"report of {len(animals)} animal(s): {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
+    print(f"report of {n_animals} animal(s): {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
     return 0

@@ -24,6 +24,7 @@ def run_sql(
     limit: int = 40,
     timeout: float | None = None,
     memory: str | None = None,
+    snapshot: str | None = None,
 ) -> int:
     """Run a read-only query on the feature store and print or write its result.
 
@@ -44,6 +45,9 @@ def run_sql(
         Seconds before the query is stopped (default: the sandbox's).
     memory : str, optional
         The query's memory limit, e.g. ``512MB`` (default: the sandbox's).
+    snapshot : str, optional
+        Query this snapshot of the store's data root (``<root>/snapshots/NAME``, checked against its manifest)
+        instead of the store, with the store's views.
 
     Returns
     -------
@@ -62,9 +66,20 @@ def run_sql(
     if not sql:
         raise CommandError("give a query or --file")
     try:
-        result = run_read_query(
-            Path(store), sql, timeout_seconds=timeout or TIMEOUT_SECONDS, memory_limit=memory or MEMORY_LIMIT
-        )
+        if snapshot:
+            from ..snapshot_query import opened_snapshot
+
+            with opened_snapshot(Path(store).parent, snapshot) as frozen:
+                result = run_read_query(
+                    frozen / "features.duckdb",
+                    sql,
+                    timeout_seconds=timeout or TIMEOUT_SECONDS,
+                    memory_limit=memory or MEMORY_LIMIT,
+                )
+        else:
+            result = run_read_query(
+                Path(store), sql, timeout_seconds=timeout or TIMEOUT_SECONDS, memory_limit=memory or MEMORY_LIMIT
+            )
     except duckdb.Error as error:
         raise CommandError(" ".join(str(error).split()) or type(error).__name__, exit_code=1) from error
     if format == "table":
@@ -101,9 +116,10 @@ def run_sql(
 @click.option(
     "--memory", default="512MB", show_default=True, help="most memory the query may use (nothing spills to disk)"
 )
+@click.option("--snapshot", help="query this snapshot (<data>/snapshots/NAME beside the store) instead of the store")
 def sql(**options) -> int:
     """``sql [QUERY] [--file F] [--format table|csv|json|parquet] [--out F] [--limit N] [--store F]
-    [--timeout S] [--memory M]``."""
+    [--timeout S] [--memory M] [--snapshot NAME]``."""
     return run_sql(**options)
 
 
