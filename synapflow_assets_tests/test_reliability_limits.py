@@ -25,8 +25,10 @@ HOSTILE_SQL = {
     "sort beyond memory": "SELECT a.range, b.range FROM range(100000) a, range(2000) b ORDER BY random()",
 }
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
+def peak_mb():  # this process's own high-water mark (getrusage's maxrss carries the parent's over fork and exec)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 from synapflow_assets.store.sql_sandbox import run_read_query
 start = time.monotonic()
 try:
@@ -35,7 +37,7 @@ try:
 except Exception as error:
     outcome = f"{type(error).__name__}: {error}"
 print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - start,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "max_rss_mb": peak_mb()}))
 """
 
 
@@ -67,7 +69,7 @@ def test_reliability_a_hostile_query_stops_within_its_limits(ingested, case):
     print(f"\n{case} | {found['outcome']} after {found['seconds']:.1f} s, peak {found['max_rss_mb']:.0f} MB")
     assert found["outcome"].startswith("QueryRejected: sql: query stopped"), found
     assert "\n" not in found["outcome"]
-    assert found["seconds"] < 3.0 + 2 and found["max_rss_mb"] < 1200
+    assert found["seconds"] < 3.0 + 2 and found["max_rss_mb"] < 512 + 250  # the sandbox limit and the interpreter
     assert [p for p in ingested.rglob("*") if p.suffix == ".tmp" or p.name.startswith("duckdb_temp")] == []
 
 
@@ -140,9 +142,11 @@ def write_large_sparse(path, pages: int = 24, side: int = 2048) -> None:
 
 
 READ = """
-import json, resource, sys, time
+import json, sys, time
 from synapflow_assets.imaging.readers import read_volume
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():  # this process's own high-water mark (getrusage's maxrss carries the parent's over fork and exec)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+before = peak_mb()
 start = time.monotonic()
 try:
     read_volume(sys.argv[1], max_decoded_mb=int(sys.argv[2]))
@@ -150,8 +154,8 @@ try:
 except Exception as error:
     outcome = f"{type(error).__name__}: {error}"
 print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - start,
-                  "grown_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "grown_mb": peak_mb() - before,
+                  "max_rss_mb": peak_mb()}))
 """
 
 
