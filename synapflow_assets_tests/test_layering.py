@@ -164,3 +164,71 @@ def test_the_model_lifecycle_is_used_through_its_one_module():
         if not within(name, (*LIFECYCLE, "synapflow_assets.detection.lifecycle"))
     }
     assert {name: names for name, names in found.items() if names} == {}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: the package's modules it imports}``, anywhere in it (``TYPE_CHECKING`` blocks and functions too);
+    a package's own ``__init__`` is not counted as imported by its submodules."""
+    found = modules()
+    graph = {}
+    for name, path in found.items():
+        targets = set()
+        for imported in imports(name, path):
+            parts = imported.split(".")
+            known = next((".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in found), None)
+            if known and known != name and not name.startswith(known + "."):
+                targets.add(known)
+        graph[name] = targets
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of two or more modules that import each other, directly or through others (strongly connected
+    components, iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    circles.append(sorted(group))
+    return circles
+
+
+def test_no_import_circles():
+    assert import_circles(import_graph()) == []
+
+
+def test_the_circle_check_finds_one():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_circles(graph) == [["a", "b", "c"]]

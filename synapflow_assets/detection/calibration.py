@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..geometry import centre_distance
+from ..settings import DEFAULT_SCORE_THRESHOLD
 
 
 def matched_size_ratios(predicted: np.ndarray, truth: np.ndarray, centre_px: float = 4.0) -> np.ndarray:
@@ -43,7 +44,9 @@ def matched_size_ratios(predicted: np.ndarray, truth: np.ndarray, centre_px: flo
     return np.sqrt(area_t / area_p)
 
 
-def calibrate_box_scale(detector, samples, score_threshold: float = 0.35, centre_px: float = 4.0) -> dict:
+def calibrate_box_scale(
+    detector, samples, score_threshold: float = DEFAULT_SCORE_THRESHOLD, centre_px: float = 4.0
+) -> dict:
     """The box-size factor of a detector on annotated layers, at its current ``upscale``.
 
     Parameters

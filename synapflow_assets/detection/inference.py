@@ -9,6 +9,7 @@ import torch
 
 from ..geometry import BOX_SCHEMA, centres
 from ..imaging.scale import estimate_pixel_size
+from ..settings import DEFAULT_SCORE_THRESHOLD
 from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, resample, robust_range
 from .detector_files import CONFIG_FORMAT, read_detector_files, write_detector_files
@@ -291,7 +292,7 @@ class SpineDetector:
         return np.concatenate([np.clip(centre - half, 0, limit), np.clip(centre + half, 0, limit)], 1)
 
     def detect_layer(
-        self, layer: np.ndarray, score_threshold: float = 0.5, *, pixel_size_um: float | None = None
+        self, layer: np.ndarray, score_threshold: float = DEFAULT_SCORE_THRESHOLD, *, pixel_size_um: float | None = None
     ) -> pl.DataFrame:
         """Detect spines on one 2D layer.
 
@@ -323,7 +324,7 @@ class SpineDetector:
     def detect_stack(
         self,
         stack: np.ndarray,
-        score_threshold: float = 0.5,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         batch_size: int = 4,
         *,
         pixel_size_um: float | None = None,

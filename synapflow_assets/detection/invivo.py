@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..settings import DEFAULT_SCORE_THRESHOLD
 from .evaluation import detection_scores
 from .real_data import shared_data_root
 
@@ -53,7 +54,10 @@ def invivo_layers(folder: Path | None = None) -> list[InVivoLayer]:
 
 
 def invivo_scores(
-    detector, layers: list[InVivoLayer], score_threshold: float = 0.35, pixel_size_um: float | None = None
+    detector,
+    layers: list[InVivoLayer],
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    pixel_size_um: float | None = None,
 ) -> dict:
     """How many of the peer's boxes the detector finds at ``score_threshold``, and how many boxes it draws.
 

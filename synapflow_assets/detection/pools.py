@@ -11,7 +11,7 @@ from .data import Sample, raw_like_samples, simulated_samples, with_raw_backgrou
 from .real_data import labelled_samples, real_samples
 
 if TYPE_CHECKING:
-    from .training import TrainConfig
+    from .train_config import TrainConfig
 
 
 def training_pools(config: TrainConfig) -> dict[str, tuple[list[Sample], int]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..settings import DEFAULT_SCORE_THRESHOLD
+
 
 @dataclass
 class TrainConfig:
@@ -84,7 +86,7 @@ class TrainConfig:
     val_sim_animals: int = 2
     eval_every: int = 100
     checkpoint_every: int = 50
-    eval_score_threshold: float = 0.35
+    eval_score_threshold: float = DEFAULT_SCORE_THRESHOLD
     model: str = "default"
     threads: int = 2
     max_minutes: float = 0.0

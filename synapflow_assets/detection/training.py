@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..settings import DEFAULT_SCORE_THRESHOLD
 from ..synthetic.params import SimulationParams
 from .batches import AugmentParams, make_batch
 from .checkpoints import STATE_FILE, load_optimizer, save_checkpoint
@@ -109,7 +110,7 @@ def truth_table(samples: list[Sample], types: list[str]):
     return pl.concat(rows)
 
 
-def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: float = 0.35) -> dict:
+def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict:
     """COCO scores (:func:`.evaluation.detection_scores`, the one AP50 of the project) of a detector
     on annotated samples, each at its known pixel size or, when unknown, the estimated one.
 

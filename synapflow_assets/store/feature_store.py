@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,18 +9,37 @@ import duckdb
 import polars as pl
 from filelock import FileLock
 
-from ..errors import SynapFlowError
 from ..failpoints import failpoint
 from ..tracking.corrections import CORRECTION_SCHEMA
 from .atomic_files import sibling
+from .connection import (
+    WRITER_WAIT_SECONDS,
+    StoreError,
+    connect_read_only,
+    connect_when_free,
+    damaged_store,
+    is_damage,
+    writer_marker,
+    writer_waiting,
+)
+from .sql_sandbox import run_read_query
+
+__all__ = [
+    "WRITER_WAIT_SECONDS",
+    "FeatureStore",
+    "StoreError",
+    "connect_read_only",
+    "damaged_store",
+    "is_damage",
+    "lineage_columns",
+    "query",
+    "stored_partitions",
+    "writer_waiting",
+]
 
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
 VIEWS = (Path(__file__).with_name("views.sql")).read_text()
 KEYED_TABLES = ("spines", "spine_features", "tracks")
-
-
-class StoreError(SynapFlowError, RuntimeError):
-    """The store is missing, corrupt or locked."""
 
 
 def lineage_columns(
@@ -38,35 +56,6 @@ def lineage_columns(
     }
 
 
-WRITER_WAIT_SECONDS = 120.0
-"""How long a writer waits for readers (`sql`, `export`, a report) to release the store."""
-
-
-def _is_lock_error(error: Exception) -> bool:
-    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
-
-
-DAMAGE_SIGNS = ("corrupt database file", "could not read enough bytes", "checksum")
-"""What DuckDB says when a block of the file is damaged or missing (found only when a query reads it)."""
-
-
-def is_damage(error: Exception) -> bool:
-    """Whether a DuckDB error reports a damaged or truncated file rather than a problem of the query."""
-    return any(sign in str(error).lower() for sign in DAMAGE_SIGNS)
-
-
-def damaged_store(path: Path, error: Exception) -> StoreError:
-    """The one-line error of a damaged store, saying how to rebuild it."""
-    return StoreError(_damaged(path, error))
-
-
-def _damaged(path: Path, error: Exception) -> str:
-    return (
-        f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
-        "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it"
-    )
-
-
 def _create(path: Path) -> None:
     """Create an empty store so that it appears whole: written beside, renamed into place, under a lock
     (writers starting together would otherwise open a file another is still creating)."""
@@ -80,64 +69,13 @@ def _create(path: Path) -> None:
         os.replace(tmp, path)
 
 
-def writer_marker(path: Path) -> Path:
-    """The file a writer keeps beside the store while it waits for readers: sandboxed queries stop when they see
-    it (:mod:`.sql_sandbox`), so a query never makes a writer fail."""
-    return Path(f"{path}.writer-waiting")
-
-
-def writer_waiting(path: Path) -> bool:
-    """Whether a live writer process waits for the store (a marker left by a killed one does not count)."""
-    marker = writer_marker(path)
-    try:
-        pid = int(marker.read_text() or 0)
-        fresh = time.time() - marker.stat().st_mtime < WRITER_WAIT_SECONDS + 30
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return fresh
-    except (OSError, OverflowError):
-        return False
-    return fresh
-
-
-def _connect_when_free(
-    path: Path, wait_seconds: float, busy: str, on_wait=None, **options
-) -> duckdb.DuckDBPyConnection:
-    """A connection (``options`` of `duckdb.connect`), retried with backoff while another process holds the file.
-
-    A held lock is waited for (up to `wait_seconds`), then reported as ``<path>: <busy>``, never as damage;
-    a file DuckDB cannot read is reported with how to rebuild it. ``on_wait`` is called once, before the
-    first wait.
-    """
-    deadline, pause = time.monotonic() + wait_seconds, 0.1
-    while True:
-        try:
-            return duckdb.connect(str(path), **options)
-        except duckdb.ConnectionException as error:
-            raise StoreError(
-                f"{path}: cannot open ({error}); close the other connection of this process to it first"
-            ) from error
-        except duckdb.Error as error:
-            if not _is_lock_error(error):
-                raise StoreError(_damaged(path, error)) from error
-            if time.monotonic() > deadline:
-                raise StoreError(f"{path}: {busy}") from error
-            if on_wait is not None:
-                on_wait, _ = None, on_wait()
-            time.sleep(pause)
-            pause = min(pause * 2, 2.0)
-
-
 def _connect_writer(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     """A read-write connection once no other process holds the file (created when missing)."""
     if not path.exists():
         _create(path)
     marker = writer_marker(path)
     try:
-        return _connect_when_free(
+        return connect_when_free(
             path,
             wait_seconds,
             f"still in use by another process after {wait_seconds:.0f} s (an export, a report or another run); "
@@ -256,35 +194,6 @@ class FeatureStore:
         return written
 
 
-def connect_read_only(
-    path: Path, wait_seconds: float = 5.0, *, config: dict | None = None
-) -> duckdb.DuckDBPyConnection:
-    """Open the store read-only, retrying while a writer holds the lock.
-
-    ``config`` holds extra DuckDB settings for the connection (see ``sql_sandbox.SANDBOX_CONFIG``).
-
-    Raises
-    ------
-    StoreError
-        When the file is missing or corrupt (saying how to rebuild it), stays locked, or is already open in
-        this process with other settings.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(
-            f"{path}: no feature store yet; run `make demo` or materialize spine_features and spine_dynamics to "
-            "build it"
-        )
-    return _connect_when_free(
-        path,
-        wait_seconds,
-        f"in use by a writer for over {wait_seconds:.0f} s (an ingest or a run); the store is intact: query again "
-        "when it has finished",
-        read_only=True,
-        config=dict(config or {}),
-    )
-
-
 def query(path: Path, sql: str, wait_seconds: float = 5.0, *, yield_to_writer: bool = True) -> pl.DataFrame:
     """Run read queries on the store in the SQL sandbox and return the (last) result.
 
@@ -292,8 +201,6 @@ def query(path: Path, sql: str, wait_seconds: float = 5.0, *, yield_to_writer: b
     ``sql_sandbox.QueryRejected`` (a :class:`StoreError`); see :mod:`synapflow_assets.store.sql_sandbox`.
     ``yield_to_writer=False`` (the pipeline's own short reads) is not interrupted when a writer waits.
     """
-    from .sql_sandbox import run_read_query
-
     return run_read_query(path, sql, wait_seconds=wait_seconds, yield_to_writer=yield_to_writer)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .feature_store import StoreError, connect_read_only, damaged_store, is_damage, writer_waiting
+from .connection import StoreError, connect_read_only, damaged_store, is_damage, writer_waiting
 
 #: The DuckDB settings of a sandboxed connection (all exist in DuckDB 2.0.1; ``lock_configuration`` is given
 #: at connect time rather than by ``SET`` so a second connection of the same process can share the instance).

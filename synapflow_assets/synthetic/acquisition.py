@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 if TYPE_CHECKING:
-    from .raw_layer import RawLayerParams
+    from .raw_layer_params import RawLayerParams
 
 
 def loguniform(rng: np.random.Generator, low_high) -> float:
