@@ -12,6 +12,7 @@ detector missed.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -87,6 +88,47 @@ def _panel(image: np.ndarray, box, title: str, scale: int = 4) -> Image.Image:
     return panel
 
 
+def session_volumes(root: Path, animal: str) -> Callable[[str], np.ndarray]:
+    """A reader of the animal's registered volumes by session name, each read once."""
+    volumes: dict[str, np.ndarray] = {}
+
+    def volume(session: str) -> np.ndarray:
+        if session not in volumes:
+            volumes[session] = np.asarray(read_volume_zarr(Path(root) / "volumes" / animal / f"{session}.ome.zarr")[0])
+        return volumes[session]
+
+    return volume
+
+
+def event_picture(event: dict, volume: Callable[[str], np.ndarray]) -> Image.Image:
+    """The spine of one event (a row of :func:`review_events`) in both sessions side by side: the session it is
+    compared with on the left (when it has a place there), the event's session on the right, the place boxed."""
+    layer = (event["first_layer"] + event["last_layer"]) // 2
+    here, here_box = _crop(volume(event["session"]), [event[c] for c in ("xmin", "ymin", "xmax", "ymax")], layer)
+    panels = [
+        _panel(here, here_box, f"{event['session']} {event['status']}{' (redetected)' if event['redetected'] else ''}")
+    ]
+    if event["other_session"] is not None and event["other_xmin"] is not None:
+        there, there_box = _crop(
+            volume(event["other_session"]),
+            [event[c] for c in ("other_xmin", "other_ymin", "other_xmax", "other_ymax")],
+            int(event["other_layer"]),
+        )
+        panels.insert(0, _panel(there, there_box, event["other_session"]))
+    picture = Image.new("RGB", (sum(p.width for p in panels) + 4 * (len(panels) - 1), max(p.height for p in panels)))
+    x = 0
+    for panel in panels:
+        picture.paste(panel, (x, 0))
+        x += panel.width + 4
+    return picture
+
+
+def check_animal(store: Path, animal: str) -> None:
+    """Raise :class:`InputError` when the animal has no tracks in the store."""
+    if not len(query(store, "SELECT 1 FROM tracks WHERE animal = '" + animal.replace("'", "''") + "' LIMIT 1")):
+        raise InputError(store, f"no tracks of animal {animal!r} in the feature store")
+
+
 def export_review(root: Path, animal: str, out: Path, *, limit: int = 20) -> pl.DataFrame:
     """Write ``review.csv`` and one PNG per event under ``out``; returns the CSV's rows.
 
@@ -97,51 +139,20 @@ def export_review(root: Path, animal: str, out: Path, *, limit: int = 20) -> pl.
     """
     root, out = Path(root), Path(out)
     events = review_events(root / "features.duckdb", animal, limit)
-    if not len(events) and not len(
-        query(
-            root / "features.duckdb", "SELECT 1 FROM tracks WHERE animal = '" + animal.replace("'", "''") + "' LIMIT 1"
-        )
-    ):
-        raise InputError(root / "features.duckdb", f"no tracks of animal {animal!r} in the feature store")
+    if not len(events):
+        check_animal(root / "features.duckdb", animal)
     out.mkdir(parents=True, exist_ok=True)
-    volumes: dict[str, np.ndarray] = {}
-
-    def volume(session: str) -> np.ndarray:
-        if session not in volumes:
-            volumes[session] = np.asarray(read_volume_zarr(root / "volumes" / animal / f"{session}.ome.zarr")[0])
-        return volumes[session]
-
+    volume = session_volumes(root, animal)
     rows = []
     for event in events.iter_rows(named=True):
-        layer = (event["first_layer"] + event["last_layer"]) // 2
-        here, here_box = _crop(volume(event["session"]), [event[c] for c in ("xmin", "ymin", "xmax", "ymax")], layer)
-        panels = [
-            _panel(
-                here, here_box, f"{event['session']} {event['status']}{' (redetected)' if event['redetected'] else ''}"
-            )
-        ]
-        if event["other_session"] is not None and event["other_xmin"] is not None:
-            there, there_box = _crop(
-                volume(event["other_session"]),
-                [event[c] for c in ("other_xmin", "other_ymin", "other_xmax", "other_ymax")],
-                int(event["other_layer"]),
-            )
-            panels.insert(0, _panel(there, there_box, event["other_session"]))
-        picture = Image.new(
-            "RGB", (sum(p.width for p in panels) + 4 * (len(panels) - 1), max(p.height for p in panels))
-        )
-        x = 0
-        for panel in panels:
-            picture.paste(panel, (x, 0))
-            x += panel.width + 4
         name = f"{animal}_{event['session']}_track{event['track_id']}.png"
-        picture.save(out / name)
+        event_picture(event, volume).save(out / name)
         rows.append(
             {
                 **{c: event[c] for c in (*FROM_TRACKS, "other_session")},
                 "x_px": (event["xmin"] + event["xmax"]) / 2,
                 "y_px": (event["ymin"] + event["ymax"]) / 2,
-                "layer": layer,
+                "layer": (event["first_layer"] + event["last_layer"]) // 2,
                 "picture": name,
                 "corrected_status": None,
                 "note": None,

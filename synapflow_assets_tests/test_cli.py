@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "ingest",
     "report",
     "review",
+    "review-ui",
     "simulate",
     "snapshot",
     "sql",

@@ -137,6 +137,7 @@ COMMANDS = {
     "export": "store",
     "report": "lab",
     "review": "lab",
+    "review-ui": "review_ui",
     "export-napari": "lab",
     "snapshot": "snapshot",
     "train-detector": "detector",

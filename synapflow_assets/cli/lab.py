@@ -9,7 +9,7 @@ import click
 from .app import CommandError, app, data_option
 
 
-def _local_root(data: str, command: str) -> None:
+def local_root(data: str, command: str) -> None:
     """Refuse an object-store data root: ``command`` reads local files."""
     from ..store.locations import is_remote
 
@@ -69,7 +69,7 @@ def review(
     """Export events to review (``--animal --out``), training boxes (``--animal --labels``) or apply answers."""
     from ..review import export_review, labels_from_corrections
 
-    _local_root(data, "review")
+    local_root(data, "review")
     root = Path(data)
     if apply:
         return _apply_review(root, apply, by)
@@ -106,7 +106,7 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
     from ..napari_export import export_napari as write_napari
     from ..store.feature_store import query
 
-    _local_root(data, "export-napari")
+    local_root(data, "export-napari")
     lake = DataLake(root=data)
     safe = animal.replace("'", "''")
     tracks = query(lake.store_path, f"SELECT * FROM tracks WHERE animal = '{safe}'")
@@ -136,7 +136,7 @@ def report(*, out: str, animal: tuple[str, ...], data: str, snapshot: str | None
     from ..report import build_report
     from ..store.feature_store import query
 
-    _local_root(data, "report")
+    local_root(data, "report")
     if since and not snapshot:
         raise CommandError("--since needs --snapshot NAME")
     if snapshot:
