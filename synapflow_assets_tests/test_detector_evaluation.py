@@ -71,7 +71,7 @@ def test_images_without_truth_or_predictions():
     assert (s["tp"], s["fp"], s["n_images"]) == (4, 1, 3) and s["ap50"] < 1.0
     empty = predictions(TRUTH, [0.9] * 4).head(0)
     s = detection_scores(TRUTH, empty)
-    assert (s["ap50"], s["recall"], s["f1"], s["map50"]) == (0.0, 0.0, 0.0, 0.0)
+    assert (s["ap50"], s["recall"], s["f1"], s["map50"]) == (0.0, 0.0, 0.0, 0.0) and math.isnan(s["precision"])
     s = detection_scores(TRUTH.head(0), predictions(TRUTH, [0.9] * 4))
     assert math.isnan(s["ap50"]) and math.isnan(s["recall"]) and s["precision"] == 0.0
     with_int_images = TRUTH.with_columns(image=pl.Series([1, 1, 1, 2]))

@@ -269,7 +269,7 @@ def test_detect_command_writes_reference_csv(tiny_detector, tmp_path):
     import tifffile
     from PIL import Image
 
-    from synapflow_assets.detection.cli import detect_main
+    from synapflow_assets.cli import main
 
     tiny_detector.save(tmp_path / "det")
     rng = np.random.default_rng(4)
@@ -277,8 +277,9 @@ def test_detect_command_writes_reference_csv(tiny_detector, tmp_path):
     tifffile.imwrite(tmp_path / "s.tif", rng.integers(0, 4000, (2, 64, 80)).astype(np.uint16))
     out = tmp_path / "boxes.csv"
     assert (
-        detect_main(
+        main(
             [
+                "detect",
                 str(tmp_path / "a.png"),
                 str(tmp_path / "s.tif"),
                 "--out",
@@ -296,5 +297,5 @@ def test_detect_command_writes_reference_csv(tiny_detector, tmp_path):
     png = table.filter(pl.col("filename") == "a.png")
     assert len(png) > 0 and png["layer"].null_count() == len(png) and (png["width"] == 90).all()
     assert set(table.filter(pl.col("filename") == "s.tif")["layer"]) == {0, 1}
-    assert detect_main([str(tmp_path / "missing.png"), "--out", str(out), "--model", str(tmp_path / "det")]) == 2
-    assert detect_main([str(tmp_path / "a.png"), "--out", str(out), "--model", str(tmp_path / "nothing")]) == 2
+    assert main(["detect", str(tmp_path / "missing.png"), "--out", str(out), "--model", str(tmp_path / "det")]) == 2
+    assert main(["detect", str(tmp_path / "a.png"), "--out", str(out), "--model", str(tmp_path / "nothing")]) == 2

@@ -168,3 +168,35 @@ def test_the_gate_rule(champion, champion_score, sources, promoted, reason):
         champion_source=sources[1],
     )
     assert decided is promoted and reason in why
+
+
+def test_processes_opening_a_new_registry_together_all_succeed(tmp_path):
+    """Runs launched together on a new data root each open the registry first: MLflow creating its tables in
+    all of them at once failed some with `table _alembic_tmp_experiments already exists`."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 3.0
+    code = (
+        "import sys, time\n"
+        "from synapflow_assets.detection import registry as R\n"
+        f"time.sleep(max(0.0, {start} - time.time()))\n"
+        "client = R.mlflow_client(R.open_registry(sys.argv[1]))\n"
+        "print(len(client.search_experiments()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "data")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in processes]
+    assert [rc for rc, _, _ in results] == [0, 0, 0, 0], [err[-500:] for _, _, err in results]
+    assert {out.strip() for _, out, _ in results} == {"1"}

@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 import torch
 
+from synapflow_assets.cli import main
 from synapflow_assets.defs.detector_assets import spine_detector
 from synapflow_assets.defs.resources import DataLake
 from synapflow_assets.detection import champion as C
 from synapflow_assets.detection import registry as R
-from synapflow_assets.detection.cli import detect_main, train_detector_main
 from synapflow_assets.detection.gate import GATE_KEY, SOURCE_TAG, validation_score
 from synapflow_assets.detection.inference import SpineDetector
 from synapflow_assets.detection.model import build_model, tiny_spec
@@ -153,13 +153,21 @@ def test_spine_detector_asset_trains_registers_and_logs_the_gate(tmp_path, insta
 
 def test_train_command_registers_unless_told_not_to(tmp_path, data_root):
     assert (
-        train_detector_main(
-            [*TINY_ARGS, "--out", str(tmp_path / "a"), "--data-root", str(tmp_path / "none"), "--no-register"]
+        main(
+            [
+                "train-detector",
+                *TINY_ARGS,
+                "--out",
+                str(tmp_path / "a"),
+                "--data-root",
+                str(tmp_path / "none"),
+                "--no-register",
+            ]
         )
         == 0
     )
     assert (tmp_path / "a" / "model" / "model.safetensors").is_file() and not (tmp_path / "none").exists()
-    assert train_detector_main([*TINY_ARGS, "--out", str(tmp_path / "b"), "--data-root", str(data_root)]) == 0
+    assert main(["train-detector", *TINY_ARGS, "--out", str(tmp_path / "b"), "--data-root", str(data_root)]) == 0
     assert registered_versions(data_root) == [1, 2]
     version = mlflow_client(data_root).get_model_version(R.MODEL_NAME, "2")
     assert version.tags["gate.decision"] in ("promoted", "kept") and version.tags["gate.score_key"] == GATE_KEY
@@ -180,7 +188,8 @@ def test_detect_command_runs_the_champion_of_the_registry(tmp_path, data_root, c
     Image.fromarray(layer).save(tmp_path / "a.png")
     out = tmp_path / "boxes.csv"
     assert (
-        detect_main([str(tmp_path / "a.png"), "--out", str(out), "--data-root", str(data_root), "--score", "0.0"]) == 0
+        main(["detect", str(tmp_path / "a.png"), "--out", str(out), "--data-root", str(data_root), "--score", "0.0"])
+        == 0
     )
     assert "spine-detector version 1 (champion)" in capsys.readouterr().out
     expected = SpineDetector.load(folder, device="cpu").detect_layer(layer, 0.0)

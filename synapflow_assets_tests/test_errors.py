@@ -20,7 +20,9 @@ def package_errors() -> dict[str, type]:
         try:
             module = importlib.import_module(info.name)
         except ModuleNotFoundError as error:
-            if (error.name or "").split(".")[0] in OPTIONAL:
+            # dask re-raises a missing `distributed` with a message of its own: the name is on its cause
+            names = {(e.name or "").split(".")[0] for e in (error, error.__cause__) if isinstance(e, ImportError)}
+            if names & OPTIONAL:
                 continue
             raise
         for name, obj in vars(module).items():

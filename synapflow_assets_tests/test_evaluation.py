@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synapflow_assets.evaluation import box_iou, spine_f1_3d, spines_from_boxes, tracking_scores
+from synapflow_assets.evaluation import box_iou, precision_recall_f1, spine_f1_3d, spines_from_boxes, tracking_scores
 
 COLUMNS = ["layer", "id", "xmin", "ymin", "xmax", "ymax"]
 SPINE_COLUMNS = ["id", "xmin", "ymin", "xmax", "ymax", "z_start", "z_end"]
@@ -265,3 +265,16 @@ def test_spines_from_boxes():
     first = table.row(0, named=True)
     assert (first["id"], first["xmin"], first["xmax"], first["z_start"], first["z_end"]) == (5, 2.0, 12.0, 2, 4)
     assert spine_f1_3d(table, table)["f1"] == 1.0
+
+
+def test_precision_recall_f1_of_empty_inputs():
+    """The one convention of every detection score: a ratio with a zero denominator is NaN."""
+    assert precision_recall_f1(3, 4, 6) == {"precision": 0.75, "recall": 0.5, "f1": 0.6, "tp": 3, "fp": 1, "fn": 3}
+    no_prediction = precision_recall_f1(0, 0, 5)
+    assert math.isnan(no_prediction["precision"]) and (no_prediction["recall"], no_prediction["f1"]) == (0.0, 0.0)
+    no_truth = precision_recall_f1(0, 5, 0)
+    assert math.isnan(no_truth["recall"]) and (no_truth["precision"], no_truth["f1"], no_truth["fp"]) == (0.0, 0.0, 5)
+    neither = precision_recall_f1(0, 0, 0)
+    assert all(math.isnan(neither[k]) for k in ("precision", "recall", "f1"))
+    with pytest.raises(ValueError):
+        precision_recall_f1(3, 2, 5)

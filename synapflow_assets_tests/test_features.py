@@ -15,7 +15,13 @@ from synapflow_assets.features import (
     spine_features,
     type_from_shape,
 )
-from synapflow_assets.features.dendrite import along_dendrite, skeleton_positions, skeletonize_2d
+from synapflow_assets.features.dendrite import (
+    along_dendrite,
+    band_width_px,
+    dendrite_mask_2d,
+    skeleton_positions,
+    skeletonize_2d,
+)
 from synapflow_assets.features.distance import head_and_junction
 from synapflow_assets.features.thresholds import multi_otsu_thresholds, otsu_threshold
 from synapflow_assets.synthetic import SimulationParams, simulate_animal
@@ -256,6 +262,31 @@ def test_density_close_to_ground_truth(animals):
     d = session_density(s.volume, s.spines.filter(pl.col("status").is_in(["present", "new"])), s.voxel_size_um)
     assert d["dendrite_length_um"] == pytest.approx(s.dendrite_length_um, rel=0.25)
     assert d["spines_per_um"] == pytest.approx(d["n_spines"] / d["dendrite_length_um"])
+
+
+@pytest.mark.parametrize("angle", [0.0, 22.5, 45.0, 70.0])
+def test_band_width_of_straight_bands(angle):
+    """Twice the median distance transform on the ridge: within about 1 px of the width (area per unit length)."""
+    yy, xx = np.mgrid[0:300, 0:300].astype(float) - 150
+    t = np.deg2rad(angle)
+    across, along = yy * np.cos(t) - xx * np.sin(t), yy * np.sin(t) + xx * np.cos(t)
+    for width in (5, 8, 13, 20, 30):
+        band = (np.abs(across) <= width / 2) & (np.abs(along) < 100)
+        assert band_width_px(band) == pytest.approx(band.sum() / 200, abs=1.2)
+    assert np.isnan(band_width_px(np.zeros((9, 9), bool)))
+
+
+def test_dendrite_mask_keeps_components_of_min_area():
+    image = np.zeros((80, 80))
+    image[10:30, 10:30] = 1.0  # 400 px before smoothing and opening
+    image[50:70, 50:53] = 1.0  # too thin to survive the opening
+    image[40:44, 5:9] = 1.0  # too small
+    mask = dendrite_mask_2d(image, smooth_px=0.5, min_area_px=100)
+    labels, n = ndimage.label(mask)
+    assert n == 1 and mask[20, 20] and not mask[60, 51] and not mask[42, 7]
+    assert dendrite_mask_2d(image, smooth_px=0.5, min_area_px=int(mask.sum()) + 1).sum() == 0
+    with pytest.raises(ValueError):
+        dendrite_mask_2d(image, open_radius_px=2.5)
 
 
 def test_skeleton_of_a_band_is_its_centre_line():

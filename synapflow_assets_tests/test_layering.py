@@ -1,7 +1,7 @@
 """The layers of the package (docs/architecture.md): the science in plain modules, Dagster only in the orchestration.
 
 - ``defs/``, ``definitions.py`` and ``pipeline.py`` (the orchestration) may import ``dagster``;
-- ``__main__.py``, ``cli/`` and ``detection/cli.py`` (the command line) may import the orchestration, inside the
+- ``__main__.py`` and ``cli/`` (the command line) may import the orchestration, inside the
   commands that need it, but not ``dagster`` itself;
 - every other module is plain Python: it imports neither ``dagster`` nor the orchestration nor the
   command line, so it can be used and tested without Dagster.
@@ -16,7 +16,7 @@ import synapflow_assets
 
 PACKAGE = Path(synapflow_assets.__file__).resolve().parent
 ORCHESTRATION = ("synapflow_assets.defs", "synapflow_assets.definitions", "synapflow_assets.pipeline")
-COMMAND_LINE = ("synapflow_assets.__main__", "synapflow_assets.cli", "synapflow_assets.detection.cli")
+COMMAND_LINE = ("synapflow_assets.__main__", "synapflow_assets.cli")
 
 
 def modules() -> dict[str, Path]:

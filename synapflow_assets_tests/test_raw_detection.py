@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from synapflow_assets.detection.cli import detect_main
+from synapflow_assets.cli import main
 from synapflow_assets.detection.data import raw_like_samples, resample
 from synapflow_assets.detection.evaluation import detection_scores
 from synapflow_assets.detection.gate import validation_score
@@ -177,7 +177,7 @@ def test_detect_finds_the_spines_of_raw_in_vivo_layers_at_default_settings(tmp_p
     layers = invivo_layers()
     out = tmp_path / "boxes.csv"
     paths = [str(shared_data_root() / "real_layers" / f"{layer.name}.png") for layer in layers]
-    assert detect_main([*paths, "--out", str(out), "--model", str(SHIPPED_FOLDER)]) == 0
+    assert main(["detect", *paths, "--out", str(out), "--model", str(SHIPPED_FOLDER)]) == 0
     assert "estimated from the dendrite width" in capsys.readouterr().out
     ours = pl.read_csv(out).with_columns(image=pl.col("filename").str.replace(r"\.png$", ""))
     truth = pl.concat([layer.peer for layer in layers])

@@ -140,7 +140,6 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(
     processed, instance, tmp_path, capsys, embedded_registry, no_shared_data
 ):
     from synapflow_assets.detection import registry as R
-    from synapflow_assets.detection.cli import train_detector_main
     from synapflow_assets.detection.real_data import labelled_samples
 
     from .conftest import mlflow_client, registered_versions
@@ -167,8 +166,17 @@ def test_corrected_spines_become_training_boxes_and_the_gate_decides(
     capsys.readouterr()
     registry = tmp_path / "registry"
     assert (
-        train_detector_main(
-            [*TINY_ARGS, "--extra-labels", str(labels), "--out", str(tmp_path / "run"), "--data-root", str(registry)]
+        main(
+            [
+                "train-detector",
+                *TINY_ARGS,
+                "--extra-labels",
+                str(labels),
+                "--out",
+                str(tmp_path / "run"),
+                "--data-root",
+                str(registry),
+            ]
         )
         == 0
     )

@@ -31,6 +31,7 @@ import math
 import numpy as np
 import polars as pl
 
+from ..evaluation.ratios import precision_recall_f1
 from ..geometry import BOX_COLUMNS, iou, paired_centre_distance
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -132,23 +133,6 @@ def greedy_match(
     return np.concatenate(matched_p), np.concatenate(matched_t)
 
 
-def _prf(n_match: int, n_pred: int, n_truth: int) -> dict:
-    precision = n_match / n_pred if n_pred else (math.nan if n_truth == 0 else 0.0)
-    recall = n_match / n_truth if n_truth else math.nan
-    if n_pred == 0 and n_truth == 0:
-        f1 = math.nan
-    else:
-        f1 = 2 * n_match / (n_pred + n_truth)
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "tp": n_match,
-        "fp": n_pred - n_match,
-        "fn": n_truth - n_match,
-    }
-
-
 def _operating_point(t_box, p_box, t_img, p_img, score, iou_threshold, centre_px) -> tuple[dict, dict]:
     """Greedy precision / recall / F1 at IoU >= threshold and at centre distance <= centre_px."""
     rank = np.empty(len(score), np.int64)
@@ -161,7 +145,10 @@ def _operating_point(t_box, p_box, t_img, p_img, score, iou_threshold, centre_px
     dist = paired_centre_distance(a, b)
     keep = dist <= centre_px
     m_c, _ = greedy_match(rank, pair_p[keep], pair_t[keep], -dist[keep])
-    return (_prf(len(m_iou), len(p_box), len(t_box)), _prf(len(m_c), len(p_box), len(t_box)))
+    return (
+        precision_recall_f1(len(m_iou), len(p_box), len(t_box)),
+        precision_recall_f1(len(m_c), len(p_box), len(t_box)),
+    )
 
 
 # --------------------------------------------------------------------------- COCO AP
@@ -261,8 +248,9 @@ def detection_scores(
         ``centre_px``), ``n_truth``, ``n_predicted``, ``n_images``; with
         ``per_type``: ``ap50_per_type`` ({type: AP50}) and ``map50`` (mean
         over the types present in ``truth``; NaN if none has a type).
-        Undefined ratios (e.g. precision without any prediction and no truth)
-        are NaN; recall with no prediction is 0.
+        Ratios from :func:`synapflow_assets.evaluation.ratios.precision_recall_f1`:
+        one whose denominator is zero is NaN (precision without any prediction,
+        recall without any truth); recall and F1 with no prediction are 0.
     """
     _check(truth, "truth", need_score=False)
     _check(predicted, "predicted", need_score=True)

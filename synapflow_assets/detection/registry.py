@@ -21,10 +21,12 @@ training runs reach the registry through :mod:`.train_register`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -120,7 +122,30 @@ def mlflow_client(reg: Registry):
 
     for uri in {reg.uri, reg.registry_uri}:
         _check_sqlite(uri)
-    return MlflowClient(tracking_uri=reg.uri, registry_uri=reg.registry_uri)
+    with _first_use(reg):
+        return MlflowClient(tracking_uri=reg.uri, registry_uri=reg.registry_uri)
+
+
+_READY: set[str] = set()
+"""SQLite registries this process has opened once (their tables exist)."""
+
+
+@contextmanager
+def _first_use(reg: Registry):
+    """The first opening in this process of a SQLite registry, under a file lock: MLflow creates its tables when a
+    client is made, and runs starting together on a new data root (``dg dev`` launching one per session) raced
+    there and failed with ``table _alembic_tmp_experiments already exists``."""
+    from filelock import FileLock
+
+    paths = sorted({u.removeprefix("sqlite:///") for u in (reg.uri, reg.registry_uri) if u.startswith("sqlite:///")})
+    if not set(paths) - _READY:
+        yield
+        return
+    with contextlib.ExitStack() as locks:
+        for path in paths:
+            locks.enter_context(FileLock(f"{path}.create.lock"))
+        yield
+    _READY.update(paths)
 
 
 def _check_sqlite(uri: str) -> None:

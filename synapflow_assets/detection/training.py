@@ -114,7 +114,8 @@ def evaluate(detector: SpineDetector, samples: list[Sample], score_threshold: fl
     """COCO scores (:func:`.evaluation.detection_scores`, the one AP50 of the project) of a detector
     on annotated samples, each at its known pixel size or, when unknown, the estimated one.
 
-    Boxes down to score 0.05 enter the AP; precision, recall and F1 are at ``score_threshold``.
+    Boxes down to score 0.05 enter the AP; precision, recall and F1 are at ``score_threshold``. Undefined ratios
+    (NaN, e.g. precision when no box reaches the threshold) are left out, except ``ap50``.
 
     Parameters
     ----------

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 
+from synapflow_assets.evaluation.ratios import precision_recall_f1
 from synapflow_assets.evaluation.sequence_data import SEQUENCE_COLUMN
 from synapflow_assets.geometry import BOX_COLUMNS, box_iou
 
@@ -102,7 +101,8 @@ def spine_f1_3d(
     -------
     dict
         ``precision, recall, f1`` (float; NaN when the denominator is zero,
-        e.g. precision with no prediction) and ``tp, fp, fn`` (int). Matching
+        e.g. precision with no prediction: :func:`.ratios.precision_recall_f1`)
+        and ``tp, fp, fn`` (int). Matching
         is an optimal assignment (``scipy.optimize.linear_sum_assignment``)
         maximising the number of matches.
     """
@@ -119,13 +119,4 @@ def spine_f1_3d(
         )
     else:
         tp = _match_counts(truth_spines, predicted_spines, z_overlap, iou_threshold)
-    fp = predicted_spines.height - tp
-    fn = truth_spines.height - tp
-    return {
-        "precision": tp / (tp + fp) if tp + fp else math.nan,
-        "recall": tp / (tp + fn) if tp + fn else math.nan,
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-    }
+    return precision_recall_f1(tp, predicted_spines.height, truth_spines.height)

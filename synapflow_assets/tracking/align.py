@@ -54,16 +54,17 @@ class AlignParams:
         about this pixel size before aligning (the block size, smoothing and
         limits above are in working pixels); the result is given at full
         resolution. At 0.02-0.05 um/px a dendrite is 20-50 px wide and the
-        blocks would hold pieces of one shaft: binned, the median alignment
-        error on the MIP time-lapse stand-in falls from 2.3 to about 1.3 px.
+        blocks would hold pieces of one shaft; binned, the alignment error on
+        the MIP time-lapse stand-in is about half (``bench/real_timelapse.py``).
+        Finer working pixels (0.07 um) or a full-resolution refinement of the
+        field made it worse there, coarser ones (0.13-0.16 um) no better.
 
     Blocks of 32 working pixels (3.2 um at 0.1 um/px) with light smoothing
-    follow local deformations of a few micrometres' wavelength: against 64 px
-    and a smoothness of 0.1, the median error of one pair's alignment falls
-    from 1.6 to 1.1 px on the MIP time-lapse stand-in and from 0.47 to 0.40 px
-    on the simulated z-stacks. Lighter smoothing (0.01) gains a little more
-    there but makes a field of a pure translation noisier (forward-backward
-    residual 1.5 instead of 1.2 px).
+    follow local deformations of a few micrometres' wavelength, better than
+    64 px blocks and a smoothness of 0.1 on both the MIP stand-in and the
+    simulated z-stacks. Lighter smoothing (0.01) gains a little more there but
+    makes the field of a pure translation noisier (its forward-backward
+    residual is checked in ``test_alignment_gate.py``).
     """
 
     max_rotation_deg: float = 4.0

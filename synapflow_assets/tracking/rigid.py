@@ -5,8 +5,8 @@ from scipy import ndimage
 from skimage.transform import EuclideanTransform
 
 
-def _rigid_affine(rotation_deg: float, shift_yx, shape_yx, *, inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The rigid map as ``(matrix, offset)`` on (y, x) points: ``yx -> matrix @ yx + offset``.
+def rigid_transform(rotation_deg: float, shift_yx, shape_yx) -> EuclideanTransform:
+    """The rigid map as a ``skimage.transform.EuclideanTransform`` on (y, x) points.
 
     Parameters
     ----------
@@ -16,46 +16,58 @@ def _rigid_affine(rotation_deg: float, shift_yx, shape_yx, *, inverse: bool = Fa
         Shift applied after the rotation.
     shape_yx : (int, int)
         Layer shape; its centre is ``(shape - 1) / 2``.
-    inverse : bool
-        The inverse map (unshift, then rotate back) instead.
 
     Returns
     -------
-    matrix : numpy.ndarray, shape (2, 2)
-    offset : numpy.ndarray, shape (2,)
-        In the convention of ``scipy.ndimage.affine_transform``.
+    EuclideanTransform
+        Moving to reference: ``yx -> R (yx - centre) + centre + shift``; its ``inverse`` unshifts, then rotates
+        back. The points are (y, x) throughout, so the first coordinate plays the role of skimage's x.
     """
     centre = (np.asarray(shape_yx, dtype=np.float64) - 1) / 2
     shift = np.asarray(shift_yx, dtype=np.float64)
-    a = np.deg2rad(rotation_deg)
-    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    if inverse:
-        return rotation.T, centre - rotation.T @ (centre + shift)
-    return rotation, centre - rotation @ centre + shift
+    return (
+        EuclideanTransform(translation=-centre)
+        + EuclideanTransform(rotation=np.deg2rad(rotation_deg))
+        + EuclideanTransform(translation=centre + shift)
+    )
+
+
+def _apply(transform: EuclideanTransform, yx: np.ndarray) -> np.ndarray:
+    """``transform`` on points of any leading shape (..., 2)."""
+    return yx @ transform.params[:2, :2].T + transform.params[:2, 2]
+
+
+def _resample(image: np.ndarray, transform: EuclideanTransform) -> np.ndarray:
+    """``image`` sampled at ``transform`` of each output pixel (``scipy.ndimage.affine_transform``'s pull
+    convention), linearly, with the image's median outside."""
+    return ndimage.affine_transform(
+        image,
+        transform.params[:2, :2],
+        transform.params[:2, 2],
+        order=1,
+        mode="constant",
+        cval=float(np.median(image)),
+    )
 
 
 def rigid_map(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
     """Rotate points about the image centre by ``rotation_deg`` (counter-clockwise in x/y), then shift."""
-    matrix, offset = _rigid_affine(rotation_deg, shift_yx, shape_yx)
-    return yx @ matrix.T + offset
+    return _apply(rigid_transform(rotation_deg, shift_yx, shape_yx), yx)
 
 
 def rigid_unmap(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
     """The inverse of ``rigid_map``: unshift, then rotate back about the image centre."""
-    matrix, offset = _rigid_affine(rotation_deg, shift_yx, shape_yx, inverse=True)
-    return yx @ matrix.T + offset
+    return _apply(rigid_transform(rotation_deg, shift_yx, shape_yx).inverse, yx)
 
 
 def warp_to_moving(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
     """Resample a reference 2D image onto the moving grid through the inverse rigid map."""
-    matrix, offset = _rigid_affine(rotation_deg, shift_yx, image.shape, inverse=True)
-    return ndimage.affine_transform(image, matrix, offset, order=1, mode="constant", cval=float(np.median(image)))
+    return _resample(image, rigid_transform(rotation_deg, shift_yx, image.shape).inverse)
 
 
 def warp_to_reference(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
     """Resample a moving 2D image onto the reference grid through the rigid map."""
-    matrix, offset = _rigid_affine(rotation_deg, shift_yx, image.shape)
-    return ndimage.affine_transform(image, matrix, offset, order=1, mode="constant", cval=float(np.median(image)))
+    return _resample(image, rigid_transform(rotation_deg, shift_yx, image.shape))
 
 
 def fit_rigid(points: np.ndarray, targets: np.ndarray, iterations: int = 3, max_error_px: float = 1.5):
