@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test ui install clean-data scale-test
+.PHONY: demo test test-slow test-all ui install clean-data scale-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check synapflow_assets synapflow_assets_tests bench
 	$(VENV)/bin/ruff format --check synapflow_assets synapflow_assets_tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2 --durations=10
+	$(PY) -m pytest -q -n 2 -m "not slow" --durations=10
+
+# The slow tests (marked in synapflow_assets_tests/conftest.py: whole labs through Dagster, servers, a browser);
+# .ci/run runs them after `make test`.
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 -m slow --durations=10
+
+test-all: test test-slow
 
 # PostgreSQL, a Dask scheduler and 2 workers, an S3 server and an MLflow server on 127.0.0.1 (deploy/services);
 # a lab through them, compared

@@ -103,3 +103,32 @@ def promote_shipped_copy(data_root, folder):
         folder, params={"test": True}, metrics={"val_ap50": 0.99}, history=[], data_root=data_root
     )
     return champion.promote_if_better(registry.model_version_for_run(run, data_root), data_root=data_root)
+
+
+SLOW_MODULES = {
+    "test_consensus",
+    "test_detector_training",
+    "test_feature_assets",
+    "test_napari_export",
+    "test_object_store",
+    "test_raw_detection",
+    "test_real_inputs",
+    "test_reliability",
+    "test_reliability_landing",
+    "test_reliability_limits",
+    "test_reliability_signals",
+    "test_review",
+    "test_review_ui",
+    "test_session_assets",
+    "test_timelapse_lab",
+    "test_web_ui",
+}
+"""Modules that run whole labs through Dagster, start servers or a browser, or train a model: marked ``slow``, run
+by ``make test-slow`` (CI runs it after ``make test``). Together they took 1,230 of the suite's 1,570 worker
+seconds (``--durations=0``, 2 workers); the rest keeps ``make test`` within 5 minutes."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
