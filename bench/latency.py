@@ -30,9 +30,9 @@ import dagster as dg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synapflow_assets.defs.resources import DataLake  # noqa: E402
-from synapflow_assets.pipeline import process_landed  # noqa: E402
-from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session  # noqa: E402
+from synapflow_assets.defs.resources import DataLake
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
 
 def _free_port() -> int:
@@ -77,7 +77,7 @@ def main() -> None:
 
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": str(data)}
     port = _free_port()
-    log = open(home / "dagster_dev.log", "w")
+    log = open(home / "dagster_dev.log", "w")  # noqa: SIM115 (the server writes to it after this returns)
     server = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("dagster")),

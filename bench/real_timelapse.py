@@ -41,9 +41,11 @@ import polars as pl
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dynamics import compare, truth_tables  # noqa: E402
+import itertools
 
-from synapflow_assets.geometry import box_iou  # noqa: E402
+from dynamics import compare, truth_tables
+
+from synapflow_assets.geometry import box_iou
 
 
 def ingest(root: Path, source: str) -> dict:
@@ -80,7 +82,7 @@ def alignment_figures(root: Path, landing: Path) -> dict:
             sessions = animal_sessions(lake, animal)
             series.append(sessions)
             tracker = AnimalTracker(lake.tracks_cache(animal))
-            for a, b in zip(sessions, sessions[1:]):
+            for a, b in itertools.pairwise(sessions):
                 ok, _, _ = tracker.gate(a, b)
                 same.append(ok)
                 if not ok:
@@ -95,7 +97,7 @@ def alignment_figures(root: Path, landing: Path) -> dict:
             other_tracker.gate(a, b)[0]
             for i, first in enumerate(series)
             for second in series[i + 1 :]
-            for a, b in zip(first, second)
+            for a, b in zip(first, second, strict=False)
         ]
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -141,12 +143,12 @@ def redetection(root: Path, landing: Path) -> float:
                 i, j = linear_sum_assignment(-overlap)
                 good = overlap[i, j] >= 0.2
                 matched[session] = dict(
-                    zip(truth["spine_id"].to_numpy()[i[good]], found["track_id"].to_numpy()[j[good]])
+                    zip(truth["spine_id"].to_numpy()[i[good]], found["track_id"].to_numpy()[j[good]], strict=False)
                 )
             else:
                 matched[session] = {}
         order = sorted(matched)
-        for previous, current in zip(order, order[1:]):
+        for previous, current in itertools.pairwise(order):
             for spine, track in matched[previous].items():
                 if statuses[current].get(spine) in ("present",) and statuses[previous].get(spine) in ("present", "new"):
                     asked += 1
@@ -175,7 +177,7 @@ def bench_profile(root: Path, profile: str, args) -> dict:
     try:
         measured = query(work / "features.duckdb", "SELECT * FROM dynamics ORDER BY animal, session")
         tracks = query(work / "features.duckdb", "SELECT * FROM tracks")
-    except Exception as error:  # noqa: BLE001 - nothing reached the store: report it
+    except Exception as error:
         print(f"== {profile}: nothing in the store ({error})")
         return {**summary, "error": str(error)}
     both, errors = compare(truth, measured.with_columns(new_persistent_fraction=pl.lit(None, pl.Float64)))

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as in Dask's worker processes: the same float sums in the detector
 
-import dagster as dg  # noqa: E402
-from scale_checks import (  # noqa: E402
+import dagster as dg
+from scale_checks import (
     compare,
     concurrent_writes,
     mlflow_through_server,
@@ -53,11 +53,11 @@ from scale_checks import (  # noqa: E402
     wrong_password,
 )
 
-from synapflow_assets.defs.instance import open_instance  # noqa: E402
-from synapflow_assets.defs.partitions import register_sessions, session_partition_key  # noqa: E402
-from synapflow_assets.defs.resources import DataLake, DetectionSettings, lake_from_environment  # noqa: E402
-from synapflow_assets.pipeline import process_landed  # noqa: E402
-from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session  # noqa: E402
+from synapflow_assets.defs.instance import open_instance
+from synapflow_assets.defs.partitions import register_sessions, session_partition_key
+from synapflow_assets.defs.resources import DataLake, DetectionSettings, lake_from_environment
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
 SERVICES = ROOT / "deploy" / "services"
 

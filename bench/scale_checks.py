@@ -125,7 +125,7 @@ def concurrent_writes(root: Path, n: int = 8) -> dict:
         for i in range(n)
     ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
-    failed = [e.strip().splitlines()[-1] for p, e in zip(procs, errors) if p.returncode != 0]
+    failed = [e.strip().splitlines()[-1] for p, e in zip(procs, errors, strict=False) if p.returncode != 0]
     rows = query(path, "SELECT animal, count(*) AS n FROM sessions GROUP BY animal")
     return {
         "writers": n,

@@ -109,7 +109,7 @@ def track_and_score(source: str, sessions, volumes, spines, truth_spines, tmp, s
     """Track one animal's sessions from ``spines`` and score the tracks against the true spines."""
     inputs = [
         SessionInput(f"day{4 * s.index:02d}", sp, v.shape, f"{source}{s.index}", lambda v=v: v)
-        for s, sp, v in zip(sessions, spines, volumes)
+        for s, sp, v in zip(sessions, spines, volumes, strict=False)
     ]
     tracker = AnimalTracker(tmp / f"cache-{seed}-{source}")
     start = time.perf_counter()
@@ -166,7 +166,10 @@ def run_animal(seed: int, n_sessions: int, tmp, modes: list[str], detector=None,
             if detector_params.shape != PARAMS.shape
             else (sessions, volumes, truth_spines)
         )
-        found = [detector_spines(detector, v, f"s{s.index}", s.voxel_size_um) for s, v in zip(small, small_volumes)]
+        found = [
+            detector_spines(detector, v, f"s{s.index}", s.voxel_size_um)
+            for s, v in zip(small, small_volumes, strict=False)
+        ]
         result["detector_seconds_per_session"] = float(np.mean([seconds for _, seconds in found]))
         result.update(
             track_and_score("detector", small, small_volumes, [sp for sp, _ in found], small_truth, tmp, seed)[0]

@@ -30,7 +30,7 @@ def field_docs(model: type) -> dict[str, str]:
     docs: dict[str, list[str]] = {}
     names: list[str] = []
     inside = False
-    for line, below in zip(lines, lines[1:] + [""]):
+    for line, below in zip(lines, [*lines[1:], ""], strict=False):
         if line.strip() == "Attributes" and set(below.strip()) == {"-"}:
             inside = True
         elif inside and line and not line[0].isspace():

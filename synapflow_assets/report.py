@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -219,7 +219,7 @@ def build_report(
         since, lines = changes
         items = "".join(f"<li>{html.escape(line)}</li>" for line in lines) or "<li>no change of the dynamics</li>"
         body = f"<h2>Changes since snapshot {html.escape(since)}</h2><ul>{items}</ul>\n{body}"
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>SynapFlow report</title><style>{STYLE}</style>"
         f"</head><body><h1>Dendritic spine dynamics</h1><p>{len(animals)} animal(s), "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -199,7 +199,7 @@ def read_review(path: Path, *, corrected_by: str | None = None) -> pl.DataFrame:
             path,
             f"line {row['row']}: unknown status {row['corrected_status']!r}; expected one of {', '.join(STATUSES)}",
         )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return filled.select(
         "animal",
         "session",

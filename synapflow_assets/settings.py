@@ -330,7 +330,7 @@ def _read(path: Path) -> dict:
         raise InputError(path, f"not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: bounded nesting, no Python recursion
     try:
-        content = yaml.load(text, Loader=loader) or {}  # noqa: S506 - a safe loader
+        content = yaml.load(text, Loader=loader) or {}
     except yaml.YAMLError as error:
         raise InputError(path, f"cannot read the settings file ({str(error).splitlines()[0]})") from None
     except RecursionError:

@@ -71,7 +71,7 @@ def test_detections_2d_registers_the_shipped_champion_on_a_fresh_registry(tmp_pa
 
 
 def test_detections_2d_with_the_log_baseline(tmp_path, instance):
-    lake, detections = _materialize_detections(tmp_path, instance, DetectionSettings(source="baseline"))
+    _lake, detections = _materialize_detections(tmp_path, instance, DetectionSettings(source="baseline"))
     assert len(detections) > 0 and detections["layer"].is_between(0, 5).all()
     assert set(detections["model"]) == {baseline.MODEL_NAME} and set(detections["model_version"]) == {
         baseline.CODE_VERSION

@@ -81,7 +81,7 @@ def test_images_without_truth_or_predictions():
 def test_greedy_matching_follows_score_order():
     # prediction 1 (higher score) takes truth 0 although prediction 0 overlaps it more
     p, t = greedy_match(np.array([1, 0]), np.array([0, 1, 1]), np.array([0, 0, 1]), np.array([0.9, 0.8, 0.6]))
-    assert dict(zip(p.tolist(), t.tolist())) == {1: 0}
+    assert dict(zip(p.tolist(), t.tolist(), strict=False)) == {1: 0}
 
 
 def blobs(shape, centres, sigma=2.5, amplitude=1000.0, background=100.0, noise=5.0, seed=0):

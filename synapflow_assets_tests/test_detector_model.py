@@ -1,5 +1,6 @@
 """The RT-DETR spine detector: training, inference, tiling, persistence and the shipped model."""
 
+import itertools
 import json
 
 import numpy as np
@@ -125,7 +126,7 @@ def test_tile_origins_cover_the_layer():
     assert tile_origins(300, 512, 64) == [0]
     starts = tile_origins(1000, 512, 64)
     assert starts[0] == 0 and starts[-1] == 1000 - 512
-    assert all(b - a <= 512 - 64 for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= 512 - 64 for a, b in itertools.pairwise(starts))
 
 
 def test_merge_recovers_box_straddling_tile_border():
@@ -177,24 +178,24 @@ def test_missing_or_corrupt_files_name_the_file(tiny_detector, tmp_path):
     tiny_detector.save(folder)
     weights = folder / "model.safetensors"
     weights.write_bytes(b"this is not a safetensors file")
-    with pytest.raises(DetectorError, match="model.safetensors"):
+    with pytest.raises(DetectorError, match=r"model\.safetensors"):
         SpineDetector.load(folder)
     weights.unlink()
-    with pytest.raises(ValueError, match="model.safetensors"):
+    with pytest.raises(ValueError, match=r"model\.safetensors"):
         SpineDetector.load(folder)
     tiny_detector.save(folder)
     (folder / "config.json").write_text("{not json")
-    with pytest.raises(DetectorError, match="config.json"):
+    with pytest.raises(DetectorError, match=r"config\.json"):
         SpineDetector.load(folder)
     (folder / "config.json").unlink()
-    with pytest.raises(DetectorError, match="config.json"):
+    with pytest.raises(DetectorError, match=r"config\.json"):
         SpineDetector.load(folder)
     # weights of another architecture
     tiny_detector.save(folder)
     config = json.loads((folder / "config.json").read_text())
     config["spec"]["hidden_dim"] = 48
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(DetectorError, match="model.safetensors"):
+    with pytest.raises(DetectorError, match=r"model\.safetensors"):
         SpineDetector.load(folder)
 
 

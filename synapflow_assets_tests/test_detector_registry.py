@@ -93,7 +93,7 @@ def test_gate_moves_champion_only_on_a_better_score(data_root, model_folder):
     run3, v3 = train(0.6)
     worse = C.promote_if_better(v3, data_root=data_root)
     assert not worse.promoted and worse.champion == "2" and worse.champion_score == 0.7
-    run4, v4 = train(0.7)
+    _run4, v4 = train(0.7)
     tie = C.promote_if_better(v4, data_root=data_root)
     assert not tie.promoted and tie.champion == "2"
     assert C.champion_info(data_root).version == "2" and registered_versions(data_root) == [1, 2, 3, 4]
@@ -127,7 +127,7 @@ def test_corrupt_weights_are_named(data_root, model_folder, tmp_path, template_d
         C.ensure_champion(other_root, shipped_folder=broken)
     assert str(broken / "model.safetensors") in str(error.value)
     (broken / "config.json").unlink()
-    with pytest.raises(R.RegistryError, match="lacks config.json"):
+    with pytest.raises(R.RegistryError, match=r"lacks config\.json"):
         R.log_training_run(broken, {}, {}, [], data_root)
 
 

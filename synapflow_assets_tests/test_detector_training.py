@@ -1,5 +1,6 @@
 """Training runs end in MLflow: logged, registered as a new version, gated against the champion."""
 
+import itertools
 import json
 import shutil
 
@@ -215,7 +216,7 @@ def test_the_learning_rate_warms_up_then_decays_to_its_floor_at_the_last_step(st
         optimizer.step()
         schedule.step()
     decay = [rates[s] for s in range(max(start_step, config.warmup_steps - 1), config.steps)]
-    assert all(a > b for a, b in zip(decay, decay[1:]))
+    assert all(a > b for a, b in itertools.pairwise(decay))
     assert rates[config.steps - 1] == pytest.approx(1e-4)
     assert rates[12] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 9 / 16))))
     if start_step == 0:

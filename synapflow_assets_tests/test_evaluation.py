@@ -121,7 +121,7 @@ def test_iou_threshold_decides_a_match():
 def test_random_relabelling_changes_nothing():
     truth, pred = random_case(1)
     ids = pred["id"].unique().sort().to_numpy()
-    mapping = dict(zip(ids.tolist(), np.random.default_rng(3).permutation(ids * 11 + 7).tolist()))
+    mapping = dict(zip(ids.tolist(), np.random.default_rng(3).permutation(ids * 11 + 7).tolist(), strict=False))
     relabelled = pred.with_columns(id=pl.col("id").replace_strict(mapping))
     string_ids = pred.with_columns(id=pl.col("id").cast(pl.String))
     base = tracking_scores(truth, pred)

@@ -64,7 +64,7 @@ def test_the_rule_and_its_reasons_agree_over_random_evidence():
         out = frame.with_columns(
             seen=seen(p, *args), answers=answers(p, *args[:2]), why=unseen_because(p, *args)
         ).to_dict(as_series=False)
-        for response, contrast, in_view, gap, is_seen, answered, why in zip(*out.values()):
+        for response, contrast, in_view, gap, is_seen, answered, why in zip(*out.values(), strict=False):
             reaches = response >= p.response_present or (
                 p.contrast_present is not None
                 and response >= p.response_support
@@ -273,7 +273,7 @@ def test_with_redetection_off_a_seen_spine_says_it_was_not_redetected(animal, tm
 
 
 def test_random_misses_on_the_simulated_animal_leave_no_contradicting_event(animal, tmp_path):
-    sessions, _, boxes = animal
+    _sessions, _, boxes = animal
     rng = np.random.default_rng(3)
     drop = {t: [s for s in b["spine_id"].unique().sort().to_list() if rng.random() < 0.25] for t, b in enumerate(boxes)}
     tracks = run(tmp_path, session_inputs(animal, drop=drop))

@@ -94,7 +94,7 @@ def test_reader_waits_for_a_writer_in_another_process(tmp_path, monkeypatch):
     path, marker = tmp_path / "f.duckdb", tmp_path / "released"
     FeatureStore(path).connection.close()
     with _holding(path, marker, read_only=False) as holder:
-        with pytest.raises(StoreError, match="in use by a writer .* the store is intact"):
+        with pytest.raises(StoreError, match=r"in use by a writer .* the store is intact"):
             connect_read_only(path, wait_seconds=0)
         outcomes = _release_on_first_refusal(monkeypatch, holder)
         connection = connect_read_only(path, wait_seconds=60)
@@ -107,7 +107,7 @@ def test_writer_waits_for_a_reader_in_another_process(tmp_path, monkeypatch):
     path, marker = tmp_path / "f.duckdb", tmp_path / "released"
     FeatureStore(path).connection.close()
     with _holding(path, marker, read_only=True) as holder:
-        with pytest.raises(StoreError, match="still in use by another process .* the store is intact"):
+        with pytest.raises(StoreError, match=r"still in use by another process .* the store is intact"):
             FeatureStore(path, wait_seconds=0)
         outcomes = _release_on_first_refusal(monkeypatch, holder)
         with FeatureStore(path, wait_seconds=60) as store:

@@ -282,7 +282,7 @@ def test_dendrite_mask_keeps_components_of_min_area():
     image[50:70, 50:53] = 1.0  # too thin to survive the opening
     image[40:44, 5:9] = 1.0  # too small
     mask = dendrite_mask_2d(image, smooth_px=0.5, min_area_px=100)
-    labels, n = ndimage.label(mask)
+    _labels, n = ndimage.label(mask)
     assert n == 1 and mask[20, 20] and not mask[60, 51] and not mask[42, 7]
     assert dendrite_mask_2d(image, smooth_px=0.5, min_area_px=int(mask.sum()) + 1).sum() == 0
     with pytest.raises(ValueError):
@@ -366,8 +366,8 @@ def test_dynamics_equal_hand_counts(animals):
     dyn = spine_dynamics(_tracks(animals))
     assert dyn.height == 6
     for seed, sessions in animals.items():
-        st = [dict(zip(s.spines["spine_id"].to_list(), s.spines["status"].to_list())) for s in sessions]
-        size = [dict(zip(s.spines["spine_id"].to_list(), s.spines["size"].to_list())) for s in sessions]
+        st = [dict(zip(s.spines["spine_id"].to_list(), s.spines["status"].to_list(), strict=False)) for s in sessions]
+        size = [dict(zip(s.spines["spine_id"].to_list(), s.spines["size"].to_list(), strict=False)) for s in sessions]
         view = [{k for k, v in d.items() if v in ("present", "new")} for d in st]
         first = view[0]
         for t in range(len(sessions)):

@@ -157,5 +157,5 @@ def test_a_single_png_is_a_session_and_a_stray_layer_png_is_not(tmp_path, monkey
     touch(tmp_path / "m1" / "day04.done", b"")
     assert is_complete(day04)
     touch(tmp_path / "m1" / "day00.png")
-    with pytest.raises(InputError, match="several inputs for one session: day00.png, day00.tif"):
+    with pytest.raises(InputError, match=r"several inputs for one session: day00\.png, day00\.tif"):
         find_session_input(tmp_path, "m1", "day00")

@@ -1,5 +1,6 @@
 """Tests of the simulated single-plane MIP time-lapse (synapflow_assets.synthetic.mip_timelapse)."""
 
+import itertools
 import json
 from datetime import datetime, timedelta
 
@@ -61,7 +62,7 @@ def test_files_are_single_uint8_planes_without_a_pixel_size(landing):
         assert 0 < (image == 255).mean() < 0.02  # the brightest pixels saturate
         assert np.median(image) < 80
     assert times == sorted(times) and len({t.date() for t in times}) == 1
-    assert all(timedelta(minutes=10) <= b - a <= timedelta(hours=3) for a, b in zip(times, times[1:]))
+    assert all(timedelta(minutes=10) <= b - a <= timedelta(hours=3) for a, b in itertools.pairwise(times))
 
 
 def test_truth_is_readable_and_consistent(landing):
@@ -129,7 +130,7 @@ def test_survival_and_turnover(truth_only):
     def rates(series):
         first = set(series[0].session.spines.filter(pl.col("status").is_in(IN_VIEW))["spine_id"].to_list())
         survival, eliminated = [], []
-        for prev, s in zip(series, series[1:]):
+        for prev, s in itertools.pairwise(series):
             spines = s.session.spines
             mine = spines.filter(pl.col("spine_id").is_in(list(first)))
             reference = len(first) - (mine["status"] == "out_of_view").sum()
@@ -147,7 +148,7 @@ def test_survival_and_turnover(truth_only):
     eliminations = np.concatenate([rates(series)[1] for series in truth_only["mip-days"]])
     assert 0.04 <= eliminations.mean() <= 0.2
     assert min(rates(series)[0][-1] for series in truth_only["mip-days"]) < 0.8
-    gaps = [b.acquired_at - a.acquired_at for series in truth_only["mip-days"] for a, b in zip(series, series[1:])]
+    gaps = [b.acquired_at - a.acquired_at for series in truth_only["mip-days"] for a, b in itertools.pairwise(series)]
     assert all(timedelta(days=1) < g < timedelta(days=5) for g in gaps)
 
 
@@ -174,7 +175,7 @@ def test_seeds_are_reproducible(landing):
     series_seed = int(np.random.SeedSequence([0, 0]).generate_state(1)[0])
     again = simulate_mip_series(sessions=2, seed=series_seed, skip_render=(1,), start=FIRST_DAY)
     np.testing.assert_array_equal(again[0].session.volume[0], tifffile.imread(landing[0]))
-    for mip, tif in zip(again, landing):  # session k does not depend on how many sessions follow it
+    for mip, tif in zip(again, landing, strict=False):  # session k does not depend on how many sessions follow it
         boxes, spines = read_truth(tif)
         assert_frame_equal(mip.session.spines, spines)
         assert_frame_equal(mip.session.boxes, boxes, check_exact=False)

@@ -71,8 +71,8 @@ def test_head_diameter_of_known_heads(scene):
 
 
 def test_neck_length_long_thin_neck_and_stubby_spine(scene):
-    f, spines = scene
-    neck = dict(zip(SHAPES, f["neck_length_um"].to_numpy()))
+    f, _spines = scene
+    neck = dict(zip(SHAPES, f["neck_length_um"].to_numpy(), strict=False))
     assert neck["thin"] == pytest.approx(2.0, abs=0.25)
     assert neck["mushroom"] == pytest.approx(1.0, abs=0.25)
     assert neck["stubby"] < 0.2

@@ -1,6 +1,7 @@
 """napari hand-off in micrometres: one (t, z, y, x) OME-Zarr per animal, tracks and points in micrometres, and
 the overlay of both checked on the simulator's truth."""
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -26,14 +27,14 @@ def exported(tmp_path_factory):
     """Three simulated sessions exported with their truth as tracks (one track per true spine)."""
     root = tmp_path_factory.mktemp("napari")
     sims = simulate_animal(SimulationParams(shape=(12, 192, 192)), n_sessions=3, seed=11)
-    for name, sim in zip(SESSIONS, sims):
+    for name, sim in zip(SESSIONS, sims, strict=False):
         write_volume(root / "volumes" / "m1" / f"{name}.ome.zarr", sim.volume, sim.voxel_size_um)
-    steps = [align_sessions(a.volume, b.volume, pixel_size_um=a.voxel_size_um[1]) for a, b in zip(sims, sims[1:])]
+    steps = [align_sessions(a.volume, b.volume, pixel_size_um=a.voxel_size_um[1]) for a, b in itertools.pairwise(sims)]
     truth = pl.concat(
         sim.spines.filter(pl.col("status") != "out_of_view").with_columns(
             session=pl.lit(name), session_index=pl.lit(k), track_id="spine_id"
         )
-        for k, (name, sim) in enumerate(zip(SESSIONS, sims))
+        for k, (name, sim) in enumerate(zip(SESSIONS, sims, strict=False))
     )
     tracks = truth.with_columns(
         xmin=pl.col("x") - 2, xmax=pl.col("x") + 2, ymin=pl.col("y") - 3, ymax=pl.col("y") + 3,
@@ -89,7 +90,7 @@ def test_track_points_sit_on_bright_structure_of_their_session(exported):
     tracks = pl.read_csv(written["tracks"])
     index = np.rint(tracks.select("z_um", "y_um", "x_um").to_numpy() / np.asarray(voxel)).astype(int)
     inside = np.all((index >= 0) & (index < volume.shape[1:]), axis=1)
-    values = [volume[t, z, y, x] for t, (z, y, x) in zip(tracks["t"].to_numpy()[inside], index[inside])]
+    values = [volume[t, z, y, x] for t, (z, y, x) in zip(tracks["t"].to_numpy()[inside], index[inside], strict=False)]
     assert set(tracks["t"]) == {0, 1, 2}
     assert np.median(values) > np.percentile(volume[volume > 0], 95)
 

@@ -12,12 +12,12 @@ import pytest
 
 pytest.importorskip("s3fs", reason="object-store roots need the s3fs package (pip install -e '.[dev]')")
 
-from synapflow_assets.defs.instance import open_instance  # noqa: E402
-from synapflow_assets.defs.resources import DataLake, DetectionSettings  # noqa: E402
-from synapflow_assets.pipeline import process_landed  # noqa: E402
-from synapflow_assets.store.feature_store import query  # noqa: E402
-from synapflow_assets.store.locations import StorageError, location, read_parquet  # noqa: E402
-from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session  # noqa: E402
+from synapflow_assets.defs.instance import open_instance
+from synapflow_assets.defs.resources import DataLake, DetectionSettings
+from synapflow_assets.pipeline import process_landed
+from synapflow_assets.store.feature_store import query
+from synapflow_assets.store.locations import StorageError, location, read_parquet
+from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "services" / "s3.sh"
@@ -130,10 +130,10 @@ def test_a_missing_bucket_and_missing_settings_are_named(s3_server, tmp_path, mo
     ):
         process_landed(instance, DataLake(root="s3://no-such-bucket/lab", store=str(tmp_path / "s.duckdb")))
     with pytest.raises(StorageError, match="set SYNAPFLOW_STORE"):
-        DataLake(root="s3://lab/x").store_path
+        _ = DataLake(root="s3://lab/x").store_path
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(StorageError, match="set MLFLOW_TRACKING_URI"):
-        DataLake(root="s3://lab/x").registry_root
+        _ = DataLake(root="s3://lab/x").registry_root
 
 
 def test_ingest_on_an_object_store_without_a_shared_instance_exits_2(s3_server, tmp_path):

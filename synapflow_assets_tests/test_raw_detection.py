@@ -163,7 +163,10 @@ def test_raw_like_training_samples_carry_their_pixel_size():
     again = raw_like_samples(6, 5, workers=2)
     assert all(s.pixel_size_um is not None and 0.05 <= s.pixel_size_um <= 0.3 for s in samples)
     assert [s.name for s in samples] == [s.name for s in again]
-    assert all(np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes) for a, b in zip(samples, again))
+    assert all(
+        np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
+        for a, b in zip(samples, again, strict=False)
+    )
 
 
 #: Measured with the shipped weights at defaults (see bench/detector.py); asserted with margin.

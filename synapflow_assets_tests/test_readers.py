@@ -1,7 +1,7 @@
 """read_volume, find_png_layers and content_hash on well-formed inputs."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -220,7 +220,7 @@ def test_sidecar_voxel_size_time_and_channel(tmp_path):
     vol = read_volume(path)
     assert vol.voxel_size_um == (0.9, 0.11, 0.1)
     assert vol.voxel_size_source == "sidecar"
-    assert vol.acquired_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert vol.acquired_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     np.testing.assert_array_equal(vol.data, data[1::2])
     np.testing.assert_array_equal(read_volume(path, channel=0).data, data[0::2])
 

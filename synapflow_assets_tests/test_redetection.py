@@ -44,7 +44,7 @@ def session_inputs(
     which still answers there below threshold unless the spine is also in ``silent``), plus ``extra`` boxes."""
     sessions, volumes, boxes = animal
     inputs = []
-    for t, (sim, volume, true_boxes) in enumerate(zip(sessions, volumes, boxes)):
+    for t, (sim, volume, true_boxes) in enumerate(zip(sessions, volumes, boxes, strict=False)):
         missed = (drop or {}).get(t, [])
         detections = true_boxes.filter(~pl.col("spine_id").is_in(missed)).with_columns(score=pl.lit(0.9))
         if extra and t in extra:
@@ -149,7 +149,7 @@ def test_a_spine_missed_in_an_earlier_session_is_not_a_formation(animal, tmp_pat
 
 
 def test_a_weak_lone_detection_in_an_empty_region_is_not_a_formation(animal, tmp_path):
-    sessions, volumes, _ = animal
+    _sessions, volumes, _ = animal
     background = volumes[1].astype(float).mean(axis=0)
     y, x = np.unravel_index(
         np.argmin(np.where(np.pad(np.ones((216, 216)), 20) > 0, background, np.inf)), background.shape
@@ -238,7 +238,7 @@ def test_detector_response_and_contrast_are_local(animal):
     on_spines = box_contrast(table, box, layers, layers, 4.0)
     expected = [
         volumes[0][z, int(np.floor(y0)) : int(np.ceil(y1)), int(np.floor(x0)) : int(np.ceil(x1))].mean()
-        for (x0, y0, x1, y1), z in zip(box, layers)
+        for (x0, y0, x1, y1), z in zip(box, layers, strict=False)
     ]
     assert np.all(np.isfinite(on_spines)) and np.median(on_spines) > 0
     inner = box_contrast(table, box, layers, layers, 4.0) * table.level

@@ -54,7 +54,7 @@ def test_non_square_and_single_layer_stacks(shape):
     true = np.zeros((shape[0], 2))
     true[:, 1] = np.arange(shape[0]) * 0.5
     true -= true[shape[0] // 2]
-    aligned, shifts, _ = register_layers(shifted_stack(base, true, rng))
+    _aligned, shifts, _ = register_layers(shifted_stack(base, true, rng))
     assert shifts.shape == (shape[0], 2)
     np.testing.assert_allclose(shifts, true, atol=0.3)
 

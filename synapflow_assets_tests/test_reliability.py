@@ -158,12 +158,12 @@ def test_reliability_bad_inputs_fail_only_their_partition(tmp_path):
 # --- damaged derived data: found and recomputed, with the same numbers
 
 DAMAGE = {
-    "volume chunk deleted": lambda r: [
+    "volume chunk deleted": lambda r: next(
         p for p in (r / "volumes" / "m1" / "day04.ome.zarr" / "0" / "c").rglob("*") if p.is_file()
-    ][0].unlink(),
-    "volume chunk corrupt": lambda r: [
+    ).unlink(),
+    "volume chunk corrupt": lambda r: next(
         p for p in (r / "volumes" / "m1" / "day04.ome.zarr" / "0" / "c").rglob("*") if p.is_file()
-    ][0].write_bytes(b"garbage"),
+    ).write_bytes(b"garbage"),
     "volume deleted": lambda r: shutil.rmtree(r / "volumes" / "m1" / "day00.ome.zarr"),
     "detections deleted": lambda r: (r / "detections" / "m1" / "day04.parquet").unlink(),
     "detections truncated": lambda r: (r / "detections" / "m1" / "day00.parquet").write_bytes(
@@ -198,7 +198,7 @@ def test_reliability_a_missing_chunk_is_an_error_not_zeros(tmp_path):
 
     path = write_volume(tmp_path / "v.ome.zarr", np.zeros((4, 64, 64), np.uint16), (1.0, 0.1, 0.1))
     assert volume_problem(path) is None and read_volume_zarr(path)[0].shape == (4, 64, 64)  # zeros, stored
-    [p for p in (path / "0" / "c").rglob("*") if p.is_file()][0].unlink()
+    next(p for p in (path / "0" / "c").rglob("*") if p.is_file()).unlink()
     assert "1 of" in volume_problem(path)
     with pytest.raises(InputError, match="damaged volume: 1 of"):
         read_volume_zarr(path)
@@ -262,7 +262,7 @@ def test_reliability_sql_readers_during_an_ingest(tmp_path, clean):
                 except StoreError as error:
                     if "no feature store yet" not in str(error):
                         failures.append(str(error))
-                except Exception as error:  # noqa: BLE001 - a thread would otherwise die silently
+                except Exception as error:
                     failures.append(f"{type(error).__name__}: {error}")
             time.sleep(0.05)
 
@@ -372,7 +372,7 @@ def test_reliability_a_registry_of_another_schema_is_one_line(tmp_path, schema):
     (root / "mlflow").mkdir(parents=True)
     with sqlite3.connect(root / "mlflow" / "mlflow.db") as connection:
         connection.execute(schema)
-    with pytest.raises(RegistryError, match="not a readable MLflow database .*are not MLflow's") as error:
+    with pytest.raises(RegistryError, match=r"not a readable MLflow database .*are not MLflow's") as error:
         ensure_champion(root)
     assert "\n" not in str(error.value)
 

@@ -104,7 +104,7 @@ def test_reliability_an_ingest_during_a_hostile_query_succeeds(tmp_path):
     start = time.monotonic()
     with open_instance(root) as instance:
         report = process_landed(instance, DataLake(root=str(root)), detection=IMPORTED)
-    out, err = query.communicate(timeout=60)
+    out, _err = query.communicate(timeout=60)
     found = _result(out)
     print(f"\ningest during an endless query | {time.monotonic() - start:.1f} s; query: {found['outcome']}")
     assert report.failed == {}, report.failed

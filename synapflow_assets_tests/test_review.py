@@ -255,7 +255,7 @@ def test_napari_export_registers_volumes_and_tracks_into_the_first_frame(process
     present = points.filter(pl.col("status") == "present")
     index = np.rint(present.select("z_um", "y_um", "x_um").to_numpy() / np.asarray(voxel)).astype(int)
     inside = np.all((index >= 0) & (index < volumes.shape[1:]), axis=1)
-    values = [volumes[t, z, y, x] for t, (z, y, x) in zip(present["t"].to_numpy()[inside], index[inside])]
+    values = [volumes[t, z, y, x] for t, (z, y, x) in zip(present["t"].to_numpy()[inside], index[inside], strict=False)]
     assert np.median(values) > np.percentile(volumes[0], 95)
     assert main(["export-napari", "--animal", "nobody", "--out", str(tmp_path / "n"), "--data", str(tmp_path)]) == 2
 
@@ -343,7 +343,7 @@ def test_per_layer_metadata_are_compact_tables(processed, instance):
     shifts = latest("raw_volume")["layer_shifts_px"].value
     assert len(shifts.records) == 16 and {c.name for c in shifts.schema.columns} == {"layer", "dy_px", "dx_px"}
     detections = latest("detections_2d")
-    assert list(detections)[0] == "detections_on_projection"
+    assert next(iter(detections)) == "detections_on_projection"
     assert sum(r.data["boxes"] for r in detections["per_layer"].value.records) == detections["detections"].value
 
 

@@ -77,8 +77,20 @@ def test_review_ui_refuses_an_unknown_animal_or_a_missing_store_in_one_line(lab,
 def test_review_ui_command_serves_until_ctrl_c_and_then_recomputes_the_dynamics(lab):
     before = corrections(lab)
     process = subprocess.Popen(
-        [sys.executable, "-m", "synapflow_assets", "review-ui", "--animal", "m1", "--limit", "3"]
-        + ["--by", "cli-tester", "--data", str(lab)],
+        [
+            sys.executable,
+            "-m",
+            "synapflow_assets",
+            "review-ui",
+            "--animal",
+            "m1",
+            "--limit",
+            "3",
+            "--by",
+            "cli-tester",
+            "--data",
+            str(lab),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

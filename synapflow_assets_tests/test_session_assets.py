@@ -80,7 +80,7 @@ def test_detections_outside_the_volume_fail_that_partition_only(landed, instance
 def test_new_session_flows_into_tracks_and_only_its_pair_is_aligned(landed, instance, tmp_path):
     import dagster as dg
 
-    lake, sessions = landed
+    lake, _sessions = landed
     process_landed(instance, lake, detection=IMPORTED)
     tracks = pl.read_parquet(lake.tracks_path("m1"))
     assert tracks["session"].unique().sort().to_list() == ["day00", "day04"]

@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -62,7 +62,7 @@ def test_boxes_inside_and_consecutive(sessions):
         assert ((b["xmax"] - b["xmin"]) > 1).all() and ((b["ymax"] - b["ymin"]) > 1).all()
         vis = s.spines.filter(pl.col("status").is_in(["present", "new"]))
         assert set(b["spine_id"].to_list()) == set(vis["spine_id"].to_list())
-        z = dict(zip(vis["spine_id"].to_list(), vis["z"].to_list()))
+        z = dict(zip(vis["spine_id"].to_list(), vis["z"].to_list(), strict=False))
         for (sid,), g in b.group_by("spine_id"):
             layers = np.sort(g["layer"].to_numpy())
             assert np.all(np.diff(layers) == 1) and 2 <= len(layers) <= 5
@@ -182,7 +182,7 @@ def test_determinism(sessions):
 
 
 def test_write_session_and_read_back(sessions, tmp_path):
-    when = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
     paths = write_session(sessions[1], tmp_path, animal="mouse07", session="day04", acquired_at=when)
     assert paths["tif"] == tmp_path / "mouse07" / "day04.tif"
     with tifffile.TiffFile(paths["tif"]) as tif:
@@ -219,5 +219,5 @@ def test_simulate_landing_is_deterministic_and_idempotent(tmp_path):
         np.testing.assert_array_equal(
             tifffile.imread(t), tifffile.imread(tmp_path / "a" / t.relative_to(tmp_path / "b"))
         )
-    assert not tifffile.imread(tifs[0]).tobytes() == tifffile.imread(tifs[2]).tobytes()
+    assert tifffile.imread(tifs[0]).tobytes() != tifffile.imread(tifs[2]).tobytes()
     assert not [p for p in (tmp_path / "a").rglob(".*")]

@@ -106,5 +106,5 @@ def test_what_changed_between_two_snapshots_is_one_line_per_number(tmp_path):
     assert snapshot_changes(tmp_path, "v2", "v1") == ["m1/day08: added since v1", "m1/day04: n_in_view 75 -> 77"]
     assert snapshot_changes(tmp_path, "v1", "v1") == []
     (tmp_path / "snapshots" / "v1" / "dynamics.parquet").write_bytes(b"changed")
-    with pytest.raises(SnapshotError, match="dynamics.parquet is missing or differs from its manifest"):
+    with pytest.raises(SnapshotError, match=r"dynamics\.parquet is missing or differs from its manifest"):
         checked_manifest(tmp_path, "v1")

@@ -28,7 +28,9 @@ def animal():
 def inputs_for(animal, keys=None):
     sessions, volumes, spines = animal
     keys = keys or [f"day{4 * k:02d}" for k in range(len(sessions))]
-    return [SessionInput(k, sp, v.shape, f"{k}-v1", lambda v=v: v) for k, sp, v in zip(keys, spines, volumes)]
+    return [
+        SessionInput(k, sp, v.shape, f"{k}-v1", lambda v=v: v) for k, sp, v in zip(keys, spines, volumes, strict=False)
+    ]
 
 
 def test_alignment_recovers_drift_rotation_and_z_shift(animal):
@@ -143,7 +145,7 @@ def test_z_range_cost_and_projection():
             "ymax": [20.0, 20.0],
         }
     )
-    moved = project_spines(spines, lambda yx: yx + [5.0, 8.0], 2, (16, 256, 256), border_px=2)
+    moved = project_spines(spines, lambda yx: yx + np.array([5.0, 8.0]), 2, (16, 256, 256), border_px=2)
     assert moved["xmin"].to_list() == [18.0, 254.0] and moved["first_layer"].to_list() == [4, 12]
     assert moved["in_view"].to_list() == [True, False]
     later = pl.DataFrame(
@@ -202,18 +204,18 @@ def test_adding_and_inserting_sessions_recomputes_only_new_pairs(animal, tmp_pat
     assert [c.split(" (")[0] for c in tracker.computed] == ["align day08->day12"]
     assert tracks.filter(pl.col("session_index") < 3).drop("session_index").equals(first.drop("session_index"))
 
-    inserted = (
-        inputs[:1]
-        + [SessionInput("day02", inputs[2].spines, inputs[2].shape_zyx, "day02-v1", inputs[2].load_volume)]
-        + inputs[1:2]
-    )
+    inserted = [
+        *inputs[:1],
+        SessionInput("day02", inputs[2].spines, inputs[2].shape_zyx, "day02-v1", inputs[2].load_volume),
+        *inputs[1:2],
+    ]
     tracker = AnimalTracker(tmp_path)
     tracker.track(inserted)
     assert sorted(c.split(" (")[0] for c in tracker.computed) == ["align day00->day02", "align day02->day04"]
 
 
 def test_tracking_true_spines_keeps_identities(animal, tmp_path):
-    sessions, _, spines = animal
+    _sessions, _, _spines = animal
     tracks, _ = AnimalTracker(tmp_path).track(inputs_for(animal))
     detected = tracks.filter(pl.col("spine_id").is_not_null())
     purity = detected.group_by("track_id").agg(pl.col("spine_id").n_unique() == 1)["spine_id"].mean()
@@ -228,7 +230,7 @@ def test_the_previous_projection_registered_into_the_current_frame_matches_it(an
     before, after = volumes[0].max(axis=0).astype(np.float32), volumes[1].max(axis=0).astype(np.float32)
     warped = step.reference_in_moving_frame(before)
     inside = warped > 0
-    correlation = lambda a, b: np.corrcoef(a[inside], b[inside])[0, 1]  # noqa: E731
+    correlation = lambda a, b: np.corrcoef(a[inside], b[inside])[0, 1]
     print(
         f"correlation with the current projection: raw {correlation(before, after):.2f}, registered "
         f"{correlation(warped, after):.2f}"

@@ -1,6 +1,7 @@
 """The Dagster web UI on our workspace as `make ui` serves it after `make demo` (`dg dev`: the web server and the
 daemon with its sensors): the asset graph over GraphQL, and the pages in a real browser."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -60,7 +61,9 @@ def _processed_lab(home: Path, template_db: Path) -> dict[str, str]:
 
     for seed, (animal, names) in enumerate(LANDED.items(), start=3):
         for sim, name in zip(
-            simulate_animal(SimulationParams(shape=(10, 256, 256)), n_sessions=len(names), seed=seed), names
+            simulate_animal(SimulationParams(shape=(10, 256, 256)), n_sessions=len(names), seed=seed),
+            names,
+            strict=False,
         ):
             write_session(sim, home / "data" / "landing", animal, name)
     (home / "dagster.yaml").touch()
@@ -96,7 +99,7 @@ def webserver(lab):
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNAPFLOW_DATA": str(home / "data")}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         env.pop(name, None)
-    log = open(home / "webserver.log", "w")
+    log = open(home / "webserver.log", "w")  # noqa: SIM115 (the server writes to it after this returns)
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("dg")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
@@ -124,14 +127,10 @@ def webserver(lab):
 def _stop(process: subprocess.Popen) -> None:
     """Ctrl-C, as `make ui` is stopped; then its whole process group (web server, daemon, code server)."""
     process.send_signal(signal.SIGINT)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=30)
 
 

@@ -177,7 +177,7 @@ def detect(
                     pl.lit(None, pl.Int64).alias("layer")
                 )
             )
-        except Exception as error:  # noqa: BLE001 - any unreadable input is reported with its file name
+        except Exception as error:
             bar.close()
             raise CommandError(str(error) if str(path) in str(error) else f"{path}: {error}") from error
         any_stack |= is_stack

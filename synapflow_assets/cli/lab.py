@@ -149,7 +149,9 @@ def report(*, out: str, animal: tuple[str, ...], data: str, snapshot: str | None
     alignments = {}
     for name in animals:
         sessions, aligned, passed = animal_alignments(lake, name)
-        steps = [(a.key, b.key, step, ok) for a, b, step, ok in zip(sessions, sessions[1:], aligned, passed)]
+        steps = [
+            (a.key, b.key, step, ok) for a, b, step, ok in zip(sessions, sessions[1:], aligned, passed, strict=False)
+        ]
         alignments[name] = pl.DataFrame(
             [
                 {

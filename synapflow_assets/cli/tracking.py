@@ -45,7 +45,7 @@ def track_depth(*, boxes: str, out: str, **options) -> int:
         linked = linked.with_columns(**{c: pl.col(f"raw_{c}") for c in BOX_COLUMNS}).drop(
             *(f"raw_{c}" for c in BOX_COLUMNS)
         )
-    extra = [c for c in linked.columns if c not in REFERENCE_COLUMNS + ["id", "row", "stack", "layer", "interpolated"]]
+    extra = [c for c in linked.columns if c not in [*REFERENCE_COLUMNS, "id", "row", "stack", "layer", "interpolated"]]
     linked.select(["id", *REFERENCE_COLUMNS, "interpolated", *extra]).write_csv(out)
     kept = linked.filter(linked["id"] >= 0)
     print(

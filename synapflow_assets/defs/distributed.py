@@ -76,7 +76,7 @@ def open_distributed_instance() -> dg.DagsterInstance:
     try:
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)
-    except Exception as error:  # noqa: BLE001 - driver and SQLAlchemy errors differ by cause
+    except Exception as error:
         reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         raise RuntimeError(
             f"cannot use the Dagster database {database_url()}: {reason.replace(secret, '***')}"

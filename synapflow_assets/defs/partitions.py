@@ -61,7 +61,7 @@ def _add(instance: dg.DagsterInstance, name: str, keys: list[str]) -> None:
     """Add dynamic partitions; another process adding the same keys at the same moment is not an error."""
     try:
         instance.add_dynamic_partitions(name, keys)
-    except Exception:  # noqa: BLE001 - a concurrent insert of the same key (IntegrityError of the storage)
+    except Exception:
         missing = set(keys) - set(instance.get_dynamic_partitions(name))
         if missing:
             raise

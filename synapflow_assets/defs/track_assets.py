@@ -1,5 +1,6 @@
 """Asset `spine_tracks`: every spine of an animal with one identity across its sessions."""
 
+import itertools
 from functools import partial
 from typing import Any
 
@@ -121,7 +122,7 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
     the gate (`AnimalTracker.gate`)."""
     sessions = animal_sessions(lake, animal)
     tracker = AnimalTracker(lake.tracks_cache(animal), AlignmentSettings().settings(lake, animal).alignment.params())
-    pairs = list(zip(sessions, sessions[1:]))
+    pairs = list(itertools.pairwise(sessions))
     return sessions, [tracker.alignment(a, b) for a, b in pairs], [tracker.gate(a, b)[0] for a, b in pairs]
 
 

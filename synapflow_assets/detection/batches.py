@@ -165,7 +165,7 @@ def to_model_labels(boxes: list[np.ndarray], labels: list[np.ndarray], size: tup
     """
     h, w = size
     targets = []
-    for b, l in zip(boxes, labels):
+    for b, l in zip(boxes, labels, strict=False):
         t = torch.as_tensor(np.asarray(b, np.float32)).reshape(-1, 4)
         cxcywh = torch.stack(
             [

@@ -93,11 +93,11 @@ def merge_tiles(
     xs = sorted({t.x0 for t in tiles})
     tile_h = max((t.height for t in tiles), default=height)
     tile_w = max((t.width for t in tiles), default=width)
-    y_core = dict(zip(ys, _core_bounds(ys, tile_h, height)))
-    x_core = dict(zip(xs, _core_bounds(xs, tile_w, width)))
+    y_core = dict(zip(ys, _core_bounds(ys, tile_h, height), strict=False))
+    x_core = dict(zip(xs, _core_bounds(xs, tile_w, width), strict=False))
     all_boxes, all_scores, all_labels = [np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0, np.int64)]
     for t in tiles:
-        boxes = np.asarray(t.boxes, np.float64).reshape(-1, 4) + [t.x0, t.y0, t.x0, t.y0]
+        boxes = np.asarray(t.boxes, np.float64).reshape(-1, 4) + np.array([t.x0, t.y0, t.x0, t.y0])
         cx, cy = centres(boxes).T
         (ylo, yhi), (xlo, xhi) = y_core[t.y0], x_core[t.x0]
         own = (cy >= ylo) & (cy < yhi) & (cx >= xlo) & (cx < xhi)

@@ -22,7 +22,7 @@ def save_checkpoint(folder: Path, detector: SpineDetector, optimizer: torch.opti
     shutil.rmtree(tmp, ignore_errors=True)
     detector.save(tmp)
     tensors, meta = {}, {}
-    for i, (param, value) in enumerate(optimizer.state.items()):
+    for i, value in enumerate(optimizer.state.values()):
         for key, tensor in value.items():
             tensors[f"{i}.{key}"] = (
                 torch.as_tensor(tensor).detach().cpu().contiguous().reshape(-1)
@@ -52,7 +52,7 @@ def load_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
     with safe_open(str(path), "pt") as handle:
         meta = json.loads(handle.metadata()["param_index"])
         grouped: dict[str, dict] = {}
-        for key in handle.keys():
+        for key in handle.keys():  # noqa: SIM118 (a safetensors file, not a dict)
             index, name = key.split(".", 1)
             grouped.setdefault(index, {})[name] = handle.get_tensor(key)
     for index, value in grouped.items():

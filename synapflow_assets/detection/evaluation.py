@@ -51,7 +51,7 @@ def _image_codes(truth: pl.DataFrame, predicted: pl.DataFrame) -> tuple[np.ndarr
         [truth.select(pl.col("image").cast(pl.String)), predicted.select(pl.col("image").cast(pl.String))]
     )["image"]
     uniques = images.unique(maintain_order=True)
-    lookup = dict(zip(uniques.to_list(), range(1, len(uniques) + 1)))
+    lookup = dict(zip(uniques.to_list(), range(1, len(uniques) + 1), strict=False))
     t = np.array([lookup[v] for v in truth["image"].cast(pl.String).to_list()], dtype=np.int64)
     p = np.array([lookup[v] for v in predicted["image"].cast(pl.String).to_list()], dtype=np.int64)
     return t, p, len(uniques)

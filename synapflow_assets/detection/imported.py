@@ -63,7 +63,10 @@ def load_detections(path: Path, volume_shape: tuple[int, int, int]) -> pl.DataFr
         raise InputError(path, str(error)) from error
     return table.select(
         pl.col("layer").cast(pl.Int64),
-        *(pl.col(c).clip(0, limit) for c, limit in zip(("xmin", "ymin", "xmax", "ymax"), (nx, ny, nx, ny))),
+        *(
+            pl.col(c).clip(0, limit)
+            for c, limit in zip(("xmin", "ymin", "xmax", "ymax"), (nx, ny, nx, ny), strict=False)
+        ),
         pl.col("score").cast(pl.Float64),
         type=pl.col("class").cast(pl.String),
     ).sort("layer")

@@ -94,7 +94,7 @@ class SpineDetector:
 
     def set_options(
         self, upscale: float | None = None, box_scale: float | None = None, tile: int | None = None
-    ) -> "SpineDetector":
+    ) -> SpineDetector:
         """Override ``upscale``, ``box_scale`` and / or ``tile`` (None keeps the current value); returns self.
 
         The model's boxes are sized relative to its input, so a tile much larger
@@ -144,7 +144,7 @@ class SpineDetector:
         write_detector_files(folder, self.model, self.config())
 
     @classmethod
-    def load(cls, folder, device: torch.device | str | None = None) -> "SpineDetector":
+    def load(cls, folder, device: torch.device | str | None = None) -> SpineDetector:
         """Load a detector saved by :meth:`save` (safetensors only, nothing is unpickled).
 
         Parameters
@@ -252,7 +252,9 @@ class SpineDetector:
         for indices in by_size.values():
             for start in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[start : start + max(1, batch_size)]
-                for j, result in zip(chunk, self._predict_tiles([jobs[j][5] for j in chunk], score_threshold)):
+                for j, result in zip(
+                    chunk, self._predict_tiles([jobs[j][5] for j in chunk], score_threshold), strict=False
+                ):
                     results[j] = result
         per_layer: list[list[TileOutput]] = [[] for _ in layers]
         for j, (i, y0, x0, th, tw, _) in enumerate(jobs):

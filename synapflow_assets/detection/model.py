@@ -57,7 +57,7 @@ class DetectorSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DetectorSpec":
+    def from_dict(cls, data: dict) -> DetectorSpec:
         """Inverse of :meth:`to_dict`; unknown keys are rejected.
 
         Raises

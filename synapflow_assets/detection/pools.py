@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def training_pools(config: TrainConfig) -> dict[str, tuple[list[Sample], int]]:
     """Pool name -> (samples, crop size): the pools of ``config.pool_weights`` (a pool without weight is empty)."""
     weights = dict(config.pool_weights)
-    wanted = lambda name: weights.get(name, 0) > 0  # noqa: E731
+    wanted = lambda name: weights.get(name, 0) > 0
     real = real_samples("train")
     background_rng = np.random.default_rng([config.seed, 99])
     return {

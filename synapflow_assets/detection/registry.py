@@ -241,9 +241,7 @@ def _flat_numbers(values: dict, prefix: str = "") -> dict[str, float]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(_flat_numbers(value, f"{name}."))
-        elif isinstance(value, bool):
-            out[name] = float(value)
-        elif isinstance(value, (int, float)) and math.isfinite(float(value)):
+        elif isinstance(value, bool) or (isinstance(value, (int, float)) and math.isfinite(float(value))):
             out[name] = float(value)
     return out
 
@@ -265,7 +263,7 @@ def check_weights(path: Path) -> None:
     try:
         with safe_open(str(path), framework="np") as handle:
             keys = list(handle.keys())
-    except Exception as error:  # noqa: BLE001 - safetensors raises several types
+    except Exception as error:
         raise RegistryError(f"corrupt weights file {path}: {error}") from error
     if not keys:
         raise RegistryError(f"corrupt weights file {path}: no tensors")
@@ -374,10 +372,8 @@ def _register(client, reg: Registry, run_id: str, source: str) -> str:
     except MlflowException as error:
         if not is_missing(error):
             raise
-        try:
+        with contextlib.suppress(MlflowException):  # created concurrently
             client.create_registered_model(MODEL_NAME, description="2D spine detector (RT-DETR, safetensors)")
-        except MlflowException:  # created concurrently
-            pass
     version = client.create_model_version(MODEL_NAME, source=source, run_id=run_id)
     return str(version.version)
 
@@ -402,7 +398,7 @@ MLFLOW_UI = "http://127.0.0.1:5000"
 """Where `make mlflow-ui` serves the MLflow UI (override with `SYNAPFLOW_MLFLOW_UI`)."""
 
 
-def ui_links(data_root: str | os.PathLike, info: "ChampionInfo") -> dict[str, str]:
+def ui_links(data_root: str | os.PathLike, info: ChampionInfo) -> dict[str, str]:
     """MLflow UI addresses of a registered version's training run and of the version itself."""
     base = os.environ.get("SYNAPFLOW_MLFLOW_UI", MLFLOW_UI).rstrip("/")
     experiment = mlflow_client(open_registry(data_root)).get_run(info.run_id).info.experiment_id

@@ -78,7 +78,7 @@ def lr_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, *, start_
 def _box_table(frames: list, names: list[str]):
     import polars as pl
 
-    tables = [f.with_columns(pl.lit(n).alias("image")) for f, n in zip(frames, names)]
+    tables = [f.with_columns(pl.lit(n).alias("image")) for f, n in zip(frames, names, strict=False)]
     return pl.concat(tables) if tables else pl.DataFrame()
 
 

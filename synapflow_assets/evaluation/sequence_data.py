@@ -78,7 +78,7 @@ def _split(table: pl.DataFrame, frame: str, frames: np.ndarray):
     starts = np.searchsorted(frame_values, frames, side="left")
     stops = np.searchsorted(frame_values, frames, side="right")
     per_frame = []
-    for start, stop in zip(starts, stops):
+    for start, stop in zip(starts, stops, strict=False):
         frame_ids = dense_ids[start:stop]
         if len(np.unique(frame_ids)) != len(frame_ids):
             raise ValueError(f"an id occurs twice in {frame} {frame_values[start]}")
@@ -115,7 +115,7 @@ def sequence_data(truth: pl.DataFrame, predicted: pl.DataFrame, frame: str) -> S
     return SequenceData(
         gt_ids=[ids for ids, _ in gt],
         tracker_ids=[ids for ids, _ in tr],
-        similarity=[box_iou(g, t) for (_, g), (_, t) in zip(gt, tr)],
+        similarity=[box_iou(g, t) for (_, g), (_, t) in zip(gt, tr, strict=False)],
         num_gt_ids=num_gt_ids,
         num_tracker_ids=num_tr_ids,
     )

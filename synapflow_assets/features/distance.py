@@ -192,7 +192,7 @@ def _head_peak(
 ) -> tuple[tuple[int, int], np.ndarray] | None:
     """The head peak (the brightest significant peak in the box, away from the dendrite) and the excess over
     the dendrite's own blurred profile; None when no pixel of the box stands out enough."""
-    h, w = s.shape
+    _h, w = s.shape
     hf = raw - s
     noise = 1.4826 * float(np.median(np.abs(hf - np.median(hf)))) / (2 * np.sqrt(np.pi) * smooth_px)
     cand = ndimage.binary_dilation(inner, iterations=1) & (away > band_margin_px)
@@ -262,7 +262,7 @@ def _inside_box(
     box = ndimage.binary_dilation(inner, EIGHT)
     yy, xx = np.mgrid[0:h, 0:w]
     ok = np.zeros_like(peaks)
-    for py, px in zip(*np.nonzero(peaks)):
+    for py, px in zip(*np.nonzero(peaks), strict=False):
         disk = (yy - py) ** 2 + (xx - px) ** 2 <= radius_px**2
         region, _ = ndimage.label((s >= bg + 0.5 * (s[py, px] - bg)) & ~dmask & disk, EIGHT)
         head = region == region[py, px]

@@ -8,10 +8,10 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import polars as pl
 
-from .dynamics import IN_VIEW  # noqa: E402
+from .dynamics import IN_VIEW
 
 RATE_COLUMNS = ("formation_rate", "elimination_rate", "survival_fraction")
 TABLE_COLUMNS = [

@@ -10,9 +10,9 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
 
 MORPHOLOGY_PANELS = (
     ("head_diameter_um", "head diameter (um)"),
@@ -41,10 +41,10 @@ def morphology_png(features: pl.DataFrame, sessions: list[str], *, title: str = 
     """
     figure, axes = plt.subplots(1, len(MORPHOLOGY_PANELS), figsize=(9, 2.6), dpi=90)
     x = list(range(1, len(sessions) + 1))
-    for axis, (column, label) in zip(axes, MORPHOLOGY_PANELS):
+    for axis, (column, label) in zip(axes, MORPHOLOGY_PANELS, strict=False):
         measured = features.filter(pl.col(column).is_not_null() & pl.col(column).is_finite())
         per_session = measured.group_by("session").agg(pl.col(column))
-        values = dict(zip(per_session["session"].to_list(), per_session[column].to_list()))
+        values = dict(zip(per_session["session"].to_list(), per_session[column].to_list(), strict=False))
         data = [np.asarray(values.get(s, []), dtype=float) for s in sessions]
         if data:
             axis.boxplot(data, positions=x, whis=(5, 95), showfliers=False, widths=0.6)

@@ -67,7 +67,7 @@ def neck_path(
         Falls back to the mask pixel nearest to the head centre, with the
         straight segment to it as the path, when no mask pixel is reachable.
     """
-    h, w = dmask.shape
+    _h, w = dmask.shape
     region = ndimage.binary_dilation(inner, EIGHT, iterations=reach_px)
     region[peak_yx] = True
     targets = region & dmask

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,7 +164,7 @@ def low_survival(dynamics: pl.DataFrame, days: list[float | None], limits: Plaus
     """
     table = _ordered(dynamics)
     out = []
-    for row, interval in zip(table.iter_rows(named=True), days):
+    for row, interval in zip(table.iter_rows(named=True), days, strict=False):
         rate = row.get("elimination_rate")
         if row["session_index"] == 0 or rate is None:
             continue
@@ -257,11 +258,11 @@ def session_facts(sessions: pl.DataFrame, order: list[str]) -> tuple[list[float 
     ``sessions``: ``session, acquired_at`` (ISO text), ``spines_per_um`` (the feature store's table).
     """
     times = sessions["acquired_at"].cast(pl.String).str.to_datetime(time_zone="UTC", strict=False).to_list()
-    when = dict(zip(sessions["session"], times))
+    when = dict(zip(sessions["session"], times, strict=False))
     ordered: list = [when.get(s) for s in order]
     days: list[float | None] = [None]
-    days += [(b - a).total_seconds() / 86400 if a and b else None for a, b in zip(ordered, ordered[1:])]
-    return days, dict(zip(sessions["session"], sessions["spines_per_um"]))
+    days += [(b - a).total_seconds() / 86400 if a and b else None for a, b in itertools.pairwise(ordered)]
+    return days, dict(zip(sessions["session"], sessions["spines_per_um"], strict=False))
 
 
 def animal_plausibility(

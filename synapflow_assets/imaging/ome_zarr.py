@@ -130,7 +130,7 @@ def write_volume(
             group.create_array(
                 str(index),
                 data=level,
-                chunks=tuple(min(c, s) for c, s in zip(chunks, level.shape)),
+                chunks=tuple(min(c, s) for c, s in zip(chunks, level.shape, strict=False)),
                 compressors=_COMPRESSOR,
                 dimension_names=("z", "y", "x"),
                 config=_EVERY_CHUNK,
@@ -197,7 +197,7 @@ def _read_all(path: Path, array) -> np.ndarray:
         )
     try:
         return np.asarray(array[:])
-    except Exception as error:  # noqa: BLE001 - codec errors have no common type
+    except Exception as error:
         raise InputError(
             path, f"damaged volume: '{array.basename}' cannot be decoded ({error}); ingest rebuilds it"
         ) from error
@@ -225,7 +225,7 @@ def volume_problem(path: Path, manifest: str | None = None) -> str | None:
     try:
         group = zarr.open_group(store=zarr_store(path), mode="r", zarr_format=3)
         arrays = [_array(group, name) for name in ("0", "mip") if name in group or name == "0"]
-    except Exception as error:  # noqa: BLE001 - any failure to open is damage
+    except Exception as error:
         return f"unreadable ({type(error).__name__}: {error})"
     for array in arrays:
         if array.nchunks_initialized < array.nchunks:

@@ -93,7 +93,9 @@ def two_session_png(
     picture = Image.fromarray(np.stack([a, b, a], axis=-1))
     draw = ImageDraw.Draw(picture)
     statuses = statuses or ["present"] * len(labels)
-    for box, label, status in zip(np.asarray(boxes, dtype=float).reshape(-1, 4) * scale, labels, statuses):
+    for box, label, status in zip(
+        np.asarray(boxes, dtype=float).reshape(-1, 4) * scale, labels, statuses, strict=False
+    ):
         colour = STATUS_COLOURS.get(status, (255, 255, 255))
         draw.rectangle(box.tolist(), outline=colour)
         draw.text((box[0], box[3] + 1), label, fill=colour)

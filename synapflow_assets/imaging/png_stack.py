@@ -97,7 +97,7 @@ def _open(path: Path):
         raise InputError(path, "not a PNG file (no PNG signature at the start)")
     try:
         image = Image.open(path)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+    except Exception as exc:
         raise InputError(path, f"corrupt or unreadable PNG ({exc})") from None
     if image.format != "PNG":
         image.close()
@@ -117,7 +117,7 @@ def _decode(path: Path, image) -> tuple[np.ndarray, str | None]:
     try:
         image.load()
         return pil_to_grey(image)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise InputError(path, f"corrupt or truncated PNG ({exc})") from None
 
 

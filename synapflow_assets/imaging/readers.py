@@ -19,7 +19,7 @@ from .tiff_stack import read_tiff_stack
 from .validation import MAX_DECODED_MB, check_values
 from .volume import Volume
 
-__all__ = ["read_volume", "content_hash", "find_png_layers"]
+__all__ = ["content_hash", "find_png_layers", "read_volume"]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _AXES = ("z", "y", "x")
@@ -117,14 +117,16 @@ def read_volume(
         if value is not None
     }
     candidates = {"settings": settings, **info.pop("voxel")}
-    candidates["sidecar"] = dict(zip(_AXES, sidecar.voxel_size_um)) if sidecar and sidecar.voxel_size_um else {}
+    candidates["sidecar"] = (
+        dict(zip(_AXES, sidecar.voxel_size_um, strict=False)) if sidecar and sidecar.voxel_size_um else {}
+    )
     estimate = None
     if estimate_pixel_size and not any("x" in sizes for sizes in candidates.values()):
         estimate = estimate_scale(data)
         chosen = animal_pixel_size_um if animal_pixel_size_um is not None else estimate.pixel_size_um
         if chosen is not None:
             candidates["estimated"] = {"y": chosen, "x": chosen}
-    candidates["default"] = dict(zip(_AXES, default))
+    candidates["default"] = dict(zip(_AXES, default, strict=False))
     sources = {axis: next(s for s, sizes in candidates.items() if axis in sizes) for axis in _AXES}
     voxel = tuple(float(candidates[sources[a]][a]) for a in _AXES)
     acquired = info.pop("acquired_at") or (sidecar.acquired_at if sidecar else None)

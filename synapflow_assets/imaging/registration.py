@@ -101,7 +101,7 @@ def layer_shifts(
 def apply_layer_shifts(stack: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Shift every layer by its (dy, dx) with linear interpolation, keeping the dtype."""
     out = np.empty_like(stack)
-    for k, (layer, shift) in enumerate(zip(stack, shifts)):
+    for k, (layer, shift) in enumerate(zip(stack, shifts, strict=False)):
         moved = ndimage.shift(layer.astype(np.float32), shift, order=1, mode="nearest")
         if np.issubdtype(stack.dtype, np.integer):
             info = np.iinfo(stack.dtype)

@@ -202,7 +202,7 @@ def _ridges(layer: np.ndarray, noise: float) -> _Ridges:
         )
     if not found:
         return _Ridges(*(np.zeros((0, 2)),) * 2, *(np.zeros(0),) * 3)
-    position, normal, owner, strength = (np.concatenate(part) for part in zip(*found))
+    position, normal, owner, strength = (np.concatenate(part) for part in zip(*found, strict=False))
     # a point stays where its own scale is the strongest there (scale selection)
     best = np.zeros(len(position))
     for level, _, other, _ in maps:
@@ -259,7 +259,7 @@ def _profiles(layer: np.ndarray, ridges: _Ridges) -> tuple[np.ndarray, np.ndarra
     noise = _average(
         ndimage.map_coordinates(_NOISE_FIELD, flat, order=1, mode="grid-wrap").reshape(inside.shape), everywhere
     )
-    scales, group = np.unique(ridges.scale, return_inverse=True)
+    _scales, group = np.unique(ridges.scale, return_inverse=True)
     spread = np.bincount(group, weights=np.sum(noise**2, axis=1)) / (np.bincount(group) * noise.shape[1])
     return profile, peaks, np.sqrt(spread)[group]
 

@@ -17,6 +17,7 @@ priority between sources. Sizes are in micrometres.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -161,10 +162,8 @@ def imagej_voxel_size(imagej_metadata: dict | None, page) -> dict[str, float]:
             continue
     spacing = imagej_metadata.get("spacing")
     if spacing is not None:
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             sizes["z"] = float(spacing) * factor
-        except (TypeError, ValueError):
-            pass
     return sizes
 
 
@@ -203,14 +202,14 @@ def scanimage_settings(tif) -> dict | None:
     for text in texts:
         try:
             parsed = tifffile.matlabstr2py(text + "\n")
-        except Exception:  # noqa: BLE001 - free text of another program
+        except Exception:
             continue
         for key, value in parsed.items():
             settings.setdefault(key, value)
     if is_scanimage:
         try:
             frame = (tif.scanimage_metadata or {}).get("FrameData", {})
-        except Exception:  # noqa: BLE001 - metadata is optional
+        except Exception:
             frame = {}
         for key, value in frame.items():
             settings.setdefault(key, value)

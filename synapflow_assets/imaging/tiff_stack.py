@@ -70,7 +70,7 @@ def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
     try:
         seen: dict[int, int] = {}
         for page in tif.pages:
-            for offset, count in zip(page.dataoffsets, page.databytecounts):
+            for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
                 if count and offset + count > size:
                     raise InputError(
                         path, f"truncated file: {size} bytes, but page {page.index} needs bytes up to {offset + count}"
@@ -84,7 +84,7 @@ def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
                 seen[offset] = page.index
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - tifffile raises various errors here
+    except Exception as exc:
         raise InputError(path, f"truncated or corrupt TIFF ({exc})") from None
     for message in warnings:
         if "corrupt" in message or "failed to reshape" in message:
@@ -94,7 +94,7 @@ def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
 def _colour_layout(path: Path, axes: str, shape: tuple[int, ...]) -> tuple[str | None, str, tuple[int, ...]]:
     """How colour samples are stored (None, ``"planes"`` or ``"rgb"``) and the axes and shape without them
     (sample planes become layers)."""
-    dims = dict(zip(axes, shape))
+    dims = dict(zip(axes, shape, strict=False))
     if dims.get("S", 1) <= 1:
         return None, axes, tuple(shape)
     samples = dims["S"]
@@ -169,8 +169,8 @@ def plan_axes(
         the page count, a channel out of range.
     """
     colour, axes, shape = _colour_layout(path, axes, shape)
-    dims = dict(zip(axes, shape))
-    kept = [(a, n) for a, n in zip(axes, shape) if n > 1 or a in "YX"]
+    dims = dict(zip(axes, shape, strict=False))
+    kept = [(a, n) for a, n in zip(axes, shape, strict=False) if n > 1 or a in "YX"]
     kept_axes = "".join(a for a, _ in kept)
     described = f"axes {axes} with shape {tuple(shape)}"
     if not kept_axes.endswith("YX"):
@@ -275,7 +275,7 @@ def read_tiff_stack(
     with _tifffile_warnings() as warnings:
         try:
             tif = tifffile.TiffFile(path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise InputError(path, f"truncated or corrupt TIFF, cannot be opened ({exc})") from None
         with tif:
             try:
@@ -290,7 +290,7 @@ def read_tiff_stack(
                 compression = tifffile.COMPRESSION(first.compression).name.lower()
             except InputError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise InputError(path, f"truncated or corrupt TIFF ({exc})") from None
             _check_integrity(path, tif, size, warnings)
             if offset is not None and offset + series.nbytes > size:
@@ -325,7 +325,7 @@ def read_tiff_stack(
             check_decoded_size(path, series.nbytes, max_bytes)
             try:
                 data = series.asarray()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise InputError(path, f"pixel data cannot be decoded ({exc})") from None
     voxel = {"ome": ome_sizes, "imagej": ij_sizes, "scanimage": {a: si[a] for a in ("z", "y", "x") if a in si}}
     for source, sizes in voxel.items():

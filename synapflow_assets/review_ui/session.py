@@ -13,7 +13,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ class ReviewSession:
             at = None
             if status is not None:
                 event = self.events.row(position, named=True)
-                at = datetime.now(timezone.utc)
+                at = datetime.now(UTC)
                 row = {c: event[c] for c in ("animal", "session", "track_id", "x_um", "y_um", "z_um")}
                 row |= {"computed_status": event["status"], "status": status, "corrected_by": self.corrected_by}
                 correction = pl.DataFrame([row | {"corrected_at": at, "note": None}], schema=CORRECTION_SCHEMA)

@@ -2,7 +2,7 @@
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -52,7 +52,7 @@ def lineage_columns(
         "model": model,
         "model_version": model_version,
         "input_versions": json.dumps(input_versions, sort_keys=True),
-        "computed_at": datetime.now(timezone.utc),
+        "computed_at": datetime.now(UTC),
     }
 
 

@@ -87,7 +87,7 @@ def check_reachable(root: Any) -> None:
         root.fs.ls(root.path.split("/")[0])
     except FileNotFoundError as error:
         raise StorageError(f"{root}: no such bucket at {endpoint()}") from error
-    except Exception as error:  # noqa: BLE001 - botocore, aiohttp and OS errors have no common type
+    except Exception as error:
         raise StorageError(
             f"cannot reach the object store {root} at {endpoint()}: "
             f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"

@@ -54,7 +54,7 @@ def spine_snr(
 
 
 def acquire(
-    signal: np.ndarray, rng: np.random.Generator, params: "RawLayerParams", pixel_size_um: float = 0.12
+    signal: np.ndarray, rng: np.random.Generator, params: RawLayerParams, pixel_size_um: float = 0.12
 ) -> np.ndarray:
     """Image a signal (um of labelled thickness x brightness, ~1 on a dendrite) as raw counts.
 
@@ -68,7 +68,7 @@ def acquire(
     return acquire_counts(signal, rng, params, pixel_size_um)[0]
 
 
-def acquire_counts(signal: np.ndarray, rng: np.random.Generator, params: "RawLayerParams", pixel_size_um: float):
+def acquire_counts(signal: np.ndarray, rng: np.random.Generator, params: RawLayerParams, pixel_size_um: float):
     """The image, photons per signal unit, the background signal and the photons that saturate."""
     shape = signal.shape
     sigma = max(2.0, 8.0 / pixel_size_um)

@@ -2,7 +2,7 @@
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from .params import SimulationParams
 from .truth import BOX_SCHEMA, SPINE_SCHEMA
 
 DAYS_BETWEEN_SESSIONS = 4
-FIRST_DAY = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
+FIRST_DAY = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
 def atomic_write(path: Path, write) -> Path:

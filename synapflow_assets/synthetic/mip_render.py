@@ -45,7 +45,7 @@ def _haze_photons(series: MipSeries, tr: SessionTransform) -> tuple[np.ndarray, 
     ny, nx = coarse.shape[1:]
     total = np.zeros((ny, nx), np.float32)
     amplitudes = []
-    for line, a0 in zip(series.haze_lines, series.haze_amplitude):
+    for line, a0 in zip(series.haze_lines, series.haze_amplitude, strict=False):
         z_px = line[0, 0] / prof.z_step_um + tr.drift_px[0]
         distance_um = max(0.0, -z_px, z_px - (prof.n_layers - 1)) * prof.z_step_um
         amplitude = float(a0 * np.exp(-distance_um / 1.2))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ from .mip_truth import CHECK_HORIZON, accepted_series, initial_state, session_ti
 from .render import spine_points
 from .truth import BOX_MARGIN_PX, boxes_table
 
-FIRST_DAY = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+FIRST_DAY = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 #: A spine box is its extent plus this many PSF sigmas on each side (as :mod:`.raw_layer` labels spines).
 BOX_MARGIN_PSF = 1.5
 

@@ -151,7 +151,7 @@ def grow_spines(
         len(NECK_RADIUS_UM), size=n, p=np.asarray(params.type_probabilities) / sum(params.type_probabilities)
     )
     u = rng.random((n, 3))
-    span = lambda table, k: table[t, 0] + u[:, k] * (table[t, 1] - table[t, 0])  # noqa: E731
+    span = lambda table, k: table[t, 0] + u[:, k] * (table[t, 1] - table[t, 0])
     return Spines(
         spine_id=np.arange(first_id, first_id + n, dtype=np.int64),
         dendrite_id=dend.astype(np.int64),

@@ -15,7 +15,8 @@ def move_boxes(
     moved centre lies inside ``target``'s field of view (``border_px`` from its edge) and its layers overlap it."""
     ends = (source, target) if source < target else (target, source)
     steps = [
-        tracker.alignment(a, b) for a, b in zip(sessions[ends[0] : ends[1] + 1], sessions[ends[0] + 1 : ends[1] + 1])
+        tracker.alignment(a, b)
+        for a, b in zip(sessions[ends[0] : ends[1] + 1], sessions[ends[0] + 1 : ends[1] + 1], strict=False)
     ]
     centre = boxes.select((pl.col("ymin") + pl.col("ymax")) / 2, (pl.col("xmin") + pl.col("xmax")) / 2).to_numpy()
     yx, dz = centre.copy(), 0

@@ -125,7 +125,9 @@ def _gap_rows(linked: pl.DataFrame, gap_parts: list, by: str) -> pl.DataFrame | 
     )
     if "filename" in filled.columns:
         filled = filled.with_columns(
-            filename=pl.Series([layer_file_name(f, k) for f, k in zip(filled["filename"], filled["layer"])])
+            filename=pl.Series(
+                [layer_file_name(f, k) for f, k in zip(filled["filename"], filled["layer"], strict=False)]
+            )
         )
     return filled
 

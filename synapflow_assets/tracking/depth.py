@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..errors import SynapFlowError
@@ -120,17 +122,17 @@ def check_boxes(layers: np.ndarray, boxes: np.ndarray, image_size: tuple[int, in
     return boxes
 
 
-def _link_cost(track_boxes: np.ndarray, boxes: np.ndarray, params: DepthLinkParams) -> np.ndarray:
-    if params.max_centre_distance_px is None or len(track_boxes) * len(boxes) <= _DENSE_PAIRS:
-        cost = -pairwise_giou(track_boxes, boxes)
-        if params.max_centre_distance_px is not None:
-            cost[centre_distance(track_boxes, boxes) > params.max_centre_distance_px] = FORBIDDEN
-    else:
-        cost = np.full((len(track_boxes), len(boxes)), FORBIDDEN)
-        i, j = pairs_within(track_boxes, boxes, params.max_centre_distance_px)
-        cost[i, j] = -giou(track_boxes[i], boxes[j])
+def _dense_link_cost(track_boxes: np.ndarray, boxes: np.ndarray, params: DepthLinkParams) -> np.ndarray:
+    cost = -pairwise_giou(track_boxes, boxes)
+    if params.max_centre_distance_px is not None:
+        cost[centre_distance(track_boxes, boxes) > params.max_centre_distance_px] = FORBIDDEN
     cost[cost >= params.max_cost] = FORBIDDEN
     return cost
+
+
+def _is_dense(n_tracks: int, n_boxes: int, params: DepthLinkParams) -> bool:
+    """Whether a layer is linked on the full cost matrix: without a distance gate, or when it is small."""
+    return params.max_centre_distance_px is None or n_tracks * n_boxes <= _DENSE_PAIRS
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +144,67 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     r, c = linear_sum_assignment(cost[np.ix_(rows, cols)])
     keep = cost[rows[r], cols[c]] < max_cost
     return rows[r[keep]], cols[c[keep]]
+
+
+def sparse_assign(
+    rows: np.ndarray, cols: np.ndarray, cost: np.ndarray, n_rows: int, n_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`assign` on a sparse list of allowed pairs (every other pair forbidden), without the dense matrix.
+
+    The dense assignment takes as many allowed pairs as possible, then the cheapest such set (a forbidden
+    pair costs more than any allowed pairs can save). Both are sums over the connected components of the
+    graph of allowed pairs, so each component is assigned on its own: a pair alone in its component (the
+    usual case) is taken as it is, the others by :func:`assign` on the component's small matrix. The result
+    is the dense one's whenever the optimum is unique.
+
+    Parameters
+    ----------
+    rows, cols : ndarray of int, shape (k,)
+        Allowed pairs (each at most once).
+    cost : ndarray, shape (k,)
+        Their costs.
+    n_rows, n_cols : int
+
+    Returns
+    -------
+    (ndarray of int64, ndarray of int64)
+        Matched rows (ascending) and their columns.
+    """
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if not len(rows):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    row_degree = np.bincount(rows, minlength=n_rows)
+    col_degree = np.bincount(cols, minlength=n_cols)
+    alone = (row_degree[rows] == 1) & (col_degree[cols] == 1)
+    out_rows, out_cols = [rows[alone]], [cols[alone]]
+    rest = np.flatnonzero(~alone)
+    if len(rest):
+        r, c, v = rows[rest], cols[rest], cost[rest]
+        graph = coo_matrix((np.ones(len(r)), (r, n_rows + c)), shape=(n_rows + n_cols, n_rows + n_cols))
+        _, label = connected_components(graph, directed=False)
+        order = np.argsort(label[r], kind="stable")
+        r, c, v = r[order], c[order], v[order]
+        _, starts = np.unique(label[r], return_index=True)
+        for part in np.split(np.arange(len(r)), starts[1:]):
+            part_rows, i = np.unique(r[part], return_inverse=True)
+            part_cols, j = np.unique(c[part], return_inverse=True)
+            matrix = np.full((len(part_rows), len(part_cols)), FORBIDDEN)
+            matrix[i, j] = v[part]
+            a, b = assign(matrix, FORBIDDEN)
+            out_rows.append(part_rows[a])
+            out_cols.append(part_cols[b])
+    matched_rows, matched_cols = np.concatenate(out_rows), np.concatenate(out_cols)
+    order = np.argsort(matched_rows, kind="stable")
+    return matched_rows[order], matched_cols[order]
+
+
+def _link_sparse(track_boxes: np.ndarray, boxes: np.ndarray, params: DepthLinkParams) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`assign` of :func:`_dense_link_cost` from the pairs within the distance gate (k-d tree)."""
+    assert params.max_centre_distance_px is not None
+    i, j = pairs_within(track_boxes, boxes, params.max_centre_distance_px)
+    cost = -giou(track_boxes[i], boxes[j])
+    allowed = cost < params.max_cost
+    return sparse_assign(i[allowed], j[allowed], cost[allowed], len(track_boxes), len(boxes))
 
 
 def link_layers(
@@ -185,21 +248,23 @@ def link_layers(
     gaps = []
     order = np.argsort(layers, kind="stable")
     present, starts = np.unique(layers[order], return_index=True)
-    for layer, rows in zip(present, np.split(order, starts[1:])):
+    for layer, rows in zip(present, np.split(order, starts[1:]), strict=False):
         active = np.flatnonzero(layer - last_layer[:n_tracks] - 1 <= params.inactive_wait)
         is_new = np.ones(len(rows), dtype=bool)
         if len(active):
-            cost = _link_cost(last_box[active], boxes[rows], params)
-            t_idx, b_idx = assign(cost, params.max_cost)
+            if _is_dense(len(active), len(rows), params):
+                t_idx, b_idx = assign(_dense_link_cost(last_box[active], boxes[rows], params), params.max_cost)
+            else:
+                t_idx, b_idx = _link_sparse(last_box[active], boxes[rows], params)
             t_idx = active[t_idx]
             is_new[b_idx] = False
             b_rows = rows[b_idx]
             gap = layer - last_layer[t_idx] - 1
             fill = (gap > 0) & (gap <= params.fill_gaps)
-            for track, row, before in zip(t_idx[fill], b_rows[fill], last_layer[t_idx[fill]]):
-                w = (np.arange(before + 1, layer) - before)[:, None] / (layer - before)
-                for gap_layer, box in zip(range(before + 1, layer), (1 - w) * last_box[track] + w * boxes[row]):
-                    gaps.append([track, gap_layer, *box])
+            if fill.any():
+                gaps.append(
+                    _gap_boxes(t_idx[fill], last_layer[t_idx[fill]], last_box[t_idx[fill]], boxes[b_rows[fill]], layer)
+                )
             track_of[b_rows] = t_idx
             last_box[t_idx] = boxes[b_rows]
             last_layer[t_idx] = layer
@@ -209,7 +274,21 @@ def link_layers(
         last_box[created] = boxes[new_rows]
         last_layer[created] = layer
         n_tracks += len(new_rows)
-    return _keep_long_tracks(track_of, np.asarray(gaps, dtype=np.float64).reshape(-1, 6), params)
+    gap_rows = np.concatenate(gaps) if gaps else np.zeros((0, 6))
+    return _keep_long_tracks(track_of, gap_rows, params)
+
+
+def _gap_boxes(
+    tracks: np.ndarray, before: np.ndarray, before_box: np.ndarray, after_box: np.ndarray, layer: int
+) -> np.ndarray:
+    """Boxes interpolated linearly on the layers between ``before`` and ``layer`` of each linked track, as rows
+    ``(track, layer, xmin, ymin, xmax, ymax)`` (by track, then layer)."""
+    length = layer - before - 1
+    which = np.repeat(np.arange(len(tracks)), length)
+    step = np.arange(len(which)) - np.repeat(np.cumsum(length) - length, length) + 1
+    w = (step / (layer - before[which]))[:, None]
+    box = (1 - w) * before_box[which] + w * after_box[which]
+    return np.column_stack([tracks[which], before[which] + step, box]).astype(np.float64)
 
 
 def _keep_long_tracks(track_of: np.ndarray, gaps: np.ndarray, params: DepthLinkParams):

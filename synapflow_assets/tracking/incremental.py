@@ -1,11 +1,12 @@
 """Track an animal incrementally: session pairs are aligned and linked once, then reused from a cache."""
 
+import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -148,8 +149,8 @@ class AnimalTracker:
                 stored.filter(pl.col("later_id") >= 0).select("earlier_id", "later_id", "cost"),
                 set(stored.filter(pl.col("later_id") < 0)["earlier_id"].to_list()),
             )
-        steps = [self.alignment(a, b) for a, b in zip(chain, chain[1:])]
-        ok = all(self.gate(a, b)[0] for a, b in zip(chain, chain[1:]))
+        steps = [self.alignment(a, b) for a, b in itertools.pairwise(chain)]
+        ok = all(self.gate(a, b)[0] for a, b in itertools.pairwise(chain))
 
         def map_points(yx):
             for step in steps:

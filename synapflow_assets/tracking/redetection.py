@@ -67,7 +67,7 @@ class _Sessions:
 
     def augmented(self) -> list[SessionInput]:
         out = []
-        for s, extra in zip(self.sessions, self.virtual):
+        for s, extra in zip(self.sessions, self.virtual, strict=False):
             if not len(extra):
                 out.append(s)
                 continue

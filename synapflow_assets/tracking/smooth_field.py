@@ -20,7 +20,7 @@ def _second_differences(ny: int, nx: int) -> sparse.csr_matrix:
     rows, cols, values, start = [], [], [], 0
     for nodes, weights in stencils:
         count = nodes[0].size
-        for node, weight in zip(nodes, weights):
+        for node, weight in zip(nodes, weights, strict=False):
             rows.append(start + np.arange(count))
             cols.append(node.ravel())
             values.append(np.full(count, weight))

@@ -1,7 +1,7 @@
 """Tracks: one persistent identity per spine across the sessions of an animal."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -45,7 +45,7 @@ def _match(costs: pl.DataFrame, earlier: list[int], later: list[int]) -> list[tu
     matrix = np.full((len(rows), len(cols)), FORBIDDEN)
     matrix[i, j] = usable["cost"].to_numpy()
     r, c = assign(matrix, FORBIDDEN)
-    return list(zip(rows[r].tolist(), cols[c].tolist()))
+    return list(zip(rows[r].tolist(), cols[c].tolist(), strict=False))
 
 
 def build_tracks(
