@@ -3,6 +3,7 @@ undone, and the dynamics recomputed through Dagster; the command serves until Ct
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -174,6 +175,8 @@ def test_keyboard_review_of_50_events_in_chromium_stores_undoes_and_recomputes(l
         info = page.inner_text("#info")
         assert f"{events['confidence'][0]:.3f}" in info and events["reason"][0] in info
         assert page.inner_text("#progress") == "0 of 50"
+        if os.environ.get("SYNAPFLOW_SCREENSHOTS"):  # docs/screenshots is refreshed this way (see test_web_ui.py)
+            page.screenshot(path=Path(os.environ["SYNAPFLOW_SCREENSHOTS"]) / "review_ui.png")
 
         for position, key in enumerate(["p", "n", "e", "s", "p", "e"], start=1):
             press(key, position)
