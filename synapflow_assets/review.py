@@ -20,8 +20,9 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw
 
+from .detection.self_training import boxes_on_layers
 from .imaging.errors import InputError
-from .imaging.ome_zarr import read_volume_info, read_volume_zarr
+from .imaging.ome_zarr import read_volume_zarr
 from .store.feature_store import query
 from .tracking.corrections import CORRECTION_SCHEMA, STATUSES
 
@@ -41,7 +42,6 @@ FROM_TRACKS = [
 ]
 """Review columns copied from the event's row of `tracks`."""
 REVIEW_COLUMNS = [*FROM_TRACKS, "x_px", "y_px", "layer", "other_session", "picture", "corrected_status", "note"]
-LABEL_COLUMNS = ["volume", "layer", "xmin", "ymin", "xmax", "ymax", "type"]
 
 
 def review_events(store: Path, animal: str, limit: int) -> pl.DataFrame:
@@ -218,27 +218,11 @@ def labels_from_corrections(root: Path, animal: str) -> pl.DataFrame:
     rows corrected to present or new that were redetected or called eliminated. One box per layer of the
     spine's place, on the session's registered volume."""
     root = Path(root)
-    rows = query(
+    places = query(
         root / "features.duckdb",
         f"""
-        SELECT session, xmin, ymin, xmax, ymax, first_layer, last_layer FROM tracks
+        SELECT animal, session, xmin, ymin, xmax, ymax, first_layer, last_layer FROM tracks
         WHERE animal = '{animal.replace("'", "''")}' AND corrected_by IS NOT NULL AND status IN ('present', 'new')
           AND (redetected OR computed_status = 'eliminated') AND xmin IS NOT NULL""",
     )
-    if not len(rows):
-        return pl.DataFrame(schema={c: (pl.String if c in ("volume", "type") else pl.Float64) for c in LABEL_COLUMNS})
-    nz = {s: read_volume_info(root / "volumes" / animal / f"{s}.ome.zarr")[0][0] for s in rows["session"].unique()}
-    return (
-        rows.with_columns(layer=pl.int_ranges(pl.col("first_layer").clip(0), pl.col("last_layer") + 1))
-        .explode("layer")
-        .filter(pl.col("layer") < pl.col("session").replace_strict(nz, return_dtype=pl.Int64))
-        .select(
-            volume=pl.format("{}/volumes/{}/{}.ome.zarr", pl.lit(str(root)), pl.lit(animal), pl.col("session")),
-            layer="layer",
-            xmin="xmin",
-            ymin="ymin",
-            xmax="xmax",
-            ymax="ymax",
-            type=pl.lit(None, pl.String),
-        )
-    )
+    return boxes_on_layers(root, places)

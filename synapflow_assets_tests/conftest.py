@@ -119,6 +119,7 @@ SLOW_MODULES = {
     "test_reliability_signals",
     "test_review",
     "test_review_ui",
+    "test_self_training",
     "test_session_assets",
     "test_timelapse_lab",
     "test_web_ui",

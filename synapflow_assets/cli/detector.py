@@ -68,14 +68,35 @@ TRAIN_HELP = {
 @click.option("--no-register", is_flag=True, help="train only: log nothing to MLflow, register no version")
 @click.option("--data-root", default="data", show_default=True, help="data folder holding mlflow/")
 @click.option("--run-name", default=None, help="MLflow run name")
+@click.option(
+    "--self-train",
+    is_flag=True,
+    help="fine-tune the champion (or --init) on the lab's own tracked spines in --data-root: boxes the detector "
+    "found, the dim places tracking kept in other sessions of spines it found in >= 2, and corrections",
+)
+@click.option("--animal", "animals", multiple=True, help="with --self-train: learn from these animals only")
 def train_detector(
-    *, out: str, resume: str | None, no_register: bool, data_root: str, run_name: str | None, **options
+    *,
+    out: str,
+    resume: str | None,
+    no_register: bool,
+    data_root: str,
+    run_name: str | None,
+    self_train: bool,
+    animals: tuple[str, ...],
+    **options,
 ) -> int:
     """Train, checkpoint, evaluate and save a detector; register and gate it unless ``--no-register``."""
     from ..detection.lifecycle import train_and_register
     from ..progress import Progress
 
     config = TrainConfig(**model_values(TrainConfig, options))
+    tags = None
+    if animals and not self_train:
+        raise CommandError("--animal needs --self-train")
+    if self_train:
+        config, tags = _self_training(config, Path(out), data_root, animals)
+        run_name = run_name or "self-train"
     start = time.perf_counter()
     with Progress(config.steps, "training", unit="step") as bar:
         result = train_and_register(
@@ -87,6 +108,7 @@ def train_detector(
             run_name,
             log=bar.line,
             progress=lambda done, total: bar.step(done, f"step {done}/{total}"),
+            tags=tags,
         )
     final = result.final
     best = final.get("best") or {}
@@ -97,6 +119,40 @@ def train_detector(
         f"at step {best.get('step')}; model in {Path(out) / 'model'}, best in {Path(out) / 'best'}"
     )
     return 0
+
+
+def _self_training(
+    config: TrainConfig, out: Path, data_root: str, animals: tuple[str, ...]
+) -> tuple[TrainConfig, dict[str, str]]:
+    """The training config of ``--self-train``: the lab's pseudo-labels as the extra pool, starting from the
+    champion unless ``--init`` names weights; and the run tags saying what it learned from."""
+    from dataclasses import replace
+
+    from ..detection.lifecycle import ensure_champion
+    from ..detection.self_training import pseudo_labels
+
+    root = Path(data_root)
+    if not (root / "features.duckdb").is_file():
+        raise CommandError(f"--self-train: no feature store in {root}: run `ingest` on the lab's sessions first")
+    if config.extra_labels:
+        raise CommandError("--self-train makes its own labels: leave out --extra-labels")
+    labels, summary = pseudo_labels(root, animals or None)
+    if not len(labels):
+        where = f" of {', '.join(animals)}" if animals else ""
+        raise CommandError(f"--self-train: no tracked spines{where} in {root / 'features.duckdb'} to learn from")
+    out.mkdir(parents=True, exist_ok=True)
+    csv = out / "self_train_labels.csv"
+    labels.write_csv(csv)
+    init = config.init or str(ensure_champion(data_root).folder)
+    print(
+        f"self-training from {init} on {summary['boxes']} boxes ({summary['places']} places in "
+        f"{summary['sessions']} sessions of {summary['animals']} animals): {summary['from_detector']} found by the "
+        f"detector, {summary['from_redetected']} dim places tracking kept (spines found in >= 2 sessions), "
+        f"{summary['from_corrections']} from corrections; labels in {csv}"
+    )
+    tags = {f"self_train.{key}": str(value) for key, value in summary.items()}
+    tags["self_train.animals_named"] = ",".join(animals) or "all"
+    return replace(config, extra_labels=str(csv), init=init), tags
 
 
 def _load_detector(*, model: str | None, data_root: str):

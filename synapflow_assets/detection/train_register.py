@@ -68,6 +68,7 @@ def log_and_register(
     run_name: str | None = None,
     resume=None,
     shipped_folder=None,
+    tags: dict | None = None,
 ) -> Registration:
     """Log a finished training run, register its weights and apply the gate.
 
@@ -86,6 +87,8 @@ def log_and_register(
     shipped_folder : path-like, optional
         Registered first when the registry has no champion, so that a new
         run always competes with one (the package's shipped model by default).
+    tags : dict, optional
+        More run tags (e.g. what a self-training run learned from).
 
     Returns
     -------
@@ -122,7 +125,7 @@ def log_and_register(
         with_gate_metric(final.get("history") or []),
         data_root=data_root,
         run_name=run_name,
-        tags={SOURCE_TAG: source},
+        tags={SOURCE_TAG: source, **(tags or {})},
         description=description,
     )
     version = registry.model_version_for_run(run_id, data_root)
@@ -140,6 +143,7 @@ def train_and_register(
     log=print,
     shipped_folder=None,
     progress=None,
+    tags: dict | None = None,
 ) -> TrainingOutcome:
     """Train (or continue) a detector, then log, register and gate it.
 
@@ -160,6 +164,8 @@ def train_and_register(
         See :func:`log_and_register`.
     progress : callable, optional
         Called as ``progress(steps_done, steps_total)`` after each training step.
+    tags : dict, optional
+        More run tags (see :func:`log_and_register`).
 
     Returns
     -------
@@ -169,7 +175,7 @@ def train_and_register(
     state = {k: v for k, v in final.items() if k != "history"}
     if not register:
         return TrainingOutcome(state, None)
-    done = log_and_register(out, final, config, data_root, run_name, resume, shipped_folder)
+    done = log_and_register(out, final, config, data_root, run_name, resume, shipped_folder, tags)
     gate = done.gate
     log(
         f"registered {done.weights} (step {done.step}) as spine-detector version {done.version}; "
