@@ -33,7 +33,7 @@ from .imaging.landing import is_complete, scan_landing, settle_seconds_default
 from .stopping import check_stop, stop_requested
 from .store.atomic_files import remove_orphans
 from .store.feature_store import FeatureStore, stored_partitions
-from .store.locations import check_reachable
+from .store.locations import check_reachable, picture_path
 
 INGEST_LOCK_WAIT_SECONDS = 3600
 SETTLE_WAIT_SECONDS = 600
@@ -267,6 +267,9 @@ def drop_session(instance: dg.DagsterInstance, lake: DataLake, key: str) -> str:
         lake.spine_boxes_path(animal, session),
         lake.detections_path(animal, session),
         lake.candidates_path(animal, session),
+        picture_path(lake.spines_path(animal, session), "spines_on_projection"),
+        picture_path(lake.detections_path(animal, session), "detections_on_projection"),
+        picture_path(lake.volume_path(animal, session), "mip"),
     ):
         Path(path).unlink(missing_ok=True)
     shutil.rmtree(lake.volume_path(animal, session), ignore_errors=True)

@@ -13,7 +13,6 @@ from ..detection.lifecycle import RegistryError, ensure_champion, load_champion
 from ..detection.model import SPINE_TYPES
 from ..failpoints import failpoint
 from ..imaging.errors import InputError
-from ..imaging.ingest import png_markdown
 from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
@@ -23,7 +22,7 @@ from ..store.locations import parquet_rows, write_parquet
 from .detector_assets import spine_detector
 from .landed_inputs import detection_inputs
 from .lineage import latest_data_versions
-from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
+from .metadata import column_schema, labels, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, DetectionSettings
 from .volume_assets import raw_volume
@@ -205,7 +204,7 @@ def detections_2d(
     return dg.MaterializeResult(
         data_version=dg.DataVersion(data_version),
         metadata={
-            "detections_on_projection": dg.MetadataValue.md(png_markdown(picture, "detections on the MIP")),
+            **picture_metadata("detections_on_projection", picture, "detections on the MIP", path, preview_width=None),
             "path": dg.MetadataValue.path(str(path)),
             "checksum": content_hash(path),
             "dagster/row_count": len(table),

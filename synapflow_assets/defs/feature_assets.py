@@ -10,7 +10,6 @@ import polars as pl
 from .. import features as science
 from ..features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
 from ..features.plausibility import split_identity_share
-from ..imaging.ingest import png_markdown
 from ..imaging.ome_zarr import read_volume_info, read_volume_zarr
 from ..settings import load_settings
 from ..store.feature_store import FeatureStore, lineage_columns
@@ -19,7 +18,7 @@ from ..tracking.corrections import apply_corrections
 from ..tracking.event_confidence import OTHER_COLUMNS
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
-from .metadata import column_schema, labels, rounded, table_metadata
+from .metadata import column_schema, labels, picture_metadata, rounded, table_metadata
 from .partitions import ANIMALS, SESSIONS, SESSIONS_OF_ANIMAL
 from .plausibility_checks import PLAUSIBILITY_CHECKS, check_results, findings
 from .resources import DataLake
@@ -140,6 +139,9 @@ def _stored_dynamics(store: FeatureStore, animal: str) -> pl.DataFrame:
     return stored.drop(*lineage_columns("", "", None, None, {}), strict=False)
 
 
+PLOT_WIDTH = 720
+"""The widest preview of a plot: the plots are drawn narrower, so their previews keep every pixel."""
+
 TRACK_COLUMNS = [
     "session",
     "session_index",
@@ -232,20 +234,29 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         if not finding.passed and not unchanged:
             context.log.warning(f"{animal}: implausible {finding.name}: {finding.line}")
     last = dynamics.sort("session_index").tail(1)
+    pictures = {
+        **picture_metadata(
+            "dynamics_plot",
+            dynamics_png(dynamics, title=animal),
+            f"{animal}: survival, formation and elimination",
+            lake.tracks_path(animal),
+            preview_width=PLOT_WIDTH,
+        ),
+        **picture_metadata(
+            "size_trajectories",
+            size_trajectories_png(persistent_size_rows(with_sizes, len(dynamics)), title=animal),
+            f"{animal}: size of persistent spines",
+            lake.tracks_path(animal),
+            preview_width=PLOT_WIDTH,
+        ),
+    }
     return dg.MaterializeResult(
         check_results=check_results(found),
         data_version=_version(inputs, code),
         metadata={
-            "dynamics_plot": dg.MetadataValue.md(
-                png_markdown(dynamics_png(dynamics, title=animal), f"{animal}: survival, formation and elimination")
-            ),
+            "dynamics_plot": pictures.pop("dynamics_plot"),
             "per_session": table_metadata(dynamics_table(dynamics)),
-            "size_trajectories": dg.MetadataValue.md(
-                png_markdown(
-                    size_trajectories_png(persistent_size_rows(with_sizes, len(dynamics)), title=animal),
-                    f"{animal}: size of persistent spines",
-                )
-            ),
+            "size_trajectories": pictures.pop("size_trajectories"),
             "dagster/row_count": len(dynamics),
             "dagster/column_schema": column_schema(dynamics),
             **(
@@ -261,5 +272,6 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
                 {**inputs, "spine_features": {s: json.loads(v) for s, v in inputs["spine_features"].items()}}
             ),
             "store": dg.MetadataValue.path(str(lake.store_path)),
+            **pictures,  # the links to the full pictures, after what the UI shows first
         },
     )

@@ -4,7 +4,6 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ..imaging.ingest import png_markdown
 from ..imaging.ome_zarr import read_mip, read_volume_info
 from ..imaging.overlay import overlay_png
 from ..imaging.readers import content_hash
@@ -15,7 +14,7 @@ from ..tracking.duplicates import duplicate_keeper, merge_duplicate_boxes
 from ..tracking.spines import summarize_spines
 from .config_models import config_schema
 from .detection_assets import detections_2d, session_keys
-from .metadata import column_schema, labels, table_metadata
+from .metadata import column_schema, labels, picture_metadata, table_metadata
 from .partitions import SESSIONS
 from .resources import DataLake
 
@@ -62,7 +61,7 @@ def spines_3d(
             f"{content_hash(path)[:16]}{content_hash(lake.spine_boxes_path(animal, session))[:16]}"
         ),
         metadata={
-            "spines_on_projection": dg.MetadataValue.md(png_markdown(picture, "3D spines (median boxes) on the MIP")),
+            **picture_metadata("spines_on_projection", picture, "3D spines (median boxes) on the MIP", path),
             "path": dg.MetadataValue.path(str(path)),
             "dagster/row_count": len(spines),
             "dagster/column_schema": column_schema(spines),

@@ -10,19 +10,18 @@ import polars as pl
 
 from ..failpoints import failpoint
 from ..imaging.animal_scale import SAME_SIZE_TOLERANCE, same_size
-from ..imaging.ingest import png_markdown
 from ..imaging.keys import order_sessions
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import two_session_png
 from ..imaging.readers import content_hash
-from ..store.locations import read_parquet, write_parquet
+from ..store.locations import picture_path, read_parquet, remove_file, write_parquet
 from ..tracking.consensus import with_consensus
 from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
 from ..tracking.time import TimeLinkParams
 from .config_models import config_schema
-from .metadata import column_schema, labels, rounded, settings_metadata, table_metadata
+from .metadata import column_schema, labels, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import ANIMALS, SESSIONS_OF_ANIMAL, sessions_of
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
@@ -200,7 +199,9 @@ def spine_tracks(
         "unconfirmed": int((tracks["status"] == "unconfirmed").sum()),
     }
     if len(sessions) >= 2:
-        metadata = {"last_two_sessions": last_two_sessions(lake, animal, sessions, tracks, tracker), **metadata}
+        metadata = {**last_two_sessions(lake, animal, sessions, tracks, tracker), **metadata}
+    else:  # no pair to show: no picture left from when there was one
+        remove_file(picture_path(lake.tracks_path(animal), "last_two_sessions"))
     pixel_um = float(voxel[2]) if voxel is not None else 1.0
     consistency_um = {f"{r['from']}->{r['to']}": (r["consistency_px"] or 0.0) * pixel_um for r in report}
     inconsistent = [pair for pair, um in consistency_um.items() if um > MAX_CONSISTENCY_UM]
@@ -236,9 +237,9 @@ def status_counts(tracks: pl.DataFrame) -> pl.DataFrame:
 
 def last_two_sessions(
     lake: DataLake, animal: str, sessions: list[SessionInput], tracks: pl.DataFrame, tracker: AnimalTracker
-) -> dg.MarkdownMetadataValue:
+) -> dict[str, dg.MetadataValue]:
     """The last two sessions' projections overlaid (the earlier registered onto the later), with the track ids
-    and statuses of the later one."""
+    and statuses of the later one: a preview and the picture's file beside the tracks (`picture_metadata`)."""
     last = tracks.filter((pl.col("session") == sessions[-1].key) & pl.col("xmin").is_not_null())
     step = tracker.alignment(sessions[-2], sessions[-1])
     previous = step.reference_in_moving_frame(read_mip(lake.volume_path(animal, sessions[-2].key)))
@@ -250,12 +251,12 @@ def last_two_sessions(
         last["status"].to_list(),
         names=(sessions[-2].key, sessions[-1].key),
     )
-    return dg.MetadataValue.md(
-        png_markdown(
-            picture,
-            f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
-            "yellow present, cyan new, red eliminated (where it was), grey unconfirmed",
-        )
+    return picture_metadata(
+        "last_two_sessions",
+        picture,
+        f"{sessions[-2].key} (magenta, registered) and {sessions[-1].key} (green); track ids; "
+        "yellow present, cyan new, red eliminated (where it was), grey unconfirmed",
+        lake.tracks_path(animal),
     )
 
 

@@ -6,11 +6,11 @@ import polars as pl
 
 from ..imaging.animal_scale import ESTIMATE_DISAGREEMENT, AnimalScale
 from ..imaging.errors import InputError
-from ..imaging.ingest import IngestReport, ingest_session, png_markdown, preview_png
+from ..imaging.ingest import IngestReport, ingest_session, preview_png
 from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, volume_manifest
 from .landed_inputs import animal_scale, landed_volume
-from .metadata import labels, rounded, settings_metadata, table_metadata
+from .metadata import labels, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
 
@@ -65,6 +65,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
     if pixel_note:
         context.log.warning(pixel_note)
     meta = report.metadata
+    mip = read_mip(report.target)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(report.input_hash),
         metadata={
@@ -96,7 +97,7 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
             ),
             "registration_residual_px": rounded(report.residual_px),
             "input_mb": rounded(report.input_bytes / 1e6, 2),
-            "mip": dg.MetadataValue.md(png_markdown(preview_png(read_mip(report.target)), "MIP")),
+            **picture_metadata("mip", preview_png(mip, max(mip.shape)), "MIP", report.target, preview_width=None),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -45,6 +45,19 @@ def write_parquet_atomic(table: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = sibling(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def remove_orphans(root: Path, *, depth: int = 3) -> list[Path]:
     """Remove the temporary siblings under `root` (down to `depth` folders) whose writing process is gone.
 

@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import SynapFlowError
-from .atomic_files import write_parquet_atomic
+from .atomic_files import write_bytes_atomic, write_parquet_atomic
 
 REMOTE_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "memory://")
 
@@ -109,6 +109,36 @@ def write_parquet(table: pl.DataFrame, path: Any) -> Any:
     table.write_parquet(buffer)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def write_bytes(data: bytes, path: Any) -> Any:
+    """Write a file (or object) all or nothing; returns `path`."""
+    if not is_remote(path):
+        return write_bytes_atomic(data, path)
+    path.write_bytes(data)
+    return path
+
+
+def remove_file(path: Any) -> None:
+    """Remove one file (or object); nothing happens when it does not exist."""
+    if not is_remote(path):
+        Path(path).unlink(missing_ok=True)
+    elif path.fs.exists(path.path):
+        path.fs.rm(path.path)
+
+
+OUTPUT_SUFFIXES = (".ome.zarr", ".parquet")
+
+
+def picture_path(output: Any, name: str) -> Any:
+    """Where the picture `name` of an output lives: beside it, named after it without its suffix
+    (``volumes/m1/day00.ome.zarr`` -> ``volumes/m1/day00.mip.png``), so a rerun replaces it."""
+    stem = output.name
+    for suffix in OUTPUT_SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return output.parent / f"{stem}.{name}.png"
 
 
 def parquet_rows(path: Any) -> int:
