@@ -1,9 +1,12 @@
 """Grown boxes of many spines cut out of a volume at once, as a padded stack."""
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def box_pixels(xmin, ymin, xmax, ymax, shape_yx) -> tuple[np.ndarray, ...]:
+def box_pixels(
+    xmin: ArrayLike, ymin: ArrayLike, xmax: ArrayLike, ymax: ArrayLike, shape_yx: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Integer pixel ranges (inclusive) whose centres lie inside each box, clipped to the image.
 
     Returns
@@ -19,7 +22,15 @@ def box_pixels(xmin, ymin, xmax, ymax, shape_yx) -> tuple[np.ndarray, ...]:
     return x0, y0, np.maximum(x1, x0), np.maximum(y1, y0)
 
 
-def grown_crops(volume: np.ndarray, layer, xmin, ymin, xmax, ymax, grow_px: int):
+def grown_crops(
+    volume: np.ndarray,
+    layer: ArrayLike,
+    xmin: ArrayLike,
+    ymin: ArrayLike,
+    xmax: ArrayLike,
+    ymax: ArrayLike,
+    grow_px: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut the boxes grown by ``grow_px`` out of their layers into one padded stack.
 
     Parameters

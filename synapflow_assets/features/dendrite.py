@@ -12,7 +12,11 @@ removed with ``skimage.morphology.remove_small_objects``) is a band of roughly c
 ``area / width``, with the width from :func:`band_width_px`.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.sparse import csgraph
 from skimage.morphology import disk, remove_small_objects
@@ -60,7 +64,7 @@ def dendrite_length_um(mask: np.ndarray, pixel_size_um: float) -> tuple[float, f
     return float(mask.sum() / width_px * pixel_size_um), width_px * pixel_size_um
 
 
-def session_density(volume: np.ndarray, spines, voxel_size_um) -> dict:
+def session_density(volume: np.ndarray, spines: pl.DataFrame | int, voxel_size_um: Sequence[float]) -> dict:
     """Dendrite length and spine density of one session.
 
     Parameters
@@ -179,7 +183,13 @@ def skeleton_positions(skeleton: np.ndarray, pixel_size_um: float) -> tuple[np.n
 
 
 def along_dendrite(
-    mip: np.ndarray, y_px, x_px, pixel_size_um: float, *, max_offset_px: float = 40.0, mask: np.ndarray | None = None
+    mip: np.ndarray,
+    y_px: ArrayLike,
+    x_px: ArrayLike,
+    pixel_size_um: float,
+    *,
+    max_offset_px: float = 40.0,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Position of points (spine junctions or centres) along the dendrite skeleton of a MIP.
 

@@ -9,7 +9,9 @@ EDGE_ZONE_PX = 3
 EIGHT = np.ones((3, 3), bool)
 
 
-def _ransac_line(yx: np.ndarray, weight: np.ndarray, tol: float, rng: np.random.Generator, n_try: int = 200):
+def _ransac_line(
+    yx: np.ndarray, weight: np.ndarray, tol: float, rng: np.random.Generator, n_try: int = 200
+) -> np.ndarray | None:
     """Best line through ``yx`` (m, 2): the random pixel pair whose ``tol`` band holds most weight.
 
     Returns the boolean inlier mask, or None when no pair is long enough.
@@ -30,7 +32,9 @@ def _ransac_line(yx: np.ndarray, weight: np.ndarray, tol: float, rng: np.random.
     return dist[int(np.argmax(score))] <= tol
 
 
-def _fit_line(yx: np.ndarray, weight: np.ndarray, keep: np.ndarray, tol: float):
+def _fit_line(
+    yx: np.ndarray, weight: np.ndarray, keep: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted principal line of the ``keep`` pixels, refit twice on pixels within ``tol``; (mean, normal, keep)."""
     for _ in range(3):
         w = weight[keep]

@@ -52,7 +52,9 @@ crop), ``no_dendrite``, ``no_head``, ``head_touches_border`` (the head peak lies
 on the image border, its centre is unreliable).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -96,6 +98,17 @@ class HeadAndJunction:
     """The path's pixels (m, 2), head peak first."""
     head_mask: np.ndarray | None = None
     dendrite_mask: np.ndarray | None = None
+
+
+class _HeadMeasures(TypedDict):
+    """The :class:`HeadAndJunction` fields known once the head is found (before the junction)."""
+
+    threshold: float
+    dendrite_mask: np.ndarray
+    head_mask: np.ndarray
+    head_area_px: float
+    head_flux: float
+    head_yx: np.ndarray
 
 
 def head_and_junction(
@@ -153,7 +166,7 @@ def head_and_junction(
         return HeadAndJunction("no_head", threshold=thr, dendrite_mask=dmask)
     (py, px), excess = found
     head, head_yx = _head_region(s, dmask, (py, px), bg)
-    measured = {
+    measured: _HeadMeasures = {
         "threshold": thr,
         "dendrite_mask": dmask,
         "head_mask": head,
@@ -220,7 +233,9 @@ def _head_peak(
     return (py, px), excess
 
 
-def _head_region(s: np.ndarray, dmask: np.ndarray, peak_yx: tuple[int, int], bg: float):
+def _head_region(
+    s: np.ndarray, dmask: np.ndarray, peak_yx: tuple[int, int], bg: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The head (half-maximum region around the peak, outside the dendrite) and its centre: the
     intensity-weighted centroid within ``HEAD_WINDOW_PX`` of the peak."""
     h, w = s.shape
@@ -271,7 +286,12 @@ def _inside_box(
 
 
 def layer_distances(
-    volume: np.ndarray, boxes: pl.DataFrame, voxel_size_um, *, grow_px: int = GROW_PX, smooth_px: float = SMOOTH_PX
+    volume: np.ndarray,
+    boxes: pl.DataFrame,
+    voxel_size_um: Sequence[float],
+    *,
+    grow_px: int = GROW_PX,
+    smooth_px: float = SMOOTH_PX,
 ) -> pl.DataFrame:
     """Head centre, junction and head-to-dendrite distance of every box on its layer.
 

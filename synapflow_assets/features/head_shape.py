@@ -51,9 +51,11 @@ which the recipe's brightest-1 % normaliser also cancels).
 """
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from .psf import half_max_width, radius_from_fwhm
@@ -85,10 +87,10 @@ def _sample(volume: np.ndarray, layer: np.ndarray, y: np.ndarray, x: np.ndarray)
 
 def head_profiles(
     volume: np.ndarray,
-    layer,
+    layer: ArrayLike,
     head_yx: np.ndarray,
     junction_yx: np.ndarray,
-    background,
+    background: ArrayLike,
     *,
     pixel_size_um: float,
     psf_sigma_um: tuple[float, float] = PSF_SIGMA_UM,
@@ -133,7 +135,7 @@ def head_profiles(
     t = np.arange(-half_length_px, half_length_px + step_px / 2, step_px)
     window = int(round(PEAK_WINDOW_PX / step_px))
 
-    def line(origin, direction, offsets):
+    def line(origin: np.ndarray, direction: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return _sample(
             volume,
             layer,
@@ -181,7 +183,18 @@ def head_profiles(
     }
 
 
-def _half_disc_sum(volume, layer, head, axis, perp, bg, r_across, pixel_size_um: float, sxy: float, half_length_px):
+def _half_disc_sum(
+    volume: np.ndarray,
+    layer: np.ndarray,
+    head: np.ndarray,
+    axis: np.ndarray,
+    perp: np.ndarray,
+    bg: np.ndarray,
+    r_across: np.ndarray,
+    pixel_size_um: float,
+    sxy: float,
+    half_length_px: float,
+) -> np.ndarray:
     """Background-subtracted fluorescence of the half disc beyond each head centre (radius: head radius + 3 PSF
     sigmas), doubled; NaN where the disc is cut by the image edge."""
     disc_r = np.clip(np.nan_to_num(r_across / pixel_size_um, nan=4.0) + 3 * sxy / pixel_size_um, 2.0, half_length_px)
@@ -197,7 +210,9 @@ def _half_disc_sum(volume, layer, head, axis, perp, bg, r_across, pixel_size_um:
     return head_sum
 
 
-def _far_side_radius(along: np.ndarray, step_px: float, window: int, pixel_size_um: float, sxy: float, sz: float):
+def _far_side_radius(
+    along: np.ndarray, step_px: float, window: int, pixel_size_um: float, sxy: float, sz: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Radius along the axis from the half width at half maximum of the far side (doubled), and the contrast
     of the peak over the far side's minimum."""
     n, k = along.shape
@@ -224,7 +239,7 @@ def _far_side_radius(along: np.ndarray, step_px: float, window: int, pixel_size_
 def spine_morphology(
     volume: np.ndarray,
     per_layer: pl.DataFrame,
-    voxel_size_um,
+    voxel_size_um: Sequence[float],
     *,
     psf_sigma_um: tuple[float, float] = PSF_SIGMA_UM,
 ) -> pl.DataFrame:
@@ -311,7 +326,9 @@ def spine_morphology(
     return out.with_columns(pl.exclude("spine_id").cast(pl.Float64).fill_null(np.nan)).sort("spine_id")
 
 
-def _photometry(volume: np.ndarray, per: pl.DataFrame, px_um: float, psf_sigma_um, sxy: float) -> pl.DataFrame:
+def _photometry(
+    volume: np.ndarray, per: pl.DataFrame, px_um: float, psf_sigma_um: tuple[float, float], sxy: float
+) -> pl.DataFrame:
     """``ratio`` per spine: head fluorescence over local shaft fluorescence per um, each summed over the
     spine's peak layer and :data:`PHOTOMETRY_REACH_LAYERS` on either side."""
     nz = volume.shape[0]

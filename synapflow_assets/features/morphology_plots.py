@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+from matplotlib.figure import Figure
 
 MORPHOLOGY_PANELS = (
     ("head_diameter_um", "head diameter (um)"),
@@ -21,7 +22,7 @@ MORPHOLOGY_PANELS = (
 )
 
 
-def _png(figure) -> bytes:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)

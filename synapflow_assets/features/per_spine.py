@@ -1,5 +1,7 @@
 """All per-spine features of one session in one table."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -76,7 +78,7 @@ def spine_features(
     volume: np.ndarray,
     linked_boxes: pl.DataFrame,
     spines: pl.DataFrame,
-    voxel_size_um,
+    voxel_size_um: Sequence[float],
     *,
     size_operator: str = "median",
     distance_operator: str = "median",
@@ -225,7 +227,9 @@ def _layer_sizes(volume: np.ndarray, boxes: pl.DataFrame, dist: pl.DataFrame, si
     )
 
 
-def _with_dendrite_position(out: pl.DataFrame, dist: pl.DataFrame, volume: np.ndarray, voxel_size_um) -> pl.DataFrame:
+def _with_dendrite_position(
+    out: pl.DataFrame, dist: pl.DataFrame, volume: np.ndarray, voxel_size_um: Sequence[float]
+) -> pl.DataFrame:
     """`out` (sorted by spine) with the :data:`ALONG_DENDRITE_COLUMNS` of each spine's junction with the dendrite
     (median over the layers where it was found), else of its centre."""
     junction = (

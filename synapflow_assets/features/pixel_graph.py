@@ -1,13 +1,18 @@
 """The 8-connected graph of a set of pixels, for geodesic distances with :mod:`scipy.sparse.csgraph`."""
 
+from collections.abc import Callable
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 
 #: The four forward steps (dy, dx): with them every 8-neighbour pair is one edge.
 FORWARD_STEPS = ((0, 1), (1, -1), (1, 0), (1, 1))
 
 
-def pixel_graph(region: np.ndarray, step_cost) -> tuple[sparse.csr_matrix, np.ndarray]:
+def pixel_graph(
+    region: np.ndarray, step_cost: Callable[[np.ndarray, np.ndarray, int, int], ArrayLike]
+) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Graph whose nodes are the pixels of ``region`` and whose edges join 8-neighbours.
 
     Parameters

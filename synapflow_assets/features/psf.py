@@ -19,6 +19,7 @@ smallest tabulated radius.
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 RADIUS_GRID_UM = np.geomspace(0.02, 3.0, 96)
 STEP_UM = 0.005
@@ -127,7 +128,9 @@ def fwhm_table(psf_sigma_xy_um: float, psf_sigma_z_um: float, shape: str = "ball
     return RADIUS_GRID_UM.copy(), np.maximum.accumulate(np.nan_to_num(width, nan=0.0))
 
 
-def radius_from_fwhm(fwhm_um, *, psf_sigma_xy_um: float, psf_sigma_z_um: float, shape: str = "ball") -> np.ndarray:
+def radius_from_fwhm(
+    fwhm_um: ArrayLike, *, psf_sigma_xy_um: float, psf_sigma_z_um: float, shape: str = "ball"
+) -> np.ndarray:
     """Radius (um) of the ball whose blurred profile has the measured FWHM (NaN stays NaN).
 
     Parameters

@@ -14,6 +14,7 @@ A spine without a measured shape gets a null type (``type_source = "none"``).
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 
 STUBBY_MAX_NECK_UM = 0.3
 FILOPODIUM_MIN_RATIO = 4.0
@@ -21,7 +22,7 @@ FILOPODIUM_MAX_HEAD_UM = 0.5
 MUSHROOM_MIN_HEAD_UM = 0.9
 
 
-def type_from_shape(head_width_um, head_to_dendrite_um) -> np.ndarray:
+def type_from_shape(head_width_um: ArrayLike, head_to_dendrite_um: ArrayLike) -> np.ndarray:
     """Spine type per spine from head width and head-to-dendrite distance (um); None where unknown."""
     w = np.asarray(head_width_um, float)
     d = np.asarray(head_to_dendrite_um, float)
@@ -40,7 +41,7 @@ def type_from_shape(head_width_um, head_to_dendrite_um) -> np.ndarray:
     return out
 
 
-def assign_types(detector_type: pl.Series, head_width_um, head_to_dendrite_um) -> pl.DataFrame:
+def assign_types(detector_type: pl.Series, head_width_um: ArrayLike, head_to_dendrite_um: ArrayLike) -> pl.DataFrame:
     """``type`` and ``type_source`` ("detector", "shape" or "none") per spine.
 
     Parameters

@@ -28,6 +28,8 @@ The 3D size of a spine is one of :data:`~.operators.OPERATORS` over its layers.
 All boxes are processed together in chunks (padded crop stacks), no loop over boxes.
 """
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -136,7 +138,7 @@ def layer_sizes(
     return boxes.with_columns(**{k: pl.Series(k, v, pl.Float64) for k, v in out.items()})
 
 
-def spine_sizes(volume: np.ndarray, boxes: pl.DataFrame, operator: str = "median", **kwargs) -> pl.DataFrame:
+def spine_sizes(volume: np.ndarray, boxes: pl.DataFrame, operator: str = "median", **kwargs: Any) -> pl.DataFrame:
     """3D size per spine: ``operator`` over the layer sizes of each ``id``.
 
     Parameters

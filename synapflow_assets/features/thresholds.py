@@ -6,10 +6,11 @@ thresholds here are half a bin higher, on the edge to the next class, so that
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 
-def _finite(values) -> np.ndarray:
+def _finite(values: ArrayLike) -> np.ndarray:
     values = np.asarray(values, float).ravel()
     return values[np.isfinite(values)]
 

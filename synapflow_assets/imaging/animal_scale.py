@@ -141,7 +141,7 @@ def landed_scale(landing: Any, animal: str, record: Any, **reader_options: Any) 
         return None
     options = {k: v for k, v in reader_options.items() if k != "max_layer_shift_px"}
 
-    def estimate(path, session: str) -> Callable[[], float | None]:
+    def estimate(path: Path, session: str) -> Callable[[], float | None]:
         def own_estimate() -> float | None:
             try:
                 with staged_input(path, session) as local:

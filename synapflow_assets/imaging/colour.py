@@ -7,7 +7,14 @@ the grey image back for any single-hue table. The conversion is recorded in
 the volume's metadata (``colour_note``), never silent.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 COLOUR_NOTE = "colour image read as grey: the maximum of its red, green and blue values (alpha ignored)"
 
@@ -23,7 +30,7 @@ def colour_to_grey(samples: np.ndarray) -> np.ndarray:
     return samples[..., :3].max(axis=-1)
 
 
-def pil_to_grey(image) -> tuple[np.ndarray, str | None]:
+def pil_to_grey(image: Image.Image) -> tuple[np.ndarray, str | None]:
     """A PIL image as a grey array, and the conversion note when it was in colour (None for grey)."""
     if image.mode not in COLOUR_MODES:
         return np.asarray(image), None

@@ -1,6 +1,7 @@
 """Errors raised for bad input files."""
 
 from pathlib import Path
+from typing import Self
 
 from ..errors import SynapFlowError
 
@@ -13,5 +14,6 @@ class InputError(SynapFlowError, ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
-    def __reduce__(self):  # crosses process boundaries (Dask workers) whole
+    def __reduce__(self) -> tuple[type[Self], tuple[str | Path, str]]:
+        # crosses process boundaries (Dask workers) whole
         return type(self), (self.path, self.problem)

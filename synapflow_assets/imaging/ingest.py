@@ -4,6 +4,7 @@ import base64
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -59,7 +60,7 @@ def ingest_session(
     *,
     max_layer_shift_px: float = 20.0,
     origin: str | None = None,
-    **reader_options,
+    **reader_options: Any,
 ) -> IngestReport:
     """Turn one landed session into a registered OME-Zarr volume.
 

@@ -7,6 +7,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,7 @@ def settled_sessions(sessions: list[LandedSession], state: dict) -> tuple[list[L
 
 
 @contextmanager
-def staged_input(path, session: str):
+def staged_input(path: Path, session: str) -> Iterator[Path]:
     """The session input as a local path: itself, or for an input on an object store a temporary copy of it
     with its sidecar and detections CSV (removed afterwards). Errors about the copy name the stored input."""
     if not is_remote(path):

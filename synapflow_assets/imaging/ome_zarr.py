@@ -3,6 +3,7 @@
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -23,7 +24,7 @@ _EVERY_CHUNK: ArrayConfigParams = {"write_empty_chunks": True}
 """Every chunk is stored, even an empty one, so that a missing chunk file always means damage."""
 
 
-def zarr_store(path, *, read_only: bool = True):
+def zarr_store(path: Path, *, read_only: bool = True) -> str | zarr.storage.FsspecStore:
     """What zarr opens for `path`: the folder name, or an fsspec store for an object-store prefix.
 
     A store opened for reading raises on a missing object instead of letting
@@ -39,7 +40,7 @@ def zarr_store(path, *, read_only: bool = True):
 
 
 @contextmanager
-def atomic_directory(target: Path):
+def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces ``target`` only if the block succeeds.
 
     On an object store there is no rename: the old prefix is removed and the
@@ -79,7 +80,7 @@ def downsample_xy(data: np.ndarray) -> np.ndarray:
     return np.rint(mean).astype(data.dtype) if np.issubdtype(data.dtype, np.integer) else mean.astype(data.dtype)
 
 
-def multiscales_metadata(name: str, voxel_size_um, n_levels: int) -> dict:
+def multiscales_metadata(name: str, voxel_size_um: Sequence[float], n_levels: int) -> dict:
     """NGFF ``multiscales`` entry: z, y, x in micrometres, x/y halved per level."""
     vz, vy, vx = (float(v) for v in voxel_size_um)
     return {
@@ -98,7 +99,7 @@ def multiscales_metadata(name: str, voxel_size_um, n_levels: int) -> dict:
 def write_volume(
     target: Path,
     data: np.ndarray,
-    voxel_size_um,
+    voxel_size_um: Sequence[float],
     *,
     mip: np.ndarray | None = None,
     attributes: dict | None = None,
@@ -187,7 +188,7 @@ def _scale(group: zarr.Group, level: int) -> tuple[float, float, float]:
     return float(z), float(y), float(x)
 
 
-def _read_all(path: Path, array) -> np.ndarray:
+def _read_all(path: Path, array: zarr.Array) -> np.ndarray:
     """Every pixel of a stored array; a missing or undecodable chunk is an error, never zeros."""
     if array.nchunks_initialized < array.nchunks:
         raise InputError(

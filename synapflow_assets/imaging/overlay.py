@@ -79,7 +79,7 @@ def two_session_png(
     with a legend of those colours below the picture (``names`` label the two sessions; the statuses listed
     are those drawn)."""
 
-    def scaled(image):
+    def scaled(image: np.ndarray) -> np.ndarray:
         small = np.asarray(
             Image.fromarray(image.astype(np.float32)).resize(
                 (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .colour import COLOUR_MODES, pil_to_grey
 from .errors import InputError
 from .validation import MAX_DECODED_MB, check_decoded_size, check_dtype, check_layer_count, check_shape
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageFile
 
 _LAYER = re.compile(r"^(?P<stack>.+?)(?:_layer|-)(?P<n>\d+)\.png$", re.IGNORECASE)
 #: A file named like a layer of a folder stack (``<stack>_layerNN.png``): never a session on its own.
@@ -81,7 +85,7 @@ def is_layer_file(name: str) -> bool:
     return bool(_LAYER_FILE.match(name))
 
 
-def _open(path: Path):
+def _open(path: Path) -> ImageFile.ImageFile:
     """The PIL image of a PNG file (header only); `InputError` for an empty file, one that is not a PNG,
     or a header PIL cannot read."""
     from PIL import Image
@@ -105,14 +109,14 @@ def _open(path: Path):
     return image
 
 
-def _check_mode(path: Path, image) -> str:
+def _check_mode(path: Path, image: Image.Image) -> str:
     """The grey PIL mode the image is read in ("L" for colour); `InputError` for an unsupported mode."""
     if image.mode not in _GREY_MODES and image.mode not in COLOUR_MODES:
         raise InputError(path, f"unsupported PNG (mode {image.mode}); grey or colour 8- or 16-bit images are expected")
     return "L" if image.mode in COLOUR_MODES else image.mode
 
 
-def _decode(path: Path, image) -> tuple[np.ndarray, str | None]:
+def _decode(path: Path, image: Image.Image) -> tuple[np.ndarray, str | None]:
     """The pixels of an opened PNG as a grey array and the colour note; `InputError` for a corrupt or truncated one."""
     try:
         image.load()

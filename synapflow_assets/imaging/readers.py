@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..store.locations import as_path
 from .errors import InputError
 from .png_stack import find_png_layers, is_layer_file, read_png_image, read_png_stack
 from .scale import estimate_pixel_size as estimate_scale
-from .sidecar import read_sidecar, sidecar_path
+from .sidecar import Sidecar, read_sidecar, sidecar_path
 from .tiff_stack import read_tiff_stack
 from .validation import MAX_DECODED_MB, check_values
 from .volume import Volume
@@ -26,7 +27,7 @@ _AXES = ("z", "y", "x")
 _CHUNK = 1 << 20
 
 
-def _check_default(default_voxel_size_um) -> tuple[float, float, float]:
+def _check_default(default_voxel_size_um: Sequence[float]) -> tuple[float, float, float]:
     values = tuple(float(v) for v in default_voxel_size_um)
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
         raise ValueError(
@@ -172,7 +173,9 @@ def _check_input_path(path: Path) -> None:
     )
 
 
-def _read_pixels(path: Path, sidecar, channel: int | None, n_channels: int | None, limits: dict) -> tuple:
+def _read_pixels(
+    path: Path, sidecar: Sidecar | None, channel: int | None, n_channels: int | None, limits: dict
+) -> tuple:
     """The layers of one channel and what the file says (format, axes, channel choice, voxel sizes by source,
     acquisition time): a TIFF through :func:`read_tiff_stack`, a PNG layer folder or a single PNG (one grey
     channel)."""
@@ -209,7 +212,7 @@ def _read_pixels(path: Path, sidecar, channel: int | None, n_channels: int | Non
     return data, info
 
 
-def _feed(digest, path) -> None:
+def _feed(digest: hashlib.blake2b, path: Path) -> None:
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)

@@ -137,21 +137,21 @@ def _hessian(image: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, n
     return hyy, hxx, hxy
 
 
-def _eigen(hyy, hxx, hxy) -> tuple[np.ndarray, np.ndarray]:
+def _eigen(hyy: np.ndarray, hxx: np.ndarray, hxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues l1 <= l2 of the Hessian [[hyy, hxy], [hxy, hxx]]."""
     half_trace = 0.5 * (hxx + hyy)
     root = np.sqrt((0.5 * (hxx - hyy)) ** 2 + hxy**2)
     return half_trace - root, half_trace + root
 
 
-def _ridge_strength(hessian, sigma: float) -> np.ndarray:
+def _ridge_strength(hessian: tuple[np.ndarray, np.ndarray, np.ndarray], sigma: float) -> np.ndarray:
     """Scale-normalised ridge strength ``sigma^2 (-l1 - |l2|)``, zero where negative: large across a bright
     tube of width ~ sigma, zero at the centre of a round blob."""
     l1, l2 = _eigen(*hessian)
     return np.maximum(np.float32(sigma**2) * (-l1 - np.abs(l2)), 0.0)
 
 
-def _normal(hyy, hxx, hxy) -> np.ndarray:
+def _normal(hyy: np.ndarray, hxx: np.ndarray, hxy: np.ndarray) -> np.ndarray:
     """Unit eigenvector (N, 2) (y, x) of l1, the direction across a ridge (zero where undefined)."""
     l1, _ = _eigen(hyy, hxx, hxy)
     # (hxy, l1 - hyy) or (l1 - hxx, hxy), whichever is better conditioned

@@ -22,6 +22,10 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tifffile
 
 # Length units (lower-cased) -> micrometres per unit.
 _UNIT_TO_UM = {
@@ -129,7 +133,7 @@ def ome_info(ome_xml: str | None) -> tuple[dict[str, float], datetime | None]:
     return sizes, acquired
 
 
-def imagej_voxel_size(imagej_metadata: dict | None, page) -> dict[str, float]:
+def imagej_voxel_size(imagej_metadata: dict | None, page: tifffile.TiffPage) -> dict[str, float]:
     """Voxel size from ImageJ metadata and the resolution tags of ``page``.
 
     Parameters
@@ -170,7 +174,7 @@ def imagej_voxel_size(imagej_metadata: dict | None, page) -> dict[str, float]:
 _SI_MARK = re.compile(r"\bSI\d*\.|scanimage|state\.acq\.", re.IGNORECASE)
 
 
-def scanimage_settings(tif) -> dict | None:
+def scanimage_settings(tif: tifffile.TiffFile) -> dict | None:
     """ScanImage settings of a TIFF as one dict, or None when it is not a ScanImage file.
 
     Parameters
@@ -216,7 +220,7 @@ def scanimage_settings(tif) -> dict | None:
     return settings
 
 
-def _setting(settings: dict, *names: str):
+def _setting(settings: dict, *names: str) -> Any:
     """The value of the first key (in ``settings`` order) that is one of ``names`` or ends with ``.name``."""
     for key, value in settings.items():
         if any(key == name or key.endswith("." + name) for name in names):
@@ -224,7 +228,7 @@ def _setting(settings: dict, *names: str):
     return None
 
 
-def _numbers(value) -> list[float]:
+def _numbers(value: Any) -> list[float]:
     if isinstance(value, (list, tuple)):
         return [number for item in value for number in _numbers(item)]
     if isinstance(value, bool):

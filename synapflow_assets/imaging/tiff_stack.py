@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from .colour import COLOUR_NOTE, colour_to_grey
 from .errors import InputError
 from .tiff_metadata import imagej_voxel_size, ome_info, scanimage_info, scanimage_settings
 from .validation import MAX_DECODED_MB, check_decoded_size, check_dtype, check_shape, check_voxel_size
+
+if TYPE_CHECKING:
+    import tifffile
 
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _LAYER_AXES = "ZTIQ"
@@ -41,16 +46,16 @@ class AxisPlan:
 
 
 class _Collect(logging.Handler):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
 
 
 @contextlib.contextmanager
-def _tifffile_warnings():
+def _tifffile_warnings() -> Iterator[list[str]]:
     """Collect (and silence) tifffile's logged warnings."""
     logger = logging.getLogger("tifffile")
     handler = _Collect()
@@ -61,7 +66,7 @@ def _tifffile_warnings():
         logger.removeHandler(handler)
 
 
-def _check_integrity(path: Path, tif, size: int, warnings: list[str]) -> None:
+def _check_integrity(path: Path, tif: tifffile.TiffFile, size: int, warnings: list[str]) -> None:
     """Raise when page headers or pixel data lie beyond the end of the file."""
     for message in warnings:
         match = re.search(r"invalid (?:page|value) offset (\d+)", message)
@@ -235,7 +240,7 @@ def extract(data: np.ndarray, plan: AxisPlan) -> tuple[np.ndarray, AxisPlan]:
     return np.ascontiguousarray(data), plan
 
 
-def _format(tif, si: dict) -> str:
+def _format(tif: tifffile.TiffFile, si: dict) -> str:
     if tif.is_ome:
         return "ome-tiff"
     if tif.is_imagej:

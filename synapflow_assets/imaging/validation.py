@@ -6,13 +6,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .errors import InputError
 
 MIN_XY = 16
 
 
-def check_dtype(path: Path, dtype) -> None:
+def check_dtype(path: Path, dtype: DTypeLike) -> None:
     """Reject data types that are not plain integers or floats (bool, complex...)."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "uif":
