@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 from synapflow_assets.imaging.landing import scan_landing
@@ -102,13 +103,25 @@ def test_reliability_ingest_waits_for_files_still_being_copied(tmp_path):
     (root / "landing" / "m1" / "day00.done").unlink()
     env = {**os.environ, "SYNAPFLOW_SETTLE_SECONDS": "2"}
     command = [sys.executable, "-m", "synapflow_assets", "ingest", "--data", str(root), "--source", "imported"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    for _ in range(20):  # the copy goes on for 10 s after the command started
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    # the copy goes on until the command says it waits for it (its start-up takes seconds on a loaded machine),
+    # and 3 s more
+    while time.monotonic() < deadline and not any("waiting for 1 session" in line for line in lines):
         (root / "landing" / "m1" / "day00.tif").touch()
         time.sleep(0.5)
-    out, err = process.communicate(timeout=240)
-    run = subprocess.CompletedProcess(command, process.returncode, out, err)
-    waited = [line.strip() for line in (run.stdout + run.stderr).splitlines() if "waiting for 1 session" in line]
+    for _ in range(6):
+        (root / "landing" / "m1" / "day00.tif").touch()
+        time.sleep(0.5)
+    process.wait(timeout=240)
+    reader.join(timeout=30)
+    run = subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
+    waited = [line.strip() for line in run.stdout.splitlines() if "waiting for 1 session" in line]
     print(f"\ningest right after a copy | exit {run.returncode}; {waited[:1]}")
     assert run.returncode == 0 and waited and "m1/day00" in waited[0]
     assert "ran m1/day00" in run.stdout and "WAITING" not in run.stdout
