@@ -19,6 +19,8 @@ nms
     Greedy class-agnostic non-maximum suppression.
 centres, centre_distance, paired_centre_distance
     Box centres, and distances between them (every pair, or paired rows).
+paired_box_cover
+    :func:`box_cover` of paired rows.
 """
 
 from __future__ import annotations
@@ -245,3 +247,24 @@ def paired_centre_distance(a, b) -> np.ndarray:
     if len(ca) != len(cb):
         raise ValueError(f"paired boxes need equal counts, got {len(ca)} and {len(cb)}")
     return np.hypot(ca[:, 0] - cb[:, 0], ca[:, 1] - cb[:, 1])
+
+
+def paired_box_cover(a, b) -> np.ndarray:
+    """:func:`box_cover` of paired boxes ``a[k]`` and ``b[k]`` (the same arithmetic, so the same values as the
+    matrix's at those places).
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n, 4)
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+    """
+    a, b = _boxes(a), _boxes(b)
+    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    smaller = np.minimum(area_a, area_b)
+    return np.divide(width * height, smaller, out=np.zeros_like(smaller), where=smaller > 0)

@@ -145,3 +145,125 @@ def test_relinking_real_expert_boxes_reaches_idf1_target(variant):
     print(variant, scores["idf1"], scores["mota"])
     assert scores["idf1"] >= 0.995
     assert scores["mota"] >= 0.995
+
+
+def dense_field(n_boxes: int, seed: int, field: float = 1500.0):
+    """Boxes of spines 3-7 layers deep over 60 layers, 10% missed: dense enough for chains of candidates."""
+    rng = np.random.default_rng(seed)
+    n_spines = n_boxes // 5
+    start = rng.integers(0, 55, n_spines)
+    length = rng.integers(3, 8, n_spines)
+    spine = np.repeat(np.arange(n_spines), length)
+    layer = start[spine] + np.concatenate([np.arange(k) for k in length])
+    centre = rng.random((n_spines, 2)) * field
+    size = rng.uniform(8, 25, n_spines)
+    boxes = np.hstack([centre[spine] - size[spine, None] / 2, centre[spine] + size[spine, None] / 2])
+    boxes += rng.normal(0, 1.0, boxes.shape)
+    keep = rng.random(len(layer)) > 0.1
+    return layer[keep], boxes[keep]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [DepthLinkParams(), DepthLinkParams(fill_gaps=3), DepthLinkParams(min_layers=2, max_centre_distance_px=30)],
+)
+def test_sparse_linking_of_large_layers_equals_the_dense_assignment(params, monkeypatch):
+    from synapflow_assets.tracking import depth
+
+    layer, boxes = dense_field(8000, seed=1)
+    ids, gaps = link_layers(layer, boxes, params)
+    monkeypatch.setattr(depth, "_DENSE_PAIRS", 10**18)
+    dense_ids, dense_gaps = link_layers(layer, boxes, params)
+    np.testing.assert_array_equal(ids, dense_ids)
+    np.testing.assert_array_equal(gaps, dense_gaps)
+    assert len(np.unique(ids)) < len(ids) / 2
+
+
+def test_sparse_assign_solves_each_component_as_the_dense_assignment():
+    from synapflow_assets.tracking.depth import FORBIDDEN, assign, sparse_assign
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n, m = rng.integers(1, 40, 2)
+        allowed = rng.random((n, m)) < 0.08
+        cost = np.where(allowed, -rng.random((n, m)), FORBIDDEN)
+        i, j = np.nonzero(allowed)
+        rows, cols = sparse_assign(i, j, cost[i, j], n, m)
+        dense_rows, dense_cols = assign(cost, FORBIDDEN)
+        np.testing.assert_array_equal(rows, dense_rows)
+        np.testing.assert_array_equal(cols, dense_cols)
+    empty = sparse_assign(np.zeros(0, int), np.zeros(0, int), np.zeros(0), 3, 4)
+    assert [len(e) for e in empty] == [0, 0]
+
+
+def test_gap_boxes_interpolate_each_bridged_layer():
+    from synapflow_assets.tracking.depth import _gap_boxes
+
+    before_box = np.array([[0.0, 0, 10, 10], [5, 5, 9, 9]])
+    after_box = np.array([[3.0, 0, 13, 10], [5, 5, 9, 9]])
+    rows = _gap_boxes(np.array([4, 7]), np.array([2, 4]), before_box, after_box, 5)
+    # track 7 was seen on the layer before: nothing to fill
+    np.testing.assert_allclose(rows, [[4, 3, 1, 0, 11, 10], [4, 4, 2, 0, 12, 10]])
+
+
+def test_overlapping_pairs_are_the_pairs_with_positive_intersection():
+    from synapflow_assets.geometry import box_cover, paired_box_cover
+    from synapflow_assets.tracking.candidate_pairs import overlapping_pairs, overlapping_pairs_within
+
+    rng = np.random.default_rng(5)
+    centre, half = rng.uniform(0, 200, (300, 2)), rng.uniform(1, 9, (300, 2))
+    a = np.hstack([centre - half, centre + half])
+    b = a[::-1] + rng.normal(0, 3, a.shape)
+    i, j = overlapping_pairs(a, b)
+    dense_i, dense_j = np.nonzero(box_cover(a, b) > 0)
+    np.testing.assert_array_equal(i, dense_i)
+    np.testing.assert_array_equal(j, dense_j)
+    np.testing.assert_array_equal(paired_box_cover(a[i], b[j]), box_cover(a, b)[i, j])
+    i, j = overlapping_pairs_within(a)
+    dense_i, dense_j = np.nonzero(np.triu(box_cover(a, a) > 0, k=1))
+    np.testing.assert_array_equal(i, dense_i)
+    np.testing.assert_array_equal(j, dense_j)
+
+
+def test_duplicates_and_detector_response_from_overlapping_pairs_equal_the_dense_ones(monkeypatch):
+    from synapflow_assets.tracking import duplicates, evidence
+
+    rng = np.random.default_rng(0)
+    n = 2100
+    centre, half = rng.uniform(0, 500, (n, 2)), rng.uniform(2, 8, (n, 2))
+    box = np.hstack([centre - half, centre + half])
+    first = rng.integers(0, 10, n)
+    last = first + rng.integers(0, 4, n)
+    spines = pl.DataFrame(
+        {
+            "spine_id": np.arange(n) * 3 + 1,
+            "first_layer": first,
+            "last_layer": last,
+            **{c: box[:, k] for k, c in enumerate(("xmin", "ymin", "xmax", "ymax"))},
+            "mean_score": rng.random(n),
+        }
+    )
+    plane = spines.with_columns(first_layer=pl.lit(0), last_layer=pl.lit(0))
+    sparse = [duplicates.duplicate_keeper(spines), duplicates.duplicate_keeper(plane)]
+    monkeypatch.setattr(duplicates, "_DENSE_SPINES", 10**9)
+    dense = [duplicates.duplicate_keeper(spines), duplicates.duplicate_keeper(plane)]
+    assert all(s.equals(d) for s, d in zip(sparse, dense, strict=True))
+    assert (dense[1]["spine_id"] != dense[1]["keeper_id"]).sum() > 100
+    assert (dense[0]["spine_id"] != dense[0]["keeper_id"]).sum() > 5
+    k = 8000
+    centre, half = rng.uniform(0, 500, (k, 2)), rng.uniform(2, 8, (k, 2))
+    candidate = np.hstack([centre - half, centre + half])
+    candidates = pl.DataFrame(
+        {
+            "layer": rng.integers(0, 12, k),
+            **{c: candidate[:, m] for m, c in enumerate(("xmin", "ymin", "xmax", "ymax"))},
+            "score": rng.random(k),
+        }
+    )
+    for min_iou in (0.5, 0.1):
+        monkeypatch.setattr(evidence, "_DENSE_PAIRS", 0)
+        sparse_response = evidence.detector_response(candidates, box, first, last, min_iou)
+        monkeypatch.setattr(evidence, "_DENSE_PAIRS", 10**18)
+        dense_response = evidence.detector_response(candidates, box, first, last, min_iou)
+        np.testing.assert_array_equal(sparse_response, dense_response)
+        assert (dense_response > 0).sum() > 100

@@ -236,3 +236,36 @@ def test_the_previous_projection_registered_into_the_current_frame_matches_it(an
         f"{correlation(warped, after):.2f}"
     )
     assert correlation(warped, after) > 0.8 > correlation(before, after) + 0.2
+
+
+def test_sparse_link_costs_and_matches_equal_the_dense_ones(monkeypatch):
+    from synapflow_assets.tracking import time as time_module
+    from synapflow_assets.tracking import tracks as tracks_module
+
+    rng = np.random.default_rng(2)
+    n = 1500
+    centre, half = rng.uniform(0, 400, (n, 2)), rng.uniform(2, 6, (n, 2))
+    box = np.hstack([centre - half, centre + half])
+    first = rng.integers(0, 10, n)
+    earlier = pl.DataFrame(
+        {
+            "spine_id": np.arange(n),
+            "first_layer": first,
+            "last_layer": first + rng.integers(0, 4, n),
+            "xmin": box[:, 0],
+            "ymin": box[:, 1],
+            "xmax": box[:, 2],
+            "ymax": box[:, 3],
+        }
+    )
+    projected = earlier.with_columns(pl.col("xmin", "xmax") + 1.0, in_view=pl.Series(rng.random(n) > 0.05))
+    later = earlier.sample(fraction=0.9, seed=0).with_columns(pl.col("ymin", "ymax") + 0.5)
+    monkeypatch.setattr(time_module, "_DENSE_PAIRS", 0)
+    sparse = link_costs(projected, later, TimeLinkParams())
+    monkeypatch.setattr(time_module, "_DENSE_PAIRS", 10**18)
+    dense = link_costs(projected, later, TimeLinkParams())
+    assert sparse.equals(dense) and len(dense) > n / 2
+    earlier_ids, later_ids = earlier["spine_id"].to_list(), later["spine_id"].to_list()
+    dense_match = tracks_module._match(dense, earlier_ids, later_ids)
+    monkeypatch.setattr(tracks_module, "_DENSE_PAIRS", 0)
+    assert tracks_module._match(dense, earlier_ids, later_ids) == dense_match

@@ -154,8 +154,9 @@ def sparse_assign(
     The dense assignment takes as many allowed pairs as possible, then the cheapest such set (a forbidden
     pair costs more than any allowed pairs can save). Both are sums over the connected components of the
     graph of allowed pairs, so each component is assigned on its own: a pair alone in its component (the
-    usual case) is taken as it is, the others by :func:`assign` on the component's small matrix. The result
-    is the dense one's whenever the optimum is unique.
+    usual case) is taken as it is, a star (one row or column with all the others) by its cheapest pair, the
+    others by :func:`assign` on the component's small matrix. The result is the dense one's whenever the
+    optimum is unique.
 
     Parameters
     ----------
@@ -177,7 +178,21 @@ def sparse_assign(
     col_degree = np.bincount(cols, minlength=n_cols)
     alone = (row_degree[rows] == 1) & (col_degree[cols] == 1)
     out_rows, out_cols = [rows[alone]], [cols[alone]]
-    rest = np.flatnonzero(~alone)
+    # stars (one row whose columns have no other row, or the reverse): one pair, the cheapest (ties: lowest index)
+    widest_col = np.zeros(n_rows, np.int64)
+    np.maximum.at(widest_col, rows, col_degree[cols])
+    widest_row = np.zeros(n_cols, np.int64)
+    np.maximum.at(widest_row, cols, row_degree[rows])
+    for centre, other, star in (
+        (rows, cols, ~alone & (widest_col[rows] == 1)),
+        (cols, rows, ~alone & (widest_row[cols] == 1)),
+    ):
+        edge = np.flatnonzero(star)
+        edge = edge[np.lexsort((other[edge], cost[edge], centre[edge]))]
+        edge = edge[np.unique(centre[edge], return_index=True)[1]]
+        out_rows.append(rows[edge])
+        out_cols.append(cols[edge])
+    rest = np.flatnonzero(~alone & (widest_col[rows] > 1) & (widest_row[cols] > 1))
     if len(rest):
         r, c, v = rows[rest], cols[rest], cost[rest]
         graph = coo_matrix((np.ones(len(r)), (r, n_rows + c)), shape=(n_rows + n_cols, n_rows + n_cols))

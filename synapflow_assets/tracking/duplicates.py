@@ -22,13 +22,16 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..geometry import box_cover
+from ..geometry import box_cover, paired_box_cover
+from .candidate_pairs import can_use_tree, overlapping_pairs_within
 
 #: Share of the smaller box that the other must cover for two spines of a single plane to be one.
 MIN_COVER = 0.5
 #: In a z-stack: the same share, and the overlap of the two layer ranges over their union.
 MIN_COVER_STACK = 0.85
 MIN_LAYER_OVERLAP = 0.5
+#: Up to this many spines the pairs are scored as a dense matrix; above, only the overlapping pairs (k-d tree).
+_DENSE_SPINES = 2000
 
 
 def duplicate_keeper(
@@ -61,15 +64,20 @@ def duplicate_keeper(
     if len(spines) < 2:
         return pl.DataFrame({"spine_id": ids, "keeper_id": ids}, schema={"spine_id": pl.Int64, "keeper_id": pl.Int64})
     box = spines.select("xmin", "ymin", "xmax", "ymax").to_numpy()
-    cover = box_cover(box, box)
     first, last = spines["first_layer"].to_numpy(), spines["last_layer"].to_numpy()
-    if int(last.max()) == 0:
-        same = cover >= min_cover
+    if len(spines) <= _DENSE_SPINES or not can_use_tree(box) or min(min_cover, min_cover_stack) <= 0:
+        i, j = _dense_duplicates(box, first, last, min_cover, min_cover_stack, min_layer_overlap)
     else:
-        shared = np.minimum(last[:, None], last[None, :]) - np.maximum(first[:, None], first[None, :]) + 1
-        union = np.maximum(last[:, None], last[None, :]) - np.minimum(first[:, None], first[None, :]) + 1
-        same = (cover >= min_cover_stack) & (np.clip(shared, 0, None) / union >= min_layer_overlap)
-    i, j = np.nonzero(np.triu(same, k=1))
+        # only boxes that intersect can cover each other (both thresholds are positive)
+        i, j = overlapping_pairs_within(box)
+        cover = paired_box_cover(box[i], box[j])
+        if int(last.max()) == 0:
+            same = cover >= min_cover
+        else:
+            shared = np.minimum(last[i], last[j]) - np.maximum(first[i], first[j]) + 1
+            union = np.maximum(last[i], last[j]) - np.minimum(first[i], first[j]) + 1
+            same = (cover >= min_cover_stack) & (np.clip(shared, 0, None) / union >= min_layer_overlap)
+        i, j = i[same], j[same]
     n = len(spines)
     _, component = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
     score = spines["mean_score"].fill_null(0.0).to_numpy()
@@ -80,6 +88,26 @@ def duplicate_keeper(
         {"spine_id": ids, "keeper_id": keeper_of_component[component]},
         schema={"spine_id": pl.Int64, "keeper_id": pl.Int64},
     )
+
+
+def _dense_duplicates(
+    box: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    min_cover: float,
+    min_cover_stack: float,
+    min_layer_overlap: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Duplicate pairs (i < j) from the full (n, n) matrices."""
+    cover = box_cover(box, box)
+    if int(last.max()) == 0:
+        same = cover >= min_cover
+    else:
+        shared = np.minimum(last[:, None], last[None, :]) - np.maximum(first[:, None], first[None, :]) + 1
+        union = np.maximum(last[:, None], last[None, :]) - np.minimum(first[:, None], first[None, :]) + 1
+        same = (cover >= min_cover_stack) & (np.clip(shared, 0, None) / union >= min_layer_overlap)
+    i, j = np.nonzero(np.triu(same, k=1))
+    return i, j
 
 
 def merge_duplicate_boxes(linked: pl.DataFrame, keepers: pl.DataFrame) -> pl.DataFrame:

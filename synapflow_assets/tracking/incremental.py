@@ -93,6 +93,7 @@ class AnimalTracker:
         self.computed: list[str] = []
         self.reused: list[str] = []
         self._alignments: dict[tuple[str, str], tuple[dict, Alignment]] = {}
+        self._gates: dict[tuple, tuple[Alignment, tuple[bool, str | None, Correspondence]]] = {}
 
     def alignment(self, a: SessionInput, b: SessionInput) -> Alignment:
         versions = [a.volume_version or a.version, b.volume_version or b.version]
@@ -131,10 +132,17 @@ class AnimalTracker:
         (:attr:`.align.Alignment.ok`).
         """
         step = self.alignment(a, b)
+        # the same sessions (versions) under the same alignment give the same answer: computed once per pair
+        key = (a.key, a.version, b.key, b.version, b.shape_zyx)
+        if (memo := self._gates.get(key)) is not None and memo[0] is step:
+            return memo[1]
         found = spine_correspondence(a.spines, b.spines, step.map_points, (b.shape_zyx[1], b.shape_zyx[2]))
         if not found.decisive:
-            return step.ok, step.problem(), found
-        return found.ok, None if found.ok else f"no correspondence: {found.describe()}", found
+            answer = step.ok, step.problem(), found
+        else:
+            answer = found.ok, None if found.ok else f"no correspondence: {found.describe()}", found
+        self._gates[key] = (step, answer)
+        return answer
 
     def links(self, chain: list[SessionInput]) -> SessionLinks:
         """Links from ``chain[0]`` to ``chain[-1]`` through the alignments of consecutive members."""

@@ -14,6 +14,7 @@ is ``unconfirmed`` and left out of the rates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,12 +57,14 @@ class _Sessions:
     volumes: dict = field(default_factory=dict)
     origin: list[pl.DataFrame] = field(default_factory=list)
 
-    def volume(self, index: int) -> SummedVolume:
-        """The session's volume as a summed-volume table; the last ``KEPT_VOLUMES`` are kept (evidence compares
-        neighbouring sessions, and a table is 8 bytes per voxel)."""
+    def volume(self, index: int, upcoming: Sequence[int] = ()) -> SummedVolume:
+        """The session's volume as a summed-volume table; ``KEPT_VOLUMES`` are kept (evidence compares
+        neighbouring sessions, and a table is 8 bytes per voxel). With ``upcoming`` (the sessions asked for next,
+        in order), the one evicted is the one needed last or never (else the oldest), so a pass over many pairs
+        of sessions loads each volume as few times as the room allows."""
         if index not in self.volumes:
             while len(self.volumes) >= KEPT_VOLUMES:
-                self.volumes.pop(next(iter(self.volumes)))
+                self.volumes.pop(_evicted(list(self.volumes), upcoming))
             self.volumes[index] = summed_volume(np.asarray(self.sessions[index].load_volume()))
         return self.volumes[index]
 
@@ -109,6 +112,14 @@ class _Sessions:
         return move_boxes(self.tracker, self.sessions, boxes, source, target)
 
 
+def _evicted(kept: list[int], upcoming: Sequence[int]) -> int:
+    """Which of the ``kept`` volumes (oldest first) to drop: the first one not in ``upcoming``, else the one
+    needed last."""
+    upcoming = list(upcoming)
+    next_use = [upcoming.index(k) if k in upcoming else len(upcoming) for k in kept]
+    return kept[int(np.argmax(next_use))]
+
+
 def _queries(tracks: pl.DataFrame, origin: pl.DataFrame) -> pl.DataFrame:
     """Where to look: ``session_index`` (target), ``source_index``, ``source_id`` for every elimination and
     every gap closed without a detection (the track's last detected spine, at that session), and every
@@ -142,7 +153,9 @@ def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
     """Evidence for every query, one vectorised pass per (source, target) pair of sessions."""
     p = state.params
     found = []
-    for (source, target), group in queries.group_by("source_index", "session_index", maintain_order=True):
+    groups = list(queries.group_by("source_index", "session_index", maintain_order=True))
+    needed = [k for (source, target), _ in groups for k in (target, source)]
+    for n, ((source, target), group) in enumerate(groups):
         spines = state.spines(source).join(group.select(spine_id="source_id"), on="spine_id").sort("spine_id")
         boxes = spines.select("spine_id", *PLACE_COLUMNS)
         moved = state.move(boxes.drop("spine_id"), source, target)
@@ -157,9 +170,9 @@ def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
             if candidates is not None
             else np.zeros(len(box))
         )
-        here = box_contrast(state.volume(target), box, first, last, p.ring_px)
+        here = box_contrast(state.volume(target, needed[2 * n + 1 :]), box, first, last, p.ring_px)
         there = box_contrast(
-            state.volume(source),
+            state.volume(source, needed[2 * n + 2 :]),
             boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
             boxes["first_layer"].to_numpy(),
             boxes["last_layer"].to_numpy(),

@@ -5,7 +5,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ..geometry import centre_distance, pairwise_giou
+from ..geometry import centre_distance, centres, giou, pairwise_giou
+from .candidate_pairs import can_use_tree, pairs_within_distance
+
+#: Up to this many (earlier, later) pairs the costs are a dense matrix; above, only pairs within the gate.
+_DENSE_PAIRS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,15 @@ def z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
     layers."""
     first_a, last_a = np.asarray(first_a, float)[:, None], np.asarray(last_a, float)[:, None]
     first_b, last_b = np.asarray(first_b, float)[None, :], np.asarray(last_b, float)[None, :]
+    overlap = np.minimum(last_a, last_b) - np.maximum(first_a, first_b) + 1
+    shortest = np.minimum(last_a - first_a, last_b - first_b) + 1
+    return np.where(overlap > 0, 1 - overlap / shortest, np.maximum(first_a, first_b) - np.minimum(last_a, last_b))
+
+
+def paired_z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
+    """:func:`z_range_cost` of paired ranges ``a[k]`` and ``b[k]`` (the same arithmetic, so the same values)."""
+    first_a, last_a = np.asarray(first_a, float), np.asarray(last_a, float)
+    first_b, last_b = np.asarray(first_b, float), np.asarray(last_b, float)
     overlap = np.minimum(last_a, last_b) - np.maximum(first_a, first_b) + 1
     shortest = np.minimum(last_a - first_a, last_b - first_b) + 1
     return np.where(overlap > 0, 1 - overlap / shortest, np.maximum(first_a, first_b) - np.minimum(last_a, last_b))
@@ -128,17 +141,33 @@ def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkPar
         return empty
     a = candidates.select("xmin", "ymin", "xmax", "ymax").to_numpy()
     b = later.select("xmin", "ymin", "xmax", "ymax").to_numpy()
-    cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
-        candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"]
-    )
-    distance = centre_distance(a, b) * pixel_size_um(later)
-    i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_um))
+    pixel = pixel_size_um(later)
+    if len(a) * len(b) <= _DENSE_PAIRS or not can_use_tree(a, b) or not pixel > 0:
+        cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
+            candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"]
+        )
+        distance = centre_distance(a, b) * pixel
+        i, j = np.nonzero((cost <= params.max_cost) & (distance <= params.max_centre_distance_um))
+        cost = cost[i, j]
+    else:
+        # the pairs within the gate, with a margin for rounding; then the dense formulas on those pairs
+        radius = params.max_centre_distance_um / pixel * (1 + 1e-6) + 1e-9
+        i, j = pairs_within_distance(centres(a), centres(b), radius)
+        cost = params.giou_weight * -giou(a[i], b[j]) + params.z_weight * paired_z_range_cost(
+            candidates["first_layer"].to_numpy()[i],
+            candidates["last_layer"].to_numpy()[i],
+            later["first_layer"].to_numpy()[j],
+            later["last_layer"].to_numpy()[j],
+        )
+        distance = np.linalg.norm(centres(a)[i] - centres(b)[j], axis=-1) * pixel
+        keep = (cost <= params.max_cost) & (distance <= params.max_centre_distance_um)
+        i, j, cost = i[keep], j[keep], cost[keep]
     return (
         pl.DataFrame(
             {
                 "earlier_id": candidates["spine_id"].to_numpy()[i].astype(np.int64),
                 "later_id": later["spine_id"].to_numpy()[j].astype(np.int64),
-                "cost": cost[i, j],
+                "cost": cost,
             }
         )
         if len(i)

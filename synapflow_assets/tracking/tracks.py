@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from .depth import FORBIDDEN, assign
+from .depth import FORBIDDEN, assign, sparse_assign
+
+#: Up to this many (earlier, later) pairs a match is solved on the dense matrix; above, by components.
+_DENSE_PAIRS = 1_000_000
 
 TRACK_SCHEMA = {
     "session": pl.String,
@@ -42,6 +45,9 @@ def _match(costs: pl.DataFrame, earlier: list[int], later: list[int]) -> list[tu
         return []
     rows, i = np.unique(usable["earlier_id"].to_numpy(), return_inverse=True)
     cols, j = np.unique(usable["later_id"].to_numpy(), return_inverse=True)
+    if len(rows) * len(cols) > _DENSE_PAIRS:
+        r, c = sparse_assign(i, j, usable["cost"].to_numpy(), len(rows), len(cols))
+        return list(zip(rows[r].tolist(), cols[c].tolist(), strict=False))
     matrix = np.full((len(rows), len(cols)), FORBIDDEN)
     matrix[i, j] = usable["cost"].to_numpy()
     r, c = assign(matrix, FORBIDDEN)
@@ -86,14 +92,18 @@ def build_tracks(
     for t, session in enumerate(sessions):
         unmatched = set(np.asarray(spine_ids.get(session, []), dtype=np.int64).tolist())
         continued: dict[int, int] = {}
+        by_index: dict[int, list[int]] = {}  # the tracks by the session they were last seen in, in track order
+        for k, s in tracks.items():
+            by_index.setdefault(s.index, []).append(k)
         for index in range(t - 1, -1, -1):
             gap = t - index
             waiting = {
-                s.spine: k
-                for k, s in tracks.items()
-                if s.index == index
-                and k not in continued
-                and (gap == 1 or s.mode == "out_of_view" or (s.mode == "missing" and gap <= max_gap + 1))
+                tracks[k].spine: k
+                for k in by_index.get(index, ())
+                if k not in continued
+                and (
+                    gap == 1 or tracks[k].mode == "out_of_view" or (tracks[k].mode == "missing" and gap <= max_gap + 1)
+                )
             }
             if waiting and unmatched:
                 for earlier_spine, later_spine in _match(links_for(index, t).costs, list(waiting), sorted(unmatched)):
@@ -119,7 +129,9 @@ def build_tracks(
         for spine in sorted(unmatched):
             tracks[len(tracks)] = _Track(t, spine)
             rows.append(_row(session, t, len(tracks) - 1, spine, "present" if t == 0 else "new"))
-    return pl.DataFrame(rows, schema=TRACK_SCHEMA).sort("session_index", "track_id")
+    return pl.DataFrame({c: [r[c] for r in rows] for c in TRACK_SCHEMA}, schema=TRACK_SCHEMA).sort(
+        "session_index", "track_id"
+    )
 
 
 def _row(session: str, index: int, track: int, spine: int | None, status: str, detected: bool = True) -> dict:
