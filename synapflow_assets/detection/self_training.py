@@ -31,7 +31,8 @@ class SelfTrainParams:
     Attributes
     ----------
     min_detected : int
-        Sessions in which the detector itself found a track for its other sessions' places to count.
+        Sessions in which the detector itself found a track (a box at its threshold, not a redetection) for its
+        redetected places to count.
     min_confidence : float
         Confidence (0-1) of a redetected place below which it is left out.
     """
@@ -52,16 +53,18 @@ def tracked_places(store: Path, animals: Sequence[str] | None = None, *, params:
         store,
         f"""
         WITH counted AS (
-            SELECT animal, track_id, count(*) FILTER (WHERE detected) AS n_detected FROM tracks GROUP BY ALL
+            SELECT animal, track_id, count(*) FILTER (WHERE detected AND NOT coalesce(redetected, false)) AS n_found
+            FROM tracks GROUP BY ALL
         )
         SELECT t.animal, t.session, t.xmin, t.ymin, t.xmax, t.ymax, t.first_layer, t.last_layer, s.type,
             CASE WHEN t.corrected_by IS NOT NULL THEN 'correction'
-                 WHEN t.detected THEN 'detector' ELSE 'redetected' END AS source
+                 WHEN coalesce(t.redetected, false) THEN 'redetected' ELSE 'detector' END AS source
         FROM tracks t JOIN counted c ON c.animal = t.animal AND c.track_id = t.track_id
         LEFT JOIN spines s ON s.animal = t.animal AND s.session = t.session AND s.spine_key = t.spine_key
         WHERE t.status IN ('present', 'new') AND t.xmin IS NOT NULL {where}
-          AND (t.corrected_by IS NOT NULL OR t.detected
-               OR (t.redetected AND c.n_detected >= {int(params.min_detected)}
+          AND (t.corrected_by IS NOT NULL
+               OR (t.detected AND NOT coalesce(t.redetected, false))
+               OR (t.redetected AND c.n_found >= {int(params.min_detected)}
                    AND coalesce(t.confidence, 1.0) >= {float(params.min_confidence)}))
         ORDER BY t.animal, t.session, t.track_id""",
     )
