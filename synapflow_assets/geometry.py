@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 """Box columns of every box table, in array order."""
@@ -42,12 +43,12 @@ BOX_SCHEMA = {
 """Schema of the box table a detector returns for one layer (model and LoG baseline)."""
 
 
-def _boxes(boxes) -> np.ndarray:
+def _boxes(boxes: ArrayLike) -> np.ndarray:
     """``boxes`` as a float64 array of shape (n, 4)."""
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
-def iou(a, b) -> np.ndarray:
+def iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Intersection over union of paired boxes, broadcast over leading axes.
 
     Parameters
@@ -73,7 +74,7 @@ def iou(a, b) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def box_iou(a, b) -> np.ndarray:
+def box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Pairwise intersection over union of two sets of boxes.
 
     Parameters
@@ -92,7 +93,7 @@ def box_iou(a, b) -> np.ndarray:
     return iou(a[:, None, :], b[None, :, :])
 
 
-def box_cover(a, b) -> np.ndarray:
+def box_cover(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Pairwise share of the smaller box that two boxes have in common (intersection over the smaller area).
 
     Parameters
@@ -114,7 +115,7 @@ def box_cover(a, b) -> np.ndarray:
     return np.divide(width * height, smaller, out=np.zeros_like(smaller), where=smaller > 0)
 
 
-def giou(a, b) -> np.ndarray:
+def giou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Generalised IoU of paired boxes, broadcast over leading axes.
 
     ``GIoU = IoU - (hull - union) / hull`` with ``hull`` the area of the
@@ -147,7 +148,7 @@ def giou(a, b) -> np.ndarray:
     return inter / union - (hull - union) / hull
 
 
-def pairwise_giou(a, b) -> np.ndarray:
+def pairwise_giou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Generalised IoU of every box in ``a`` with every box in ``b``.
 
     Parameters
@@ -163,7 +164,7 @@ def pairwise_giou(a, b) -> np.ndarray:
     return giou(np.asarray(a)[:, None, :], np.asarray(b)[None, :, :])
 
 
-def nms(boxes, scores, *, iou_threshold: float = 0.5) -> np.ndarray:
+def nms(boxes: ArrayLike, scores: ArrayLike, *, iou_threshold: float = 0.5) -> np.ndarray:
     """Greedy class-agnostic non-maximum suppression.
 
     Boxes are visited by decreasing score (ties: lower index first); a box is
@@ -197,7 +198,7 @@ def nms(boxes, scores, *, iou_threshold: float = 0.5) -> np.ndarray:
     return order[alive]
 
 
-def centres(boxes) -> np.ndarray:
+def centres(boxes: ArrayLike) -> np.ndarray:
     """(x, y) centre of each box.
 
     Parameters
@@ -212,7 +213,7 @@ def centres(boxes) -> np.ndarray:
     return (boxes[:, :2] + boxes[:, 2:]) / 2
 
 
-def centre_distance(a, b) -> np.ndarray:
+def centre_distance(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Distance between the centres of every pair of boxes.
 
     Parameters
@@ -229,7 +230,7 @@ def centre_distance(a, b) -> np.ndarray:
     return np.linalg.norm(centres(a)[:, None, :] - centres(b)[None, :, :], axis=-1)
 
 
-def paired_centre_distance(a, b) -> np.ndarray:
+def paired_centre_distance(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Distance between the centres of paired boxes ``a[k]`` and ``b[k]``.
 
     Parameters
@@ -249,7 +250,7 @@ def paired_centre_distance(a, b) -> np.ndarray:
     return np.hypot(ca[:, 0] - cb[:, 0], ca[:, 1] - cb[:, 1])
 
 
-def paired_box_cover(a, b) -> np.ndarray:
+def paired_box_cover(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """:func:`box_cover` of paired boxes ``a[k]`` and ``b[k]`` (the same arithmetic, so the same values as the
     matrix's at those places).
 

@@ -237,7 +237,7 @@ def z_shift(reference: np.ndarray, moving_aligned: np.ndarray, max_shift: int) -
     if min(reference.shape[0], moving_aligned.shape[0]) < 3:
         return 0, float("nan")
 
-    def normalised(volume):
+    def normalised(volume: np.ndarray) -> np.ndarray:
         flat = np.asarray(volume, dtype=np.float32).reshape(volume.shape[0], -1)
         flat = flat - flat.mean(axis=1, keepdims=True)
         return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
@@ -261,7 +261,7 @@ def foreground(prepared: np.ndarray, sigma_px: float = 2.0, n_sigma: float = 4.0
     return smooth > centre + n_sigma * max(float(sigma), 1e-6)
 
 
-def _blocks_of(image: np.ndarray, block: int):
+def _blocks_of(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     ny, nx = image.shape
     step = block // 2
     starts_y = np.arange(0, ny - block + 1, step)
@@ -279,7 +279,9 @@ def structure_blocks(reference: np.ndarray, params: AlignParams) -> np.ndarray:
     return foreground(prepared)[iy, ix].mean(axis=(-2, -1)) >= params.min_structure
 
 
-def block_displacements(reference: np.ndarray, moving_aligned: np.ndarray, params: AlignParams):
+def block_displacements(
+    reference: np.ndarray, moving_aligned: np.ndarray, params: AlignParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Displacement of each half-overlapping block of two globally aligned projections.
 
     Returns block centres (gy, gx, 2), displacements (gy, gx, 2), trusted mask

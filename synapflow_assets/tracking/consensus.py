@@ -98,7 +98,7 @@ def weak_spines(session: SessionInput, params: ConsensusParams = ConsensusParams
 
 
 def _agreeing(
-    tracker: AnimalTracker, sessions: list[SessionInput], weak: list[pl.DataFrame], i: int, p
+    tracker: AnimalTracker, sessions: list[SessionInput], weak: list[pl.DataFrame], i: int, p: ConsensusParams
 ) -> pl.DataFrame:
     """Pairs of weak spines of sessions ``i`` and ``i + 1`` at one aligned place (one-to-one)."""
     a, b = weak[i], weak[i + 1]

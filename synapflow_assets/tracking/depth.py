@@ -306,7 +306,7 @@ def _gap_boxes(
     return np.column_stack([tracks[which], before[which] + step, box]).astype(np.float64)
 
 
-def _keep_long_tracks(track_of: np.ndarray, gaps: np.ndarray, params: DepthLinkParams):
+def _keep_long_tracks(track_of: np.ndarray, gaps: np.ndarray, params: DepthLinkParams) -> tuple[np.ndarray, np.ndarray]:
     n_tracks = int(track_of.max()) + 1 if len(track_of) else 0
     counts = np.bincount(track_of, minlength=n_tracks) + np.bincount(gaps[:, 0].astype(np.int64), minlength=n_tracks)
     kept = counts >= params.min_layers

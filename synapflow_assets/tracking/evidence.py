@@ -216,7 +216,7 @@ def box_contrast(
     z0 = np.clip(np.asarray(first_layer), 0, nz - 1).astype(int)
     z1 = np.clip(np.asarray(last_layer), 0, nz - 1).astype(int) + 1
 
-    def box_sum(x0, y0, x1, y1):
+    def box_sum(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x0, x1 = np.clip(np.floor(x0), 0, nx).astype(int), np.clip(np.ceil(x1), 0, nx).astype(int)
         y0, y1 = np.clip(np.floor(y0), 0, ny).astype(int), np.clip(np.ceil(y1), 0, ny).astype(int)
         total = (

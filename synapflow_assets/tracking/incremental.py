@@ -160,7 +160,7 @@ class AnimalTracker:
         steps = [self.alignment(a, b) for a, b in itertools.pairwise(chain)]
         ok = all(self.gate(a, b)[0] for a, b in itertools.pairwise(chain))
 
-        def map_points(yx):
+        def map_points(yx: np.ndarray) -> np.ndarray:
             for step in steps:
                 yx = step.map_points(yx)
             return yx

@@ -1,11 +1,13 @@
 """Rigid maps between two sessions' layers: rotation about the image centre, then a shift; their fit."""
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 from skimage.transform import EuclideanTransform
 
 
-def rigid_transform(rotation_deg: float, shift_yx, shape_yx) -> EuclideanTransform:
+def rigid_transform(rotation_deg: float, shift_yx: Sequence[float], shape_yx: Sequence[int]) -> EuclideanTransform:
     """The rigid map as a ``skimage.transform.EuclideanTransform`` on (y, x) points.
 
     Parameters
@@ -50,27 +52,29 @@ def _resample(image: np.ndarray, transform: EuclideanTransform) -> np.ndarray:
     )
 
 
-def rigid_map(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
+def rigid_map(yx: np.ndarray, rotation_deg: float, shift_yx: Sequence[float], shape_yx: Sequence[int]) -> np.ndarray:
     """Rotate points about the image centre by ``rotation_deg`` (counter-clockwise in x/y), then shift."""
     return _apply(rigid_transform(rotation_deg, shift_yx, shape_yx), yx)
 
 
-def rigid_unmap(yx: np.ndarray, rotation_deg: float, shift_yx, shape_yx) -> np.ndarray:
+def rigid_unmap(yx: np.ndarray, rotation_deg: float, shift_yx: Sequence[float], shape_yx: Sequence[int]) -> np.ndarray:
     """The inverse of ``rigid_map``: unshift, then rotate back about the image centre."""
     return _apply(rigid_transform(rotation_deg, shift_yx, shape_yx).inverse, yx)
 
 
-def warp_to_moving(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
+def warp_to_moving(image: np.ndarray, rotation_deg: float, shift_yx: Sequence[float]) -> np.ndarray:
     """Resample a reference 2D image onto the moving grid through the inverse rigid map."""
     return _resample(image, rigid_transform(rotation_deg, shift_yx, image.shape).inverse)
 
 
-def warp_to_reference(image: np.ndarray, rotation_deg: float, shift_yx) -> np.ndarray:
+def warp_to_reference(image: np.ndarray, rotation_deg: float, shift_yx: Sequence[float]) -> np.ndarray:
     """Resample a moving 2D image onto the reference grid through the rigid map."""
     return _resample(image, rigid_transform(rotation_deg, shift_yx, image.shape))
 
 
-def fit_rigid(points: np.ndarray, targets: np.ndarray, iterations: int = 3, max_error_px: float = 1.5):
+def fit_rigid(
+    points: np.ndarray, targets: np.ndarray, iterations: int = 3, max_error_px: float = 1.5
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares rotation + translation of points onto targets, refit without outliers.
 
     Each fit is ``skimage.transform.EuclideanTransform.from_estimate`` (Umeyama's

@@ -1,9 +1,11 @@
 """Time tracking: the cost of linking the 3D spines of one session to those of a later one."""
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 
 from ..geometry import centre_distance, centres, giou, pairwise_giou
 from .candidate_pairs import can_use_tree, pairs_within_distance
@@ -50,7 +52,7 @@ class TimeLinkParams:
     border_px: float = 2.0
 
 
-def z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
+def z_range_cost(first_a: ArrayLike, last_a: ArrayLike, first_b: ArrayLike, last_b: ArrayLike) -> np.ndarray:
     """The method's z cost for all pairs: ``1 - overlap / min(length)`` if the ranges overlap, else the gap in
     layers."""
     first_a, last_a = np.asarray(first_a, float)[:, None], np.asarray(last_a, float)[:, None]
@@ -60,7 +62,7 @@ def z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
     return np.where(overlap > 0, 1 - overlap / shortest, np.maximum(first_a, first_b) - np.minimum(last_a, last_b))
 
 
-def paired_z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
+def paired_z_range_cost(first_a: ArrayLike, last_a: ArrayLike, first_b: ArrayLike, last_b: ArrayLike) -> np.ndarray:
     """:func:`z_range_cost` of paired ranges ``a[k]`` and ``b[k]`` (the same arithmetic, so the same values)."""
     first_a, last_a = np.asarray(first_a, float), np.asarray(last_a, float)
     first_b, last_b = np.asarray(first_b, float), np.asarray(last_b, float)
@@ -69,7 +71,13 @@ def paired_z_range_cost(first_a, last_a, first_b, last_b) -> np.ndarray:
     return np.where(overlap > 0, 1 - overlap / shortest, np.maximum(first_a, first_b) - np.minimum(last_a, last_b))
 
 
-def project_spines(spines: pl.DataFrame, map_points, z_shift: int, shape_zyx, border_px: float) -> pl.DataFrame:
+def project_spines(
+    spines: pl.DataFrame,
+    map_points: Callable[[np.ndarray], np.ndarray],
+    z_shift: int,
+    shape_zyx: Sequence[int],
+    border_px: float,
+) -> pl.DataFrame:
     """Move spines of an earlier session into a later one.
 
     Parameters
