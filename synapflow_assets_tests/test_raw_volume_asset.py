@@ -62,7 +62,7 @@ def test_bad_file_fails_clearly_and_leaves_nothing_behind(tmp_path, instance):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "day04.tif" in failure.step_failure_data.error.message
-    assert sorted(p.name for p in (tmp_path / "volumes" / "m1").iterdir()) == ["day00.ome.zarr"]
+    assert sorted(p.name for p in (tmp_path / "volumes" / "m1").iterdir()) == ["day00.mip.png", "day00.ome.zarr"]
     write_stack(bad, seed=5)
     assert materialize(instance, lake, "m1", "day04").success
     assert lake.volume_path("m1", "day04").is_dir()
