@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -32,30 +33,28 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def write_parquet_atomic(table: pl.DataFrame, path: Path) -> Path:
-    """Write ``table`` to ``path`` so that readers see the old file or the new one, never a part."""
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write`` on a sibling of ``path``, then rename it into place: readers see the old file or the new
+    one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = sibling(path)
     try:
-        table.write_parquet(tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_parquet_atomic(table: pl.DataFrame, path: Path) -> Path:
+    """Write ``table`` to ``path`` so that readers see the old file or the new one, never a part."""
+    return _write_atomic(path, table.write_parquet)
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = sibling(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def remove_orphans(root: Path, *, depth: int = 3) -> list[Path]:
