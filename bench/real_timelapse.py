@@ -48,7 +48,7 @@ from dynamics import compare, truth_tables
 from synapflow_assets.geometry import box_iou
 
 
-def ingest(root: Path, source: str) -> dict:
+def ingest(root: Path, source: str, score_threshold: float | None = None) -> dict:
     import dagster as dg
 
     from synapflow_assets.defs.resources import DataLake, DetectionSettings
@@ -56,7 +56,11 @@ def ingest(root: Path, source: str) -> dict:
 
     start = time.perf_counter()
     with dg.instance_for_test() as instance:
-        report = process_landed(instance, DataLake(root=str(root)), detection=DetectionSettings(source=source))
+        report = process_landed(
+            instance,
+            DataLake(root=str(root)),
+            detection=DetectionSettings(source=source, score_threshold=score_threshold),
+        )
     return {"seconds": round(time.perf_counter() - start, 1), "failed": dict(report.failed)}
 
 
@@ -171,7 +175,7 @@ def bench_profile(root: Path, profile: str, args) -> dict:
         profile=profile,
         detections=args.source == "imported",
     )
-    info = ingest(work, args.source)
+    info = ingest(work, args.source, args.score_threshold)
     truth, _ = truth_tables(landing)
     summary: dict = {"ingest": info}
     try:
@@ -227,10 +231,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--profiles", default="mip-timelapse,mip-days")
     parser.add_argument("--source", choices=("model", "imported"), default="model")
+    parser.add_argument(
+        "--score-threshold", type=float, default=None, help="detection score threshold (default: the settings')"
+    )
     parser.add_argument("--root", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="real-timelapse-"))
-    summary = {"series": args.series, "sessions": args.sessions, "seed": args.seed, "source": args.source}
+    summary = {
+        "series": args.series,
+        "sessions": args.sessions,
+        "seed": args.seed,
+        "source": args.source,
+        "score_threshold": args.score_threshold,
+    }
     for profile in args.profiles.split(","):
         summary[profile] = bench_profile(root, profile, args)
     print(json.dumps({"bench": "real_timelapse", **summary}, default=str))

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from synapflow_assets.store.ducklake import DuckLake, store_location
 from synapflow_assets.store.feature_store import query
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,14 +24,14 @@ TABLES = ("sessions", "detections", "spines", "spine_features", "tracks", "dynam
 LINEAGE = {"run_id", "computed_at"}
 
 
-def store_table(root: Path, table: str) -> pl.DataFrame:
-    frame = query(root / "features.duckdb", f"SELECT * FROM {table}")
+def store_table(store: Path | DuckLake, table: str) -> pl.DataFrame:
+    frame = query(store, f"SELECT * FROM {table}")
     frame = frame.drop([c for c in frame.columns if c in LINEAGE])
     return frame.sort(frame.columns) if len(frame) else frame
 
 
-def compare(embedded: Path, distributed: Path) -> dict[str, str]:
-    """Per table: `identical (N rows)` or what differs."""
+def compare(embedded: Path | DuckLake, distributed: Path | DuckLake) -> dict[str, str]:
+    """Per table of two feature stores: `identical (N rows)` or what differs."""
     out = {}
     for table in TABLES:
         a, b = store_table(embedded, table), store_table(distributed, table)
@@ -109,31 +110,59 @@ def repeated_steps(instance: dg.DagsterInstance) -> list[str]:
     return repeated
 
 
-def concurrent_writes(root: Path, n: int = 8) -> dict:
-    """`n` processes each write their own partition to one store at the same moment."""
-    code = (
-        "import sys, polars as pl; from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; "
-        "i = int(sys.argv[2]); rows = pl.DataFrame({'session': ['s%d' % i], 'spine_id': [i], 'status': ['present']}); "
-        "store = FeatureStore(sys.argv[1]); "
-        "store.replace_partition({'sessions': pl.DataFrame({'session': ['s%d' % i]})}, 'writer%d' % i, 's%d' % i, "
-        "lineage_columns('r', '1', None, None, {})); store.connection.close()"
-    )
-    path = root / "concurrent.duckdb"
-    start = time.perf_counter()
+WRITER = (
+    "import os, sys, polars as pl; from synapflow_assets.store.ducklake import store_location; "
+    "from synapflow_assets.store.feature_store import FeatureStore, lineage_columns; i = int(sys.argv[2]); "
+    "spines = pl.DataFrame({'spine_id': list(range(100)), 'x_um': [float(i)] * 100}); "
+    "store = FeatureStore(store_location(sys.argv[1], os.environ.get('SYNAPFLOW_STORE_DATA', ''))); "
+    "store.replace_partition({'sessions': pl.DataFrame({'n_spines': [100]}), 'spine_features': spines}, "
+    "'writer%d' % i, 'day00', lineage_columns('r', '1', None, None, {})); store.connection.close()"
+)
+
+
+def _write(store: str, env: dict, numbers: range, **extra: str) -> list[tuple[int, str]]:
+    """Writers ``numbers`` started together, each replacing its own partition; (exit code, last error line)."""
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        for i in range(n)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, store, str(i)],
+            cwd=ROOT,
+            env={**env, **extra},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in numbers
     ]
-    errors = [p.communicate(timeout=300)[1] for p in procs]
-    failed = [e.strip().splitlines()[-1] for p, e in zip(procs, errors, strict=False) if p.returncode != 0]
-    rows = query(path, "SELECT animal, count(*) AS n FROM sessions GROUP BY animal")
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    return [(p.returncode, (e.strip().splitlines() or [""])[-1]) for p, e in zip(procs, errors, strict=True)]
+
+
+def _counts(store: Path | DuckLake) -> pl.DataFrame:
+    return query(store, "SELECT animal, count(*) AS n FROM spine_features GROUP BY animal")
+
+
+def concurrent_writes(store: str, env: dict, n: int = 8) -> dict:
+    """`n` processes each replace their own partition of one store at the same moment (0 lost, 0 duplicated);
+    then 2 more are killed (SIGKILL) before their commit, the store is read, and they run again."""
+    location = store_location(store, env.get("SYNAPFLOW_STORE_DATA", ""))
+    start = time.perf_counter()
+    done = _write(store, env, range(n))
+    seconds = time.perf_counter() - start
+    rows = _counts(location)
+    killed = _write(store, env, range(n, n + 2), SYNAPFLOW_FAILPOINT="store_transaction")
+    readable = sorted(_counts(location)["animal"]) == sorted(rows["animal"])
+    rerun = _write(store, env, range(n - 2, n + 2))
+    after = _counts(location)
     return {
         "writers": n,
-        "failed": failed,
+        "failed": [error for code, error in done if code != 0],
         "rows": int(rows["n"].sum()),
         "distinct_partitions": len(rows),
-        "duplicates": int((rows["n"] > 1).sum()),
-        "seconds": round(time.perf_counter() - start, 1),
+        "lost": n - len(rows),
+        "duplicates": int((rows["n"] != 100).sum()),
+        "seconds": round(seconds, 1),
+        "killed_exit_codes": [code for code, _ in killed],
+        "readable_after_kill": readable,
+        "rerun_ok": all(code == 0 for code, _ in rerun) and len(after) == n + 2 and set(after["n"]) == {100},
     }
 
 

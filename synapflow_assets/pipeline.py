@@ -9,19 +9,16 @@ from typing import cast
 import dagster as dg
 from filelock import FileLock, Timeout
 
-from .defs.animal_sensor import update_animals_job
+from .defs.catalog import build_definitions
 from .defs.detector_assets import spine_detector
 from .defs.feature_assets import spine_dynamics
-from .defs.landed_inputs import LANDED
-from .defs.landing_sensor import process_sessions_job
-from .defs.partition_upgrade import upgrade_partitions
+from .defs.graph import SESSION_ASSETS, process_sessions_job, update_animals_job
+from .defs.layout import check_layout
 from .defs.partitions import ANIMALS_NAME, SESSIONS_NAME, register_sessions, session_partition_key, split_session_key
 from .defs.resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
 from .defs.run_messages import failed_checks, failure_message
 from .defs.run_recovery import command_line_tags, recover_dead_runs
 from .defs.staleness import (
-    ANIMAL_ASSETS,
-    SESSION_ASSETS,
     latest_materialization,
     stale_animal_assets,
     stale_session_assets,
@@ -89,7 +86,8 @@ def process_landed(
     killed mid-run leaves its runs to :func:`recover_dead_runs` of the next.
 
     Sessions still being written are waited for up to ``settle_wait`` seconds (the command line: 10 min), then
-    listed in ``waiting``.
+    listed in ``waiting``. A data root of an older layout raises `OutdatedDataRoot` (one line: run ``upgrade``,
+    :func:`~.defs.layout.check_layout`); nothing is migrated here.
     """
     check_reachable(lake.root)
     if lake.landing_root:
@@ -133,6 +131,7 @@ def _process_landed(
     settle_wait: float,
     drop_removed: bool = False,
 ) -> PipelineReport:
+    check_layout(instance, lake)
     sessions, problems = _settled_scan(lake, progress, settle_wait)
     report = PipelineReport(skipped=problems)
     report.waiting = [
@@ -154,7 +153,6 @@ def _process_landed(
         )
     if detection.source == "model":
         _ensure_detector(instance, lake, report)
-    upgrade_partitions(instance)
     report.removed = _removed_sessions(instance, landed, report.skipped)
     if drop_removed and report.removed:
         report.removed = [drop_session(instance, lake, line.split(":", 1)[0]) for line in report.removed]
@@ -285,22 +283,17 @@ def run_job(
 ) -> dg.ExecuteInProcessResult:
     """Run the `selection` of one of the definitions' jobs in this process, tagged as started from the command line,
     so the UI lists it under that job's name."""
-    resources = {
-        "imaging": ImagingSettings(),
-        "detection": DetectionSettings(),
-        "alignment": AlignmentSettings(),
-        **resources,
-    }
-    defs = dg.Definitions(
-        assets=[*LANDED, spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS], jobs=[job], resources=resources
-    )
-    return defs.resolve_job_def(job.name).execute_in_process(
-        instance=instance,
-        partition_key=partition,
-        asset_selection=selection,
-        raise_on_error=False,
-        run_config=QUIET,
-        tags=command_line_tags(),
+    return (
+        build_definitions(resources)
+        .resolve_job_def(job.name)
+        .execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            asset_selection=selection,
+            raise_on_error=False,
+            run_config=QUIET,
+            tags=command_line_tags(),
+        )
     )
 
 

@@ -108,6 +108,7 @@ def promote_shipped_copy(data_root, folder):
 SLOW_MODULES = {
     "test_consensus",
     "test_detector_training",
+    "test_ducklake_writers",
     "test_feature_assets",
     "test_napari_export",
     "test_object_store",

@@ -13,7 +13,7 @@ import pytest
 
 from synapflow_assets.features.dynamics import spine_dynamics
 from synapflow_assets.features.dynamics_plots import persistent_size_rows
-from synapflow_assets.report import counts_line
+from synapflow_assets.tools.report import counts_line
 from synapflow_assets.tracking.event_confidence import VIRTUAL_ID, annotate_events
 from synapflow_assets.tracking.evidence import EvidenceParams, answers, seen, unseen_because
 from synapflow_assets.tracking.redetection import EVIDENCE_SCHEMA

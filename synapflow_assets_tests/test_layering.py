@@ -4,7 +4,9 @@
 - ``__main__.py`` and ``cli/`` (the command line) may import the orchestration, inside the
   commands that need it, but not ``dagster`` itself;
 - every other module is plain Python: it imports neither ``dagster`` nor the orchestration nor the
-  command line, so it can be used and tested without Dagster.
+  command line, so it can be used and tested without Dagster;
+- among the plain modules, ``tools/`` (review, report, napari, snapshots) sits above the science and the
+  store packages, which never import it, and below the command line, its only importer.
 """
 
 import ast
@@ -17,6 +19,7 @@ import synapflow_assets
 PACKAGE = Path(synapflow_assets.__file__).resolve().parent
 ORCHESTRATION = ("synapflow_assets.defs", "synapflow_assets.definitions", "synapflow_assets.pipeline")
 COMMAND_LINE = ("synapflow_assets.__main__", "synapflow_assets.cli")
+TOOLS = ("synapflow_assets.tools",)
 
 
 def modules() -> dict[str, Path]:
@@ -82,6 +85,17 @@ def test_plain_modules_import_neither_the_orchestration_nor_the_command_line():
         if found:
             offenders[name] = found
     assert offenders == {}, "move the code these need out of the orchestration, or the module into defs/"
+
+
+def test_only_the_command_line_imports_the_tools():
+    """The end-user tools read what the science and the store make; nothing below them (nor the orchestration)
+    imports them."""
+    found = {
+        name: sorted(m for m in imports(name, path) if within(m, TOOLS))
+        for name, path in modules().items()
+        if not within(name, TOOLS + COMMAND_LINE)
+    }
+    assert {name: names for name, names in found.items() if names} == {}
 
 
 def test_importing_every_plain_module_does_not_load_dagster():

@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 import zarr
 
-from synapflow_assets import napari_reader as reader_module
+import synapflow_assets
 from synapflow_assets.imaging.ome_zarr import write_volume
-from synapflow_assets.napari_export import export_napari, from_first_frame
-from synapflow_assets.napari_reader import get_reader, read_export
 from synapflow_assets.synthetic import SimulationParams, simulate_animal
+from synapflow_assets.tools.napari_export import export_napari, from_first_frame
+from synapflow_assets.tools.napari_reader import get_reader, read_export
 from synapflow_assets.tracking.align import align_sessions
 
 SESSIONS = ["day00", "day04", "day08"]
@@ -128,7 +128,7 @@ def _napari_with_plugin():
 
     manager = PluginManager.instance()
     if "synapflow-assets" not in manager._manifests:
-        manager.register(PluginManifest.from_file(Path(reader_module.__file__).with_name("napari.yaml")))
+        manager.register(PluginManifest.from_file(Path(synapflow_assets.__file__).with_name("napari.yaml")))
     return napari
 
 

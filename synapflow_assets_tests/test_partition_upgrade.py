@@ -1,5 +1,6 @@
-"""A data root and Dagster instance made by main at a925089 (``animal x session`` multi-partitions) upgrade
-to ``animal/session`` partitions without losing history or recomputing anything the code did not change.
+"""A data root and Dagster instance made by main at a925089 (``animal x session`` multi-partitions) are refused by
+``ingest`` until ``upgrade`` moved them to ``animal/session`` partitions, without losing history or recomputing
+anything the code did not change.
 
 The archive holds what ``process_landed`` of that commit made from two animals
 of two sessions each (m1: day00, day04; m2: day00, day06) with imported boxes:
@@ -13,11 +14,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from synapflow_assets.defs.layout import upgrade_data_root
 from synapflow_assets.defs.partition_upgrade import OLD_SESSIONS, old_layout, upgrade_partitions
 from synapflow_assets.defs.partitions import ANIMALS, SESSIONS
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
 from synapflow_assets.pipeline import process_landed
 from synapflow_assets.store.feature_store import query
+from synapflow_assets.store.layout_version import OutdatedDataRoot
 
 ARCHIVE = Path(__file__).parent / "data" / "lab_made_by_a925089.tar.xz"
 SESSION_KEYS = ["m1/day00", "m1/day04", "m2/day00", "m2/day06"]
@@ -74,6 +77,10 @@ def test_upgrade_keeps_versions_and_history_and_nothing_is_recomputed(old_lab):
     assert upgrade_partitions(instance) == []
 
     lake = DataLake(root=str(root))
+    assert upgrade_data_root(instance, lake, detection=DetectionSettings(source="imported")) == [
+        "4 session partitions given the provenance of their landed inputs",
+        f"{root / 'features.duckdb'}: feature store upgraded from schema 1",
+    ]
     report = process_landed(instance, lake, detection=DetectionSettings(source="imported"))
     assert report.failed == {} and report.materialized == CODE_CHANGED
     for key in SESSION_KEYS:  # raw volumes and detections, whose code did not change, are kept
@@ -88,11 +95,19 @@ def test_upgrade_keeps_versions_and_history_and_nothing_is_recomputed(old_lab):
     assert query(store, "select count(*) as n from dynamics")["n"][0] == counts["dynamics"]
 
 
-def test_ingest_upgrades_by_itself_and_a_new_session_runs_only_its_animal(old_lab):
+def test_ingest_refuses_the_old_root_until_upgraded_and_a_new_session_runs_only_its_animal(old_lab):
     root, instance = old_lab
     from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
     lake = DataLake(root=str(root))
+    with pytest.raises(
+        OutdatedDataRoot, match=r"animal\|session partitions\); run `python -m synapflow_assets upgrade"
+    ):
+        process_landed(instance, lake, detection=DetectionSettings(source="imported"))
+    assert old_layout(instance)  # nothing migrated on the way
+    assert upgrade_data_root(instance, lake, detection=DetectionSettings(source="imported"))[0].startswith(
+        "4 session partitions moved to animal/session"
+    )
     assert process_landed(instance, lake, detection=DetectionSettings(source="imported")).materialized == CODE_CHANGED
     assert not old_layout(instance)
     third = simulate_animal(SimulationParams(shape=(6, 192, 192)), n_sessions=3, seed=4)[2]
@@ -104,14 +119,21 @@ def test_ingest_upgrades_by_itself_and_a_new_session_runs_only_its_animal(old_la
     assert SESSIONS.get_partition_keys(dynamic_partitions_store=instance) == [*SESSION_KEYS, "m2/day10"]
 
 
-def test_the_upgrade_command_says_what_it_moved(old_lab, monkeypatch, capsys):
+def test_ingest_refuses_in_one_line_and_the_upgrade_command_says_what_it_did(old_lab, monkeypatch, capsys):
     from synapflow_assets.__main__ import main
 
     root, _ = old_lab
+    assert main(["ingest", "--data", str(root), "--source", "imported"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {root}: data root made by an older SynapFlow (Dagster instance with animal|session partitions); "
+        f"run `python -m synapflow_assets upgrade --data {root}` once, then run again"
+    ]
+    assert main(["upgrade", "--data", str(root), "--source", "imported"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{root}: 4 session partitions moved to animal/session (m1/day00, m1/day04, m2/day00, m2/day06); their "
+        "history stays on the run pages",
+        f"{root}: 4 session partitions given the provenance of their landed inputs",
+        f"{root}: {root / 'features.duckdb'}: feature store upgraded from schema 1",
+    ]
     assert main(["upgrade", "--data", str(root)]) == 0
-    assert (
-        "4 session partitions moved to animal/session (m1/day00, m1/day04, m2/day00, m2/day06)"
-        in capsys.readouterr().out
-    )
-    assert main(["upgrade", "--data", str(root)]) == 0
-    assert "already on animal/session partitions; nothing to do" in capsys.readouterr().out
+    assert "already at the current layout" in capsys.readouterr().out

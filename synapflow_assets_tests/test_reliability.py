@@ -314,8 +314,8 @@ def test_reliability_an_escaping_partition_key_writes_nothing_outside(tmp_path, 
 def test_reliability_dynamics_refuse_an_animal_with_a_session_without_features(tmp_path):
     import duckdb
 
-    from synapflow_assets.defs.animal_sensor import update_animals_job
     from synapflow_assets.defs.feature_assets import spine_dynamics
+    from synapflow_assets.defs.graph import update_animals_job
     from synapflow_assets.defs.run_messages import failure_message
     from synapflow_assets.pipeline import run_job
 

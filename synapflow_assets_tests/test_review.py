@@ -16,10 +16,10 @@ from synapflow_assets.defs.resources import AlignmentSettings, DataLake, Detecti
 from synapflow_assets.defs.track_assets import spine_tracks
 from synapflow_assets.features.size_change import size_changes
 from synapflow_assets.pipeline import process_landed, recompute_dynamics
-from synapflow_assets.review import export_review, labels_from_corrections, read_review
 from synapflow_assets.store.feature_store import FeatureStore, query
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 from synapflow_assets.synthetic.files import FIRST_DAY
+from synapflow_assets.tools.review import export_review, labels_from_corrections, read_review
 
 IMPORTED = DetectionSettings(source="imported")
 PARAMS = SimulationParams(shape=(16, 256, 256), elimination_prob=0.15, formation_rate=0.15)

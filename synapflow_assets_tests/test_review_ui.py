@@ -21,9 +21,9 @@ from synapflow_assets.__main__ import main
 from synapflow_assets.cli.review_ui import recompute
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
 from synapflow_assets.pipeline import process_landed
-from synapflow_assets.review_ui import load_session, make_app, make_server
 from synapflow_assets.store.feature_store import query
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
+from synapflow_assets.tools.review_ui import load_session, make_app, make_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PARAMS = SimulationParams(shape=(12, 256, 256), elimination_prob=0.35, formation_rate=0.35)

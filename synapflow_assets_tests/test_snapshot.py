@@ -10,9 +10,9 @@ import pytest
 from synapflow_assets.__main__ import main
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
 from synapflow_assets.pipeline import process_landed
-from synapflow_assets.snapshot import TABLES
 from synapflow_assets.store.feature_store import query
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
+from synapflow_assets.tools.snapshot import TABLES
 
 IMPORTED = DetectionSettings(source="imported")
 
@@ -86,8 +86,8 @@ def test_a_bad_name_or_animal_is_one_line(tmp_path, args, capsys):
 
 
 def test_what_changed_between_two_snapshots_is_one_line_per_number(tmp_path):
-    from synapflow_assets.snapshot import SnapshotError
-    from synapflow_assets.snapshot_query import COMPARED, checked_manifest, snapshot_changes
+    from synapflow_assets.tools.snapshot import SnapshotError
+    from synapflow_assets.tools.snapshot_query import COMPARED, checked_manifest, snapshot_changes
 
     def bundle(name: str, n_in_view: list[int]) -> None:
         n = len(n_in_view)

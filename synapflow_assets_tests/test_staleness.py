@@ -11,13 +11,12 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.loader import LoadingContextForTest
 
 from synapflow_assets.definitions import defs
+from synapflow_assets.defs.graph import SESSION_ASSETS
 from synapflow_assets.defs.landed_inputs import landed_volume
-from synapflow_assets.defs.landing_sensor import process_sessions_job
-from synapflow_assets.defs.partitions import register_sessions
 from synapflow_assets.defs.resources import DataLake, DetectionSettings
-from synapflow_assets.defs.staleness import SESSION_ASSETS, stale_session_assets
+from synapflow_assets.defs.staleness import stale_session_assets
 from synapflow_assets.imaging.landing import scan_landing
-from synapflow_assets.pipeline import process_landed, run_job
+from synapflow_assets.pipeline import process_landed
 from synapflow_assets.synthetic import SimulationParams, simulate_animal, write_session
 
 IMPORTED = DetectionSettings(source="imported")
@@ -71,23 +70,6 @@ def test_ingest_and_the_ui_agree_and_a_changed_file_is_stale_for_both(lab, insta
     report = process_landed(instance, lake, detection=IMPORTED)
     assert report.materialized[0] == f"{PARTITION} (raw_volume, detections_2d, spines_3d, spine_features)"
     assert set(ui_status(instance).values()) == {StaleStatus.FRESH}
-
-
-def test_a_materialization_made_before_its_input_was_observed_gets_the_provenance_it_lacks(lab, instance):
-    lake, tif = lab
-    register_sessions(instance, [("m1", "day00")])
-    resources = {"lake": lake, "detection": IMPORTED}
-    assert run_job(process_sessions_job, instance, PARTITION, [a.key for a in SESSION_ASSETS], resources).success
-    tags = instance.fetch_materializations(dg.AssetKey("raw_volume"), 1).records[0].asset_materialization.tags
-    assert tags["dagster/input_event_pointer/landed_volume"] == "NULL"  # as from the UI before any observation
-
-    assert staleness(instance, lake).stale == []  # the input it read is the one landed: nothing to recompute
-    tags = instance.fetch_materializations(dg.AssetKey("raw_volume"), 1).records[0].asset_materialization.tags
-    assert tags["dagster/input_event_pointer/landed_volume"].isdigit()
-    assert set(ui_status(instance).values()) == {StaleStatus.FRESH}
-
-    tif.write_bytes(tif.read_bytes() + b"\0")
-    assert staleness(instance, lake).reasons["raw_volume"] == "landed_volume has a new data version"
 
 
 def test_a_changed_detection_setting_leaves_the_volume_fresh(lab, instance):

@@ -57,7 +57,7 @@ def test_stacked_duplicates_are_merged_and_the_checks_pass(lab):
 
 
 def test_the_report_lists_the_plausibility_checks(lab):
-    from synapflow_assets.report import build_report
+    from synapflow_assets.tools.report import build_report
 
     page = build_report(lab[0])
     assert "<h3>Plausibility</h3>" in page and page.count("<li>ok ") == len(DESCRIPTIONS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL on 127.0.0.1 for the scale test (Debian's package; installed when missing and root).
-#   postgres.sh start STATE_DIR PORT PASSWORD   initdb in STATE_DIR/pg, start, create databases dagster and mlflow
+#   postgres.sh start STATE_DIR PORT PASSWORD   initdb in STATE_DIR/pg, start, create databases dagster, mlflow,
+#                                               features and writes (DuckLake catalogs)
 #   postgres.sh stop STATE_DIR                  stop it (the data directory stays until STATE_DIR is removed)
 set -euo pipefail
 command=$1 state=$2
@@ -22,7 +23,7 @@ start)
     rm -f "$state/pwfile"
     as_owner "$bin/pg_ctl" -D "$state/pg" -l "$state/postgres.log" -w \
         -o "-p $port -h 127.0.0.1 -k $state -c max_connections=200" start >/dev/null
-    for db in dagster mlflow; do
+    for db in dagster mlflow features writes; do
         PGPASSWORD=$password "$bin/createdb" -h 127.0.0.1 -p "$port" -U synapflow "$db"
     done
     echo "postgresql://synapflow@127.0.0.1:$port (data in $state/pg)"

@@ -131,7 +131,7 @@ COMMANDS = {
     "simulate": "ingest",
     "demo": "ingest",
     "ingest": "ingest",
-    "upgrade": "ingest",
+    "upgrade": "upgrade",
     "track-depth": "tracking",
     "sql": "store",
     "export": "store",

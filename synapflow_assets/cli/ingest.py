@@ -1,4 +1,4 @@
-"""The pipeline's commands: ``simulate``, ``ingest``, ``demo`` (both, then a query) and ``upgrade``."""
+"""The pipeline's commands: ``simulate``, ``ingest`` and ``demo`` (both, then a query)."""
 
 from __future__ import annotations
 
@@ -117,6 +117,16 @@ def settings_resources(*, source: str = "model", **values) -> dict:
         "detection": DetectionSettings(**sections["detection"]),
         "alignment": AlignmentSettings(**sections["alignment"]),
     }
+
+
+source_option = click.option(
+    "--source",
+    type=click.Choice(["model", "imported", "baseline"]),
+    default="model",
+    show_default=True,
+    help="where boxes come from: the champion detector, <session>.detections.csv beside each session, "
+    "or the LoG baseline",
+)
 
 
 @app.command("simulate", help="Write simulated sessions with ground truth to a landing folder.")
@@ -271,14 +281,7 @@ def run_ingest(*, data: str, resources: dict, wait: bool = True, drop_removed: b
 )
 @data_option("data root (landing/, volumes/)")
 @settings_options
-@click.option(
-    "--source",
-    type=click.Choice(["model", "imported", "baseline"]),
-    default="model",
-    show_default=True,
-    help="where boxes come from: the champion detector, <session>.detections.csv beside each session, "
-    "or the LoG baseline",
-)
+@source_option
 @click.option("--create", is_flag=True, help="start a new data root when --data names none yet")
 @click.option(
     "--no-wait",
@@ -315,24 +318,3 @@ def demo(*, data: str, **simulation) -> int:
     store = Path(data) / "features.duckdb"
     print(f'\nfeature store {store}: python -m synapflow_assets sql "{DEMO_QUERY}"')
     return status or run_sql(query=DEMO_QUERY, store=str(store))
-
-
-@app.command("upgrade", help="Move an instance made before the animal/session partitions to them.")
-@data_option("data root (its instance: DATA/dagster)")
-def upgrade(*, data: str) -> int:
-    """Move the session partitions of ``DATA/dagster`` to animal/session partitions."""
-    from ..defs.instance import instance_home, open_instance
-    from ..defs.partition_upgrade import old_layout, upgrade_partitions
-
-    check_data_root(data)
-    home = instance_home(data)
-    with open_instance(data) as instance:
-        if not old_layout(instance):
-            print(f"{home}: already on animal/session partitions; nothing to do")
-            return 0
-        moved = upgrade_partitions(instance)
-    print(
-        f"{home}: {len(moved)} session partitions moved to animal/session "
-        f"({', '.join(moved[:6])}{' ...' if len(moved) > 6 else ''}); their history stays on the run pages"
-    )
-    return 0

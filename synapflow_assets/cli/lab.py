@@ -25,8 +25,8 @@ def _apply_review(root: Path, answers: str, corrected_by: str | None) -> int:
     from ..defs.resources import DataLake
     from ..imaging.errors import InputError
     from ..pipeline import recompute_dynamics
-    from ..review import read_review
     from ..store.feature_store import FeatureStore, query
+    from ..tools.review import read_review
 
     corrections = read_review(Path(answers), corrected_by=corrected_by)
     if not len(corrections):
@@ -67,7 +67,7 @@ def review(
     *, animal: str | None, out: str | None, limit: int, apply: str | None, by: str | None, labels: str | None, data: str
 ) -> int:
     """Export events to review (``--animal --out``), training boxes (``--animal --labels``) or apply answers."""
-    from ..review import export_review, labels_from_corrections
+    from ..tools.review import export_review, labels_from_corrections
 
     local_root(data, "review")
     root = Path(data)
@@ -103,8 +103,8 @@ def export_napari(*, animal: str, out: str, data: str) -> int:
     """Write the animal's volumes registered into the first session's frame, ``tracks.csv`` and ``points.csv``."""
     from ..defs.resources import DataLake
     from ..defs.track_assets import animal_alignments
-    from ..napari_export import export_napari as write_napari
     from ..store.feature_store import query
+    from ..tools.napari_export import export_napari as write_napari
 
     local_root(data, "export-napari")
     lake = DataLake(root=data)
@@ -133,8 +133,8 @@ def report(*, out: str, animal: tuple[str, ...], data: str, snapshot: str | None
 
     from ..defs.resources import DataLake
     from ..defs.track_assets import animal_alignments
-    from ..report import build_report
     from ..store.feature_store import query
+    from ..tools.report import build_report
 
     local_root(data, "report")
     if since and not snapshot:
@@ -173,9 +173,9 @@ def report(*, out: str, animal: tuple[str, ...], data: str, snapshot: str | None
 
 def _snapshot_report(root: Path, name: str, *, since: str | None, out: Path, animals: list[str]) -> int:
     """The report of a snapshot (its frozen numbers; the alignments are not frozen, so not shown)."""
-    from ..report import build_report
-    from ..snapshot_query import opened_snapshot, snapshot_changes
     from ..store.feature_store import query
+    from ..tools.report import build_report
+    from ..tools.snapshot_query import opened_snapshot, snapshot_changes
 
     changes = (since, snapshot_changes(root, name, since)) if since else None
     with opened_snapshot(root, name) as frozen:

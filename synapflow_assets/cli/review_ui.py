@@ -37,7 +37,7 @@ def _interrupt(signum, frame) -> None:
 def review_ui(*, animal: str, limit: int, port: int, by: str | None, data: str) -> int:
     """Serve the review page until Ctrl-C; decisions are stored at once, the dynamics recomputed on finish (F)
     or, when decisions are left unrecomputed, as the server stops."""
-    from ..review_ui import load_session, make_app, make_server
+    from ..tools.review_ui import load_session, make_app, make_server
     from .lab import local_root
 
     local_root(data, "review-ui")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -18,14 +19,18 @@ from .app import CommandError, app, data_option
 @click.option("--animal", multiple=True, help="animal to include (repeatable; default: all)")
 @data_option()
 def snapshot(*, name: str, animal: tuple[str, ...], data: str) -> int:
-    """Write ``<data>/snapshots/<name>/`` (see :mod:`synapflow_assets.snapshot`); a snapshot is never rewritten."""
-    from ..snapshot import TABLES, make_snapshot
+    """Write ``<data>/snapshots/<name>/`` (see ``tools/snapshot.py``); a snapshot is never rewritten. The tables
+    come from ``<data>/features.duckdb``, or from the DuckLake of ``SYNAPFLOW_STORE=ducklake:...``."""
+    from ..store.ducklake import PREFIX, store_location
     from ..store.locations import is_remote
+    from ..tools.snapshot import TABLES, make_snapshot
 
     if is_remote(data):
         raise CommandError(f"{data}: `snapshot` reads a local data root; run it on a copy")
     start = time.perf_counter()
-    made = make_snapshot(Path(data), name, animals=list(animal) or None)
+    store = os.environ.get("SYNAPFLOW_STORE", "")
+    lake = store_location(store, os.environ.get("SYNAPFLOW_STORE_DATA", "")) if store.startswith(PREFIX) else None
+    made = make_snapshot(Path(data), name, animals=list(animal) or None, store=lake)
     rows = ", ".join(f"{made.manifest['tables'][table]['rows']} {table}" for table in TABLES)
     state = "written, read-only" if made.created else "unchanged (already frozen with these bytes)"
     print(

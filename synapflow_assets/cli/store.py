@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ def run_sql(
     query : str or None
         The SQL (None: read it from ``file``).
     store : str
-        The feature-store file.
+        The feature-store file, or ``ducklake:<catalog>`` (data path from ``SYNAPFLOW_STORE_DATA``).
     file : str, optional
         A file holding the SQL.
     format : {"table", "csv", "json", "parquet"}, optional
@@ -57,6 +58,7 @@ def run_sql(
     import duckdb
     import polars as pl
 
+    from ..store.ducklake import store_location
     from ..store.sql_sandbox import MEMORY_LIMIT, TIMEOUT_SECONDS, run_read_query
 
     try:
@@ -67,7 +69,7 @@ def run_sql(
         raise CommandError("give a query or --file")
     try:
         if snapshot:
-            from ..snapshot_query import opened_snapshot
+            from ..tools.snapshot_query import opened_snapshot
 
             with opened_snapshot(Path(store).parent, snapshot) as frozen:
                 result = run_read_query(
@@ -78,7 +80,10 @@ def run_sql(
                 )
         else:
             result = run_read_query(
-                Path(store), sql, timeout_seconds=timeout or TIMEOUT_SECONDS, memory_limit=memory or MEMORY_LIMIT
+                store_location(store, os.environ.get("SYNAPFLOW_STORE_DATA", "")),
+                sql,
+                timeout_seconds=timeout or TIMEOUT_SECONDS,
+                memory_limit=memory or MEMORY_LIMIT,
             )
     except duckdb.Error as error:
         raise CommandError(" ".join(str(error).split()) or type(error).__name__, exit_code=1) from error

@@ -2,18 +2,13 @@
 
 import dagster as dg
 
+from ..store.layout_version import OutdatedDataRoot
 from .feature_assets import spine_dynamics, spine_features
+from .graph import UPDATE_ANIMALS
+from .layout import check_layout
 from .partitions import SEPARATOR, sessions_of, split_session_key
 from .resources import AlignmentSettings, DataLake
 from .staleness import latest_materialization, stale_animal_assets
-from .track_assets import spine_tracks
-
-update_animals_job = dg.define_asset_job(
-    "update_animals",
-    selection=[spine_tracks, spine_dynamics],
-    description="Track one animal's spines across its sessions and write its dynamics (requested by animal_sensor).",
-    executor_def=dg.in_process_executor,
-)
 
 
 def animals_to_update(
@@ -60,7 +55,7 @@ def features_newer_than_dynamics(instance: dg.DagsterInstance, animal: str) -> b
     return any(r.asset_materialization is None or "unchanged" not in r.asset_materialization.metadata for r in records)
 
 
-@dg.sensor(job=update_animals_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job_name=UPDATE_ANIMALS, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
 def animal_sensor(
     context: dg.SensorEvaluationContext, lake: DataLake, alignment: AlignmentSettings
 ) -> dg.SensorResult | dg.SkipReason:
@@ -74,6 +69,11 @@ def animal_sensor(
     not requested, so the first tick of a new daemon (its cursor empty) does not
     rerun every animal.
     """
+    try:
+        check_layout(context.instance, lake, store=False)
+    except OutdatedDataRoot as error:
+        context.log.error(str(error))
+        return dg.SkipReason(str(error))
     after = int(context.cursor) if context.cursor else 0
     ready, waiting, cursor = animals_to_update(context.instance, after)
     for animal, missing in waiting.items():

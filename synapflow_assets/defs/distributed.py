@@ -12,11 +12,10 @@ import os
 
 import dagster as dg
 
+from .catalog import build_definitions
 from .dask_executor import serialized_dask_executor
-from .detector_assets import spine_detector
-from .landed_inputs import LANDED
-from .resources import AlignmentSettings, DetectionSettings, ImagingSettings, lake_from_environment
-from .staleness import ANIMAL_ASSETS, SESSION_ASSETS
+from .graph import PROCESS_SESSIONS, UPDATE_ANIMALS
+from .resources import DetectionSettings
 
 
 def _executor() -> dg.ExecutorDefinition:
@@ -27,36 +26,18 @@ def _executor() -> dg.ExecutorDefinition:
 
 
 def distributed_definitions() -> dg.Definitions:
-    """Definitions whose jobs run each step as a task on the Dask cluster."""
-    executor = _executor()
+    """The definitions (`catalog.build_definitions`) whose jobs run each step as a task on the Dask cluster."""
     detection = DetectionSettings(source=os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model"))
-    return dg.Definitions(
-        assets=[*LANDED, spine_detector, *SESSION_ASSETS, *ANIMAL_ASSETS],
-        jobs=[
-            dg.define_asset_job(
-                "process_sessions",
-                selection=SESSION_ASSETS,
-                executor_def=executor,
-                tags={"synapflow/stage": "detection"},
-            ),
-            dg.define_asset_job("update_animals", selection=ANIMAL_ASSETS, executor_def=executor),
-        ],
-        resources={
-            "lake": lake_from_environment(),
-            "imaging": ImagingSettings(),
-            "detection": detection,
-            "alignment": AlignmentSettings(),
-        },
-    )
+    return build_definitions(resources={"detection": detection}, executor=_executor())
 
 
 def process_sessions() -> dg.JobDefinition:
     """`process_sessions` on the cluster (a module-level function, so that workers can rebuild the job)."""
-    return distributed_definitions().resolve_job_def("process_sessions")
+    return distributed_definitions().resolve_job_def(PROCESS_SESSIONS)
 
 
 def update_animals() -> dg.JobDefinition:
-    return distributed_definitions().resolve_job_def("update_animals")
+    return distributed_definitions().resolve_job_def(UPDATE_ANIMALS)
 
 
 def database_url() -> str:

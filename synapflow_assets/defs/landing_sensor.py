@@ -5,28 +5,23 @@ import json
 import dagster as dg
 
 from ..imaging.landing import scan_landing, settled_sessions
-from .detection_assets import detections_2d
-from .feature_assets import spine_features
-from .partition_upgrade import old_layout, upgrade_partitions
+from ..store.layout_version import OutdatedDataRoot
+from .graph import PROCESS_SESSIONS
+from .layout import check_layout
 from .partitions import add_requests, session_partition_key
 from .resources import DataLake, DetectionSettings, ImagingSettings
 from .run_messages import step_failure_line
-from .spine_assets import spines_3d
 from .staleness import stale_session_assets
-from .volume_assets import raw_volume
 
-process_sessions_job = dg.define_asset_job(
-    "process_sessions",
-    selection=[raw_volume, detections_2d, spines_3d, spine_features],
-    description="Read, detect, link through depth and quantify one landed session (requested by landing_sensor).",
-    executor_def=dg.in_process_executor,
+
+@dg.sensor(
+    job_name=PROCESS_SESSIONS,
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
 )
-
-
-@dg.sensor(job=process_sessions_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(
     context: dg.SensorEvaluationContext, lake: DataLake, detection: DetectionSettings, imaging: ImagingSettings
-) -> dg.SensorResult:
+) -> dg.SensorResult | dg.SkipReason:
     """Watch `data/landing/<animal>/<session>.tif`: add partitions and request processing.
 
     A file is taken once it is complete (a `<session>.done` marker, or size
@@ -35,11 +30,14 @@ def landing_sensor(
     again. The session's landed inputs are observed, and only the assets that
     are stale for that session (`staleness.stale_session_assets`, the same
     decision as `ingest`) are requested, and nothing when it is up to date (e.g. ingested by `python -m synapflow_assets
-    ingest`). The cursor makes restarts safe.
+    ingest`). The cursor makes restarts safe. A data root of an older layout is skipped with one line saying
+    to run `upgrade` (`layout.check_layout`).
     """
-    if old_layout(context.instance):
-        moved = upgrade_partitions(context.instance)
-        context.log.info(f"moved {len(moved)} session partitions from animal|session to animal/session")
+    try:
+        check_layout(context.instance, lake, store=False)
+    except OutdatedDataRoot as error:
+        context.log.error(str(error))
+        return dg.SkipReason(str(error))
     sessions, problems = scan_landing(lake.landing)
     for problem in problems:
         context.log.warning(f"skipped: {problem}")

@@ -7,7 +7,9 @@ and their metadata stay on the run pages and in the asset history) and
 records, for each session partition that was materialized, its latest
 materialization again under the new key with the same data version, code
 version, input versions and metadata, so nothing is recomputed. The
-`sessions` dimension is removed; the `animals` partitions stay.
+`sessions` dimension is removed; the `animals` partitions stay. Run once by
+`python -m synapflow_assets upgrade` (`layout.upgrade_data_root`); ingest and
+the sensors only refuse such an instance (`layout.check_layout`).
 """
 
 import dagster as dg

@@ -10,6 +10,7 @@ from pydantic import BaseModel, field_validator
 
 from ..imaging.keys import InvalidKeyError, validate_key
 from ..settings import DetectionOptions, LabSettings, load_settings
+from ..store.ducklake import DuckLake, store_location
 from ..store.locations import StorageError, is_remote, local_cache, location
 
 
@@ -23,7 +24,9 @@ class DataLake(dg.ConfigurableResource):
     make an asset write outside the data root.
 
     With an object-store root, `landing` may be local or on the store
-    (default `<root>/landing`); the feature store is a DuckDB file that must be
+    (default `<root>/landing`); the feature store is a DuckDB file, or a DuckLake
+    (`ducklake:<catalog>` with `store_data`, env `SYNAPFLOW_STORE_DATA`: many
+    writers, see `store.ducklake`), that must be
     named (`store`, env `SYNAPFLOW_STORE`), and the detector registry is the
     MLflow server of `MLFLOW_TRACKING_URI`; caches stay on the local disk.
     """
@@ -31,6 +34,7 @@ class DataLake(dg.ConfigurableResource):
     root: str = "data"
     landing_root: str = ""
     store: str = ""
+    store_data: str = ""
 
     @property
     def remote(self) -> bool:
@@ -86,9 +90,10 @@ class DataLake(dg.ConfigurableResource):
         return self.local_root
 
     @property
-    def store_path(self) -> Path:
+    def store_path(self) -> Path | DuckLake:
+        """The DuckDB file, or the DuckLake store of ``store=ducklake:<catalog>`` with ``store_data``."""
         if self.store:
-            return Path(self.store)
+            return store_location(self.store, self.store_data)
         if self.remote:
             raise StorageError(
                 f"{self.root}: an object-store data root needs a feature-store file on a disk every "
@@ -115,12 +120,13 @@ class DataLake(dg.ConfigurableResource):
 
 
 def lake_from_environment(root: str | None = None) -> DataLake:
-    """The data lake named by `SYNAPFLOW_DATA` (or `root`), `SYNAPFLOW_LANDING` and `SYNAPFLOW_STORE` (defaults:
-    `data`, its `landing/` and its `features.duckdb`)."""
+    """The data lake named by `SYNAPFLOW_DATA` (or `root`), `SYNAPFLOW_LANDING`, `SYNAPFLOW_STORE` and
+    `SYNAPFLOW_STORE_DATA` (defaults: `data`, its `landing/` and its `features.duckdb`)."""
     return DataLake(
         root=root or os.environ.get("SYNAPFLOW_DATA", "data"),
         landing_root=os.environ.get("SYNAPFLOW_LANDING", ""),
         store=os.environ.get("SYNAPFLOW_STORE", ""),
+        store_data=os.environ.get("SYNAPFLOW_STORE_DATA", ""),
     )
 
 

@@ -27,20 +27,15 @@ from ..imaging.landing import LandedSession
 from ..imaging.ome_zarr import volume_problem
 from ..imaging.readers import content_hash
 from .detection_assets import detections_2d
-from .detector_assets import spine_detector
 from .feature_assets import spine_dynamics, spine_features
-from .landed_inputs import LANDED, detection_inputs, landed_volume, observations, observe
+from .graph import ASSETS, SESSION_ASSETS
+from .landed_inputs import observations, observe
 from .metadata import settings_fingerprint
 from .partitions import session_partition_key
 from .resources import AlignmentSettings, DataLake, DetectionSettings, ImagingSettings
 from .spine_assets import spines_3d
 from .track_assets import animal_sessions, spine_tracks
 from .volume_assets import raw_volume
-
-SESSION_ASSETS = [raw_volume, detections_2d, spines_3d, spine_features]
-ANIMAL_ASSETS = [spine_tracks, spine_dynamics]
-READS = {raw_volume.key: landed_volume, detections_2d.key: detection_inputs}
-"""The landed input each asset reads."""
 
 
 @dataclass
@@ -53,14 +48,16 @@ class SessionStaleness:
 
 
 @cache
-def _session_graph():
+def asset_graph() -> AssetGraph:
+    """The asset graph of the definitions (`graph.ASSETS`, the landed inputs as external assets), as the web
+    server resolves it for the stale badge."""
     return AssetGraph.from_assets(
-        [*(dg.AssetsDefinition(specs=[spec]) for spec in LANDED), spine_detector, *SESSION_ASSETS]
+        [a if isinstance(a, dg.AssetsDefinition) else dg.AssetsDefinition(specs=[a]) for a in ASSETS]
     )
 
 
 def _resolver(instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
-    graph = _session_graph()
+    graph = asset_graph()
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
         instance=instance,
@@ -81,69 +78,15 @@ def latest_materialization(
     return records[0].storage_id, records[0].asset_materialization
 
 
-def _meta(event: dg.AssetMaterialization, name: str):
+def meta_value(event: dg.AssetMaterialization, name: str):
     value = event.metadata.get(name)
     return None if value is None else value.value
-
-
-def _recorded_inputs_match(key: dg.AssetKey, event: dg.AssetMaterialization, observed: dict) -> bool:
-    """Whether a materialization made before its landed input was observed read the input as it is now
-    (its data version and `settings` metadata)."""
-    data = (event.tags or {}).get("dagster/data_version")
-    settings = settings_fingerprint(_meta(event, "settings"))
-    if key == raw_volume.key:
-        return data == observed["content"] and settings == observed["settings"]
-    return settings == observed["settings"] and (observed.get("csv") is None or data == observed["csv"])
-
-
-def adopt_landed_inputs(
-    instance: dg.DagsterInstance, partition: str, found: list[dg.AssetObservation]
-) -> list[dg.AssetKey]:
-    """Give materializations that point to no observation of their landed input (made before inputs were
-    observed: Dagster then records the pointer ``NULL``, and would never see the input change) the provenance
-    they lack.
-
-    When the input recorded on such a materialization (content hash, settings) is
-    the one observed now, the materialization is recorded again with the same
-    data version, metadata and tags plus the input's version and pointer, so
-    nothing is recomputed; otherwise its asset is returned as stale.
-    """
-    by_key = {o.asset_key: o for o in found}
-    stale = []
-    for key, spec in READS.items():
-        latest = latest_materialization(instance, key, partition)
-        if latest is None:
-            continue
-        _, event = latest
-        pointer = f"dagster/input_event_pointer/{spec.key.to_user_string()}"
-        if (event.tags or {}).get(pointer, "NULL") != "NULL":
-            continue
-        observation = by_key[spec.key]
-        observed = {name: value.value for name, value in observation.metadata.items()}
-        if not _recorded_inputs_match(key, event, observed):
-            stale.append(key)
-            continue
-        record = instance.get_latest_data_version_record(spec.key, True, partition)
-        version = (observation.tags or {})["dagster/data_version"]
-        tags = {k: v for k, v in (event.tags or {}).items() if not k.startswith("dagster/partition")}
-        tags[f"dagster/input_data_version/{spec.key.to_user_string()}"] = version
-        tags[pointer] = str(record.storage_id if record else "NULL")
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                key,
-                partition=partition,
-                metadata=dict(event.metadata),
-                tags=tags,
-                description=f"{event.description or ''} (provenance of {spec.key.to_user_string()} added)".strip(),
-            )
-        )
-    return stale
 
 
 def output_problem(asset_key: dg.AssetKey, event: dg.AssetMaterialization, lake: DataLake, animal: str, session: str):
     """What is wrong with the stored output of a materialized session asset, or None when it is intact:
     missing files, missing volume chunks, or a file whose content no longer matches what was recorded."""
-    checksum = _meta(event, "checksum")
+    checksum = meta_value(event, "checksum")
 
     def file(path: Path, expected: str | None = None) -> str | None:
         if not path.is_file():
@@ -196,7 +139,6 @@ def stale_session_assets(
     found = observations(item, imaging, detection, lake)
     observe(instance, found)
     result = SessionStaleness()
-    unmatched = adopt_landed_inputs(instance, partition, found)
     resolver = _resolver(instance)
     for asset in SESSION_ASSETS:
         key, name = asset.key, asset.key.to_user_string()
@@ -205,8 +147,6 @@ def stale_session_assets(
         reason = None
         if status == StaleStatus.MISSING:
             reason = "never materialized"
-        elif key in unmatched:
-            reason = f"{READS[key].key.to_user_string()} changed since it was computed"
         elif status == StaleStatus.STALE:
             reason = _cause_line(resolver, key, partition)
         elif upstream:
@@ -237,12 +177,17 @@ def tracks_stale(instance: dg.DagsterInstance, lake: DataLake, animal: str, alig
     if not lake.tracks_path(animal).is_file():
         return True
     try:
-        if settings_fingerprint(_meta(event, "settings")) != alignment.settings(lake, animal).tracking_fingerprint():
+        if (
+            settings_fingerprint(meta_value(event, "settings"))
+            != alignment.settings(lake, animal).tracking_fingerprint()
+        ):
             return True
     except InputError:
         return True
     try:
-        return (_meta(event, "upstream_versions") or {}) != {s.key: s.version for s in animal_sessions(lake, animal)}
+        return (meta_value(event, "upstream_versions") or {}) != {
+            s.key: s.version for s in animal_sessions(lake, animal)
+        }
     except ValueError:
         return True
 

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from ..imaging.errors import InputError
+from ..imaging.readers import session_name
 from ..tracking.box_tables import read_reference_boxes
 from ..tracking.depth import BoxError, check_boxes
 
@@ -14,12 +15,7 @@ DETECTION_COLUMNS = ["layer", "xmin", "ymin", "xmax", "ymax", "score", "type"]
 
 def detections_file(session_input: Path) -> Path:
     """Where a session's imported detections are expected: ``<session>.detections.csv`` beside it."""
-    name = session_input.name
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return session_input.parent / f"{name}.detections.csv"
+    return session_input.parent / f"{session_name(session_input.name)}.detections.csv"
 
 
 def load_detections(path: Path, volume_shape: tuple[int, int, int]) -> pl.DataFrame:

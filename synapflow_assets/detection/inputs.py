@@ -28,8 +28,10 @@ def read_input(
     (ndarray, bool, list of str, float or None)
         The layer or stack, whether it is a stack, notes on how it was read, and its pixel size (None: unknown).
     """
+    from ..imaging.readers import PNG_IMAGE, read_volume, reader_for
+
     notes = []
-    if path.is_file() and path.suffix.lower() == ".png":
+    if path.is_file() and reader_for(path) is PNG_IMAGE:
         from PIL import Image
 
         from ..imaging.colour import pil_to_grey
@@ -46,8 +48,6 @@ def read_input(
                 else "no pixel size: none stated and no dendrite to estimate it from"
             )
         return array, False, notes, pixel_size_um
-    from ..imaging.readers import read_volume
-
     volume = read_volume(path, min_layers=1, channel=channel, pixel_size_um=pixel_size_um)
     if volume.metadata.get("colour_note"):
         notes.append(volume.metadata["colour_note"])

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..store.locations import as_path
 from .ome_zarr import write_volume
-from .readers import content_hash, read_volume
+from .readers import content_hash, read_volume, reader_for
 from .registration import register_layers
 
 
@@ -50,8 +50,9 @@ def png_markdown(png: bytes, title: str) -> str:
 
 
 def input_size(path: Path) -> int:
+    """The bytes of a session input: its file, or the layers of its folder (:meth:`.readers.Reader.files`)."""
     path = Path(path)
-    return sum(f.stat().st_size for f in path.glob("*.png")) if path.is_dir() else path.stat().st_size
+    return sum(f.stat().st_size for f in reader_for(path).files(path))
 
 
 def ingest_session(

@@ -17,11 +17,9 @@ from ..store.locations import as_path, is_remote
 from .errors import InputError
 from .keys import InvalidKeyError, validate_key
 from .png_stack import is_layer_file
-from .sidecar import sidecar_path as sidecar_of
+from .readers import FOLDER_READER, READERS, session_suffix
+from .readers import sidecar_path as sidecar_of
 
-TIFF_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif")
-#: A single-plane session stored as one PNG (grey or colour, 8 or 16 bit).
-PNG_SUFFIX = ".png"
 EXPECTED = "<session>.tif, .tiff, .ome.tif, a single-plane <session>.png or a folder of PNG layers"
 
 
@@ -67,20 +65,17 @@ def session_key_of(path: Path) -> str | None:
     if name.startswith("."):
         return None
     if path.is_dir():
-        return name if any(path.glob("*.png")) else None
-    lower = name.lower()
-    for suffix in TIFF_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    if lower.endswith(PNG_SUFFIX) and not is_layer_file(name):
-        return name[: -len(PNG_SUFFIX)]
-    return None
+        return name if FOLDER_READER.files(path) else None
+    suffix = session_suffix(name)
+    if suffix is None or READERS[suffix].refusal(path) is not None:
+        return None
+    return name[: -len(suffix)]
 
 
 def fingerprint(path: Path, session: str | None = None) -> str:
     """Cheap change detector: size and modification time of the input (every PNG of a folder)
     and of its imported detections ``<session>.detections.csv`` when present."""
-    files = sorted(path.glob("*.png")) if path.is_dir() else [path]
+    files = FOLDER_READER.files(path) if path.is_dir() else [path]
     detections = path.parent / f"{session}.detections.csv"
     if session and detections.exists():
         files.append(detections)
@@ -157,7 +152,7 @@ def _scan_animal(animal_dir: Path, sessions: list, problems: list, inside: Path 
         if inside is not None and not entry.name.startswith("."):
             found = entry_problem(entry, inside)
             if found is None and entry.is_dir():  # a folder of PNG layers: each layer too
-                found = next((p for f in sorted(entry.glob("*.png")) if (p := entry_problem(f, inside))), None)
+                found = next((p for f in FOLDER_READER.files(entry) if (p := entry_problem(f, inside))), None)
             if found is not None:
                 problems.append(found)
                 continue

@@ -1,30 +1,177 @@
-"""Read one imaging session (a z-stack) from a TIFF file or a PNG layer folder.
+"""Read one imaging session (a z-stack) from a TIFF file, a single PNG or a folder of PNG layers.
 
-Public API: :func:`read_volume`, :func:`content_hash`, :func:`find_png_layers`.
-Every problem with an input is reported as :class:`InputError` naming the file.
+Public API: :func:`read_volume`, :func:`content_hash`, :func:`find_png_layers`, and the one place that decides
+how a session input is read: the :class:`Reader` protocol, the table :data:`READERS` (suffix -> reader) with
+:data:`FOLDER_READER` (a folder), and its questions :func:`reader_for`, :func:`session_suffix`,
+:func:`session_name` and :func:`sidecar_path`. Every problem with an input is reported as :class:`InputError`
+naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from ..store.locations import as_path
 from .errors import InputError
 from .png_stack import find_png_layers, is_layer_file, read_png_image, read_png_stack
 from .scale import estimate_pixel_size as estimate_scale
-from .sidecar import Sidecar, read_sidecar, sidecar_path
+from .sidecar import Sidecar, read_sidecar
 from .tiff_stack import read_tiff_stack
 from .validation import MAX_DECODED_MB, check_values
 from .volume import Volume
 
-__all__ = ["content_hash", "find_png_layers", "read_volume"]
+__all__ = [
+    "FOLDER_READER",
+    "READERS",
+    "Reader",
+    "content_hash",
+    "find_png_layers",
+    "read_volume",
+    "reader_for",
+    "session_name",
+    "session_suffix",
+    "sidecar_path",
+]
 
-_TIFF_SUFFIXES = (".tif", ".tiff")
 _AXES = ("z", "y", "x")
 _CHUNK = 1 << 20
+
+
+class Reader(Protocol):
+    """What reading one kind of session input takes (a file, by its suffix in :data:`READERS`, or a folder)."""
+
+    def refusal(self, path: Path) -> str | None:
+        """Why ``path``, of this kind, is not a session on its own (None: it is one)."""
+        ...
+
+    def files(self, path: Path) -> list[Path]:
+        """The files holding the session's pixels (for its size and the landing folder's change detector)."""
+        ...
+
+    def read(
+        self, path: Path, *, channel: int | None, n_channels: int | None, sidecar: Sidecar | None, limits: dict
+    ) -> tuple[np.ndarray, dict]:
+        """The (z, y, x) layers of one channel and what the input says: ``format``, ``axes``, ``channel``,
+        ``n_channels``, ``channel_choice``, ``voxel`` (sizes by source) and ``acquired_at``."""
+        ...
+
+
+class TiffReader:
+    """A multi-page TIFF (OME, ImageJ, ScanImage or plain), through :func:`.tiff_stack.read_tiff_stack`."""
+
+    def refusal(self, path: Path) -> str | None:
+        return None
+
+    def files(self, path: Path) -> list[Path]:
+        return [path]
+
+    def read(
+        self, path: Path, *, channel: int | None, n_channels: int | None, sidecar: Sidecar | None, limits: dict
+    ) -> tuple[np.ndarray, dict]:
+        return read_tiff_stack(
+            path,
+            channel=channel,
+            n_channels=n_channels,
+            sidecar_channel=sidecar.channel if sidecar else None,
+            sidecar_n_channels=sidecar.n_channels if sidecar else None,
+            **limits,
+        )
+
+
+class PngReader:
+    """One grey channel from a single-plane PNG (``folder=False``) or a folder of PNG layers (``folder=True``)."""
+
+    def __init__(self, *, folder: bool) -> None:
+        self.folder = folder
+        self.format = "png-layers" if folder else "png"
+        self._read: Callable[..., tuple[np.ndarray, dict]] = read_png_stack if folder else read_png_image
+
+    def refusal(self, path: Path) -> str | None:
+        if not self.folder and is_layer_file(path.name):
+            return "a single PNG layer of a folder stack (<stack>_layerNN.png); pass the folder holding the layers"
+        return None
+
+    def files(self, path: Path) -> list[Path]:
+        return sorted(path.glob("*.png")) if self.folder else [path]
+
+    def read(
+        self, path: Path, *, channel: int | None, n_channels: int | None, sidecar: Sidecar | None, limits: dict
+    ) -> tuple[np.ndarray, dict]:
+        side_channel = sidecar.channel if sidecar else None
+        side_n = sidecar.n_channels if sidecar else None
+        chosen = channel if channel is not None else (side_channel if side_channel is not None else 0)
+        if chosen != 0 or (n_channels or side_n or 1) != 1:
+            raise InputError(
+                path,
+                f"channel {chosen} of {n_channels or side_n or 1} requested, but a "
+                f"{'PNG layer folder' if self.folder else 'PNG image'} has 1 channel (grey)",
+            )
+        data, extra = self._read(path, **limits)
+        info = {
+            "format": self.format,
+            "axes": "ZYX",
+            "channel": 0,
+            "n_channels": 1,
+            "channel_choice": "only channel",
+            "voxel": {},
+            "acquired_at": None,
+            **extra,
+        }
+        return data, info
+
+
+TIFF = TiffReader()
+PNG_IMAGE = PngReader(folder=False)
+READERS: dict[str, Reader] = {".ome.tiff": TIFF, ".ome.tif": TIFF, ".tiff": TIFF, ".tif": TIFF, ".png": PNG_IMAGE}
+"""The one table of session files: suffix (lower case; the longest that matches wins) -> its reader. The
+``.ome.*`` entries make ``day00.ome.tif`` the session ``day00``."""
+FOLDER_READER: Reader = PngReader(folder=True)
+"""The reader of a session given as a folder (of PNG layers)."""
+
+
+def session_suffix(name: str) -> str | None:
+    """The suffix of :data:`READERS` that the file name ``name`` ends with (case-insensitive, the longest), or
+    None when no reader takes it (a name that is only a suffix, such as ``.tif``, included)."""
+    lower = name.lower()
+    return next((s for s in sorted(READERS, key=len, reverse=True) if lower.endswith(s) and len(lower) > len(s)), None)
+
+
+def session_name(name: str) -> str:
+    """``name`` without its reader's suffix (``day00.ome.tif`` -> ``day00``); as it is when no reader takes it."""
+    suffix = session_suffix(name)
+    return name[: -len(suffix)] if suffix else name
+
+
+def reader_for(path: Path) -> Reader:
+    """The reader of a session input: :data:`FOLDER_READER` for a folder, else the one :data:`READERS` names for
+    its suffix; `InputError` for a file no reader takes."""
+    if path.is_dir():
+        return FOLDER_READER
+    suffix = session_suffix(path.name)
+    if suffix is None:
+        raise InputError(
+            path,
+            f"unsupported file type '{path.suffix.lower() or path.name}'; expected .tif/.tiff, a single-plane .png "
+            "or a folder of PNG layers",
+        )
+    return READERS[suffix]
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """Where the sidecar JSON of the input ``path`` would be (it may not exist): ``day00.json`` beside
+    ``day00.tif``, ``day00.ome.tif``, ``day00.png`` or the folder ``day00/``."""
+    where = as_path(path)
+    name = where.name.rstrip("/")
+    suffix = session_suffix(name)
+    if suffix and not where.is_dir():
+        name = name[: -len(suffix)]
+    return where.parent / f"{name}.json"
 
 
 def _check_default(default_voxel_size_um: Sequence[float]) -> tuple[float, float, float]:
@@ -107,10 +254,10 @@ def read_volume(
     """
     path = Path(path)
     default = _check_default(default_voxel_size_um)
-    _check_input_path(path)
-    sidecar = read_sidecar(path)
+    reader = _check_input_path(path)
+    sidecar = read_sidecar(sidecar_path(path))
     limits = {"min_layers": min_layers, "max_layers": max_layers, "max_xy": max_xy, "max_bytes": max_decoded_mb * 2**20}
-    data, info = _read_pixels(path, sidecar, channel, n_channels, limits)
+    data, info = reader.read(path, channel=channel, n_channels=n_channels, sidecar=sidecar, limits=limits)
     data = check_values(path, data)
     settings = {
         axis: value
@@ -152,64 +299,16 @@ def read_volume(
     )
 
 
-def _check_input_path(path: Path) -> None:
-    """An existing TIFF file, a single PNG (a one-layer session) or a folder (of PNG layers); `InputError`
-    otherwise, and for one layer of a PNG folder stack (``<stack>_layerNN.png``) given on its own."""
+def _check_input_path(path: Path) -> Reader:
+    """The reader of an existing session input (:func:`reader_for`); `InputError` for a missing path, a file no
+    reader takes, or one its reader refuses (one layer of a PNG folder stack given on its own)."""
     if not path.exists():
         raise InputError(path, "does not exist")
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix in _TIFF_SUFFIXES:
-        return
-    if suffix == ".png":
-        if is_layer_file(path.name):
-            raise InputError(
-                path, "a single PNG layer of a folder stack (<stack>_layerNN.png); pass the folder holding the layers"
-            )
-        return
-    raise InputError(
-        path,
-        f"unsupported file type '{suffix or path.name}'; expected .tif/.tiff, a single-plane .png "
-        "or a folder of PNG layers",
-    )
-
-
-def _read_pixels(
-    path: Path, sidecar: Sidecar | None, channel: int | None, n_channels: int | None, limits: dict
-) -> tuple:
-    """The layers of one channel and what the file says (format, axes, channel choice, voxel sizes by source,
-    acquisition time): a TIFF through :func:`read_tiff_stack`, a PNG layer folder or a single PNG (one grey
-    channel)."""
-    side_channel = sidecar.channel if sidecar else None
-    side_n = sidecar.n_channels if sidecar else None
-    single_png = not path.is_dir() and path.suffix.lower() == ".png"
-    if not path.is_dir() and not single_png:
-        return read_tiff_stack(
-            path,
-            channel=channel,
-            n_channels=n_channels,
-            sidecar_channel=side_channel,
-            sidecar_n_channels=side_n,
-            **limits,
-        )
-    chosen = channel if channel is not None else (side_channel if side_channel is not None else 0)
-    if chosen != 0 or (n_channels or side_n or 1) != 1:
-        raise InputError(
-            path,
-            f"channel {chosen} of {n_channels or side_n or 1} requested, but a "
-            f"{'PNG image' if single_png else 'PNG layer folder'} has 1 channel (grey)",
-        )
-    data, extra = read_png_image(path, **limits) if single_png else read_png_stack(path, **limits)
-    info = {
-        "format": "png" if single_png else "png-layers",
-        "axes": "ZYX",
-        "channel": 0,
-        "n_channels": 1,
-        "channel_choice": "only channel",
-        "voxel": {},
-        "acquired_at": None,
-        **extra,
-    }
-    return data, info
+    reader = reader_for(path)
+    problem = reader.refusal(path)
+    if problem is not None:
+        raise InputError(path, problem)
+    return reader
 
 
 def _feed(digest: hashlib.blake2b, path: Path) -> None:

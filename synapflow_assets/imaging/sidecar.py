@@ -2,7 +2,8 @@
 
 For ``path/day00.tif`` (or ``day00.ome.tif``) the sidecar is
 ``path/day00.json``; for a PNG folder ``path/day00/`` it is
-``path/day00.json``. Format (every key optional)::
+``path/day00.json`` (:func:`.readers.sidecar_path`, from the readers' table of suffixes).
+Format (every key optional)::
 
     {"voxel_size_um": [z, y, x], "acquired_at": "ISO-8601",
      "channel": 1, "n_channels": 2}
@@ -32,28 +33,6 @@ class Sidecar:
     n_channels: int | None = None
 
 
-def sidecar_path(path: str | Path) -> Path:
-    """Where the sidecar of ``path`` would be (it may not exist).
-
-    Parameters
-    ----------
-    path : str or Path
-        A TIFF file or a PNG layer folder.
-
-    Returns
-    -------
-    Path
-    """
-    where = as_path(path)
-    name = where.name.rstrip("/")
-    lower = name.lower()
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png"):
-        if lower.endswith(suffix) and not where.is_dir():
-            name = name[: -len(suffix)]
-            break
-    return where.parent / f"{name}.json"
-
-
 def _int(data: dict, key: str, minimum: int, where: Path) -> int | None:
     value = data.get(key)
     if value is None:
@@ -64,12 +43,12 @@ def _int(data: dict, key: str, minimum: int, where: Path) -> int | None:
 
 
 def read_sidecar(path: str | Path) -> Sidecar | None:
-    """Read and validate the sidecar of ``path``.
+    """Read and validate a sidecar.
 
     Parameters
     ----------
     path : str or Path
-        The input stack (not the sidecar itself).
+        The sidecar JSON of an input stack (:func:`.readers.sidecar_path` of it); it may not exist.
 
     Returns
     -------
@@ -82,7 +61,7 @@ def read_sidecar(path: str | Path) -> Sidecar | None:
         Invalid JSON, not an object, voxel sizes that are not three positive
         finite numbers, an unparseable ``acquired_at``, bad channel numbers.
     """
-    where = sidecar_path(path)
+    where = as_path(path)
     if not where.is_file():
         return None
     try:

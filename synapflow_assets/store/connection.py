@@ -18,7 +18,8 @@ WRITER_WAIT_SECONDS = 120.0
 
 
 def _is_lock_error(error: Exception) -> bool:
-    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+    text = str(error).lower()  # not merely "lock": a damaged file's errors name its "block"s
+    return isinstance(error, duckdb.IOException) and ("set lock on file" in text or "conflicting lock" in text)
 
 
 DAMAGE_SIGNS = ("corrupt database file", "could not read enough bytes", "checksum")
@@ -36,6 +37,11 @@ def damaged_store(path: Path, error: Exception) -> StoreError:
 
 
 def _damaged(path: Path, error: Exception) -> str:
+    if "newer version of duckdb" in str(error).lower():
+        return (
+            f"{path}: written by a newer DuckDB than {duckdb.__version__}; copy it to this version's format "
+            "(docs/scaling.md, 'DuckDB version') or move it aside and run `python -m synapflow_assets ingest`"
+        )
     return (
         f"{path}: not a readable feature store ({str(error).splitlines()[0]}); move it aside and run "
         "`python -m synapflow_assets ingest`, which rebuilds every partition that is missing from it"

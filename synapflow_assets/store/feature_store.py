@@ -2,8 +2,10 @@
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -22,6 +24,8 @@ from .connection import (
     writer_marker,
     writer_waiting,
 )
+from .ducklake import DuckLake, create_tables, in_transaction, retrying
+from .layout_version import check_version, stamp, upgrade_schema
 from .sql_sandbox import run_read_query
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
 SCHEMA = (Path(__file__).with_name("schema.sql")).read_text()
 VIEWS = (Path(__file__).with_name("views.sql")).read_text()
 KEYED_TABLES = ("spines", "spine_features", "tracks")
+T = TypeVar("T")
 
 
 def lineage_columns(
@@ -66,6 +71,7 @@ def _create(path: Path) -> None:
         with duckdb.connect(str(tmp)) as connection:  # with its tables and views: a reader never sees it empty
             connection.execute(SCHEMA)
             connection.execute(VIEWS)
+            stamp(connection)
         os.replace(tmp, path)
 
 
@@ -91,20 +97,35 @@ class FeatureStore:
 
     Parameters
     ----------
-    path : Path
-        The DuckDB file, created with its tables and views when missing.
+    path : Path or DuckLake
+        The DuckDB file, created with its tables and views (at the current schema version) when missing; or a
+        DuckLake store (:mod:`.ducklake`: many writer processes, each replace one transaction).
+
+    Raises
+    ------
+    layout_version.OutdatedDataRoot
+        When the file was written at an older schema (``python -m synapflow_assets upgrade`` brings it to this one).
     """
 
-    def __init__(self, path: Path, *, wait_seconds: float = WRITER_WAIT_SECONDS):
+    def __init__(self, path: Path | DuckLake, *, wait_seconds: float = WRITER_WAIT_SECONDS):
+        if isinstance(path, DuckLake):
+            self.path: Path | DuckLake = path
+            self.connection = path.connect()
+            try:
+                create_tables(self.connection, SCHEMA, VIEWS, stamp)
+                check_version(self.connection, Path(str(path)))
+            except BaseException:
+                self.connection.close()
+                raise
+            return
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = _connect_writer(self.path, wait_seconds)
         try:
-            self.connection.execute(SCHEMA)
-            self.connection.execute(VIEWS)
-        except duckdb.Error as error:
+            check_version(self.connection, self.path)
+        except BaseException:
             self.connection.close()
-            raise StoreError(f"{self.path}: cannot set up the feature store ({error})") from error
+            raise
 
     def __enter__(self) -> "FeatureStore":
         return self
@@ -149,18 +170,16 @@ class FeatureStore:
         """Delete a partition's rows from each table, in one transaction; the rows deleted per table."""
         condition = "animal = ?" + (" AND session = ?" if session is not None else "")
         keys = [animal] + ([session] if session is not None else [])
-        dropped = {}
-        self.connection.execute("BEGIN TRANSACTION")
-        try:
+
+        def drop() -> dict[str, int]:
+            dropped = {}
             for table in tables:
                 found = self.connection.execute(f"SELECT count(*) FROM {table} WHERE {condition}", keys).fetchone()
                 self.connection.execute(f"DELETE FROM {table} WHERE {condition}", keys)
                 dropped[table] = int(found[0]) if found else 0
-            self.connection.execute("COMMIT")
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        return dropped
+            return dropped
+
+        return self._transaction(drop)
 
     def replace_partition(
         self, tables: dict[str, pl.DataFrame], animal: str, session: str | None, lineage: dict
@@ -171,9 +190,9 @@ class FeatureStore:
         """
         condition = "animal = ?" + (" AND session = ?" if session is not None else "")
         keys = [animal] + ([session] if session is not None else [])
-        written = {}
-        self.connection.execute("BEGIN TRANSACTION")
-        try:
+
+        def replace() -> dict[str, int]:
+            written = {}
             for table, frame in tables.items():
                 self.connection.execute(f"DELETE FROM {table} WHERE {condition}", keys)
                 rows = frame.with_columns(**{k: pl.lit(v) for k, v in lineage.items()})
@@ -186,15 +205,37 @@ class FeatureStore:
                 self.connection.unregister("incoming")
                 written[table] = len(rows)
             failpoint("store_transaction")
+            return written
+
+        written = self._transaction(replace)
+        failpoint("after_commit")
+        return written
+
+    def _transaction(self, body: Callable[[], T]) -> T:
+        """``body()`` in one transaction; on a DuckLake, run again while its commit conflicts with another's."""
+        if isinstance(self.path, DuckLake):
+            return retrying(lambda: in_transaction(self.connection, body))
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            result = body()
             self.connection.execute("COMMIT")
         except BaseException:
             self.connection.execute("ROLLBACK")
             raise
-        failpoint("after_commit")
-        return written
+        return result
 
 
-def query(path: Path, sql: str, wait_seconds: float = 5.0, *, yield_to_writer: bool = True) -> pl.DataFrame:
+def upgrade_store(path: Path, *, wait_seconds: float = WRITER_WAIT_SECONDS) -> int | None:
+    """Bring the store file at ``path`` to the current schema (``python -m synapflow_assets upgrade``): the version
+    it was at, or None when it was current or does not exist (a new store is created at the current version)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with _connect_writer(path, wait_seconds) as connection:
+        return upgrade_schema(connection, SCHEMA, VIEWS)
+
+
+def query(path: Path | DuckLake, sql: str, wait_seconds: float = 5.0, *, yield_to_writer: bool = True) -> pl.DataFrame:
     """Run read queries on the store in the SQL sandbox and return the (last) result.
 
     Statements other than read queries, and queries reaching for files, network or extensions, raise
@@ -204,9 +245,9 @@ def query(path: Path, sql: str, wait_seconds: float = 5.0, *, yield_to_writer: b
     return run_read_query(path, sql, wait_seconds=wait_seconds, yield_to_writer=yield_to_writer)
 
 
-def stored_partitions(path: Path, table: str) -> set[tuple]:
+def stored_partitions(path: Path | DuckLake, table: str) -> set[tuple]:
     """``(animal, session)`` pairs (or ``(animal,)`` for per-animal tables) that have rows; empty without a store."""
-    if not Path(path).exists():
+    if not (path.exists() if isinstance(path, DuckLake) else Path(path).exists()):
         return set()
     columns = "animal" if table == "dynamics" else "animal, session"
     return set(query(path, f"SELECT DISTINCT {columns} FROM {table}", yield_to_writer=False).iter_rows())

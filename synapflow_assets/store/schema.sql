@@ -1,4 +1,5 @@
--- The feature store. Every row carries its lineage: animal, session, the Dagster run
+-- The feature store (schema version 2, `layout_version.SCHEMA_VERSION`: a change here needs a new version and its
+-- step in `upgrade.sql`). Every row carries its lineage: animal, session, the Dagster run
 -- that wrote it, the asset's code version, the detector model and version, the input
 -- data versions (JSON) it was computed from, and when. ``spine_key`` = hash(animal, session,
 -- spine_id) is a single integer join key between spine tables (set on insert).
@@ -24,7 +25,9 @@ CREATE TABLE IF NOT EXISTS spine_features (
     size DOUBLE, size_n_layers INTEGER, head_to_dendrite_um DOUBLE, head_to_dendrite_px DOUBLE,
     distance_reason VARCHAR, distance_n_layers INTEGER, head_width_um DOUBLE, type VARCHAR, type_source VARCHAR,
     peak_intensity DOUBLE, dendrite_brightness DOUBLE, dendrite_position_um DOUBLE, dendrite_component BIGINT,
-    run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
+    run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ,
+    head_diameter_um DOUBLE, head_diameter_fwhm_um DOUBLE, neck_length_um DOUBLE, head_volume_um3 DOUBLE,
+    size_shaft_um DOUBLE, shaft_diameter_um DOUBLE
 );
 CREATE TABLE IF NOT EXISTS tracks (
     animal VARCHAR, session VARCHAR, session_index INTEGER, track_id BIGINT, spine_id BIGINT, spine_key UBIGINT, status VARCHAR, detected BOOLEAN,
@@ -43,49 +46,9 @@ CREATE TABLE IF NOT EXISTS dynamics (
     survival_low DOUBLE, survival_high DOUBLE,
     run_id VARCHAR, code_version VARCHAR, model VARCHAR, model_version VARCHAR, input_versions VARCHAR, computed_at TIMESTAMPTZ
 );
--- stores written before distance along the dendrite existed
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_position_um DOUBLE;
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS dendrite_component BIGINT;
--- stores written before the spine morphology existed (and new ones: the columns come from here)
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS head_diameter_um DOUBLE;
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS head_diameter_fwhm_um DOUBLE;
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS neck_length_um DOUBLE;
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS head_volume_um3 DOUBLE;
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS size_shaft_um DOUBLE;
-ALTER TABLE spine_features ADD COLUMN IF NOT EXISTS shaft_diameter_um DOUBLE;
 -- Corrections a person made to track statuses (``review --apply``). They are never deleted by a
 -- recomputation: ``spine_dynamics`` applies each to the track at the same place (within 1 um) of its session.
 CREATE TABLE IF NOT EXISTS corrections (
     animal VARCHAR, session VARCHAR, track_id BIGINT, x_um DOUBLE, y_um DOUBLE, z_um DOUBLE,
     computed_status VARCHAR, status VARCHAR, corrected_by VARCHAR, corrected_at TIMESTAMPTZ, note VARCHAR
 );
--- stores written before evidence, confidences and corrections existed
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS redetected BOOLEAN;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS x_um DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS y_um DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS z_um DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS xmin DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS ymin DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS xmax DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS ymax DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS first_layer INTEGER;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS last_layer INTEGER;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS evidence_score DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS contrast_ratio DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS confidence DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS reason VARCHAR;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS computed_status VARCHAR;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS corrected_by VARCHAR;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS corrected_at TIMESTAMPTZ;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_session_index INTEGER;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_xmin DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_ymin DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_xmax DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_ymax DOUBLE;
-ALTER TABLE tracks ADD COLUMN IF NOT EXISTS other_layer INTEGER;
-ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS formation_low DOUBLE;
-ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS formation_high DOUBLE;
-ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS elimination_low DOUBLE;
-ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS elimination_high DOUBLE;
-ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS survival_low DOUBLE;
-ALTER TABLE dynamics ADD COLUMN IF NOT EXISTS survival_high DOUBLE;

@@ -21,8 +21,9 @@ import duckdb
 import polars as pl
 
 from .connection import StoreError, connect_read_only, damaged_store, is_damage, writer_waiting
+from .ducklake import DuckLake
 
-#: The DuckDB settings of a sandboxed connection (all exist in DuckDB 2.0.1; ``lock_configuration`` is given
+#: The DuckDB settings of a sandboxed connection (all exist in DuckDB 1.5.5; ``lock_configuration`` is given
 #: at connect time rather than by ``SET`` so a second connection of the same process can share the instance).
 SANDBOX_CONFIG = {
     "enable_external_access": False,
@@ -70,6 +71,18 @@ _FILE_FUNCTIONS = re.compile(
 )
 """Table functions that read files: refused by name, since DuckDB lets them read the database file itself (its
 raw pages hold deleted rows) even with external access off."""
+
+
+_IMPORT = re.compile(r"\bimport\s+database\b", re.I)
+_PIVOT = re.compile(r"\b(?:un)?pivot\b", re.I)
+_PIVOT_PARTS = (
+    duckdb.StatementType.CREATE,
+    duckdb.StatementType.SELECT,
+    duckdb.StatementType.EXPLAIN,
+    duckdb.StatementType.TRANSACTION,
+)
+"""What DuckDB 1.5 splits a ``PIVOT`` without an ``IN`` list into, without their text: the enum of the pivoted
+values (``CREATE TYPE``, in the connection's temporary catalog), the query, and for ``EXPLAIN`` a transaction."""
 
 
 class QueryRejected(StoreError):
@@ -136,8 +149,15 @@ def check_read_only(sql: str) -> list[duckdb.Statement]:
     duckdb.ParserException
         When the text is not valid SQL.
     """
+    if _IMPORT.search(sql):  # DuckDB 1.5 reads the folder's schema.sql while parsing IMPORT DATABASE
+        raise QueryRejected("sql: only read queries are allowed on the read-only store (got IMPORT)")
     statements = duckdb.extract_statements(sql)
+    pivot = _PIVOT.search(sql) is not None
     for statement in statements:
+        if pivot and not statement.query.strip() and statement.type in _PIVOT_PARTS:
+            if reader := _FILE_FUNCTIONS.search(sql):
+                raise QueryRejected(f"sql: queries may not read files ({reader.group(1)}); query the store's tables")
+            continue
         refused = _refusal(statement)
         if refused is not None:
             raise QueryRejected(f"sql: only read queries are allowed on the read-only store (got {refused})")
@@ -147,15 +167,15 @@ def check_read_only(sql: str) -> list[duckdb.Statement]:
 
 
 def connect_sandboxed(
-    path: Path, *, wait_seconds: float = 5.0, memory_limit: str = MEMORY_LIMIT
+    path: Path | DuckLake, *, wait_seconds: float = 5.0, memory_limit: str = MEMORY_LIMIT
 ) -> duckdb.DuckDBPyConnection:
     """Open the feature store read-only with :data:`SANDBOX_CONFIG` (no files, network, extensions or spill to
     disk; one thread; ``memory_limit``; locked).
 
     Parameters
     ----------
-    path : Path
-        The DuckDB file.
+    path : Path or DuckLake
+        The DuckDB file, or a DuckLake store (attached read-only; files readable only under its data path).
     wait_seconds : float, optional
         How long to retry while a writer holds the file.
     memory_limit : str, optional
@@ -166,7 +186,25 @@ def connect_sandboxed(
     StoreError
         When the file is missing, corrupt, stays locked, or is open in this process with other settings.
     """
+    if isinstance(path, DuckLake):
+        return _sandboxed_lake(path, memory_limit)
     return connect_read_only(path, wait_seconds, config={**SANDBOX_CONFIG, "memory_limit": memory_limit})
+
+
+def _sql_list(texts: list[str]) -> str:
+    return "[" + ", ".join("'" + text.replace("'", "''") + "'" for text in texts) + "]"
+
+
+def _sandboxed_lake(lake: DuckLake, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A DuckLake attached read-only, then the sandbox's settings: files only under the lake's own paths."""
+    unlocked = {k: v for k, v in SANDBOX_CONFIG.items() if k not in ("enable_external_access", "lock_configuration")}
+    connection = lake.connect(read_only=True, config={**unlocked, "memory_limit": memory_limit})
+    directories, files = lake.allowed_paths()
+    connection.execute(f"SET allowed_directories = {_sql_list(directories)}")
+    connection.execute(f"SET allowed_paths = {_sql_list(files)}")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+    return connection
 
 
 def _watch(connection: duckdb.DuckDBPyConnection, path: Path | None, timeout: float, done: threading.Event, why: list):
@@ -185,7 +223,7 @@ def _watch(connection: duckdb.DuckDBPyConnection, path: Path | None, timeout: fl
 
 
 def run_read_query(
-    path: Path,
+    path: Path | DuckLake,
     sql: str,
     *,
     wait_seconds: float = 5.0,
@@ -197,8 +235,8 @@ def run_read_query(
 
     Parameters
     ----------
-    path : Path
-        The DuckDB file of the feature store.
+    path : Path or DuckLake
+        The DuckDB file of the feature store, or a DuckLake store.
     sql : str
         Read queries; with several statements the result of the last is returned.
     wait_seconds : float, optional
@@ -228,7 +266,7 @@ def run_read_query(
     check_read_only(sql)
     connection = connect_sandboxed(path, wait_seconds=wait_seconds, memory_limit=memory_limit)
     done, why = threading.Event(), list[str]()
-    watched = Path(path) if yield_to_writer else None
+    watched = Path(path) if yield_to_writer and not isinstance(path, DuckLake) else None
     watcher = threading.Thread(target=_watch, args=(connection, watched, timeout_seconds, done, why), daemon=True)
     watcher.start()
     try:
@@ -244,7 +282,7 @@ def run_read_query(
             f"sql: query stopped: it needs more than its memory limit of {memory_limit} (nothing spills to disk)"
         ) from error
     except duckdb.Error as error:
-        if is_damage(error):
+        if is_damage(error) and not isinstance(path, DuckLake):
             raise damaged_store(Path(path), error) from error
         raise
     finally:

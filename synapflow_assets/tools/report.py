@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
-from .features.morphology_plots import morphology_png, relative_size_png
-from .features.plausibility import animal_plausibility
-from .features.size_change import HEAD_VOLUME_CV, log_ratio_half_width, relative_sizes, size_changes
-from .imaging.errors import InputError
-from .imaging.ome_zarr import read_mip
-from .imaging.overlay import overlay_png
-from .settings import load_settings
-from .store.feature_store import query
+from ..features.dynamics_plots import dynamics_png, dynamics_table, persistent_size_rows, size_trajectories_png
+from ..features.morphology_plots import morphology_png, relative_size_png
+from ..features.plausibility import animal_plausibility
+from ..features.size_change import HEAD_VOLUME_CV, log_ratio_half_width, relative_sizes, size_changes
+from ..imaging.errors import InputError
+from ..imaging.ome_zarr import read_mip
+from ..imaging.overlay import overlay_png
+from ..settings import load_settings
+from ..store.feature_store import query
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:12px}"

@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..store.feature_store import SCHEMA, VIEWS
 from .snapshot import SnapshotError, snapshot_folder
-from .store.feature_store import SCHEMA, VIEWS
 
 COMPARED = ("n_in_view", "gained", "lost", "n_surviving", "formation_rate", "elimination_rate", "survival_fraction")
 """The ``dynamics`` columns whose changes :func:`snapshot_changes` lists."""

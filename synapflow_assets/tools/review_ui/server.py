@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..tracking.corrections import STATUSES
+from ...tracking.corrections import STATUSES
 from .page import PAGE
 from .session import ReviewSession
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import SynapFlowError
-from .settings import load_settings
-from .store.feature_store import connect_read_only
+from ..errors import SynapFlowError
+from ..settings import load_settings
+from ..store.ducklake import DuckLake, connect_store_read_only
 
 TABLES = ("dynamics", "tracks", "spine_features", "sessions", "corrections")
 """What a snapshot freezes, in the order of the manifest."""
@@ -61,10 +61,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _tables(root: Path, animals: list[str] | None) -> tuple[dict[str, pl.DataFrame], list[str]]:
+def _tables(store: Path | DuckLake, animals: list[str] | None) -> tuple[dict[str, pl.DataFrame], list[str]]:
     """Every table of the animals (default: all with sessions), sorted on all columns, from one read-only view
     of the store; and the animals."""
-    connection = connect_read_only(Path(root) / "features.duckdb")
+    connection = connect_store_read_only(store)
     try:
         known = [r[0] for r in connection.sql("SELECT DISTINCT animal FROM sessions ORDER BY animal").fetchall()]
         chosen = sorted(set(animals)) if animals else known
@@ -153,7 +153,9 @@ def _same_bytes(a: Path, b: Path) -> list[str]:
     return [n for n in names if not ((a / n).is_file() and (b / n).is_file() and _sha256(a / n) == _sha256(b / n))]
 
 
-def make_snapshot(root: Path, name: str, *, animals: list[str] | None = None) -> Snapshot:
+def make_snapshot(
+    root: Path, name: str, *, animals: list[str] | None = None, store: Path | DuckLake | None = None
+) -> Snapshot:
     """Freeze the dynamics, tracks, features and lineage of ``animals`` (default: all) as snapshot ``name``.
 
     Parameters
@@ -164,6 +166,8 @@ def make_snapshot(root: Path, name: str, *, animals: list[str] | None = None) ->
         The snapshot's name: its folder ``<root>/snapshots/<name>``.
     animals : list of str, optional
         The animals to include (default: every animal with sessions in the store).
+    store : Path or DuckLake, optional
+        The feature store (default: ``<root>/features.duckdb``).
 
     Returns
     -------
@@ -179,7 +183,7 @@ def make_snapshot(root: Path, name: str, *, animals: list[str] | None = None) ->
     """
     root = Path(root)
     folder = snapshot_folder(root, name)
-    tables, chosen = _tables(root, animals)
+    tables, chosen = _tables(root / "features.duckdb" if store is None else store, animals)
     staging = folder.with_name(f".{name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     try:

@@ -17,10 +17,10 @@ import polars as pl
 import zarr
 from scipy import ndimage
 
-from .imaging.errors import InputError
-from .imaging.ome_zarr import NGFF_VERSION, atomic_directory, read_volume_zarr
-from .tracking.align import Alignment
-from .tracking.rigid import rigid_unmap
+from ..imaging.errors import InputError
+from ..imaging.ome_zarr import NGFF_VERSION, atomic_directory, read_volume_zarr
+from ..tracking.align import Alignment
+from ..tracking.rigid import rigid_unmap
 
 UNIT = "micrometer"
 """The unit of the volume's scale and of the ``*_um`` columns (the NGFF spelling)."""

@@ -19,11 +19,11 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import SynapFlowError
-from ..imaging.errors import InputError
+from ...errors import SynapFlowError
+from ...imaging.errors import InputError
+from ...store.feature_store import FeatureStore, query
+from ...tracking.corrections import CORRECTION_SCHEMA, STATUSES
 from ..review import check_animal, event_picture, review_events, session_volumes
-from ..store.feature_store import FeatureStore, query
-from ..tracking.corrections import CORRECTION_SCHEMA, STATUSES
 
 STORE_WAIT_SECONDS = 10.0
 """How long a decision waits for another process holding the store before the page says so."""

@@ -20,11 +20,11 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw
 
-from .detection.self_training import boxes_on_layers
-from .imaging.errors import InputError
-from .imaging.ome_zarr import read_volume_zarr
-from .store.feature_store import query
-from .tracking.corrections import CORRECTION_SCHEMA, STATUSES
+from ..detection.self_training import boxes_on_layers
+from ..imaging.errors import InputError
+from ..imaging.ome_zarr import read_volume_zarr
+from ..store.feature_store import query
+from ..tracking.corrections import CORRECTION_SCHEMA, STATUSES
 
 CROP_MARGIN_PX = 24
 FROM_TRACKS = [
