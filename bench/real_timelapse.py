@@ -10,7 +10,9 @@ pixel size, fine pixels (0.02-0.05 um/px), sparse fields of dendrites along y,
 
 Each profile lands ``--series`` x ``--sessions`` and is ingested with no
 option (``--source model``: the champion detector; ``imported``: the
-simulator's imperfect detections with stacked duplicates). Printed per profile
+simulator's imperfect detections with stacked duplicates; ``truth``: its true
+boxes, so what is left is the tracker's error; ``--score-threshold`` overrides the
+detection threshold). Printed per profile
 and in one JSON line:
 
 - sessions failed, null rates;
@@ -21,7 +23,9 @@ and in one JSON line:
   truth, spine count error;
 - split-identity share: events that overlap another track of their session;
 - re-detection: of the true spines present at t-1 and t and tracked at t-1,
-  the share tracked at t under the same track id.
+  the share tracked at t under the same track id;
+- tracks holding two or more true spines (a spine formed next to an
+  eliminated one that took its track).
 
 Run: .venv/bin/python bench/real_timelapse.py [--series 3 --sessions 8 --seed 11 --source model]
 """
@@ -43,7 +47,7 @@ from scipy.optimize import linear_sum_assignment
 sys.path.insert(0, str(Path(__file__).parent))
 import itertools
 
-from dynamics import compare, truth_tables
+from dynamics import compare, true_boxes_as_detections, truth_tables
 
 from synapflow_assets.geometry import box_iou
 
@@ -115,8 +119,10 @@ def alignment_figures(root: Path, landing: Path) -> dict:
     }
 
 
-def redetection(root: Path, landing: Path) -> float:
-    """Of the true spines present at t-1 and t and tracked at t-1, the share tracked at t with the same id."""
+def identity_figures(root: Path, landing: Path) -> dict:
+    """Re-detection (of the true spines present at t-1 and t and tracked at t-1, the share tracked at t with the
+    same id) and the tracks holding two or more true spines (a spine formed next to an eliminated one that took
+    its track, or two spines swapped)."""
     from synapflow_assets.defs.resources import DataLake
     from synapflow_assets.store.feature_store import query
 
@@ -126,7 +132,7 @@ def redetection(root: Path, landing: Path) -> float:
         "SELECT animal, session, session_index, track_id, status, xmin, ymin, xmax, ymax "
         "FROM tracks WHERE status IN ('present', 'new') AND xmin IS NOT NULL",
     )
-    kept, asked = 0, 0
+    kept, asked, holders = 0, 0, []
     for animal in sorted(p.name for p in landing.iterdir() if p.is_dir()):
         matched: dict[str, dict[int, int]] = {}
         statuses = {}
@@ -152,12 +158,21 @@ def redetection(root: Path, landing: Path) -> float:
             else:
                 matched[session] = {}
         order = sorted(matched)
+        held: dict[int, set[int]] = {}
+        for session in order:
+            for spine, track in matched[session].items():
+                held.setdefault(int(track), set()).add(int(spine))
+        holders += [len(spines) for spines in held.values()]
         for previous, current in itertools.pairwise(order):
             for spine, track in matched[previous].items():
                 if statuses[current].get(spine) in ("present",) and statuses[previous].get(spine) in ("present", "new"):
                     asked += 1
                     kept += matched[current].get(spine) == track
-    return round(kept / asked, 3) if asked else float("nan")
+    return {
+        "redetection": round(kept / asked, 3) if asked else float("nan"),
+        "tracks_matched": len(holders),
+        "tracks_holding_two_spines": sum(n > 1 for n in holders),
+    }
 
 
 def bench_profile(root: Path, profile: str, args) -> dict:
@@ -173,9 +188,11 @@ def bench_profile(root: Path, profile: str, args) -> dict:
         sessions=args.sessions,
         seed=args.seed,
         profile=profile,
-        detections=args.source == "imported",
+        detections=args.source != "model",
     )
-    info = ingest(work, args.source, args.score_threshold)
+    if args.source == "truth":
+        true_boxes_as_detections(landing)
+    info = ingest(work, "model" if args.source == "model" else "imported", args.score_threshold)
     truth, _ = truth_tables(landing)
     summary: dict = {"ingest": info}
     try:
@@ -200,7 +217,7 @@ def bench_profile(root: Path, profile: str, args) -> dict:
             "count_error": errors["count_error"],
             "coverage": errors.get("coverage"),
             "split_identity_share": round(split_identity_share(tracks), 3),
-            "redetection": redetection(work, landing),
+            **identity_figures(work, landing),
             **alignment_figures(work, landing),
         }
     )
@@ -230,7 +247,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--profiles", default="mip-timelapse,mip-days")
-    parser.add_argument("--source", choices=("model", "imported"), default="model")
+    parser.add_argument(
+        "--source",
+        choices=("model", "imported", "truth"),
+        default="model",
+        help="the champion detector, the simulator's imperfect detections, or its true boxes (tracking alone)",
+    )
     parser.add_argument(
         "--score-threshold", type=float, default=None, help="detection score threshold (default: the settings')"
     )
