@@ -169,7 +169,7 @@ class EvidenceOptions(_Section):
     enabled: bool = _switch(True, "look at the image before calling a spine eliminated or new")
     response_present: float = _number(
         _EVIDENCE.response_present,
-        "detector answer at the aligned place that keeps a missed spine present",
+        "detector answer at the aligned place that keeps a missed spine present (an event's confidence 0.5 there)",
         gt=0,
         le=1,
     )

@@ -1,7 +1,7 @@
 """A track's status never contradicts the evidence its reason cites, and the report counts what `dynamics`
 counts.
 
-The reason of an event cites the rule that redetects a missed spine (``counts as seen from 0.2``); an event
+The reason of an event cites the rule that redetects a missed spine (``counts as seen from 0.16``); an event
 whose evidence reaches that threshold says which other condition of the rule failed, or why the spine it saw
 is not this track's."""
 
@@ -242,6 +242,29 @@ def test_no_event_contradicts_the_evidence_its_reason_cites_over_random_tables()
         gaps = why["reason"].str.extract(r"(\d+) sessions away from the detection").cast(pl.Int64)
         assert (gaps.is_null() | (gaps > p.redetect_within)).all()
     assert events > 2000 and explained > 100
+
+
+def test_an_event_is_the_more_likely_status_by_its_own_confidence():
+    """The threshold of the rule is the midpoint of the confidence: an elimination decided by the rule (its
+    evidence short of the threshold) is more likely than not, and so is a redetected spine."""
+    rng = np.random.default_rng(11)
+    eliminated = redetected = 0
+    for _ in range(100):
+        p = random_params(rng)
+        case = random_animal(rng, p)
+        out = annotate_events(case.pop("tracks"), params=p, **case)
+        by_rule = out.filter(
+            (pl.col("status") == "eliminated")
+            & ~pl.col("redetected")
+            & ~pl.col("reason").str.contains("not counted as seen|seen, but")
+        )
+        assert (by_rule["evidence_score"] < p.response_present).all()
+        assert (by_rule["confidence"] > 0.5).all(), by_rule.select("evidence_score", "confidence").rows()
+        kept = out.filter(pl.col("redetected") & (pl.col("status") == "present"))
+        assert (kept["confidence"] >= 0.5).all(), kept.select("evidence_score", "confidence").rows()
+        eliminated += len(by_rule)
+        redetected += len(kept)
+    assert eliminated > 200 and redetected > 20
 
 
 def test_a_spine_redetected_then_missed_again_is_not_called_eliminated_as_if_seen(animal, tmp_path):

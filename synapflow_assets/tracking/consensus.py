@@ -188,7 +188,7 @@ def explain_consensus(
 ) -> pl.DataFrame:
     """Reason and confidence of the present rows of consensus spines (rows that are events keep theirs): the
     probability that a place answered ``min(score, other_score)`` holds a spine, by the logistic of
-    ``EvidenceParams.response_midpoint`` and ``response_scale``."""
+    ``EvidenceParams.response_present`` and ``response_scale``."""
     if not len(consensus):
         return tracks
     names = pl.DataFrame(

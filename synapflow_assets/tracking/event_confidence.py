@@ -1,7 +1,7 @@
 """The confidence and reason of each event of the tracks, from what the image showed where it was looked at.
 
 A formation or elimination gets a confidence from the detector's answer at the
-spine's aligned place (a sigmoid around ``response_midpoint``), weighed for
+spine's aligned place (a sigmoid around ``response_present``, the threshold of the rule), weighed for
 formations by the detection's own score; a redetected spine, or one present
 between two detections, the confidence that it is there. Every such row gets a
 one-line reason with the numbers behind it, judged by the rule that redetection
@@ -177,7 +177,7 @@ def _judged(out: pl.DataFrame, p: EvidenceParams, report: list[dict]) -> pl.Data
     event = pl.col("status").is_in(["new", "eliminated"]) & pl.col("response").is_not_null() & ~kept
     new = new & ~kept
     redetected_or_bridged = kept | bridged
-    p_present = _sigmoid(pl.col("response").fill_null(0.0), p.response_midpoint, p.response_scale)
+    p_present = _sigmoid(pl.col("response").fill_null(0.0), p.response_present, p.response_scale)
     strength = _sigmoid(pl.col("mean_score").fill_null(0.0), p.weak_score - 0.1, 0.05)
     other = {c: pl.when(new).then(pl.col(f"{c}_seen")).otherwise(pl.col(f"{c}_source")) for c in PLACE_COLUMNS}
     out = out.with_columns(

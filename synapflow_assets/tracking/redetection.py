@@ -306,7 +306,7 @@ def track_with_evidence(
             annotated,
             consensus,
             [s.key for s in sessions],
-            midpoint=params.response_midpoint,
+            midpoint=params.response_present,
             scale=params.response_scale,
         )
     return annotated, report
