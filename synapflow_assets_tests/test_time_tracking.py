@@ -163,6 +163,33 @@ def test_z_range_cost_and_projection():
     assert costs.select("earlier_id", "later_id").rows() == [(1, 7)] and costs["cost"][0] == pytest.approx(-1.5)
 
 
+def test_the_link_gate_scales_with_the_box():
+    """A spine formed half a box away from an eliminated one is not its continuation, though the boxes overlap
+    and the centres are within the distance gate; the same spine seen larger (dim) with its centre a quarter
+    of a box away is."""
+
+    def boxes(ids, centres_yx, sides):
+        c, h = np.asarray(centres_yx, float), np.asarray(sides, float)[:, None] / 2
+        return pl.DataFrame(
+            {
+                "spine_id": ids,
+                "first_layer": [0] * len(ids),
+                "last_layer": [0] * len(ids),
+                "xmin": c[:, 1] - h[:, 0],
+                "ymin": c[:, 0] - h[:, 0],
+                "xmax": c[:, 1] + h[:, 0],
+                "ymax": c[:, 0] + h[:, 0],
+            }
+        )
+
+    earlier = boxes([1, 2], [(100, 100), (300, 100)], [20, 20]).with_columns(in_view=pl.lit(True))
+    # 10 px = 1.2 um at the default 0.12 um/px (within 1.8 um), half the side; 8 px is 0.27 of the 30 px box
+    later = boxes([11, 12], [(100, 110), (300, 108)], [20, 30])
+    assert link_costs(earlier, later, TimeLinkParams()).select("earlier_id", "later_id").rows() == [(2, 12)]
+    loose = link_costs(earlier, later, TimeLinkParams(max_centre_distance_box=10.0))
+    assert sorted(loose.select("earlier_id", "later_id").rows()) == [(1, 11), (2, 12)]
+
+
 def links(pairs, out_of_view=()):
     frame = pl.DataFrame(
         {"earlier_id": [a for a, _ in pairs], "later_id": [b for _, b in pairs], "cost": [-1.0] * len(pairs)},
