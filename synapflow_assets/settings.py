@@ -14,7 +14,7 @@ lab may need to set, read from ``synapflow.yaml`` files in the landing folder.
 
 Each section has its own fingerprint, so a changed setting makes exactly the assets that use that
 section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``, ``alignment`` ->
-``spine_tracks``, ``evidence`` -> ``spine_tracks`` (and what depends on them).
+``spine_tracks``, ``evidence`` and ``linking`` -> ``spine_tracks`` (and what depends on them).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .store.locations import as_path
 from .tracking.align import AlignParams
 from .tracking.consensus import ConsensusParams
 from .tracking.evidence import EvidenceParams
+from .tracking.time import TimeLinkParams
 
 SETTINGS_FILE = "synapflow.yaml"
 DEFAULT_SCORE_THRESHOLD = 0.35
@@ -47,6 +48,7 @@ MAX_SETTINGS_BYTES = 64 * 1024
 _ALIGN = AlignParams()
 _EVIDENCE = EvidenceParams()
 _CONSENSUS = ConsensusParams()
+_LINK = TimeLinkParams()
 
 
 def _number(
@@ -208,6 +210,27 @@ class EvidenceOptions(_Section):
         return ConsensusParams(min_score=self.consensus_score)
 
 
+class LinkingOptions(_Section):
+    """When a spine of one session is the same spine in the next (see ``TimeLinkParams``)."""
+
+    max_cost: float = _number(
+        _LINK.max_cost, "largest accepted cost 1.5 x (-GIoU) + 0.3 x z cost of the aligned boxes", ge=-1.5, le=10
+    )
+    max_centre_distance_um: float = _number(
+        _LINK.max_centre_distance_um, "largest distance between the aligned centres (um)", gt=0, le=100
+    )
+    max_centre_distance_box: float = _number(
+        _LINK.max_centre_distance_box,
+        "largest distance between the aligned centres, as a share of the larger box's side",
+        gt=0,
+        le=100,
+    )
+    max_gap: int = _integer(_LINK.max_gap, "sessions a spine may be missed and still be linked again", ge=0, le=1000)
+
+    def params(self) -> TimeLinkParams:
+        return TimeLinkParams(**self.model_dump())
+
+
 _PLAUSIBLE = PlausibilityLimits()
 
 
@@ -257,12 +280,18 @@ class LabSettings(BaseModel):
     detection: DetectionOptions = DetectionOptions()
     alignment: AlignmentOptions = AlignmentOptions()
     evidence: EvidenceOptions = EvidenceOptions()
+    linking: LinkingOptions = LinkingOptions()
     plausibility: PlausibilityOptions = PlausibilityOptions()
 
     def tracking_fingerprint(self) -> str:
-        """What decides the tracks: the ``alignment`` and ``evidence`` sections."""
+        """What decides the tracks: the ``alignment``, ``evidence`` and ``linking`` sections."""
         return json.dumps(
-            {"alignment": self.alignment.model_dump(), "evidence": self.evidence.model_dump()}, sort_keys=True
+            {
+                "alignment": self.alignment.model_dump(),
+                "evidence": self.evidence.model_dump(),
+                "linking": self.linking.model_dump(),
+            },
+            sort_keys=True,
         )
 
 

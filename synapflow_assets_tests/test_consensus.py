@@ -120,7 +120,8 @@ def test_the_lab_settings_turn_consensus_off_or_stricter():
 
 def test_an_animal_with_consensus_spines_is_up_to_date_after_its_ingest(tmp_path):
     """The tracks record the versions of the sessions they read, not of the sessions with their consensus spines:
-    a second ingest runs nothing (a stand-in MIP series, the champion detector and its candidates)."""
+    a second ingest runs nothing (a stand-in MIP series, the champion detector and its candidates); a changed
+    ``linking`` setting runs the animal's assets again and nothing else."""
     import dagster as dg
 
     from synapflow_assets.defs.resources import AlignmentSettings, DataLake
@@ -137,3 +138,8 @@ def test_an_animal_with_consensus_spines_is_up_to_date_after_its_ingest(tmp_path
         assert tracks.filter(pl.col("spine_id") >= CONSENSUS_ID).height > 0
         assert not tracks_stale(instance, lake, "series01", AlignmentSettings())
         assert process_landed(instance, lake).materialized == []
+        # a linking setting is part of what decides the tracks: only the animal's assets run again
+        (lake.landing / "series01" / "synapflow.yaml").write_text("linking:\n  max_centre_distance_box: 0.3\n")
+        assert tracks_stale(instance, lake, "series01", AlignmentSettings())
+        assert process_landed(instance, lake).materialized == ["series01 (spine_tracks, spine_dynamics)"]
+        assert not tracks_stale(instance, lake, "series01", AlignmentSettings())

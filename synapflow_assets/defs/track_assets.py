@@ -19,8 +19,6 @@ from ..tracking.consensus import with_consensus
 from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
-from ..tracking.time import TimeLinkParams
-from .config_models import config_schema
 from .metadata import column_schema, labels, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import ANIMALS, SESSIONS_OF_ANIMAL, sessions_of
 from .resources import AlignmentSettings, DataLake
@@ -128,7 +126,6 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
 @dg.asset(
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=SESSIONS_OF_ANIMAL)],
-    config_schema=config_schema(TimeLinkParams),
     code_version="4",
     kinds={"parquet"},
     group_name="tracking",
@@ -161,7 +158,7 @@ def spine_tracks(
         tracker = AnimalTracker(
             lake.tracks_cache(animal),
             settings.alignment.params(),
-            TimeLinkParams(**context.op_execution_context.op_config),
+            settings.linking.params(),
         )
         sessions = animal_sessions(lake, animal)
         require_all_sessions(context.instance, animal, {s.key for s in sessions}, "3D spines")
