@@ -47,7 +47,11 @@ class EvidenceParams:
         midpoint is 0.16. A threshold of 0.2 above it eliminated spines that
         answered 0.15-0.2 at 0.18-0.36 confidence: on the MIP stand-in hours
         apart (seed 12, 3 x 8), survival / formation / elimination error
-        0.040 / 0.034 / 0.019 against 0.028 / 0.017 / 0.011 at 0.16.
+        0.040 / 0.034 / 0.019 against 0.028 / 0.017 / 0.011 at 0.16 (seed 13:
+        0.034 / 0.018 / 0.011 against 0.028 / 0.011 / 0.009). What it costs:
+        over days the survival error rose by 0.002-0.010 (seeds 11-13), and
+        on raw-like dense z-stacks from 0.046 to 0.053 (sparse: 0.063 to
+        0.058), where a neighbour answers more often at a lost spine's place.
     formation_doubt : float
         Share of formations with no detector answer one session earlier that
         were spines already there, too faint for the detector even at its low
