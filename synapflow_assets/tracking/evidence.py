@@ -113,7 +113,7 @@ def seen(params: EvidenceParams, response: pl.Expr, contrast_ratio: pl.Expr, in_
 
 
 def seen_rule(params: EvidenceParams) -> str:
-    """The threshold of :func:`answers` as a reason cites it (``counts as seen from 0.2``)."""
+    """The threshold of :func:`answers` as a reason cites it (``counts as seen from 0.16``)."""
     text = f"counts as seen from {params.response_present:g}"
     if params.contrast_present is not None:
         text += f", or from {params.response_support:g} with contrast {params.contrast_present:g}"
