@@ -267,6 +267,69 @@ def test_an_event_is_the_more_likely_status_by_its_own_confidence():
     assert eliminated > 200 and redetected > 20
 
 
+def test_a_spine_kept_between_two_detections_never_cites_the_rule_it_fails():
+    """A track that skips a session (detected before and after at the same aligned place) is present there; its
+    reason cites the seen rule only where the image answers by it, and otherwise says it was not seen."""
+    rng = np.random.default_rng(5)
+    p = EvidenceParams()
+    n = 60
+    answers_ = random_answers(rng, n, p.response_present)
+    tracks = pl.DataFrame(
+        [(f"s{t}", t, k, None if t == 1 else 3 * k + t + 1, "present", t != 1) for k in range(n) for t in range(3)],
+        schema=TRACK_SCHEMA,
+        orient="row",
+    )
+    places = pl.DataFrame(
+        [(t, 3 * k + t + 1, 10.0, 10.0, 18.0, 18.0, 5, 7, 0.9, 3) for k in range(n) for t in (0, 2)],
+        schema={
+            "session_index": pl.Int64,
+            "spine_id": pl.Int64,
+            "xmin": pl.Float64,
+            "ymin": pl.Float64,
+            "xmax": pl.Float64,
+            "ymax": pl.Float64,
+            "first_layer": pl.Int64,
+            "last_layer": pl.Int64,
+            "mean_score": pl.Float64,
+            "n_layers": pl.Int64,
+        },
+        orient="row",
+    )
+    looked = pl.DataFrame(
+        {
+            "session_index": [1] * n,
+            "source_index": [0] * n,
+            "source_id": [3 * k + 1 for k in range(n)],
+            "xmin": [10.0] * n,
+            "ymin": [10.0] * n,
+            "xmax": [18.0] * n,
+            "ymax": [18.0] * n,
+            "first_layer": [5] * n,
+            "last_layer": [7] * n,
+            "in_view": [True] * n,
+            "response": answers_,
+            "contrast_ratio": rng.normal(0.7, 0.6, n),
+        }
+    )
+    looked = looked.with_columns(
+        present=seen(p, pl.col("response"), pl.col("contrast_ratio"), pl.col("in_view"), pl.lit(1))
+    ).cast(EVIDENCE_SCHEMA)
+    origin = pl.DataFrame(
+        schema={"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64}
+    )
+    out = annotate_events(
+        tracks, places=places, origin=origin, evidence=looked, params=p, report=[{"consistency_px": 0.3}] * 2
+    )
+    kept = out.filter(pl.col("session_index") == 1)
+    assert kept["status"].to_list() == ["present"] * n
+    assert kept["reason"].str.starts_with("present between two detections").all()
+    cited = kept["reason"].str.contains("counts as seen from")
+    below = kept["evidence_score"] < p.response_present
+    assert not (cited & below).any(), kept.filter(cited & below).select("evidence_score", "reason").rows()
+    assert kept.filter(below)["reason"].str.contains("not seen here").all() and below.sum() > 10
+    assert (cited == ~below).all()
+
+
 def test_a_spine_redetected_then_missed_again_is_not_called_eliminated_as_if_seen(animal, tmp_path):
     """Detected, missed twice with the detector answering 0.3 both times: with ``redetect_within=1`` redetected
     in the session next to the detection, not in the one after; the reason says so. At the default bound (8

@@ -224,6 +224,8 @@ def _judged(out: pl.DataFrame, p: EvidenceParams, report: list[dict]) -> pl.Data
         .then(pl.lit(seen_rule(p)))
         .when(why_not.is_not_null())
         .then(pl.format("not counted as seen: {}", why_not))
+        .when(bridged)
+        .then(pl.lit("not seen here: kept as the spine detected at this aligned place before and after"))
         .otherwise(pl.lit(seen_rule(p)))
     )
     out = out.with_columns(
