@@ -14,13 +14,26 @@ import pytest
 from synapflow_assets.features.dynamics import spine_dynamics
 from synapflow_assets.features.dynamics_plots import persistent_size_rows
 from synapflow_assets.tools.report import counts_line
-from synapflow_assets.tracking.event_confidence import VIRTUAL_ID, annotate_events
+from synapflow_assets.tracking.event_confidence import PLACE_COLUMNS, VIRTUAL_ID, annotate_events
 from synapflow_assets.tracking.evidence import EvidenceParams, answers, seen, unseen_because
 from synapflow_assets.tracking.redetection import EVIDENCE_SCHEMA
 from synapflow_assets.tracking.tracks import TRACK_SCHEMA
 from synapflow_assets_tests.test_redetection import animal, persistent_spine, run, session_inputs, track_of
 
 __all__ = ["animal"]  # the simulated animal of test_redetection (a module fixture)
+
+PLACES_SCHEMA = {
+    "session_index": pl.Int64,
+    "spine_id": pl.Int64,
+    **dict.fromkeys(("xmin", "ymin", "xmax", "ymax"), pl.Float64),
+    "first_layer": pl.Int64,
+    "last_layer": pl.Int64,
+    "mean_score": pl.Float64,
+    "n_layers": pl.Int64,
+}
+"""``annotate_events``'s ``places``: each detected (or redetected) spine's box, layers and score."""
+ORIGIN_SCHEMA = {"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64}
+"""``annotate_events``'s ``origin``: the detection each redetected spine was found from."""
 
 SEEN = re.compile(r"counts as seen from ([0-9.]+)(?:, or from ([0-9.]+) with contrast ([0-9.]+))?")
 
@@ -170,12 +183,11 @@ def random_animal(rng: np.random.Generator, p: EvidenceParams) -> dict:
         present=seen(p, pl.col("response"), pl.col("contrast_ratio"), pl.col("in_view"), gap)
     ).select(list(EVIDENCE_SCHEMA))
     # some evidence that saw a spine (the tracker still calling it an event) gave a spine linked to another track
-    origin_schema = {"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64}
     elsewhere = looked.filter(pl.col("present")).with_columns(
         keep=pl.Series(rng.random(int(looked["present"].sum())) < 0.5)
     )
     elsewhere = elsewhere.filter("keep").join(
-        pl.DataFrame(origin, schema=origin_schema, orient="row").rename(
+        pl.DataFrame(origin, schema=ORIGIN_SCHEMA, orient="row").rename(
             {"origin_index": "source_index", "origin_id": "source_id"}
         ),
         on=["session_index", "source_index", "source_id"],
@@ -189,21 +201,10 @@ def random_animal(rng: np.random.Generator, p: EvidenceParams) -> dict:
         "tracks": tracks_frame,
         "places": pl.DataFrame(
             places,
-            schema={
-                "session_index": pl.Int64,
-                "spine_id": pl.Int64,
-                "xmin": pl.Float64,
-                "ymin": pl.Float64,
-                "xmax": pl.Float64,
-                "ymax": pl.Float64,
-                "first_layer": pl.Int64,
-                "last_layer": pl.Int64,
-                "mean_score": pl.Float64,
-                "n_layers": pl.Int64,
-            },
+            schema=PLACES_SCHEMA,
             orient="row",
         ),
-        "origin": pl.DataFrame(origin, schema=origin_schema, orient="row"),
+        "origin": pl.DataFrame(origin, schema=ORIGIN_SCHEMA, orient="row"),
         "evidence": looked.cast(EVIDENCE_SCHEMA),
         "report": [{"consistency_px": float(rng.uniform(0, 1))} for _ in range(n_sessions - 1)],
     }
@@ -281,18 +282,7 @@ def test_a_spine_kept_between_two_detections_never_cites_the_rule_it_fails():
     )
     places = pl.DataFrame(
         [(t, 3 * k + t + 1, 10.0, 10.0, 18.0, 18.0, 5, 7, 0.9, 3) for k in range(n) for t in (0, 2)],
-        schema={
-            "session_index": pl.Int64,
-            "spine_id": pl.Int64,
-            "xmin": pl.Float64,
-            "ymin": pl.Float64,
-            "xmax": pl.Float64,
-            "ymax": pl.Float64,
-            "first_layer": pl.Int64,
-            "last_layer": pl.Int64,
-            "mean_score": pl.Float64,
-            "n_layers": pl.Int64,
-        },
+        schema=PLACES_SCHEMA,
         orient="row",
     )
     looked = pl.DataFrame(
@@ -300,12 +290,7 @@ def test_a_spine_kept_between_two_detections_never_cites_the_rule_it_fails():
             "session_index": [1] * n,
             "source_index": [0] * n,
             "source_id": [3 * k + 1 for k in range(n)],
-            "xmin": [10.0] * n,
-            "ymin": [10.0] * n,
-            "xmax": [18.0] * n,
-            "ymax": [18.0] * n,
-            "first_layer": [5] * n,
-            "last_layer": [7] * n,
+            **{c: [v] * n for c, v in zip(PLACE_COLUMNS, (10.0, 10.0, 18.0, 18.0, 5, 7), strict=True)},
             "in_view": [True] * n,
             "response": answers_,
             "contrast_ratio": rng.normal(0.7, 0.6, n),
@@ -314,9 +299,7 @@ def test_a_spine_kept_between_two_detections_never_cites_the_rule_it_fails():
     looked = looked.with_columns(
         present=seen(p, pl.col("response"), pl.col("contrast_ratio"), pl.col("in_view"), pl.lit(1))
     ).cast(EVIDENCE_SCHEMA)
-    origin = pl.DataFrame(
-        schema={"spine_id": pl.Int64, "session_index": pl.Int64, "origin_index": pl.Int64, "origin_id": pl.Int64}
-    )
+    origin = pl.DataFrame(schema=ORIGIN_SCHEMA)
     out = annotate_events(
         tracks, places=places, origin=origin, evidence=looked, params=p, report=[{"consistency_px": 0.3}] * 2
     )

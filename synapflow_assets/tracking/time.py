@@ -158,6 +158,16 @@ def box_side(boxes: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
 
 
+def _within_gate(
+    distance_px: np.ndarray, side_a: np.ndarray, side_b: np.ndarray, pixel: float, params: TimeLinkParams
+) -> np.ndarray:
+    """Whether centres ``distance_px`` apart pass both gates: ``max_centre_distance_um`` and
+    ``max_centre_distance_box`` of the larger box side (arrays broadcast: a matrix or paired rows)."""
+    return (distance_px * pixel <= params.max_centre_distance_um) & (
+        distance_px <= params.max_centre_distance_box * np.maximum(side_a, side_b)
+    )
+
+
 def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkParams) -> pl.DataFrame:
     """All acceptable links (cost <= ``max_cost``) between projected earlier spines and later spines.
 
@@ -174,14 +184,12 @@ def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkPar
     a = candidates.select("xmin", "ymin", "xmax", "ymax").to_numpy()
     b = later.select("xmin", "ymin", "xmax", "ymax").to_numpy()
     pixel = pixel_size_um(later)
+    side_a, side_b = box_side(a), box_side(b)
     if len(a) * len(b) <= _DENSE_PAIRS or not can_use_tree(a, b) or not pixel > 0:
         cost = params.giou_weight * -pairwise_giou(a, b) + params.z_weight * z_range_cost(
             candidates["first_layer"], candidates["last_layer"], later["first_layer"], later["last_layer"]
         )
-        distance_px = centre_distance(a, b)
-        within = (distance_px * pixel <= params.max_centre_distance_um) & (
-            distance_px <= params.max_centre_distance_box * np.maximum(box_side(a)[:, None], box_side(b)[None, :])
-        )
+        within = _within_gate(centre_distance(a, b), side_a[:, None], side_b[None, :], pixel, params)
         i, j = np.nonzero((cost <= params.max_cost) & within)
         cost = cost[i, j]
     else:
@@ -195,11 +203,7 @@ def link_costs(projected: pl.DataFrame, later: pl.DataFrame, params: TimeLinkPar
             later["last_layer"].to_numpy()[j],
         )
         distance_px = np.linalg.norm(centres(a)[i] - centres(b)[j], axis=-1)
-        keep = (
-            (cost <= params.max_cost)
-            & (distance_px * pixel <= params.max_centre_distance_um)
-            & (distance_px <= params.max_centre_distance_box * np.maximum(box_side(a[i]), box_side(b[j])))
-        )
+        keep = (cost <= params.max_cost) & _within_gate(distance_px, side_a[i], side_b[j], pixel, params)
         i, j, cost = i[keep], j[keep], cost[keep]
     return (
         pl.DataFrame(
