@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,6 +28,7 @@ class Stopped(SynapFlowError, RuntimeError):
 
     def __init__(self, signum: int, message: str):
         super().__init__(message)
+        _quiet_cut_short_coroutines()  # again: a ``catch_warnings`` block the signal interrupted drops filters
         self.exit_code = 128 + int(signum)
         self.signum = signum
 
@@ -46,8 +48,19 @@ def check_stop(done: str = "") -> None:
         )
 
 
+def _quiet_cut_short_coroutines() -> None:
+    """A library call cut short by the signal (zarr's async reads) leaves a coroutine that warns at exit."""
+    warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+
+
+def _request(signum: int) -> None:
+    if _requested["signal"] is None:
+        _requested["signal"] = signal.Signals(signum)
+    _quiet_cut_short_coroutines()
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    _requested["signal"] = signal.Signals(signum)
+    _request(signum)
     raise KeyboardInterrupt
 
 
@@ -70,8 +83,8 @@ def stop_on_signals() -> Iterator[None]:
     def watch() -> None:
         while data := reader.recv(64):
             for signum in data:
-                if signum in SIGNALS and _requested["signal"] is None:
-                    _requested["signal"] = signal.Signals(signum)
+                if signum in SIGNALS:
+                    _request(signum)
 
     watcher = threading.Thread(target=watch, name="synapflow-stop", daemon=True)
     watcher.start()

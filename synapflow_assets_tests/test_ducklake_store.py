@@ -1,6 +1,10 @@
 """The DuckLake feature store (catalog in SQLite, data files in a folder): the same tables as the embedded DuckDB
 file, and read-only queries in the sandbox (many writer processes at once: test_ducklake_writers.py)."""
 
+import contextlib
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,3 +127,27 @@ def test_an_embedded_store_moves_into_a_lake_as_documented(tmp_path):
         moved.connection.execute("COMMIT")
     for name in ("sessions", "spine_features", "dynamics", "size_changes"):
         assert table(target, name).equals(table(old, name)), name
+
+
+KILLED_MID_COMMIT = """
+import os, sqlite3, sys
+catalog = sqlite3.connect(sys.argv[1], isolation_level=None)
+catalog.execute('PRAGMA cache_size=1')
+catalog.execute('BEGIN IMMEDIATE')
+catalog.execute('CREATE TABLE half_written(x)')
+catalog.executemany('INSERT INTO half_written VALUES (?)', [(b'x' * 1000,) for _ in range(3000)])
+os._exit(9)
+"""
+
+
+def test_a_writer_killed_mid_commit_leaves_the_lake_readable(tmp_path):
+    store = lake(tmp_path)
+    with FeatureStore(store) as writer:
+        writer.replace_partition(session_tables("m1", "day00", 3), "m1", "day00", LINEAGE)
+    subprocess.run([sys.executable, "-c", KILLED_MID_COMMIT, str(store.catalog_file)], check=False)
+    assert Path(f"{store.catalog_file}-journal").exists()  # what SQLite leaves for the next writer to roll back
+
+    assert query(store, "SELECT count(*) AS n FROM spine_features")["n"].to_list() == [3]
+    assert not Path(f"{store.catalog_file}-journal").exists()
+    with contextlib.closing(sqlite3.connect(store.catalog_file)) as catalog:
+        assert not catalog.execute("SELECT name FROM sqlite_master WHERE name = 'half_written'").fetchall()

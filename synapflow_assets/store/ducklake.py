@@ -22,6 +22,7 @@ import importlib
 import os
 import random
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,6 +155,8 @@ class DuckLake:
             options = "READ_ONLY" if read_only else f"DATA_PATH {data_path}, DATA_INLINING_ROW_LIMIT 0"
             attach = f"ATTACH {_quoted(PREFIX + self.catalog)} AS {ALIAS} ({options})"
             if read_only:
+                if self.catalog_file is not None:
+                    _roll_back_hot_journal(self.catalog_file)
                 connection.execute(attach)
             else:
                 with FileLock(f"{self.catalog_file}.create.lock") if self.catalog_file else contextlib.nullcontext():
@@ -172,6 +175,18 @@ class DuckLake:
         folder = self.data_path if self.remote else str(Path(self.data_path).resolve())
         files = [str(self.catalog_file.resolve())] if self.catalog_file is not None else []
         return [folder.rstrip("/") + "/"], files
+
+
+def _roll_back_hot_journal(catalog: Path) -> None:
+    """Roll back what a killed writer left in a SQLite catalog's journal: a read-only attach cannot, and fails.
+
+    SQLite rolls a hot journal back on a writable connection's first read; a journal of a writer still
+    committing is not hot (that writer holds its lock), and the read waits for it.
+    """
+    if not Path(f"{catalog}-journal").exists() or not os.access(catalog, os.W_OK):
+        return
+    with contextlib.closing(sqlite3.connect(catalog, timeout=60)) as recovery:
+        recovery.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
 def s3_secret() -> str:
