@@ -13,8 +13,8 @@ lab may need to set, read from ``synapflow.yaml`` files in the landing folder.
       min_margin: 1.5
 
 Each section has its own fingerprint, so a changed setting makes exactly the assets that use that
-section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``, ``alignment`` ->
-``spine_tracks``, ``evidence`` and ``linking`` -> ``spine_tracks`` (and what depends on them).
+section stale: ``imaging`` -> ``raw_volume``, ``detection`` -> ``detections_2d``, ``depth`` -> ``spines_3d``,
+``alignment``, ``evidence`` and ``linking`` -> ``spine_tracks`` (and what depends on them).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .imaging.validation import MAX_DECODED_MB
 from .store.locations import as_path
 from .tracking.align import AlignParams
 from .tracking.consensus import ConsensusParams
+from .tracking.depth import DepthLinkParams
 from .tracking.evidence import EvidenceParams
 from .tracking.time import TimeLinkParams
 
@@ -49,6 +50,7 @@ _ALIGN = AlignParams()
 _EVIDENCE = EvidenceParams()
 _CONSENSUS = ConsensusParams()
 _LINK = TimeLinkParams()
+_DEPTH = DepthLinkParams()
 
 
 def _number(
@@ -134,6 +136,26 @@ class DetectionOptions(_Section):
         gt=0,
         le=1,
     )
+
+
+class DepthOptions(_Section):
+    """How the boxes of one session's layers are linked into 3D spines (see ``DepthLinkParams``)."""
+
+    max_cost: float = _number(_DEPTH.max_cost, "largest accepted cost -GIoU of boxes on nearby layers", ge=-1, le=1)
+    inactive_wait: int = _integer(
+        _DEPTH.inactive_wait, "layers a spine may be missing and still be continued", ge=0, le=1000
+    )
+    max_centre_distance_px: float | None = _number(
+        _DEPTH.max_centre_distance_px, "largest distance between box centres on linked layers (px; none: any)", gt=0
+    )
+    min_layers: int = _integer(_DEPTH.min_layers, "3D spines seen on fewer layers are dropped", ge=1, le=10000)
+    fill_gaps: int = _integer(_DEPTH.fill_gaps, "bridged gaps of at most this many layers get boxes", ge=0, le=1000)
+    smooth_layers: int = _integer(
+        _DEPTH.smooth_layers, "half-width in layers of the smoothing of boxes through depth", ge=0, le=1000
+    )
+
+    def params(self) -> DepthLinkParams:
+        return DepthLinkParams(**self.model_dump())
 
 
 class AlignmentOptions(_Section):
@@ -278,6 +300,7 @@ class LabSettings(BaseModel):
 
     imaging: ImagingOptions = ImagingOptions()
     detection: DetectionOptions = DetectionOptions()
+    depth: DepthOptions = DepthOptions()
     alignment: AlignmentOptions = AlignmentOptions()
     evidence: EvidenceOptions = EvidenceOptions()
     linking: LinkingOptions = LinkingOptions()

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from synapflow_assets.defs.detector_assets import TRAINING_OPTIONS, spine_detector
 from synapflow_assets.defs.spine_assets import spines_3d
 from synapflow_assets.defs.track_assets import spine_tracks
@@ -14,23 +16,22 @@ def fields(asset):
     return asset.op.config_schema.as_field().config_type.fields
 
 
-def test_the_depth_linking_config_is_its_dataclass():
-    schema = fields(spines_3d)
-    assert {name: field.default_value for name, field in schema.items()} == dataclasses.asdict(DepthLinkParams())
-    assert all(field.description for field in schema.values())
+@pytest.mark.parametrize(
+    ("asset", "section", "params"),
+    [(spines_3d, "DepthOptions", DepthLinkParams), (spine_tracks, "LinkingOptions", TimeLinkParams)],
+)
+def test_linking_is_a_settings_section_not_run_config(asset, section, params):
+    """Depth and time linking are sections `depth` and `linking` of `synapflow.yaml` (observed per session, and
+    in the tracks' fingerprint), with the dataclass's defaults; their assets take no run config that staleness
+    would not see."""
+    import synapflow_assets.settings as settings
 
-
-def test_time_linking_is_a_settings_section_not_run_config():
-    """The tracks' link parameters are section `linking` of `synapflow.yaml` (in the tracks' fingerprint), with
-    the dataclass's defaults; `spine_tracks` takes no run config that staleness would not see."""
-    from synapflow_assets.settings import LinkingOptions
-
-    assert spine_tracks.op.config_schema.as_field().config_type.kind.name == "ANY"  # Dagster's: none declared
-    options = LinkingOptions()
-    assert options.params() == TimeLinkParams()
-    defaults = dataclasses.asdict(TimeLinkParams())
+    assert asset.op.config_schema.as_field().config_type.kind.name == "ANY"  # Dagster's: none declared
+    options = getattr(settings, section)()
+    assert options.params() == params()
+    defaults = dataclasses.asdict(params())
     assert all(defaults[name] == value for name, value in options.model_dump().items())
-    assert all(field.description for field in LinkingOptions.model_fields.values())
+    assert all(field.description for field in type(options).model_fields.values())
 
 
 def test_the_detector_config_exposes_training_options_with_a_short_default_run():

@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
@@ -104,6 +105,17 @@ def test_settings_files_make_exactly_the_affected_partitions_stale(two_animals, 
 
     (tmp_path / "landing" / "m1" / "synapflow.yaml").write_text("alignment:\n  min_trusted_blocks: 0.2\n")
     assert process_landed(instance, lake, detection=IMPORTED).materialized == ["m1 (spine_tracks, spine_dynamics)"]
+
+    (tmp_path / "landing" / "m1" / "synapflow.yaml").write_text(
+        "alignment:\n  min_trusted_blocks: 0.2\ndepth:\n  smooth_layers: 0\n"
+    )
+    assert process_landed(instance, lake, detection=IMPORTED).materialized == [
+        "m1/day00 (spines_3d, spine_features)",
+        "m1/day04 (spines_3d, spine_features)",
+        "m1 (spine_tracks, spine_dynamics)",
+    ]
+    recorded = instance.get_latest_materialization_event(dg.AssetKey("spines_3d"))
+    assert recorded is not None and recorded.asset_materialization.metadata["settings"].value["smooth_layers"] == 0
 
     (tmp_path / "landing" / "synapflow.yaml").write_text("detection:\n  score_threshold: 0.5\n")
     report = process_landed(instance, lake, detection=IMPORTED)

@@ -208,5 +208,29 @@ def test_a_root_of_a_newer_version_is_refused_not_upgraded(tmp_path, instance):
     from synapflow_assets.store.feature_store import StoreError
 
     instance.run_storage.set_cursor_values({LAYOUT_KEY: str(LAYOUT_VERSION + 1)})
-    with pytest.raises(StoreError, match=rf"^{re.escape(str(tmp_path))}: its Dagster instance is at layout 3, newer"):
+    with pytest.raises(StoreError, match=rf"^{re.escape(str(tmp_path))}: its Dagster instance is at layout {LAYOUT_VERSION + 1}, newer"):
         check_layout(instance, DataLake(root=str(tmp_path)))
+
+
+def test_a_root_at_layout_2_is_refused_then_its_3d_spines_adopt_their_depth_settings(lab, instance):
+    """Layout 2 linked boxes through depth with run config: `upgrade` gives each `spines_3d` the observation of
+    the `depth` settings it was made with (the defaults), so nothing is recomputed; a lab whose settings now
+    differ sees those `spines_3d` run again."""
+    from synapflow_assets.defs.layout import LAYOUT_KEY
+
+    lake, _ = lab
+    made_before_observations(instance, lake)
+    instance.run_storage.set_cursor_values({LAYOUT_KEY: "2"})
+    with pytest.raises(OutdatedDataRoot, match=f"Dagster instance at layout 2, this version needs {LAYOUT_VERSION}"):
+        check_layout(instance, lake)
+    assert upgrade_data_root(instance, lake, detection=IMPORTED) == [
+        "1 session partitions given the provenance of their landed inputs",
+        f"Dagster instance raised from layout 2 to {LAYOUT_VERSION}",
+    ]
+    spines = instance.fetch_materializations(dg.AssetKey("spines_3d"), 1).records[0].asset_materialization
+    assert spines.tags["dagster/input_event_pointer/depth_settings"].isdigit()
+    assert staleness(instance, lake).stale == []
+
+    (lake.landing / "m1" / "synapflow.yaml").write_text("depth:\n  fill_gaps: 0\n")
+    report = process_landed(instance, lake, detection=IMPORTED)
+    assert report.failed == {} and report.materialized[0] == f"{PARTITION} (spines_3d, spine_features)"

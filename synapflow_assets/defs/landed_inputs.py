@@ -3,8 +3,9 @@
 `landed_volume` is the microscope file (or folder) of a session with the
 imaging settings it is read with; `detection_inputs` is what decides its boxes
 besides the volume: the detection settings and, for imported detections, the
-exported CSV. Each observation's data version is a hash of those, so Dagster
-records on `raw_volume` and `detections_2d` which version they were computed
+exported CSV; `depth_settings` is how its boxes are linked through depth. Each
+observation's data version is a hash of those, so Dagster records on
+`raw_volume`, `detections_2d` and `spines_3d` which version they were computed
 from (`dagster/input_data_version/...` tags), and its stale status (the badge
 in the UI, `staleness.stale_session_assets`) follows a changed file or setting.
 """
@@ -19,7 +20,7 @@ from ..detection.imported import detections_file
 from ..imaging.animal_scale import AnimalScale, landed_scale
 from ..imaging.landing import LandedSession
 from ..imaging.readers import content_hash
-from ..settings import LabSettings, load_settings
+from ..settings import SETTINGS_FILE, LabSettings, load_settings
 from .partitions import SESSIONS, session_partition_key
 from .resources import DataLake, DetectionSettings, ImagingSettings
 
@@ -39,7 +40,15 @@ detection_inputs = dg.AssetSpec(
     description="What decides a session's boxes besides its volume: the detection settings and, with source "
     "'imported', the exported `<session>.detections.csv` (observed with a data version like `landed_volume`).",
 )
-LANDED = (landed_volume, detection_inputs)
+depth_settings = dg.AssetSpec(
+    "depth_settings",
+    partitions_def=SESSIONS,
+    group_name="tracking",
+    kinds={"yaml"},
+    description="The `depth` section of the settings a session's boxes are linked through depth with "
+    "(observed with a data version like `landed_volume`).",
+)
+LANDED = (landed_volume, detection_inputs, depth_settings)
 
 
 def session_settings(
@@ -86,6 +95,8 @@ def observations(
         "settings": detection.fingerprint(settings.detection),
         "csv": content_hash(csv) if detection.source == "imported" and csv.exists() else None,
     }
+    depth = {"settings": settings.depth.fingerprint()}
+    settings_file = item.path.parent / SETTINGS_FILE
     return [
         dg.AssetObservation(
             spec.key,
@@ -93,7 +104,11 @@ def observations(
             tags={"dagster/data_version": _version(parts)},
             metadata={"path": dg.MetadataValue.path(str(path)), **{k: v for k, v in parts.items() if v}},
         )
-        for spec, parts, path in ((landed_volume, volume, item.path), (detection_inputs, boxes, csv))
+        for spec, parts, path in (
+            (landed_volume, volume, item.path),
+            (detection_inputs, boxes, csv),
+            (depth_settings, depth, settings_file),
+        )
     ]
 
 

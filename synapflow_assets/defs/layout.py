@@ -24,9 +24,10 @@ from .provenance_upgrade import READS, adopt_landed_inputs, lacks_provenance
 from .resources import DataLake, DetectionSettings, ImagingSettings
 
 LAYOUT_KEY = "synapflow/layout_version"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 """1: written before the stamp, with `animal|session` partitions or materializations that point to no
-observation of their landed input; 2: `animal/session` partitions, every input observed."""
+observation of their landed input; 2: `animal/session` partitions, every input observed; 3: `spines_3d` also
+observes its depth-linking settings (`depth_settings`; before, run config)."""
 
 
 def stamped_version(instance: dg.DagsterInstance) -> int | None:
@@ -93,7 +94,7 @@ def upgrade_data_root(
     are observed with these settings) and its feature store. One line per step taken; none when it was
     current."""
     lines = []
-    if stamped_version(instance) != LAYOUT_VERSION:
+    if (previous := stamped_version(instance)) != LAYOUT_VERSION:
         if old_layout(instance):
             moved = upgrade_partitions(instance)
             lines.append(
@@ -102,6 +103,8 @@ def upgrade_data_root(
             )
         lines.extend(_adopt_landed(instance, lake, imaging or ImagingSettings(), detection or DetectionSettings()))
         stamp_instance(instance)
+        if previous is not None:
+            lines.append(f"Dagster instance raised from layout {previous} to {LAYOUT_VERSION}")
     path = lake.store_path
     if isinstance(path, Path) and (version := upgrade_store(path)) is not None:
         lines.append(f"{path}: feature store upgraded from schema {version}")

@@ -1,24 +1,25 @@
 """Give materializations made before the landed inputs were observed the provenance they lack (run by `upgrade`).
 
-Materializations made before November 29, 2026 point to no observation of
-their landed input: Dagster records the pointer ``NULL`` and would never see
-the input change. When the input recorded on such a materialization (content
-hash, settings) is the one observed now, the materialization is recorded again
-with the same data version, metadata and tags plus the input's version and
-pointer, so nothing is recomputed. Otherwise it is recorded again without any
-input of that kind, which Dagster's resolver calls stale ("has a new dependency
-on ..."), so the next `ingest` or sensor tick recomputes it.
+Materializations made before November 29, 2026 (`spines_3d`: before December 7, 2026, when the `depth` settings
+section replaced run config) point to no observation of their landed input: Dagster records the pointer
+``NULL`` and would never see the input change. When the input recorded on such a materialization (content
+hash, settings) is the one observed now, the materialization is recorded again with the same data version,
+metadata and tags plus the input's version and pointer, so nothing is recomputed. Otherwise it is recorded
+again without any input of that kind, which Dagster's resolver calls stale ("has a new dependency on ..."),
+so the next `ingest` or sensor tick recomputes it.
 """
 
 import dagster as dg
 
+from ..settings import DepthOptions
 from .detection_assets import detections_2d
-from .landed_inputs import detection_inputs, landed_volume
+from .landed_inputs import depth_settings, detection_inputs, landed_volume
 from .metadata import settings_fingerprint
+from .spine_assets import spines_3d
 from .staleness import latest_materialization, meta_value
 from .volume_assets import raw_volume
 
-READS = {raw_volume.key: landed_volume, detections_2d.key: detection_inputs}
+READS = {raw_volume.key: landed_volume, detections_2d.key: detection_inputs, spines_3d.key: depth_settings}
 """The landed input each asset reads."""
 POINTER = "dagster/input_event_pointer/"
 INPUT_VERSION = "dagster/input_data_version/"
@@ -43,6 +44,8 @@ def _recorded_inputs_match(key: dg.AssetKey, event: dg.AssetMaterialization, obs
     settings = settings_fingerprint(meta_value(event, "settings"))
     if key == raw_volume.key:
         return data == observed["content"] and settings == observed["settings"]
+    if key == spines_3d.key:  # linked with the defaults before the `depth` section existed
+        return (settings or DepthOptions().fingerprint()) == observed["settings"]
     return settings == observed["settings"] and (observed.get("csv") is None or data == observed["csv"])
 
 

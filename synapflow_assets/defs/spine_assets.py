@@ -9,20 +9,18 @@ from ..imaging.overlay import overlay_png
 from ..imaging.readers import content_hash
 from ..store.locations import read_parquet, write_parquet
 from ..tracking.box_tables import link_table
-from ..tracking.depth import DepthLinkParams
 from ..tracking.duplicates import duplicate_keeper, merge_duplicate_boxes
 from ..tracking.spines import summarize_spines
-from .config_models import config_schema
 from .detection_assets import detections_2d, session_keys
-from .metadata import column_schema, labels, picture_metadata, table_metadata
+from .landed_inputs import depth_settings
+from .metadata import column_schema, labels, picture_metadata, settings_metadata, table_metadata
 from .partitions import SESSIONS
-from .resources import DataLake
+from .resources import DataLake, DetectionSettings
 
 
 @dg.asset(
     partitions_def=SESSIONS,
-    deps=[detections_2d],
-    config_schema=config_schema(DepthLinkParams),
+    deps=[detections_2d, depth_settings],
     code_version="2",
     kinds={"parquet"},
     group_name="tracking",
@@ -31,15 +29,16 @@ from .resources import DataLake
 def spines_3d(
     context: dg.AssetExecutionContext,
     lake: DataLake,
+    detection: DetectionSettings,
 ) -> dg.MaterializeResult:
-    """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres.
-    Stacked duplicate boxes of one spine (see `tracking.duplicates`) are merged into one spine."""
+    """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres,
+    linked with the `depth` section of the animal's settings. Stacked duplicate boxes of one spine (see
+    `tracking.duplicates`) are merged into one spine."""
     animal, session = session_keys(context)
     detections = read_parquet(lake.detections_path(animal, session))
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
-    linked = link_table(
-        detections.with_columns(stack=pl.lit(session)), DepthLinkParams(**context.op_execution_context.op_config)
-    )
+    depth = detection.settings(lake, animal).depth
+    linked = link_table(detections.with_columns(stack=pl.lit(session)), depth.params())
     keepers = duplicate_keeper(summarize_spines(linked, voxel_size))
     linked = merge_duplicate_boxes(linked, keepers)
     spines = summarize_spines(linked, voxel_size).with_columns(
@@ -76,5 +75,6 @@ def spines_3d(
                 )
             ),
             "layers": shape[0],
+            "settings": settings_metadata(depth.fingerprint()),
         },
     )
