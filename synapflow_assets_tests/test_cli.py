@@ -67,7 +67,7 @@ def test_generated_training_flags_keep_their_names_and_the_models_defaults():
 
 def test_generated_settings_flags_keep_their_names_and_reach_the_resources():
     from synapflow_assets.cli.ingest import settings_resources
-    from synapflow_assets.settings import AlignmentOptions, DetectionOptions
+    from synapflow_assets.setting_sections import AlignmentOptions, DetectionOptions
 
     found = options("ingest")
     assert found["pixel_size_um"].opts == ["--pixel-size"] and found["score_threshold"].opts == ["--score"]

@@ -24,7 +24,7 @@ def test_linking_is_a_settings_section_not_run_config(asset, section, params):
     """Depth and time linking are sections `depth` and `linking` of `synapflow.yaml` (observed per session, and
     in the tracks' fingerprint), with the dataclass's defaults; their assets take no run config that staleness
     would not see."""
-    import synapflow_assets.settings as settings
+    import synapflow_assets.setting_sections as settings
 
     assert asset.op.config_schema.as_field().config_type.kind.name == "ANY"  # Dagster's: none declared
     options = getattr(settings, section)()

@@ -108,7 +108,7 @@ def test_a_weak_box_on_a_detected_spine_is_that_spine_and_consensus_can_be_off(a
 def test_the_lab_settings_turn_consensus_off_or_stricter():
     import pydantic
 
-    from synapflow_assets.settings import EvidenceOptions
+    from synapflow_assets.setting_sections import EvidenceOptions
 
     assert EvidenceOptions().consensus() == ConsensusParams()
     assert EvidenceOptions(consensus_score=None).consensus().min_score is None

@@ -208,7 +208,9 @@ def test_a_root_of_a_newer_version_is_refused_not_upgraded(tmp_path, instance):
     from synapflow_assets.store.feature_store import StoreError
 
     instance.run_storage.set_cursor_values({LAYOUT_KEY: str(LAYOUT_VERSION + 1)})
-    with pytest.raises(StoreError, match=rf"^{re.escape(str(tmp_path))}: its Dagster instance is at layout {LAYOUT_VERSION + 1}, newer"):
+    with pytest.raises(
+        StoreError, match=rf"^{re.escape(str(tmp_path))}: its Dagster instance is at layout {LAYOUT_VERSION + 1}, newer"
+    ):
         check_layout(instance, DataLake(root=str(tmp_path)))
 
 

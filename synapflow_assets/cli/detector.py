@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..detection.train_config import TrainConfig
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD
 from .app import CommandError, app
 from .params import model_options, model_values
 

@@ -17,7 +17,7 @@ from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, read_volume_info, read_volume_zarr
 from ..imaging.overlay import overlay_png
 from ..imaging.readers import content_hash
-from ..settings import DEFAULT_SCORE_THRESHOLD, DetectionOptions
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD, DetectionOptions
 from ..store.locations import parquet_rows, write_parquet
 from .detector_assets import spine_detector
 from .landed_inputs import detection_inputs

@@ -11,7 +11,7 @@ so the next `ingest` or sensor tick recomputes it.
 
 import dagster as dg
 
-from ..settings import DepthOptions
+from ..setting_sections import DepthOptions
 from .detection_assets import detections_2d
 from .landed_inputs import depth_settings, detection_inputs, landed_volume
 from .metadata import settings_fingerprint

@@ -9,7 +9,8 @@ import dagster as dg
 from pydantic import BaseModel, field_validator
 
 from ..imaging.keys import InvalidKeyError, validate_key
-from ..settings import DetectionOptions, LabSettings, load_settings
+from ..setting_sections import DetectionOptions
+from ..settings import LabSettings, load_settings
 from ..store.ducklake import DuckLake, store_location
 from ..store.locations import StorageError, is_remote, local_cache, location
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..geometry import centre_distance
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD
 
 
 def matched_size_ratios(predicted: np.ndarray, truth: np.ndarray, centre_px: float = 4.0) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 
 from ..geometry import BOX_SCHEMA, centres
 from ..imaging.scale import estimate_pixel_size
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD
 from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, resample, robust_range
 from .detector_files import CONFIG_FORMAT, read_detector_files, write_detector_files

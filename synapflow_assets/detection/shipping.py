@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD
 from .detector_files import CONFIG_FILE, WEIGHTS_FILE
 from .inference import SpineDetector
 from .registry import SHIPPED_FOLDER

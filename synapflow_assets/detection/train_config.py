@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..settings import DEFAULT_SCORE_THRESHOLD
+from ..setting_sections import DEFAULT_SCORE_THRESHOLD
 from ..synthetic.params import SimulationParams
 from .batches import AugmentParams, make_batch
 from .checkpoints import STATE_FILE, load_optimizer, save_checkpoint
