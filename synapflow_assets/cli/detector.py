@@ -37,6 +37,7 @@ TRAIN_FIELDS = (
     "sim_size",
     "val_sim_animals",
     "real_val",
+    "type_weight_power",
 )
 #: Help of the fields the docstring of :class:`TrainConfig` leaves undescribed (or describes together).
 TRAIN_HELP = {

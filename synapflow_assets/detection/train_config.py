@@ -64,6 +64,10 @@ class TrainConfig:
     extra_labels : str
         A CSV of corrected boxes on registered volumes (``review --labels``),
         added as the ``extra`` pool; empty: none.
+    type_weight_power : float
+        Class-balanced loss: a spine of a type weighs ``(count / mean count) ** -power`` in the
+        classification loss, counted over the training pools (0: every type alike; 0.5: a type
+        100 times rarer weighs 10 times more, at most 5x the mean; see :mod:`.type_loss`).
 
     The detector's inference tile is set to the larger crop size: its boxes are
     sized relative to its input, so tiles much larger than the training crops
@@ -98,3 +102,4 @@ class TrainConfig:
     pool_weights: tuple = (("raw", 0.4), ("real_raw", 0.35), ("real", 0.15), ("sim", 0.1), ("extra", 0.2))
     init: str = ""
     extra_labels: str = ""
+    type_weight_power: float = 0.0

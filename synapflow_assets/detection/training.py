@@ -23,6 +23,7 @@ from .model import DetectorSpec, build_model, count_parameters, tiny_spec
 from .pools import training_pools
 from .real_data import real_samples
 from .train_config import TrainConfig
+from .type_loss import type_weighted_loss, type_weights
 
 #: Pixel size of the chronic simulator's layers.
 SIM_PIXEL_SIZE_UM = SimulationParams().voxel_size_um[2]
@@ -316,6 +317,11 @@ def train(config: TrainConfig, out: Path, resume: Path | None = None, log=print,
         + ", ".join(f"{len(v)} {k.removeprefix('val_')}" for k, v in validation.items())
         + f" ({time.perf_counter() - t0:.1f} s)"
     )
+    if config.type_weight_power > 0:
+        labels = (sample.labels for name in names for sample in pools[name][0])
+        weights = type_weights(labels, len(detector.spec.types), power=config.type_weight_power)
+        model.loss_function = type_weighted_loss(weights)  # type: ignore[assignment]
+        log("type weights: " + ", ".join(f"{t} {w:.2f}" for t, w in zip(detector.spec.types, weights, strict=True)))
     augment = AugmentParams(model_pixel_size_um=config.pixel_size_um)
 
     def wall() -> float:
