@@ -7,6 +7,7 @@ import polars as pl
 from ..imaging.ome_zarr import read_mip, read_volume_info
 from ..imaging.overlay import overlay_png
 from ..imaging.readers import content_hash
+from ..settings import load_settings
 from ..store.locations import read_parquet, write_parquet
 from ..tracking.box_tables import link_table
 from ..tracking.duplicates import duplicate_keeper, merge_duplicate_boxes
@@ -15,7 +16,7 @@ from .detection_assets import detections_2d, session_keys
 from .landed_inputs import depth_settings
 from .metadata import column_schema, labels, picture_metadata, settings_metadata, table_metadata
 from .partitions import SESSIONS
-from .resources import DataLake, DetectionSettings
+from .resources import DataLake
 
 
 @dg.asset(
@@ -29,7 +30,6 @@ from .resources import DataLake, DetectionSettings
 def spines_3d(
     context: dg.AssetExecutionContext,
     lake: DataLake,
-    detection: DetectionSettings,
 ) -> dg.MaterializeResult:
     """3D spines of one session: per spine its layers, median box and centroid in pixels and micrometres,
     linked with the `depth` section of the animal's settings. Stacked duplicate boxes of one spine (see
@@ -37,7 +37,7 @@ def spines_3d(
     animal, session = session_keys(context)
     detections = read_parquet(lake.detections_path(animal, session))
     shape, voxel_size, _ = read_volume_info(lake.volume_path(animal, session))
-    depth = detection.settings(lake, animal).depth
+    depth = load_settings(lake.landing, animal).depth
     linked = link_table(detections.with_columns(stack=pl.lit(session)), depth.params())
     keepers = duplicate_keeper(summarize_spines(linked, voxel_size))
     linked = merge_duplicate_boxes(linked, keepers)
