@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
     "landed_volume",
     "detection_inputs",
+    "depth_settings",
     "spine_detector",
     "raw_volume",
     "detections_2d",
@@ -152,7 +153,7 @@ def test_the_ui_serves_the_asset_lineage(webserver):
     assert set(graph) == ASSETS
     assert graph["raw_volume"] == {"landed_volume"}
     assert graph["detections_2d"] == {"raw_volume", "spine_detector", "detection_inputs"}
-    assert graph["spines_3d"] == {"detections_2d"}
+    assert graph["spines_3d"] == {"detections_2d", "depth_settings"}
     assert "spines_3d" in graph["spine_tracks"] and graph["spine_dynamics"] >= {"spine_tracks", "spine_features"}
 
 
