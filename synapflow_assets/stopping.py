@@ -10,17 +10,24 @@ Writes are atomic, so what was interrupted is simply not there; the next ``inges
 
 from __future__ import annotations
 
+import _thread
+import logging
+import os
 import signal
 import socket
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from .errors import SynapFlowError
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _requested: dict[str, signal.Signals | None] = {"signal": None}
+_interrupted = {"raised": False}
+AGAIN = b"\x00"  # on the wake-up socket beside signal numbers: interrupt the main thread again
 
 
 class Stopped(SynapFlowError, RuntimeError):
@@ -61,7 +68,24 @@ def _request(signum: int) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     _request(signum)
+    _interrupted["raised"] = True
     raise KeyboardInterrupt
+
+
+def exit_process(status: int) -> NoReturn:
+    """End ``python -m synapflow_assets`` with ``status``, also after a stop on a signal.
+
+    In CPython 3.11 a ``KeyboardInterrupt`` raised inside ``eval``'d code (``collections.namedtuple`` builds
+    classes so, at import time) marks the interpreter as interrupted even when caught, and ``python -m`` then
+    ends by SIGINT whatever status the command returned. So after our handler raised one, the process flushes
+    its streams and logs and leaves with :func:`os._exit`; everything it wrote was closed while the stop unwound.
+    """
+    if not _interrupted["raised"]:
+        sys.exit(status)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @contextmanager
@@ -85,9 +109,22 @@ def stop_on_signals() -> Iterator[None]:
             for signum in data:
                 if signum in SIGNALS:
                     _request(signum)
+                elif signum == AGAIN[0]:
+                    _thread.interrupt_main()
 
     watcher = threading.Thread(target=watch, name="synapflow-stop", daemon=True)
     watcher.start()
+    previous_hook = sys.unraisablehook
+
+    def redeliver_lost_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
+        # our KeyboardInterrupt raised in a weakref callback or __del__ is printed and dropped: the watcher
+        # interrupts the main thread again, once this hook has returned
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt) and stop_requested():
+            writer.send(AGAIN)
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver_lost_interrupt
     try:
         yield
         check_stop()
@@ -95,6 +132,7 @@ def stop_on_signals() -> Iterator[None]:
         check_stop()
         raise Stopped(signal.SIGINT, "stopped by SIGINT; run the same command again to finish") from None
     finally:
+        sys.unraisablehook = previous_hook
         signal.set_wakeup_fd(previous_fd)
         writer.close()  # the watcher's recv returns b""
         watcher.join()
