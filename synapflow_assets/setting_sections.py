@@ -248,6 +248,9 @@ class PlausibilityOptions(_Section):
         _PLAUSIBLE.max_loss_per_day, "survival over d days (at least 1) must be >= 1 - this * d", ge=0, le=1
     )
     min_survival: float = _number(_PLAUSIBLE.min_survival, "the survival floor never goes below", ge=0, le=1)
+    max_gain_per_day: float = _number(
+        _PLAUSIBLE.max_gain_per_day, "formation over d days (at least 1) must be <= this * d", ge=0, le=1
+    )
     density_per_um: tuple[float, float] = Field(
         _PLAUSIBLE.density_per_um, description="plausible spines per um (low, high; each 0-100)"
     )

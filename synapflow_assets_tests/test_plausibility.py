@@ -4,6 +4,7 @@ import polars as pl
 
 from synapflow_assets.features.plausibility import (
     PlausibilityLimits,
+    formation_ceiling,
     plausibility,
     split_events,
     split_identity_share,
@@ -17,9 +18,10 @@ def tracks(rows):
     ).with_columns(pl.col("xmin", "ymin", "xmax", "ymax").cast(pl.Float64))
 
 
-def dynamics(counts, eliminated=None, sessions=None):
+def dynamics(counts, eliminated=None, sessions=None, formed=None):
     sessions = sessions or [f"s{i}" for i in range(len(counts))]
     eliminated = eliminated or [None] + [0.02] * (len(counts) - 1)
+    formed = formed or [None] + [0.02] * (len(counts) - 1)
     return pl.DataFrame(
         {
             "session": sessions,
@@ -28,6 +30,9 @@ def dynamics(counts, eliminated=None, sessions=None):
             "elimination_rate": eliminated,
             "elimination_low": [None if e is None else max(e - 0.05, 0) for e in eliminated],
             "elimination_high": [None if e is None else e + 0.05 for e in eliminated],
+            "formation_rate": formed,
+            "formation_low": [None if f is None else max(f - 0.05, 0) for f in formed],
+            "formation_high": [None if f is None else f + 0.05 for f in formed],
         }
     )
 
@@ -51,7 +56,14 @@ def test_plausible_numbers_pass_every_check():
         plausibility(PLAUSIBLE, dynamics([30, 31, 30]), days=[None, 0.2, 0.2], densities={"s0": 1.0, "s1": 1.1})
     )
     assert all(f.passed for f in found.values()), [f.line for f in found.values() if not f.passed]
-    assert set(found) == {"split_identity", "count_jump", "survival_floor", "density", "intervals"}
+    assert set(found) == {
+        "split_identity",
+        "count_jump",
+        "survival_floor",
+        "formation_ceiling",
+        "density",
+        "intervals",
+    }
 
 
 def test_one_spine_split_into_an_eliminated_and_a_new_track_is_found():
@@ -91,6 +103,22 @@ def test_survival_below_the_floor_for_the_interval_is_found_and_settable():
     lenient = PlausibilityLimits(max_loss_per_day=0.5)
     assert by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}, limits=lenient))[
         "survival_floor"
+    ].passed
+
+
+def test_formation_above_the_ceiling_for_the_interval_is_found_and_settable():
+    limits = PlausibilityLimits()
+    assert formation_ceiling(0.1, limits) == 0.05 and formation_ceiling(4, limits) == 0.2
+    assert formation_ceiling(40, limits) == 0.5
+    # dim spines missed in the first sessions and found hours later come out as formed
+    table = dynamics([20, 26, 26], formed=[None, 0.31, 0.22])
+    found = by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}))
+    line = found["formation_ceiling"].line
+    assert not found["formation_ceiling"].passed and "s1 0.31 (at least 0.26) over 0.1 d (ceiling 0.05)" in line
+    assert "s2" not in line  # 0.22 (at least 0.17) over 4 days is plausible
+    lenient = PlausibilityLimits(max_gain_per_day=0.5)
+    assert by_name(plausibility(PLAUSIBLE, table, days=[None, 0.1, 4.0], densities={}, limits=lenient))[
+        "formation_ceiling"
     ].passed
 
 

@@ -10,6 +10,8 @@ DESCRIPTIONS = {
     "count_jump": "no session's spine count jumps by more than max_count_jump from its neighbours",
     "survival_floor": "survival of each interval, at the best end of its 95% interval, above the floor for its "
     "length (plausibility section)",
+    "formation_ceiling": "formation of each interval, at the low end of its 95% interval, below the ceiling for "
+    "its length (plausibility section)",
     "density": "spines per um of dendrite within the plausible range",
     "intervals": "every rate lies inside its own 95% interval",
 }

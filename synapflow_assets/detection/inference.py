@@ -14,8 +14,11 @@ from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, resample, robust_range
 from .detector_files import CONFIG_FORMAT, read_detector_files, write_detector_files
 from .model import DetectorSpec
+from .view_fusion import boxes_from_view, check_views, fuse_views, view_of
 
 STACK_CONTRAST_FRACTION = 0.5
+#: Lowest score of a view's box that enters the fusion of test-time views.
+VIEW_FLOOR = 0.05
 
 
 def default_device() -> torch.device:
@@ -62,6 +65,10 @@ class SpineDetector:
     box_scale : float
         Every box is scaled about its centre by this factor (a per-model,
         per-domain box-size calibration, see :mod:`.calibration`). 1 = off.
+    views : tuple of str
+        Test-time views of each tile (:data:`.view_fusion.VIEWS`, starting with
+        ``none``); with more than one, their boxes are fused
+        (:func:`.view_fusion.fuse_views`) and each costs one more pass.
 
     Attributes
     ----------
@@ -80,6 +87,7 @@ class SpineDetector:
         upscale: float = 1.0,
         box_scale: float = 1.0,
         pixel_size_um: float | None = None,
+        views: tuple[str, ...] = ("none",),
     ):
         self.spec = spec
         self.types = list(spec.types)
@@ -89,13 +97,19 @@ class SpineDetector:
         self.upscale = _positive(upscale, "upscale")
         self.box_scale = _positive(box_scale, "box_scale")
         self.pixel_size_um = None if pixel_size_um is None else _positive(pixel_size_um, "pixel_size_um")
+        self.views = check_views(views)
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
 
     def set_options(
-        self, upscale: float | None = None, box_scale: float | None = None, tile: int | None = None
+        self,
+        upscale: float | None = None,
+        box_scale: float | None = None,
+        tile: int | None = None,
+        views: tuple[str, ...] | None = None,
     ) -> SpineDetector:
-        """Override ``upscale``, ``box_scale`` and / or ``tile`` (None keeps the current value); returns self.
+        """Override ``upscale``, ``box_scale``, ``tile`` and / or ``views`` (None keeps the current value);
+        returns self.
 
         The model's boxes are sized relative to its input, so a tile much larger
         than the training crops gives boxes too large by about their ratio
@@ -115,6 +129,8 @@ class SpineDetector:
             self.upscale = _positive(upscale, "upscale")
         if box_scale is not None:
             self.box_scale = _positive(box_scale, "box_scale")
+        if views is not None:
+            self.views = check_views(views)
         return self
 
     # ------------------------------------------------------------ persistence
@@ -131,6 +147,7 @@ class SpineDetector:
                 "upscale": self.upscale,
                 "box_scale": self.box_scale,
                 "pixel_size_um": self.pixel_size_um,
+                "views": list(self.views),
             },
         }
 
@@ -174,12 +191,32 @@ class SpineDetector:
             upscale=options.get("upscale", 1.0),
             box_scale=options.get("box_scale", 1.0),
             pixel_size_um=options.get("pixel_size_um"),
+            views=tuple(options.get("views", ("none",))),
         )
 
     # ------------------------------------------------------------ inference
     @torch.no_grad()
     def _predict_tiles(self, tiles: list[np.ndarray], score_threshold: float) -> list[tuple]:
-        """Boxes (tile px), class-agnostic scores and labels of equally sized normalised tiles."""
+        """Boxes (tile px), class-agnostic scores and labels of equally sized normalised tiles, fused over
+        ``views``: each view's boxes down to :data:`VIEW_FLOOR` whatever the threshold, so that the fused boxes
+        at or above a threshold are the same in a pass at any lower one."""
+        h, w = tiles[0].shape
+        if len(self.views) == 1:
+            return self._predict_batch(tiles, score_threshold)
+        floor = min(VIEW_FLOOR, score_threshold)
+        seen = self._predict_batch([view_of(t, v) for v in self.views for t in tiles], floor)
+        results = []
+        for b in range(len(tiles)):
+            answers = []
+            for k, view in enumerate(self.views):
+                boxes, scores, labels = seen[k * len(tiles) + b]
+                answers.append((boxes_from_view(boxes, view, h, w), scores, labels))
+            boxes, scores, labels = fuse_views(answers, iou_threshold=self.nms_iou)
+            keep = scores >= score_threshold
+            results.append((boxes[keep], scores[keep], labels[keep]))
+        return results
+
+    def _predict_batch(self, tiles: list[np.ndarray], score_threshold: float) -> list[tuple]:
         h, w = tiles[0].shape
         ph, pw = -(-h // 32) * 32, -(-w // 32) * 32  # pad to a multiple of the largest stride
         batch = np.zeros((len(tiles), ph, pw), np.float32)

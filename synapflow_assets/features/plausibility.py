@@ -5,6 +5,7 @@
 - ``count_jump``: a session whose spine count differs by more than a share from its neighbours.
 - ``survival_floor``: survival over an interval below what the interval allows (within a day
   nearly every spine persists; over days a few % to 15% turn over).
+- ``formation_ceiling``: the same for new spines: more formed over an interval than it allows.
 - ``density``: spines per um of dendrite outside the range of cortical dendrites.
 - ``intervals``: a rate outside its own 95% interval.
 """
@@ -38,6 +39,9 @@ class PlausibilityLimits:
         ``1 - max_loss_per_day * d`` (within one day: 0.95 at the default).
     min_survival : float
         The floor never goes below this, however long the interval.
+    max_gain_per_day : float
+        The formation rate over an interval of ``d`` days (at least 1) must be at most
+        ``max_gain_per_day * d``, and never more than ``1 - min_survival`` is required of it.
     density_per_um : tuple of float
         Plausible spines per um of dendrite.
     min_iou : float
@@ -51,6 +55,7 @@ class PlausibilityLimits:
     max_count_jump: float = 0.3
     max_loss_per_day: float = 0.05
     min_survival: float = 0.5
+    max_gain_per_day: float = 0.05
     density_per_um: tuple[float, float] = (0.2, 3.0)
     min_iou: float = 0.3
 
@@ -177,6 +182,29 @@ def low_survival(dynamics: pl.DataFrame, days: list[float | None], limits: Plaus
     return out
 
 
+def formation_ceiling(days: float, limits: PlausibilityLimits) -> float:
+    """The highest plausible formation rate over an interval of ``days``."""
+    return min(1.0 - limits.min_survival, limits.max_gain_per_day * max(days, 1.0))
+
+
+def high_formation(dynamics: pl.DataFrame, days: list[float | None], limits: PlausibilityLimits) -> list[str]:
+    """Intervals whose formation rate is above the ceiling for their length even at the low end of its 95%
+    interval (``formation_low``, when the table has it); ``days`` as in :func:`low_survival`."""
+    table = _ordered(dynamics)
+    out = []
+    for row, interval in zip(table.iter_rows(named=True), days, strict=False):
+        rate = row.get("formation_rate")
+        if row["session_index"] == 0 or rate is None:
+            continue
+        low = row.get("formation_low")
+        best = low if low is not None else rate
+        ceiling = formation_ceiling(interval if interval is not None else 1.0, limits)
+        if best > ceiling:
+            span = f"{interval:.2g} d" if interval is not None else "unknown interval"
+            out.append(f"{row['session']} {rate:.2f} (at least {best:.2f}) over {span} (ceiling {ceiling:.2f})")
+    return out
+
+
 def density_outside(densities: dict[str, float | None], limits: PlausibilityLimits) -> list[str]:
     """Sessions whose spines per um of dendrite fall outside ``limits.density_per_um``."""
     low, high = limits.density_per_um
@@ -239,6 +267,12 @@ def plausibility(
             low_survival(dynamics, days, limits),
             "survival of every interval is above its floor",
             "survival below the floor for the interval",
+        ),
+        (
+            "formation_ceiling",
+            high_formation(dynamics, days, limits),
+            "formation of every interval is below its ceiling",
+            "formation above the ceiling for the interval",
         ),
         (
             "density",
