@@ -77,6 +77,13 @@ def true_centres(landing: Path, animal: str, session: str) -> pl.DataFrame:
     )
 
 
+def true_anchors(landing: Path, animal: str, session: str) -> pl.DataFrame:
+    """Where each spine's base really is in the session's pixels (the simulator's map, deformation included):
+    unlike a box centre, it does not move with the spine's size or the projected depth range."""
+    spines = pl.read_csv(landing / animal / f"{session}.spines.csv")
+    return spines.filter(pl.col("status") != "out_of_view").select("spine_id", "y", "x")
+
+
 def alignment_figures(root: Path, landing: Path) -> dict:
     """Gate decisions on same-field and other-field pairs, and the alignment error of accepted same-field pairs."""
     from synapflow_assets.defs.resources import DataLake
@@ -85,7 +92,7 @@ def alignment_figures(root: Path, landing: Path) -> dict:
 
     lake = DataLake(root=str(root))
     animals = sorted(p.name for p in landing.iterdir() if p.is_dir())
-    same, errors, best_rigid, series = [], [], [], []
+    same, errors, anchor_errors, best_rigid, series = [], [], [], [], []
     cache = Path(tempfile.mkdtemp(prefix="gate-"))
     try:
         for animal in animals:
@@ -105,6 +112,11 @@ def alignment_figures(root: Path, landing: Path) -> dict:
                 best = EuclideanTransform.from_estimate(source[:, ::-1], target[:, ::-1])(source[:, ::-1])[:, ::-1]
                 errors.append(np.linalg.norm(mapped - target, axis=1))
                 best_rigid.append(np.linalg.norm(best - target, axis=1))
+                anchors = true_anchors(landing, animal, a.key).join(
+                    true_anchors(landing, animal, b.key), on="spine_id", suffix="_b"
+                )
+                moved = tracker.alignment(a, b).map_points(anchors.select("y", "x").to_numpy())
+                anchor_errors.append(np.linalg.norm(moved - anchors.select("y_b", "x_b").to_numpy(), axis=1))
         other_tracker = AnimalTracker(cache)
         other = [
             other_tracker.gate(a, b)[0]
@@ -114,7 +126,7 @@ def alignment_figures(root: Path, landing: Path) -> dict:
         ]
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    error, rigid = (np.concatenate(e) if e else np.array([np.nan]) for e in (errors, best_rigid))
+    error, rigid, anchor = (np.concatenate(e) if e else np.array([np.nan]) for e in (errors, best_rigid, anchor_errors))
     return {
         "same_field_accepted": round(float(np.mean(same)), 3) if same else None,
         "other_field_accepted": round(float(np.mean(other)), 3) if other else None,
@@ -122,6 +134,7 @@ def alignment_figures(root: Path, landing: Path) -> dict:
         "alignment_error_px_median": round(float(np.median(error)), 2),
         "alignment_error_px_p90": round(float(np.percentile(error, 90)), 2),
         "best_rigid_error_px_median": round(float(np.median(rigid)), 2),
+        "anchor_alignment_error_px_median": round(float(np.median(anchor)), 2),
     }
 
 
