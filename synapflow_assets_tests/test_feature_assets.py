@@ -35,7 +35,7 @@ def test_store_is_recomputed_exactly_where_inputs_changed(tmp_path, instance):
         "SELECT DISTINCT model, code_version, run_id IS NOT NULL AS has_run FROM spine_features WHERE session = "
         "'day04' AND animal = 'm1'",
     )
-    assert lineage.rows() == [("imported:day04.detections.csv", "3", True)]
+    assert lineage.rows() == [("imported:day04.detections.csv", "4", True)]
     assert query(lake.store_path, "SELECT count(*) FROM dynamics").item() == 4
     checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("spine_dynamics"), name) for name in DESCRIPTIONS]

@@ -41,7 +41,7 @@ def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
 @dg.asset(
     partitions_def=SESSIONS,
     deps=[spines_3d, raw_volume],
-    code_version="3",
+    code_version="4",
     pool="duckdb",
     kinds={"duckdb"},
     group_name="features",
