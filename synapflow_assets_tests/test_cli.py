@@ -18,6 +18,7 @@ from synapflow_assets.tracking.depth import DepthLinkParams
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = [
+    "compact",
     "demo",
     "detect",
     "export",

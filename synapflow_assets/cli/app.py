@@ -135,6 +135,7 @@ COMMANDS = {
     "track-depth": "tracking",
     "sql": "store",
     "export": "store",
+    "compact": "store",
     "report": "lab",
     "review": "lab",
     "review-ui": "review_ui",

@@ -1,4 +1,5 @@
-"""The feature store's commands: ``sql`` (read-only queries) and ``export`` (per-session CSVs)."""
+"""The feature store's commands: ``sql`` (read-only queries), ``export`` (per-session CSVs) and ``compact``
+(a DuckLake store's files)."""
 
 from __future__ import annotations
 
@@ -137,4 +138,39 @@ def export(*, out: str, store: str) -> int:
 
     paths = export_sessions(Path(store), Path(out))
     print(f"{len(paths)} session CSVs under {out}")
+    return 0
+
+
+@app.command("compact", help="Merge a DuckLake store's small files and delete the ones no snapshot reads.")
+@click.option(
+    "--store",
+    default=lambda: os.environ.get("SYNAPFLOW_STORE") or default_store(),
+    show_default="$SYNAPFLOW_STORE, else the data root's features.duckdb",
+)
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="keep snapshots (time travel) and replaced files this long; a query running longer would lose its files",
+)
+def compact(*, store: str, keep_days: float) -> int:
+    """Compact the DuckLake named by ``store`` (data path from ``SYNAPFLOW_STORE_DATA``); a DuckDB file has
+    nothing to compact."""
+    import duckdb
+
+    from ..store.ducklake import DuckLake, store_location
+    from ..store.lake_compaction import compact as compact_lake
+
+    location = store_location(store, os.environ.get("SYNAPFLOW_STORE_DATA", ""))
+    if not isinstance(location, DuckLake):
+        print(f"{location}: a DuckDB file reuses its free space itself; nothing to compact")
+        return 0
+    if not location.exists():
+        raise CommandError(f"{location}: no DuckLake catalog there yet; nothing to compact")
+    try:
+        done = compact_lake(location, keep_days=keep_days)
+    except duckdb.Error as error:
+        raise CommandError(f"{location}: compaction failed ({' '.join(str(error).split())})", exit_code=1) from error
+    print(done.line(location))
     return 0
