@@ -80,6 +80,6 @@ def fuse_views(
     best = np.zeros((len(leaders), n_views))
     np.maximum.at(best, (cluster, view), scores)
     weight = np.bincount(cluster, scores, len(leaders))
-    fused = np.stack([np.bincount(cluster, boxes[:, c] * scores, len(leaders)) for c in range(4)], 1)
-    fused /= np.maximum(weight, 1e-12)[:, None]
+    summed = np.stack([np.bincount(cluster, boxes[:, c] * scores, len(leaders)) for c in range(4)], 1)
+    fused = summed / np.maximum(weight, 1e-12)[:, None]
     return fused, best.mean(1), labels[leaders]
