@@ -106,6 +106,20 @@ def test_survival_below_the_floor_for_the_interval_is_found_and_settable():
     ].passed
 
 
+def test_survival_lost_little_by_little_within_a_day_is_found():
+    """Each interval loses a plausible few spines, but since the first session 21% are gone within 6 hours."""
+    table = dynamics([21, 20, 19, 18, 17], eliminated=[None, 0.05, 0.05, 0.05, 0.05]).with_columns(
+        survival_fraction=pl.Series([1.0, 0.95, 0.9, 0.84, 0.79]),
+        survival_high=pl.Series([1.0, 0.99, 0.97, 0.94, 0.91]),
+    )
+    hours = [None, 0.06, 0.06, 0.06, 0.06]
+    line = by_name(plausibility(PLAUSIBLE, table, days=hours, densities={}))["survival_floor"].line
+    assert "s3 0.84 (at most 0.94) since the first session, 0.18 d (floor 0.95)" in line
+    assert "s4 0.79 (at most 0.91)" in line and "s2" not in line  # s2 could still be 0.97
+    weeks = [None, 7.0, 7.0, 7.0, 7.0]  # the same losses over weeks are plausible
+    assert by_name(plausibility(PLAUSIBLE, table, days=weeks, densities={}))["survival_floor"].passed
+
+
 def test_formation_above_the_ceiling_for_the_interval_is_found_and_settable():
     limits = PlausibilityLimits()
     assert formation_ceiling(0.1, limits) == 0.05 and formation_ceiling(4, limits) == 0.2

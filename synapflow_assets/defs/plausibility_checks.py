@@ -8,8 +8,8 @@ from ..features.plausibility import Finding, PlausibilityLimits, animal_plausibi
 DESCRIPTIONS = {
     "split_identity": "few events overlap another track of their session (one spine split into two tracks)",
     "count_jump": "no session's spine count jumps by more than max_count_jump from its neighbours",
-    "survival_floor": "survival of each interval, at the best end of its 95% interval, above the floor for its "
-    "length (plausibility section)",
+    "survival_floor": "survival of each interval and since the first session, at the best end of its 95% "
+    "interval, above the floor for its length (plausibility section)",
     "formation_ceiling": "formation of each interval, at the low end of its 95% interval, below the ceiling for "
     "its length (plausibility section)",
     "density": "spines per um of dendrite within the plausible range",

@@ -161,24 +161,37 @@ def survival_floor(days: float, limits: PlausibilityLimits) -> float:
 
 
 def low_survival(dynamics: pl.DataFrame, days: list[float | None], limits: PlausibilityLimits) -> list[str]:
-    """Intervals whose survival (1 - elimination rate) is below the floor for their length, even at the best
-    end of its 95% interval (``1 - elimination_low``, when the table has it): a few spines more or less in a
-    sparse field are chance, not a finding.
+    """Survival below the floor for its time span even at the best end of its 95% interval (a few spines more or
+    less in a sparse field are chance, not a finding): over each interval (``1 - elimination_rate``, best end
+    ``1 - elimination_low``), and since the first session (``survival_fraction``, best end ``survival_high``: small
+    losses that each interval allows add up, 0.79 within a day on the MIP stand-in with every interval plausible).
 
     ``days[i]`` is the time from session ``i - 1`` to ``i`` (None when unknown: one day is assumed).
     """
     table = _ordered(dynamics)
     out = []
+    since_first = 0.0
     for row, interval in zip(table.iter_rows(named=True), days, strict=False):
-        rate = row.get("elimination_rate")
-        if row["session_index"] == 0 or rate is None:
+        if row["session_index"] == 0:
             continue
-        low = row.get("elimination_low")
-        best = 1.0 - (low if low is not None else rate)
-        floor = survival_floor(interval if interval is not None else 1.0, limits)
-        if best < floor:
-            span = f"{interval:.2g} d" if interval is not None else "unknown interval"
-            out.append(f"{row['session']} {1.0 - rate:.2f} (at most {best:.2f}) over {span} (floor {floor:.2f})")
+        span = interval if interval is not None else 1.0
+        since_first += span
+        said = f"{interval:.2g} d" if interval is not None else "unknown interval"
+        rate = row.get("elimination_rate")
+        if rate is not None:
+            low = row.get("elimination_low")
+            best = 1.0 - (low if low is not None else rate)
+            if best < (floor := survival_floor(span, limits)):
+                out.append(f"{row['session']} {1.0 - rate:.2f} (at most {best:.2f}) over {said} (floor {floor:.2f})")
+        survival = row.get("survival_fraction")
+        if survival is not None:
+            high = row.get("survival_high")
+            best = high if high is not None else survival
+            if best < (floor := survival_floor(since_first, limits)):
+                out.append(
+                    f"{row['session']} {survival:.2f} (at most {best:.2f}) since the first session, "
+                    f"{since_first:.2g} d (floor {floor:.2f})"
+                )
     return out
 
 
