@@ -83,6 +83,20 @@ def test_spines_decide_the_gate_against_shifted_decoys():
     assert not few.decisive  # too few spines: the image test decides
 
 
+def test_a_few_spines_re_found_by_chance_leave_the_decision_to_the_image():
+    """5 of 8 spines re-found where the decoys reach a third: more than the decoys, but chance (tail 0.08) -- two
+    unrelated fields of the MIP stand-in over days did this. 8 of 11 against a quarter is not chance."""
+    from synapflow_assets.tracking.correspondence import MAX_CHANCE, Correspondence
+
+    by_chance = Correspondence(matched=5 / 8, decoy=1 / 3, n_spines=8, radius_px=29.0)
+    assert by_chance.ok and by_chance.chance > MAX_CHANCE and by_chance.verdict is None
+    assert "chance 0.08" in by_chance.describe()
+    same = Correspondence(matched=8 / 11, decoy=0.25, n_spines=11, radius_px=20.0)
+    assert same.verdict is True and same.chance < MAX_CHANCE
+    assert Correspondence(matched=0.4, decoy=0.35, n_spines=20, radius_px=20.0).verdict is False
+    assert Correspondence(matched=1.0, decoy=0.0, n_spines=3, radius_px=20.0).verdict is None  # too few
+
+
 def test_fine_layers_are_aligned_binned_and_the_result_is_at_full_resolution():
     from synapflow_assets.tracking.align import binning_factor
 

@@ -126,7 +126,7 @@ def animal_alignments(lake: DataLake, animal: str) -> tuple[list[SessionInput], 
 @dg.asset(
     partitions_def=ANIMALS,
     deps=[dg.AssetDep(spines_3d, partition_mapping=SESSIONS_OF_ANIMAL)],
-    code_version="4",
+    code_version="5",
     kinds={"parquet"},
     group_name="tracking",
     **labels("time-tracking"),

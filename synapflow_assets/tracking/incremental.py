@@ -126,10 +126,10 @@ class AnimalTracker:
     def gate(self, a: SessionInput, b: SessionInput) -> tuple[bool, str | None, Correspondence]:
         """Whether consecutive sessions ``a`` and ``b`` show the same field, why not, and the spine evidence.
 
-        The spines decide when both sessions have enough of them in the overlap
-        (:mod:`.correspondence`: re-found under the alignment against shifted
-        decoys); otherwise the image test of the alignment does
-        (:attr:`.align.Alignment.ok`).
+        The spines decide when they can (:attr:`.correspondence.Correspondence.verdict`:
+        enough of them in the overlap, re-found under the alignment clearly more
+        often than under shifted decoys, or not more often); otherwise the image
+        test of the alignment does (:attr:`.align.Alignment.ok`).
         """
         step = self.alignment(a, b)
         # the same sessions (versions) under the same alignment give the same answer: computed once per pair
@@ -137,10 +137,13 @@ class AnimalTracker:
         if (memo := self._gates.get(key)) is not None and memo[0] is step:
             return memo[1]
         found = spine_correspondence(a.spines, b.spines, step.map_points, (b.shape_zyx[1], b.shape_zyx[2]))
-        if not found.decisive:
-            answer = step.ok, step.problem(), found
+        if found.verdict is None:
+            problem = step.problem()
+            if problem is not None and found.decisive:
+                problem += f"; the spines could not decide: {found.describe()}"
+            answer = step.ok, problem, found
         else:
-            answer = found.ok, None if found.ok else f"no correspondence: {found.describe()}", found
+            answer = found.verdict, None if found.verdict else f"no correspondence: {found.describe()}", found
         self._gates[key] = (step, answer)
         return answer
 
