@@ -108,14 +108,15 @@ def alignment_figures(root: Path, landing: Path) -> dict:
                     true_centres(landing, animal, b.key), on="spine_id", suffix="_b"
                 )
                 source, target = both.select("y", "x").to_numpy(), both.select("y_b", "x_b").to_numpy()
-                mapped = tracker.alignment(a, b).map_points(source)
+                step = tracker.alignment(a, b)
+                mapped = step.map_points(source)
                 best = EuclideanTransform.from_estimate(source[:, ::-1], target[:, ::-1])(source[:, ::-1])[:, ::-1]
                 errors.append(np.linalg.norm(mapped - target, axis=1))
                 best_rigid.append(np.linalg.norm(best - target, axis=1))
                 anchors = true_anchors(landing, animal, a.key).join(
                     true_anchors(landing, animal, b.key), on="spine_id", suffix="_b"
                 )
-                moved = tracker.alignment(a, b).map_points(anchors.select("y", "x").to_numpy())
+                moved = step.map_points(anchors.select("y", "x").to_numpy())
                 anchor_errors.append(np.linalg.norm(moved - anchors.select("y_b", "x_b").to_numpy(), axis=1))
         other_tracker = AnimalTracker(cache)
         other = [

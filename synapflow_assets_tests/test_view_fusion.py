@@ -6,9 +6,16 @@ import polars as pl
 import pytest
 import torch
 
-from synapflow_assets.detection.inference import VIEW_FLOOR, SpineDetector
+from synapflow_assets.detection.inference import SpineDetector
 from synapflow_assets.detection.model import build_model, tiny_spec
-from synapflow_assets.detection.view_fusion import VIEWS, boxes_from_view, check_views, fuse_views, view_of
+from synapflow_assets.detection.view_fusion import (
+    VIEW_FLOOR,
+    VIEWS,
+    boxes_from_view,
+    check_views,
+    fuse_views,
+    view_of,
+)
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -14,11 +14,9 @@ from .box_merge import TileOutput, merge_tiles, tile_origins
 from .data import normalise, resample, robust_range
 from .detector_files import CONFIG_FORMAT, read_detector_files, write_detector_files
 from .model import DetectorSpec
-from .view_fusion import boxes_from_view, check_views, fuse_views, view_of
+from .view_fusion import check_views, predict_in_views
 
 STACK_CONTRAST_FRACTION = 0.5
-#: Lowest score of a view's box that enters the fusion of test-time views.
-VIEW_FLOOR = 0.05
 
 
 def default_device() -> torch.device:
@@ -198,23 +196,12 @@ class SpineDetector:
     @torch.no_grad()
     def _predict_tiles(self, tiles: list[np.ndarray], score_threshold: float) -> list[tuple]:
         """Boxes (tile px), class-agnostic scores and labels of equally sized normalised tiles, fused over
-        ``views``: each view's boxes down to :data:`VIEW_FLOOR` whatever the threshold, so that the fused boxes
-        at or above a threshold are the same in a pass at any lower one."""
-        h, w = tiles[0].shape
+        ``views`` (:func:`.view_fusion.predict_in_views`)."""
         if len(self.views) == 1:
             return self._predict_batch(tiles, score_threshold)
-        floor = min(VIEW_FLOOR, score_threshold)
-        seen = self._predict_batch([view_of(t, v) for v in self.views for t in tiles], floor)
-        results = []
-        for b in range(len(tiles)):
-            answers = []
-            for k, view in enumerate(self.views):
-                boxes, scores, labels = seen[k * len(tiles) + b]
-                answers.append((boxes_from_view(boxes, view, h, w), scores, labels))
-            boxes, scores, labels = fuse_views(answers, iou_threshold=self.nms_iou)
-            keep = scores >= score_threshold
-            results.append((boxes[keep], scores[keep], labels[keep]))
-        return results
+        return predict_in_views(
+            self._predict_batch, tiles, self.views, score_threshold=score_threshold, iou_threshold=self.nms_iou
+        )
 
     def _predict_batch(self, tiles: list[np.ndarray], score_threshold: float) -> list[tuple]:
         h, w = tiles[0].shape

@@ -4,12 +4,16 @@ one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..geometry import box_iou, nms
 
 #: The views a detector may look with; ``none`` is the tile as it is.
 VIEWS = ("none", "flip_x", "flip_y", "flip_xy")
+#: Lowest score of a view's box that enters the fusion.
+VIEW_FLOOR = 0.05
 
 
 def check_views(views: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -83,3 +87,28 @@ def fuse_views(
     summed = np.stack([np.bincount(cluster, boxes[:, c] * scores, len(leaders)) for c in range(4)], 1)
     fused = summed / np.maximum(weight, 1e-12)[:, None]
     return fused, best.mean(1), labels[leaders]
+
+
+def predict_in_views(
+    predict: Callable[[list[np.ndarray], float], list[tuple]],
+    tiles: list[np.ndarray],
+    views: tuple[str, ...],
+    *,
+    score_threshold: float,
+    iou_threshold: float,
+) -> list[tuple]:
+    """``predict`` (equally sized tiles and a threshold -> per tile boxes, scores, labels) on every view of the
+    tiles in one batch, fused per tile. Each view's boxes enter from :data:`VIEW_FLOOR` whatever the threshold,
+    so that the fused boxes at or above a threshold are the same in a pass at any lower one."""
+    h, w = tiles[0].shape
+    seen = predict([view_of(t, v) for v in views for t in tiles], min(VIEW_FLOOR, score_threshold))
+    results = []
+    for b in range(len(tiles)):
+        answers = []
+        for k, view in enumerate(views):
+            boxes, scores, labels = seen[k * len(tiles) + b]
+            answers.append((boxes_from_view(boxes, view, h, w), scores, labels))
+        boxes, scores, labels = fuse_views(answers, iou_threshold=iou_threshold)
+        keep = scores >= score_threshold
+        results.append((boxes[keep], scores[keep], labels[keep]))
+    return results
