@@ -2,9 +2,13 @@
 
 Statuses of a session, for every spine id the animal ever had up to then:
 ``present`` (existed before and is in view; all in-view spines of session 0
-are ``present``), ``new`` (formed for this session, in view), ``eliminated``
-(disappeared for this session; listed only there) and ``out_of_view`` (exists,
-but its head centre is outside the image in x/y or z).
+are ``present``, and so is a spine formed where the previous session's image did
+not hold its place: it entered the view), ``new`` (formed for this session, in
+view, its place in view in the previous session), ``eliminated``
+(disappeared for this session and its place in view; listed only there) and
+``out_of_view`` (its head centre is outside the image in x/y or z: a living spine,
+or one lost where no image saw it, until the first session whose image holds its
+place, where it is ``eliminated``; no image can tell such a loss earlier).
 """
 
 from collections.abc import Collection
@@ -86,6 +90,41 @@ def turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, r
     return kept.concat(new), eliminated, new.spine_id
 
 
+def alive_statuses(visible: np.ndarray, formed: np.ndarray, place_seen_before: np.ndarray) -> np.ndarray:
+    """``present``, ``new`` or ``out_of_view`` of living spines: ``new`` only where the previous session's image
+    held the place (elsewhere the spine entered the view, as a lab sees it)."""
+    return np.where(visible, np.where(formed & place_seen_before, "new", "present"), "out_of_view")
+
+
+def observable_losses(
+    unseen: Spines, eliminated: Spines, head_px: np.ndarray, shape
+) -> tuple[Spines, np.ndarray, Spines]:
+    """The lost spines a session lists, their statuses, and those it cannot yet call lost.
+
+    Parameters
+    ----------
+    unseen : Spines
+        Spines lost before, each where no image has seen its place since.
+    eliminated : Spines
+        Spines lost for this session.
+    head_px : ndarray (n, 3)
+        Head centres of ``unseen`` then ``eliminated`` in this session's pixels.
+    shape : image shape (z, y, x)
+
+    Returns
+    -------
+    gone : Spines
+        ``unseen`` then ``eliminated``.
+    status : ndarray of str
+        ``eliminated`` where the head's place is in view, else ``out_of_view``.
+    unseen : Spines
+        Those still out of view.
+    """
+    gone = unseen.concat(eliminated)
+    seen = in_view(head_px, shape)
+    return gone, np.where(seen, "eliminated", "out_of_view"), gone.take(~seen)
+
+
 def simulate_animal(
     params: SimulationParams = SimulationParams(), n_sessions: int = 3, seed: int = 0, skip_render: Collection[int] = ()
 ) -> list[SimulatedSession]:
@@ -112,6 +151,7 @@ def simulate_animal(
     next_id = 1 + len(alive)
     d_points, d_weights = dendrite_points(dendrites, params.voxel_size_um)
     sessions = []
+    unseen, previous = alive.take(np.zeros(0, int)), None
     for i in range(n_sessions):
         rng, noise = _rng(seed, 1, i), _rng(seed, 2, i)
         eliminated, new_ids = alive.take(np.zeros(0, int)), np.zeros(0, np.int64)
@@ -123,12 +163,16 @@ def simulate_animal(
         s_px = tr.to_pixels(s_points, params)
         head_px = tr.to_pixels(alive.head_centre_um, params)
         visible = in_view(head_px, params.shape)
-        status = np.where(visible, np.where(np.isin(alive.spine_id, new_ids), "new", "present"), "out_of_view")
-        both = alive.concat(eliminated)
+        seen_before = previous is None or in_view(previous.to_pixels(alive.head_centre_um, params), params.shape)
+        status = alive_statuses(visible, np.isin(alive.spine_id, new_ids), np.asarray(seen_before))
+        previous = tr
+        gone_px = tr.to_pixels(unseen.concat(eliminated).head_centre_um, params)
+        gone, gone_status, unseen = observable_losses(unseen, eliminated, gone_px, params.shape)
+        both = alive.concat(gone)
         spines = spines_table(
             params,
             both.spine_id,
-            np.concatenate([status, np.full(len(eliminated), "eliminated")]),
+            np.concatenate([status, gone_status]),
             both.type_code,
             tr.to_pixels(both.head_centre_um, params),
             both.head_volume_um3,

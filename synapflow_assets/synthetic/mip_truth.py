@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from .chronic import grow_separated, turnover
+from .chronic import alive_statuses, grow_separated, observable_losses, turnover
 from .mip_profile import MipProfile, MipSeries, draw_series, seeded_rng
 from .morphology import Spines, initial_spine_count
 from .transform import SessionTransform, draw_transform
@@ -85,6 +85,10 @@ class SeriesState:
         Rotation from the first session, degrees.
     z_offset_um : float
         Depth of the stack from the first session.
+    unseen : Spines or None
+        Spines lost where no session has seen their place since (``out_of_view`` until one does).
+    previous : SessionTransform or None
+        World um -> image pixels of the previous session.
     """
 
     alive: Spines
@@ -92,6 +96,8 @@ class SeriesState:
     offset: np.ndarray  # (dy, dx) image px
     rotation: float
     z_offset_um: float
+    unseen: Spines | None = None
+    previous: SessionTransform | None = None
 
 
 def session_truth(series: MipSeries, seed: int, attempt: int, i: int, state: SeriesState):
@@ -143,12 +149,17 @@ def session_truth(series: MipSeries, seed: int, attempt: int, i: int, state: Ser
     alive = state.alive
     head_px = tr.to_pixels(alive.head_centre_um, out)
     visible = in_view(head_px, out.shape)
-    status = np.where(visible, np.where(np.isin(alive.spine_id, new_ids), "new", "present"), "out_of_view")
-    both = alive.concat(eliminated)
+    seen_before = state.previous is None or in_view(state.previous.to_pixels(alive.head_centre_um, out), out.shape)
+    status = alive_statuses(visible, np.isin(alive.spine_id, new_ids), np.asarray(seen_before))
+    state.previous = tr
+    unseen = alive.take(np.zeros(0, int)) if state.unseen is None else state.unseen
+    gone_px = tr.to_pixels(unseen.concat(eliminated).head_centre_um, out)
+    gone, gone_status, state.unseen = observable_losses(unseen, eliminated, gone_px, out.shape)
+    both = alive.concat(gone)
     spines = spines_table(
         out,
         both.spine_id,
-        np.concatenate([status, np.full(len(eliminated), "eliminated")]),
+        np.concatenate([status, gone_status]),
         both.type_code,
         tr.to_pixels(both.head_centre_um, out),
         both.head_volume_um3,
