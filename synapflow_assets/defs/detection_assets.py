@@ -22,7 +22,7 @@ from ..store.locations import parquet_rows, write_parquet
 from .detector_assets import spine_detector
 from .landed_inputs import detection_inputs
 from .lineage import latest_data_versions
-from .metadata import column_schema, labels, picture_metadata, rounded, settings_metadata, table_metadata
+from .metadata import column_schema, labels, materialized, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, DetectionSettings
 from .volume_assets import raw_volume
@@ -201,7 +201,8 @@ def detections_2d(
     problem = detection_count_problem(len(table), other_session_counts(lake, animal, session))
     if problem:
         context.log.warning(f"{animal}/{session}: {problem}")
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         data_version=dg.DataVersion(data_version),
         metadata={
             **picture_metadata("detections_on_projection", picture, "detections on the MIP", path, preview_width=None),

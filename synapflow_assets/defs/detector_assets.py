@@ -8,7 +8,7 @@ import dagster as dg
 from ..detection.lifecycle import RegistryError, ensure_champion, ui_links
 from ..detection.train_config import TrainConfig
 from .config_models import config_schema
-from .metadata import labels
+from .metadata import labels, materialized
 from .resources import DataLake
 
 TRAINING_OPTIONS = (
@@ -89,7 +89,8 @@ def spine_detector(
         links = ui_links(lake.registry_root, champion)
     except (RegistryError, ValueError) as error:
         raise dg.Failure(description=str(error)) from error
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         data_version=dg.DataVersion(f"{champion.name}:{champion.version}"),
         metadata={
             "model": champion.name,

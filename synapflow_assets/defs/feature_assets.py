@@ -18,7 +18,7 @@ from ..tracking.corrections import apply_corrections
 from ..tracking.event_confidence import OTHER_COLUMNS
 from .detection_assets import session_keys
 from .lineage import latest_data_versions
-from .metadata import column_schema, labels, picture_metadata, rounded, table_metadata
+from .metadata import column_schema, labels, materialized, picture_metadata, rounded, table_metadata
 from .partitions import ANIMALS, SESSIONS, SESSIONS_OF_ANIMAL
 from .plausibility_checks import PLAUSIBILITY_CHECKS, check_results, findings
 from .resources import DataLake
@@ -31,8 +31,9 @@ def _version(inputs: dict, code: str) -> dg.DataVersion:
     return dg.DataVersion(hashlib.sha256(json.dumps([inputs, code], sort_keys=True).encode()).hexdigest()[:32])
 
 
-def _unchanged(inputs: dict, code: str) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
+def _unchanged(context: dg.AssetExecutionContext, inputs: dict, code: str) -> dg.MaterializeResult:
+    return materialized(
+        context,
         data_version=_version(inputs, code),
         metadata={"rows_written": 0, "unchanged": True, "upstream_versions": dg.MetadataValue.json(inputs)},
     )
@@ -57,7 +58,7 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
     inputs = latest_data_versions(context, spines_3d.key, raw_volume.key)
     with FeatureStore(lake.store_path) as store:
         if store.is_current("spine_features", animal, session, inputs, code):
-            return _unchanged(inputs, code)
+            return _unchanged(context, inputs, code)
         volume, voxel, _ = read_volume_zarr(lake.volume_path(animal, session))
         boxes = read_parquet(lake.spine_boxes_path(animal, session))
         spines = read_parquet(lake.spines_path(animal, session))
@@ -102,7 +103,8 @@ def spine_features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             session,
             lineage_columns(context.run.run_id, code, model, version, inputs),
         )
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         data_version=_version(inputs, code),
         metadata={
             "dagster/row_count": len(features),
@@ -250,7 +252,8 @@ def spine_dynamics(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
             preview_width=PLOT_WIDTH,
         ),
     }
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         check_results=check_results(found),
         data_version=_version(inputs, code),
         metadata={

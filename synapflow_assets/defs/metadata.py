@@ -23,6 +23,13 @@ _TYPES: dict[pl.DataType | type[pl.DataType], str] = {
 OWNERS = ["team:synapflow"]
 
 
+def materialized(context: dg.AssetExecutionContext, *, metadata: dict[str, Any], **result: Any) -> dg.MaterializeResult:
+    """The result of an asset, its metadata attached to the materialization only (``add_asset_metadata``): returned
+    in the result, Dagster would store it twice, in the step's output event and in the materialization."""
+    context.add_asset_metadata(metadata)
+    return dg.MaterializeResult(**result)
+
+
 def labels(stage: str) -> dict:
     """Owners and tags of an asset: the imaging modality and its stage in the method."""
     return {"owners": OWNERS, "tags": {"modality": "two-photon", "stage": stage}}

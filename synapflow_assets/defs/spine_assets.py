@@ -14,7 +14,7 @@ from ..tracking.duplicates import duplicate_keeper, merge_duplicate_boxes
 from ..tracking.spines import summarize_spines
 from .detection_assets import detections_2d, session_keys
 from .landed_inputs import depth_settings
-from .metadata import column_schema, labels, picture_metadata, settings_metadata, table_metadata
+from .metadata import column_schema, labels, materialized, picture_metadata, settings_metadata, table_metadata
 from .partitions import SESSIONS
 from .resources import DataLake
 
@@ -55,7 +55,8 @@ def spines_3d(
         spines.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
         [str(i) for i in spines["spine_id"]],
     )
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         data_version=dg.DataVersion(
             f"{content_hash(path)[:16]}{content_hash(lake.spine_boxes_path(animal, session))[:16]}"
         ),

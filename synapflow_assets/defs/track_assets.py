@@ -19,7 +19,7 @@ from ..tracking.consensus import with_consensus
 from ..tracking.evidence import EvidenceParams
 from ..tracking.incremental import AnimalTracker, SessionInput
 from ..tracking.redetection import track_with_evidence
-from .metadata import column_schema, labels, picture_metadata, rounded, settings_metadata, table_metadata
+from .metadata import column_schema, labels, materialized, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import ANIMALS, SESSIONS_OF_ANIMAL, sessions_of
 from .resources import AlignmentSettings, DataLake
 from .spine_assets import spines_3d
@@ -202,7 +202,8 @@ def spine_tracks(
     pixel_um = float(voxel[2]) if voxel is not None else 1.0
     consistency_um = {f"{r['from']}->{r['to']}": (r["consistency_px"] or 0.0) * pixel_um for r in report}
     inconsistent = [pair for pair, um in consistency_um.items() if um > MAX_CONSISTENCY_UM]
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         data_version=dg.DataVersion(content_hash(path)),
         metadata=metadata,
         check_results=[

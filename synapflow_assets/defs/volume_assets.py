@@ -10,7 +10,7 @@ from ..imaging.ingest import IngestReport, ingest_session, preview_png
 from ..imaging.landing import find_session_input, staged_input
 from ..imaging.ome_zarr import read_mip, volume_manifest
 from .landed_inputs import animal_scale, landed_volume
-from .metadata import labels, picture_metadata, rounded, settings_metadata, table_metadata
+from .metadata import labels, materialized, picture_metadata, rounded, settings_metadata, table_metadata
 from .partitions import SESSIONS, split_session_key
 from .resources import DataLake, ImagingSettings
 
@@ -66,7 +66,8 @@ def raw_volume(context: dg.AssetExecutionContext, lake: DataLake, imaging: Imagi
         context.log.warning(pixel_note)
     meta = report.metadata
     mip = read_mip(report.target)
-    return dg.MaterializeResult(
+    return materialized(
+        context,
         data_version=dg.DataVersion(report.input_hash),
         metadata={
             "path": dg.MetadataValue.path(str(report.target)),
