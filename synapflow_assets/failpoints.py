@@ -11,6 +11,8 @@ import os
 import signal
 import time
 
+from .environment import Environment
+
 POINTS = ("detection", "zarr_write", "store_transaction", "after_commit", "tracking")
 
 
@@ -18,16 +20,17 @@ def failpoint(name: str) -> None:
     """Kill this process with SIGKILL when `SYNAPFLOW_FAILPOINT` names this point; with
     `SYNAPFLOW_FAILPOINT_ONCE=<file>`, only the first time (the file records that it fired); with
     `SYNAPFLOW_FAILPOINT_SIGNAL=TERM`, ask it to stop with SIGTERM instead (as `kill` or a timeout would)."""
-    if os.environ.get("SYNAPFLOW_FAILPOINT") != name:
+    env = Environment.read()
+    if env.failpoint != name:
         return
-    once = os.environ.get("SYNAPFLOW_FAILPOINT_ONCE")
+    once = env.failpoint_once
     if once:
         try:
             with open(once, "x"):
                 pass
         except FileExistsError:
             return
-    terminate = os.environ.get("SYNAPFLOW_FAILPOINT_SIGNAL") == "TERM"
+    terminate = env.failpoint_signal == "TERM"
     os.kill(os.getpid(), signal.SIGTERM if terminate else signal.SIGKILL)
     if terminate:
         time.sleep(1)  # the handler runs here, as it would wherever a real signal arrives

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..environment import Environment
 from ..errors import SynapFlowError
 
 
@@ -172,7 +173,7 @@ def data_root() -> str:
     -------
     str
     """
-    return os.environ.get("SYNAPFLOW_DATA", "data")
+    return Environment.read().data
 
 
 def default_store() -> str:

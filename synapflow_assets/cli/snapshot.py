@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import click
 
+from ..environment import Environment
 from .app import CommandError, app, data_option
 
 
@@ -28,8 +28,8 @@ def snapshot(*, name: str, animal: tuple[str, ...], data: str) -> int:
     if is_remote(data):
         raise CommandError(f"{data}: `snapshot` reads a local data root; run it on a copy")
     start = time.perf_counter()
-    store = os.environ.get("SYNAPFLOW_STORE", "")
-    lake = store_location(store, os.environ.get("SYNAPFLOW_STORE_DATA", "")) if store.startswith(PREFIX) else None
+    env = Environment.read()
+    lake = store_location(env.store, env.store_data) if env.store.startswith(PREFIX) else None
     made = make_snapshot(Path(data), name, animals=list(animal) or None, store=lake)
     rows = ", ".join(f"{made.manifest['tables'][table]['rows']} {table}" for table in TABLES)
     state = "written, read-only" if made.created else "unchanged (already frozen with these bytes)"

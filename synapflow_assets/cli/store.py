@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..environment import Environment
 from .app import CommandError, app, default_store
 
 STORE_DEFAULT = "$SYNAPFLOW_DATA/features.duckdb, else data/features.duckdb"
@@ -81,7 +81,7 @@ def run_sql(
                 )
         else:
             result = run_read_query(
-                store_location(store, os.environ.get("SYNAPFLOW_STORE_DATA", "")),
+                store_location(store, Environment.read().store_data),
                 sql,
                 timeout_seconds=timeout or TIMEOUT_SECONDS,
                 memory_limit=memory or MEMORY_LIMIT,
@@ -144,7 +144,7 @@ def export(*, out: str, store: str) -> int:
 @app.command("compact", help="Merge a DuckLake store's small files and delete the ones no snapshot reads.")
 @click.option(
     "--store",
-    default=lambda: os.environ.get("SYNAPFLOW_STORE") or default_store(),
+    default=lambda: Environment.read().store or default_store(),
     show_default="$SYNAPFLOW_STORE, else the data root's features.duckdb",
 )
 @click.option(
@@ -162,7 +162,7 @@ def compact(*, store: str, keep_days: float) -> int:
     from ..store.ducklake import DuckLake, store_location
     from ..store.lake_compaction import compact as compact_lake
 
-    location = store_location(store, os.environ.get("SYNAPFLOW_STORE_DATA", ""))
+    location = store_location(store, Environment.read().store_data)
     if not isinstance(location, DuckLake):
         print(f"{location}: a DuckDB file reuses its free space itself; nothing to compact")
         return 0

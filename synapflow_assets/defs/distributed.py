@@ -8,10 +8,9 @@ sees) and a PostgreSQL instance (`deploy/postgres/dagster.yaml` as
 the embedded run.
 """
 
-import os
-
 import dagster as dg
 
+from ..environment import Environment
 from .catalog import build_definitions
 from .dask_executor import serialized_dask_executor
 from .graph import PROCESS_SESSIONS, UPDATE_ANIMALS
@@ -19,7 +18,7 @@ from .resources import DetectionSettings
 
 
 def _executor() -> dg.ExecutorDefinition:
-    address = os.environ.get("SYNAPFLOW_DASK_ADDRESS")
+    address = Environment.read().dask_address
     if not address:
         raise RuntimeError("SYNAPFLOW_DASK_ADDRESS is not set: the address of the Dask scheduler (tcp://host:port)")
     return serialized_dask_executor.configured({"address": address})
@@ -27,7 +26,7 @@ def _executor() -> dg.ExecutorDefinition:
 
 def distributed_definitions() -> dg.Definitions:
     """The definitions (`catalog.build_definitions`) whose jobs run each step as a task on the Dask cluster."""
-    detection = DetectionSettings(source=os.environ.get("SYNAPFLOW_DETECTION_SOURCE", "model"))
+    detection = DetectionSettings(source=Environment.read().detection_source)
     return build_definitions(resources={"detection": detection}, executor=_executor())
 
 
@@ -42,17 +41,14 @@ def update_animals() -> dg.JobDefinition:
 
 def database_url() -> str:
     """The Dagster database of the distributed configuration, without its password."""
-    env = os.environ.get
-    return (
-        f"postgresql://{env('SYNAPFLOW_PG_USER', '?')}@{env('SYNAPFLOW_PG_HOST', '?')}:{env('SYNAPFLOW_PG_PORT', '?')}"
-        f"/{env('SYNAPFLOW_PG_DB', '?')}"
-    )
+    env = Environment.read()
+    return f"postgresql://{env.pg_user or '?'}@{env.pg_host or '?'}:{env.pg_port or '?'}/{env.pg_db or '?'}"
 
 
 def open_distributed_instance() -> dg.DagsterInstance:
     """The PostgreSQL instance of `DAGSTER_HOME`, checked: an unreachable server or wrong credentials raise one
     clear error naming the database (never the password)."""
-    secret = os.environ.get("SYNAPFLOW_PG_PASSWORD") or "\0"
+    secret = Environment.read().pg_password or "\0"
     _check_database(secret)
     try:
         instance = dg.DagsterInstance.get()
@@ -68,14 +64,14 @@ def open_distributed_instance() -> dg.DagsterInstance:
 def _check_database(secret: str) -> None:
     import psycopg2
 
-    env = os.environ.get
+    env = Environment.read()
     try:
         psycopg2.connect(
-            host=env("SYNAPFLOW_PG_HOST"),
-            port=env("SYNAPFLOW_PG_PORT"),
-            user=env("SYNAPFLOW_PG_USER"),
+            host=env.pg_host,
+            port=env.pg_port,
+            user=env.pg_user,
             password=secret,
-            dbname=env("SYNAPFLOW_PG_DB"),
+            dbname=env.pg_db,
             connect_timeout=10,
         ).close()
     except psycopg2.Error as error:

@@ -14,6 +14,7 @@ import dagster as dg
 import yaml
 from filelock import FileLock
 
+from ..environment import Environment
 from ..store.locations import StorageError, is_remote
 
 TEMPLATE = {
@@ -53,12 +54,13 @@ def instance_config(home: Path) -> dict:
 def instance_home(data_root: str | Path) -> Path:
     """Where the instance of a data root lives: `<root>/dagster`, or `DAGSTER_HOME` for an object-store root."""
     if is_remote(data_root):
-        if not os.environ.get("DAGSTER_HOME"):
+        home = Environment.read().dagster_home
+        if not home:
             raise StorageError(
                 f"{data_root}: an object-store data root needs a shared Dagster instance; set DAGSTER_HOME "
                 "to a folder whose dagster.yaml names it (e.g. deploy/postgres/dagster.yaml)"
             )
-        return Path(os.environ["DAGSTER_HOME"])
+        return Path(home)
     return Path(data_root) / "dagster"
 
 

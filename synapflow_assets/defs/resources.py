@@ -1,13 +1,13 @@
 """Resources: where data lives and how raw files are read."""
 
 import json
-import os
 from pathlib import Path
 from typing import ClassVar, cast
 
 import dagster as dg
 from pydantic import BaseModel, field_validator
 
+from ..environment import Environment
 from ..imaging.keys import InvalidKeyError, validate_key
 from ..setting_sections import DetectionOptions
 from ..settings import LabSettings, load_settings
@@ -83,7 +83,7 @@ class DataLake(dg.ConfigurableResource):
     def registry_root(self) -> Path:
         """The data root handed to the detector registry (its embedded SQLite lives there unless
         `MLFLOW_TRACKING_URI` is set, which an object-store root requires: every worker must see one registry)."""
-        if self.remote and not os.environ.get("MLFLOW_TRACKING_URI"):
+        if self.remote and not Environment.read().mlflow_tracking_uri:
             raise StorageError(
                 f"{self.root}: an object-store data root needs an MLflow server shared by every "
                 "worker; set MLFLOW_TRACKING_URI"
@@ -123,12 +123,8 @@ class DataLake(dg.ConfigurableResource):
 def lake_from_environment(root: str | None = None) -> DataLake:
     """The data lake named by `SYNAPFLOW_DATA` (or `root`), `SYNAPFLOW_LANDING`, `SYNAPFLOW_STORE` and
     `SYNAPFLOW_STORE_DATA` (defaults: `data`, its `landing/` and its `features.duckdb`)."""
-    return DataLake(
-        root=root or os.environ.get("SYNAPFLOW_DATA", "data"),
-        landing_root=os.environ.get("SYNAPFLOW_LANDING", ""),
-        store=os.environ.get("SYNAPFLOW_STORE", ""),
-        store_data=os.environ.get("SYNAPFLOW_STORE_DATA", ""),
-    )
+    env = Environment.read()
+    return DataLake(root=root or env.data, landing_root=env.landing, store=env.store, store_data=env.store_data)
 
 
 class _Overrides(dg.ConfigurableResource):

@@ -3,17 +3,17 @@ and corrected boxes exported by ``review --export-labels``."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..environment import Environment
 from .data import Sample, make_sample
 
 
 def shared_data_root() -> Path:
     """``$SYNAPFLOW_SHARED_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("SYNAPFLOW_SHARED_DATA")
+    env = Environment.read().shared_data
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from ..environment import Environment
 from ..errors import SynapFlowError
 
 MODEL_NAME = "spine-detector"
@@ -98,7 +99,7 @@ def tracking_uri(data_root: str | os.PathLike = "data") -> str:
         ``sqlite:///<absolute data root>/mlflow/mlflow.db``, unless
         ``MLFLOW_TRACKING_URI`` is set, which then wins.
     """
-    env = os.environ.get("MLFLOW_TRACKING_URI")
+    env = Environment.read().mlflow_tracking_uri
     if env:
         return env
     return f"sqlite:///{(Path(data_root).resolve() / 'mlflow' / 'mlflow.db').as_posix()}"
@@ -111,7 +112,7 @@ def open_registry(data_root) -> Registry:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return Registry(
         uri=uri,
-        registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri),
+        registry_uri=Environment.read().mlflow_registry_uri or uri,
         artifact_root=data_root / "mlflow" / "artifacts",
         data_root=data_root,
     )
@@ -400,7 +401,7 @@ MLFLOW_UI = "http://127.0.0.1:5000"
 
 def ui_links(data_root: str | os.PathLike, info: ChampionInfo) -> dict[str, str]:
     """MLflow UI addresses of a registered version's training run and of the version itself."""
-    base = os.environ.get("SYNAPFLOW_MLFLOW_UI", MLFLOW_UI).rstrip("/")
+    base = (Environment.read().mlflow_ui or MLFLOW_UI).rstrip("/")
     experiment = mlflow_client(open_registry(data_root)).get_run(info.run_id).info.experiment_id
     return {
         "mlflow_run": f"{base}/#/experiments/{experiment}/runs/{info.run_id}",

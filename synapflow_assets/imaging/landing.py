@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..environment import Environment
 from ..store.locations import as_path, is_remote
 from .errors import InputError
 from .keys import InvalidKeyError, validate_key
@@ -48,7 +49,8 @@ SETTLE_SECONDS = 10.0
 
 
 def settle_seconds_default() -> float:
-    return float(os.environ.get("SYNAPFLOW_SETTLE_SECONDS", SETTLE_SECONDS))
+    seconds = Environment.read().settle_seconds
+    return SETTLE_SECONDS if seconds is None else seconds
 
 
 def is_complete(item: LandedSession, *, settle: float | None = None, now: float | None = None) -> bool:

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import duckdb
 from filelock import FileLock
 
+from ..environment import Environment
 from .connection import StoreError, connect_read_only
 
 T = TypeVar("T")
@@ -191,13 +192,14 @@ def _roll_back_hot_journal(catalog: Path) -> None:
 
 def s3_secret() -> str:
     """A ``CREATE SECRET`` for the object store of the standard AWS variables."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    env = Environment.read()
+    endpoint = env.s3_endpoint_url or ""
     parsed = urlparse(endpoint) if endpoint else None
     parts = {
         "TYPE": "s3",
-        "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-        "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-        "REGION": os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        "KEY_ID": env.access_key_id,
+        "SECRET": env.secret_access_key,
+        "REGION": env.s3_region,
     }
     if parsed is not None:
         parts |= {"ENDPOINT": parsed.netloc, "URL_STYLE": "path", "USE_SSL": str(parsed.scheme == "https").lower()}

@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from ..environment import Environment
 from ..errors import SynapFlowError
 from .atomic_files import write_bytes_atomic, write_parquet_atomic
 
@@ -38,7 +39,7 @@ def is_remote(path: Any) -> bool:
 
 
 def _endpoint_url() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return Environment.read().s3_endpoint_url
 
 
 def endpoint() -> str:
@@ -180,6 +181,6 @@ def local_cache(root: Any, *parts: str) -> Path:
     the root."""
     if not is_remote(root):
         return Path(root).joinpath(*parts)
-    base = Path(os.environ.get("SYNAPFLOW_CACHE") or Path.home() / ".cache" / "synapflow")
+    base = Environment.read().cache_root
     name = hashlib.blake2b(str(root).encode(), digest_size=6).hexdigest()
     return base.joinpath(name, *parts)
