@@ -31,7 +31,10 @@ class SessionInput:
     used as evidence for spines it missed (see ``tracking.redetection``).
     ``pixel_size_um`` (x/y) lets fine layers be aligned binned (see
     ``AlignParams.working_pixel_um``); ``voxel_size_um`` (z, y, x) gives spines found later (see
-    ``tracking.consensus``) their micrometres.
+    ``tracking.consensus``) their micrometres. ``detected`` is the session as
+    detected when spines were added to it (redetection): the alignment gate
+    judges the detected spines only, since spines placed through the
+    alignment would vouch for it.
     """
 
     key: str
@@ -43,6 +46,7 @@ class SessionInput:
     candidates: pl.DataFrame | None = None
     pixel_size_um: float | None = None
     voxel_size_um: tuple[float, float, float] | None = None
+    detected: "SessionInput | None" = None
 
 
 CACHE_FORMAT = 4
@@ -132,6 +136,7 @@ class AnimalTracker:
         test of the alignment does (:attr:`.align.Alignment.ok`).
         """
         step = self.alignment(a, b)
+        a, b = a.detected or a, b.detected or b
         # the same sessions (versions) under the same alignment give the same answer: computed once per pair
         key = (a.key, a.version, b.key, b.version, b.shape_zyx)
         if (memo := self._gates.get(key)) is not None and memo[0] is step:

@@ -28,6 +28,8 @@ from .evidence import EvidenceParams, SummedVolume, box_contrast, detector_respo
 from .incremental import AnimalTracker, SessionInput
 
 KEPT_VOLUMES = 3
+CONTRAST_SCHEMA: dict[Any, Any] = {"source_index": pl.Int64, "source_id": pl.Int64, "contrast": pl.Float64}
+"""The contrast of each detected spine where it was detected, measured once (``box_contrast``)."""
 EVIDENCE_SCHEMA: dict[Any, Any] = {
     "session_index": pl.Int64,
     "source_index": pl.Int64,
@@ -56,6 +58,7 @@ class _Sessions:
     evidence: pl.DataFrame
     volumes: dict = field(default_factory=dict)
     origin: list[pl.DataFrame] = field(default_factory=list)
+    source_contrast: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CONTRAST_SCHEMA))
 
     def volume(self, index: int, upcoming: Sequence[int] = ()) -> SummedVolume:
         """The session's volume as a summed-volume table; ``KEPT_VOLUMES`` are kept (evidence compares
@@ -82,6 +85,7 @@ class _Sessions:
                     spines=spines,
                     version=f"{s.version}+redetected:{tag}",
                     volume_version=s.volume_version or s.version,
+                    detected=s.detected or s,
                 )
             )
         return out
@@ -150,36 +154,59 @@ def _queries(tracks: pl.DataFrame, origin: pl.DataFrame) -> pl.DataFrame:
 
 
 def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
-    """Evidence for every query, one vectorised pass per (source, target) pair of sessions."""
+    """Evidence for every query, vectorised per (source, target) pair of sessions. Each volume is looked at
+    once per call (sessions in order), and the contrast where a spine was detected is measured once per spine."""
     p = state.params
-    found = []
-    groups = list(queries.group_by("source_index", "session_index", maintain_order=True))
-    needed = [k for (source, target), _ in groups for k in (target, source)]
-    for n, ((source, target), group) in enumerate(groups):
+    pairs = []
+    for (source, target), group in queries.group_by("source_index", "session_index", maintain_order=True):
         spines = state.spines(source).join(group.select(spine_id="source_id"), on="spine_id").sort("spine_id")
         boxes = spines.select("spine_id", *PLACE_COLUMNS)
-        moved = state.move(boxes.drop("spine_id"), source, target)
-        box, first, last = (
-            moved.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-            moved["first_layer"].to_numpy(),
-            moved["last_layer"].to_numpy(),
-        )
+        pairs.append((source, target, boxes, state.move(boxes.drop("spine_id"), source, target)))
+    asked = (
+        pl.concat(
+            [boxes.select(pl.lit(source, pl.Int64).alias("source_index"), source_id="spine_id") for source, *_ in pairs]
+        ).unique()
+        if pairs
+        else pl.DataFrame(schema={"source_index": pl.Int64, "source_id": pl.Int64})
+    )
+    missing = asked.join(state.source_contrast, on=["source_index", "source_id"], how="anti")
+    unmeasured = {
+        int(source): state.spines(int(source)).join(group.select(spine_id="source_id"), on="spine_id")
+        for (source,), group in missing.group_by("source_index")
+    }
+    here: dict[tuple[int, int], np.ndarray] = {}
+    order = sorted({target for _, target, _, _ in pairs} | set(unmeasured))
+    for n, index in enumerate(order):
+        volume = state.volume(index, order[n + 1 :])
+        if index in unmeasured:
+            boxes = unmeasured[index]
+            measured = boxes.select(
+                pl.lit(index, pl.Int64).alias("source_index"),
+                source_id="spine_id",
+                contrast=pl.Series(box_contrast(volume, *_place(boxes), p.ring_px), dtype=pl.Float64),
+            )
+            state.source_contrast = pl.concat([state.source_contrast, measured.cast(CONTRAST_SCHEMA)])
+        for source, target, _, moved in pairs:
+            if target == index:
+                here[source, target] = box_contrast(volume, *_place(moved), p.ring_px)
+    found = []
+    for source, target, boxes, moved in pairs:
+        box, first, last = _place(moved)
         candidates = state.sessions[target].candidates
         response = (
             detector_response(candidates, box, first, last, p.min_candidate_iou)
             if candidates is not None
             else np.zeros(len(box))
         )
-        here = box_contrast(state.volume(target, needed[2 * n + 1 :]), box, first, last, p.ring_px)
-        there = box_contrast(
-            state.volume(source, needed[2 * n + 2 :]),
-            boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
-            boxes["first_layer"].to_numpy(),
-            boxes["last_layer"].to_numpy(),
-            p.ring_px,
+        there = (
+            boxes.select(pl.lit(source, pl.Int64).alias("source_index"), source_id="spine_id")
+            .join(state.source_contrast, on=["source_index", "source_id"], how="left", maintain_order="left")[
+                "contrast"
+            ]
+            .to_numpy()
         )
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(there > 0, here / there, np.nan)
+            ratio = np.where(there > 0, here[source, target] / there, np.nan)
         found.append(
             moved.select(*PLACE_COLUMNS, "in_view")
             .with_columns(
@@ -203,6 +230,15 @@ def _look(state: _Sessions, queries: pl.DataFrame) -> pl.DataFrame:
         pl.concat(found, how="diagonal_relaxed").select(EVIDENCE_SCHEMA.keys()).cast(EVIDENCE_SCHEMA)
         if found
         else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    )
+
+
+def _place(boxes: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xmin, ymin, xmax, ymax)`` rows, first and last layers of a table of places."""
+    return (
+        boxes.select("xmin", "ymin", "xmax", "ymax").to_numpy(),
+        boxes["first_layer"].to_numpy(),
+        boxes["last_layer"].to_numpy(),
     )
 
 
