@@ -2,6 +2,7 @@
 retention, and a DuckDB file or a missing catalog answered in one line."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,35 @@ def test_the_command_compacts_the_lake_of_the_environment(tmp_path):
     missing = run(env={**env, "SYNAPFLOW_STORE": f"ducklake:sqlite:{tmp_path / 'none.sqlite'}"})
     assert missing.returncode == 2 and missing.stderr.strip().startswith("error:")
     assert "no DuckLake catalog there yet" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_the_weekly_job_compacts_the_lake_and_leaves_a_duckdb_file_alone(tmp_path):
+    import dagster as dg
+
+    from synapflow_assets.defs.catalog import build_definitions
+    from synapflow_assets.defs.resources import DataLake
+    from synapflow_assets.defs.store_maintenance import compact_store, weekly_compaction
+
+    store = rewritten_lab(tmp_path)
+    rows, files = table(store, "spine_features"), parquet_files(store)
+    lake_root = DataLake(root=str(tmp_path / "data"), store=f"ducklake:{store.catalog}", store_data=store.data_path)
+
+    def run_job(lake_root: DataLake) -> list[str]:
+        with dg.instance_for_test() as instance:
+            result = compact_store.execute_in_process(resources={"lake": lake_root}, instance=instance)
+            assert result.success
+            return [record.user_message for record in instance.all_logs(result.run_id) if record.user_message]
+
+    logged = [line for line in run_job(lake_root) if "live data files" in line]
+    assert len(logged) == 1
+    before, after = map(int, re.search(r"(\d+) -> (\d+) live data files", logged[0]).groups())
+    assert after < before and parquet_files(store) > files  # merged; the replaced files kept a week
+    assert table(store, "spine_features").equals(rows)
+
+    embedded = DataLake(root=str(tmp_path / "embedded"))
+    assert any("nothing to compact" in line for line in run_job(embedded))
+    assert not (tmp_path / "embedded" / "features.duckdb").exists()
+
+    defs = build_definitions()
+    assert defs.resolve_schedule_def("weekly_compaction").job_name == "compact_store"
+    assert weekly_compaction.default_status.name == "RUNNING"

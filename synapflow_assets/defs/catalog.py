@@ -12,6 +12,7 @@ from .feature_assets import spine_features
 from .graph import ASSETS, pipeline_jobs, process_sessions_job, update_animals_job
 from .landing_sensor import failure_summary_sensor, landing_sensor
 from .resources import AlignmentSettings, DetectionSettings, ImagingSettings, lake_from_environment
+from .store_maintenance import compact_store, weekly_compaction
 
 AUTOMATION = dg.AutomationConditionSensorDefinition(
     "spine_automation",
@@ -38,12 +39,13 @@ def default_resources(**given: Any) -> dict[str, Any]:
 def build_definitions(
     resources: Mapping[str, Any] | None = None, executor: dg.ExecutorDefinition | None = None
 ) -> dg.Definitions:
-    """The assets, checks, jobs and sensors of SynapFlow with `resources` (replacing the defaults of
+    """The assets, checks, jobs, sensors and schedule of SynapFlow with `resources` (replacing the defaults of
     :func:`default_resources`), the jobs' steps run by `executor` (default: in this process)."""
     jobs = pipeline_jobs(executor) if executor is not None else (process_sessions_job, update_animals_job)
     return dg.Definitions(
         assets=ASSETS,
-        jobs=list(jobs),
+        jobs=[*jobs, compact_store],
         sensors=SENSORS,
+        schedules=[weekly_compaction],
         resources=default_resources(**(resources or {})),
     )
