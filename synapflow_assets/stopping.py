@@ -11,6 +11,7 @@ Writes are atomic, so what was interrupted is simply not there; the next ``inges
 from __future__ import annotations
 
 import _thread
+import contextlib
 import logging
 import os
 import signal
@@ -28,6 +29,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _requested: dict[str, signal.Signals | None] = {"signal": None}
 _interrupted = {"raised": False}
 AGAIN = b"\x00"  # on the wake-up socket beside signal numbers: interrupt the main thread again
+_in_hook: dict[str, object] = {"active": False, "again": None}
+"""While our unraisable hook runs, an interrupt raised there would be dropped too: the handler asks for it again."""
 
 
 class Stopped(SynapFlowError, RuntimeError):
@@ -68,6 +71,10 @@ def _request(signum: int) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     _request(signum)
+    again = _in_hook["again"]
+    if _in_hook["active"] and callable(again):
+        again()  # raised inside the hook it would be lost: interrupt the main thread again once it has returned
+        return
     _interrupted["raised"] = True
     raise KeyboardInterrupt
 
@@ -116,14 +123,28 @@ def stop_on_signals() -> Iterator[None]:
     watcher.start()
     previous_hook = sys.unraisablehook
 
+    def again() -> None:
+        with contextlib.suppress(OSError):  # closed: the block has ended
+            writer.send(AGAIN)
+
     def redeliver_lost_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
         # our KeyboardInterrupt raised in a weakref callback or __del__ is printed and dropped: the watcher
-        # interrupts the main thread again, once this hook has returned
-        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt) and stop_requested():
-            writer.send(AGAIN)
-        else:
-            previous_hook(unraisable)
+        # interrupts the main thread again; an interrupt that lands while this hook still runs is asked for
+        # again by the handler (`_in_hook`), until one lands after the hook has returned
+        _in_hook["active"] = True
+        try:
+            if (
+                unraisable.exc_type is not None
+                and issubclass(unraisable.exc_type, KeyboardInterrupt)
+                and stop_requested()
+            ):
+                again()
+            else:
+                previous_hook(unraisable)
+        finally:
+            _in_hook["active"] = False
 
+    _in_hook["again"] = again
     sys.unraisablehook = redeliver_lost_interrupt
     try:
         yield
@@ -133,6 +154,7 @@ def stop_on_signals() -> Iterator[None]:
         raise Stopped(signal.SIGINT, "stopped by SIGINT; run the same command again to finish") from None
     finally:
         sys.unraisablehook = previous_hook
+        _in_hook["again"] = None
         signal.set_wakeup_fd(previous_fd)
         writer.close()  # the watcher's recv returns b""
         watcher.join()
