@@ -74,8 +74,7 @@ class Environment(BaseModel):
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
         """The variables set (non-empty) in ``environ`` (default: the process environment)."""
         source = os.environ if environ is None else environ
-        names = [field.alias for field in cls.model_fields.values() if field.alias]
-        return cls.model_validate({name: source[name] for name in names if source.get(name)})
+        return cls.model_validate({name: source[name] for name in cls.variables() if source.get(name)})
 
     @classmethod
     def variables(cls) -> list[str]:

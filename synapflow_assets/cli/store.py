@@ -160,11 +160,12 @@ def compact(*, store: str, keep_days: float) -> int:
     import duckdb
 
     from ..store.ducklake import DuckLake, store_location
+    from ..store.lake_compaction import ON_A_FILE
     from ..store.lake_compaction import compact as compact_lake
 
     location = store_location(store, Environment.read().store_data)
     if not isinstance(location, DuckLake):
-        print(f"{location}: a DuckDB file reuses its free space itself; nothing to compact")
+        print(f"{location}: {ON_A_FILE}")
         return 0
     if not location.exists():
         raise CommandError(f"{location}: no DuckLake catalog there yet; nothing to compact")

@@ -5,7 +5,7 @@ does by hand). On the embedded DuckDB file it has nothing to do and says so."""
 import dagster as dg
 
 from ..store.ducklake import DuckLake
-from ..store.lake_compaction import compact
+from ..store.lake_compaction import ON_A_FILE, compact
 from .resources import DataLake
 
 KEEP_DAYS = 7.0
@@ -16,7 +16,7 @@ KEEP_DAYS = 7.0
 def compact_feature_store(context: dg.OpExecutionContext, lake: DataLake) -> None:
     location = lake.store_path
     if not isinstance(location, DuckLake):
-        context.log.info(f"{location}: a DuckDB file reuses its free space itself; nothing to compact")
+        context.log.info(f"{location}: {ON_A_FILE}")
         return
     if not location.exists():
         context.log.info(f"{location}: no DuckLake catalog there yet; nothing to compact")

@@ -13,6 +13,10 @@ from .ducklake import ALIAS, DuckLake, retrying
 _FILES = f"__ducklake_metadata_{ALIAS}.ducklake_data_file"
 
 
+ON_A_FILE = "a DuckDB file reuses its free space itself; nothing to compact"
+"""What compaction says of a store that is one DuckDB file (``compact`` and the weekly job)."""
+
+
 @dataclass(frozen=True)
 class Compaction:
     """What a compaction did.

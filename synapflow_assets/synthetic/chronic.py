@@ -90,39 +90,54 @@ def turnover(params: SimulationParams, alive: Spines, dendrites, next_id: int, r
     return kept.concat(new), eliminated, new.spine_id
 
 
-def alive_statuses(visible: np.ndarray, formed: np.ndarray, place_seen_before: np.ndarray) -> np.ndarray:
-    """``present``, ``new`` or ``out_of_view`` of living spines: ``new`` only where the previous session's image
-    held the place (elsewhere the spine entered the view, as a lab sees it)."""
-    return np.where(visible, np.where(formed & place_seen_before, "new", "present"), "out_of_view")
-
-
-def observable_losses(
-    unseen: Spines, eliminated: Spines, head_px: np.ndarray, shape
+def observed_statuses(
+    params: SimulationParams,
+    tr: SessionTransform,
+    previous: SessionTransform | None,
+    alive: Spines,
+    visible: np.ndarray,
+    new_ids: np.ndarray,
+    unseen: Spines,
+    eliminated: Spines,
 ) -> tuple[Spines, np.ndarray, Spines]:
-    """The lost spines a session lists, their statuses, and those it cannot yet call lost.
+    """The spines a session lists, their statuses (see the module's description), and the lost ones it cannot
+    call lost yet.
 
     Parameters
     ----------
+    params : SimulationParams
+    tr, previous : SessionTransform
+        World um -> pixels of this session and of the previous one (None for the first).
+    alive : Spines
+        The living spines; ``visible`` says which are in view.
+    new_ids : ndarray
+        Ids of the spines formed for this session.
     unseen : Spines
         Spines lost before, each where no image has seen its place since.
     eliminated : Spines
         Spines lost for this session.
-    head_px : ndarray (n, 3)
-        Head centres of ``unseen`` then ``eliminated`` in this session's pixels.
-    shape : image shape (z, y, x)
 
     Returns
     -------
-    gone : Spines
-        ``unseen`` then ``eliminated``.
+    listed : Spines
+        ``alive``, then the lost spines (``unseen`` then ``eliminated``).
     status : ndarray of str
-        ``eliminated`` where the head's place is in view, else ``out_of_view``.
+        ``new`` only where the previous image held the place (else ``present``: it entered the view);
+        a lost spine is ``eliminated`` where its place is in view, else ``out_of_view``.
     unseen : Spines
-        Those still out of view.
+        The lost spines still out of view.
     """
+    seen_before = previous is None or in_view(previous.to_pixels(alive.head_centre_um, params), params.shape)
+    formed = np.isin(alive.spine_id, new_ids) & seen_before
     gone = unseen.concat(eliminated)
-    seen = in_view(head_px, shape)
-    return gone, np.where(seen, "eliminated", "out_of_view"), gone.take(~seen)
+    seen = in_view(tr.to_pixels(gone.head_centre_um, params), params.shape)
+    status = np.concatenate(
+        [
+            np.where(visible, np.where(formed, "new", "present"), "out_of_view"),
+            np.where(seen, "eliminated", "out_of_view"),
+        ]
+    )
+    return alive.concat(gone), status, gone.take(~seen)
 
 
 def simulate_animal(
@@ -163,16 +178,12 @@ def simulate_animal(
         s_px = tr.to_pixels(s_points, params)
         head_px = tr.to_pixels(alive.head_centre_um, params)
         visible = in_view(head_px, params.shape)
-        seen_before = previous is None or in_view(previous.to_pixels(alive.head_centre_um, params), params.shape)
-        status = alive_statuses(visible, np.isin(alive.spine_id, new_ids), np.asarray(seen_before))
+        both, status, unseen = observed_statuses(params, tr, previous, alive, visible, new_ids, unseen, eliminated)
         previous = tr
-        gone_px = tr.to_pixels(unseen.concat(eliminated).head_centre_um, params)
-        gone, gone_status, unseen = observable_losses(unseen, eliminated, gone_px, params.shape)
-        both = alive.concat(gone)
         spines = spines_table(
             params,
             both.spine_id,
-            np.concatenate([status, gone_status]),
+            status,
             both.type_code,
             tr.to_pixels(both.head_centre_um, params),
             both.head_volume_um3,

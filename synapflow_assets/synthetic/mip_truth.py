@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from .chronic import alive_statuses, grow_separated, observable_losses, turnover
+from .chronic import grow_separated, observed_statuses, turnover
 from .mip_profile import MipProfile, MipSeries, draw_series, seeded_rng
 from .morphology import Spines, initial_spine_count
 from .transform import SessionTransform, draw_transform
@@ -149,17 +149,13 @@ def session_truth(series: MipSeries, seed: int, attempt: int, i: int, state: Ser
     alive = state.alive
     head_px = tr.to_pixels(alive.head_centre_um, out)
     visible = in_view(head_px, out.shape)
-    seen_before = state.previous is None or in_view(state.previous.to_pixels(alive.head_centre_um, out), out.shape)
-    status = alive_statuses(visible, np.isin(alive.spine_id, new_ids), np.asarray(seen_before))
-    state.previous = tr
     unseen = alive.take(np.zeros(0, int)) if state.unseen is None else state.unseen
-    gone_px = tr.to_pixels(unseen.concat(eliminated).head_centre_um, out)
-    gone, gone_status, state.unseen = observable_losses(unseen, eliminated, gone_px, out.shape)
-    both = alive.concat(gone)
+    both, status, state.unseen = observed_statuses(out, tr, state.previous, alive, visible, new_ids, unseen, eliminated)
+    state.previous = tr
     spines = spines_table(
         out,
         both.spine_id,
-        np.concatenate([status, gone_status]),
+        status,
         both.type_code,
         tr.to_pixels(both.head_centre_um, out),
         both.head_volume_um3,
